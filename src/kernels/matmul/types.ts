@@ -1,0 +1,31 @@
+// The contract every matmul kernel variant implements: C[b] = A[b] @ B[b] over strided
+// operands, so transposed inputs (a permuted view) never need materialising.
+import type { DType } from '../../tensor/dtype.js';
+
+export interface MatOperand {
+  buffer: GPUBuffer;
+  dtype: DType;
+  offset: number; // elements
+  batchStride: number; // 0 broadcasts one matrix over the batch
+  rowStride: number;
+  colStride: number;
+}
+
+export interface MatmulProblem {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  a: MatOperand; // [batch, m, k]
+  b: MatOperand; // [batch, k, n]
+  out: GPUBuffer; // dense f32 [batch, m, n]
+  /** Optional: add `alpha * A@B` into out instead of overwriting (beta = 1). */
+  accumulate?: boolean;
+}
+
+export interface MatmulVariant {
+  name: string;
+  /** Can this variant run this problem (layout/alignment constraints)? */
+  supports(p: MatmulProblem): boolean;
+  launch(p: MatmulProblem): void;
+}

@@ -1,0 +1,51 @@
+// Dense copies and constant tensors.
+import { copyKernel, copyLayout, COPY_WG } from '../../kernels/copy.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import type { DType } from '../dtype.js';
+import { dispatch, grid } from '../runtime.js';
+import { fmt, numel, sameShape, type Shape } from '../shape.js';
+import { registerContiguous, Tensor } from '../tensor.js';
+import { withGrad } from '../autograd.js';
+import { launchElementwise } from './elementwise.js';
+
+/** A tensor filled with `value`. */
+export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
+  return launchElementwise('fill', 'p0', [], dtype, [value], [...shape]);
+}
+export const zeros = (shape: Shape, dtype: DType = 'f32') => fill(shape, 0, dtype);
+export const ones = (shape: Shape, dtype: DType = 'f32') => fill(shape, 1, dtype);
+
+/** Dense row-major copy of any view (a no-op view when already dense). */
+export function contiguous(x: Tensor): Tensor {
+  x.assertAlive('contiguous');
+  if (x.isContiguous) return x.view(x.shape, x.strides, x.offset);
+  const y = launchElementwise('contiguous', 'x0', [x], x.dtype);
+  return withGrad('contiguous', y, [x], (g) => [g]);
+}
+registerContiguous(contiguous);
+
+/** Write src into the view dst (same shape). Not differentiable: used to assemble outputs. */
+export function copyInto(dst: Tensor, src: Tensor): void {
+  dst.assertAlive('copyInto');
+  src.assertAlive('copyInto');
+  if (!sameShape(dst.shape, src.shape)) throw new Error(`copyInto: shapes ${fmt(dst.shape)} and ${fmt(src.shape)} differ`);
+  const n = numel(src.shape);
+  if (n === 0) return;
+  if (src.buffer === dst.buffer) {
+    // One buffer cannot be bound both read-only and writable in a dispatch: stage through a copy.
+    const tmp = launchElementwise('contiguous', 'x0', [src], src.dtype);
+    copyInto(dst, tmp);
+    tmp.dispose();
+    return;
+  }
+  const rank = Math.max(1, src.rank);
+  const L = copyLayout(rank);
+  const u = new Uniforms(L.words);
+  u.set(0, n);
+  const pad = (a: readonly number[], fillv: number) => (a.length ? [...a] : [fillv]);
+  u.setAll(L.shape, pad(src.shape, 1));
+  u.setAll(L.src, pad(src.strides, 0)).set(L.src + rank, src.offset);
+  u.setAll(L.dst, pad(dst.strides, 0)).set(L.dst + rank, dst.offset);
+  const k = copyKernel(src.dtype, dst.dtype, rank);
+  dispatch({ ...k, buffers: [src.buffer, dst.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / COPY_WG)) });
+}

@@ -1,0 +1,153 @@
+// Elementwise ops with broadcasting, each gradient rule beside its op.
+import { elementwiseKernel, ewLayout, EW_WG } from '../../kernels/elementwise.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import type { DType } from '../dtype.js';
+import { dispatch, grid } from '../runtime.js';
+import { broadcastShapes, fmt, numel, sameShape } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { withGrad } from '../autograd.js';
+import { sumTo } from './reduce.js';
+
+export type Scalar = number;
+type P = [number?, number?, number?];
+
+/** Launch an elementwise kernel over already-broadcast-compatible inputs. */
+export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[]): Tensor {
+  for (const t of inputs) t.assertAlive(op);
+  const shape = outShape ?? broadcastShapes(op, ...inputs.map((t) => t.shape));
+  const rank = Math.max(1, shape.length);
+  const n = numel(shape);
+  const out = Tensor.empty(shape, outDtype);
+  if (n === 0) return out;
+  const linear = inputs.every((t) => t.isContiguous && sameShape(t.shape, shape));
+  const L = ewLayout(rank, inputs.length);
+  const u = new Uniforms(L.words);
+  u.set(0, n);
+  params.forEach((p, i) => u.setF(1 + i, p ?? 0));
+  const padded = shape.length ? shape : [1];
+  u.setAll(L.shape, padded);
+  inputs.forEach((t, k) => {
+    // Broadcast strides: align right, 0 where the input has size 1 or lacks the dim.
+    const st = new Array<number>(rank).fill(0);
+    for (let i = 0; i < t.rank; i++) {
+      const j = rank - t.rank + i;
+      st[j] = t.shape[i] === 1 && padded[j] !== 1 ? 0 : t.strides[i];
+    }
+    u.setAll(L.input(k), st);
+    u.set(L.input(k) + rank, t.offset);
+  });
+  const k = elementwiseKernel(expr, inputs.map((t) => t.dtype), outDtype, rank, linear);
+  dispatch({ ...k, buffers: [...inputs.map((t) => t.buffer), out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / EW_WG)) });
+  return out;
+}
+
+// ---- unary ----------------------------------------------------------------------------------
+
+const un = (op: string, expr: string, grad?: (x: Tensor, y: Tensor, g: Tensor) => Tensor) => (x: Tensor): Tensor => {
+  const y = launchElementwise(op, expr, [x]);
+  return grad ? withGrad(op, y, [x], (g) => [grad(x, y, g)]) : y;
+};
+
+export const neg = un('neg', '-x0', (_x, _y, g) => neg(g));
+export const exp = un('exp', 'exp(x0)', (_x, y, g) => mul(g, y));
+export const log = un('log', 'log(x0)', (x, _y, g) => div(g, x));
+export const sqrt = un('sqrt', 'sqrt(x0)', (_x, y, g) => launchElementwise('sqrt_grad', '0.5 * x0 / x1', [g, y]));
+export const rsqrt = un('rsqrt', 'inverseSqrt(x0)', (_x, y, g) => launchElementwise('rsqrt_grad', '-0.5 * x0 * x1 * x1 * x1', [g, y]));
+export const tanh = un('tanh', 'tanh_(x0)', (_x, y, g) => launchElementwise('tanh_grad', 'x0 * (1.0 - x1 * x1)', [g, y]));
+export const sigmoid = un('sigmoid', 'sigmoid_(x0)', (_x, y, g) => launchElementwise('sigmoid_grad', 'x0 * x1 * (1.0 - x1)', [g, y]));
+export const relu = un('relu', 'max(x0, 0.0)', (x, _y, g) => launchElementwise('relu_grad', 'select(0.0, x0, x1 > 0.0)', [g, x]));
+export const geluTanh = un('gelu_tanh', 'gelu_tanh_(x0)', (x, _y, g) => launchElementwise('gelu_tanh_grad', 'x0 * gelu_tanh_grad_(x1)', [g, x]));
+export const gelu = un('gelu_erf', 'gelu_erf_(x0)', (x, _y, g) => launchElementwise('gelu_erf_grad', 'x0 * gelu_erf_grad_(x1)', [g, x]));
+export const silu = un('silu', 'x0 * sigmoid_(x0)', (x, _y, g) => launchElementwise('silu_grad', 'x0 * silu_grad_(x1)', [g, x]));
+export const abs = un('abs', 'abs(x0)', (x, _y, g) => launchElementwise('abs_grad', 'x0 * sign(x1)', [g, x]));
+export const square = un('square', 'x0 * x0', (x, _y, g) => launchElementwise('square_grad', '2.0 * x0 * x1', [g, x]));
+
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (lo > hi) throw new Error(`clamp: lo ${lo} > hi ${hi}`);
+  const y = launchElementwise('clamp', 'clamp(x0, p0, p1)', [x], 'f32', [lo, hi]);
+  return withGrad('clamp', y, [x], (g) => [launchElementwise('clamp_grad', 'select(0.0, x0, x1 >= p0 && x1 <= p1)', [g, x], 'f32', [lo, hi])]);
+}
+
+/** x * s + b with scalars (one kernel; the workhorse of scalar arithmetic). */
+export function affine(x: Tensor, s: number, b = 0): Tensor {
+  const y = launchElementwise('affine', 'x0 * p0 + p1', [x], 'f32', [s, b]);
+  return withGrad('affine', y, [x], (g) => [s === 1 ? g : launchElementwise('scale', 'x0 * p0', [g], 'f32', [s])]);
+}
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  if (x.dtype === dtype) return x.view(x.shape, x.strides, x.offset);
+  const y = launchElementwise('cast', dtype === 'i32' ? 'round(x0)' : 'x0', [x], dtype);
+  return dtype === 'i32' ? y : withGrad('cast', y, [x], (g) => [x.dtype === 'i32' ? null : cast(g, x.dtype)]);
+}
+
+// ---- binary ---------------------------------------------------------------------------------
+
+function bin(op: string, expr: string, scalarExpr: string | undefined, grad: (a: Tensor, b: Tensor, y: Tensor, g: Tensor) => [Tensor | null, Tensor | null]) {
+  return (a: Tensor | Scalar, b: Tensor | Scalar): Tensor => {
+    if (typeof a === 'number' && typeof b === 'number') throw new Error(`${op}: at least one argument must be a Tensor`);
+    if (typeof b === 'number' && scalarExpr) return scalarOp(op, scalarExpr, a as Tensor, b);
+    const ta = typeof a === 'number' ? Tensor.scalar(a) : a;
+    const tb = typeof b === 'number' ? Tensor.scalar(b) : b;
+    const y = launchElementwise(op, expr, [ta, tb]);
+    return withGrad(op, y, [ta, tb], (g) => {
+      const [ga, gb] = grad(ta, tb, y, g);
+      return [ga && sumTo(ga, ta.shape), gb && sumTo(gb, tb.shape)];
+    });
+  };
+}
+
+function scalarOp(op: string, expr: string, a: Tensor, s: number): Tensor {
+  switch (op) {
+    case 'add': return affine(a, 1, s);
+    case 'sub': return affine(a, 1, -s);
+    case 'mul': return affine(a, s, 0);
+    case 'div': return affine(a, 1 / s, 0);
+  }
+  const y = launchElementwise(op, expr, [a], 'f32', [s]);
+  if (op === 'pow') return withGrad(op, y, [a], (g) => [launchElementwise('pow_grad', 'x0 * p0 * pow(x1, p0 - 1.0)', [g, a], 'f32', [s])]);
+  return y;
+}
+
+export const add = bin('add', 'x0 + x1', 'x0 + p0', (_a, _b, _y, g) => [g, g]);
+export const sub = bin('sub', 'x0 - x1', 'x0 - p0', (_a, _b, _y, g) => [g, neg(g)]);
+export const mul = bin('mul', 'x0 * x1', 'x0 * p0', (a, b, _y, g) => [mul(g, b), mul(g, a)]);
+export const div = bin('div', 'x0 / x1', 'x0 / p0', (_a, b, y, g) => [div(g, b), launchElementwise('div_grad_b', '-x0 * x1 / x2', [g, y, b])]);
+/** a^b; for tensor exponents a must be positive (gradient uses log a). */
+export const pow = bin('pow', 'pow(x0, x1)', 'pow(x0, p0)', (a, b, y, g) => [
+  launchElementwise('pow_grad_a', 'x0 * x2 * pow(x1, x2 - 1.0)', [g, a, b]),
+  launchElementwise('pow_grad_b', 'x0 * x1 * log(x2)', [g, y, a]),
+]);
+export const maximum = bin('maximum', 'max(x0, x1)', 'max(x0, p0)', (a, b, _y, g) => [
+  launchElementwise('max_grad_a', 'select(0.0, x0, x1 >= x2)', [g, a, b]),
+  launchElementwise('max_grad_b', 'select(0.0, x0, x1 < x2)', [g, a, b]),
+]);
+export const minimum = bin('minimum', 'min(x0, x1)', 'min(x0, p0)', (a, b, _y, g) => [
+  launchElementwise('min_grad_a', 'select(0.0, x0, x1 <= x2)', [g, a, b]),
+  launchElementwise('min_grad_b', 'select(0.0, x0, x1 > x2)', [g, a, b]),
+]);
+
+// Comparisons return f32 0/1 masks (usable directly in arithmetic); no gradient.
+const cmp = (op: string, sym: string) => (a: Tensor, b: Tensor | Scalar): Tensor =>
+  typeof b === 'number' ? launchElementwise(op, `b2f(x0 ${sym} p0)`, [a], 'f32', [b]) : launchElementwise(op, `b2f(x0 ${sym} x1)`, [a, b]);
+export const lt = cmp('lt', '<');
+export const le = cmp('le', '<=');
+export const gt = cmp('gt', '>');
+export const ge = cmp('ge', '>=');
+export const eq = cmp('eq', '==');
+export const ne = cmp('ne', '!=');
+
+/** cond ? a : b, with cond a 0/1 mask (nonzero is true); broadcasts all three. */
+export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Tensor {
+  const ta = typeof a === 'number' ? Tensor.scalar(a) : a;
+  const tb = typeof b === 'number' ? Tensor.scalar(b) : b;
+  const y = launchElementwise('where', 'select(x2, x1, x0 != 0.0)', [cond, ta, tb]);
+  return withGrad('where', y, [cond, ta, tb], (g) => [
+    null,
+    sumTo(launchElementwise('where_grad_a', 'select(0.0, x1, x0 != 0.0)', [cond, g], 'f32', [], broadcastShapes('where', cond.shape, g.shape)), ta.shape),
+    sumTo(launchElementwise('where_grad_b', 'select(x1, 0.0, x0 != 0.0)', [cond, g], 'f32', [], broadcastShapes('where', cond.shape, g.shape)), tb.shape),
+  ]);
+}
+
+export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
+  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shapes ${fmt(a.shape)} and ${fmt(b.shape)} must match`);
+}

@@ -1,0 +1,82 @@
+// Batched matmul with broadcast batch dims. Transposed operands are strided views: the
+// kernel reads them through strides, so A^T in a backward pass costs no copy.
+import { pickMatmul } from '../../kernels/matmul/select.js';
+import type { MatOperand } from '../../kernels/matmul/types.js';
+import { withGrad } from '../autograd.js';
+import { broadcastShapes, fmt, numel } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { contiguous } from './copy.js';
+import { add } from './elementwise.js';
+import { sumTo } from './reduce.js';
+import { expand, reshape, transpose } from './view.js';
+
+/** One batch stride for the leading dims of `t` broadcast to `batch`, or undefined if they do not collapse. */
+function batchStride(t: Tensor, batch: number[]): number | undefined {
+  const pad = batch.length - (t.rank - 2);
+  const eff = batch.map((_, i) => (i < pad || t.shape[i - pad] === 1 ? 0 : t.strides[i - pad]));
+  const dims = batch.map((_, i) => i).filter((i) => batch[i] > 1);
+  if (dims.every((i) => eff[i] === 0)) return 0;
+  // Collapsible to a single stride s when eff[i] = s * (product of the later batch sizes).
+  const s = eff[dims[dims.length - 1]];
+  let acc = s;
+  for (let q = dims.length - 1; q >= 0; q--) {
+    if (eff[dims[q]] !== acc) return undefined;
+    acc *= batch[dims[q]];
+  }
+  return s;
+}
+
+function operand(t: Tensor, batch: number[]): { op: MatOperand; owned?: Tensor } {
+  let bs = batchStride(t, batch);
+  let src = t;
+  let owned: Tensor | undefined;
+  if (bs === undefined) {
+    owned = src = contiguous(expand(t, [...batch, ...t.shape.slice(-2)]));
+    bs = src.strides[src.rank - 3];
+  }
+  return {
+    op: { buffer: src.buffer, dtype: src.dtype, offset: src.offset, batchStride: bs, rowStride: src.strides[src.rank - 2], colStride: src.strides[src.rank - 1] },
+    owned,
+  };
+}
+
+function matmulRaw(a: Tensor, b: Tensor): Tensor {
+  a.assertAlive('matmul');
+  b.assertAlive('matmul');
+  if (a.rank < 2 || b.rank < 2) throw new Error(`matmul: operands must be at least 2-D, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2);
+  if (k !== k2) throw new Error(`matmul: inner dims differ: ${fmt(a.shape)} @ ${fmt(b.shape)} (${k} vs ${k2})`);
+  if (a.dtype === 'i32' || b.dtype === 'i32') throw new Error(`matmul: integer operands (${a.dtype}, ${b.dtype}) are not supported`);
+  const batch = broadcastShapes('matmul (batch dims)', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const out = Tensor.empty([...batch, m, n]);
+  const nb = numel(batch);
+  if (nb * m * n === 0) return out;
+  const A = operand(a, batch), B = operand(b, batch);
+  const p = { batch: nb, m, n, k, a: A.op, b: B.op, out: out.buffer };
+  if (k === 0) {
+    A.owned?.dispose(); B.owned?.dispose();
+    out.dispose();
+    return Tensor.from(new Float32Array(nb * m * n), [...batch, m, n]);
+  }
+  pickMatmul(p).launch(p);
+  A.owned?.dispose();
+  B.owned?.dispose();
+  return out;
+}
+
+/** a @ b. 1-D operands are treated as a row (a) or column (b) vector and squeezed back. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  if (a.rank === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), b.rank === 1 ? [] : [...b.shape.slice(0, -2), b.shape[b.rank - 1]]);
+  if (b.rank === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1));
+  const y = matmulRaw(a, b);
+  return withGrad('matmul', y, [a, b], (g) => [
+    a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
+    b.requiresGrad ? sumTo(matmul(transpose(a), g), b.shape) : null,
+  ]);
+}
+
+/** x @ w^T (+ bias): the Linear layer with weights stored [out, in], as PyTorch and HF do. */
+export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+  const y = matmul(x, transpose(w));
+  return bias ? add(y, bias) : y;
+}

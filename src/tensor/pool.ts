@@ -1,0 +1,61 @@
+// Buffer pool. GPU buffer creation costs far more than reuse, and a training loop allocates
+// the same sizes every step, so freed buffers wait in per-size free lists. Sizes are rounded
+// up to a size class (powers of two split in 4) so near-equal requests share buffers.
+// Counters of live buffers/bytes let tests assert that memory stays flat.
+import { gpu } from './device.js';
+
+const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export interface PoolStats { liveBuffers: number; liveBytes: number; pooledBuffers: number; pooledBytes: number; created: number }
+
+const free = new Map<number, GPUBuffer[]>();
+const stats: PoolStats = { liveBuffers: 0, liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, created: 0 };
+const sizeOf = new WeakMap<GPUBuffer, number>();
+
+export function sizeClass(bytes: number): number {
+  const b = Math.max(16, bytes);
+  if (b <= 256) return Math.ceil(b / 16) * 16;
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = p / 4;
+  return Math.ceil(b / step) * step;
+}
+
+export function acquire(bytes: number): GPUBuffer {
+  const size = sizeClass(bytes);
+  const list = free.get(size);
+  let buf = list?.pop();
+  if (buf) {
+    stats.pooledBuffers--;
+    stats.pooledBytes -= size;
+  } else {
+    buf = gpu().device.createBuffer({ size, usage: usage() });
+    sizeOf.set(buf, size);
+    stats.created++;
+  }
+  stats.liveBuffers++;
+  stats.liveBytes += size;
+  return buf;
+}
+
+export function release(buf: GPUBuffer): void {
+  const size = sizeOf.get(buf)!;
+  let list = free.get(size);
+  if (!list) free.set(size, (list = []));
+  list.push(buf);
+  stats.liveBuffers--;
+  stats.liveBytes -= size;
+  stats.pooledBuffers++;
+  stats.pooledBytes += size;
+}
+
+/** Destroy every pooled (free) buffer, e.g. between unrelated jobs. */
+export function trimPool(): void {
+  for (const list of free.values()) for (const b of list) b.destroy();
+  free.clear();
+  stats.pooledBuffers = 0;
+  stats.pooledBytes = 0;
+}
+
+export function poolStats(): PoolStats {
+  return { ...stats };
+}

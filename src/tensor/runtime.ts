@@ -1,0 +1,192 @@
+// Records kernel dispatches into one command encoder and submits rarely: on readback, on
+// upload into a recycled buffer, or when many dispatches are pending. Each dispatch gets
+// its own slot in a uniform arena that is written once per submit (queue.writeBuffer is
+// ordered with submits, so the arena can be reused by the next batch).
+import { debugLevel, gpu } from './device.js';
+
+export interface Binding { buffer: GPUBuffer; }
+
+export interface KernelSpec {
+  /** Cache key: everything that changes the WGSL text. */
+  key: string;
+  /** Produces the WGSL; called once per key. */
+  source: () => string;
+  /** Storage buffers in binding order (bindings 1..n; binding 0 is the uniform block). */
+  buffers: GPUBuffer[];
+  /** Which storage bindings are read-only (default: all but the last). */
+  readOnly?: boolean[];
+  /** Uniform words (u32 view; write f32 through a Float32Array over the same buffer). */
+  uniforms: Uint32Array;
+  /** Workgroup counts; x above the 65535 limit is split into y automatically by callers via grid(). */
+  workgroups: [number, number?, number?];
+}
+
+const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
+let encoder: GPUCommandEncoder | undefined;
+let pass: GPUComputePassEncoder | undefined;
+let pendingDispatches = 0;
+let stats = { dispatches: 0, submits: 0, compiles: 0, readbacks: 0 };
+
+// Uniform arena: one big buffer, fixed-size slots.
+const SLOT = 256;
+const ARENA_SLOTS = 1024;
+let arena: GPUBuffer | undefined;
+let arenaHost = new Uint8Array(SLOT * ARENA_SLOTS);
+let arenaUsed = 0;
+// Arenas already submitted in this batch window are kept until the queue is drained.
+const MAX_PENDING = 2048;
+
+export function runtimeStats() {
+  return { ...stats, pipelines: pipelines.size, pending: pendingDispatches };
+}
+
+function getPipeline(spec: KernelSpec) {
+  let p = pipelines.get(spec.key);
+  if (p) return p;
+  const device = gpu().device;
+  const code = spec.source();
+  if (debugLevel() > 1) console.error(`nla: compile ${spec.key}\n${debugLevel() > 2 ? code : ''}`);
+  device.pushErrorScope('validation');
+  const module = device.createShaderModule({ code, label: spec.key });
+  const ro = spec.readOnly ?? spec.buffers.map((_, i) => i < spec.buffers.length - 1);
+  const entries: GPUBindGroupLayoutEntry[] = [
+    { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+    ...spec.buffers.map((_, i) => ({
+      binding: i + 1,
+      visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: (ro[i] ? 'read-only-storage' : 'storage') as GPUBufferBindingType },
+    })),
+  ];
+  const layout = device.createBindGroupLayout({ entries, label: spec.key });
+  const pipeline = device.createComputePipeline({
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: 'main' },
+    label: spec.key,
+  });
+  // Compile errors surface asynchronously; compilation info lets us check now-ish. We record the
+  // pipeline and check the error scope in the background, failing the next sync point loudly.
+  const scope = device.popErrorScope();
+  pendingErrors.push(scope.then((e) => (e ? `kernel "${spec.key}": ${e.message}` : undefined)));
+  stats.compiles++;
+  p = { pipeline, layout };
+  pipelines.set(spec.key, p);
+  return p;
+}
+
+const pendingErrors: Promise<string | undefined>[] = [];
+
+/** Compile a kernel now and throw a clear error if its WGSL is invalid (used by custom ops). */
+export async function compileChecked(spec: Pick<KernelSpec, 'key' | 'source' | 'buffers' | 'readOnly'>): Promise<void> {
+  const device = gpu().device;
+  const module = device.createShaderModule({ code: spec.source(), label: spec.key });
+  const info = await module.getCompilationInfo();
+  const errs = info.messages.filter((m) => m.type === 'error');
+  if (errs.length) {
+    throw new Error(`nla: WGSL compile error in kernel "${spec.key}":\n` + errs.map((m) => `  line ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n'));
+  }
+}
+
+export function dispatch(spec: KernelSpec): void {
+  const device = gpu().device;
+  const { pipeline, layout } = getPipeline(spec);
+  if (arenaUsed >= ARENA_SLOTS) flush();
+  if (!arena) arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  const slot = arenaUsed++;
+  const bytes = new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
+  if (bytes.byteLength > SLOT) throw new Error(`nla: kernel "${spec.key}" uniforms exceed ${SLOT} bytes`);
+  arenaHost.set(bytes, slot * SLOT);
+  const bindGroup = device.createBindGroup({
+    layout,
+    entries: [
+      { binding: 0, resource: { buffer: arena, offset: slot * SLOT, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } },
+      ...spec.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+    ],
+  });
+  encoder ??= device.createCommandEncoder();
+  pass ??= encoder.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup);
+  const [x, y = 1, z = 1] = spec.workgroups;
+  if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
+  stats.dispatches++;
+  if (++pendingDispatches >= MAX_PENDING) flush();
+}
+
+/** Record a buffer-to-buffer copy in order with the dispatches. */
+export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+  const device = gpu().device;
+  encoder ??= device.createCommandEncoder();
+  if (pass) { pass.end(); pass = undefined; }
+  encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  pendingDispatches++;
+}
+
+/** Submit everything recorded so far. */
+export function flush(): void {
+  if (!encoder) return;
+  const device = gpu().device;
+  if (pass) { pass.end(); pass = undefined; }
+  if (arenaUsed > 0) device.queue.writeBuffer(arena!, 0, arenaHost, 0, arenaUsed * SLOT);
+  device.queue.submit([encoder.finish()]);
+  encoder = undefined;
+  // The next batch may overwrite the arena: writeBuffer is queued after this submit.
+  arenaUsed = 0;
+  pendingDispatches = 0;
+  stats.submits++;
+}
+
+export function hasPending(): boolean {
+  return encoder !== undefined;
+}
+
+/** Upload host data. Writes are queue-ordered before pending commands, so flush first. */
+export function upload(dst: GPUBuffer, offsetBytes: number, data: ArrayBufferView): void {
+  if (encoder) flush();
+  const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  // writeBuffer needs a multiple of 4 bytes.
+  if (bytes.byteLength % 4 !== 0) {
+    const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+    padded.set(bytes);
+    gpu().device.queue.writeBuffer(dst, offsetBytes, padded);
+  } else gpu().device.queue.writeBuffer(dst, offsetBytes, bytes);
+}
+
+/** Read bytes back. Yields to the event loop before awaiting: Dawn's await spins a core otherwise. */
+export async function readback(src: GPUBuffer, offsetBytes: number, bytes: number): Promise<ArrayBuffer> {
+  const device = gpu().device;
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  encoder ??= device.createCommandEncoder();
+  if (pass) { pass.end(); pass = undefined; }
+  if (size > 0) encoder.copyBufferToBuffer(src, offsetBytes, staging, 0, size);
+  flush();
+  stats.readbacks++;
+  await new Promise((r) => setTimeout(r, 0));
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  await checkErrors();
+  return out;
+}
+
+/** Wait for all submitted work (benchmarks). */
+export async function sync(): Promise<void> {
+  flush();
+  await new Promise((r) => setTimeout(r, 0));
+  await gpu().device.queue.onSubmittedWorkDone();
+  await checkErrors();
+}
+
+async function checkErrors(): Promise<void> {
+  if (!pendingErrors.length) return;
+  const errs = (await Promise.all(pendingErrors.splice(0))).filter(Boolean);
+  if (errs.length) throw new Error('nla: GPU validation error: ' + errs.join('; '));
+}
+
+/** Split a large 1-D workgroup count over x and y (each dimension is capped at 65535). */
+export function grid(n: number): [number, number] {
+  if (n <= 65535) return [n, 1];
+  const y = Math.ceil(n / 65535);
+  return [Math.ceil(n / y), y];
+}
