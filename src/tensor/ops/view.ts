@@ -46,7 +46,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   x.assertAlive('slice');
   const a = axisOf('slice', axis, x.rank);
   const n = x.shape[a];
-  const s = start < 0 ? start + n : start, e = end < 0 ? end + n : Math.min(end, n);
+  const s = start < 0 ? start + n : start, e = end < 0 ? end + n : end;
   if (s < 0 || s > e || e > n) throw new Error(`slice: [${start}, ${end}) out of range for axis ${axis} of ${fmt(x.shape)}`);
   const shape = [...x.shape];
   shape[a] = e - s;

@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import * as T from '../src/tensor/index.js';
+import * as ref from '../src/tensor/reference/core.js';
+import { arbShape, checkOp, property, randomNd } from '../src/testing/property.js';
+
+// A shape plus a non-empty sorted subset of its axes.
+const shapeAndAxes = arbShape({ minRank: 1, maxRank: 4, maxDim: 7 }).chain((s) =>
+  fc.tuple(fc.constant(s), fc.subarray(s.map((_, i) => i), { minLength: 1 }), fc.boolean(), fc.integer({ min: 1, max: 1e6 })),
+);
+
+for (const name of ['sum', 'mean', 'max', 'min', 'logsumexp'] as const) {
+  test(`${name} over any axes (keepdims or not) matches the reference, with gradient`, async () => {
+    await property(shapeAndAxes, async ([shape, axes, keep, seed]) => {
+      await checkOp({
+        name: `${name}(${axes})`,
+        inputs: [randomNd(shape, seed, -2, 2)],
+        gpu: ([x]) => T[name](x, axes, keep),
+        ref: ([x]) => ref[name](x, axes, keep),
+        grad: true,
+      });
+    }, { numRuns: 10 });
+  });
+}
+
+test('variance (population and unbiased) matches the reference, with gradient', async () => {
+  await property(shapeAndAxes, async ([shape, axes, keep, seed]) => {
+    const n = axes.reduce((a, i) => a * shape[i], 1);
+    const corr = n > 1 ? 1 : 0;
+    await checkOp({ name: 'var', inputs: [randomNd(shape, seed)], gpu: ([x]) => T.variance(x, axes, keep, corr), ref: ([x]) => ref.variance(x, axes, keep, corr), grad: true });
+  }, { numRuns: 8 });
+});
+
+test('reductions over long rows (more than one workgroup stride) and many rows', async () => {
+  await checkOp({ name: 'sum long', inputs: [randomNd([3, 1000], 1)], gpu: ([x]) => T.sum(x, 1), ref: ([x]) => ref.sum(x, [1]), atol: 1e-4 });
+  await checkOp({ name: 'lse long', inputs: [randomNd([2, 777], 2, -5, 5)], gpu: ([x]) => T.logsumexp(x, -1), ref: ([x]) => ref.logsumexp(x, [1]), atol: 1e-4 });
+  await checkOp({ name: 'column sum', inputs: [randomNd([513, 5], 3)], gpu: ([x]) => T.sum(x, 0), ref: ([x]) => ref.sum(x, [0]), atol: 1e-4 });
+});
+
+test('views: permute, transpose, slice, expand, reshape of a view, with gradients', async () => {
+  await property(fc.tuple(arbShape({ minRank: 2, maxRank: 4, maxDim: 6 }), fc.integer({ min: 1, max: 1e6 })), async ([shape, seed]) => {
+    const perm = shape.map((_, i) => i).reverse();
+    await checkOp({ name: 'permute', inputs: [randomNd(shape, seed)], gpu: ([x]) => x.permute(perm).mul(1), ref: ([x]) => ref.permute(x, perm), grad: true });
+    const ax = shape.length - 1, n = shape[ax];
+    const [s, e] = [Math.floor(n / 3), Math.max(Math.floor(n / 3) + 1, n - 1)];
+    await checkOp({ name: 'slice', inputs: [randomNd(shape, seed + 1)], gpu: ([x]) => x.slice(ax, s, e).exp(), ref: ([x]) => ref.unary('exp', ref.slice(x, ax, s, e)), grad: true });
+    await checkOp({ name: 'transpose+reshape', inputs: [randomNd(shape, seed + 2)], gpu: ([x]) => x.transpose().reshape([-1]), ref: ([x]) => ref.transpose(x).reshape([x.size]), grad: true });
+  }, { numRuns: 8 });
+  const big = [3, 4, 5];
+  await checkOp({ name: 'expand', inputs: [randomNd([4, 1], 5)], gpu: ([x]) => x.expand(big).mul(1), ref: ([x]) => ref.expand(x, big), grad: true });
+});
+
+test('concat, split and stack round trip with gradients', async () => {
+  await property(fc.tuple(arbShape({ minRank: 1, maxRank: 3, maxDim: 6 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 1e6 })), async ([shape, extra, seed]) => {
+    const ax = shape.length - 1;
+    const other = [...shape];
+    other[ax] = extra;
+    await checkOp({ name: 'concat', inputs: [randomNd(shape, seed), randomNd(other, seed + 1)], gpu: ([a, b]) => T.concat([a, b], ax), ref: ([a, b]) => ref.concat([a, b], ax), grad: true });
+    await checkOp({
+      name: 'split->concat reversed',
+      inputs: [randomNd([...shape.slice(0, -1), shape[ax] + extra], seed + 2)],
+      gpu: ([x]) => { const [p, q] = T.split(x, [shape[ax], extra], ax); return T.concat([q, p], ax); },
+      ref: ([x]) => ref.concat([ref.slice(x, ax, shape[ax], shape[ax] + extra), ref.slice(x, ax, 0, shape[ax])], ax),
+      grad: true,
+    });
+  }, { numRuns: 8 });
+  await checkOp({ name: 'stack', inputs: [randomNd([2, 3], 1), randomNd([2, 3], 2)], gpu: ([a, b]) => T.stack([a, b], 1), ref: ([a, b]) => ref.concat([a.reshape([2, 1, 3]), b.reshape([2, 1, 3])], 1), grad: true });
+});
+
+test('empty tensors: zero-size dims reduce to zeros and copy to nothing', async () => {
+  await T.initGpu();
+  const e = T.zeros([0, 3]);
+  assert.deepEqual(Array.from(await T.sum(e, 0).data()), [0, 0, 0]);
+  assert.equal((await T.concat([e, T.ones([2, 3])], 0).data()).length, 6);
+});
+
+test('view errors name the op and shapes', async () => {
+  await T.initGpu();
+  const x = T.zeros([2, 3]);
+  assert.throws(() => x.reshape([4]), /reshape: \[2,3\] \(6 elements\) cannot become \[4\]/);
+  assert.throws(() => x.permute([0, 0]), /permute/);
+  assert.throws(() => x.slice(1, 2, 5), /slice: \[2, 5\) out of range/);
+  assert.throws(() => x.expand([3, 3]), /expand/);
+  assert.throws(() => T.matmul(x, x), /matmul: inner dims differ: \[2,3\] @ \[2,3\]/);
+});
