@@ -1,0 +1,4 @@
+// Subcommands beyond `info`, registered in one place.
+import type { Command } from 'commander';
+
+export function registerAll(_program: Command): void {}

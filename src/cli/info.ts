@@ -1,0 +1,23 @@
+// `nla info`: what GPU adapter the engine got, its features and limits.
+import type { Command } from 'commander';
+import { adapterName, initGpu } from '../tensor/device.js';
+
+export function registerInfo(program: Command): void {
+  program
+    .command('info')
+    .description('print the WebGPU adapter, whether it is a software (CPU) adapter, its features and limits')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const g = await initGpu();
+      const i = g.info;
+      if (opts.json) {
+        console.log(JSON.stringify({ adapter: adapterName(i), ...i }));
+        return;
+      }
+      console.log(`adapter:   ${adapterName(i)}`);
+      console.log(`software:  ${i.isSoftware ? 'yes (a CPU implementation such as lavapipe: expect CPU-bound speed)' : 'no (a hardware GPU)'}`);
+      console.log(`features:  ${i.features.join(', ')}`);
+      console.log('limits:');
+      for (const [k, v] of Object.entries(i.limits)) console.log(`  ${k.padEnd(44)} ${v}`);
+    });
+}

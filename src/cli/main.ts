@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The `nla` command. Each subcommand lives in its own file and registers itself here; the
+// files stay thin: parse flags, call the library, print.
+import { Command } from 'commander';
+import { registerInfo } from './info.js';
+
+const program = new Command();
+program
+  .name('nla')
+  .description(
+    'Natural Language Autoencoders: explain a language model\'s activations in words.\n' +
+      'Runs on WebGPU (Dawn); on machines without a GPU, run `bash scripts/setup.sh` once to install Mesa lavapipe.\n' +
+      'Set NLA_DEBUG=1 (adapter), 2 (kernel compiles), 3 (WGSL source) for diagnostics.',
+  )
+  .showHelpAfterError();
+
+const registrars: ((p: Command) => void)[] = [registerInfo];
+for (const r of registrars) r(program);
+
+const extra = await import('./commands.js').catch(() => undefined);
+extra?.registerAll(program);
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (e: unknown) => {
+    console.error(`nla: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.NLA_DEBUG && e instanceof Error) console.error(e.stack);
+    process.exit(1);
+  },
+);
