@@ -9,20 +9,11 @@ import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { initGpu } from '../tensor/device.js';
 import '../tensor/methods.js';
+import { rng } from './rng.js';
 
 export { Nd };
 
-/** Deterministic PRNG (mulberry32): test data from a seed, so a failure can be replayed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 /** A float64 array of uniform values in [lo, hi), rounded to f32 so GPU and reference see the same inputs. */
 export function randomNd(shape: number[], seed: number, lo = -1, hi = 1): Nd {

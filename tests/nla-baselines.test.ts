@@ -1,0 +1,105 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type TokenRows, fveBigram, fveFloor, fveToken } from '../src/nla/baselines.js';
+import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
+import { probeAccuracy } from '../src/nla/probe.js';
+import { type Rng, mulberry32, randInt } from '../src/nla/rng.js';
+
+const d = 12;
+const vocab = 10;
+
+const gaussian = (r: Rng) => Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
+const randomVec = (r: Rng, w: number) => Float64Array.from({ length: w }, () => gaussian(r));
+
+// Token sequences, and activations given by f(prev, cur) times a random positive scale (the
+// norm varies, the direction does not: a normalised predictor can be exact).
+function makeRows(r: Rng, n: number, f: (prev: number, cur: number) => Float64Array): TokenRows {
+  const ids = new Int32Array(n);
+  const prevIds = new Int32Array(n);
+  const h = new Float32Array(n * d);
+  let prev = -1;
+  for (let i = 0; i < n; i++) {
+    const cur = randInt(r, vocab);
+    ids[i] = cur;
+    prevIds[i] = prev;
+    const scale = 0.5 + 2 * r();
+    f(prev, cur).forEach((x, j) => (h[i * d + j] = x * scale));
+    prev = i % 20 === 19 ? -1 : cur; // documents of 20 tokens
+  }
+  return { h, ids, prevIds };
+}
+
+test('the token lookup is exact when activations depend only on the current token', () => {
+  const r = mulberry32(1);
+  const table = Array.from({ length: vocab }, () => randomVec(r, d));
+  const f = (_p: number, c: number) => table[c]!;
+  const res = fveToken(makeRows(r, 2000, f), makeRows(r, 500, f), d);
+  assert.ok(Math.abs(res.fve - 1) < 1e-6, `fve ${res.fve}`);
+  assert.ok(res.mse < 1e-6 && res.variance > 0.5);
+});
+
+test('an unseen token falls back to the global mean, which scores like the floor', () => {
+  const r = mulberry32(2);
+  const table = Array.from({ length: vocab }, () => randomVec(r, d));
+  const train = makeRows(r, 1000, (_p, c) => table[c]!);
+  const test_ = { h: Float64Array.from(table[3]!), ids: [999] };
+  const global = meanRow(normalizeRows(train.h, d), d);
+  const expected = mseNormalized(global, test_.h, d)[0]!;
+  assert.ok(Math.abs(fveToken(train, test_, d).mse - expected) < 1e-12);
+  assert.ok(Math.abs(fveFloor(train, test_, d).mse - expected) < 1e-12);
+});
+
+test('the bigram lookup is exact when activations depend only on the (previous, current) pair', () => {
+  const r = mulberry32(3);
+  const table = Array.from({ length: (vocab + 1) * vocab }, () => randomVec(r, d));
+  const f = (p: number, c: number) => table[(p + 1) * vocab + c]!;
+  const train = makeRows(r, 6000, f);
+  const held = makeRows(r, 500, f);
+  const bigram = fveBigram(train, held, d);
+  assert.ok(Math.abs(bigram.fve - 1) < 1e-6, `bigram ${bigram.fve}`);
+  // the current token alone cannot be exact here
+  const token = fveToken(train, held, d);
+  assert.ok(token.fve < 0.5, `token ${token.fve}`);
+  // an unseen pair backs off to the token mean
+  const unseen = { h: held.h.slice(0, d), ids: [held.ids[0]!], prevIds: [12345] };
+  assert.ok(Math.abs(fveBigram(train, unseen, d).mse - fveToken(train, unseen, d).mse) < 1e-12);
+});
+
+test('the floor is below 0 on data with a common direction plus noise', () => {
+  const r = mulberry32(4);
+  const common = randomVec(r, d);
+  const f = () => common.map((x) => x + 0.8 * gaussian(r));
+  const res = fveFloor(makeRows(r, 1000, f), makeRows(r, 300, f), d);
+  assert.ok(res.fve < 0 && res.fve > -3, `floor ${res.fve}`);
+});
+
+function probeData(seed: number, n: number, dim: number, classes: number, separable: boolean) {
+  const r = mulberry32(seed);
+  const centres = Array.from({ length: classes }, () => randomVec(r, dim));
+  const y = new Int32Array(n);
+  const x = new Float64Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    y[i] = randInt(r, classes);
+    const c = centres[y[i]!]!;
+    for (let j = 0; j < dim; j++) x[i * dim + j] = (separable ? 2 * c[j]! : 0) + gaussian(r);
+  }
+  const v = normalizeRows(x, dim);
+  const cut = Math.floor(n * 0.8);
+  return { trainX: v.subarray(0, cut * dim), trainY: y.subarray(0, cut), testX: v.subarray(cut * dim), testY: y.subarray(cut) };
+}
+
+test('a probe reaches ~1.0 on separable classes, in under 2 s for 3000 × 64', () => {
+  const { trainX, trainY, testX, testY } = probeData(5, 3000, 64, 8, true);
+  const t0 = performance.now();
+  const acc = probeAccuracy(trainX, trainY, testX, testY, 8);
+  const ms = performance.now() - t0;
+  assert.ok(acc > 0.97, `accuracy ${acc}`);
+  assert.ok(ms < 2000, `${ms} ms`);
+});
+
+test('a probe is near chance on random labels', () => {
+  const { trainX, trainY, testX, testY } = probeData(6, 3000, 64, 8, false);
+  const acc = probeAccuracy(trainX, trainY, testX, testY, 8);
+  assert.ok(Math.abs(acc - 1 / 8) < 0.06, `accuracy ${acc}`);
+  assert.throws(() => probeAccuracy(trainX, trainY, testX, testY, 4), /label \d+ at \d+ not in \[0, 4\)/);
+});
