@@ -104,8 +104,13 @@ function scalarOp(op: string, expr: string, a: Tensor, s: number): Tensor {
     case 'div': return affine(a, 1 / s, 0);
   }
   const y = launchElementwise(op, expr, [a], 'f32', [s]);
-  if (op === 'pow') return withGrad(op, y, [a], (g) => [launchElementwise('pow_grad', 'x0 * p0 * pow(x1, p0 - 1.0)', [g, a], 'f32', [s])]);
-  return y;
+  const rule: Record<string, string> = {
+    pow: 'x0 * p0 * pow(x1, p0 - 1.0)',
+    maximum: 'select(0.0, x0, x1 >= p0)',
+    minimum: 'select(0.0, x0, x1 <= p0)',
+  };
+  if (!rule[op]) throw new Error(`${op}: no scalar form`);
+  return withGrad(op, y, [a], (g) => [launchElementwise(`${op}_scalar_grad`, rule[op], [g, a], 'f32', [s])]);
 }
 
 export const add = bin('add', 'x0 + x1', 'x0 + p0', (_a, _b, _y, g) => [g, g]);
