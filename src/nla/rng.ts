@@ -1,19 +1,14 @@
 // A small seeded PRNG so that corpora, splits and cut points are identical on every run and
 // machine (Math.random is neither seedable nor reproducible).
 
+import { rng } from '../util/rng.js';
+
 /** A function returning uniform floats in [0, 1). */
 export type Rng = () => number;
 
 /** mulberry32: 32-bit state, fast, good enough for data generation (not for cryptography). */
 export function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return rng(seed);
 }
 
 /** Uniform integer in [0, n). */

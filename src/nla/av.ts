@@ -1,0 +1,110 @@
+// AV (activation verbalizer): a full copy of M. The activation h is L2-normalised, scaled to
+// alpha and written over the input embedding of the one placeholder token in a fixed prompt;
+// the AV then writes an explanation, closed by the explanationEnd marker and EOS.
+import type { Tokenizer } from '../io/tokenizer.js';
+import { generate, sequenceLogProbs, type Generation } from '../nn/generate.js';
+import type { Llama } from '../nn/llama.js';
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { padRight, targetMask } from './batch.js';
+import { avPrompt, continuationIds, parseExplanation, type AvPrompt, type PromptSpec } from './prompts.js';
+
+export interface Explained {
+  text: string;
+  /** The parsed explanation, or undefined when the output never closed (unparseable). */
+  explanation: string | undefined;
+  tokens: number[];
+  stopped: boolean;
+}
+
+export class Verbalizer {
+  readonly prompt: AvPrompt;
+  readonly promptText: string;
+
+  constructor(readonly model: Llama, readonly tok: Tokenizer, readonly prompts: PromptSpec, readonly alpha: number) {
+    this.prompt = avPrompt(tok, prompts);
+    this.promptText = prompts.av.replace('{concept}', prompts.placeholder);
+  }
+
+  get d(): number {
+    return this.model.cfg.dim;
+  }
+
+  /** h rows (host [B*d]) -> injected vectors: v * alpha / |v| (norm in f32). */
+  injection(h: Float32Array): Tensor {
+    const d = this.d, B = h.length / d;
+    const v = new Float32Array(h.length);
+    for (let b = 0; b < B; b++) {
+      let n = 0;
+      for (let i = 0; i < d; i++) n += h[b * d + i] ** 2;
+      const s = this.alpha / Math.max(Math.sqrt(n), 1e-12);
+      for (let i = 0; i < d; i++) v[b * d + i] = h[b * d + i] * s;
+    }
+    return T.Tensor.from(v, [B, d]);
+  }
+
+  /** Token ids the AV is trained to write for an explanation text. */
+  targetIds(explanation: string): number[] {
+    const ids = continuationIds(this.tok, this.promptText, this.prompt.ids, explanation + this.prompts.explanationEnd);
+    return [...ids, this.tok.eosId];
+  }
+
+  /** Sample explanations for activations (host [B*d]); `samples` per activation, laid out activation-major. */
+  async explain(h: Float32Array, opts: { samples?: number; temperature?: number; maxTokens: number; seed?: number; topP?: number }): Promise<Explained[]> {
+    const d = this.d, n = h.length / d, k = opts.samples ?? 1;
+    const rep = new Float32Array(n * k * d);
+    for (let i = 0; i < n; i++) for (let j = 0; j < k; j++) rep.set(h.subarray(i * d, (i + 1) * d), (i * k + j) * d);
+    const vectors = this.injection(rep);
+    let gen: Generation;
+    try {
+      gen = await generate(this.model, Array.from({ length: n * k }, () => this.prompt.ids), {
+        maxNewTokens: opts.maxTokens,
+        temperature: opts.temperature ?? 1,
+        topP: opts.topP,
+        seed: opts.seed,
+        stopTokens: [this.tok.eosId],
+        inject: { positions: new Array(n * k).fill(this.prompt.position), vectors },
+      });
+    } finally {
+      vectors.dispose();
+    }
+    return gen.tokens.map((tokens, i) => {
+      const body = tokens[tokens.length - 1] === this.tok.eosId ? tokens.slice(0, -1) : tokens;
+      const text = this.decode(body);
+      return { text, explanation: parseExplanation(text, this.prompts), tokens, stopped: gen.stopped[i] };
+    });
+  }
+
+  decode(ids: number[]): string {
+    let prev = this.prompt.ids[this.prompt.ids.length - 1];
+    let s = '';
+    for (const id of ids) {
+      s += this.tok.decodeToken(prev, id);
+      prev = id;
+    }
+    return s;
+  }
+
+  /**
+   * Teacher-forced log-probs of completions after the injected prompt: logp [B, T-1] with
+   * gradient, and the host mask of completion positions. B = activations (host [B*d]).
+   */
+  completionLogProbs(h: Float32Array, completions: number[][]): { logp: Tensor; mask: Tensor } {
+    const P = this.prompt.ids.length;
+    const batch = padRight(completions.map((c) => [...this.prompt.ids, ...c]), 0);
+    const vectors = this.injection(h);
+    const logp = sequenceLogProbs(this.model, batch.ids, batch.B, batch.T, { positions: new Array(batch.B).fill(this.prompt.position), vectors });
+    const mask = T.Tensor.from(targetMask(batch, new Array(batch.B).fill(P)), [batch.B, batch.T - 1]);
+    return { logp, mask };
+  }
+
+  /** SFT loss: mean negative log-likelihood of the explanation tokens only. */
+  sftLoss(h: Float32Array, explanations: string[]): Tensor {
+    const { logp, mask } = this.completionLogProbs(h, explanations.map((e) => this.targetIds(e)));
+    return T.neg(T.div(T.sum(T.mul(logp, mask)), T.maximum(T.sum(mask), 1)));
+  }
+
+  params(): Tensor[] {
+    return this.model.w.params();
+  }
+}
