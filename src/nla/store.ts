@@ -16,6 +16,8 @@ export interface RowMeta {
   /** Known-answer corpus: the summary at this cut and the ground truth. */
   summary?: string;
   truth?: { known: Record<string, string>; currentWord: string };
+  /** Which part of the data this row belongs to (av, ar, rl, eval). */
+  split?: string;
 }
 
 export interface StoreManifest {

@@ -1,0 +1,40 @@
+// The built-in known-answer dataset: generated stories, cut at random token positions, each
+// cut with a summary written from the story's latents and the words just read, and the ground
+// truth to score explanations against. Documents are split between AV-SFT, AR-SFT, RL and
+// evaluation so no story is seen by two stages.
+import type { Tokenizer } from '../io/tokenizer.js';
+import { cutPoints, generateStories } from './corpus.js';
+import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
+import { mulberry32 } from './rng.js';
+
+export const SPLITS = ['av', 'ar', 'rl', 'eval'] as const;
+export type Split = (typeof SPLITS)[number];
+
+export interface KnownAnswerOptions {
+  stories: number;
+  cutsPerStory: number;
+  minTokens: number;
+  seed: number;
+  /** Share of stories per split, in SPLITS order. */
+  shares?: [number, number, number, number];
+}
+
+export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): ExtractItem[] {
+  const stories = generateStories(opts.stories, opts.seed);
+  const rand = mulberry32(opts.seed + 1);
+  const shares = opts.shares ?? [0.35, 0.35, 0.15, 0.15];
+  const bounds = shares.map((_, i) => Math.round(opts.stories * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
+  const items: ExtractItem[] = [];
+  stories.forEach((story, doc) => {
+    const split = SPLITS[bounds.findIndex((b) => doc < b)] ?? 'eval';
+    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory);
+    if (!cuts.length) return;
+    const ids = tok.encode(story.text, { bos: true });
+    items.push({
+      ids,
+      positions: cuts.map((c) => c.tokenIndex),
+      meta: cuts.map((c) => ({ doc, summary: c.summary, truth: { known: c.known as Record<string, string>, currentWord: c.currentWord }, split })),
+    });
+  });
+  return items;
+}

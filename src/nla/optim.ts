@@ -1,0 +1,43 @@
+// The NLA trainers' optimizer: AdamW with linear warm-up and cosine decay, and gradient
+// clipping by global norm, on the engine's fused update kernel.
+import { AdamW, clipGradNorm, cosineWithWarmup } from '../tensor/optim/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { zeroGrad } from '../tensor/autograd.js';
+
+export interface TrainSchedule {
+  lr: number;
+  warmup?: number;
+  /** Total steps for the cosine decay (default: no decay). */
+  decaySteps?: number;
+  minLrRatio?: number;
+  weightDecay?: number;
+  clip?: number;
+}
+
+export interface StepOptimizer {
+  /** Clip, update, clear gradients; returns the learning rate used. */
+  step(step: number): number;
+  dispose(): void;
+  readonly adam: AdamW;
+}
+
+export function makeOptimizer(params: Tensor[], s: TrainSchedule): StepOptimizer {
+  const trainable = params.filter((p) => p.requiresGrad);
+  const adam = new AdamW(trainable, { lr: s.lr, weightDecay: s.weightDecay ?? 0 });
+  return {
+    adam,
+    step(step: number) {
+      const lr = s.decaySteps
+        ? cosineWithWarmup(step, { baseLr: s.lr, warmup: s.warmup ?? 0, total: s.decaySteps, minRatio: s.minLrRatio ?? 0.1 })
+        : s.lr * Math.min(1, (step + 1) / Math.max(1, s.warmup ?? 0));
+      adam.lr = lr;
+      if (s.clip) clipGradNorm(trainable.filter((p) => p.grad), s.clip);
+      adam.step();
+      zeroGrad(trainable);
+      return lr;
+    },
+    dispose() {
+      adam.dispose();
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// Joint RL. Every step: a batch of activations; G explanations each at temperature 1 with a
+// length cap; reward from the *current* AR; group-normalised advantages; one GRPO+KL update of
+// the AV against the frozen warm-start AV; one supervised MSE step of the AR on the same
+// rollouts. No gradient flows from the AR into the AV (rewards are host numbers).
+import * as T from '../tensor/index.js';
+import { SeededRng } from '../util/rng.js';
+import type { Reconstructor } from './ar.js';
+import type { Explained, Verbalizer } from './av.js';
+import { groupAdvantages, grpoLoss } from './grpo.js';
+import { normalizedMseHost } from './loss.js';
+import { makeOptimizer, type TrainSchedule } from './optim.js';
+import { rowsOf } from './sft.js';
+
+export type RewardKind = 'mse' | 'logmse' | 'contrastive';
+
+export interface RlOptions {
+  steps: number;
+  activationsPerStep: number;
+  groupSize: number;
+  maxTokens: number;
+  av: TrainSchedule;
+  ar: TrainSchedule;
+  /** Skip the AR update (a frozen AR; for comparison). */
+  freezeAr?: boolean;
+  beta: number;
+  epsilon: number;
+  reward: RewardKind;
+  /** Subtracted per generated token. */
+  lengthPenalty?: number;
+  seed: number;
+  /** Variance of normalised h (for the FVE of the rollouts). */
+  variance: number;
+  onLog?: (m: RlMetrics) => void;
+}
+
+export interface RlMetrics {
+  step: number;
+  reward: number;
+  fveSampled: number;
+  parseRate: number;
+  length: number;
+  kl: number;
+  clipFrac: number;
+  loss: number;
+  arLoss: number;
+  seconds: number;
+}
+
+export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 2)
+
+/** Rewards of rollouts (activation-major, G per activation). Returns rewards and per-rollout MSE. */
+export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty'>, rand: () => number) {
+  const d = ar.d;
+  const ok = rollouts.map((r, i) => (r.explanation !== undefined ? i : -1)).filter((i) => i >= 0);
+  const preds = await ar.predictHost(ok.map((i) => rollouts[i].explanation!));
+  const mse = rollouts.map(() => 2);
+  const rewards = rollouts.map(() => UNPARSEABLE_REWARD);
+  const nAct = rollouts.length / G;
+  ok.forEach((i, k) => {
+    const a = Math.floor(i / G);
+    mse[i] = normalizedMseHost(preds, h, d, k, a);
+    let r = -mse[i];
+    if (o.reward === 'logmse') r = -Math.log(Math.max(mse[i], 1e-6));
+    if (o.reward === 'contrastive' && nAct > 1) {
+      let other = Math.floor(rand() * (nAct - 1));
+      if (other >= a) other++;
+      r = -mse[i] + normalizedMseHost(preds, h, d, k, other);
+    }
+    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length;
+  });
+  return { rewards, mse, ok };
+}
+
+export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array }, o: RlOptions): Promise<RlMetrics[]> {
+  const d = av.d, n = data.h.length / d, G = o.groupSize;
+  const optAv = makeOptimizer(av.params(), o.av);
+  const optAr = makeOptimizer(ar.params(), o.ar);
+  const r = new SeededRng(o.seed);
+  avRef.model.w.setTrainable(false);
+  const history: RlMetrics[] = [];
+  for (let step = 0; step < o.steps; step++) {
+    const t0 = performance.now();
+    const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
+    const h = rowsOf(data.h, d, idx);
+    const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
+    const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
+    const adv = groupAdvantages(rewards, G);
+    const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
+
+    // AR: one supervised step on the parseable rollouts (before or after the AV step makes no
+    // difference to this step's rewards, which were computed above).
+    let arLoss = NaN;
+    if (!o.freezeAr && ok.length) {
+      const lt = T.tidy(() => {
+        const l = ar.loss(ok.map((i) => rollouts[i].explanation!), rowsOf(hRep, d, ok));
+        l.backward();
+        return l.detach();
+      });
+      optAr.step(step);
+      arLoss = await lt.item();
+      lt.dispose();
+    }
+
+    // AV: GRPO + KL to the warm-start AV on the same rollouts.
+    const completions = rollouts.map((x) => x.tokens);
+    const stats = T.tidy(() => {
+      const ref = T.noGrad(() => avRef.completionLogProbs(hRep, completions).logp);
+      const { logp, mask } = av.completionLogProbs(hRep, completions);
+      const terms = grpoLoss(logp, logp.detach(), ref, T.Tensor.from(adv, [adv.length]), mask, { epsilon: o.epsilon, beta: o.beta });
+      terms.loss.backward();
+      return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
+    });
+    optAv.step(step);
+    const [loss, kl, clipFrac] = await Promise.all(stats.map((t) => t.item()));
+    stats.forEach((t) => t.dispose());
+
+    const m: RlMetrics = {
+      step,
+      reward: mean(rewards),
+      fveSampled: 1 - mean(mse) / o.variance,
+      parseRate: ok.length / rollouts.length,
+      length: mean(rollouts.map((x) => x.tokens.length)),
+      kl,
+      clipFrac,
+      loss,
+      arLoss,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    history.push(m);
+    o.onLog?.(m);
+  }
+  optAv.dispose();
+  optAr.dispose();
+  return history;
+}
+
+const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / Math.max(a.length, 1);
