@@ -1,0 +1,140 @@
+// An NLA on disk and in memory: the AV and AR weights plus the metadata that fixes how they
+// are used (prompts, placeholder, alpha, layer, Var, the studied model's identity). Everything
+// is read from the metadata at use, never hard-coded.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { LlamaConfig } from '../io/config.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
+import { writeFileAtomic } from '../io/atomic-write.js';
+import { Llama } from '../nn/llama.js';
+import { loadModel, resolveModelPath } from '../nn/load.js';
+import { Weights } from '../nn/weights.js';
+import { initGpu } from '../tensor/device.js';
+import * as T from '../tensor/index.js';
+import { Reconstructor } from './ar.js';
+import { Verbalizer, type Explained } from './av.js';
+import { extractActivations } from './extract.js';
+import { normalizedMseHost } from './loss.js';
+import type { PromptSpec } from './prompts.js';
+
+export interface NlaMeta {
+  format: 'nla/1';
+  model: { name: string; path: string; sha256: string; config: LlamaConfig };
+  tokenizer: string; // file name inside the NLA directory
+  layer: number;
+  alpha: number;
+  /** Var of normalised h over the training activations (FVE's denominator). */
+  variance: number;
+  /** Mean of normalised h (the mean predictor). */
+  mean: number[];
+  prompts: PromptSpec;
+  placeholderId: number;
+  maxExplanationTokens: number;
+  created: string;
+  training?: Record<string, unknown>;
+}
+
+export interface TokenExplanation {
+  position: number;
+  token: string;
+  explanations: { text: string; mse: number; fve: number }[];
+}
+
+export class NLA {
+  constructor(
+    readonly meta: NlaMeta,
+    readonly av: Verbalizer,
+    readonly ar: Reconstructor,
+    readonly tok: Tokenizer,
+    /** M itself (to read activations of new text); loaded lazily. */
+    private m?: Llama,
+  ) {}
+
+  async save(dir: string): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    writeSafetensors(path.join(dir, 'av.safetensors'), Object.fromEntries(await this.av.model.w.toHost()));
+    writeSafetensors(path.join(dir, 'ar.safetensors'), Object.fromEntries(await this.ar.model.w.toHost()));
+    writeFileAtomic(path.join(dir, 'nla.json'), [new TextEncoder().encode(JSON.stringify(this.meta, null, 1))]);
+  }
+
+  /** Layer-K activations of `text` at every token (host [n*d]) and the tokens. */
+  async activations(text: string): Promise<{ ids: number[]; h: Float32Array }> {
+    const ids = this.tok.encode(text, { bos: true });
+    const h = await extractActivations(await this.studied(), this.meta.layer, [{ ids, positions: ids.map((_, i) => i), meta: [] }]);
+    return { ids, h };
+  }
+
+  private async studied(): Promise<Llama> {
+    if (!this.m) {
+      const loaded = await loadModel(resolveModelPath(this.meta.model.path));
+      if (loaded.sha256 !== this.meta.model.sha256) throw new Error(`${loaded.source}: this is not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, NLA metadata says ${this.meta.model.sha256.slice(0, 12)}…)`);
+      this.m = loaded.model as Llama;
+    }
+    return this.m;
+  }
+
+  /** Reconstruction of h from an explanation ([d], host). */
+  async reconstruct(explanation: string): Promise<Float32Array> {
+    return this.ar.predictHost([explanation]);
+  }
+
+  /** How well an explanation reconstructs h: normalised MSE and FVE. */
+  async score(h: Float32Array, explanation: string): Promise<{ mse: number; fve: number }> {
+    const pred = await this.reconstruct(explanation);
+    const mse = normalizedMseHost(pred, h, this.ar.d);
+    return { mse, fve: 1 - mse / this.meta.variance };
+  }
+
+  /** Explain h rows: `samples` per row, reranked best-first by the AR. */
+  async explainActivations(h: Float32Array, opts: { samples?: number; temperature?: number; seed?: number } = {}): Promise<{ text: string; mse: number; fve: number }[][]> {
+    const k = opts.samples ?? 1, d = this.ar.d, n = h.length / d;
+    const outs: Explained[] = await this.av.explain(h, { samples: k, temperature: opts.temperature ?? (k > 1 ? 1 : 0), maxTokens: this.meta.maxExplanationTokens, seed: opts.seed });
+    const preds = await this.ar.predictHost(outs.map((o) => o.explanation ?? ''));
+    return [...Array(n).keys()].map((a) =>
+      [...Array(k).keys()]
+        .map((j) => {
+          const i = a * k + j, o = outs[i];
+          const mse = o.explanation === undefined ? 2 : normalizedMseHost(preds, h, d, i, a);
+          return { text: o.explanation ?? `(unparseable) ${o.text}`, mse, fve: 1 - mse / this.meta.variance };
+        })
+        .sort((x, y) => x.mse - y.mse),
+    );
+  }
+
+  /** Explain the activations of `text` at the given token positions (default: all). */
+  async explain(text: string, positions?: number[], opts: { samples?: number; temperature?: number; seed?: number } = {}): Promise<TokenExplanation[]> {
+    const { ids, h } = await this.activations(text);
+    const d = this.ar.d;
+    const pos = (positions ?? ids.map((_, i) => i)).map((p) => {
+      if (!Number.isInteger(p) || p < 0 || p >= ids.length) throw new Error(`explain: position ${p} out of range (the text has ${ids.length} tokens, BOS at 0)`);
+      return p;
+    });
+    const rows = new Float32Array(pos.length * d);
+    pos.forEach((p, k) => rows.set(h.subarray(p * d, (p + 1) * d), k * d));
+    const ex = await this.explainActivations(rows, opts);
+    return pos.map((p, k) => ({ position: p, token: this.tok.pieces([ids[p]])[0], explanations: ex[k] }));
+  }
+
+  dispose(): void {
+    this.av.model.w.dispose();
+    this.ar.model.w.dispose();
+    this.m?.w.dispose();
+  }
+}
+
+export async function loadNLA(dir: string): Promise<NLA> {
+  await initGpu();
+  const metaFile = path.join(dir, 'nla.json');
+  if (!fs.existsSync(metaFile)) throw new Error(`${dir}: not an NLA directory (no nla.json)`);
+  const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as NlaMeta;
+  if (meta.format !== 'nla/1') throw new Error(`${metaFile}: field "format" is ${JSON.stringify(meta.format)}, expected "nla/1"`);
+  for (const k of ['layer', 'alpha', 'variance', 'placeholderId', 'maxExplanationTokens'] as const) {
+    if (typeof meta[k] !== 'number') throw new Error(`${metaFile}: field "${k}" missing or not a number`);
+  }
+  const tok = loadTokenizer(path.join(dir, meta.tokenizer));
+  const av = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'av.safetensors')))), tok, meta.prompts, meta.alpha);
+  if (av.prompt.placeholderId !== meta.placeholderId) throw new Error(`${metaFile}: placeholderId ${meta.placeholderId} does not match the prompt's placeholder token ${av.prompt.placeholderId}`);
+  const ar = Reconstructor.fromWeights(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'ar.safetensors'))), meta.layer, tok, meta.prompts);
+  return new NLA(meta, av, ar, tok);
+}

@@ -1,0 +1,99 @@
+// Load a language model from a llama2.c checkpoint (.bin) or a Hugging Face directory
+// (config.json + model.safetensors, sharded or not), and save one as HF safetensors.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { readHfConfig, writeHfConfig, type LlamaConfig, type ModelConfig } from '../io/config.js';
+import type { HostTensor } from '../io/host-tensor.js';
+import { readLlama2c } from '../io/llama2c.js';
+import { findModelFile } from '../io/model-files.js';
+import { permuteRopeTensor } from '../io/rope-permute.js';
+import { readSafetensorsDir, writeSafetensors } from '../io/safetensors.js';
+import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
+import { initGpu } from '../tensor/device.js';
+import { Gpt2 } from './gpt2.js';
+import { Llama } from './llama.js';
+import { Weights } from './weights.js';
+
+export type AnyModel = Llama | Gpt2;
+
+export interface LoadedModel {
+  model: AnyModel;
+  /** File or directory it came from, and a content hash (the model's identity in NLA metadata). */
+  source: string;
+  sha256: string;
+  name: string;
+}
+
+/** Resolve a model argument: an existing path, or a known file name looked up offline (env, cache, ../shared/models). */
+export function resolveModelPath(p: string): string {
+  return fs.existsSync(p) ? p : findModelFile(p);
+}
+
+export async function loadModel(p: string): Promise<LoadedModel> {
+  await initGpu();
+  const file = resolveModelPath(p);
+  const stat = fs.statSync(file);
+  if (stat.isDirectory()) {
+    const cfgFile = path.join(file, 'config.json');
+    if (!fs.existsSync(cfgFile)) throw new Error(`${file}: no config.json (a Hugging Face model directory needs config.json and model.safetensors)`);
+    const { config, warnings } = readHfConfig(cfgFile);
+    for (const w of warnings) if (process.env.NLA_DEBUG) console.error(`nla: ${w}`);
+    const host = readSafetensorsDir(file);
+    return { model: build(config, host, file), source: file, sha256: hashFile(path.join(file, 'config.json')) + ':' + hashDirWeights(file), name: path.basename(file) };
+  }
+  const ck = readLlama2c(file);
+  return { model: build(ck.config, ck.weights, file), source: file, sha256: hashFile(file), name: path.basename(file).replace(/\.bin$/, '') };
+}
+
+export function build(config: ModelConfig, host: Map<string, HostTensor>, source: string): AnyModel {
+  const w = Weights.fromHost(host);
+  if (config.arch === 'gpt2') {
+    // Some GPT-2 exports drop the "transformer." prefix; accept both.
+    for (const [k, t] of [...w.map]) if (!k.startsWith('transformer.') && k !== 'lm_head.weight') (w.map.delete(k), w.map.set('transformer.' + k, t));
+    if (w.has('lm_head.weight')) (w.get('lm_head.weight').dispose(), w.map.delete('lm_head.weight'));
+    w.validate(Gpt2.expectedWeights(config), source);
+    return new Gpt2(config, w);
+  }
+  if (config.tieEmbeddings && w.has('lm_head.weight')) (w.get('lm_head.weight').dispose(), w.map.delete('lm_head.weight'));
+  w.validate(Llama.expectedWeights(config), source);
+  return new Llama(config, w);
+}
+
+export function loadTokenizerFor(modelPath: string, tokenizerPath?: string): Tokenizer {
+  if (tokenizerPath) return loadTokenizer(resolveModelPath(tokenizerPath));
+  const file = resolveModelPath(modelPath);
+  if (fs.statSync(file).isDirectory()) return loadTokenizer(path.join(file, 'tokenizer.json'));
+  // llama2.c models ship their tokenizer beside them (tok512.bin for stories260K, tokenizer.bin otherwise).
+  for (const name of ['tok512.bin', 'tokenizer.bin']) {
+    const cand = path.join(path.dirname(file), name);
+    if (fs.existsSync(cand)) return loadTokenizer(cand);
+  }
+  return loadTokenizer(findModelFile(/260K/.test(file) ? 'tok512.bin' : 'tokenizer.bin'));
+}
+
+/** Save as a Hugging Face directory (rotate-half q/k rows, config.json, model.safetensors). */
+export async function saveHf(model: AnyModel, dir: string): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const host = await model.w.toHost();
+  let cfg: ModelConfig = model.cfg;
+  if (cfg.arch === 'llama' && cfg.ropeLayout === 'interleaved') {
+    const c = cfg as LlamaConfig;
+    for (const [k, t] of host) {
+      if (k.endsWith('self_attn.q_proj.weight')) host.set(k, permuteRopeTensor(t, c.nHeads, 'half'));
+      if (k.endsWith('self_attn.k_proj.weight')) host.set(k, permuteRopeTensor(t, c.nKvHeads, 'half'));
+    }
+    cfg = { ...c, ropeLayout: 'half' };
+  }
+  writeSafetensors(path.join(dir, 'model.safetensors'), Object.fromEntries(host), { format: 'pt' });
+  writeHfConfig(path.join(dir, 'config.json'), cfg);
+}
+
+function hashFile(f: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+}
+function hashDirWeights(dir: string): string {
+  const h = crypto.createHash('sha256');
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort()) h.update(fs.readFileSync(path.join(dir, f)));
+  return h.digest('hex').slice(0, 16);
+}
