@@ -1,3 +1,4 @@
+// Small file helpers shared by the format readers/writers.
 // Atomic file replacement: write a temp file in the same directory, fsync it, rename it over
 // the target, then fsync the directory. A crash mid-write leaves the old file (or none)
 // rather than a truncated checkpoint that later fails to parse.
@@ -40,5 +41,15 @@ function syncDir(dir: string): void {
     // durability of the rename is then up to the OS; the file content itself was synced
   } finally {
     if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Positioned read that loops until `into` is full (readSync may return short counts). */
+export function readFully(fd: number, into: Uint8Array, position: number, file: string): void {
+  let off = 0;
+  while (off < into.length) {
+    const got = fs.readSync(fd, into, off, into.length - off, position + off);
+    if (got === 0) throw new Error(`${file}: unexpected end of file at byte ${position + off} (file changed while reading?)`);
+    off += got;
   }
 }

@@ -60,16 +60,21 @@ export function build(config: ModelConfig, host: Map<string, HostTensor>, source
   return new Llama(config, w);
 }
 
-export function loadTokenizerFor(modelPath: string, tokenizerPath?: string): Tokenizer {
-  if (tokenizerPath) return loadTokenizer(resolveModelPath(tokenizerPath));
+/** Where a model's tokenizer is: explicit, tokenizer.json in an HF directory, or beside a llama2.c file. */
+export function resolveTokenizerPath(modelPath: string, tokenizerPath?: string): string {
+  if (tokenizerPath) return resolveModelPath(tokenizerPath);
   const file = resolveModelPath(modelPath);
-  if (fs.statSync(file).isDirectory()) return loadTokenizer(path.join(file, 'tokenizer.json'));
+  if (fs.statSync(file).isDirectory()) return path.join(file, 'tokenizer.json');
   // llama2.c models ship their tokenizer beside them (tok512.bin for stories260K, tokenizer.bin otherwise).
   for (const name of ['tok512.bin', 'tokenizer.bin']) {
     const cand = path.join(path.dirname(file), name);
-    if (fs.existsSync(cand)) return loadTokenizer(cand);
+    if (fs.existsSync(cand)) return cand;
   }
-  return loadTokenizer(findModelFile(/260K/.test(file) ? 'tok512.bin' : 'tokenizer.bin'));
+  return findModelFile(/260K/.test(file) ? 'tok512.bin' : 'tokenizer.bin');
+}
+
+export function loadTokenizerFor(modelPath: string, tokenizerPath?: string): Tokenizer {
+  return loadTokenizer(resolveTokenizerPath(modelPath, tokenizerPath));
 }
 
 /** Save as a Hugging Face directory (rotate-half q/k rows, config.json, model.safetensors). */

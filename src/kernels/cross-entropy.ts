@@ -1,0 +1,66 @@
+// Fused cross-entropy / token log-probs. The forward row kernel computes logsumexp and picks
+// the target logit in one pass over the logits (no softmax in memory) and saves lse and the
+// row weight for the backward, which recomputes softmax per element:
+//   dlogits = sign * g * w * (exp(x - lse) - onehot(t)).
+// sign = +1 gives -log p(t) (cross-entropy), sign = -1 gives log p(t) (token log-probs).
+import type { DType } from '../tensor/dtype.js';
+import { f16Header, ONLINE_LSE, ROW_HELPERS, ROW_MAIN } from './softmax.js';
+import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
+
+/** Forward uniforms: [0]=rows, [1]=V, [2]=logits offset, [3]=targets offset, [4]=ignoreIndex (i32),
+ * [5]=has ignore, [6]=sign (f32), [7]=mask offset. */
+export function ceForwardKernel(dtype: DType, masked: boolean) {
+  const key = `ce_fwd|${dtype}|${masked ? 'mask' : 'nomask'}`;
+  const source = () => {
+    let b = 1;
+    let s = f16Header(dtype) + uniformBlock(8) + storage(b++, 'a', dtype, false) + storage(b++, 'tg', 'i32', false);
+    if (masked) s += storage(b++, 'mask', 'f32', false);
+    s += storage(b++, 'loss', 'f32', true) + storage(b++, 'lse_out', 'f32', true) + storage(b++, 'w_out', 'f32', true);
+    s += ROW_HELPERS + ROW_MAIN;
+    s += `  let n = u(1u); let base = u(2u) + row * n;\n`;
+    s += ONLINE_LSE((i) => `f32(a[base + ${i}])`);
+    s += `  if (l == 0u) {
+    let t = tg[u(3u) + row];
+    // Out-of-range targets are clamped (the op checks them on the CPU when it can).
+    let tc = u32(clamp(t, 0, i32(n) - 1));
+    var w = ${masked ? 'mask[u(7u) + row]' : '1.0'};
+    if (u(5u) != 0u && t == ui(4u)) { w = 0.0; }
+    let lse = M + log(S);
+    loss[row] = select(0.0, w * uf(6u) * (lse - f32(a[base + tc])), w != 0.0);
+    lse_out[row] = lse;
+    w_out[row] = w;
+  }
+}
+`;
+    return s;
+  };
+  return { key, source };
+}
+
+export const CE_BWD_WG = 256;
+
+/** Backward, one thread per logit. Uniforms: [0]=rows*V, [1]=V, [2]=logits offset, [3]=targets offset,
+ * [4]=g offset, [5]=g stride, [6]=sign (f32). */
+export function ceBackwardKernel(dtype: DType) {
+  const key = `ce_bwd|${dtype}`;
+  const source = () =>
+    f16Header(dtype) +
+    uniformBlock(8) +
+    storage(1, 'a', dtype, false) +
+    storage(2, 'tg', 'i32', false) +
+    storage(3, 'lse', 'f32', false) +
+    storage(4, 'w', 'f32', false) +
+    storage(5, 'gy', 'f32', false) +
+    storage(6, 'dx', 'f32', true) +
+    MAIN_1D(CE_BWD_WG) +
+    `  if (gid >= u(0u)) { return; }
+  let n = u(1u); let row = gid / n; let j = gid % n;
+  let wr = w[row];
+  if (wr == 0.0) { dx[gid] = 0.0; return; }
+  let tc = u32(clamp(tg[u(3u) + row], 0, i32(n) - 1));
+  let p = exp(f32(a[u(2u) + gid]) - lse[row]);
+  dx[gid] = uf(6u) * gy[u(4u) + row * u(5u)] * wr * (p - select(0.0, 1.0, j == tc));
+}
+`;
+  return { key, source };
+}

@@ -1,0 +1,89 @@
+// Integer-indexed gathers and their scatter-add gradients. Indices are clamped into range in
+// every kernel (the ops check them on the CPU when a host copy exists), so a bad index can
+// never read or write past a buffer.
+//  - gatherRows:   out[r, d] = w[ids[r], d]                 (embedding, indexSelect on axis 0)
+//  - scatterCsr:   dw[v, d] = sum over r in rows(v), in order, of g[r, d]   (deterministic)
+//  - scatterAtomic: the same by atomic compare-exchange float adds (ids without a host copy)
+//  - takeAlong:    out[r] = x[r, idx[r]], and its gradient dx[r, j] = g[r] * (j == idx[r])
+import type { DType } from '../tensor/dtype.js';
+import { f16Header } from './softmax.js';
+import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
+
+export const GATHER_WG = 256;
+const CLAMP = (e: string) => `u32(clamp(${e}, 0, i32(u(2u)) - 1))`;
+
+/** Uniforms: [0]=rows*D, [1]=D, [2]=V, [3]=w offset, [4]=ids offset. */
+export function gatherRowsKernel(dtype: DType) {
+  const key = `gather_rows|${dtype}`;
+  const source = () =>
+    f16Header(dtype) + uniformBlock(8) + storage(1, 'w', dtype, false) + storage(2, 'ids', 'i32', false) + storage(3, 'out', dtype, true) + MAIN_1D(GATHER_WG) +
+    `  if (gid >= u(0u)) { return; }
+  let dd = u(1u); let r = gid / dd; let d = gid % dd;
+  let v = ${CLAMP('ids[u(4u) + r]')};
+  out[gid] = w[u(3u) + v * dd + d];
+}
+`;
+  return { key, source };
+}
+
+/** One thread per (v, d) of dw [V, D]. Uniforms: [0]=V*D, [1]=D, [2]=V, [3]=g offset. rowPtr [V+1], rowsOf [n]. */
+export function scatterCsrKernel() {
+  const key = 'scatter_csr';
+  const source = () =>
+    uniformBlock(4) + storage(1, 'rowPtr', 'i32', false) + storage(2, 'rowsOf', 'i32', false) + storage(3, 'gy', 'f32', false) + storage(4, 'dw', 'f32', true) + MAIN_1D(GATHER_WG) +
+    `  if (gid >= u(0u)) { return; }
+  let dd = u(1u); let v = gid / dd; let d = gid % dd;
+  var acc = 0.0;
+  for (var k = rowPtr[v]; k < rowPtr[v + 1u]; k++) { acc += gy[u(3u) + u32(rowsOf[k]) * dd + d]; }
+  dw[gid] = acc;
+}
+`;
+  return { key, source };
+}
+
+/** One thread per (r, d) of g [rows, D], adding into a zeroed dw. Uniforms: [0]=rows*D, [1]=D, [2]=V, [3]=g offset, [4]=ids offset. */
+export function scatterAtomicKernel() {
+  const key = 'scatter_atomic';
+  const source = () =>
+    uniformBlock(8) + storage(1, 'ids', 'i32', false) + storage(2, 'gy', 'f32', false) +
+    `@group(0) @binding(3) var<storage, read_write> dw: array<atomic<u32>>;\n` + MAIN_1D(GATHER_WG) +
+    `  if (gid >= u(0u)) { return; }
+  let dd = u(1u); let r = gid / dd; let d = gid % dd;
+  let v = ${CLAMP('ids[u(4u) + r]')};
+  let add = gy[u(3u) + gid];
+  let i = v * dd + d;
+  var old = atomicLoad(&dw[i]);
+  loop {
+    let res = atomicCompareExchangeWeak(&dw[i], old, bitcast<u32>(bitcast<f32>(old) + add));
+    if (res.exchanged) { break; }
+    old = res.old_value;
+  }
+}
+`;
+  return { key, source };
+}
+
+/** Uniforms: [0]=rows, [1]=V (row length), [2]=V, [3]=x offset, [4]=idx offset. */
+export function takeAlongKernel(dtype: DType) {
+  const key = `take_along|${dtype}`;
+  const source = () =>
+    f16Header(dtype) + uniformBlock(8) + storage(1, 'x', dtype, false) + storage(2, 'idx', 'i32', false) + storage(3, 'out', 'f32', true) + MAIN_1D(GATHER_WG) +
+    `  if (gid >= u(0u)) { return; }
+  out[gid] = f32(x[u(3u) + gid * u(1u) + ${CLAMP('idx[u(4u) + gid]')}]);
+}
+`;
+  return { key, source };
+}
+
+/** One thread per element of dx [rows, V]. Uniforms: [0]=rows*V, [1]=V, [2]=V, [3]=g offset, [4]=idx offset, [5]=g stride. */
+export function takeAlongBackwardKernel() {
+  const key = 'take_along_bwd';
+  const source = () =>
+    uniformBlock(8) + storage(1, 'idx', 'i32', false) + storage(2, 'gy', 'f32', false) + storage(3, 'dx', 'f32', true) + MAIN_1D(GATHER_WG) +
+    `  if (gid >= u(0u)) { return; }
+  let r = gid / u(1u); let j = gid % u(1u);
+  dx[gid] = select(0.0, gy[u(3u) + r * u(5u)], j == ${CLAMP('idx[u(4u) + r]')});
+}
+`;
+  return { key, source };
+}

@@ -1,0 +1,93 @@
+// Row kernels for softmax / log-softmax over the last axis: one workgroup per row. The forward
+// is one streaming pass for (max, sum-exp) with online rescaling plus one write pass, so a
+// vocab-wide row is read twice, never three times. Shared row helpers live here too (the
+// loss and norm kernels reuse them).
+import type { DType } from '../tensor/dtype.js';
+import { storage, uniformBlock } from './uniforms.js';
+
+export const RW = 64;
+
+/** `enable f16;` when any binding is f16. */
+export const f16Header = (...ds: DType[]): string => (ds.includes('f16') ? 'enable f16;\n' : '');
+
+/** Workgroup-wide sum/max over RW threads. Call from uniform control flow only (barriers). */
+export const ROW_HELPERS = `
+const RW: u32 = ${RW}u;
+var<workgroup> red: array<f32, ${RW}>;
+fn wg_sum(l: u32, v: f32) -> f32 {
+  red[l] = v;
+  workgroupBarrier();
+  for (var s = RW / 2u; s > 0u; s = s >> 1u) { if (l < s) { red[l] = red[l] + red[l + s]; } workgroupBarrier(); }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn wg_max(l: u32, v: f32) -> f32 {
+  red[l] = v;
+  workgroupBarrier();
+  for (var s = RW / 2u; s > 0u; s = s >> 1u) { if (l < s) { red[l] = max(red[l], red[l + s]); } workgroupBarrier(); }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+`;
+
+/** Entry point of a row kernel: `row` (uniform across the workgroup) and lane `l`; u(0) = rows. */
+export const ROW_MAIN = `@compute @workgroup_size(${RW})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = wg.x + wg.y * nw.x;
+  let l = lid.x;
+  if (row >= u(0u)) { return; }
+`;
+
+/**
+ * Online max and sum of exp(x - M) over indices l, l+RW, ... < n, merged across the
+ * workgroup into M and S. A finite floor instead of -inf keeps exp(m - x) free of NaN
+ * when a thread saw nothing or the row is all -inf (masked).
+ */
+export const ONLINE_LSE = (read: (i: string) => string): string => `
+  var m = -3.4e38;
+  var s = 0.0;
+  for (var i = l; i < n; i += RW) {
+    let x = ${read('i')};
+    if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
+  }
+  let M = wg_max(l, m);
+  let S = wg_sum(l, s * exp(m - M));
+`;
+
+/** Forward. Uniforms: [0]=rows, [1]=n, [2]=input offset. Output dense f32. */
+export function softmaxKernel(log: boolean, dtype: DType) {
+  const key = `softmax|${log ? 'log' : 'exp'}|${dtype}`;
+  const source = () => {
+    let s = f16Header(dtype) + uniformBlock(4) + storage(1, 'a', dtype, false) + storage(2, 'out', 'f32', true) + ROW_HELPERS + ROW_MAIN;
+    s += `  let n = u(1u); let base = u(2u) + row * n; let ob = row * n;\n`;
+    s += ONLINE_LSE((i) => `f32(a[base + ${i}])`);
+    if (log) s += `  let lse = M + log(S);\n  for (var i = l; i < n; i += RW) { out[ob + i] = f32(a[base + i]) - lse; }\n}\n`;
+    // A fully masked row (S == 0) gives zeros rather than 0/0.
+    else s += `  let inv = select(1.0 / S, 0.0, S == 0.0);\n  for (var i = l; i < n; i += RW) { out[ob + i] = exp(f32(a[base + i]) - M) * inv; }\n}\n`;
+    return s;
+  };
+  return { key, source };
+}
+
+/**
+ * Backward from the saved output y. softmax: dx = y * (g - sum(g * y));
+ * log-softmax: dx = g - exp(y) * sum(g). Uniforms: [0]=rows, [1]=n, [2]=y offset, [3]=g offset.
+ */
+export function softmaxBackwardKernel(log: boolean) {
+  const key = `softmax_bwd|${log ? 'log' : 'exp'}`;
+  const source = () => {
+    let s = uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'g', 'f32', false) + storage(3, 'dx', 'f32', true) + ROW_HELPERS + ROW_MAIN;
+    s += `  let n = u(1u); let yb = u(2u) + row * n; let gb = u(3u) + row * n; let ob = row * n;\n  var acc = 0.0;\n`;
+    if (log) {
+      s += `  for (var i = l; i < n; i += RW) { acc += g[gb + i]; }\n  let d = wg_sum(l, acc);\n`;
+      s += `  for (var i = l; i < n; i += RW) { dx[ob + i] = g[gb + i] - exp(y[yb + i]) * d; }\n}\n`;
+    } else {
+      s += `  for (var i = l; i < n; i += RW) { acc += g[gb + i] * y[yb + i]; }\n  let d = wg_sum(l, acc);\n`;
+      s += `  for (var i = l; i < n; i += RW) { dx[ob + i] = y[yb + i] * (g[gb + i] - d); }\n}\n`;
+    }
+    return s;
+  };
+  return { key, source };
+}

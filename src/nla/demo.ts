@@ -1,0 +1,229 @@
+// The end-to-end NLA demo on stories260K with the built-in known-answer corpus: extract,
+// SFT of AR and AV, joint RL, evaluation beside the baselines that keep FVE honest.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { loadModel, loadTokenizerFor, resolveTokenizerPath } from '../nn/load.js';
+import type { Llama } from '../nn/llama.js';
+import { Progress } from '../util/progress.js';
+import { Reconstructor } from './ar.js';
+import { Verbalizer } from './av.js';
+import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
+import { fieldsChance, SCORED_FIELDS, type CutTruth } from './corpus.js';
+import { knownAnswerItems } from './dataset.js';
+import { evaluate, type EvalResult } from './evaluate.js';
+import { extractToStore } from './extract.js';
+import { varianceNormalized, meanRow, normalizeRows } from './fve.js';
+import { NLA, type NlaMeta } from './nla.js';
+import { probeAccuracy } from './probe.js';
+import { DEFAULT_PROMPTS } from './prompts.js';
+import { trainRl, type RlOptions } from './rl.js';
+import { trainArSft, trainAvSft, rowsOf } from './sft.js';
+import { ActivationStore, type RowMeta } from './store.js';
+import { writeCurvesSvg } from './plot.js';
+
+export interface DemoOptions {
+  model: string;
+  tokenizer?: string;
+  layer: number;
+  out: string;
+  seed: number;
+  stories: number;
+  cutsPerStory: number;
+  minTokens: number;
+  arSft: { steps: number; batchSize: number; lr: number };
+  avSft: { steps: number; batchSize: number; lr: number };
+  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
+  evalRows: number;
+  maxTokens: number;
+  log?: (s: string) => void;
+}
+
+export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
+  layer: 3,
+  seed: 0,
+  stories: 1200,
+  cutsPerStory: 4,
+  minTokens: 30,
+  arSft: { steps: 600, batchSize: 32, lr: 1e-3 },
+  avSft: { steps: 800, batchSize: 32, lr: 2e-3 },
+  rl: { steps: 60, activationsPerStep: 8, groupSize: 8, maxTokens: 64, beta: 0.01, epsilon: 0.2, reward: 'mse', lrAv: 3e-5, lrAr: 3e-4 },
+  evalRows: 200,
+  maxTokens: 64,
+};
+
+export interface DemoResult {
+  demo: 'nla';
+  fve_sft: number;
+  fve_rl: number;
+  fve_sampled_sft: number;
+  fve_sampled_rl: number;
+  fve_shuffled: number;
+  fve_token: number;
+  fve_bigram: number;
+  fve_floor: number;
+  fields_sft: number;
+  fields_rl: number;
+  fields_chance: number;
+  fields_probe: number;
+  minutes: number;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const t0 = performance.now();
+  const log = o.log ?? ((s: string) => console.error(s));
+  fs.mkdirSync(o.out, { recursive: true });
+  const metricsFile = path.join(o.out, 'metrics.jsonl');
+  fs.writeFileSync(metricsFile, '');
+  const record = (stage: string, m: object) => fs.appendFileSync(metricsFile, JSON.stringify({ stage, ...m }) + '\n');
+
+  // 1. The studied model and the known-answer data.
+  const loaded = await loadModel(o.model);
+  if (loaded.model.cfg.arch !== 'llama') throw new Error('demo: the NLA trainer supports Llama-family models');
+  const M = loaded.model as Llama;
+  const tok = loadTokenizerFor(o.model, o.tokenizer);
+  log(`model ${loaded.name}: ${M.cfg.nLayers} blocks, d=${M.cfg.dim}, vocab ${M.cfg.vocabSize}; layer ${o.layer}`);
+  const items = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed });
+  const storeDir = path.join(o.out, 'activations');
+  const bar = new Progress('extract', items.length);
+  await extractToStore(M, o.layer, items, storeDir, { modelName: loaded.name, sha256: loaded.sha256 }, (d) => bar.update(d));
+  bar.done();
+  const store = ActivationStore.open(storeDir, { layer: o.layer, d: M.cfg.dim });
+  const all = store.readAll();
+  const d = M.cfg.dim;
+  const split = (s: string, limit = Infinity) => {
+    const idx = all.meta.map((m, i) => (m.split === s ? i : -1)).filter((i) => i >= 0).slice(0, limit);
+    return { h: rowsOf(all.h, d, idx), meta: idx.map((i) => all.meta[i]) };
+  };
+  const av = split('av'), ar = split('ar'), rl = split('rl'), ev = split('eval', o.evalRows);
+  const trainH = concatRows([av.h, ar.h, rl.h]);
+  const trainMeta = [...av.meta, ...ar.meta, ...rl.meta];
+  const variance = varianceNormalized(trainH, d);
+  const alpha = store.manifest.norms.q75;
+  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, eval ${ev.meta.length}); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
+
+  // 2. Baselines fitted on the training activations, measured on the held-out ones.
+  const rows = (h: Float32Array, meta: RowMeta[]): TokenRows => ({ h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) });
+  const fve_token = fveToken(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
+  const fve_bigram = fveBigram(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
+  const fve_floor = fveFloor(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
+  const fields_probe = probeFields(trainH, trainMeta, ev.h, ev.meta, d);
+  const truths = ev.meta.map((m) => m.truth as CutTruth);
+  const fields_chance = fieldsChance(truths).rate;
+  log(`baselines: token ${fve_token.toFixed(3)}, bigram ${fve_bigram.toFixed(3)}, floor ${fve_floor.toFixed(3)}; probe fields ${fields_probe.toFixed(3)}, chance ${fields_chance.toFixed(3)}`);
+
+  // 3. Warm start.
+  const AR = await Reconstructor.fromModel(M, o.layer, tok, DEFAULT_PROMPTS);
+  const AV = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, alpha);
+  const sftLog = (stage: string, total: number) => {
+    const b = new Progress(stage, total);
+    return (m: { step: number; loss: number; lr: number }) => {
+      record(stage, m);
+      b.update(m.step + 1, `loss ${m.loss.toFixed(4)}`);
+    };
+  };
+  await trainArSft(AR, { h: ar.h, texts: ar.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
+  await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
+
+  const evalBoth = async (stage: string): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
+    const greedy = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 0, maxTokens: o.maxTokens });
+    const sampled = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 1, maxTokens: o.maxTokens, seed: o.seed + 7 });
+    record(stage, { fve: greedy.fve, fveSampled: sampled.fve, fveShuffled: greedy.fveShuffled, fields: greedy.fields, parse: greedy.parseRate });
+    log(`${stage}: FVE greedy ${greedy.fve.toFixed(3)}, sampled ${sampled.fve.toFixed(3)}, shuffled ${greedy.fveShuffled.toFixed(3)}, fields ${greedy.fields?.toFixed(3)}, parsed ${(greedy.parseRate * 100).toFixed(0)}%`);
+    return { greedy, sampled };
+  };
+  const sft = await evalBoth('eval-sft');
+
+  // 4. Joint RL against the frozen warm-start AV.
+  const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
+  const rlBar = new Progress('rl', o.rl.steps);
+  const curves = await trainRl(AV, ref, AR, { h: rl.h }, {
+    ...o.rl,
+    av: { lr: o.rl.lrAv, warmup: 5, clip: 1 },
+    ar: { lr: o.rl.lrAr, clip: 1 },
+    seed: o.seed + 2,
+    variance,
+    onLog: (m) => {
+      record('rl', m);
+      rlBar.update(m.step + 1, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}`);
+    },
+  });
+  ref.model.w.dispose();
+  writeCurvesSvg(path.join(o.out, 'rl-curves.svg'), 'RL on held-in activations', curves.map((c) => c.step), {
+    'sampled FVE': curves.map((c) => c.fveSampled),
+    reward: curves.map((c) => c.reward),
+    'KL x100': curves.map((c) => c.kl * 100),
+  });
+  const rlEval = await evalBoth('eval-rl');
+
+  // 5. Save the NLA and report.
+  const meta: NlaMeta = {
+    format: 'nla/1',
+    model: { name: loaded.name, path: path.resolve(loaded.source), sha256: loaded.sha256, config: M.cfg },
+    tokenizer: 'tokenizer.bin',
+    layer: o.layer,
+    alpha,
+    variance,
+    mean: Array.from(meanRow(normalizeRows(trainH, d), d)),
+    prompts: DEFAULT_PROMPTS,
+    placeholderId: AV.prompt.placeholderId,
+    maxExplanationTokens: o.maxTokens,
+    created: new Date().toISOString(),
+    training: { demo: { ...o, log: undefined } },
+  };
+  const nla = new NLA(meta, AV, AR, tok, M);
+  const nlaDir = path.join(o.out, 'nla');
+  await nla.save(nlaDir);
+  copyTokenizer(o.model, o.tokenizer, path.join(nlaDir, 'tokenizer.bin'));
+  log('\nexamples (held-out):');
+  rlEval.greedy.examples.slice(0, 5).forEach((e, i) => log(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
+  const result: DemoResult = {
+    demo: 'nla',
+    fve_sft: sft.greedy.fve,
+    fve_rl: rlEval.greedy.fve,
+    fve_sampled_sft: sft.sampled.fve,
+    fve_sampled_rl: rlEval.sampled.fve,
+    fve_shuffled: rlEval.greedy.fveShuffled,
+    fve_token,
+    fve_bigram,
+    fve_floor,
+    fields_sft: sft.greedy.fields ?? NaN,
+    fields_rl: rlEval.greedy.fields ?? NaN,
+    fields_chance,
+    fields_probe,
+    minutes: (performance.now() - t0) / 60000,
+  };
+  record('result', result);
+  return result;
+}
+
+function concatRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) (out.set(p, off), (off += p.length));
+  return out;
+}
+
+/** Mean probe accuracy over the scored fields plus the current word, on rows where each is known. */
+function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32Array, testMeta: RowMeta[], d: number): number {
+  const accs: number[] = [];
+  const fields = [...SCORED_FIELDS.map((f) => (m: RowMeta) => m.truth?.known[f]), (m: RowMeta) => m.truth?.currentWord];
+  for (const get of fields) {
+    const tr = trainMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
+    const te = testMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
+    const classes = [...new Set(tr.map(([, v]) => v!))];
+    const te2 = te.filter(([, v]) => classes.includes(v!));
+    if (classes.length < 2 || !te2.length) continue;
+    const acc = probeAccuracy(
+      rowsOf(trainH, d, tr.map(([i]) => i)), Int32Array.from(tr.map(([, v]) => classes.indexOf(v!))),
+      rowsOf(testH, d, te2.map(([i]) => i)), Int32Array.from(te2.map(([, v]) => classes.indexOf(v!))),
+      classes.length,
+    );
+    // Rows whose value never occurred in training count as wrong.
+    accs.push((acc * te2.length) / te.length);
+  }
+  return accs.reduce((a, b) => a + b, 0) / Math.max(accs.length, 1);
+}
+
+function copyTokenizer(model: string, tokenizer: string | undefined, to: string): void {
+  fs.copyFileSync(resolveTokenizerPath(model, tokenizer), to);
+}

@@ -1,0 +1,95 @@
+// Batched generation with a KV cache (or, for checking, by re-running the full sequence), and
+// teacher-forced per-token log-probs of a right-padded batch (what the RL trainer needs).
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { rng } from '../util/rng.js';
+import type { LanguageModel } from './model.js';
+import { logProbOf, sampleToken, type SamplerOptions } from './sample.js';
+
+export interface GenerateOptions extends SamplerOptions {
+  maxNewTokens: number;
+  seed?: number;
+  /** Generation of a row stops after it emits one of these (the stop token is kept). */
+  stopTokens?: number[];
+  /** Re-run the whole sequence each step instead of using the KV cache (slow; a cross-check). */
+  noCache?: boolean;
+  /** Inject vectors into the prompt's input embeddings (the AV). */
+  inject?: { positions: number[]; vectors: Tensor };
+  /** Called after each step with the step index (progress bars). */
+  onStep?: (step: number) => void;
+}
+
+export interface Generation {
+  /** New tokens per row (up to and including a stop token). */
+  tokens: number[][];
+  /** log p(token) under the model's unmodified distribution (temperature 1, no truncation). */
+  logprobs: number[][];
+  /** Whether each row ended with a stop token (false: it hit maxNewTokens). */
+  stopped: boolean[];
+}
+
+/** Sample continuations of equal-length prompts. */
+export async function generate(model: LanguageModel, prompts: number[][], opts: GenerateOptions): Promise<Generation> {
+  const B = prompts.length;
+  const T0 = prompts[0]?.length ?? 0;
+  if (!B || !T0) throw new Error('generate: need at least one non-empty prompt');
+  if (prompts.some((p) => p.length !== T0)) throw new Error(`generate: prompts must have equal lengths (got ${[...new Set(prompts.map((p) => p.length))].join(', ')}); batch prompts of one length`);
+  const V = model.cfg.vocabSize;
+  const maxLen = T0 + opts.maxNewTokens;
+  if (maxLen > model.cfg.maxSeqLen) throw new Error(`generate: prompt ${T0} + ${opts.maxNewTokens} new tokens exceeds the model's context ${model.cfg.maxSeqLen}`);
+  const rand = rng(opts.seed ?? 0);
+  const stops = new Set(opts.stopTokens ?? []);
+  const out: Generation = { tokens: prompts.map(() => []), logprobs: prompts.map(() => []), stopped: prompts.map(() => false) };
+  const seqs = prompts.map((p) => [...p]);
+  const cache = opts.noCache ? undefined : model.newCache(B, maxLen);
+  const lastLogits = (ids: number[][], inject?: GenerateOptions['inject']) =>
+    T.noGrad(() =>
+      T.tidy(() => {
+        const t = ids[0].length;
+        const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
+        const { logits } = model.forward(x, { cache, inject });
+        return logits!.slice(1, t - 1, t).contiguous();
+      }),
+    );
+  try {
+    let logits = lastLogits(seqs, opts.inject);
+    for (let step = 0; step < opts.maxNewTokens; step++) {
+      const host = (await logits.data()) as Float32Array;
+      logits.dispose();
+      const next: number[] = [];
+      for (let b = 0; b < B; b++) {
+        const row = host.subarray(b * V, (b + 1) * V);
+        // Finished rows keep sampling a filler (their own stop token) that is discarded.
+        const tok = out.stopped[b] ? seqs[b][seqs[b].length - 1] : sampleToken(row, opts, rand);
+        if (!out.stopped[b]) {
+          out.tokens[b].push(tok);
+          out.logprobs[b].push(logProbOf(row, tok));
+          if (stops.has(tok)) out.stopped[b] = true;
+        }
+        next.push(tok);
+        seqs[b].push(tok);
+      }
+      opts.onStep?.(step);
+      if (out.stopped.every(Boolean) || step === opts.maxNewTokens - 1) break;
+      logits = cache ? lastLogits(next.map((t) => [t])) : lastLogits(seqs, opts.inject);
+    }
+  } finally {
+    cache?.dispose();
+  }
+  return out;
+}
+
+/**
+ * Teacher-forced log p(ids[b, t+1] | ids[b, ..t]) for a right-padded batch: [B, T-1], with
+ * gradient. Positions where `mask` (host [B, T-1], 1 = counted) is 0 still hold values; the
+ * caller masks them. Uses the fused log-softmax + gather: no [B, T, V] probabilities.
+ */
+export function sequenceLogProbs(model: LanguageModel, ids: Int32Array, B: number, Tn: number, inject?: GenerateOptions['inject']): Tensor {
+  const x = T.Tensor.from(ids, [B, Tn], 'i32');
+  const { logits } = model.forward(x, { inject });
+  const V = model.cfg.vocabSize;
+  const targets = new Int32Array(B * (Tn - 1));
+  for (let b = 0; b < B; b++) for (let t = 0; t < Tn - 1; t++) targets[b * (Tn - 1) + t] = ids[b * Tn + t + 1];
+  const flat = logits!.slice(1, 0, Tn - 1).reshape([B * (Tn - 1), V]);
+  return T.tokenLogProbs(flat, T.Tensor.from(targets, [B * (Tn - 1)], 'i32')).reshape([B, Tn - 1]);
+}

@@ -1,0 +1,119 @@
+// The Llama family (Llama 2/3, Mistral, Qwen2 with q/k/v biases; stories260K), readable top to
+// bottom like nanoGPT's model.py. Weights use Hugging Face names (see weights.ts).
+import type { LlamaConfig } from '../io/config.js';
+import * as T from '../tensor/index.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { KVCache } from './kv-cache.js';
+import { Weights } from './weights.js';
+
+export interface ForwardOptions {
+  /** Decode against (and append to) this cache; positions start at cache.length. */
+  cache?: KVCache;
+  /** Stop after block K and return its output (the residual stream "layer K"); no final norm, no logits. */
+  untilLayer?: number;
+  /** Also return the residual stream after these blocks. */
+  capture?: number[];
+  /** Replace the input embedding at one position per row with these vectors ([B, D]). */
+  inject?: { positions: number[]; vectors: Tensor };
+}
+
+export interface ForwardResult {
+  logits?: Tensor; // [B, T, V]
+  hidden: Tensor; // residual after the last block run (before the final norm)
+  captured: Map<number, Tensor>;
+}
+
+export class Llama {
+  constructor(readonly cfg: LlamaConfig, readonly w: Weights) {}
+
+  get headDim(): number {
+    return this.cfg.dim / this.cfg.nHeads;
+  }
+
+  /** Names and shapes this architecture expects (used to validate loaded checkpoints). */
+  static expectedWeights(c: LlamaConfig): Map<string, number[]> {
+    const hd = c.dim / c.nHeads, kv = c.nKvHeads * hd;
+    const m = new Map<string, number[]>([['model.embed_tokens.weight', [c.vocabSize, c.dim]], ['model.norm.weight', [c.dim]]]);
+    if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocabSize, c.dim]);
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `model.layers.${l}.`;
+      m.set(p + 'input_layernorm.weight', [c.dim]);
+      m.set(p + 'self_attn.q_proj.weight', [c.dim, c.dim]);
+      m.set(p + 'self_attn.k_proj.weight', [kv, c.dim]);
+      m.set(p + 'self_attn.v_proj.weight', [kv, c.dim]);
+      m.set(p + 'self_attn.o_proj.weight', [c.dim, c.dim]);
+      if (c.qkvBias) {
+        m.set(p + 'self_attn.q_proj.bias', [c.dim]);
+        m.set(p + 'self_attn.k_proj.bias', [kv]);
+        m.set(p + 'self_attn.v_proj.bias', [kv]);
+      }
+      m.set(p + 'post_attention_layernorm.weight', [c.dim]);
+      m.set(p + 'mlp.gate_proj.weight', [c.hiddenDim, c.dim]);
+      m.set(p + 'mlp.up_proj.weight', [c.hiddenDim, c.dim]);
+      m.set(p + 'mlp.down_proj.weight', [c.dim, c.hiddenDim]);
+    }
+    return m;
+  }
+
+  newCache(batch: number, maxLen = this.cfg.maxSeqLen): KVCache {
+    return new KVCache(this.cfg.nLayers, batch, this.cfg.nKvHeads, maxLen, this.headDim);
+  }
+
+  forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
+    const c = this.cfg;
+    const [B, Tn] = ids.shape;
+    const last = opts.untilLayer ?? c.nLayers - 1;
+    if (!Number.isInteger(last) || last < 0 || last >= c.nLayers) throw new Error(`Llama.forward: layer ${last} out of range (the model has blocks 0..${c.nLayers - 1})`);
+    const start = opts.cache?.length ?? 0;
+    let x = T.embedding(this.w.get('model.embed_tokens.weight'), ids); // [B, T, D]
+    if (opts.inject) x = injectAt(x, opts.inject.positions, opts.inject.vectors);
+    const captured = new Map<number, Tensor>();
+    for (let l = 0; l <= last; l++) {
+      const p = `model.layers.${l}.`;
+      x = T.add(x, this.attention(l, T.rmsNorm(x, this.w.get(p + 'input_layernorm.weight'), c.normEps), start, opts.cache));
+      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.w.get(p + 'post_attention_layernorm.weight'), c.normEps)));
+      if (opts.capture?.includes(l)) captured.set(l, x);
+    }
+    opts.cache?.advance(Tn);
+    if (opts.untilLayer !== undefined) return { hidden: x, captured };
+    const h = T.rmsNorm(x, this.w.get('model.norm.weight'), c.normEps);
+    const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
+    void B;
+    return { logits: T.linear(h, head), hidden: x, captured };
+  }
+
+  private attention(l: number, x: Tensor, start: number, cache?: KVCache): Tensor {
+    const c = this.cfg, hd = this.headDim;
+    const [B, Tn] = x.shape;
+    const p = `model.layers.${l}.self_attn.`;
+    const bias = (n: string) => (c.qkvBias ? this.w.get(p + n + '.bias') : undefined);
+    const rope = (t: Tensor) => T.rope(t, { start, theta: c.ropeTheta, layout: c.ropeLayout });
+    // [B, T, H, Dh] -> rope -> [B, H, T, Dh] (a permuted view).
+    const q = rope(T.linear(x, this.w.get(p + 'q_proj.weight'), bias('q_proj')).reshape([B, Tn, c.nHeads, hd])).permute([0, 2, 1, 3]);
+    let k = rope(T.linear(x, this.w.get(p + 'k_proj.weight'), bias('k_proj')).reshape([B, Tn, c.nKvHeads, hd])).permute([0, 2, 1, 3]);
+    let v = T.linear(x, this.w.get(p + 'v_proj.weight'), bias('v_proj')).reshape([B, Tn, c.nKvHeads, hd]).permute([0, 2, 1, 3]);
+    if (cache) ({ k, v } = cache.append(l, k, v));
+    const o = T.attention(q, k, v, { causal: true }); // [B, H, T, Dh]
+    return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), this.w.get(p + 'o_proj.weight'));
+  }
+
+  private mlp(l: number, x: Tensor): Tensor {
+    const p = `model.layers.${l}.mlp.`;
+    const gate = T.silu(T.linear(x, this.w.get(p + 'gate_proj.weight')));
+    return T.linear(T.mul(gate, T.linear(x, this.w.get(p + 'up_proj.weight'))), this.w.get(p + 'down_proj.weight'));
+  }
+}
+
+/** x with row `positions[b]` of each batch row b replaced by vectors[b] (differentiable in both). */
+export function injectAt(x: Tensor, positions: number[], vectors: Tensor): Tensor {
+  const [B, Tn, D] = x.shape;
+  if (positions.length !== B || vectors.shape[0] !== B || vectors.shape[1] !== D) {
+    throw new Error(`inject: ${positions.length} positions and vectors [${vectors.shape}] for a batch of ${B} rows of width ${D}`);
+  }
+  const mask = new Float32Array(B * Tn);
+  positions.forEach((p, b) => {
+    if (!Number.isInteger(p) || p < 0 || p >= Tn) throw new Error(`inject: position ${p} out of range for length ${Tn}`);
+    mask[b * Tn + p] = 1;
+  });
+  return T.where(T.Tensor.from(mask, [B, Tn, 1]), vectors.reshape([B, 1, D]), x);
+}

@@ -1,0 +1,247 @@
+// Fused scaled dot-product attention with grouped-query heads, causal and key-padding masks,
+// a KV-cache decode entry point and a cache writer. Layouts: q [B, H, Tq, D], k/v
+// [B, Hkv, Tk, D], out [B, H, Tq, D] (dense). Inputs may be any strided view (e.g. a
+// [B, T, H, D] projection permuted to [B, H, T, D]): kernels read them through strides
+// passed as uniforms, never copying. Forward and backward are in src/kernels/attention*.ts.
+import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, type AttnKernelCfg } from '../../kernels/attention.js';
+import { attnBackwardDkv, attnBackwardDq } from '../../kernels/attention-backward.js';
+import { CACHE_WG, CACHE_WORDS, cacheWriteKernel } from '../../kernels/attention-cache.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { acquire } from '../pool.js';
+import { dispatch, grid } from '../runtime.js';
+import { contiguousStrides, fmt, numel } from '../shape.js';
+import { Storage, Tensor } from '../tensor.js';
+import { copyInto } from './copy.js';
+
+export interface AttentionOptions {
+  /** Multiplier of q·k (default 1/sqrt(D)). */
+  scale?: number;
+  /** Default false. Query i sits at absolute position qStart + i and sees keys j <= qStart + i. */
+  causal?: boolean;
+  /** Absolute position of query 0 (default Tk - Tq: the queries are the newest positions, as with a prefix cache). */
+  qStart?: number;
+  /** Key padding mask [B, Tk] (f32 or i32, any strides); 0 = masked out. */
+  keyMask?: Tensor;
+  /** Valid keys per batch row (i32 [B] tensor or numbers): keys j >= lengths[b] are masked. Exclusive with keyMask. */
+  lengths?: Tensor | readonly number[];
+}
+
+interface Plan {
+  B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
+  qStart: number; scale: number;
+  mode: number;
+  maskT?: Tensor;
+  ownedMask?: Tensor;
+}
+
+function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Plan {
+  for (const t of [q, k, v]) t.assertAlive(op);
+  const shapes = `q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}`;
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new Error(`${op}: expected q [B,H,Tq,D], k/v [B,Hkv,Tk,D]; got ${shapes}`);
+  const [B, H, Tq, D] = q.shape;
+  const [Bk, Hkv, Tk, Dk] = k.shape;
+  if (Bk !== B || Dk !== D || v.shape.some((d, i) => d !== k.shape[i])) throw new Error(`${op}: shapes do not match: ${shapes}`);
+  if (Hkv === 0 || H % Hkv !== 0) throw new Error(`${op}: query heads ${H} must be a multiple of kv heads ${Hkv} (${shapes})`);
+  if (!(ATTN_HEAD_SIZES as readonly number[]).includes(D)) throw new Error(`${op}: head size ${D} unsupported (${shapes}); supported: ${ATTN_HEAD_SIZES.join(', ')}`);
+  for (const t of [q, k, v]) if (t.dtype === 'i32') throw new Error(`${op}: q, k, v must be f32 or f16, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  if (o.qStart !== undefined && (!o.causal || !Number.isInteger(o.qStart))) throw new Error(`${op}: qStart ${o.qStart} needs causal: true and an integer`);
+  const scale = o.scale ?? 1 / Math.sqrt(D);
+  // Non-causal is causal with every key in the past: qStart = Tk makes j <= i + qStart always hold.
+  const qStart = o.causal ? (o.qStart ?? Tk - Tq) : Tk;
+  const p: Plan = { B, H, Hkv, Tq, Tk, D, qStart: Math.max(-(2 ** 30), Math.min(qStart, 2 ** 30)), scale, mode: MASK_NONE };
+  if (o.keyMask && o.lengths) throw new Error(`${op}: pass keyMask or lengths, not both`);
+  if (o.keyMask) {
+    const m = o.keyMask;
+    m.assertAlive(op);
+    if (m.rank !== 2 || m.shape[0] !== B || m.shape[1] !== Tk || m.dtype === 'f16') throw new Error(`${op}: keyMask must be f32/i32 [${B},${Tk}] for ${shapes}; got ${m.dtype} ${fmt(m.shape)}`);
+    p.mode = MASK_KEYS;
+    p.maskT = m;
+  } else if (o.lengths) {
+    let l = o.lengths;
+    if (!(l instanceof Tensor)) {
+      if (l.length !== B || l.some((x) => !Number.isInteger(x))) throw new Error(`${op}: lengths [${l.join(',')}] must be ${B} integers for ${shapes}`);
+      l = p.ownedMask = Tensor.from(Int32Array.from(l), [B], 'i32');
+    }
+    l.assertAlive(op);
+    if (l.rank !== 1 || l.shape[0] !== B || l.dtype !== 'i32') throw new Error(`${op}: lengths must be i32 [${B}] for ${shapes}; got ${l.dtype} ${fmt(l.shape)}`);
+    p.mode = MASK_LENGTHS;
+    p.maskT = l;
+  }
+  return p;
+}
+
+function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniforms {
+  const u = new Uniforms(AU.words);
+  u.setAll(AU.B, [p.B, p.H, p.Hkv, p.Tq, p.Tk]).setI(AU.QSTART, p.qStart).setF(AU.SCALE, p.scale);
+  const operand = (at: number, t: Tensor) => u.setAll(at, [...t.strides, t.offset]);
+  operand(AU.Q, q);
+  operand(AU.K, k);
+  operand(AU.V, v);
+  if (g) operand(AU.DO, g);
+  const m = p.maskT;
+  if (m) u.setAll(AU.MASK, [m.strides[0], m.rank > 1 ? m.strides[1] : 0, m.offset]);
+  u.set(AU.LOFF, p.B * p.H * p.Tq * p.D).set(AU.MODE, p.mode);
+  return u;
+}
+
+const cfgOf = (p: Plan, dtypes: Tensor[], wg: number): AttnKernelCfg => ({ D: p.D, dtypes: dtypes.map((t) => t.dtype), wg });
+// Without a mask the kernels never read M, so any bound buffer will do.
+const maskBuf = (p: Plan, q: Tensor) => (p.maskT ?? q).buffer;
+
+/** Workgroup rows for the block layouts: small blocks waste less on the causal diagonal and on short sequences. */
+const blockWg = (T: number) => (T <= 16 ? 16 : T <= 64 ? 32 : 64);
+
+/** A dense f32 tensor whose storage carries `extra` more floats after its data (a saved side output). */
+function withTail(shape: number[], extra: number): Tensor {
+  const bytes = Math.max(4, (numel(shape) + extra) * 4);
+  return new Tensor(shape, 'f32', new Storage(acquire(bytes), bytes));
+}
+
+// Flat (one thread per query row) beats the block layout when Tq is too small to fill a block.
+const FLAT_MAX_TQ = 4;
+// Split the key range over workgroups only when rows alone cannot occupy the device.
+const SPLIT_MIN_ROWS = 64, SPLIT_CHUNK = 256;
+
+/**
+ * Forward without autograd. The logsumexp L [B,H,Tq] lives in the output's own storage after
+ * the data, so it is exactly as long-lived as the output the backward pass already needs.
+ */
+function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const rows = p.B * p.H * p.Tq;
+  const out = withTail([p.B, p.H, p.Tq, p.D], rows);
+  if (rows === 0) return out;
+  const u = uniforms(p, q, k, v);
+  u.set(AU.ROWS, rows);
+  const ins = [q.buffer, k.buffer, v.buffer, maskBuf(p, q)];
+  if (p.Tq > FLAT_MAX_TQ) {
+    const wg = blockWg(p.Tq);
+    dispatch({ ...attnForwardBlock(cfgOf(p, [q, k, v], wg)), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / wg), p.H, p.B] });
+    return out;
+  }
+  const wg = 64;
+  const groups = Math.ceil(rows / wg);
+  if (groups > 65535) throw new Error(`attention: ${rows} query rows exceed one dispatch in the small-Tq path`);
+  const splits = rows < SPLIT_MIN_ROWS && p.Tk > 2 * SPLIT_CHUNK ? Math.ceil(p.Tk / SPLIT_CHUNK) : 1;
+  u.set(AU.CHUNK, splits > 1 ? SPLIT_CHUNK : Math.max(p.Tk, 1)).set(AU.SPLITS, splits);
+  if (splits === 1) {
+    dispatch({ ...attnForwardFlat(cfgOf(p, [q, k, v], wg), false), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [groups, 1] });
+    return out;
+  }
+  const part = Tensor.empty([splits * rows * (p.D + 2)]);
+  dispatch({ ...attnForwardFlat(cfgOf(p, [q, k, v], wg), true), buffers: [...ins, part.buffer], uniforms: u.u32, workgroups: [groups, splits] });
+  dispatch({ ...attnCombine(p.D), buffers: [part.buffer, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
+  part.dispose();
+  return out;
+}
+
+function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: Tensor, needKv: boolean): [Tensor, Tensor | null, Tensor | null] {
+  const rows = p.B * p.H * p.Tq;
+  const nk = p.B * p.Hkv * p.Tk * p.D;
+  const dq = withTail(q.shape, rows); // dQ, then Di = rowsum(dO * O) for the dK/dV pass
+  if (rows === 0) return [dq, null, null];
+  const u = uniforms(p, q, k, v, g);
+  u.set(AU.AUX, rows * p.D).set(AU.AUX2, nk);
+  const ins = [q.buffer, k.buffer, v.buffer, g.buffer, out.buffer];
+  const cfg = cfgOf(p, [q, k, v, g], blockWg(p.Tq));
+  dispatch({ ...attnBackwardDq(cfg), buffers: [...ins, maskBuf(p, q), dq.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / cfg.wg), p.H, p.B] });
+  if (!needKv || nk === 0) return [dq, null, null];
+  const dk = withTail(k.shape, nk);
+  const dv = dk.view([...k.shape], contiguousStrides(k.shape), nk);
+  const kcfg = { ...cfg, wg: blockWg(p.Tk) };
+  dispatch({ ...attnBackwardDkv(kcfg), buffers: [...ins, dq.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / kcfg.wg), p.Hkv, p.B] });
+  return [dq, dk, dv];
+}
+
+/**
+ * softmax(q k^T * scale + mask) v over q [B,H,Tq,D], k/v [B,Hkv,Tk,D] (head h reads kv head
+ * floor(h / (H / Hkv))); returns a dense [B,H,Tq,D]. Rows with no visible key output 0.
+ * Differentiable in q, k and v (fused recompute backward). Values of masked keys must be finite.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  return attentionLse(q, k, v, opts).out;
+}
+
+/** attention() plus the per-row logsumexp of the scaled, masked scores [B,H,Tq] (-3e38 for fully masked rows; not differentiable). */
+export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; lse: Tensor } {
+  const p = plan('attention', q, k, v, opts);
+  let out: Tensor;
+  try {
+    out = forwardRaw(p, q, k, v);
+  } finally {
+    p.ownedMask?.dispose(); // host lengths were uploaded for this dispatch only (the backward re-plans)
+  }
+  const lse = out.view([p.B, p.H, p.Tq], contiguousStrides([p.B, p.H, p.Tq]), out.size);
+  const y = withGrad('attention', out, [q, k, v], (g) => {
+    const bp = plan('attention backward', q, k, v, opts);
+    try {
+      return backwardRaw(bp, q, k, v, out, g, k.requiresGrad || v.requiresGrad);
+    } finally {
+      bp.ownedMask?.dispose();
+    }
+  });
+  return { out: y, lse };
+}
+
+/**
+ * One decoding step against a KV cache: q [B,H,Tq,D] (normally Tq = 1, the newest token,
+ * whose k/v are already written), caches [B,Hkv,Tmax,D]. `lengths` = keys written so far: a
+ * number (same for the whole batch; the caches are sliced, no upload) or per batch row (i32
+ * tensor, or numbers which are uploaded). Queries see keys j < length (causally among
+ * themselves when Tq > 1 with a number length).
+ */
+export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengths: number | readonly number[] | Tensor, opts: { scale?: number; keyMask?: Tensor } = {}): Tensor {
+  if (typeof lengths === 'number') {
+    const Tmax = kCache.shape[2];
+    if (!Number.isInteger(lengths) || lengths < 0 || lengths > Tmax) throw new Error(`attentionDecode: length ${lengths} out of range for cache ${fmt(kCache.shape)}`);
+    const k = kCache.slice(2, 0, lengths), v = vCache.slice(2, 0, lengths);
+    const mask = opts.keyMask?.slice(1, 0, lengths);
+    try {
+      return attention(q, k, v, { scale: opts.scale, causal: true, keyMask: mask });
+    } finally {
+      k.dispose(); v.dispose(); mask?.dispose();
+    }
+  }
+  if (q.shape[2] !== 1) throw new Error(`attentionDecode: per-batch lengths need one query per row, got q ${fmt(q.shape)}`);
+  return attention(q, kCache, vCache, { scale: opts.scale, keyMask: opts.keyMask, lengths });
+}
+
+/**
+ * Write rows [B,Hkv,Tn,D] into cache [B,Hkv,Tmax,D] at positions pos..pos+Tn-1 (pos a number,
+ * or per batch row: numbers or an i32 [B] tensor). Not differentiable. With a tensor pos,
+ * rows past Tmax are dropped on the GPU; numbers are bounds-checked here.
+ */
+export function writeKV(cache: Tensor, rows: Tensor, pos: number | readonly number[] | Tensor): void {
+  cache.assertAlive('writeKV');
+  rows.assertAlive('writeKV');
+  const [B, Hkv, Tmax, D] = cache.shape;
+  const Tn = rows.shape[2];
+  if (cache.rank !== 4 || rows.rank !== 4 || rows.shape[0] !== B || rows.shape[1] !== Hkv || rows.shape[3] !== D || cache.dtype === 'i32') {
+    throw new Error(`writeKV: rows ${fmt(rows.shape)} do not fit cache ${fmt(cache.shape)} ([B,Hkv,T,D], f32/f16)`);
+  }
+  const check = (p: number) => {
+    if (!Number.isInteger(p) || p < 0 || p + Tn > Tmax) throw new Error(`writeKV: positions [${p}, ${p + Tn}) out of range for cache ${fmt(cache.shape)}`);
+  };
+  if (typeof pos === 'number') {
+    check(pos);
+    const dst = cache.slice(2, pos, pos + Tn);
+    copyInto(dst, rows);
+    dst.dispose();
+    return;
+  }
+  let pt = pos as Tensor;
+  if (!(pos instanceof Tensor)) {
+    if (pos.length !== B) throw new Error(`writeKV: ${pos.length} positions for a batch of ${B}`);
+    pos.forEach(check);
+    pt = Tensor.from(Int32Array.from(pos), [B], 'i32');
+  }
+  if (pt.rank !== 1 || pt.shape[0] !== B || pt.dtype !== 'i32') throw new Error(`writeKV: positions must be i32 [${B}], got ${pt.dtype} ${fmt(pt.shape)}`);
+  const n = rows.size;
+  if (n > 0) {
+    const u = new Uniforms(CACHE_WORDS);
+    u.set(0, n).setAll(1, rows.shape).setAll(5, [...rows.strides, rows.offset]).setAll(10, [...cache.strides, cache.offset]);
+    u.set(15, pt.offset).set(16, pt.strides[0]).set(17, Tmax);
+    dispatch({ ...cacheWriteKernel(rows.dtype, cache.dtype), buffers: [rows.buffer, pt.buffer, cache.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / CACHE_WG)) });
+  }
+  if (pt !== pos) pt.dispose();
+}

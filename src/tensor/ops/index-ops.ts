@@ -1,0 +1,129 @@
+// Integer-tensor indexing: embedding / indexSelect (gather rows) and takeAlong (one element per
+// row), with scatter-add gradients. The embedding gradient is deterministic when the ids have
+// a host copy (Tensor.from sets one): a CSR of positions per vocab row is built on the CPU and
+// each (row, d) sums its positions in order. Without a host copy it falls back to atomic adds.
+import { gatherRowsKernel, GATHER_WG, scatterAtomicKernel, scatterCsrKernel, takeAlongBackwardKernel, takeAlongKernel } from '../../kernels/gather.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { dispatch, grid } from '../runtime.js';
+import { axisOf, fmt, numel, sameShape } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { zeros } from './copy.js';
+import { denseRows } from './softmax.js';
+import { permute } from './view.js';
+
+function checkIds(op: string, ids: Tensor, n: number, what: string): void {
+  ids.assertAlive(op);
+  if (ids.dtype !== 'i32') throw new Error(`${op}: indices ${fmt(ids.shape)} must be i32, got ${ids.dtype}`);
+  const h = ids.host;
+  if (!h) return;
+  for (let i = 0; i < h.length; i++) {
+    if (h[i] < 0 || h[i] >= n) throw new Error(`${op}: index ${h[i]} at position ${i} is out of range for ${what} (valid 0..${n - 1})`);
+  }
+}
+
+/** Deterministic scatter-add of g [rows, D] into [V, D] by a CSR built from host ids. */
+function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
+  const rowPtr = new Int32Array(V + 1);
+  for (const v of host) rowPtr[v + 1]++;
+  for (let v = 0; v < V; v++) rowPtr[v + 1] += rowPtr[v];
+  const fillAt = rowPtr.slice(0, V);
+  const rowsOf = new Int32Array(host.length);
+  host.forEach((v, r) => (rowsOf[fillAt[v]++] = r)); // ascending r within each vocab row
+  const rp = Tensor.from(rowPtr), ro = Tensor.from(rowsOf.length ? rowsOf : new Int32Array(1));
+  const dw = Tensor.empty(outShape, 'f32');
+  const u = new Uniforms(4).set(0, V * D).set(1, D).set(2, V).set(3, g.offset);
+  dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: grid(Math.ceil((V * D) / GATHER_WG)) });
+  rp.dispose();
+  ro.dispose();
+  return dw;
+}
+
+function scatterAtomic(ids: Tensor, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
+  const dw = zeros(outShape);
+  const n = numel(ids.shape) * D;
+  const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, g.offset).set(4, ids.offset);
+  dispatch({ ...scatterAtomicKernel(), buffers: [ids.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+  return dw;
+}
+
+/**
+ * Rows of weight [V, ...rest] at ids [...] -> [...ids.shape, ...rest]. Gradient: scatter-add
+ * into [V, ...rest] (deterministic if ids has a host copy; atomic float adds otherwise).
+ */
+export function embedding(weight: Tensor, ids: Tensor): Tensor {
+  weight.assertAlive('embedding');
+  if (weight.rank < 1) throw new Error(`embedding: weight must be at least 1-D, got ${fmt(weight.shape)}`);
+  const V = weight.shape[0];
+  const D = numel(weight.shape.slice(1));
+  checkIds('embedding', ids, V, `weight ${fmt(weight.shape)}`);
+  const outShape = [...ids.shape, ...weight.shape.slice(1)];
+  const out = Tensor.empty(outShape, weight.dtype);
+  const rows = numel(ids.shape);
+  if (rows * D === 0) return out;
+  if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
+  const w = denseRows('embedding', weight), id = denseRows('embedding', ids);
+  const u = new Uniforms(8).set(0, rows * D).set(1, D).set(2, V).set(3, w.t.offset).set(4, id.t.offset);
+  dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [w.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil((rows * D) / GATHER_WG)) });
+  if (w.owned) w.t.dispose();
+  const host = ids.host;
+  const y = withGrad('embedding', out, [weight], (g) => {
+    const gd = denseRows('embedding backward', g, true);
+    let dw: Tensor;
+    if (host) dw = scatterCsr(host, gd.t, V, D, [...weight.shape]);
+    else {
+      id.t.assertAlive('embedding backward (ids disposed)');
+      dw = scatterAtomic(id.t, gd.t, V, D, [...weight.shape]);
+    }
+    if (gd.owned) gd.t.dispose();
+    return [dw];
+  });
+  if (id.owned && (host || !y.requiresGrad)) id.t.dispose();
+  return y;
+}
+
+/** x gathered at 1-D ids along `axis` (torch.index_select), with gradient. */
+export function indexSelect(x: Tensor, axis: number, ids: Tensor): Tensor {
+  x.assertAlive('indexSelect');
+  const a = axisOf('indexSelect', axis, x.rank);
+  if (ids.rank !== 1) throw new Error(`indexSelect: indices must be 1-D, got ${fmt(ids.shape)}`);
+  if (a === 0) return embedding(x, ids);
+  checkIds('indexSelect', ids, x.shape[a], `axis ${axis} of ${fmt(x.shape)}`);
+  // Move the axis to the front, gather rows, move it back (autograd flows through the permutes).
+  const perm = [a, ...x.shape.map((_, i) => i).filter((i) => i !== a)];
+  const inv = perm.map((_, i) => perm.indexOf(i));
+  return permute(embedding(permute(x, perm), ids), inv);
+}
+
+/** x [..., V] at idx [...] -> [...]: out[r] = x[r, idx[r]] ("integer-tensor indexing"), with gradient. */
+export function takeAlong(x: Tensor, idx: Tensor): Tensor {
+  x.assertAlive('takeAlong');
+  if (x.rank < 1) throw new Error(`takeAlong: input must have a last axis, got ${fmt(x.shape)}`);
+  if (x.dtype === 'i32') throw new Error(`takeAlong: input ${fmt(x.shape)} must be floating point, got i32`);
+  if (!sameShape(idx.shape, x.shape.slice(0, -1))) throw new Error(`takeAlong: indices ${fmt(idx.shape)} must match the leading dims of ${fmt(x.shape)}`);
+  const V = x.shape[x.rank - 1];
+  checkIds('takeAlong', idx, V, `last axis of ${fmt(x.shape)}`);
+  const rows = numel(idx.shape);
+  const out = Tensor.empty(idx.shape, 'f32');
+  if (rows === 0) return out;
+  if (V === 0) throw new Error(`takeAlong: empty last axis in ${fmt(x.shape)}`);
+  const xs = denseRows('takeAlong', x), id = denseRows('takeAlong', idx);
+  const u = new Uniforms(8).set(0, rows).set(1, V).set(2, V).set(3, xs.t.offset).set(4, id.t.offset);
+  dispatch({ ...takeAlongKernel(xs.t.dtype), buffers: [xs.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(rows / GATHER_WG)) });
+  if (xs.owned) xs.t.dispose();
+  const y = withGrad('takeAlong', out, [x], (g) => {
+    id.t.assertAlive('takeAlong backward (indices disposed)');
+    const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
+    const gd = bcast ? { t: g, owned: false } : denseRows('takeAlong backward', g, true);
+    const dx = Tensor.empty(x.shape, 'f32');
+    const ub = new Uniforms(8).set(0, rows * V).set(1, V).set(2, V).set(3, gd.t.offset).set(4, id.t.offset).set(5, bcast ? 0 : 1);
+    dispatch({ ...takeAlongBackwardKernel(), buffers: [id.t.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(Math.ceil((rows * V) / GATHER_WG)) });
+    if (gd.owned) gd.t.dispose();
+    return [dx];
+  });
+  if (id.owned && !y.requiresGrad) id.t.dispose();
+  return y;
+}
+
+/** Alias of takeAlong: one element per row of x [N, V] at idx [N]. */
+export const gatherRows = takeAlong;

@@ -1,0 +1,116 @@
+// Fused cross-entropy and per-token log-probs over logits [..., V] with integer targets [...].
+// One row kernel per forward, one elementwise kernel per backward (see kernels/cross-entropy.ts);
+// the reductions ('mean' / 'sum') are ordinary ops on the per-row losses.
+import { ceBackwardKernel, ceForwardKernel, CE_BWD_WG } from '../../kernels/cross-entropy.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { dispatch, grid } from '../runtime.js';
+import { fmt, numel, sameShape } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { affine, div, maximum } from './elementwise.js';
+import { sum } from './reduce.js';
+import { denseRows } from './softmax.js';
+
+export interface CrossEntropyOpts {
+  /** Target value whose rows contribute 0 and are not counted by 'mean' (e.g. -100 or a pad id). */
+  ignoreIndex?: number;
+  /** Default 'mean': sum of row losses / sum of row weights (count of non-ignored rows). */
+  reduction?: 'mean' | 'sum' | 'none';
+  /** f32 per-row weights (usually 0/1), same shape as targets; 'mean' divides by their sum. No gradient. */
+  mask?: Tensor;
+}
+
+function checkTargets(op: string, logits: Tensor, targets: Tensor, ignoreIndex: number | undefined, mask?: Tensor): void {
+  logits.assertAlive(op);
+  targets.assertAlive(op);
+  if (logits.rank < 1) throw new Error(`${op}: logits must have a vocab axis, got ${fmt(logits.shape)}`);
+  if (logits.dtype === 'i32') throw new Error(`${op}: logits ${fmt(logits.shape)} must be floating point, got i32`);
+  if (targets.dtype !== 'i32') throw new Error(`${op}: targets ${fmt(targets.shape)} must be i32, got ${targets.dtype}`);
+  if (!sameShape(targets.shape, logits.shape.slice(0, -1))) {
+    throw new Error(`${op}: targets ${fmt(targets.shape)} must match the leading dims of logits ${fmt(logits.shape)}`);
+  }
+  if (mask) {
+    mask.assertAlive(op);
+    if (!sameShape(mask.shape, targets.shape)) throw new Error(`${op}: mask ${fmt(mask.shape)} must match targets ${fmt(targets.shape)}`);
+  }
+  const V = logits.shape[logits.rank - 1];
+  const h = targets.host;
+  if (h) {
+    for (let i = 0; i < h.length; i++) {
+      if (h[i] !== ignoreIndex && (h[i] < 0 || h[i] >= V)) {
+        throw new Error(`${op}: target ${h[i]} at position ${i} is out of range for logits ${fmt(logits.shape)} (vocab ${V})`);
+      }
+    }
+  }
+}
+
+/** Per-row sign * w * (lse - x[t]) with its gradient; also the row weights w (no gradient). */
+function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignoreIndex?: number, mask?: Tensor): { loss: Tensor; w: Tensor } {
+  checkTargets(op, logits, targets, ignoreIndex, mask);
+  const V = logits.shape[logits.rank - 1];
+  const rows = numel(targets.shape);
+  const loss = Tensor.empty(targets.shape, 'f32');
+  const lse = Tensor.empty([rows], 'f32');
+  const w = Tensor.empty(targets.shape, 'f32');
+  if (rows === 0) return { loss, w };
+  if (V === 0) throw new Error(`${op}: empty vocab axis in logits ${fmt(logits.shape)}`);
+  const x = denseRows(op, logits), t = denseRows(op, targets), m = mask && denseRows(op, mask, true);
+  const u = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
+  u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? m.t.offset : 0);
+  const bufs = [x.t.buffer, t.t.buffer, ...(m ? [m.t.buffer] : []), loss.buffer, lse.buffer, w.buffer];
+  dispatch({ ...ceForwardKernel(x.t.dtype, !!m), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 3), uniforms: u.u32, workgroups: grid(rows) });
+  if (m?.owned) m.t.dispose();
+  const out = withGrad(op, loss, [logits], (g) => {
+    for (const s of [x.t, t.t, lse, w]) s.assertAlive(`${op} backward (saved tensor disposed)`);
+    // A broadcast scalar gradient (from sum/mean) is read with stride 0 instead of being materialised.
+    const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
+    const gd = bcast ? { t: g, owned: false } : denseRows(`${op} backward`, g, true);
+    const dx = Tensor.empty(logits.shape, 'f32');
+    const ub = new Uniforms(8).set(0, rows * V).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
+    ub.set(4, gd.t.offset).set(5, bcast ? 0 : 1).setF(6, sign);
+    dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: [x.t.buffer, t.t.buffer, lse.buffer, w.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(Math.ceil((rows * V) / CE_BWD_WG)) });
+    if (gd.owned) gd.t.dispose();
+    return [dx];
+  });
+  // Saved tensors live as long as the graph needs them; without a graph, free them now.
+  if (!out.requiresGrad) {
+    lse.dispose();
+    if (x.owned) x.t.dispose();
+    if (t.owned) t.t.dispose();
+  }
+  return { loss: out, w };
+}
+
+/**
+ * Cross-entropy of logits [..., V] against i32 targets [...] (fused log-softmax + gather).
+ * 'none' returns per-row losses shaped like targets; ignored rows are 0.
+ */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOpts = {}): Tensor {
+  const { ignoreIndex, reduction = 'mean', mask } = opts;
+  const { loss, w } = rowNll('crossEntropy', logits, targets, 1, ignoreIndex, mask);
+  if (reduction === 'none') {
+    if (!loss.requiresGrad) w.dispose();
+    return loss;
+  }
+  const total = sum(loss);
+  if (reduction === 'sum') {
+    if (!loss.requiresGrad) w.dispose();
+    return total;
+  }
+  if (reduction !== 'mean') throw new Error(`crossEntropy: unknown reduction "${reduction as string}"`);
+  // The count is known on the CPU when the targets came from the host; otherwise it is sum(w) on the GPU.
+  if (!mask && targets.host) {
+    let count = 0;
+    for (const t of targets.host) if (t !== ignoreIndex) count++;
+    if (!loss.requiresGrad) w.dispose();
+    return affine(total, 1 / Math.max(count, 1));
+  }
+  return div(total, maximum(sum(w), 1e-30));
+}
+
+/** log p(target) per row: logits [..., V], targets [...] -> [...], with gradient (RL policy terms). */
+export function tokenLogProbs(logits: Tensor, targets: Tensor, opts: { ignoreIndex?: number } = {}): Tensor {
+  const { loss, w } = rowNll('tokenLogProbs', logits, targets, -1, opts.ignoreIndex);
+  if (!loss.requiresGrad) w.dispose();
+  return loss;
+}

@@ -1,0 +1,96 @@
+// rmsNorm and layerNorm over the last axis, fused forward and backward (kernels/norm.ts).
+import { colSumKernel } from '../../kernels/reduce.js';
+import { normBackwardDwKernel, normBackwardDxKernel, normForwardKernel, NORM_COL_WG, type NormKind } from '../../kernels/norm.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { dispatch, grid } from '../runtime.js';
+import { fmt, numel } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { denseRows } from './softmax.js';
+
+// Row blocks for the dweight partial sums: enough workgroups to keep every core busy, few
+// enough that the second (column) pass is short.
+const MAX_BLOCKS = 64;
+
+function check(op: string, x: Tensor, w: Tensor, b?: Tensor): void {
+  for (const t of [x, w, b]) t?.assertAlive(op);
+  if (x.rank < 1) throw new Error(`${op}: input must have a feature axis, got ${fmt(x.shape)}`);
+  const D = x.shape[x.rank - 1];
+  for (const [name, t] of [['weight', w], ['bias', b]] as const) {
+    if (!t) continue;
+    if (t.rank !== 1 || t.shape[0] !== D) throw new Error(`${op}: ${name} ${fmt(t.shape)} must be [${D}] for input ${fmt(x.shape)}`);
+    if (t.dtype === 'i32') throw new Error(`${op}: ${name} must be floating point, got i32`);
+  }
+  if (x.dtype === 'i32') throw new Error(`${op}: input ${fmt(x.shape)} must be floating point, got i32`);
+  if (D === 0) throw new Error(`${op}: empty feature axis in ${fmt(x.shape)}`);
+}
+
+function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | undefined, eps: number): Tensor {
+  check(op, x, w, b);
+  const D = x.shape[x.rank - 1];
+  const rows = numel(x.shape) / D;
+  const y = Tensor.empty(x.shape, 'f32');
+  if (rows === 0) return y;
+  const stats = Tensor.empty([rows, kind === 'rms' ? 1 : 2], 'f32');
+  const xs = denseRows(op, x), ws = denseRows(op, w), bs = b && denseRows(op, b);
+  if (bs && bs.t.dtype !== ws.t.dtype) throw new Error(`${op}: weight (${ws.t.dtype}) and bias (${bs.t.dtype}) dtypes differ`);
+  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).setF(4, eps).set(5, bs ? bs.t.offset : 0);
+  const bufs = [xs.t.buffer, ws.t.buffer, ...(bs ? [bs.t.buffer] : []), y.buffer, stats.buffer];
+  dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 2), uniforms: u.u32, workgroups: grid(rows) });
+  if (bs?.owned) bs.t.dispose();
+  const out = withGrad(op, y, b ? [x, w, b] : [x, w], (g) => {
+    for (const t of [xs.t, ws.t, stats]) t.assertAlive(`${op} backward (saved tensor disposed)`);
+    const gd = denseRows(`${op} backward`, g, true);
+    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = Tensor.empty(x.shape, 'f32');
+      const ub = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).set(4, gd.t.offset);
+      dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype), buffers: [xs.t.buffer, ws.t.buffer, gd.t.buffer, stats.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(rows) });
+    }
+    if (w.requiresGrad || b?.requiresGrad) [dw, db] = paramGrads(kind, xs.t, gd.t, stats, rows, D, !!b);
+    if (gd.owned) gd.t.dispose();
+    return [dx, dw, db];
+  });
+  if (!out.requiresGrad) {
+    stats.dispose();
+    if (xs.owned) xs.t.dispose();
+    if (ws.owned) ws.t.dispose();
+  }
+  return out;
+}
+
+/** dweight (and dbias): block partial sums then a column sum over the blocks. */
+function paramGrads(kind: NormKind, x: Tensor, g: Tensor, stats: Tensor, rows: number, D: number, bias: boolean): [Tensor, Tensor | null] {
+  const blocks = Math.min(rows, MAX_BLOCKS);
+  const rb = Math.ceil(rows / blocks);
+  const nb = Math.ceil(rows / rb);
+  const pw = Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32');
+  const pb = bias ? Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32') : undefined;
+  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, x.offset).set(3, g.offset).set(4, rb);
+  dispatch({
+    ...normBackwardDwKernel(kind, x.dtype, bias),
+    buffers: [x.buffer, g.buffer, stats.buffer, pw.buffer, ...(pb ? [pb.buffer] : [])],
+    readOnly: [true, true, true, false, false],
+    uniforms: u.u32,
+    workgroups: [Math.ceil(D / NORM_COL_WG), nb],
+  });
+  if (nb === 1) return [pw, pb ?? null];
+  const colSum = (p: Tensor): Tensor => {
+    const out = Tensor.empty([D], 'f32');
+    const uc = new Uniforms(4).set(0, nb).set(1, D).set(2, 0);
+    dispatch({ ...colSumKernel('f32'), buffers: [p.buffer, out.buffer], uniforms: uc.u32, workgroups: [Math.ceil(D / 64)] });
+    p.dispose();
+    return out;
+  };
+  return [colSum(pw), pb ? colSum(pb) : null];
+}
+
+/** x * rsqrt(mean(x^2, -1) + eps) * weight; x [..., D], weight [D]. (llama2.c uses eps 1e-5.) */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-5): Tensor {
+  return norm('rms', 'rmsNorm', x, weight, undefined, eps);
+}
+
+/** (x - mean) * rsqrt(var + eps) * weight + bias over the last axis (biased variance, as PyTorch). */
+export function layerNorm(x: Tensor, weight: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  return norm('layer', 'layerNorm', x, weight, bias, eps);
+}

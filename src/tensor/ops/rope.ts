@@ -1,0 +1,104 @@
+// Rotary position embedding. Layout: x is [..., T, H, Dh] (e.g. [B, T, H, Dh], the free reshape
+// of a [B, T, H*Dh] projection); attention code permutes to [B, H, T, Dh] afterwards.
+import { ropeKernel, ROPE_WG, type RopeLayout } from '../../kernels/rope.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { ropeFreq } from '../reference/nn.js';
+import { dispatch, grid } from '../runtime.js';
+import { keep } from '../scope.js';
+import { fmt, numel, sameShape } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { denseRows } from './softmax.js';
+
+export type { RopeLayout };
+
+export interface RopeOpts {
+  /** Start position (pos = start + t); the same as passing a number as `positions`. */
+  start?: number;
+  /** Start position (pos = start + t; KV-cache decoding passes the cache length), or i32
+   * positions [T] (shared by the batch) or [...batch, T]. Default 0. */
+  positions?: number | Tensor;
+  /** Base of the frequencies (llama: 10000). */
+  theta?: number;
+  /** 'interleaved' pairs (0,1),(2,3),... as llama2.c / Meta; 'half' pairs (i, i+Dh/2) as HF rotate_half. */
+  layout?: RopeLayout;
+}
+
+// Tables per (theta, Dh), grown on demand. Backward looks the table up again rather than
+// capturing it, so growing (and freeing the old table) never strands a pending backward.
+const tables = new Map<string, { t: Tensor; len: number }>();
+const MAX_TABLE = 1 << 15;
+
+function table(theta: number, dh: number, need: number): { t: Tensor; len: number } {
+  const key = `${theta}|${dh}`;
+  const cur = tables.get(key);
+  if (cur && (cur.len >= need || cur.len >= MAX_TABLE)) return cur;
+  const len = Math.min(MAX_TABLE, 2 ** Math.ceil(Math.log2(Math.max(need, 256, (cur?.len ?? 0) * 2))));
+  const half = dh / 2;
+  const f = Math.fround;
+  const data = new Float32Array(half + 2 * len * half);
+  for (let k = 0; k < half; k++) data[k] = ropeFreq(2 * k, dh, theta);
+  for (let p = 0; p < len; p++)
+    for (let k = 0; k < half; k++) {
+      const a = f(p * data[k]);
+      data[half + 2 * (p * half + k)] = Math.cos(a);
+      data[half + 2 * (p * half + k) + 1] = Math.sin(a);
+    }
+  cur?.t.dispose();
+  const next = { t: keep(Tensor.from(data, [data.length])), len };
+  tables.set(key, next);
+  return next;
+}
+
+function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number): Tensor {
+  const [T, H, Dh] = x.shape.slice(-3);
+  const pairs = numel(x.shape) / 2;
+  const out = Tensor.empty(x.shape, 'f32');
+  if (pairs === 0) return out;
+  const tab = table(theta, Dh, needPos);
+  const xs = denseRows('rope', x);
+  const explicit = typeof positions !== 'number';
+  const ps = explicit ? denseRows('rope', positions) : undefined;
+  const u = new Uniforms(12).set(0, pairs).set(1, Dh).set(2, H).set(3, T).set(4, xs.t.offset);
+  u.setI(5, explicit ? 0 : positions).set(6, ps ? ps.t.offset : 0).set(7, explicit && positions.rank > 1 ? T : 0).set(8, tab.len).setF(9, sign);
+  const bufs = [xs.t.buffer, tab.t.buffer, ...(ps ? [ps.t.buffer] : []), out.buffer];
+  dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(Math.ceil(pairs / ROPE_WG)) });
+  if (xs.owned) xs.t.dispose();
+  if (ps?.owned) ps.t.dispose();
+  return out;
+}
+
+/** Rotate pairs of x [..., T, H, Dh] by pos * theta^(-2k/Dh). Differentiable in x. */
+export function rope(x: Tensor, opts: RopeOpts = {}): Tensor {
+  const { theta = 10000, layout = 'interleaved' } = opts;
+  if (opts.start !== undefined && opts.positions !== undefined) throw new Error('rope: pass either start or positions, not both');
+  const positions = opts.positions ?? opts.start ?? 0;
+  x.assertAlive('rope');
+  if (x.rank < 3) throw new Error(`rope: input must be [..., T, H, Dh], got ${fmt(x.shape)}`);
+  if (x.dtype === 'i32') throw new Error(`rope: input ${fmt(x.shape)} must be floating point, got i32`);
+  const [T, , Dh] = x.shape.slice(-3);
+  if (Dh % 2 !== 0) throw new Error(`rope: head size ${Dh} (last dim of ${fmt(x.shape)}) must be even`);
+  if (layout !== 'interleaved' && layout !== 'half') throw new Error(`rope: unknown layout "${layout as string}"`);
+  let need = 0;
+  if (typeof positions === 'number') {
+    if (!Number.isInteger(positions) || positions < 0) throw new Error(`rope: start position ${positions} must be a non-negative integer`);
+    need = positions + T;
+  } else {
+    positions.assertAlive('rope');
+    const lead = x.shape.slice(0, -3);
+    if (positions.dtype !== 'i32') throw new Error(`rope: positions ${fmt(positions.shape)} must be i32, got ${positions.dtype}`);
+    if (!sameShape(positions.shape, [T]) && !sameShape(positions.shape, [...lead, T])) {
+      throw new Error(`rope: positions ${fmt(positions.shape)} must be [${T}] or ${fmt([...lead, T])} for input ${fmt(x.shape)}`);
+    }
+    const h = positions.host;
+    if (h) {
+      for (let i = 0; i < h.length; i++) if (h[i] < 0) throw new Error(`rope: position ${h[i]} at index ${i} is negative`);
+      need = h.reduce((m, v) => Math.max(m, v + 1), 0);
+    }
+  }
+  const y = ropeRaw(x, positions, theta, layout, 1, need);
+  return withGrad('rope', y, [x], (g) => {
+    if (typeof positions !== 'number') positions.assertAlive('rope backward (positions disposed)');
+    return [ropeRaw(g, positions, theta, layout, -1, need)];
+  });
+}

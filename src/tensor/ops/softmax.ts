@@ -1,0 +1,62 @@
+// softmax / logSoftmax over one axis (fused row kernels; other axes are moved last first).
+import { softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { withGrad } from '../autograd.js';
+import { dispatch, grid } from '../runtime.js';
+import { axisOf, fmt, numel } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { contiguous } from './copy.js';
+import { cast } from './elementwise.js';
+import { permute } from './view.js';
+
+/**
+ * A dense view of `t` whose rows of the last axis are contiguous (offset may be non-zero),
+ * optionally converted to f32. Returns the tensor and whether the caller owns (must dispose) it.
+ */
+export function denseRows(op: string, t: Tensor, f32 = false): { t: Tensor; owned: boolean } {
+  t.assertAlive(op);
+  let d = t;
+  if (f32 && d.dtype !== 'f32') d = cast(d, 'f32');
+  if (!d.isContiguous) {
+    const c = contiguous(d);
+    if (d !== t) d.dispose();
+    d = c;
+  }
+  return { t: d, owned: d !== t };
+}
+
+function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
+  x.assertAlive(op);
+  if (x.rank === 0) throw new Error(`${op}: needs at least one axis, got a scalar`);
+  if (x.dtype === 'i32') throw new Error(`${op}: integer input ${fmt(x.shape)} (cast to f32 first)`);
+  const a = axisOf(op, axis, x.rank);
+  if (a !== x.rank - 1) {
+    // Move the axis last, run the row kernel, move it back (autograd flows through the permutes).
+    const perm = x.shape.map((_, i) => i).filter((i) => i !== a).concat(a);
+    const inv = perm.map((_, i) => perm.indexOf(i));
+    return permute(rowOp(op, permute(x, perm), -1), inv);
+  }
+  const log = op === 'logSoftmax';
+  const n = x.shape[a];
+  const rows = numel(x.shape) / Math.max(n, 1);
+  const y = Tensor.empty(x.shape, 'f32');
+  if (numel(x.shape) === 0) return y;
+  const src = denseRows(op, x);
+  const u = new Uniforms(4).set(0, rows).set(1, n).set(2, src.t.offset);
+  dispatch({ ...softmaxKernel(log, src.t.dtype), buffers: [src.t.buffer, y.buffer], uniforms: u.u32, workgroups: grid(rows) });
+  if (src.owned) src.t.dispose();
+  return withGrad(op, y, [x], (g) => {
+    y.assertAlive(`${op} backward (its output was disposed before backward)`);
+    const gd = denseRows(`${op} backward`, g, true);
+    const dx = Tensor.empty(x.shape, 'f32');
+    const ub = new Uniforms(4).set(0, rows).set(1, n).set(2, y.offset).set(3, gd.t.offset);
+    dispatch({ ...softmaxBackwardKernel(log), buffers: [y.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(rows) });
+    if (gd.owned) gd.t.dispose();
+    return [dx];
+  });
+}
+
+/** exp(x - logsumexp(x)) along `axis` (default last); numerically stable, fully masked (-inf) rows give 0. */
+export const softmax = (x: Tensor, axis = -1): Tensor => rowOp('softmax', x, axis);
+/** x - logsumexp(x) along `axis` (default last). */
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => rowOp('logSoftmax', x, axis);

@@ -1,0 +1,61 @@
+// Global gradient norm on the GPU without a readback: per-parameter partial sums of squares
+// (a few workgroups each) into one buffer, then one single-workgroup kernel producing
+// [norm, coef] with coef = min(1, maxNorm / (norm + 1e-6)) as PyTorch's clip_grad_norm_.
+import { clipFinalizeKernel, sumSquaresKernel } from '../../kernels/optim.js';
+import { RW } from '../../kernels/softmax.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { launchElementwise } from '../ops/elementwise.js';
+import { dispatch } from '../runtime.js';
+import { keep } from '../scope.js';
+import { Tensor } from '../tensor.js';
+
+// Elements per partial-sum workgroup before another is added (at most 64 per parameter).
+const PER_GROUP = 16384;
+
+function denseGrad(op: string, p: Tensor): Tensor {
+  const g = p.grad!;
+  g.assertAlive(`${op} (gradient of ${p.name ?? 'parameter #' + p.id})`);
+  if (g.dtype !== 'f32' || !g.isContiguous) throw new Error(`${op}: gradient of ${p.name ?? 'parameter #' + p.id} must be dense f32`);
+  return g;
+}
+
+/** [norm, coef] (shape [2]) of the gradients of `params` (those without .grad are skipped). */
+export function gradNormCoef(params: Iterable<Tensor>, maxNorm = Infinity, op = 'clipGradNorm'): Tensor {
+  const grads = [...params].filter((p) => p.grad).map((p) => denseGrad(op, p));
+  const chunks = grads.map((g) => Math.min(64, Math.max(1, Math.ceil(g.size / PER_GROUP))));
+  const total = chunks.reduce((a, b) => a + b, 0);
+  const part = Tensor.empty([Math.max(total, 1)], 'f32');
+  let slot = 0;
+  grads.forEach((g, i) => {
+    const u = new Uniforms(4).set(0, g.size).set(1, g.offset).set(2, slot).set(3, chunks[i]);
+    dispatch({ ...sumSquaresKernel(), buffers: [g.buffer, part.buffer], uniforms: u.u32, workgroups: [chunks[i]] });
+    slot += chunks[i];
+  });
+  const out = Tensor.empty([2], 'f32');
+  const u = new Uniforms(4).set(0, total).setF(1, Math.min(maxNorm, 3.4e38));
+  dispatch({ ...clipFinalizeKernel(), buffers: [part.buffer, out.buffer], uniforms: u.u32, workgroups: [1] });
+  part.dispose();
+  return out;
+}
+
+/**
+ * Scale gradients so their global L2 norm is at most maxNorm; returns the norm before clipping
+ * as a scalar tensor (read it with .item() only when you need it: that is a GPU sync).
+ * Each .grad is replaced by a scaled copy (grads may share storage, so never scaled in place).
+ */
+export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): Tensor {
+  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
+  const list = [...params];
+  const nc = gradNormCoef(list, maxNorm);
+  const coef = nc.view([], [], 1);
+  for (const p of list) {
+    if (!p.grad) continue;
+    const scaled = keep(launchElementwise('clip_scale', 'x0 * x1', [p.grad, coef]));
+    p.grad.dispose();
+    p.grad = scaled;
+  }
+  coef.dispose();
+  const norm = nc.view([], [], 0);
+  nc.dispose();
+  return norm;
+}

@@ -1,0 +1,155 @@
+// Shared optimizer machinery: parameter groups, the learning rate (a number or a schedule),
+// optional fused gradient clipping, per-parameter state tensors (kept, updated in place), and
+// state()/loadState() as host arrays for checkpoints.
+import { zeroGrad } from '../autograd.js';
+import { zeros } from '../ops/copy.js';
+import { keep } from '../scope.js';
+import { fmt, sameShape } from '../shape.js';
+import { Tensor } from '../tensor.js';
+import { gradNormCoef } from './clip.js';
+
+export interface ParamGroup {
+  params: Tensor[];
+  /** Overrides the optimizer's weight decay for this group (e.g. 0 for norms and biases). */
+  weightDecay?: number;
+  /** Multiplies the learning rate for this group. */
+  lrScale?: number;
+}
+
+/** A fixed learning rate, or a function of the number of completed steps (see schedule.ts). */
+export type LrSpec = number | ((step: number) => number);
+
+export interface OptimizerOpts {
+  lr: LrSpec;
+  weightDecay?: number;
+  /** Clip the global gradient norm to this inside step() (fused into the update kernels). */
+  maxGradNorm?: number;
+}
+
+export interface ParamState { name?: string; shape: number[]; step: number; slots: Record<string, Float32Array> }
+export interface OptimizerState { kind: string; stepCount: number; params: ParamState[] }
+
+interface Slot { step: number; bufs: Record<string, Tensor> }
+
+let onesPair: Tensor | undefined;
+/** The [norm, coef] stand-in when not clipping: coef 1. */
+function noClip(): Tensor {
+  return (onesPair ??= keep(Tensor.from([1, 1], [2])));
+}
+
+export abstract class Optimizer {
+  readonly groups: { params: Tensor[]; weightDecay: number; lrScale: number }[];
+  lr: LrSpec;
+  maxGradNorm: number | undefined;
+  /** Completed steps (the argument a schedule receives). */
+  stepCount = 0;
+  private slots = new Map<Tensor, Slot>();
+
+  constructor(readonly kind: string, params: Tensor[] | ParamGroup[], opts: OptimizerOpts, private slotNames: string[]) {
+    this.lr = opts.lr;
+    this.maxGradNorm = opts.maxGradNorm;
+    const wd = opts.weightDecay ?? 0;
+    const list: ParamGroup[] = params.length && (params[0] as Tensor).isTensor ? [{ params: params as Tensor[] }] : (params as ParamGroup[]);
+    this.groups = list.map((g) => ({ params: [...g.params], weightDecay: g.weightDecay ?? wd, lrScale: g.lrScale ?? 1 }));
+    const seen = new Set<Tensor>();
+    for (const p of this.params) {
+      const who = `${kind}: parameter ${p.name ?? '#' + p.id} ${fmt(p.shape)}`;
+      p.assertAlive(kind);
+      if (seen.has(p)) throw new Error(`${who} is listed twice`);
+      seen.add(p);
+      if (!p.requiresGrad) throw new Error(`${who} does not require grad (create it with param())`);
+      if (p.dtype !== 'f32') throw new Error(`${who} is ${p.dtype}; optimizers update f32 parameters`);
+      if (!p.isContiguous) throw new Error(`${who} is a strided view; optimizers update dense parameters`);
+    }
+  }
+
+  get params(): Tensor[] {
+    return this.groups.flatMap((g) => g.params);
+  }
+
+  /** The learning rate the next step() will use. */
+  currentLr(): number {
+    return typeof this.lr === 'number' ? this.lr : this.lr(this.stepCount);
+  }
+
+  /** Update every parameter that has a gradient. Returns the pre-clip gradient norm (a scalar tensor) when clipping. */
+  step(): Tensor | undefined {
+    const lr = this.currentLr();
+    const nc = this.maxGradNorm !== undefined ? gradNormCoef(this.params, this.maxGradNorm, `${this.kind}.step`) : noClip();
+    for (const g of this.groups) {
+      for (const p of g.params) {
+        if (!p.grad) continue;
+        p.assertAlive(`${this.kind}.step`);
+        p.grad.assertAlive(`${this.kind}.step (gradient of ${p.name ?? '#' + p.id})`);
+        if (!sameShape(p.grad.shape, p.shape) || p.grad.dtype !== 'f32' || !p.grad.isContiguous) {
+          throw new Error(`${this.kind}.step: gradient ${fmt(p.grad.shape)} ${p.grad.dtype} of ${p.name ?? '#' + p.id} ${fmt(p.shape)} must be a dense f32 tensor of the same shape`);
+        }
+        const slot = this.slotOf(p);
+        slot.step++;
+        this.update(p, p.grad, slot.bufs, slot.step, lr * g.lrScale, g.weightDecay, nc);
+      }
+    }
+    this.stepCount++;
+    if (nc === onesPair) return undefined;
+    const norm = nc.view([], [], 0);
+    nc.dispose();
+    return norm;
+  }
+
+  protected abstract update(p: Tensor, g: Tensor, bufs: Record<string, Tensor>, step: number, lr: number, weightDecay: number, scale: Tensor): void;
+
+  private slotOf(p: Tensor): Slot {
+    let s = this.slots.get(p);
+    if (!s) {
+      s = { step: 0, bufs: Object.fromEntries(this.slotNames.map((n) => [n, keep(zeros(p.shape))])) };
+      this.slots.set(p, s);
+    }
+    return s;
+  }
+
+  /** Dispose the gradients of all parameters. */
+  zeroGrad(): void {
+    zeroGrad(this.params);
+  }
+
+  /** Host copy of the optimizer state (parameters without state yet get step 0 and zeros). */
+  async state(): Promise<OptimizerState> {
+    const params: ParamState[] = [];
+    for (const p of this.params) {
+      const s = this.slots.get(p);
+      const slots: Record<string, Float32Array> = {};
+      for (const n of this.slotNames) slots[n] = s ? ((await s.bufs[n].data()) as Float32Array) : new Float32Array(p.size);
+      params.push({ name: p.name, shape: [...p.shape], step: s?.step ?? 0, slots });
+    }
+    return { kind: this.kind, stepCount: this.stepCount, params };
+  }
+
+  /** Restore state() output; parameters are matched by position and checked by shape. */
+  loadState(st: OptimizerState): void {
+    const ps = this.params;
+    if (st.kind !== this.kind) throw new Error(`${this.kind}.loadState: state is for ${st.kind}`);
+    if (st.params.length !== ps.length) throw new Error(`${this.kind}.loadState: state has ${st.params.length} parameters, optimizer has ${ps.length}`);
+    ps.forEach((p, i) => {
+      const s = st.params[i];
+      if (!sameShape(s.shape, p.shape)) throw new Error(`${this.kind}.loadState: parameter ${i} (${p.name ?? s.name ?? '#' + p.id}) is ${fmt(p.shape)}, state has ${fmt(s.shape)}`);
+      for (const n of this.slotNames) if (s.slots[n]?.length !== p.size) throw new Error(`${this.kind}.loadState: slot "${n}" of parameter ${i} has ${s.slots[n]?.length} values, expected ${p.size}`);
+    });
+    this.disposeState();
+    ps.forEach((p, i) => {
+      const s = st.params[i];
+      const bufs = Object.fromEntries(this.slotNames.map((n) => [n, keep(Tensor.from(s.slots[n], p.shape))]));
+      this.slots.set(p, { step: s.step, bufs });
+    });
+    this.stepCount = st.stepCount;
+  }
+
+  private disposeState(): void {
+    for (const s of this.slots.values()) for (const t of Object.values(s.bufs)) t.dispose();
+    this.slots.clear();
+  }
+
+  /** Free the state tensors (the parameters are the caller's). */
+  dispose(): void {
+    this.disposeState();
+  }
+}

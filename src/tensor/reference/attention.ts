@@ -1,0 +1,53 @@
+// Float64 scaled dot-product attention: the oracle for the fused GPU kernels. Materialises
+// the full score matrix on purpose (obviously right, not fast).
+import { Nd } from './nd.js';
+
+export interface AttentionRefOptions {
+  scale?: number;
+  causal?: boolean;
+  /** Absolute position of query 0 for the causal rule (default Tk - Tq). */
+  qStart?: number;
+  /** [B, Tk], 0 = masked out. */
+  keyMask?: Nd;
+  /** Per-batch number of valid keys. */
+  lengths?: readonly number[];
+}
+
+/** q [B,H,Tq,D], k/v [B,Hkv,Tk,D] -> out [B,H,Tq,D] and lse [B,H,Tq]. Fully masked rows: out 0, lse -Infinity. */
+export function attention(q: Nd, k: Nd, v: Nd, o: AttentionRefOptions = {}): { out: Nd; lse: Nd } {
+  const [B, H, Tq, D] = q.shape;
+  const [, Hkv, Tk] = k.shape;
+  const G = H / Hkv;
+  const scale = o.scale ?? 1 / Math.sqrt(D);
+  const qStart = o.causal ? (o.qStart ?? Tk - Tq) : Infinity;
+  const out = new Nd([B, H, Tq, D]);
+  const lse = new Nd([B, H, Tq]);
+  const s = new Float64Array(Tk);
+  for (let b = 0; b < B; b++)
+    for (let h = 0; h < H; h++) {
+      const hk = Math.floor(h / G);
+      for (let i = 0; i < Tq; i++) {
+        let m = -Infinity;
+        for (let j = 0; j < Tk; j++) {
+          const ok = j <= i + qStart && (!o.keyMask || o.keyMask.get(b, j) !== 0) && (!o.lengths || j < o.lengths[b]);
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += q.get(b, h, i, d) * k.get(b, hk, j, d);
+          s[j] = ok ? dot * scale : -Infinity;
+          m = Math.max(m, s[j]);
+        }
+        const row = ((b * H + h) * Tq + i) * D;
+        if (m === -Infinity) {
+          lse.data[(b * H + h) * Tq + i] = -Infinity;
+          continue; // out row stays 0
+        }
+        let l = 0;
+        for (let j = 0; j < Tk; j++) l += Math.exp(s[j] - m);
+        for (let j = 0; j < Tk; j++) {
+          const p = Math.exp(s[j] - m) / l;
+          if (p) for (let d = 0; d < D; d++) out.data[row + d] += p * v.get(b, hk, j, d);
+        }
+        lse.data[(b * H + h) * Tq + i] = m + Math.log(l);
+      }
+    }
+  return { out, lse };
+}

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import * as T from '../src/tensor/index.js';
+import * as nn from '../src/tensor/reference/nn.js';
+import { checkOp, Nd, property, randomInts, randomNd } from '../src/testing/property.js';
+
+const arbRope = fc.tuple(
+  fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }),
+  fc.constantFrom('interleaved' as const, 'half' as const), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 1, max: 1e6 }),
+);
+
+test('rope with a start offset matches the reference (both layouts), gradient = inverse rotation', async () => {
+  await property(arbRope, async ([B, Tn, H, halfDh, layout, start, seed]) => {
+    await checkOp({
+      name: `rope ${layout} start ${start}`, inputs: [randomNd([B, Tn, H, 2 * halfDh], seed)],
+      gpu: ([x]) => T.rope(x, { positions: start, layout }), ref: ([x]) => nn.rope(x, start, 10000, layout), atol: 2e-6, rtol: 1e-5, grad: true,
+    });
+  }, { numRuns: 10 });
+});
+
+test('rope with explicit i32 positions, shared [T] and per-batch [B, T]', async () => {
+  await property(arbRope, async ([B, Tn, H, halfDh, layout, , seed]) => {
+    for (const pshape of [[Tn], [B, Tn]]) {
+      await checkOp({
+        name: `rope ${layout} positions ${pshape}`, inputs: [randomNd([B, Tn, H, 2 * halfDh], seed), randomInts(pshape, seed + 1, 0, 300)], dtypes: ['f32', 'i32'],
+        gpu: ([x, p]) => T.rope(x, { positions: p, layout, theta: 500 }), ref: ([x, p]) => nn.rope(x, p, 500, layout), atol: 2e-6, rtol: 1e-5, grad: [0],
+      });
+    }
+  }, { numRuns: 6 });
+});
+
+test('rope on [T, H, Dh] (no batch) and on a strided view; positions past the table fall back to GPU sin/cos', async () => {
+  await checkOp({ name: 'rope 3d', inputs: [randomNd([4, 2, 6], 3)], gpu: ([x]) => T.rope(x, { positions: 7 }), ref: ([x]) => nn.rope(x, 7, 10000, 'interleaved'), atol: 2e-6, grad: true });
+  const base = randomNd([2, 3, 8], 4);
+  const sliced = new Nd([2, 3, 4], Float64Array.from({ length: 24 }, (_, i) => base.data[Math.floor(i / 4) * 8 + 2 + (i % 4)]));
+  await checkOp({ name: 'rope(slice)', inputs: [base], gpu: ([x]) => T.rope(x.slice(2, 2, 6), { layout: 'half', positions: 3 }), ref: () => nn.rope(sliced, 3, 10000, 'half'), atol: 2e-6 });
+  // Positions through a view have no host copy, so the table is not grown for them.
+  const far = randomInts([3], 5, 40000, 41000);
+  await checkOp({
+    name: 'rope far positions', inputs: [randomNd([1, 3, 1, 4], 6), far], dtypes: ['f32', 'i32'],
+    gpu: ([x, p]) => T.rope(x, { positions: p.reshape([1, 3]).reshape([3]) }), ref: ([x, p]) => nn.rope(x, p, 10000, 'interleaved'), atol: 5e-3,
+  });
+});
+
+test('rope angles follow llama2.c float32 arithmetic exactly at large positions', async () => {
+  await T.initGpu();
+  const f = Math.fround, Dh = 8, pos = 1000;
+  const x = T.Tensor.from(Float32Array.from({ length: Dh }, (_, i) => (i % 2 === 0 ? 1 : 0)), [1, 1, Dh]);
+  const got = await T.rope(x, { positions: pos }).data();
+  for (let i = 0; i < Dh; i += 2) {
+    const freq = f(1 / f(Math.pow(10000, f(i / Dh))));
+    const val = f(pos * freq);
+    assert.equal(got[i], f(Math.cos(val)), `cos at pair ${i}`);
+    assert.equal(got[i + 1], f(Math.sin(val)), `sin at pair ${i}`);
+  }
+});
+
+test('rope errors name the op and shapes', async () => {
+  await T.initGpu();
+  assert.throws(() => T.rope(T.Tensor.from(new Float32Array(6), [1, 2, 3])), /rope: head size 3 .* must be even/);
+  assert.throws(() => T.rope(T.Tensor.from(new Float32Array(4), [2, 2])), /rope: input must be \[..., T, H, Dh\], got \[2,2\]/);
+  const x = T.Tensor.from(new Float32Array(16), [2, 2, 2, 2]);
+  assert.throws(() => T.rope(x, { positions: T.Tensor.from(new Int32Array([0, 1, 2])) }), /rope: positions \[3\] must be \[2\] or \[2,2\]/);
+  assert.throws(() => T.rope(x, { positions: T.Tensor.from(new Int32Array([0, -1])) }), /rope: position -1 at index 1 is negative/);
+});
