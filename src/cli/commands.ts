@@ -1,4 +1,7 @@
 // Subcommands beyond `info`, registered in one place.
 import type { Command } from 'commander';
+import { registerDemo } from './demo.js';
 
-export function registerAll(_program: Command): void {}
+export function registerAll(program: Command): void {
+  registerDemo(program);
+}

@@ -1,6 +1,6 @@
 // The NLA trainers' optimizer: AdamW with linear warm-up and cosine decay, and gradient
 // clipping by global norm, on the engine's fused update kernel.
-import { AdamW, clipGradNorm, cosineWithWarmup } from '../tensor/optim/index.js';
+import { AdamW, cosineWithWarmup } from '../tensor/optim/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeroGrad } from '../tensor/autograd.js';
 
@@ -23,7 +23,8 @@ export interface StepOptimizer {
 
 export function makeOptimizer(params: Tensor[], s: TrainSchedule): StepOptimizer {
   const trainable = params.filter((p) => p.requiresGrad);
-  const adam = new AdamW(trainable, { lr: s.lr, weightDecay: s.weightDecay ?? 0 });
+  // Clipping is fused into the update (a scale tensor on the GPU): no readback per step.
+  const adam = new AdamW(trainable, { lr: s.lr, weightDecay: s.weightDecay ?? 0, maxGradNorm: s.clip });
   return {
     adam,
     step(step: number) {
@@ -31,8 +32,7 @@ export function makeOptimizer(params: Tensor[], s: TrainSchedule): StepOptimizer
         ? cosineWithWarmup(step, { baseLr: s.lr, warmup: s.warmup ?? 0, total: s.decaySteps, minRatio: s.minLrRatio ?? 0.1 })
         : s.lr * Math.min(1, (step + 1) / Math.max(1, s.warmup ?? 0));
       adam.lr = lr;
-      if (s.clip) clipGradNorm(trainable.filter((p) => p.grad), s.clip);
-      adam.step();
+      adam.step()?.dispose();
       zeroGrad(trainable);
       return lr;
     },
