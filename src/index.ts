@@ -1,0 +1,54 @@
+// nla's public API. Layers, in the direction data flows: tensor engine -> file formats ->
+// transformer models -> NLA. Everything a user imports comes from here.
+
+// The tensor engine: Tensor, ops (each with its gradient), autograd, memory scopes, optimizers.
+export * from './tensor/index.js';
+export { startProfiling, profileReport } from './tensor/runtime.js';
+
+// Property-testing helpers (the ones nla's own kernel tests use) and the float64 reference.
+export { checkOp, property, randomNd, randomInts, arbShape, arbBroadcastPair, Nd } from './testing/property.js';
+export type { CheckSpec } from './testing/property.js';
+export * as reference from './tensor/reference/core.js';
+export { rng, gaussian, SeededRng } from './util/rng.js';
+
+// File formats: safetensors, llama2.c, HF config.json, tokenizers, model lookup.
+export * from './io/index.js';
+// Both layers define numel (same meaning); the engine's is the public one.
+export { numel } from './tensor/shape.js';
+
+// Transformer language models.
+export { Llama, injectAt } from './nn/llama.js';
+export type { ForwardOptions, ForwardResult } from './nn/llama.js';
+export { Gpt2 } from './nn/gpt2.js';
+export { Weights } from './nn/weights.js';
+export { KVCache } from './nn/kv-cache.js';
+export { generate, sequenceLogProbs } from './nn/generate.js';
+export type { GenerateOptions, Generation } from './nn/generate.js';
+export { sampleToken, argmax, logProbOf } from './nn/sample.js';
+export { loadModel, loadTokenizerFor, resolveTokenizerPath, saveHf, build as buildModel } from './nn/load.js';
+export type { AnyModel, LoadedModel } from './nn/load.js';
+export type { LanguageModel } from './nn/model.js';
+export { saveCheckpoint, loadCheckpoint } from './nn/checkpoint.js';
+export type { Checkpoint } from './nn/checkpoint.js';
+
+// Natural Language Autoencoders.
+export { NLA, loadNLA } from './nla/nla.js';
+export type { NlaMeta, TokenExplanation } from './nla/nla.js';
+export { Verbalizer } from './nla/av.js';
+export { Reconstructor } from './nla/ar.js';
+export { DEFAULT_PROMPTS, avPrompt, arIds, parseExplanation } from './nla/prompts.js';
+export type { PromptSpec } from './nla/prompts.js';
+export { normalizedMse, normalizedMseHost, normalizeToSqrtD } from './nla/loss.js';
+export { fve, mseNormalized, varianceNormalized, normalizeRows } from './nla/fve.js';
+export { fveToken, fveBigram, fveFloor } from './nla/baselines.js';
+export { probeAccuracy, trainProbe } from './nla/probe.js';
+export { groupAdvantages, grpoLoss } from './nla/grpo.js';
+export { generateStories, cutPoints, describeCut, scoreFields, fieldsChance } from './nla/corpus.js';
+export { ActivationStore, StoreWriter } from './nla/store.js';
+export { extractActivations, extractToStore } from './nla/extract.js';
+export { trainArSft, trainAvSft } from './nla/sft.js';
+export { trainRl } from './nla/rl.js';
+export { evaluate } from './nla/evaluate.js';
+export { runDemo, DEMO_DEFAULTS } from './nla/demo.js';
+export type { DemoOptions, DemoResult } from './nla/demo.js';
+export { summarizeCorpus, readSummariesJsonl, readTextCorpus } from './nla/datagen.js';
