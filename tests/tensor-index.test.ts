@@ -77,3 +77,16 @@ test('out-of-range indices: a clear error with a host copy, a clamped (never out
   const noHost = T.Tensor.from(new Int32Array([7, -4])).reshape([2]);
   assert.deepEqual(Array.from(await T.embedding(w, noHost).data()), [5, 6, 1, 2]);
 });
+
+test('embedding of an f16 table keeps f16; crossEntropy reads f16 logits', async () => {
+  const g = await T.initGpu();
+  if (!g.hasF16) return;
+  const w = T.Tensor.from([1, 2, 3, 4, 5, 6], [3, 2], 'f16');
+  const e = T.embedding(w, T.Tensor.from(new Int32Array([2, 0])));
+  assert.equal(e.dtype, 'f16');
+  assert.deepEqual(Array.from(await e.data()), [5, 6, 1, 2]);
+  await checkOp({
+    name: 'crossEntropy f16', inputs: [randomNd([4, 9], 3, -2, 2).map((v) => Math.round(v * 64) / 64), randomInts([4], 4, 0, 9)], dtypes: ['f16', 'i32'],
+    gpu: ([x, t]) => T.crossEntropy(x, t), ref: ([x, t]) => nn.crossEntropy(x, t), atol: 1e-5, grad: [0],
+  });
+});

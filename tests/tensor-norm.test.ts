@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { Float16Array } from '@petamoriken/float16';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
@@ -44,4 +45,15 @@ test('norm errors name the op and shapes', async () => {
   const x = T.Tensor.from(new Float32Array(6), [2, 3]);
   assert.throws(() => T.rmsNorm(x, T.Tensor.from([1, 1])), /rmsNorm: weight \[2\] must be \[3\] for input \[2,3\]/);
   assert.throws(() => T.layerNorm(x, T.Tensor.from([1, 1, 1]), T.Tensor.from([1])), /layerNorm: bias \[1\] must be \[3\]/);
+});
+
+test('f16 inputs (activations and weights stored as half) are read and computed in f32', async () => {
+  const g = await T.initGpu();
+  if (!g.hasF16) return;
+  const h = (x: ReturnType<typeof randomNd>) => x.map((v) => new Float32Array(new Float16Array([v]))[0]);
+  const x = h(randomNd([5, 12], 1, -2, 2)), w = h(randomNd([12], 2, 0.5, 1.5));
+  await checkOp({ name: 'rmsNorm f16', inputs: [x, w], dtypes: ['f16', 'f16'], gpu: ([a, b]) => T.rmsNorm(a, b), ref: ([a, b]) => nn.rmsNorm(a, b, 1e-5), atol: 1e-5, rtol: 1e-4, grad: true });
+  await checkOp({ name: 'layerNorm f16 x', inputs: [x, w, w], dtypes: ['f16', 'f32', 'f32'], gpu: ([a, b, c]) => T.layerNorm(a, b, c), ref: ([a, b, c]) => nn.layerNorm(a, b, c, 1e-5), atol: 1e-5, rtol: 1e-4 });
+  await checkOp({ name: 'softmax f16', inputs: [x], dtypes: ['f16'], gpu: ([a]) => T.softmax(a), ref: ([a]) => nn.softmax(a), atol: 1e-6, rtol: 1e-5, grad: true });
+  await checkOp({ name: 'rope f16', inputs: [x.reshape([1, 5, 2, 6])], dtypes: ['f16'], gpu: ([a]) => T.rope(a, { positions: 2 }), ref: ([a]) => nn.rope(a, 2, 10000, 'interleaved'), atol: 1e-5, grad: true });
 });

@@ -142,3 +142,33 @@ test('optimizer errors name the parameter', async () => {
   assert.throws(() => opt.step(), /SGD.step: gradient \[2\] f32 of w \[2,2\] must be a dense f32 tensor of the same shape/);
   assert.throws(() => T.clipGradNorm([q], 0), /clipGradNorm: maxNorm must be positive/);
 });
+
+test('a tiny LM trains (loss falls) with memory flat across steps', async () => {
+  await T.initGpu();
+  const V = 11, D = 8, N = 12;
+  const r = (n: number, s: number) => Float32Array.from(randomNd([n], s, -0.5, 0.5).data);
+  const emb = T.param(T.Tensor.from(r(V * D, 1), [V, D]), 'emb');
+  const norm = T.param(T.Tensor.from(new Float32Array(D).fill(1), [D]), 'norm');
+  const head = T.param(T.Tensor.from(r(V * D, 2), [V, D]), 'head');
+  const ids = T.Tensor.from(Int32Array.from({ length: N }, (_, i) => (i * 3) % V));
+  const tgt = T.Tensor.from(Int32Array.from({ length: N }, (_, i) => (i * 3 + 1) % V));
+  const opt = new T.AdamW([emb, norm, head], { lr: T.cosineSchedule({ maxLr: 0.05, warmupSteps: 2, totalSteps: 40 }), maxGradNorm: 1 });
+  const losses: number[] = [];
+  let live = 0;
+  for (let step = 0; step < 40; step++) {
+    const loss = T.tidy(() => {
+      const h = T.rmsNorm(T.embedding(emb, ids), norm).reshape([1, N, 2, 4]).rope().reshape([N, D]);
+      const l = T.crossEntropy(T.linear(h, head), tgt);
+      l.backward();
+      return l;
+    });
+    opt.step();
+    opt.zeroGrad();
+    losses.push(await loss.item());
+    loss.dispose();
+    if (step === 5) live = T.poolStats().liveBuffers;
+  }
+  assert.equal(T.poolStats().liveBuffers, live, 'live buffers grew across steps');
+  assert.ok(losses[39] < losses[0] * 0.5, `loss ${losses[0]} -> ${losses[39]}`);
+  assert.ok((await opt.gradNorm!.item()) > 0);
+});

@@ -42,3 +42,19 @@ test('softmax errors name the op', async () => {
   x.dispose();
   assert.throws(() => T.logSoftmax(x), /logSoftmax: tensor .* used after dispose/);
 });
+
+test('chain methods delegate to the nn ops', async () => {
+  await T.initGpu();
+  const x = T.Tensor.from([1, 2, 3, 0, -1, 5], [2, 3]), t = T.Tensor.from(new Int32Array([2, 0]));
+  const same = async (a: T.Tensor, b: T.Tensor) => assert.deepEqual(Array.from(await a.data()), Array.from(await b.data()));
+  await same(x.softmax(), T.softmax(x));
+  await same(x.logSoftmax(0), T.logSoftmax(x, 0));
+  await same(x.crossEntropy(t, { reduction: 'none' }), T.crossEntropy(x, t, { reduction: 'none' }));
+  await same(x.tokenLogProbs(t), T.tokenLogProbs(x, t));
+  await same(x.takeAlong(t), T.takeAlong(x, t));
+  const w = T.Tensor.from([1, 2, 3]);
+  await same(x.rmsNorm(w), T.rmsNorm(x, w));
+  await same(x.layerNorm(w, w, 1e-3), T.layerNorm(x, w, w, 1e-3));
+  const q = x.reshape([1, 1, 3, 2]);
+  await same(q.rope({ start: 3 }), T.rope(q, { positions: 3 }));
+});

@@ -4,8 +4,8 @@
 //   dlogits = sign * g * w * (exp(x - lse) - onehot(t)).
 // sign = +1 gives -log p(t) (cross-entropy), sign = -1 gives log p(t) (token log-probs).
 import type { DType } from '../tensor/dtype.js';
-import { f16Header, ONLINE_LSE, ROW_HELPERS, ROW_MAIN } from './softmax.js';
-import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
+import { f16Header, ONLINE_LSE, ROW_CHUNK_MAIN, ROW_HELPERS, ROW_MAIN } from './softmax.js';
+import { storage, uniformBlock } from './uniforms.js';
 
 /** Forward uniforms: [0]=rows, [1]=V, [2]=logits offset, [3]=targets offset, [4]=ignoreIndex (i32),
  * [5]=has ignore, [6]=sign (f32), [7]=mask offset. */
@@ -37,10 +37,8 @@ export function ceForwardKernel(dtype: DType, masked: boolean) {
   return { key, source };
 }
 
-export const CE_BWD_WG = 256;
-
-/** Backward, one thread per logit. Uniforms: [0]=rows*V, [1]=V, [2]=logits offset, [3]=targets offset,
- * [4]=g offset, [5]=g stride, [6]=sign (f32). */
+/** Backward over the [rows, V] grid of rowChunkGrid. Uniforms: [0]=rows, [1]=V, [2]=logits offset,
+ * [3]=targets offset, [4]=g offset, [5]=g stride, [6]=sign (f32). */
 export function ceBackwardKernel(dtype: DType) {
   const key = `ce_bwd|${dtype}`;
   const source = () =>
@@ -52,15 +50,13 @@ export function ceBackwardKernel(dtype: DType) {
     storage(4, 'w', 'f32', false) +
     storage(5, 'gy', 'f32', false) +
     storage(6, 'dx', 'f32', true) +
-    MAIN_1D(CE_BWD_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let n = u(1u); let row = gid / n; let j = gid % n;
-  let wr = w[row];
-  if (wr == 0.0) { dx[gid] = 0.0; return; }
-  let tc = u32(clamp(tg[u(3u) + row], 0, i32(n) - 1));
-  let p = exp(f32(a[u(2u) + gid]) - lse[row]);
-  dx[gid] = uf(6u) * gy[u(4u) + row * u(5u)] * wr * (p - select(0.0, 1.0, j == tc));
-}
-`;
+    ROW_CHUNK_MAIN(
+      `let tc = u32(clamp(tg[u(3u) + row], 0, i32(n) - 1));
+  let l0 = lse[row]; let wr = w[row];
+  let gs = select(uf(6u) * gy[u(4u) + row * u(5u)] * wr, 0.0, wr == 0.0);
+  let ab = u(2u) + row * n; let ob = row * n;`,
+      // An ignored row writes exact zeros even if its logits hold inf.
+      `dx[ob + j] = select(gs * (exp(f32(a[ab + j]) - l0) - select(0.0, 1.0, j == tc)), 0.0, wr == 0.0);`,
+    );
   return { key, source };
 }

@@ -6,38 +6,34 @@
 //  - scatterAtomic: the same by atomic compare-exchange float adds (ids without a host copy)
 //  - takeAlong:    out[r] = x[r, idx[r]], and its gradient dx[r, j] = g[r] * (j == idx[r])
 import type { DType } from '../tensor/dtype.js';
-import { f16Header } from './softmax.js';
+import { f16Header, NARROW, ROW_CHUNK_MAIN } from './softmax.js';
 import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
 
 export const GATHER_WG = 256;
 const CLAMP = (e: string) => `u32(clamp(${e}, 0, i32(u(2u)) - 1))`;
 
-/** Uniforms: [0]=rows*D, [1]=D, [2]=V, [3]=w offset, [4]=ids offset. */
+/** Over rowChunkGrid(rows, D, NARROW). Uniforms: [0]=rows, [1]=D, [2]=V, [3]=w offset, [4]=ids offset. */
 export function gatherRowsKernel(dtype: DType) {
   const key = `gather_rows|${dtype}`;
   const source = () =>
-    f16Header(dtype) + uniformBlock(8) + storage(1, 'w', dtype, false) + storage(2, 'ids', 'i32', false) + storage(3, 'out', dtype, true) + MAIN_1D(GATHER_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let dd = u(1u); let r = gid / dd; let d = gid % dd;
-  let v = ${CLAMP('ids[u(4u) + r]')};
-  out[gid] = w[u(3u) + v * dd + d];
-}
-`;
+    f16Header(dtype) + uniformBlock(8) + storage(1, 'w', dtype, false) + storage(2, 'ids', 'i32', false) + storage(3, 'out', dtype, true) +
+    ROW_CHUNK_MAIN(`let wb = u(3u) + ${CLAMP('ids[u(4u) + row]')} * n; let ob = row * n;`, `out[ob + j] = w[wb + j];`, NARROW);
   return { key, source };
 }
 
-/** One thread per (v, d) of dw [V, D]. Uniforms: [0]=V*D, [1]=D, [2]=V, [3]=g offset. rowPtr [V+1], rowsOf [n]. */
+/** dw [V, D], rows summed in position order per vocab entry, over rowChunkGrid(V, D, NARROW).
+ * Uniforms: [0]=V, [1]=D, [2]=V, [3]=g offset. rowPtr [V+1], rowsOf [n]. */
 export function scatterCsrKernel() {
   const key = 'scatter_csr';
   const source = () =>
-    uniformBlock(4) + storage(1, 'rowPtr', 'i32', false) + storage(2, 'rowsOf', 'i32', false) + storage(3, 'gy', 'f32', false) + storage(4, 'dw', 'f32', true) + MAIN_1D(GATHER_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let dd = u(1u); let v = gid / dd; let d = gid % dd;
-  var acc = 0.0;
-  for (var k = rowPtr[v]; k < rowPtr[v + 1u]; k++) { acc += gy[u(3u) + u32(rowsOf[k]) * dd + d]; }
-  dw[gid] = acc;
-}
-`;
+    uniformBlock(4) + storage(1, 'rowPtr', 'i32', false) + storage(2, 'rowsOf', 'i32', false) + storage(3, 'gy', 'f32', false) + storage(4, 'dw', 'f32', true) +
+    ROW_CHUNK_MAIN(
+      `let k0 = rowPtr[row]; let k1 = rowPtr[row + 1u]; let ob = row * n;`,
+      `var acc = 0.0;
+    for (var k = k0; k < k1; k++) { acc += gy[u(3u) + u32(rowsOf[k]) * n + j]; }
+    dw[ob + j] = acc;`,
+      NARROW,
+    );
   return { key, source };
 }
 
@@ -75,15 +71,11 @@ export function takeAlongKernel(dtype: DType) {
   return { key, source };
 }
 
-/** One thread per element of dx [rows, V]. Uniforms: [0]=rows*V, [1]=V, [2]=V, [3]=g offset, [4]=idx offset, [5]=g stride. */
+/** dx [rows, V] over the grid of rowChunkGrid. Uniforms: [0]=rows, [1]=V, [2]=V, [3]=g offset, [4]=idx offset, [5]=g stride. */
 export function takeAlongBackwardKernel() {
   const key = 'take_along_bwd';
   const source = () =>
-    uniformBlock(8) + storage(1, 'idx', 'i32', false) + storage(2, 'gy', 'f32', false) + storage(3, 'dx', 'f32', true) + MAIN_1D(GATHER_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let r = gid / u(1u); let j = gid % u(1u);
-  dx[gid] = select(0.0, gy[u(3u) + r * u(5u)], j == ${CLAMP('idx[u(4u) + r]')});
-}
-`;
+    uniformBlock(8) + storage(1, 'idx', 'i32', false) + storage(2, 'gy', 'f32', false) + storage(3, 'dx', 'f32', true) +
+    ROW_CHUNK_MAIN(`let tc = ${CLAMP('idx[u(4u) + row]')}; let gv = gy[u(3u) + row * u(5u)]; let ob = row * n;`, `dx[ob + j] = select(0.0, gv, j == tc);`);
   return { key, source };
 }

@@ -2,9 +2,24 @@
 // its state in place. The gradient is multiplied by s[1], where s is the [norm, coef] output of
 // the global-norm kernels (or a constant [1, 1]), so clipping costs no extra pass per parameter.
 import { ROW_HELPERS, RW } from './softmax.js';
-import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
+import { storage, uniformBlock } from './uniforms.js';
 
 export const OPT_WG = 256;
+/** Elements per thread (strided by OPT_WG within a workgroup's block): lavapipe charges per invocation. */
+export const OPT_PER = 4;
+export const optGroups = (n: number): number => Math.ceil(n / (OPT_WG * OPT_PER));
+
+/** Entry point running `body` for each of this thread's element indices `gid` < u(0). */
+const EACH = (body: string) => `@compute @workgroup_size(${OPT_WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let base = (wg.x + wg.y * nw.x) * ${OPT_WG * OPT_PER}u + lid.x;
+  for (var e = 0u; e < ${OPT_PER}u; e++) {
+    let gid = base + e * ${OPT_WG}u;
+    if (gid >= u(0u)) { break; }
+${body}
+  }
+}
+`;
 
 /** AdamW (PyTorch semantics). Uniforms: [0]=n, [1]=p offset, [2]=g offset, [3]=beta1, [4]=beta2, [5]=eps,
  * [6]=decay factor 1 - lr*wd, [7]=step size lr/bc1, [8]=sqrt(bc2), [9]=m/v offset. */
@@ -13,18 +28,14 @@ export function adamwKernel() {
   const source = () =>
     uniformBlock(12) +
     storage(1, 'p', 'f32', true) + storage(2, 'gy', 'f32', false) + storage(3, 'm', 'f32', true) + storage(4, 'v', 'f32', true) + storage(5, 's', 'f32', false) +
-    MAIN_1D(OPT_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let b1 = uf(3u); let b2 = uf(4u);
-  let gv = gy[u(2u) + gid] * s[1];
-  let k = u(9u) + gid;
-  let mm = b1 * m[k] + (1.0 - b1) * gv;
-  let vv = b2 * v[k] + (1.0 - b2) * gv * gv;
-  m[k] = mm; v[k] = vv;
-  let i = u(1u) + gid;
-  p[i] = p[i] * uf(6u) - uf(7u) * mm / (sqrt(vv) / uf(8u) + uf(5u));
-}
-`;
+    EACH(`    let b1 = uf(3u); let b2 = uf(4u);
+    let gv = gy[u(2u) + gid] * s[1];
+    let k = u(9u) + gid;
+    let mm = b1 * m[k] + (1.0 - b1) * gv;
+    let vv = b2 * v[k] + (1.0 - b2) * gv * gv;
+    m[k] = mm; v[k] = vv;
+    let i = u(1u) + gid;
+    p[i] = p[i] * uf(6u) - uf(7u) * mm / (sqrt(vv) / uf(8u) + uf(5u));`);
   return { key, source };
 }
 
@@ -35,17 +46,13 @@ export function sgdKernel(momentum: boolean) {
   const source = () =>
     uniformBlock(8) +
     storage(1, 'p', 'f32', true) + storage(2, 'gy', 'f32', false) + storage(3, 's', 'f32', false) + (momentum ? storage(4, 'buf', 'f32', true) : '') +
-    MAIN_1D(OPT_WG) +
-    `  if (gid >= u(0u)) { return; }
-  let i = u(1u) + gid;
-  var d = gy[u(2u) + gid] * s[1] + uf(5u) * p[i];
-${momentum ? `  let k = u(7u) + gid;
-  let b = uf(4u) * buf[k] + d;
-  buf[k] = b;
-  d = select(b, d + uf(4u) * b, u(6u) != 0u);
-` : ''}  p[i] = p[i] - uf(3u) * d;
-}
-`;
+    EACH(`    let i = u(1u) + gid;
+    var d = gy[u(2u) + gid] * s[1] + uf(5u) * p[i];
+${momentum ? `    let k = u(7u) + gid;
+    let b = uf(4u) * buf[k] + d;
+    buf[k] = b;
+    d = select(b, d + uf(4u) * b, u(6u) != 0u);
+` : ''}    p[i] = p[i] - uf(3u) * d;`);
   return { key, source };
 }
 

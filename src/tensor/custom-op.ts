@@ -18,7 +18,7 @@ import { withGrad } from './autograd.js';
 import { compileChecked, dispatch, grid } from './runtime.js';
 import type { Nd } from './reference/nd.js';
 import { fmt, numel } from './shape.js';
-import { Tensor } from './tensor.js';
+import { isGradEnabled, Tensor } from './tensor.js';
 import { copyInto } from './ops/copy.js';
 
 export interface KernelDef {
@@ -54,8 +54,10 @@ export interface CustomOp {
   readonly def: OpDef;
 }
 
-const MAX_IN = 4, MAX_PARAMS = 8, MAX_RANK = 6;
-const TINFO = 12; // tensor t's [numel, rank, dims...] start at word TINFO + 8t
+// Uniform words: [0]=threads, [1..8]=params, then per bound tensor t [numel, rank, 5 dims] at TINFO + 7t
+// (at most 4 inputs + y + gy + out = 7 tensors: 58 words, inside the 64-word uniform slot).
+const MAX_IN = 4, MAX_PARAMS = 8, MAX_RANK = 5;
+const TINFO = 9, TW = 7;
 
 function hash(s: string): string {
   let h = 2166136261;
@@ -65,11 +67,11 @@ function hash(s: string): string {
 
 function prelude(def: OpDef, dtypes: DType[], backward: boolean): string {
   const n = def.inputs;
-  let s = uniformBlock(TINFO + 8 * (n + 3));
-  s += `fn param(k: u32) -> f32 { return uf(4u + k); }
-fn numel(t: u32) -> u32 { return u(${TINFO}u + 8u * t); }
-fn rank(t: u32) -> u32 { return u(${TINFO + 1}u + 8u * t); }
-fn dim(t: u32, d: u32) -> u32 { return u(${TINFO + 2}u + 8u * t + d); }
+  let s = uniformBlock(TINFO + TW * (n + (backward ? 3 : 1)));
+  s += `fn param(k: u32) -> f32 { return uf(1u + k); }
+fn numel(t: u32) -> u32 { return u(${TINFO}u + ${TW}u * t); }
+fn rank(t: u32) -> u32 { return u(${TINFO + 1}u + ${TW}u * t); }
+fn dim(t: u32, d: u32) -> u32 { return u(${TINFO + 2}u + ${TW}u * t + d); }
 `;
   s += backward ? `const Y: u32 = ${n}u;\nconst GY: u32 = ${n + 1}u;\nconst OUT: u32 = ${n + 2}u;\n` : `const OUT: u32 = ${n}u;\n`;
   for (let k = 0; k < n; k++) s += storage(k + 1, `in${k}`, dtypes[k], false);
@@ -119,9 +121,9 @@ function dense0(t: Tensor): { t: Tensor; owned: boolean } {
 function launch(c: Compiled, bound: Tensor[], out: Tensor, params: number[]): void {
   const shapes = [...bound, out].map((t) => [...t.shape]);
   const threads = c.k.threads ? c.k.threads(shapes, params) : out.size;
-  const u = new Uniforms(TINFO + 8 * shapes.length).set(0, threads);
-  params.forEach((p, i) => u.setF(4 + i, p));
-  shapes.forEach((s, t) => u.set(TINFO + 8 * t, numel(s)).set(TINFO + 8 * t + 1, s.length).setAll(TINFO + 8 * t + 2, s));
+  const u = new Uniforms(TINFO + TW * shapes.length).set(0, threads);
+  params.forEach((p, i) => u.setF(1 + i, p));
+  shapes.forEach((s, t) => u.set(TINFO + TW * t, numel(s)).set(TINFO + TW * t + 1, s.length).setAll(TINFO + TW * t + 2, s));
   const ds = bound.map(dense0);
   if (threads > 0) dispatch({ key: c.key, source: c.source, buffers: [...ds.map((d) => d.t.buffer), out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(threads / 64)) });
   for (const d of ds) if (d.owned) d.t.dispose();
@@ -161,8 +163,12 @@ export async function defineOp(def: OpDef): Promise<CustomOp> {
     }
     const y = Tensor.empty(outShape, 'f32');
     launch(fwd, xs, y, params);
-    const diff = xs.map((x, i) => dtypes[i] === 'f32' && x.requiresGrad);
-    if (!def.backward || !diff.some(Boolean)) return y;
+    const diff = xs.map((x, i) => dtypes[i] === 'f32' && x.requiresGrad && isGradEnabled());
+    // A missing gradient rule would silently cut the graph; say so instead.
+    diff.forEach((d, i) => {
+      if (d && (!def.backward || (bwd && !bwd[i]))) throw new Error(`${name}: input ${i} ${fmt(xs[i].shape)} requires grad but the op defines no backward for it (detach it or run under noGrad)`);
+    });
+    if (!diff.some(Boolean)) return y;
     return withGrad(name, y, xs, (g) => {
       y.assertAlive(`${name} backward (its output was disposed before backward)`);
       if (typeof def.backward === 'function') return def.backward(xs, y, g, params);

@@ -22,3 +22,5 @@ export * from './ops/attention.js';
 export * from './ops/rope.js';
 export * from './ops/index-ops.js';
 export * from './optim/index.js';
+export { defineOp } from './custom-op.js';
+export type { CustomOp, OpDef, KernelDef } from './custom-op.js';

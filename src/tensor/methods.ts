@@ -73,3 +73,28 @@ P.contiguous = function () { return cp.contiguous(this); };
 P.backward = function (seed) { backward(this, seed); };
 /** Same storage, no autograd history. */
 P.detach = function () { return this.view(this.shape, this.strides, this.offset); };
+
+// ---- neural-net ops (softmax, losses, norms, RoPE, integer indexing) ----
+import * as ix from './ops/index-ops.js';
+import * as ls from './ops/loss.js';
+import * as nm from './ops/norm.js';
+import * as rp from './ops/rope.js';
+import * as sm from './ops/softmax.js';
+
+declare module './tensor.js' {
+  interface Tensor {
+    softmax(axis?: number): T; logSoftmax(axis?: number): T;
+    crossEntropy(targets: T, opts?: ls.CrossEntropyOpts): T; tokenLogProbs(targets: T): T;
+    rmsNorm(weight: T, eps?: number): T; layerNorm(weight: T, bias?: T, eps?: number): T;
+    rope(opts?: rp.RopeOpts): T;
+    takeAlong(idx: T): T;
+  }
+}
+P.softmax = function (a) { return sm.softmax(this, a); };
+P.logSoftmax = function (a) { return sm.logSoftmax(this, a); };
+P.crossEntropy = function (t, o) { return ls.crossEntropy(this, t, o); };
+P.tokenLogProbs = function (t) { return ls.tokenLogProbs(this, t); };
+P.rmsNorm = function (w, e) { return nm.rmsNorm(this, w, e); };
+P.layerNorm = function (w, b, e) { return nm.layerNorm(this, w, b, e); };
+P.rope = function (o) { return rp.rope(this, o); };
+P.takeAlong = function (i) { return ix.takeAlong(this, i); };

@@ -3,6 +3,7 @@
 // a host copy (Tensor.from sets one): a CSR of positions per vocab row is built on the CPU and
 // each (row, d) sums its positions in order. Without a host copy it falls back to atomic adds.
 import { gatherRowsKernel, GATHER_WG, scatterAtomicKernel, scatterCsrKernel, takeAlongBackwardKernel, takeAlongKernel } from '../../kernels/gather.js';
+import { NARROW, rowChunkGrid } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
@@ -32,8 +33,8 @@ function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape:
   host.forEach((v, r) => (rowsOf[fillAt[v]++] = r)); // ascending r within each vocab row
   const rp = Tensor.from(rowPtr), ro = Tensor.from(rowsOf.length ? rowsOf : new Int32Array(1));
   const dw = Tensor.empty(outShape, 'f32');
-  const u = new Uniforms(4).set(0, V * D).set(1, D).set(2, V).set(3, g.offset);
-  dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: grid(Math.ceil((V * D) / GATHER_WG)) });
+  const u = new Uniforms(4).set(0, V).set(1, D).set(2, V).set(3, g.offset);
+  dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: rowChunkGrid(V, D, NARROW) });
   rp.dispose();
   ro.dispose();
   return dw;
@@ -63,8 +64,8 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (rows * D === 0) return out;
   if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
   const w = denseRows('embedding', weight), id = denseRows('embedding', ids);
-  const u = new Uniforms(8).set(0, rows * D).set(1, D).set(2, V).set(3, w.t.offset).set(4, id.t.offset);
-  dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [w.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil((rows * D) / GATHER_WG)) });
+  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, V).set(3, w.t.offset).set(4, id.t.offset);
+  dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [w.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: rowChunkGrid(rows, D, NARROW) });
   if (w.owned) w.t.dispose();
   const host = ids.host;
   const y = withGrad('embedding', out, [weight], (g) => {
@@ -116,8 +117,8 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
     const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
     const gd = bcast ? { t: g, owned: false } : denseRows('takeAlong backward', g, true);
     const dx = Tensor.empty(x.shape, 'f32');
-    const ub = new Uniforms(8).set(0, rows * V).set(1, V).set(2, V).set(3, gd.t.offset).set(4, id.t.offset).set(5, bcast ? 0 : 1);
-    dispatch({ ...takeAlongBackwardKernel(), buffers: [id.t.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(Math.ceil((rows * V) / GATHER_WG)) });
+    const ub = new Uniforms(8).set(0, rows).set(1, V).set(2, V).set(3, gd.t.offset).set(4, id.t.offset).set(5, bcast ? 0 : 1);
+    dispatch({ ...takeAlongBackwardKernel(), buffers: [id.t.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rowChunkGrid(rows, V) });
     if (gd.owned) gd.t.dispose();
     return [dx];
   });

@@ -1,7 +1,8 @@
 // Fused cross-entropy and per-token log-probs over logits [..., V] with integer targets [...].
 // One row kernel per forward, one elementwise kernel per backward (see kernels/cross-entropy.ts);
 // the reductions ('mean' / 'sum') are ordinary ops on the per-row losses.
-import { ceBackwardKernel, ceForwardKernel, CE_BWD_WG } from '../../kernels/cross-entropy.js';
+import { ceBackwardKernel, ceForwardKernel } from '../../kernels/cross-entropy.js';
+import { rowChunkGrid } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
@@ -50,9 +51,9 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
   const V = logits.shape[logits.rank - 1];
   const rows = numel(targets.shape);
   const loss = Tensor.empty(targets.shape, 'f32');
-  const lse = Tensor.empty([rows], 'f32');
   const w = Tensor.empty(targets.shape, 'f32');
   if (rows === 0) return { loss, w };
+  const lse = Tensor.empty([rows], 'f32');
   if (V === 0) throw new Error(`${op}: empty vocab axis in logits ${fmt(logits.shape)}`);
   const x = denseRows(op, logits), t = denseRows(op, targets), m = mask && denseRows(op, mask, true);
   const u = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
@@ -66,9 +67,9 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
     const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
     const gd = bcast ? { t: g, owned: false } : denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(logits.shape, 'f32');
-    const ub = new Uniforms(8).set(0, rows * V).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
+    const ub = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
     ub.set(4, gd.t.offset).set(5, bcast ? 0 : 1).setF(6, sign);
-    dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: [x.t.buffer, t.t.buffer, lse.buffer, w.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(Math.ceil((rows * V) / CE_BWD_WG)) });
+    dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: [x.t.buffer, t.t.buffer, lse.buffer, w.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rowChunkGrid(rows, V) });
     if (gd.owned) gd.t.dispose();
     return [dx];
   });

@@ -1,6 +1,6 @@
 // Rotary position embedding. Layout: x is [..., T, H, Dh] (e.g. [B, T, H, Dh], the free reshape
 // of a [B, T, H*Dh] projection); attention code permutes to [B, H, T, Dh] afterwards.
-import { ropeKernel, ROPE_WG, type RopeLayout } from '../../kernels/rope.js';
+import { ropeGroups, ropeKernel, type RopeLayout } from '../../kernels/rope.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { ropeFreq } from '../reference/nn.js';
@@ -59,10 +59,10 @@ function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: R
   const xs = denseRows('rope', x);
   const explicit = typeof positions !== 'number';
   const ps = explicit ? denseRows('rope', positions) : undefined;
-  const u = new Uniforms(12).set(0, pairs).set(1, Dh).set(2, H).set(3, T).set(4, xs.t.offset);
+  const u = new Uniforms(12).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset);
   u.setI(5, explicit ? 0 : positions).set(6, ps ? ps.t.offset : 0).set(7, explicit && positions.rank > 1 ? T : 0).set(8, tab.len).setF(9, sign);
   const bufs = [xs.t.buffer, tab.t.buffer, ...(ps ? [ps.t.buffer] : []), out.buffer];
-  dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(Math.ceil(pairs / ROPE_WG)) });
+  dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(ropeGroups(pairs)) });
   if (xs.owned) xs.t.dispose();
   if (ps?.owned) ps.t.dispose();
   return out;

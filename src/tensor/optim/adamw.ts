@@ -1,6 +1,6 @@
 // AdamW with PyTorch's semantics (decoupled weight decay, bias correction), one fused kernel
 // per parameter: m, v and the parameter are rewritten in place in a single dispatch.
-import { adamwKernel, OPT_WG } from '../../kernels/optim.js';
+import { adamwKernel, optGroups } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { dispatch, grid } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
@@ -32,7 +32,7 @@ export class AdamW extends Optimizer {
       buffers: [p.buffer, g.buffer, bufs.m.buffer, bufs.v.buffer, scale.buffer],
       readOnly: [false, true, false, false, true],
       uniforms: u.u32,
-      workgroups: grid(Math.ceil(p.size / OPT_WG)),
+      workgroups: grid(optGroups(p.size)),
     });
   }
 }

@@ -38,10 +38,15 @@ export function gradNormCoef(params: Iterable<Tensor>, maxNorm = Infinity, op = 
   return out;
 }
 
+// The returned norm is kept and owned here, valid until the next call: training loops often
+// ignore it outside any tidy(), and a fresh tensor per step would leak.
+let lastNorm: Tensor | undefined;
+
 /**
  * Scale gradients so their global L2 norm is at most maxNorm; returns the norm before clipping
- * as a scalar tensor (read it with .item() only when you need it: that is a GPU sync).
- * Each .grad is replaced by a scaled copy (grads may share storage, so never scaled in place).
+ * as a scalar tensor, valid until the next clipGradNorm call (read it with .item() only when
+ * needed: that is a GPU sync). Each .grad is replaced by a scaled copy (grads may share
+ * storage, so they are never scaled in place).
  */
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): Tensor {
   if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be positive, got ${maxNorm}`);
@@ -55,7 +60,8 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): Tensor 
     p.grad = scaled;
   }
   coef.dispose();
-  const norm = nc.view([], [], 0);
+  lastNorm?.dispose();
+  lastNorm = keep(nc.view([], [], 0));
   nc.dispose();
-  return norm;
+  return lastNorm;
 }

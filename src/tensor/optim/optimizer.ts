@@ -44,6 +44,7 @@ export abstract class Optimizer {
   /** Completed steps (the argument a schedule receives). */
   stepCount = 0;
   private slots = new Map<Tensor, Slot>();
+  private norm: Tensor | undefined;
 
   constructor(readonly kind: string, params: Tensor[] | ParamGroup[], opts: OptimizerOpts, private slotNames: string[]) {
     this.lr = opts.lr;
@@ -72,7 +73,10 @@ export abstract class Optimizer {
     return typeof this.lr === 'number' ? this.lr : this.lr(this.stepCount);
   }
 
-  /** Update every parameter that has a gradient. Returns the pre-clip gradient norm (a scalar tensor) when clipping. */
+  /**
+   * Update every parameter that has a gradient. When clipping, returns the pre-clip global
+   * gradient norm (a scalar tensor owned by the optimizer, valid until the next step).
+   */
   step(): Tensor | undefined {
     const lr = this.currentLr();
     const nc = this.maxGradNorm !== undefined ? gradNormCoef(this.params, this.maxGradNorm, `${this.kind}.step`) : noClip();
@@ -91,9 +95,15 @@ export abstract class Optimizer {
     }
     this.stepCount++;
     if (nc === onesPair) return undefined;
-    const norm = nc.view([], [], 0);
+    this.norm?.dispose();
+    this.norm = keep(nc.view([], [], 0));
     nc.dispose();
-    return norm;
+    return this.norm;
+  }
+
+  /** The pre-clip gradient norm of the last step (when clipping), as a scalar tensor. */
+  get gradNorm(): Tensor | undefined {
+    return this.norm;
   }
 
   protected abstract update(p: Tensor, g: Tensor, bufs: Record<string, Tensor>, step: number, lr: number, weightDecay: number, scale: Tensor): void;
@@ -151,5 +161,7 @@ export abstract class Optimizer {
   /** Free the state tensors (the parameters are the caller's). */
   dispose(): void {
     this.disposeState();
+    this.norm?.dispose();
+    this.norm = undefined;
   }
 }

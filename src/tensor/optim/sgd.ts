@@ -1,6 +1,6 @@
 // SGD with optional momentum / Nesterov and L2 weight decay (PyTorch semantics, dampening 0),
 // one fused kernel per parameter.
-import { OPT_WG, sgdKernel } from '../../kernels/optim.js';
+import { optGroups, sgdKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { dispatch, grid } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
@@ -31,7 +31,7 @@ export class SGD extends Optimizer {
       buffers: [p.buffer, g.buffer, scale.buffer, ...(mom ? [mom.buffer] : [])],
       readOnly: [false, true, true, false],
       uniforms: u.u32,
-      workgroups: grid(Math.ceil(p.size / OPT_WG)),
+      workgroups: grid(optGroups(p.size)),
     });
   }
 }
