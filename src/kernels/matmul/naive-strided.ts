@@ -1,8 +1,9 @@
-// Baseline variant: any strides, any dtype. Each thread owns a 4x4 block of C and reads
-// operands with scalar loads. Correct everywhere; the fallback for layouts the tiled
-// variants do not take.
+// Baseline variant: any strides, any storage dtype. Each thread owns a 4x4 block of C and reads
+// operands with scalar loads. Correct everywhere; the last-resort fallback and the reference
+// point in the benchmarks.
 import { dispatch } from '../../tensor/runtime.js';
-import { storage, uniformBlock, Uniforms } from "../uniforms.js";
+import { storage, uniformBlock, Uniforms } from '../uniforms.js';
+import { batchChunks, f16Helpers, loader } from './common.js';
 import type { MatmulProblem, MatmulVariant } from './types.js';
 
 const WG = 8;
@@ -11,21 +12,23 @@ const T = 4;
 function kernel(ad: string, bd: string, acc: boolean) {
   const key = `mm_naive|${ad}|${bd}|${acc}`;
   const source = () => {
-    let s = (ad === 'f16' || bd === 'f16' ? 'enable f16;\n' : '') + uniformBlock(16);
-    s += storage(1, 'A', ad, false) + storage(2, 'B', bd, false) + storage(3, 'C', 'f32', true);
+    const la = loader('A', ad, false), lb = loader('B', bd, false);
+    let s = uniformBlock(12);
+    s += storage(1, 'A', la.type, false) + storage(2, 'B', lb.type, false) + storage(3, 'C', 'f32', true);
+    if (ad === 'f16' || bd === 'f16') s += f16Helpers([ad === 'f16' ? 'A' : '', bd === 'f16' ? 'B' : ''].filter(Boolean));
     s += `@compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let M = u(0u); let N = u(1u); let K = u(2u);
-  let r0 = g.y * ${T}u; let c0 = g.x * ${T}u; let b = g.z;
+  let r0 = g.y * ${T}u; let c0 = g.x * ${T}u; let b = g.z + u(3u);
   if (r0 >= M || c0 >= N) { return; }
-  let aBase = u(3u) + b * u(4u); let aRs = u(5u); let aCs = u(6u);
-  let bBase = u(7u) + b * u(8u); let bRs = u(9u); let bCs = u(10u);
+  let aBase = u(4u) + b * u(5u); let aRs = u(6u); let aCs = u(7u);
+  let bBase = u(8u) + b * u(9u); let bRs = u(10u); let bCs = u(11u);
   var acc: array<array<f32, ${T}>, ${T}>;
   for (var kk = 0u; kk < K; kk++) {
     var av: array<f32, ${T}>; var bv: array<f32, ${T}>;
     for (var i = 0u; i < ${T}u; i++) {
-      av[i] = select(0.0, f32(A[aBase + min(r0 + i, M - 1u) * aRs + kk * aCs]), r0 + i < M);
-      bv[i] = select(0.0, f32(B[bBase + kk * bRs + min(c0 + i, N - 1u) * bCs]), c0 + i < N);
+      av[i] = select(0.0, ${la.load('aBase + min(r0 + i, M - 1u) * aRs + kk * aCs')}, r0 + i < M);
+      bv[i] = select(0.0, ${lb.load('bBase + kk * bRs + min(c0 + i, N - 1u) * bCs')}, c0 + i < N);
     }
     for (var i = 0u; i < ${T}u; i++) { for (var j = 0u; j < ${T}u; j++) { acc[i][j] += av[i] * bv[j]; } }
   }
@@ -45,11 +48,14 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
 
 export const naiveStrided: MatmulVariant = {
   name: 'naive-strided-4x4',
+  describe: '4x4 per thread, scalar loads, any layout (universal fallback)',
   supports: () => true,
   launch(p: MatmulProblem) {
-    const u = new Uniforms(16);
-    u.setAll(0, [p.m, p.n, p.k, p.a.offset, p.a.batchStride, p.a.rowStride, p.a.colStride, p.b.offset, p.b.batchStride, p.b.rowStride, p.b.colStride]);
     const k = kernel(p.a.dtype, p.b.dtype, !!p.accumulate);
-    dispatch({ ...k, buffers: [p.a.buffer, p.b.buffer, p.out], uniforms: u.u32, workgroups: [Math.ceil(p.n / (WG * T)), Math.ceil(p.m / (WG * T)), p.batch] });
+    for (const [start, count] of batchChunks(p.batch)) {
+      const u = new Uniforms(12);
+      u.setAll(0, [p.m, p.n, p.k, start, p.a.offset, p.a.batchStride, p.a.rowStride, p.a.colStride, p.b.offset, p.b.batchStride, p.b.rowStride, p.b.colStride]);
+      dispatch({ ...k, buffers: [p.a.buffer, p.b.buffer, p.out], uniforms: u.u32, workgroups: [Math.ceil(p.n / (WG * T)), Math.ceil(p.m / (WG * T)), count] });
+    }
   },
 };

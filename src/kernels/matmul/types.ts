@@ -25,7 +25,12 @@ export interface MatmulProblem {
 
 export interface MatmulVariant {
   name: string;
-  /** Can this variant run this problem (layout/alignment constraints)? */
+  /** One line for benchmarks and docs: tile shape, load width, what it needs. */
+  describe?: string;
+  /**
+   * Can this variant run this problem on this adapter (layout/alignment constraints and
+   * adapter features such as subgroups)? Tests force every variant whose supports() is true.
+   */
   supports(p: MatmulProblem): boolean;
   launch(p: MatmulProblem): void;
 }
