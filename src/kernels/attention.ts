@@ -4,14 +4,23 @@
 // uniform, so a new sequence length reuses the compiled pipeline.
 //
 // Two thread layouts:
-//  - block: a workgroup owns WG consecutive query rows of one (batch, head) and walks the
-//    keys with a loop bound that is uniform across the workgroup. Key/value addresses then
-//    depend only on workgroup ids and loop counters, which llvmpipe (lavapipe) turns into one
-//    scalar load per element instead of an 8/16-lane gather; each row masks its own causal
-//    tail with select(). Used for prefill/training (Tq large).
+//  - block: a workgroup owns consecutive query rows of one (batch, head) and walks the keys
+//    with a loop bound that is uniform across the workgroup, so every lane needs the same
+//    key/value row at the same time. On llvmpipe (lavapipe) each buffer load inside a loop is
+//    a per-lane, bounds-checked gather (~100 instructions for 8 lanes) whether or not the lane
+//    addresses coincide, so lanes load a row cooperatively (lane w takes elements w, w+E, ...)
+//    and subgroupBroadcast hands it out: one useful element per lane-load instead of one per
+//    8 lanes (5-10x faster). Each lane also owns several rows, so every broadcast element feeds
+//    several FMAs. Each row masks its own causal tail with select(). Used for prefill and
+//    training (Tq large) and by both backward passes.
 //  - flat: one thread per (batch, head, query) row, independent key ranges, optional split of
 //    the key range over workgroups (partials merged by a combine pass). Used when Tq is small
-//    (decode), where a block would leave most lanes idle.
+//    (decode), where a block would leave most lanes idle; lanes read different rows anyway.
+//
+// Every loop over D is unrolled by the generator so that private arrays are only indexed by
+// constants (see forD). The price is LLVM compile time on lavapipe, once per kernel (Mesa
+// caches the result on disk): about 1 s per kernel for D <= 16, 3-5 s at D = 32, 7-12 s at
+// D = 64 and ~20 s at D = 128 for the backward kernels.
 import type { DType } from '../tensor/dtype.js';
 import { storage, uniformBlock } from './uniforms.js';
 
@@ -28,7 +37,7 @@ export const AU = {
   B: 0, H: 1, HKV: 2, TQ: 3, TK: 4, QSTART: 5, SCALE: 6, CHUNK: 7,
   Q: 8, K: 13, V: 18, DO: 23,
   MASK: 28, // batch stride, time stride, offset of M
-  LOFF: 31, AUX: 32, AUX2: 33, ROWS: 34, SPLITS: 35, MODE: 36,
+  LOFF: 31, AUX: 32, AUX2: 33, ROWS: 34 /* flat-layout threads */, SPLITS: 35, MODE: 36,
   words: 37,
 } as const;
 
@@ -42,6 +51,8 @@ export interface AttnKernelCfg {
   /** dtypes of Q, K, V (and dO for backward). */
   dtypes: DType[];
   wg: number;
+  /** Cooperative-load width W (lanes sharing one row load); 0 = no subgroups, plain loads. */
+  sg: number;
 }
 
 /**
@@ -51,6 +62,7 @@ export interface AttnKernelCfg {
  */
 export function attnPrelude(cfg: AttnKernelCfg, maskBinding: number): string {
   let s = cfg.dtypes.includes('f16') ? 'enable f16;\n' : '';
+  if (cfg.sg) s += 'enable subgroups;\n';
   s += uniformBlock(AU.words);
   s += `const D: u32 = ${cfg.D}u;\nconst WG: u32 = ${cfg.wg}u;\nconst NEG: f32 = ${NEG.toExponential()};\n`;
   s += `fn tIdx(x: u32, b: u32, h: u32, t: u32) -> u32 { return u(x + 4u) + b * u(x) + h * u(x + 1u) + t * u(x + 2u); }\n`;
@@ -68,49 +80,107 @@ fn keyEnd(b: u32) -> i32 {
   return s;
 }
 
-const KB = 16; // keys scored per online-softmax step: one rescale of the accumulator per KB keys
+/** Elements per cooperative load (the broadcast width): min(W, D); D is a multiple of it. */
+export const chunkOf = (cfg: AttnKernelCfg) => Math.min(cfg.sg || 8, cfg.D);
 
-/** Online-softmax walk over keys [jFrom, jTo) for one query row; `okExpr(jAbs)` is the per-key validity. */
-function softmaxLoop(jFrom: string, jTo: string, okExpr: (j: string) => string): string {
-  return `  var acc: array<f32, D>;
-  var m = NEG; var l = 0.0;
-  for (var j0 = ${jFrom}; j0 < ${jTo}; j0 += ${KB}u) {
-    var s: array<f32, ${KB}>;
-    var mb = m;
-    for (var t = 0u; t < ${KB}u; t++) {
-      let j = min(j0 + t, ${jTo} - 1u);
-      let kr = ko + j * kt;
-      var dot = 0.0;
-      for (var d = 0u; d < D; d++) { dot += q[d] * f32(K[kr + d * kd]); }
-      s[t] = select(NEG, dot, ${okExpr('j0 + t')} && keyOk(b, j));
-      mb = max(mb, s[t]);
+export const rows = (R: number, f: (r: number) => string) => Array.from({ length: R }, (_, r) => f(r)).join('');
+
+/**
+ * One statement per element over D, unrolled by the generator. Every private-array index
+ * must be a constant: a single dynamic index sends the whole array to memory on lavapipe,
+ * where each access becomes a per-lane gather/scatter (measured 8-15x slower).
+ */
+export const forD = (D: number, f: (d: number) => string, sep = ' ') => Array.from({ length: D }, (_, d) => f(d)).join(sep);
+
+/** Extra builtin parameter of main() for the cooperative loads, and the lane index lw they use. */
+export const sgParam = (cfg: AttnKernelCfg) => (cfg.sg ? ', @builtin(subgroup_invocation_id) sgl: u32' : '');
+export const mainHead = (cfg: AttnKernelCfg) => (cfg.sg ? `  let lw = sgl % ${chunkOf(cfg)}u;\n` : '');
+
+/**
+ * A row of a buffer (unit d-stride) that every lane of the workgroup needs at once. With
+ * `guard`, the row reads as zeros when the guard is false: keys masked out by keyMask may
+ * hold anything (NaN included) and 0 * NaN would leak into the sums.
+ */
+export interface SharedRow { name: string; buf: string; base: string; guard?: string }
+
+/**
+ * Reads shared rows and runs body(d) for each element d; element d of row `name` is the value
+ * `<name>_<d>` (in scope until the end of the enclosing block). With cfg.sg the rows are loaded
+ * cooperatively, chunk by chunk, and broadcast (must run in uniform control flow).
+ */
+export function dloop(cfg: AttnKernelCfg, srcs: SharedRow[], body: (d: number) => string): string {
+  const E = chunkOf(cfg);
+  let s = srcs.map((r) => `let ${r.name}_b = ${r.base};`).join(' ') + '\n';
+  for (let c = 0; c < cfg.D / E; c++) {
+    for (const r of srcs) {
+      const ld = (i: string) => (r.guard ? `select(0.0, f32(${r.buf}[${i}]), ${r.guard})` : `f32(${r.buf}[${i}])`);
+      s += cfg.sg
+        ? `    let ${r.name}_x${c} = ${ld(`${r.name}_b + ${c * E}u + lw`)}; ${forD(E, (w) => `let ${r.name}_${c * E + w} = subgroupBroadcast(${r.name}_x${c}, ${w}u);`)}\n`
+        : `    ${forD(E, (w) => `let ${r.name}_${c * E + w} = ${ld(`${r.name}_b + ${c * E + w}u`)};`)}\n`;
     }
-    let c = exp(m - mb);
-    l *= c;
-    for (var d = 0u; d < D; d++) { acc[d] *= c; }
-    for (var t = 0u; t < ${KB}u; t++) {
-      let j = min(j0 + t, ${jTo} - 1u);
-      let p = select(0.0, exp(s[t] - mb), s[t] > NEG);
-      l += p;
-      let vr = vo + j * vt;
-      for (var d = 0u; d < D; d++) { acc[d] += p * f32(V[vr + d * vd]); }
-    }
-    m = mb;
+    s += `    ${forD(E, (w) => body(c * E + w))}\n`;
   }
-`;
+  return s;
 }
 
-/** Loads the (pre-scaled) query row and the K/V bases of head hk. */
-const LOAD_Q = `  let qo = tIdx(${AU.Q}u, b, h, i); let qd = u(${AU.Q + 3}u);
-  var q: array<f32, D>;
-  for (var d = 0u; d < D; d++) { q[d] = f32(Q[qo + d * qd]) * scale; }
-  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u); let kd = u(${AU.K + 3}u);
-  let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u); let vd = u(${AU.V + 3}u);
+/**
+ * A second pass over shared rows a dloop already read: element d of row `name` is el(name).
+ * With subgroups each chunk is broadcast again from the one value per lane the dloop loaded,
+ * instead of keeping all D broadcast values live in between (fewer spills, faster compiles).
+ */
+export function dloopAgain(cfg: AttnKernelCfg, names: string[], body: (d: number, el: (name: string) => string) => string): string {
+  const E = chunkOf(cfg);
+  let s = '';
+  for (let c = 0; c < cfg.D / E; c++) {
+    const el = (n: string, d: number) => (cfg.sg ? `${n}r_${d}` : `${n}_${d}`);
+    if (cfg.sg) s += `    { ${names.map((n) => forD(E, (w) => `let ${n}r_${c * E + w} = subgroupBroadcast(${n}_x${c}, ${w}u);`)).join(' ')}\n`;
+    s += `    ${forD(E, (w) => body(c * E + w, (n) => el(n, c * E + w)))}${cfg.sg ? ' }' : ''}\n`;
+  }
+  return s;
+}
+
+// Lazy rescaling: the running max m only moves when a score beats it by more than this, so
+// p = exp(s - m) <= e^8 and the accumulator is rescaled a handful of times per row instead
+// of per key. The final L = m + log(l) is exact whatever m is.
+const RESCALE = 8.0;
+
+/**
+ * Online-softmax step for key j over the lane's RQ query rows (q pre-scaled; okR(r) = key
+ * visible to row r). Dot products are one dependent chain per row: splitting them into partial
+ * sums gave no speedup and more live values, and LLVM's compile time grows quickly with those.
+ */
+function keyStep(cfg: AttnKernelCfg, RQ: number, okR: (r: number) => string): string {
+  const D = cfg.D;
+  return `    let kok = keyOk(b, j);
+    ${rows(RQ, (r) => `var s${r} = 0.0; `)}
+    ${dloop(cfg, [{ name: 'k', buf: 'K', base: 'ko + j * kt' }], (d) => rows(RQ, (r) => `s${r} += q${r}[${d}] * k_${d}; `))}${rows(RQ, (r) => `    let ok${r} = ${okR(r)} && kok;
+    let sv${r} = select(NEG, s${r}, ok${r});
+    if (sv${r} > m${r} + ${RESCALE.toFixed(1)}) {
+      let c = exp(m${r} - sv${r});
+      l${r} *= c;
+      ${forD(D, (d) => `acc${r}[${d}] *= c;`)}
+      m${r} = sv${r};
+    }
+    let p${r} = select(0.0, exp(sv${r} - m${r}), ok${r});
+    l${r} += p${r};
+`)}    ${dloop(cfg, [{ name: 'v', buf: 'V', base: 'vo + j * vt', guard: 'kok' }], (d) => rows(RQ, (r) => `acc${r}[${d}] += p${r} * v_${d}; `))}`;
+}
+
+/** Loads pre-scaled query row i{r} and declares its softmax state. Operands have unit d-stride. */
+const loadQ = (D: number, r: number, h = 'h') => `  let qo${r} = tIdx(${AU.Q}u, b, ${h}, i${r});
+  var q${r}: array<f32, D>; var acc${r}: array<f32, D>;
+  ${forD(D, (d) => `q${r}[${d}] = f32(Q[qo${r} + ${d}u]) * scale;`)}
+  var m${r} = NEG; var l${r} = 0.0;
 `;
 
-const FINISH = (row: string) => `    let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < D; d++) { OL[${row} * D + d] = acc[d] * inv; }
-    OL[u(${AU.LOFF}u) + ${row}] = select(NEG, m + log(l), l > 0.0);
+const KV_BASE = `  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
+  let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u);
+`;
+
+const finish = (D: number, r: number, row: string) => `    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
+    let oo = ${row} * D;
+    ${forD(D, (d) => `OL[oo + ${d}u] = acc${r}[${d}] * inv;`)}
+    OL[u(${AU.LOFF}u) + ${row}] = select(NEG, m${r} + log(l${r}), l${r} > 0.0);
 `;
 
 function bindings(cfg: AttnKernelCfg): string {
@@ -118,55 +188,66 @@ function bindings(cfg: AttnKernelCfg): string {
   return attnPrelude(cfg, 4) + storage(1, 'Q', qd, false) + storage(2, 'K', kd, false) + storage(3, 'V', vd, false) + storage(5, 'OL', 'f32', true);
 }
 
-/** Forward, block layout. Dispatch [ceil(Tq / wg), H, B]. */
-export function attnForwardBlock(cfg: AttnKernelCfg) {
-  const key = `attn_fwd_block|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}`;
+/**
+ * Forward, block layout: a workgroup owns WG * rq query rows of one (b, h); lane x takes rows
+ * ib + r * WG + x. Dispatch [ceil(Tq / (wg * rq)), H, B].
+ */
+export function attnForwardBlock(cfg: AttnKernelCfg, RQ = 1) {
+  const key = `attn_fwd_block|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}|sg${cfg.sg}|rq${RQ}`;
   const source = () => `${bindings(cfg)}
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
-  let b = wg.z; let h = wg.y; let i0 = wg.x * WG;
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
+${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
+  let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
   let hk = h / (H / u(${AU.HKV}u));
-  let il = i0 + lid.x;
-  let i = min(il, Tq - 1u);
   // Uniform key bound: what the block's last row may see. Rows beyond Tq recompute row Tq-1
   // (no early return: it would make the loop divergent) and skip the write.
-  let je = u32(clamp(i32(min(i0 + WG, Tq)) + qs, 0, keyEnd(b)));
-  let rowEnd = min(i32(i) + qs + 1, i32(je));
-${LOAD_Q}${softmaxLoop('0u', 'je', (j) => `i32(${j}) < rowEnd`)}
-  if (il < Tq) {
-    let row = (b * H + h) * Tq + il;
-${FINISH('row')}  }
-}
+  let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
+${rows(RQ, (r) => `  let il${r} = ib + ${r}u * WG + lid.x;
+  let i${r} = min(il${r}, Tq - 1u);
+  let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
+${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = 0u; j < je; j++) {
+${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
+${rows(RQ, (r) => `  if (il${r} < Tq) {
+    let row = (b * H + h) * Tq + il${r};
+${finish(cfg.D, r, 'row')}  }
+`)}}
 `;
   return { key, source };
 }
 
 /**
- * Forward, flat layout: thread x = row (b, h, i) flattened, workgroup y = key split. With
- * splits > 1 each thread writes a partial (acc[D], m, l) to OL at ((split * rows + row) * (D + 2)),
- * merged by attnCombine. Dispatch [ceil(rows / wg), splits].
+ * Forward, flat layout: thread x = (b, head group, i) flattened, workgroup y = key split. A
+ * thread owns RG consecutive heads of one GQA group, so each key/value element it loads feeds
+ * RG rows (decode is load-bound: every element is otherwise used once). Threads ROWS = B * (H / RG) * Tq.
+ * With splits > 1 each row writes a partial (acc[D], m, l) to OL at ((split * B*H*Tq + row) * (D + 2)),
+ * merged by attnCombine. Dispatch [ceil(ROWS / wg), splits].
  */
-export function attnForwardFlat(cfg: AttnKernelCfg, split: boolean) {
-  const key = `attn_fwd_flat|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}|${split ? 'split' : 'one'}`;
+export function attnForwardFlat(cfg: AttnKernelCfg, split: boolean, RG = 1) {
+  cfg = { ...cfg, sg: 0 }; // lanes read different rows: nothing to share
+  const key = `attn_fwd_flat|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}|${split ? 'split' : 'one'}|rg${RG}`;
   const source = () => `${bindings(cfg)}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) g: vec3u) {
-  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
-  let rows = u(${AU.ROWS}u);
-  let r = min(g.x, rows - 1u);
-  let i = r % Tq; let h = (r / Tq) % H; let b = r / (Tq * H);
-  let hk = h / (H / u(${AU.HKV}u));
+${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
+  let threads = u(${AU.ROWS}u); let HG = H / ${RG}u;
+  let t = min(g.x, threads - 1u);
+  let i = t % Tq; let hg = (t / Tq) % HG; let b = t / (Tq * HG);
+  let hk = (hg * ${RG}u) / (H / u(${AU.HKV}u));
   let rowEnd = u32(clamp(i32(i) + qs + 1, 0, keyEnd(b)));
   let chunk = u(${AU.CHUNK}u);
   let jb = min(g.y * chunk, rowEnd);
   let je = min(jb + chunk, rowEnd);
-${LOAD_Q}${softmaxLoop('jb', 'je', (j) => `${j} < je`)}
-  if (g.x < rows) {
-${split ? `    let o = (g.y * rows + r) * (D + 2u);
-    for (var d = 0u; d < D; d++) { OL[o + d] = acc[d]; }
-    OL[o + D] = m; OL[o + D + 1u] = l;
-` : FINISH('r')}  }
+${rows(RG, (r) => `  let h${r} = hg * ${RG}u + ${r}u; let i${r} = i;\n${loadQ(cfg.D, r, `h${r}`)}`)}${KV_BASE}  for (var j = jb; j < je; j++) {
+${keyStep(cfg, RG, () => 'true')}  }
+  if (g.x < threads) {
+${rows(RG, (r) => `  {
+    let row = (b * H + h${r}) * Tq + i;
+${split ? `    let o = (g.y * u(${AU.B}u) * H * Tq + row) * (D + 2u);
+    ${forD(cfg.D, (d) => `OL[o + ${d}u] = acc${r}[${d}];`)}
+    OL[o + D] = m${r}; OL[o + D + 1u] = l${r};
+` : finish(cfg.D, r, 'row')}  }
+`)}  }
 }
 `;
   return { key, source };
@@ -179,7 +260,7 @@ export function attnCombine(D: number) {
 ${storage(1, 'PART', 'f32', false)}${storage(2, 'OL', 'f32', true)}
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) g: vec3u) {
-  let rows = u(${AU.ROWS}u); let S = u(${AU.SPLITS}u);
+  let rows = u(${AU.B}u) * u(${AU.H}u) * u(${AU.TQ}u); let S = u(${AU.SPLITS}u);
   let r = g.x;
   if (r >= rows) { return; }
   var mx = NEG;

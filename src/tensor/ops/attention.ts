@@ -1,18 +1,20 @@
 // Fused scaled dot-product attention with grouped-query heads, causal and key-padding masks,
 // a KV-cache decode entry point and a cache writer. Layouts: q [B, H, Tq, D], k/v
-// [B, Hkv, Tk, D], out [B, H, Tq, D] (dense). Inputs may be any strided view (e.g. a
-// [B, T, H, D] projection permuted to [B, H, T, D]): kernels read them through strides
-// passed as uniforms, never copying. Forward and backward are in src/kernels/attention*.ts.
+// [B, Hkv, Tk, D], out [B, H, Tq, D] (dense). Inputs may be strided views (e.g. a
+// [B, T, H, D] projection permuted to [B, H, T, D], or a slice of a KV cache): the kernels
+// read batch/head/time through strides passed as uniforms, without copying. Only a non-unit
+// stride on D itself is densified first (contiguous()). Kernels: src/kernels/attention*.ts.
 import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, type AttnKernelCfg } from '../../kernels/attention.js';
 import { attnBackwardDkv, attnBackwardDq } from '../../kernels/attention-backward.js';
 import { CACHE_WG, CACHE_WORDS, cacheWriteKernel } from '../../kernels/attention-cache.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { acquire } from '../pool.js';
+import { gpu } from '../device.js';
 import { dispatch, grid } from '../runtime.js';
 import { contiguousStrides, fmt, numel } from '../shape.js';
-import { Storage, Tensor } from '../tensor.js';
-import { copyInto } from './copy.js';
+import { noGrad, Storage, Tensor } from '../tensor.js';
+import { contiguous, copyInto } from './copy.js';
 
 export interface AttentionOptions {
   /** Multiplier of q·k (default 1/sqrt(D)). */
@@ -21,9 +23,9 @@ export interface AttentionOptions {
   causal?: boolean;
   /** Absolute position of query 0 (default Tk - Tq: the queries are the newest positions, as with a prefix cache). */
   qStart?: number;
-  /** Key padding mask [B, Tk] (f32 or i32, any strides); 0 = masked out. */
+  /** Key padding mask [B, Tk] (f32 or i32, any strides); 0 (or -0) = masked out. */
   keyMask?: Tensor;
-  /** Valid keys per batch row (i32 [B] tensor or numbers): keys j >= lengths[b] are masked. Exclusive with keyMask. */
+  /** Valid keys per batch row (i32 [B] tensor or numbers, clamped to [0, Tk]): keys j >= lengths[b] are masked. Exclusive with keyMask. */
   lengths?: Tensor | readonly number[];
 }
 
@@ -85,12 +87,38 @@ function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniform
   return u;
 }
 
-const cfgOf = (p: Plan, dtypes: Tensor[], wg: number): AttnKernelCfg => ({ D: p.D, dtypes: dtypes.map((t) => t.dtype), wg });
 // Without a mask the kernels never read M, so any bound buffer will do.
 const maskBuf = (p: Plan, q: Tensor) => (p.maskT ?? q).buffer;
 
-/** Workgroup rows for the block layouts: small blocks waste less on the causal diagonal and on short sequences. */
-const blockWg = (T: number) => (T <= 16 ? 16 : T <= 64 ? 32 : 64);
+/**
+ * Cooperative-load width for the block kernels: lanes of one subgroup share each loaded row
+ * (see kernels/attention.ts). Needs subgroups; W = min(8, smallest subgroup size). 0 disables
+ * (plain loads), as does NLA_ATTN_SUBGROUPS=0 (tests use it to cover the fallback).
+ */
+function coopWidth(): number {
+  if (process.env.NLA_ATTN_SUBGROUPS === '0') return 0;
+  const g = gpu();
+  const min = (g.device as unknown as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 0;
+  return g.hasSubgroups && min >= 4 ? Math.min(8, min) : 0;
+}
+
+/**
+ * Block-kernel shape for head size D: rows owned per lane in the forward and backward kernels.
+ * More rows amortise each cooperative load over more FMAs (on lavapipe, D = 64 forward: 1 row
+ * 8 ms, 2 rows 4 ms at B8 H4 T128) but multiply live registers, and LLVM's compile time grows
+ * steeply with them (D = 64 backward: 12 s at 1 row, 35 s at 2). Workgroups stay small: the
+ * causal diagonal wastes about (wg * rows) / T of the work; 8..32 measured the same.
+ */
+function blockShape(D: number): { wg: number; fwd: number; bwd: number } {
+  return { wg: 16, fwd: D <= 16 ? 4 : D <= 64 ? 2 : 1, bwd: D <= 32 ? 2 : 1 };
+}
+
+const cfgOf = (p: Plan, ts: Tensor[], wg: number, sg: number): AttnKernelCfg => ({ D: p.D, dtypes: ts.map((t) => t.dtype), wg, sg: Math.min(sg, wg) });
+
+/** The kernels index the head dimension with compile-time offsets (stride 1): anything else is copied first. */
+function unitD(t: Tensor): Tensor {
+  return t.strides[3] === 1 ? t : noGrad(() => contiguous(t)); // the attention node itself carries the gradient
+}
 
 /** A dense f32 tensor whose storage carries `extra` more floats after its data (a saved side output). */
 function withTail(shape: number[], extra: number): Tensor {
@@ -99,7 +127,7 @@ function withTail(shape: number[], extra: number): Tensor {
 }
 
 // Flat (one thread per query row) beats the block layout when Tq is too small to fill a block.
-const FLAT_MAX_TQ = 4;
+const FLAT_MAX_TQ = 2;
 // Split the key range over workgroups only when rows alone cannot occupy the device.
 const SPLIT_MIN_ROWS = 64, SPLIT_CHUNK = 256;
 
@@ -112,24 +140,28 @@ function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   const out = withTail([p.B, p.H, p.Tq, p.D], rows);
   if (rows === 0) return out;
   const u = uniforms(p, q, k, v);
-  u.set(AU.ROWS, rows);
   const ins = [q.buffer, k.buffer, v.buffer, maskBuf(p, q)];
   if (p.Tq > FLAT_MAX_TQ) {
-    const wg = blockWg(p.Tq);
-    dispatch({ ...attnForwardBlock(cfgOf(p, [q, k, v], wg)), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / wg), p.H, p.B] });
+    const { wg, fwd: rq } = blockShape(p.D);
+    const cfg = cfgOf(p, [q, k, v], wg, coopWidth());
+    dispatch({ ...attnForwardBlock(cfg, rq), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * rq)), p.H, p.B] });
     return out;
   }
-  const wg = 64;
-  const groups = Math.ceil(rows / wg);
+  // Small workgroups: lavapipe hands whole workgroups to its threads, and decode has few rows.
+  const wg = 16;
+  const G = p.H / p.Hkv, rg = G % 4 === 0 ? 4 : G % 2 === 0 ? 2 : 1;
+  const threads = rows / rg;
+  const groups = Math.ceil(threads / wg);
   if (groups > 65535) throw new Error(`attention: ${rows} query rows exceed one dispatch in the small-Tq path`);
-  const splits = rows < SPLIT_MIN_ROWS && p.Tk > 2 * SPLIT_CHUNK ? Math.ceil(p.Tk / SPLIT_CHUNK) : 1;
-  u.set(AU.CHUNK, splits > 1 ? SPLIT_CHUNK : Math.max(p.Tk, 1)).set(AU.SPLITS, splits);
+  const splits = threads < SPLIT_MIN_ROWS && p.Tk > 2 * SPLIT_CHUNK ? Math.ceil(p.Tk / SPLIT_CHUNK) : 1;
+  u.set(AU.ROWS, threads).set(AU.CHUNK, splits > 1 ? SPLIT_CHUNK : Math.max(p.Tk, 1)).set(AU.SPLITS, splits);
+  const cfg = cfgOf(p, [q, k, v], wg, 0);
   if (splits === 1) {
-    dispatch({ ...attnForwardFlat(cfgOf(p, [q, k, v], wg), false), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [groups, 1] });
+    dispatch({ ...attnForwardFlat(cfg, false, rg), buffers: [...ins, out.buffer], uniforms: u.u32, workgroups: [groups, 1] });
     return out;
   }
   const part = Tensor.empty([splits * rows * (p.D + 2)]);
-  dispatch({ ...attnForwardFlat(cfgOf(p, [q, k, v], wg), true), buffers: [...ins, part.buffer], uniforms: u.u32, workgroups: [groups, splits] });
+  dispatch({ ...attnForwardFlat(cfg, true, rg), buffers: [...ins, part.buffer], uniforms: u.u32, workgroups: [groups, splits] });
   dispatch({ ...attnCombine(p.D), buffers: [part.buffer, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
   part.dispose();
   return out;
@@ -143,20 +175,22 @@ function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: T
   const u = uniforms(p, q, k, v, g);
   u.set(AU.AUX, rows * p.D).set(AU.AUX2, nk);
   const ins = [q.buffer, k.buffer, v.buffer, g.buffer, out.buffer];
-  const cfg = cfgOf(p, [q, k, v, g], blockWg(p.Tq));
-  dispatch({ ...attnBackwardDq(cfg), buffers: [...ins, maskBuf(p, q), dq.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / cfg.wg), p.H, p.B] });
+  const { wg, bwd: r } = blockShape(p.D);
+  const cfg = cfgOf(p, [q, k, v, g], wg, coopWidth());
+  dispatch({ ...attnBackwardDq(cfg, r), buffers: [...ins, maskBuf(p, q), dq.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * r)), p.H, p.B] });
   if (!needKv || nk === 0) return [dq, null, null];
   const dk = withTail(k.shape, nk);
   const dv = dk.view([...k.shape], contiguousStrides(k.shape), nk);
-  const kcfg = { ...cfg, wg: blockWg(p.Tk) };
-  dispatch({ ...attnBackwardDkv(kcfg), buffers: [...ins, dq.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / kcfg.wg), p.Hkv, p.B] });
+  dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, dq.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
   return [dq, dk, dv];
 }
 
 /**
  * softmax(q k^T * scale + mask) v over q [B,H,Tq,D], k/v [B,Hkv,Tk,D] (head h reads kv head
  * floor(h / (H / Hkv))); returns a dense [B,H,Tq,D]. Rows with no visible key output 0.
- * Differentiable in q, k and v (fused recompute backward). Values of masked keys must be finite.
+ * Differentiable in q, k and v (fused recompute backward; deterministic). Keys excluded by
+ * keyMask or lengths are never used (they may hold NaN); keys excluded only by the causal rule
+ * must be finite (they are multiplied by 0).
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   return attentionLse(q, k, v, opts).out;
@@ -165,19 +199,23 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 /** attention() plus the per-row logsumexp of the scaled, masked scores [B,H,Tq] (-3e38 for fully masked rows; not differentiable). */
 export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; lse: Tensor } {
   const p = plan('attention', q, k, v, opts);
+  const [qu, ku, vu] = [q, k, v].map(unitD);
   let out: Tensor;
   try {
-    out = forwardRaw(p, q, k, v);
+    out = forwardRaw(p, qu, ku, vu);
   } finally {
     p.ownedMask?.dispose(); // host lengths were uploaded for this dispatch only (the backward re-plans)
+    for (const [t, x] of [[qu, q], [ku, k], [vu, v]]) if (t !== x) t.dispose();
   }
   const lse = out.view([p.B, p.H, p.Tq], contiguousStrides([p.B, p.H, p.Tq]), out.size);
   const y = withGrad('attention', out, [q, k, v], (g) => {
     const bp = plan('attention backward', q, k, v, opts);
+    const ts = [q, k, v, g].map(unitD);
     try {
-      return backwardRaw(bp, q, k, v, out, g, k.requiresGrad || v.requiresGrad);
+      return backwardRaw(bp, ts[0], ts[1], ts[2], out, ts[3], k.requiresGrad || v.requiresGrad);
     } finally {
       bp.ownedMask?.dispose();
+      ts.forEach((t, i) => t !== [q, k, v, g][i] && t.dispose());
     }
   });
   return { out: y, lse };
