@@ -1,12 +1,14 @@
 // Dense copies and constant tensors.
 import { copyKernel, copyLayout, COPY_WG } from '../../kernels/copy.js';
+import { ewTuning } from '../../kernels/elementwise.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import type { DType } from '../dtype.js';
+import { gpu } from '../device.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt, numel, sameShape, type Shape } from '../shape.js';
 import { registerContiguous, Tensor } from '../tensor.js';
 import { withGrad } from '../autograd.js';
-import { launchElementwise } from './elementwise.js';
+import { dispatchElementwise, launchElementwise } from './elementwise.js';
 
 /** A tensor filled with `value`. */
 export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
@@ -36,6 +38,11 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     const tmp = launchElementwise('contiguous', 'x0', [src], src.dtype);
     copyInto(dst, tmp);
     tmp.dispose();
+    return;
+  }
+  if (ewTuning.force === 'odo' || (ewTuning.force !== 'flat' && gpu().info.isSoftware)) {
+    const stream = (t: Tensor) => ({ strides: t.strides, offset: t.offset, dtype: t.dtype });
+    dispatchElementwise('copy', 'x0', [{ buffer: src.buffer, stream: stream(src) }], { buffer: dst.buffer, dtype: dst.dtype, stream: stream(dst) }, src.shape);
     return;
   }
   const rank = Math.max(1, src.rank);

@@ -1,6 +1,7 @@
 // Elementwise ops with broadcasting, each gradient rule beside its op.
-import { elementwiseKernel, ewLayout, EW_WG } from '../../kernels/elementwise.js';
+import { elementwiseKernel, ewLayout, ewTuning, EW_WG, odoKernel, odoUniforms, planElementwise, type EwStream } from '../../kernels/elementwise.js';
 import { Uniforms } from '../../kernels/uniforms.js';
+import { gpu } from '../device.js';
 import type { DType } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { broadcastShapes, fmt, numel, sameShape } from '../shape.js';
@@ -11,33 +12,61 @@ import { sumTo } from './reduce.js';
 export type Scalar = number;
 type P = [number?, number?, number?];
 
-/** Launch an elementwise kernel over already-broadcast-compatible inputs. */
-export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[]): Tensor {
-  for (const t of inputs) t.assertAlive(op);
-  const shape = outShape ?? broadcastShapes(op, ...inputs.map((t) => t.shape));
-  const rank = Math.max(1, shape.length);
+/** Broadcast strides of t against `shape`: aligned right, 0 where t has size 1 or lacks the dim. */
+export function broadcastStream(t: Tensor, shape: readonly number[]): EwStream {
+  const rank = shape.length;
+  const st = new Array<number>(rank).fill(0);
+  for (let i = 0; i < t.rank; i++) {
+    const j = rank - t.rank + i;
+    st[j] = t.shape[i] === 1 && shape[j] !== 1 ? 0 : t.strides[i];
+  }
+  return { strides: st, offset: t.offset, dtype: t.dtype };
+}
+
+/**
+ * Dispatch an elementwise kernel writing `out` (dense when outStream is undefined, else the
+ * strided view described by outStream) from input streams over `shape`. `family` names the
+ * kernel in profiles ('ew', 'copy').
+ */
+export function dispatchElementwise(
+  family: string, expr: string, inputs: { buffer: GPUBuffer; stream: EwStream }[], out: { buffer: GPUBuffer; dtype: DType; stream?: EwStream },
+  shape: readonly number[], params: P = [],
+): void {
   const n = numel(shape);
-  const out = Tensor.empty(shape, outDtype);
-  if (n === 0) return out;
-  const linear = inputs.every((t) => t.isContiguous && sameShape(t.shape, shape));
+  if (n === 0) return;
+  const variant = ewTuning.force ?? (gpu().info.isSoftware ? 'odo' : 'flat');
+  const streams = inputs.map((i) => i.stream);
+  const plan = planElementwise(shape, streams, out.stream, ewTuning.vec);
+  const dts = streams.map((s) => s.dtype);
+  const buffers = [...inputs.map((i) => i.buffer), out.buffer];
+  if (variant === 'odo' || out.stream) {
+    // Strided outputs (copyInto) always take the odometer kernel.
+    const per = plan.vec === 4 ? ewTuning.per4 : ewTuning.per1;
+    const u = odoUniforms(plan, params);
+    const k = odoKernel(expr, dts, out.dtype, plan, per, family);
+    dispatch({ ...k, buffers, uniforms: u, workgroups: grid(Math.ceil(u[0] / per / EW_WG)) });
+    return;
+  }
+  const rank = plan.shape.length;
+  const linear = rank === 1 && plan.strides.every((s) => s[0] === 1);
   const L = ewLayout(rank, inputs.length);
   const u = new Uniforms(L.words);
   u.set(0, n);
   params.forEach((p, i) => u.setF(1 + i, p ?? 0));
-  const padded = shape.length ? shape : [1];
-  u.setAll(L.shape, padded);
-  inputs.forEach((t, k) => {
-    // Broadcast strides: align right, 0 where the input has size 1 or lacks the dim.
-    const st = new Array<number>(rank).fill(0);
-    for (let i = 0; i < t.rank; i++) {
-      const j = rank - t.rank + i;
-      st[j] = t.shape[i] === 1 && padded[j] !== 1 ? 0 : t.strides[i];
-    }
-    u.setAll(L.input(k), st);
-    u.set(L.input(k) + rank, t.offset);
-  });
-  const k = elementwiseKernel(expr, inputs.map((t) => t.dtype), outDtype, rank, linear);
-  dispatch({ ...k, buffers: [...inputs.map((t) => t.buffer), out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / EW_WG)) });
+  u.setAll(L.shape, plan.shape);
+  plan.strides.forEach((st, k) => u.setAll(L.input(k), st).set(L.input(k) + rank, plan.offsets[k]));
+  const k = elementwiseKernel(expr, dts, out.dtype, rank, linear);
+  dispatch({ ...k, buffers, uniforms: u.u32, workgroups: grid(Math.ceil(n / EW_WG)) });
+}
+
+/** Launch an elementwise kernel over already-broadcast-compatible inputs. */
+export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[]): Tensor {
+  for (const t of inputs) t.assertAlive(op);
+  const shape = outShape ?? broadcastShapes(op, ...inputs.map((t) => t.shape));
+  const out = Tensor.empty(shape, outDtype);
+  if (numel(shape) === 0) return out;
+  const ins = inputs.map((t) => ({ buffer: t.buffer, stream: broadcastStream(t, shape) }));
+  dispatchElementwise('ew', expr, ins, { buffer: out.buffer, dtype: outDtype }, shape, params);
   return out;
 }
 
