@@ -36,7 +36,8 @@ export function loadCheckpoint(file: string): Checkpoint {
   for (const [g, m] of Object.entries(raw.weights as Record<string, Record<string, { dtype: HostTensor['dtype']; shape: number[]; data: Uint8Array }>>)) {
     weights[g] = {};
     for (const [k, t] of Object.entries(m)) {
-      const bytes = t.data.slice();
+      // unpack gives Node Buffers (views into one pooled ArrayBuffer): copy to an exact, aligned one.
+      const bytes = new Uint8Array(t.data);
       const n = t.shape.reduce((a, b) => a * b, 1);
       const data = t.dtype === 'i32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer);
       if (data.length !== n) throw new Error(`${file}: tensor "${g}/${k}" has ${data.length} values for shape [${t.shape}]`);

@@ -52,24 +52,37 @@ export class Gpt2 {
       const p = `transformer.h.${l}.`;
       const ln = (n: string, t: Tensor) => T.layerNorm(t, w(p + n + '.weight'), w(p + n + '.bias'), c.normEps);
       x = T.add(x, this.attention(l, ln('ln_1', x), opts.cache));
-      const h = T.geluTanh(T.add(T.matmul(ln('ln_2', x), w(p + 'mlp.c_fc.weight')), w(p + 'mlp.c_fc.bias')));
-      x = T.add(x, T.add(T.matmul(h, w(p + 'mlp.c_proj.weight')), w(p + 'mlp.c_proj.bias')));
+      const h = T.geluTanh(conv1d(ln('ln_2', x), w(p + 'mlp.c_fc.weight'), w(p + 'mlp.c_fc.bias')));
+      x = T.add(x, conv1d(h, w(p + 'mlp.c_proj.weight'), w(p + 'mlp.c_proj.bias')));
       if (opts.capture?.includes(l)) captured.set(l, x);
     }
     opts.cache?.advance(Tn);
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.layerNorm(x, w('transformer.ln_f.weight'), w('transformer.ln_f.bias'), c.normEps);
-    return { logits: T.linear(h, w('transformer.wte.weight')), hidden: x, captured };
+    const [B] = ids.shape;
+    const logits = T.linear(h.reshape([B * Tn, c.dim]), w('transformer.wte.weight')).reshape([B, Tn, c.vocabSize]);
+    return { logits, hidden: x, captured };
   }
 
   private attention(l: number, x: Tensor, cache?: KVCache): Tensor {
     const c = this.cfg, hd = this.headDim, w = (n: string) => this.w.get(`transformer.h.${l}.attn.` + n);
     const [B, Tn] = x.shape;
-    const qkv = T.add(T.matmul(x, w('c_attn.weight')), w('c_attn.bias')).reshape([B, Tn, 3, c.nHeads, hd]);
+    const qkv = conv1d(x, w('c_attn.weight'), w('c_attn.bias')).reshape([B, Tn, 3, c.nHeads, hd]);
     const part = (i: number) => qkv.slice(2, i, i + 1).reshape([B, Tn, c.nHeads, hd]).permute([0, 2, 1, 3]);
     let [q, k, v] = [part(0), part(1), part(2)];
     if (cache) ({ k, v } = cache.append(l, k, v));
     const o = T.attention(q, k, v, { causal: true });
-    return T.add(T.matmul(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), w('c_proj.weight')), w('c_proj.bias'));
+    return conv1d(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), w('c_proj.weight'), w('c_proj.bias'));
   }
+}
+
+/**
+ * HF Conv1D: x [..., in] @ w [in, out] + b. The leading dims are flattened into one matrix so
+ * a decode step ([B, 1, in]) is one [B, in] product rather than B single-row ones, and the
+ * weight gradient is one x^T @ g instead of a batch of them summed afterwards.
+ */
+function conv1d(x: Tensor, w: Tensor, b: Tensor): Tensor {
+  const lead = x.shape.slice(0, -1);
+  const rows = lead.reduce((a, d) => a * d, 1);
+  return T.add(T.matmul(x.reshape([rows, x.shape[x.rank - 1]]), w), b).reshape([...lead, w.shape[1]]);
 }
