@@ -17,7 +17,11 @@ program
 const registrars: ((p: Command) => void)[] = [registerInfo];
 for (const r of registrars) r(program);
 
-const extra = await import('./commands.js').catch(() => undefined);
+const extra = await import('./commands.js').catch((e: { code?: string; message?: string }) => {
+  // Only a missing commands file is tolerated; a broken subcommand must not vanish silently.
+  if (e?.code === 'ERR_MODULE_NOT_FOUND' && /commands\.(js|ts)/.test(e.message ?? '')) return undefined;
+  throw e;
+});
 extra?.registerAll(program);
 
 program.parseAsync(process.argv).then(

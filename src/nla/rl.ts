@@ -2,6 +2,7 @@
 // length cap; reward from the *current* AR; group-normalised advantages; one GRPO+KL update of
 // the AV against the frozen warm-start AV; one supervised MSE step of the AR on the same
 // rollouts. No gradient flows from the AR into the AV (rewards are host numbers).
+import type { Checkpoint } from '../nn/checkpoint.js';
 import * as T from '../tensor/index.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
@@ -10,6 +11,7 @@ import { groupAdvantages, grpoLoss } from './grpo.js';
 import { normalizedMseHost } from './loss.js';
 import { makeOptimizer, type TrainSchedule } from './optim.js';
 import { rowsOf } from './sft.js';
+import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
 
 export type RewardKind = 'mse' | 'logmse' | 'contrastive';
 
@@ -31,6 +33,11 @@ export interface RlOptions {
   /** Variance of normalised h (for the FVE of the rollouts). */
   variance: number;
   onLog?: (m: RlMetrics) => void;
+  /** Save the training state (AV, AR, both optimizers, step, RNG) every N steps and after the last. */
+  checkpoint?: CheckpointSpec;
+  /** Continue from a checkpoint this loop wrote. The reference AV is the caller's (keep it the warm-start AV). */
+  resume?: Checkpoint;
+  onCheckpoint?: (step: number, file: string) => void;
 }
 
 export interface RlMetrics {
@@ -78,7 +85,24 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
   const r = new SeededRng(o.seed);
   avRef.model.w.setTrainable(false);
   const history: RlMetrics[] = [];
-  for (let step = 0; step < o.steps; step++) {
+  const parts: TrainParts = {
+    kind: 'rl',
+    weights: { av: av.model.w, ar: ar.model.w },
+    optimizers: { av: optAv, ar: optAr },
+    rng: r,
+    identity: { rows: n, activationsPerStep: o.activationsPerStep, groupSize: o.groupSize },
+  };
+  let start = 0;
+  if (o.resume) {
+    try {
+      start = restoreTrainState(o.resume, parts).step;
+    } catch (e) {
+      optAv.dispose();
+      optAr.dispose();
+      throw e;
+    }
+  }
+  for (let step = start; step < o.steps; step++) {
     const t0 = performance.now();
     const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
     const h = rowsOf(data.h, d, idx);
@@ -128,6 +152,10 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
     };
     history.push(m);
     o.onLog?.(m);
+    if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
+      await saveTrainState(o.checkpoint!.file, parts, step + 1);
+      o.onCheckpoint?.(step + 1, o.checkpoint!.file);
+    }
   }
   optAv.dispose();
   optAr.dispose();

@@ -1,11 +1,15 @@
 // Summarisation warm start. The AV learns h -> summary (loss on the summary tokens only);
-// the AR learns summary -> h (normalised MSE). Same loop for both.
+// the AR learns summary -> h (normalised MSE). Same loop for both, with checkpoints every N
+// steps and an exact resume (weights, optimizer, step, RNG and the data order: train-state.ts).
+import type { Checkpoint } from '../nn/checkpoint.js';
+import type { Weights } from '../nn/weights.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
 import { makeOptimizer, type TrainSchedule } from './optim.js';
+import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
 
 export interface SftOptions extends TrainSchedule {
   steps: number;
@@ -13,6 +17,12 @@ export interface SftOptions extends TrainSchedule {
   seed: number;
   logEvery?: number;
   onLog?: (m: { step: number; loss: number; lr: number }) => void;
+  /** Save the training state to this file every N steps and after the last one. */
+  checkpoint?: CheckpointSpec;
+  /** Continue from a checkpoint this loop wrote (same data, batch size and model). */
+  resume?: Checkpoint;
+  /** Called after each checkpoint is written, with the completed step count. */
+  onCheckpoint?: (step: number, file: string) => void;
 }
 
 export interface SftData {
@@ -20,30 +30,45 @@ export interface SftData {
   texts: string[]; // the summary of each row
 }
 
-async function loop(params: Tensor[], n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor): Promise<number[]> {
-  const opt = makeOptimizer(params, o);
+async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor): Promise<number[]> {
+  const opt = makeOptimizer(w.params(), o);
   const r = new SeededRng(o.seed);
+  const parts: TrainParts = { kind, weights: { [group]: w }, optimizers: { [group]: opt }, rng: r, identity: { rows: n, batchSize: o.batchSize } };
   const history: number[] = [];
   let order: number[] = [];
-  for (let step = 0; step < o.steps; step++) {
-    if (order.length < o.batchSize) order = order.concat(shuffle([...Array(n).keys()], r));
-    const idx = order.splice(0, o.batchSize);
-    const log = step % (o.logEvery ?? 10) === 0 || step === o.steps - 1;
-    const lossT = T.tidy(() => {
-      const loss = lossOf(idx);
-      loss.backward();
-      return log ? loss.detach() : undefined;
-    });
-    const lr = opt.step(step);
-    if (lossT) {
-      const loss = await lossT.item();
-      lossT.dispose();
-      history.push(loss);
-      o.onLog?.({ step, loss, lr });
+  let start = 0;
+  try {
+    if (o.resume) {
+      const s = restoreTrainState(o.resume, parts);
+      start = s.step;
+      order = s.extra.order as number[];
+      if (!Array.isArray(order)) throw new Error('checkpoint: no data order saved');
     }
+    for (let step = start; step < o.steps; step++) {
+      if (order.length < o.batchSize) order = order.concat(shuffle([...Array(n).keys()], r));
+      const idx = order.splice(0, o.batchSize);
+      const log = step % (o.logEvery ?? 10) === 0 || step === o.steps - 1;
+      const lossT = T.tidy(() => {
+        const loss = lossOf(idx);
+        loss.backward();
+        return log ? loss.detach() : undefined;
+      });
+      const lr = opt.step(step);
+      if (lossT) {
+        const loss = await lossT.item();
+        lossT.dispose();
+        history.push(loss);
+        o.onLog?.({ step, loss, lr });
+      }
+      if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
+        await saveTrainState(o.checkpoint!.file, parts, step + 1, { order });
+        o.onCheckpoint?.(step + 1, o.checkpoint!.file);
+      }
+    }
+    await T.sync();
+  } finally {
+    opt.dispose();
   }
-  await T.sync();
-  opt.dispose();
   return history;
 }
 
@@ -54,11 +79,11 @@ export function rowsOf(h: Float32Array, d: number, idx: number[]): Float32Array 
 }
 
 export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Promise<number[]> {
-  return loop(ar.params(), data.texts.length, o, (idx) => ar.loss(idx.map((i) => data.texts[i]), rowsOf(data.h, ar.d, idx)));
+  return loop('sft-ar', 'ar', ar.model.w, data.texts.length, o, (idx) => ar.loss(idx.map((i) => data.texts[i]), rowsOf(data.h, ar.d, idx)));
 }
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
-  return loop(av.params(), data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), idx.map((i) => data.texts[i])));
+  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), idx.map((i) => data.texts[i])));
 }
 
 function shuffle<T>(a: T[], r: SeededRng): T[] {

@@ -1,0 +1,71 @@
+// `nla explain`: explanations of a text's activations, token by token, each scored by how well
+// the AR rebuilds the activation from it (best-of-k reranked by the AR).
+import type { Command } from 'commander';
+import { loadNLA, type TokenExplanation } from '../nla/nla.js';
+import { CHAIN_HELP, requireComplete } from './nla-dir.js';
+import { Opts, progressBar, withConfig } from './options.js';
+
+export function registerExplain(program: Command): void {
+  const cmd = program
+    .command('explain')
+    .description('explain the activations of a text with an NLA: per token, the explanation(s) and the FVE of the AR\'s reconstruction from each (step 6 of the chain)')
+    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--text <text>', 'the text to explain (BOS is prepended and is position 0) (required)')
+    .option('--position <spec>', 'token positions: N, N,M,... or all', 'all')
+    .option('--samples <k>', 'explanations per token; k > 1 samples at temperature 1 and sorts them best-first by the AR', '1')
+    .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
+    .option('--max-tokens <n>', 'explanation length cap (default: nla.json)')
+    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json)')
+    .option('--batch <n>', 'positions explained per generation batch', '32')
+    .option('--seed <n>', 'sampling seed', '0')
+    .option('--json', 'print {"nla","layer","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}')
+    .addHelpText(
+      'after',
+      `
+For each position the NLA reads M's layer-K activation h, the AV writes explanation(s), and the
+AR rebuilds h from each; fve = 1 - MSE / Var (1 = perfect, about 0 = the mean activation; an
+unparseable output scores MSE 2). Reads --nla (nla.json, av/ar.safetensors, tokenizer) and the
+model named in nla.json (or --model). Writes to stdout.
+
+Example:
+  nla explain --nla runs/x/nla --text "Once upon a time, there was a little girl" --position all --samples 4
+${CHAIN_HELP}`,
+    );
+  withConfig(cmd).action(async (_: unknown, c: Command) => {
+    const o = Opts.of(c);
+    const dir = o.need('nla', '<dir>');
+    const text = o.need('text');
+    requireComplete(dir);
+    const nla = await loadNLA(dir);
+    if (o.has('model')) nla.meta.model.path = o.need('model');
+    const maxTokens = o.optNum('maxTokens', { int: true, min: 1 });
+    if (maxTokens) nla.meta.maxExplanationTokens = maxTokens;
+    const n = nla.tok.encode(text, { bos: true }).length;
+    const spec = o.need('position').trim();
+    const positions = spec === 'all' ? [...Array(n).keys()] : spec.split(',').map((p) => {
+      const v = Number(p.trim());
+      if (!Number.isInteger(v) || v < 0 || v >= n) throw new Error(`--position ${p.trim()}: out of range (the text has ${n} tokens with BOS; positions 0..${n - 1}, or all)`);
+      return v;
+    });
+    const samples = o.int('samples', 1);
+    const temperature = o.optNum('temperature', { min: 0 });
+    const seed = o.int('seed'), batch = Math.max(1, Math.floor(o.int('batch', 1) / samples));
+    const out: TokenExplanation[] = [];
+    const bar = progressBar('explain', positions.length);
+    for (let i = 0; i < positions.length; i += batch) {
+      out.push(...(await nla.explain(text, positions.slice(i, i + batch), { samples, temperature, seed: seed + i })));
+      bar.update(Math.min(i + batch, positions.length));
+    }
+    bar.done();
+    if (o.bool('json')) {
+      console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, tokens: out }));
+    } else {
+      console.log(`${dir}: layer ${nla.meta.layer}; fve = 1 - MSE/Var of the AR's reconstruction (Var ${nla.meta.variance.toFixed(3)})`);
+      for (const t of out) {
+        console.log(`\n[${t.position}] ${JSON.stringify(t.token)}`);
+        for (const e of t.explanations) console.log(`  fve ${e.fve.toFixed(3).padStart(7)}  ${e.text}`);
+      }
+    }
+    nla.dispose();
+  });
+}

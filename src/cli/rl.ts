@@ -1,0 +1,129 @@
+// `nla rl`: joint RL of an SFT'd NLA: GRPO on the AV with rewards from the current AR, one AR
+// step on the same rollouts, KL to the warm-start AV. Updates the NLA directory.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { readSafetensors } from '../io/safetensors.js';
+import { Llama } from '../nn/llama.js';
+import { Weights } from '../nn/weights.js';
+import { Verbalizer } from '../nla/av.js';
+import { loadNLA } from '../nla/nla.js';
+import { writeCurvesSvg } from '../nla/plot.js';
+import { trainRl, type RewardKind, type RlMetrics } from '../nla/rl.js';
+import { ActivationStore } from '../nla/store.js';
+import { AV_FILE, AV_REF_FILE, CHAIN_HELP, copyWritable, META, requireComplete, storeRows } from './nla-dir.js';
+import { CHECKPOINT_HELP, checkpointOptions, Metrics, Opts, progressBar, withCheckpointFlags, withConfig } from './options.js';
+
+export function registerRl(program: Command): void {
+  const cmd = program
+    .command('rl')
+    .description('joint RL of an SFT\'d NLA: GRPO on the AV rewarded by the current AR, one AR step per batch (step 4 of the chain)')
+    .option('--nla <dir>', 'NLA directory with av.safetensors and ar.safetensors (from sft-ar and sft-av) (required)')
+    .option('--store <dir>', 'activation store of the same model and layer (required)')
+    .option('--out <dir>', 'where to write the updated NLA (default: --nla, in place)')
+    .option('--split <name>', 'store split to sample activations from (or all)', 'rl')
+    .option('--steps <n>', 'RL steps', '60')
+    .option('--activations-per-step <n>', 'activations per step', '8')
+    .option('--group-size <n>', 'explanations sampled per activation (G)', '8')
+    .option('--max-tokens <n>', 'explanation length cap (default: nla.json maxExplanationTokens)')
+    .option('--beta <x>', 'weight of the KL to the warm-start AV', '0.01')
+    .option('--epsilon <x>', 'PPO clip range', '0.2')
+    .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
+    .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
+    .option('--lr-av <x>', 'AV learning rate', '3e-5')
+    .option('--lr-ar <x>', 'AR learning rate', '3e-4')
+    .option('--warmup <n>', 'AV learning-rate warm-up steps', '5')
+    .option('--clip <x>', 'clip each model\'s global gradient norm (0 = off)', '1')
+    .option('--freeze-ar', 'do not train the AR (a frozen AR; for comparison)')
+    .option('--seed <n>', 'seed of the activation draws and sampling', '0')
+    .option('--metrics <file>', 'JSONL metrics per step (reward, fveSampled, kl, length, ...) (default: <out>/metrics.jsonl)')
+    .addHelpText(
+      'after',
+      `
+Each step draws --activations-per-step rows, samples --group-size explanations each at
+temperature 1, rewards them with the current AR (unparseable: -2), normalises advantages per
+group, takes one GRPO + KL step on the AV and one MSE step on the AR.
+Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the warm-start AV as
+av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes the updated
+av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
+{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,seconds}.
+Checkpoints (every 10 steps by default):
+${CHECKPOINT_HELP}
+
+Example:
+  nla rl --nla runs/x/nla --store runs/x/activations --steps 60 --checkpoint-every 10
+  nla rl --nla runs/x/nla --store runs/x/activations --steps 60 --resume
+${CHAIN_HELP}`,
+    );
+  withConfig(withCheckpointFlags(cmd, 10)).action(async (_: unknown, c: Command) => {
+    const o = Opts.of(c);
+    const dir = o.need('nla', '<dir>');
+    const out = o.str('out') ?? dir;
+    requireComplete(dir);
+    const reward = o.oneOf('reward', ['mse', 'logmse', 'contrastive'] as const satisfies readonly RewardKind[]);
+    const steps = o.int('steps', 0);
+    const { checkpoint, resume } = checkpointOptions(o, path.join(out, 'checkpoints', 'rl.ckpt'));
+    const metrics = Metrics.open(o.str('metrics') ?? path.join(out, 'metrics.jsonl'), 'rl', resume?.step);
+
+    // The KL reference: the warm-start AV, kept beside the NLA the first time RL touches it.
+    const refFile = path.join(dir, AV_REF_FILE);
+    if (!fs.existsSync(refFile)) fs.copyFileSync(path.join(dir, AV_FILE), refFile);
+    const nla = await loadNLA(dir);
+    const meta = nla.meta;
+    const store = ActivationStore.open(o.need('store', '<dir>'), { layer: meta.layer, d: nla.ar.d });
+    if (store.manifest.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
+    const rows = storeRows(store, o.need('split'));
+    const ref = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(refFile))), nla.tok, meta.prompts, meta.alpha);
+    const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
+    const clip = o.num('clip', { min: 0 });
+    const start = resume?.step ?? 0;
+    console.error(`nla: rl on ${rows.meta.length} activations of ${store.dir} (split ${o.str('split')}), ${steps} steps x ${o.str('activationsPerStep')} activations x ${o.str('groupSize')} samples${resume ? `; resuming at step ${start}` : ''}`);
+    const bar = progressBar('rl', Math.max(0, steps - start));
+    const curves: RlMetrics[] = [];
+    await trainRl(nla.av, ref, nla.ar, { h: rows.h }, {
+      steps,
+      activationsPerStep: o.int('activationsPerStep', 1),
+      groupSize: o.int('groupSize', 2),
+      maxTokens,
+      beta: o.num('beta', { min: 0 }),
+      epsilon: o.num('epsilon', { min: 0 }),
+      reward,
+      lengthPenalty: o.num('lengthPenalty', { min: 0 }),
+      av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined },
+      ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined },
+      freezeAr: o.bool('freezeAr'),
+      seed: o.int('seed'),
+      variance: meta.variance,
+      checkpoint,
+      resume,
+      onCheckpoint: (step, file) => metrics.write('rl-checkpoint', { step, file }),
+      onLog: (m) => {
+        curves.push(m);
+        metrics.write('rl', m);
+        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}`);
+      },
+    });
+    bar.done();
+    ref.model.w.dispose();
+    const settings = o.plain();
+    delete settings.config;
+    meta.training = { ...(meta.training ?? {}), rl: { ...settings, store: path.resolve(store.dir), stepsDone: steps, finished: new Date().toISOString() } };
+    await nla.save(out);
+    if (out !== dir) {
+      copyWritable(path.join(dir, meta.tokenizer), path.join(out, meta.tokenizer));
+      copyWritable(refFile, path.join(out, AV_REF_FILE));
+    }
+    if (curves.length > 1) {
+      writeCurvesSvg(path.join(out, 'rl-curves.svg'), 'RL', curves.map((m) => m.step), {
+        'sampled FVE': curves.map((m) => m.fveSampled),
+        reward: curves.map((m) => m.reward),
+        'KL x100': curves.map((m) => m.kl * 100),
+      });
+    }
+    const last = curves.slice(-Math.min(10, curves.length));
+    const avg = (f: (m: RlMetrics) => number) => last.reduce((a, m) => a + f(m), 0) / Math.max(1, last.length);
+    if (last.length) console.log(`last ${last.length} steps: reward ${avg((m) => m.reward).toFixed(3)}, sampled FVE ${avg((m) => m.fveSampled).toFixed(3)}, KL ${avg((m) => m.kl).toFixed(4)}, length ${avg((m) => m.length).toFixed(1)}, parsed ${(avg((m) => m.parseRate) * 100).toFixed(0)}%`);
+    console.log(`wrote ${path.join(out, META)}, av.safetensors, ar.safetensors; next: nla eval --nla ${out} --store ${store.dir}`);
+    nla.dispose();
+  });
+}

@@ -1,0 +1,63 @@
+// The directory chain through the CLI, tiny: extract -> sft-ar (checkpoint, then --resume to
+// more steps) -> sft-av -> rl -> eval -> explain. Checks what each step writes and that the
+// next step reads it; not the quality of the (barely trained) NLA.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { okCli, runCli } from './cli-helpers.js';
+import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+
+const lines = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: SKIP_NO_MODEL, timeout: 240_000 }, async () => {
+  const M = path.join(sharedModels()!, 'stories260K.bin');
+  const run = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-chain-'));
+  const store = path.join(run, 'activations'), dir = path.join(run, 'nla'), metrics = path.join(run, 'metrics.jsonl');
+
+  await okCli(['extract', '--model', M, '--layer', '3', '--out', store, '--stories', '24', '--cuts', '2']);
+  const manifest = JSON.parse(fs.readFileSync(path.join(store, 'manifest.json'), 'utf8'));
+  assert.equal(manifest.layer, 3);
+  assert.equal(manifest.count, 48);
+  const again = await runCli(['extract', '--model', M, '--layer', '3', '--out', store, '--stories', '4']);
+  assert.notEqual(again.code, 0);
+  assert.match(again.stderr, /already holds an activation store; pass --force/);
+
+  // AR warm start from a --config file, 4 steps with a checkpoint every 2; then resume to 6.
+  const cfg = path.join(run, 'sft-ar.json');
+  fs.writeFileSync(cfg, JSON.stringify({ store, model: M, out: dir, 'batch-size': 4, warmup: 1, 'log-every': 1, 'checkpoint-every': 2, 'eval-rows': 4, metrics }));
+  await okCli(['sft-ar', '--config', cfg, '--steps', '4']);
+  assert.ok(fs.existsSync(path.join(dir, 'ar.safetensors')) && fs.existsSync(path.join(dir, 'nla.json')) && !fs.existsSync(path.join(dir, 'av.safetensors')));
+  const partial = await runCli(['eval', '--nla', dir, '--store', store]);
+  assert.notEqual(partial.code, 0);
+  assert.match(partial.stderr, /no av\.safetensors yet/);
+  const resumed = await okCli(['sft-ar', '--config', cfg, '--steps', '6', '--resume']);
+  assert.match(resumed.stderr, /resuming at step 4/);
+  const arSteps = lines(metrics).filter((m) => m.stage === 'sft-ar').map((m) => m.step);
+  assert.deepEqual(arSteps, [0, 1, 2, 3, 4, 5], 'metrics: each step once across the two runs');
+  assert.ok(lines(metrics).some((m) => m.stage === 'sft-ar-eval' && typeof m.fve === 'number'));
+
+  await okCli(['sft-av', '--store', store, '--model', M, '--out', dir, '--steps', '3', '--batch-size', '4', '--eval-rows', '2', '--max-tokens', '12', '--metrics', metrics]);
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'nla.json'), 'utf8'));
+  assert.equal(meta.maxExplanationTokens, 12);
+  assert.ok(meta.training['sft-ar'] && meta.training['sft-av']);
+
+  const rl = await okCli(['rl', '--nla', dir, '--store', store, '--steps', '2', '--activations-per-step', '2', '--group-size', '2', '--metrics', metrics]);
+  assert.match(rl.stdout, /sampled FVE/);
+  assert.ok(fs.existsSync(path.join(dir, 'av-ref.safetensors')) && fs.existsSync(path.join(dir, 'checkpoints', 'rl.ckpt')));
+  const rlm = lines(metrics).filter((m) => m.stage === 'rl');
+  assert.deepEqual(rlm.map((m) => m.step), [0, 1]);
+  for (const k of ['reward', 'fveSampled', 'kl', 'length']) assert.equal(typeof rlm[0][k], 'number', k);
+
+  const ev = await okCli(['eval', '--nla', dir, '--store', store, '--rows', '4', '--no-sampled', '--json']);
+  const e = JSON.parse(ev.stdout);
+  assert.equal(e.rows, 4);
+  for (const k of ['fve_greedy', 'fve_shuffled', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
+
+  const ex = await okCli(['explain', '--nla', dir, '--text', 'Once upon a time', '--position', '1,3', '--json']);
+  const x = JSON.parse(ex.stdout);
+  assert.deepEqual(x.tokens.map((t: { position: number }) => t.position), [1, 3]);
+  assert.equal(typeof x.tokens[0].explanations[0].fve, 'number');
+  fs.rmSync(run, { recursive: true, force: true });
+});
