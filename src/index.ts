@@ -42,6 +42,7 @@ export { normalizedMse, normalizedMseHost, normalizeToSqrtD } from './nla/loss.j
 export { fve, mseNormalized, varianceNormalized, normalizeRows } from './nla/fve.js';
 export { fveToken, fveBigram, fveFloor } from './nla/baselines.js';
 export { probeAccuracy, trainProbe } from './nla/probe.js';
+export { probeAccuracyGpu } from './nla/probe-gpu.js';
 export { groupAdvantages, grpoLoss } from './nla/grpo.js';
 export { generateStories, cutPoints, describeCut, scoreFields, fieldsChance } from './nla/corpus.js';
 export { ActivationStore, StoreWriter } from './nla/store.js';

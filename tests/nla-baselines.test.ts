@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { type TokenRows, fveBigram, fveFloor, fveToken } from '../src/nla/baselines.js';
 import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
 import { probeAccuracy } from '../src/nla/probe.js';
+import { probeAccuracyGpu } from '../src/nla/probe-gpu.js';
+import { initGpu } from '../src/tensor/index.js';
 import { type Rng, mulberry32, randInt } from '../src/nla/rng.js';
 
 const d = 12;
@@ -73,7 +75,7 @@ test('the floor is below 0 on data with a common direction plus noise', () => {
   assert.ok(res.fve < 0 && res.fve > -3, `floor ${res.fve}`);
 });
 
-function probeData(seed: number, n: number, dim: number, classes: number, separable: boolean) {
+function probeData(seed: number, n: number, dim: number, classes: number, separation: number) {
   const r = mulberry32(seed);
   const centres = Array.from({ length: classes }, () => randomVec(r, dim));
   const y = new Int32Array(n);
@@ -81,25 +83,38 @@ function probeData(seed: number, n: number, dim: number, classes: number, separa
   for (let i = 0; i < n; i++) {
     y[i] = randInt(r, classes);
     const c = centres[y[i]!]!;
-    for (let j = 0; j < dim; j++) x[i * dim + j] = (separable ? 2 * c[j]! : 0) + gaussian(r);
+    for (let j = 0; j < dim; j++) x[i * dim + j] = separation * c[j]! + gaussian(r);
   }
   const v = normalizeRows(x, dim);
   const cut = Math.floor(n * 0.8);
   return { trainX: v.subarray(0, cut * dim), trainY: y.subarray(0, cut), testX: v.subarray(cut * dim), testY: y.subarray(cut) };
 }
 
-test('a probe reaches ~1.0 on separable classes, in under 2 s for 3000 × 64', () => {
-  const { trainX, trainY, testX, testY } = probeData(5, 3000, 64, 8, true);
-  const t0 = performance.now();
+test('a probe reaches ~1.0 on separable classes (CPU float64 and GPU)', async () => {
+  const { trainX, trainY, testX, testY } = probeData(5, 3000, 64, 8, 2);
   const acc = probeAccuracy(trainX, trainY, testX, testY, 8);
-  const ms = performance.now() - t0;
   assert.ok(acc > 0.97, `accuracy ${acc}`);
-  assert.ok(ms < 2000, `${ms} ms`);
+  await initGpu();
+  const accGpu = await probeAccuracyGpu(trainX, trainY, testX, testY, 8);
+  assert.ok(accGpu > 0.97, `GPU accuracy ${accGpu}`);
 });
 
-test('a probe is near chance on random labels', () => {
-  const { trainX, trainY, testX, testY } = probeData(6, 3000, 64, 8, false);
+test('the GPU probe agrees with the CPU one on overlapping classes', async () => {
+  const { trainX, trainY, testX, testY } = probeData(7, 2000, 16, 12, 0.4);
+  const cpu = probeAccuracy(trainX, trainY, testX, testY, 12);
+  await initGpu();
+  const gpuAcc = await probeAccuracyGpu(trainX, trainY, testX, testY, 12);
+  assert.ok(cpu > 0.2 && cpu < 0.97, `the task should be neither trivial nor hopeless: ${cpu}`);
+  assert.ok(Math.abs(cpu - gpuAcc) < 0.05, `CPU ${cpu} vs GPU ${gpuAcc}`);
+});
+
+test('a probe is near chance on random labels', async () => {
+  const { trainX, trainY, testX, testY } = probeData(6, 3000, 64, 8, 0);
   const acc = probeAccuracy(trainX, trainY, testX, testY, 8);
   assert.ok(Math.abs(acc - 1 / 8) < 0.06, `accuracy ${acc}`);
   assert.throws(() => probeAccuracy(trainX, trainY, testX, testY, 4), /label \d+ at \d+ not in \[0, 4\)/);
+  await initGpu();
+  const accGpu = await probeAccuracyGpu(trainX, trainY, testX, testY, 8);
+  assert.ok(Math.abs(accGpu - 1 / 8) < 0.06, `GPU accuracy ${accGpu}`);
+  await assert.rejects(probeAccuracyGpu(trainX, trainY, testX, testY, 4), /label \d+ at \d+ not in \[0, 4\)/);
 });

@@ -14,7 +14,7 @@ import { evaluate, type EvalResult } from './evaluate.js';
 import { extractToStore } from './extract.js';
 import { varianceNormalized, meanRow, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
-import { probeAccuracy } from './probe.js';
+import { probeAccuracyGpu } from './probe-gpu.js';
 import { DEFAULT_PROMPTS } from './prompts.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
@@ -106,7 +106,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const fve_token = fveToken(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
   const fve_bigram = fveBigram(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
   const fve_floor = fveFloor(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
-  const fields_probe = probeFields(trainH, trainMeta, ev.h, ev.meta, d);
+  const fields_probe = await probeFields(trainH, trainMeta, ev.h, ev.meta, d);
   const truths = ev.meta.map((m) => m.truth as CutTruth);
   const fields_chance = fieldsChance(truths).rate;
   log(`baselines: token ${fve_token.toFixed(3)}, bigram ${fve_bigram.toFixed(3)}, floor ${fve_floor.toFixed(3)}; probe fields ${fields_probe.toFixed(3)}, chance ${fields_chance.toFixed(3)}`);
@@ -204,7 +204,7 @@ function concatRows(parts: Float32Array[]): Float32Array {
 }
 
 /** Mean probe accuracy over the scored fields plus the current word, on rows where each is known. */
-function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32Array, testMeta: RowMeta[], d: number): number {
+async function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32Array, testMeta: RowMeta[], d: number): Promise<number> {
   const accs: number[] = [];
   const fields = [...SCORED_FIELDS.map((f) => (m: RowMeta) => m.truth?.known[f]), (m: RowMeta) => m.truth?.currentWord];
   for (const get of fields) {
@@ -213,7 +213,7 @@ function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32A
     const classes = [...new Set(tr.map(([, v]) => v!))];
     const te2 = te.filter(([, v]) => classes.includes(v!));
     if (classes.length < 2 || !te2.length) continue;
-    const acc = probeAccuracy(
+    const acc = await probeAccuracyGpu(
       rowsOf(trainH, d, tr.map(([i]) => i)), Int32Array.from(tr.map(([, v]) => classes.indexOf(v!))),
       rowsOf(testH, d, te2.map(([i]) => i)), Int32Array.from(te2.map(([, v]) => classes.indexOf(v!))),
       classes.length,
