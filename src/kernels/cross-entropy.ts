@@ -4,19 +4,19 @@
 //   dlogits = sign * g * w * (exp(x - lse) - onehot(t)).
 // sign = +1 gives -log p(t) (cross-entropy), sign = -1 gives log p(t) (token log-probs).
 import type { DType } from '../tensor/dtype.js';
-import { f16Header, ONLINE_LSE, ROW_CHUNK_MAIN, ROW_HELPERS, ROW_MAIN } from './softmax.js';
+import { f16Header, ONLINE_LSE, ROW_CHUNK_MAIN, rowPrelude, type RowMode } from './softmax.js';
 import { storage, uniformBlock } from './uniforms.js';
 
 /** Forward uniforms: [0]=rows, [1]=V, [2]=logits offset, [3]=targets offset, [4]=ignoreIndex (i32),
  * [5]=has ignore, [6]=sign (f32), [7]=mask offset. */
-export function ceForwardKernel(dtype: DType, masked: boolean) {
-  const key = `ce_fwd|${dtype}|${masked ? 'mask' : 'nomask'}`;
+export function ceForwardKernel(dtype: DType, masked: boolean, mode: RowMode = 'wg') {
+  const key = `ce_fwd|${dtype}|${masked ? 'mask' : 'nomask'}|${mode}`;
   const source = () => {
     let b = 1;
     let s = f16Header(dtype) + uniformBlock(8) + storage(b++, 'a', dtype, false) + storage(b++, 'tg', 'i32', false);
     if (masked) s += storage(b++, 'mask', 'f32', false);
     s += storage(b++, 'loss', 'f32', true) + storage(b++, 'lse_out', 'f32', true) + storage(b++, 'w_out', 'f32', true);
-    s += ROW_HELPERS + ROW_MAIN;
+    s += rowPrelude(mode);
     s += `  let n = u(1u); let base = u(2u) + row * n;\n`;
     s += ONLINE_LSE((i) => `f32(a[base + ${i}])`);
     s += `  if (l == 0u) {

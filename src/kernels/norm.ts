@@ -1,22 +1,22 @@
-// RMSNorm and LayerNorm: one workgroup per row for the forward (saving per-row statistics)
+// RMSNorm and LayerNorm: one workgroup (or, on lavapipe, one thread; see RowMode) per row for the forward (saving per-row statistics)
 // and for dx; dweight/dbias are a sum over rows, done as per-row-block partial sums (one
 // thread per column, coalesced reads) followed by the column-sum kernel over the blocks.
 //   rms:   y = x * r * w,              r = 1/sqrt(mean(x^2) + eps),   stats [rows]   = r
 //   layer: y = (x - mu) * r * w + b,   r = 1/sqrt(var(x) + eps),      stats [rows,2] = (mu, r)
 import type { DType } from '../tensor/dtype.js';
-import { f16Header, ROW_HELPERS, ROW_MAIN } from './softmax.js';
+import { f16Header, rowPrelude, type RowMode } from './softmax.js';
 import { storage, uniformBlock } from './uniforms.js';
 
 export type NormKind = 'rms' | 'layer';
 
 /** Forward. Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=eps (f32), [5]=b offset. */
-export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: boolean) {
-  const key = `norm_fwd|${kind}|${xt}|${wt}|${bias ? 'b' : 'nb'}`;
+export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: boolean, mode: RowMode = 'wg') {
+  const key = `norm_fwd|${kind}|${xt}|${wt}|${bias ? 'b' : 'nb'}|${mode}`;
   const source = () => {
     let b = 1;
     let s = f16Header(xt, wt) + uniformBlock(8) + storage(b++, 'x', xt, false) + storage(b++, 'w', wt, false);
     if (bias) s += storage(b++, 'bb', wt, false);
-    s += storage(b++, 'y', 'f32', true) + storage(b++, 'stats', 'f32', true) + ROW_HELPERS + ROW_MAIN;
+    s += storage(b++, 'y', 'f32', true) + storage(b++, 'stats', 'f32', true) + rowPrelude(mode);
     s += `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let ob = row * n; let eps = uf(4u);\n`;
     if (kind === 'rms') {
       s += `  var ss = 0.0;
@@ -52,8 +52,8 @@ const XHAT = (kind: NormKind) =>
  * dx = r * (dxh - mean(dxh) - xh * mean(dxh * xh)) with dxh = g * w (rms drops the mean(dxh) term).
  * Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=g offset.
  */
-export function normBackwardDxKernel(kind: NormKind, xt: DType, wt: DType) {
-  const key = `norm_bwd_dx|${kind}|${xt}|${wt}`;
+export function normBackwardDxKernel(kind: NormKind, xt: DType, wt: DType, mode: RowMode = 'wg') {
+  const key = `norm_bwd_dx|${kind}|${xt}|${wt}|${mode}`;
   const source = () =>
     f16Header(xt, wt) +
     uniformBlock(8) +
@@ -62,8 +62,7 @@ export function normBackwardDxKernel(kind: NormKind, xt: DType, wt: DType) {
     storage(3, 'gy', 'f32', false) +
     storage(4, 'stats', 'f32', false) +
     storage(5, 'dx', 'f32', true) +
-    ROW_HELPERS +
-    ROW_MAIN +
+    rowPrelude(mode) +
     `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let gb = u(4u) + row * n; let ob = row * n;
   ${XHAT(kind)}
   var s1 = 0.0; var s2 = 0.0;

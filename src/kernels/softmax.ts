@@ -3,6 +3,8 @@
 // vocab-wide row is read twice, never three times. Shared row helpers live here too (the
 // loss and norm kernels reuse them).
 import type { DType } from '../tensor/dtype.js';
+import { gpu } from '../tensor/device.js';
+import { grid } from '../tensor/runtime.js';
 import { storage, uniformBlock } from './uniforms.js';
 
 export const RW = 64;
@@ -33,6 +35,50 @@ fn wg_max(l: u32, v: f32) -> f32 {
 `;
 
 /** Entry point of a row kernel: `row` (uniform across the workgroup) and lane `l`; u(0) = rows. */
+/**
+ * How a row kernel spreads a row: 'wg' = one RW-thread workgroup per row, partial sums merged
+ * through workgroup memory (what a GPU wants for wide rows); 'thread' = one thread per row, 64
+ * rows per workgroup, no barriers. On lavapipe every barrier is a coroutine switch of all 64
+ * invocations, so rows of a model's width run several times faster one per thread (bench/rows.ts).
+ * The kernel bodies are the same text either way: they loop `for (i = l; i < n; i += RW)` and
+ * merge with wg_sum / wg_max, which in 'thread' mode are l = 0, RW = 1 and the identity.
+ */
+export type RowMode = 'wg' | 'thread';
+export const ROWS_PER_WG = 64;
+
+/** Row helpers plus the entry point for `mode`. */
+export function rowPrelude(mode: RowMode): string {
+  return mode === 'wg' ? ROW_HELPERS + ROW_MAIN : ROW_THREAD_MAIN;
+}
+
+/**
+ * Rows at most this wide run one per thread on a software adapter. `npm run bench -- rows` on
+ * lavapipe: thread mode won at every width measured, 6x at n = 64, 2.3x at n = 4096
+ * (BENCHMARKS.md); far wider rows keep 'wg' so a few huge rows still spread over the cores.
+ */
+export const THREAD_ROW_MAX = 8192;
+
+/**
+ * The mode and grid for `rows` rows of width n. NLA_ROW_MODE=wg|thread forces a mode (for the
+ * bench and the tests, which run every kernel both ways).
+ */
+export function rowLaunch(rows: number, n: number): { mode: RowMode; workgroups: [number, number] } {
+  const forced = process.env.NLA_ROW_MODE;
+  const mode: RowMode = forced === 'wg' || forced === 'thread' ? forced : gpu().info.isSoftware && n <= THREAD_ROW_MAX ? 'thread' : 'wg';
+  return { mode, workgroups: grid(mode === 'wg' ? rows : Math.ceil(rows / ROWS_PER_WG)) };
+}
+
+const ROW_THREAD_MAIN = `
+const RW: u32 = 1u;
+fn wg_sum(l: u32, v: f32) -> f32 { return v; }
+fn wg_max(l: u32, v: f32) -> f32 { return v; }
+@compute @workgroup_size(${ROWS_PER_WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let row = (wg.x + wg.y * nw.x) * ${ROWS_PER_WG}u + lid.x;
+  let l = 0u;
+  if (row >= u(0u)) { return; }
+`;
+
 export const ROW_MAIN = `@compute @workgroup_size(${RW})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let row = wg.x + wg.y * nw.x;
@@ -82,10 +128,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 `;
 
 /** Forward. Uniforms: [0]=rows, [1]=n, [2]=input offset. Output dense f32. */
-export function softmaxKernel(log: boolean, dtype: DType) {
-  const key = `softmax|${log ? 'log' : 'exp'}|${dtype}`;
+export function softmaxKernel(log: boolean, dtype: DType, mode: RowMode = 'wg') {
+  const key = `softmax|${log ? 'log' : 'exp'}|${dtype}|${mode}`;
   const source = () => {
-    let s = f16Header(dtype) + uniformBlock(4) + storage(1, 'a', dtype, false) + storage(2, 'out', 'f32', true) + ROW_HELPERS + ROW_MAIN;
+    let s = f16Header(dtype) + uniformBlock(4) + storage(1, 'a', dtype, false) + storage(2, 'out', 'f32', true) + rowPrelude(mode);
     s += `  let n = u(1u); let base = u(2u) + row * n; let ob = row * n;\n`;
     s += ONLINE_LSE((i) => `f32(a[base + ${i}])`);
     if (log) s += `  let lse = M + log(S);\n  for (var i = l; i < n; i += RW) { out[ob + i] = f32(a[base + i]) - lse; }\n}\n`;
@@ -100,10 +146,10 @@ export function softmaxKernel(log: boolean, dtype: DType) {
  * Backward from the saved output y. softmax: dx = y * (g - sum(g * y));
  * log-softmax: dx = g - exp(y) * sum(g). Uniforms: [0]=rows, [1]=n, [2]=y offset, [3]=g offset.
  */
-export function softmaxBackwardKernel(log: boolean) {
-  const key = `softmax_bwd|${log ? 'log' : 'exp'}`;
+export function softmaxBackwardKernel(log: boolean, mode: RowMode = 'wg') {
+  const key = `softmax_bwd|${log ? 'log' : 'exp'}|${mode}`;
   const source = () => {
-    let s = uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'g', 'f32', false) + storage(3, 'dx', 'f32', true) + ROW_HELPERS + ROW_MAIN;
+    let s = uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'g', 'f32', false) + storage(3, 'dx', 'f32', true) + rowPrelude(mode);
     s += `  let n = u(1u); let yb = u(2u) + row * n; let gb = u(3u) + row * n; let ob = row * n;\n  var acc = 0.0;\n`;
     if (log) {
       s += `  for (var i = l; i < n; i += RW) { acc += g[gb + i]; }\n  let d = wg_sum(l, acc);\n`;

@@ -2,6 +2,7 @@
 // One row kernel per forward, one elementwise kernel per backward (see kernels/cross-entropy.ts);
 // the reductions ('mean' / 'sum') are ordinary ops on the per-row losses.
 import { ceBackwardKernel, ceForwardKernel } from '../../kernels/cross-entropy.js';
+import { rowLaunch } from '../../kernels/softmax.js';
 import { rowChunkGrid } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
@@ -59,7 +60,8 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
   const u = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
   u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? m.t.offset : 0);
   const bufs = [x.t.buffer, t.t.buffer, ...(m ? [m.t.buffer] : []), loss.buffer, lse.buffer, w.buffer];
-  dispatch({ ...ceForwardKernel(x.t.dtype, !!m), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 3), uniforms: u.u32, workgroups: grid(rows) });
+  const rl = rowLaunch(rows, V);
+  dispatch({ ...ceForwardKernel(x.t.dtype, !!m, rl.mode), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 3), uniforms: u.u32, workgroups: rl.workgroups });
   if (m?.owned) m.t.dispose();
   const out = withGrad(op, loss, [logits], (g) => {
     for (const s of [x.t, t.t, lse, w]) s.assertAlive(`${op} backward (saved tensor disposed)`);

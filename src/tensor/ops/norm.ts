@@ -1,5 +1,6 @@
 // rmsNorm and layerNorm over the last axis, fused forward and backward (kernels/norm.ts).
 import { colSumKernel } from '../../kernels/reduce.js';
+import { rowLaunch } from '../../kernels/softmax.js';
 import { normBackwardDwKernel, normBackwardDxKernel, normForwardKernel, NORM_COL_WG, type NormKind } from '../../kernels/norm.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
@@ -36,7 +37,8 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
   if (bs && bs.t.dtype !== ws.t.dtype) throw new Error(`${op}: weight (${ws.t.dtype}) and bias (${bs.t.dtype}) dtypes differ`);
   const u = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).setF(4, eps).set(5, bs ? bs.t.offset : 0);
   const bufs = [xs.t.buffer, ws.t.buffer, ...(bs ? [bs.t.buffer] : []), y.buffer, stats.buffer];
-  dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 2), uniforms: u.u32, workgroups: grid(rows) });
+  const rl = rowLaunch(rows, D);
+  dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs, rl.mode), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 2), uniforms: u.u32, workgroups: rl.workgroups });
   if (bs?.owned) bs.t.dispose();
   const out = withGrad(op, y, b ? [x, w, b] : [x, w], (g) => {
     for (const t of [xs.t, ws.t, stats]) t.assertAlive(`${op} backward (saved tensor disposed)`);
@@ -45,7 +47,7 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape, 'f32');
       const ub = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).set(4, gd.t.offset);
-      dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype), buffers: [xs.t.buffer, ws.t.buffer, gd.t.buffer, stats.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(rows) });
+      dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype, rl.mode), buffers: [xs.t.buffer, ws.t.buffer, gd.t.buffer, stats.buffer, dx.buffer], uniforms: ub.u32, workgroups: rl.workgroups });
     }
     if (w.requiresGrad || b?.requiresGrad) [dw, db] = paramGrads(kind, xs.t, gd.t, stats, rows, D, !!b);
     if (gd.owned) gd.t.dispose();

@@ -1,5 +1,5 @@
 // softmax / logSoftmax over one axis (fused row kernels; other axes are moved last first).
-import { softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.js';
+import { rowLaunch, softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
@@ -43,14 +43,15 @@ function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   if (numel(x.shape) === 0) return y;
   const src = denseRows(op, x);
   const u = new Uniforms(4).set(0, rows).set(1, n).set(2, src.t.offset);
-  dispatch({ ...softmaxKernel(log, src.t.dtype), buffers: [src.t.buffer, y.buffer], uniforms: u.u32, workgroups: grid(rows) });
+  const rl = rowLaunch(rows, n);
+  dispatch({ ...softmaxKernel(log, src.t.dtype, rl.mode), buffers: [src.t.buffer, y.buffer], uniforms: u.u32, workgroups: rl.workgroups });
   if (src.owned) src.t.dispose();
   return withGrad(op, y, [x], (g) => {
     y.assertAlive(`${op} backward (its output was disposed before backward)`);
     const gd = denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(x.shape, 'f32');
     const ub = new Uniforms(4).set(0, rows).set(1, n).set(2, y.offset).set(3, gd.t.offset);
-    dispatch({ ...softmaxBackwardKernel(log), buffers: [y.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: grid(rows) });
+    dispatch({ ...softmaxBackwardKernel(log, rl.mode), buffers: [y.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rl.workgroups });
     if (gd.owned) gd.t.dispose();
     return [dx];
   });
