@@ -133,6 +133,25 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   const sft = await evalBoth('eval-sft');
 
+  // The warm-started NLA, saved before RL changes it in place (a baseline, and a start for `nla rl`).
+  const meta: NlaMeta = {
+    format: 'nla/1',
+    model: { name: loaded.name, path: path.resolve(loaded.source), sha256: loaded.sha256, config: M.cfg },
+    tokenizer: 'tokenizer.bin',
+    layer: o.layer,
+    alpha,
+    variance,
+    mean: Array.from(meanRow(normalizeRows(trainH, d), d)),
+    prompts: DEFAULT_PROMPTS,
+    placeholderId: AV.prompt.placeholderId,
+    maxExplanationTokens: o.maxTokens,
+    created: new Date().toISOString(),
+    training: { demo: { ...o, log: undefined } },
+  };
+  const nla = new NLA(meta, AV, AR, tok, M);
+  await nla.save(path.join(o.out, 'nla-sft'));
+  copyTokenizer(o.model, o.tokenizer, path.join(o.out, 'nla-sft', 'tokenizer.bin'));
+
   // 4. Joint RL against the frozen warm-start AV.
   const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
   const rlBar = new Progress('rl', o.rl.steps);
@@ -156,21 +175,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const rlEval = await evalBoth('eval-rl');
 
   // 5. Save the NLA and report.
-  const meta: NlaMeta = {
-    format: 'nla/1',
-    model: { name: loaded.name, path: path.resolve(loaded.source), sha256: loaded.sha256, config: M.cfg },
-    tokenizer: 'tokenizer.bin',
-    layer: o.layer,
-    alpha,
-    variance,
-    mean: Array.from(meanRow(normalizeRows(trainH, d), d)),
-    prompts: DEFAULT_PROMPTS,
-    placeholderId: AV.prompt.placeholderId,
-    maxExplanationTokens: o.maxTokens,
-    created: new Date().toISOString(),
-    training: { demo: { ...o, log: undefined } },
-  };
-  const nla = new NLA(meta, AV, AR, tok, M);
   const nlaDir = path.join(o.out, 'nla');
   await nla.save(nlaDir);
   copyTokenizer(o.model, o.tokenizer, path.join(nlaDir, 'tokenizer.bin'));

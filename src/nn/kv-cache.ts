@@ -27,7 +27,7 @@ export class KVCache {
       copyInto(region, src);
       region.dispose();
     }
-    return { k: this.k[layer].slice(2, 0, end).contiguous(), v: this.v[layer].slice(2, 0, end).contiguous() };
+    return { k: this.k[layer].slice(2, 0, end), v: this.v[layer].slice(2, 0, end) };
   }
 
   /** Called once per forward, after every layer appended. */
