@@ -28,7 +28,7 @@ export function registerDemo(program: Command): void {
     .option('--out <dir>', 'where the NLA, activations and metrics.jsonl go', 'runs/demo')
     .option('--layer <k>', 'layer K (output of block K)', String(DEMO_DEFAULTS.layer))
     .option('--seed <n>', 'seed', String(DEMO_DEFAULTS.seed))
-    .option('--quick', 'a small configuration (about a minute) to check the pipeline')
+    .option('--quick', 'a tiny configuration (about 30 s) that checks the pipeline; its numbers mean nothing')
     .option('--rl-steps <n>', 'RL steps', String(DEMO_DEFAULTS.rl.steps))
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
     .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string }) => {
