@@ -34,6 +34,8 @@ test('group advantages: zero mean, unit (unbiased) std per group, epsilon guards
   assert.ok(Math.abs(sd - 1) < 1e-3, `std ${sd}`);
   assert.deepEqual(a.slice(4), [0, 0, 0, 0]);
   assert.throws(() => groupAdvantages([1, 2, 3], 2), /do not split/);
+  // Dr. GRPO: centred only, so the wider group keeps its larger advantages.
+  assert.deepEqual(groupAdvantages([1, 3, 10, 20], 2, 'none'), [-1, 1, -5, 5]);
 });
 
 test('GRPO+KL loss and its gradient match the float64 reference (both clip branches, clamped KL, padding)', async () => {

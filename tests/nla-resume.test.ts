@@ -129,3 +129,37 @@ test('joint RL: interrupted after a checkpoint and resumed equals the uninterrup
   ref.model.w.dispose();
   M.w.dispose();
 });
+
+test('joint RL options: mu > 1 updates make the clip bind; gainLrScale 0 freezes the 1-D gains only', { skip: SKIP_NO_MODEL }, async () => {
+  const { M, tok, data } = await setup();
+  const prompts = { ...DEFAULT_PROMPTS, explanationEnd: '.' };
+  const copy = async () => new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, prompts, 10);
+  const ref = await copy();
+  const run = async (extra: Partial<RlOptions>) => {
+    const av = await copy();
+    const ar = await Reconstructor.fromModel(M, LAYER, tok, prompts);
+    try {
+      const curves = await trainRl(av, ref, ar, { h: data.h }, {
+        steps: 2, activationsPerStep: 2, groupSize: 4, maxTokens: 20, beta: 0.01, epsilon: 0.2, reward: 'mse', seed: 5, variance: 0.77,
+        av: { lr: 3e-3, clip: 1 }, ar: { lr: 1e-3, clip: 1 }, ...extra,
+      });
+      return { curves, av: await av.model.w.toHost() };
+    } finally {
+      av.model.w.dispose();
+      ar.model.w.dispose();
+    }
+  };
+  const one = await run({});
+  assert.ok(one.curves.every((c) => c.clipFrac === 0), 'one update per batch: the ratio is 1, nothing is clipped');
+  const two = await run({ iterations: 3 });
+  assert.ok(two.curves.some((c) => c.clipFrac > 0), `mu = 3: the later updates see ratios past 1 +- epsilon (clipFrac ${two.curves.map((c) => c.clipFrac)})`);
+  const init = await M.w.toHost();
+  const frozen = await run({ av: { lr: 3e-3, clip: 1, gainLrScale: 0 } });
+  for (const [k, t] of init) {
+    const moved = t.data.some((v, i) => v !== frozen.av.get(k)!.data[i]);
+    if (t.shape.length === 1) assert.ok(!moved, `${k} (a gain) moved with gainLrScale 0`);
+  }
+  assert.ok([...init].some(([k, t]) => t.shape.length > 1 && t.data.some((v, i) => v !== frozen.av.get(k)!.data[i])), 'the matrices still train');
+  ref.model.w.dispose();
+  M.w.dispose();
+});

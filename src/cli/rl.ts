@@ -28,10 +28,13 @@ export function registerRl(program: Command): void {
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json maxExplanationTokens)')
     .option('--beta <x>', 'weight of the KL to the warm-start AV', '0.01')
     .option('--epsilon <x>', 'PPO clip range', '0.2')
+    .option('--advantage-scale <kind>', 'std (GRPO: divide group-centred rewards by the group std) or none (Dr. GRPO)', 'std')
+    .option('--iterations <n>', 'GRPO updates of the AV per batch of rollouts (mu; the clip binds from the second)', '1')
     .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
+    .option('--gain-lr-scale <x>', 'multiplies the AV learning rate of its 1-D parameters (norm gains): the final norm gain sets the logit scale, so sharpening the policy needs no change to any matrix', '1')
     .option('--warmup <n>', 'AV learning-rate warm-up steps', '5')
     .option('--clip <x>', 'clip each model\'s global gradient norm (0 = off)', '1')
     .option('--freeze-ar', 'do not train the AR (a frozen AR; for comparison)')
@@ -46,7 +49,8 @@ group, takes one GRPO + KL step on the AV and one MSE step on the AR.
 Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the warm-start AV as
 av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes the updated
 av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
-{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,seconds}.
+{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,seconds,
+phases:{generate,score,ar,av}}.
 Checkpoints (every 10 steps by default):
 ${CHECKPOINT_HELP}
 
@@ -87,9 +91,11 @@ ${CHAIN_HELP}`,
       maxTokens,
       beta: o.num('beta', { min: 0 }),
       epsilon: o.num('epsilon', { min: 0 }),
+      iterations: o.int('iterations', 1),
+      advantageScale: o.oneOf('advantageScale', ['std', 'none'] as const),
       reward,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
-      av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined },
+      av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }) },
       ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined },
       freezeAr: o.bool('freezeAr'),
       seed: o.int('seed'),

@@ -32,7 +32,7 @@ export interface DemoOptions {
   minTokens: number;
   arSft: { steps: number; batchSize: number; lr: number };
   avSft: { steps: number; batchSize: number; lr: number };
-  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
+  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
   evalRows: number;
   maxTokens: number;
   log?: (s: string) => void;

@@ -15,15 +15,18 @@ export interface GrpoOptions {
   normalize?: 'token' | 'sequence';
 }
 
-/** Group-normalised advantages; rewards laid out group after group. */
-export function groupAdvantages(rewards: number[], groupSize: number): number[] {
+/**
+ * Group-normalised advantages; rewards laid out group after group. scale 'none' keeps the
+ * group-centred rewards unscaled (Dr. GRPO): groups whose samples differ more weigh more.
+ */
+export function groupAdvantages(rewards: number[], groupSize: number, scale: 'std' | 'none' = 'std'): number[] {
   if (groupSize < 1 || rewards.length % groupSize !== 0) throw new Error(`groupAdvantages: ${rewards.length} rewards do not split into groups of ${groupSize}`);
   const out = new Array<number>(rewards.length);
   for (let g = 0; g < rewards.length; g += groupSize) {
     const r = rewards.slice(g, g + groupSize);
     const mean = r.reduce((a, b) => a + b, 0) / r.length;
     const std = r.length > 1 ? Math.sqrt(r.reduce((a, b) => a + (b - mean) ** 2, 0) / (r.length - 1)) : 0;
-    r.forEach((v, i) => (out[g + i] = (v - mean) / (std + 1e-4)));
+    r.forEach((v, i) => (out[g + i] = scale === 'std' ? (v - mean) / (std + 1e-4) : v - mean));
   }
   return out;
 }

@@ -12,6 +12,8 @@ export interface TrainSchedule {
   minLrRatio?: number;
   weightDecay?: number;
   clip?: number;
+  /** Learning-rate multiplier for 1-D parameters (norm gains, biases). Default 1. */
+  gainLrScale?: number;
 }
 
 export interface StepOptimizer {
@@ -24,7 +26,13 @@ export interface StepOptimizer {
 export function makeOptimizer(params: Tensor[], s: TrainSchedule): StepOptimizer {
   const trainable = params.filter((p) => p.requiresGrad);
   // Clipping is fused into the update (a scale tensor on the GPU): no readback per step.
-  const adam = new AdamW(trainable, { lr: s.lr, weightDecay: s.weightDecay ?? 0, maxGradNorm: s.clip });
+  // One group unless the gains get their own rate (one group keeps checkpoint order unchanged).
+  const gs = s.gainLrScale ?? 1;
+  const groups = gs === 1 ? trainable : [
+    { params: trainable.filter((p) => p.shape.length > 1) },
+    { params: trainable.filter((p) => p.shape.length <= 1), lrScale: gs },
+  ].filter((g) => g.params.length);
+  const adam = new AdamW(groups, { lr: s.lr, weightDecay: s.weightDecay ?? 0, maxGradNorm: s.clip });
   return {
     adam,
     step(step: number) {

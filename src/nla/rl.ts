@@ -26,6 +26,11 @@ export interface RlOptions {
   freezeAr?: boolean;
   beta: number;
   epsilon: number;
+  /** GRPO updates per batch of rollouts (TRL's num_iterations, mu). With more than one the
+   *  ratio to the rollout policy leaves 1 and the epsilon clip starts to bind. Default 1. */
+  iterations?: number;
+  /** Divide group-centred rewards by the group's std ('std', GRPO) or not ('none', Dr. GRPO). */
+  advantageScale?: 'std' | 'none';
   reward: RewardKind;
   /** Subtracted per generated token. */
   lengthPenalty?: number;
@@ -51,6 +56,8 @@ export interface RlMetrics {
   loss: number;
   arLoss: number;
   seconds: number;
+  /** Wall seconds of the step's phases: sampling, AR scoring, AR update, AV update (each ends at a readback). */
+  phases: { generate: number; score: number; ar: number; av: number };
 }
 
 export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 2)
@@ -106,9 +113,12 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
     const t0 = performance.now();
     const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
     const h = rowsOf(data.h, d, idx);
+    const tick = (() => { let t = t0; return () => { const n = performance.now(); const d = (n - t) / 1000; t = n; return d; }; })();
     const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
+    const tGen = tick();
     const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
-    const adv = groupAdvantages(rewards, G);
+    const tScore = tick();
+    const adv = groupAdvantages(rewards, G, o.advantageScale ?? 'std');
     const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
 
     // AR: one supervised step on the parseable rollouts (before or after the AV step makes no
@@ -124,19 +134,33 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
       arLoss = await lt.item();
       lt.dispose();
     }
+    const tAr = tick();
 
-    // AV: GRPO + KL to the warm-start AV on the same rollouts.
+    // AV: GRPO + KL to the warm-start AV on the same rollouts, mu updates. The first update's
+    // log-probs (policy before any update) are kept as logp_old for the later ones.
     const completions = rollouts.map((x) => x.tokens);
-    const stats = T.tidy(() => {
-      const ref = T.noGrad(() => avRef.completionLogProbs(hRep, completions).logp);
-      const { logp, mask } = av.completionLogProbs(hRep, completions);
-      const terms = grpoLoss(logp, logp.detach(), ref, T.Tensor.from(adv, [adv.length]), mask, { epsilon: o.epsilon, beta: o.beta });
-      terms.loss.backward();
-      return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
-    });
-    optAv.step(step);
+    const mu = Math.max(1, o.iterations ?? 1);
+    const advT = T.Tensor.from(adv, [adv.length]);
+    const ref = T.noGrad(() => T.tidy(() => avRef.completionLogProbs(hRep, completions).logp));
+    let old: T.Tensor | undefined;
+    let stats: T.Tensor[] = [];
+    for (let it = 0; it < mu; it++) {
+      stats.forEach((t) => t.dispose());
+      stats = T.tidy(() => {
+        const { logp, mask } = av.completionLogProbs(hRep, completions);
+        const terms = grpoLoss(logp, old ?? logp.detach(), ref, advT, mask, { epsilon: o.epsilon, beta: o.beta });
+        terms.loss.backward();
+        if (it === 0 && mu > 1) old = T.keep(logp.detach());
+        return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
+      });
+      optAv.step(step);
+    }
+    old?.dispose();
+    ref.dispose();
+    advT.dispose();
     const [loss, kl, clipFrac] = await Promise.all(stats.map((t) => t.item()));
     stats.forEach((t) => t.dispose());
+    const tAv = tick();
 
     const m: RlMetrics = {
       step,
@@ -149,6 +173,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
       loss,
       arLoss,
       seconds: (performance.now() - t0) / 1000,
+      phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
     };
     history.push(m);
     o.onLog?.(m);
