@@ -95,6 +95,7 @@ test('joint RL: interrupted after a checkpoint and resumed equals the uninterrup
   const o: RlOptions = {
     steps: 3, activationsPerStep: 2, groupSize: 3, maxTokens: 20, beta: 0.01, epsilon: 0.2, reward: 'mse', seed: 5, variance: 0.77,
     av: { lr: 1e-3, clip: 1 }, ar: { lr: 1e-3, clip: 1 },
+    logitScaleLr: 1e-2, // its scalar and optimizer state travel in the checkpoint too
   };
   let parsed = 0;
   const run = async (extra: Partial<RlOptions>) => {
@@ -160,6 +161,16 @@ test('joint RL options: mu > 1 updates make the clip bind; gainLrScale 0 freezes
     if (t.shape.length === 1) assert.ok(!moved, `${k} (a gain) moved with gainLrScale 0`);
   }
   assert.ok([...init].some(([k, t]) => t.shape.length > 1 && t.data.some((v, i) => v !== frozen.av.get(k)!.data[i])), 'the matrices still train');
+  // A learned logit scale alone (every weight's rate 0): the saved AV differs from the start only
+  // in its final norm gain, multiplied by the scale the last step reports.
+  const scaled = await run({ av: { lr: 0 }, logitScaleLr: 0.05 });
+  const sc = scaled.curves[scaled.curves.length - 1].logitScale;
+  assert.ok(Math.abs(sc - 1) > 0.01, `the scale moved (${sc})`);
+  for (const [k, t] of init) {
+    const want = k === 'model.norm.weight' ? t.data.map((v) => Math.fround(v * sc)) : t.data;
+    const got = scaled.av.get(k)!.data;
+    for (let i = 0; i < t.data.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-6 * Math.abs(want[i]) + 1e-9, `${k}[${i}]: ${got[i]} vs ${want[i]}`);
+  }
   ref.model.w.dispose();
   M.w.dispose();
 });

@@ -16,6 +16,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['fields_rl', 'the same after RL'],
   ['fields_chance', 'the same for uniform random guesses'],
   ['fields_probe', 'ceiling: a linear probe on the activation itself'],
+  ['rl_logit_scale', 'inverse temperature RL learned on the AV logits (folded into its final norm)'],
   ['minutes', 'wall-clock minutes'],
 ];
 

@@ -28,13 +28,14 @@ export function registerRl(program: Command): void {
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json maxExplanationTokens)')
     .option('--beta <x>', 'weight of the KL to the warm-start AV', '0.01')
     .option('--epsilon <x>', 'PPO clip range', '0.2')
-    .option('--advantage-scale <kind>', 'std (GRPO: divide group-centred rewards by the group std) or none (Dr. GRPO)', 'std')
+    .option('--advantage-scale <kind>', 'std (GRPO: divide group-centred rewards by the group std) or none (Dr. GRPO; kept greedy FVE and the facts best here)', 'none')
     .option('--iterations <n>', 'GRPO updates of the AV per batch of rollouts (mu; the clip binds from the second)', '1')
     .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
-    .option('--gain-lr-scale <x>', 'multiplies the AV learning rate of its 1-D parameters (norm gains): the final norm gain sets the logit scale, so sharpening the policy needs no change to any matrix', '1')
+    .option('--logit-scale-lr <x>', 'learn a scalar inverse temperature on the AV logits at this rate (0 = off); folded into the final norm gain when RL ends', '1e-2')
+    .option('--gain-lr-scale <x>', 'multiplies the AV learning rate of its 1-D parameters (norm gains); at 30x and 100x the final gain moved only 2% and 5% in 60 steps (per-gain gradients are noisy): use --logit-scale-lr to sharpen', '1')
     .option('--warmup <n>', 'AV learning-rate warm-up steps', '5')
     .option('--clip <x>', 'clip each model\'s global gradient norm (0 = off)', '1')
     .option('--freeze-ar', 'do not train the AR (a frozen AR; for comparison)')
@@ -44,12 +45,13 @@ export function registerRl(program: Command): void {
       'after',
       `
 Each step draws --activations-per-step rows, samples --group-size explanations each at
-temperature 1, rewards them with the current AR (unparseable: -2), normalises advantages per
-group, takes one GRPO + KL step on the AV and one MSE step on the AR.
+temperature 1, rewards them with the current AR (unparseable: -2), centres the rewards per
+group (and divides by the group std with --advantage-scale std), takes --iterations GRPO + KL
+steps on the AV (and on the learned logit scale) and one MSE step on the AR.
 Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the warm-start AV as
 av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes the updated
 av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
-{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,seconds,
+{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,logitScale,seconds,
 phases:{generate,score,ar,av}}.
 Checkpoints (every 10 steps by default):
 ${CHECKPOINT_HELP}
@@ -92,6 +94,7 @@ ${CHAIN_HELP}`,
       beta: o.num('beta', { min: 0 }),
       epsilon: o.num('epsilon', { min: 0 }),
       iterations: o.int('iterations', 1),
+      logitScaleLr: o.num('logitScaleLr', { min: 0 }),
       advantageScale: o.oneOf('advantageScale', ['std', 'none'] as const),
       reward,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
@@ -106,7 +109,7 @@ ${CHAIN_HELP}`,
       onLog: (m) => {
         curves.push(m);
         metrics.write('rl', m);
-        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}`);
+        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}`);
       },
     });
     bar.done();
@@ -124,6 +127,7 @@ ${CHAIN_HELP}`,
         'sampled FVE': curves.map((m) => m.fveSampled),
         reward: curves.map((m) => m.reward),
         'KL x100': curves.map((m) => m.kl * 100),
+        'logit scale': curves.map((m) => m.logitScale),
       });
     }
     const last = curves.slice(-Math.min(10, curves.length));

@@ -32,7 +32,7 @@ export interface DemoOptions {
   minTokens: number;
   arSft: { steps: number; batchSize: number; lr: number };
   avSft: { steps: number; batchSize: number; lr: number };
-  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
+  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
   evalRows: number;
   maxTokens: number;
   log?: (s: string) => void;
@@ -52,7 +52,10 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // lrAv 3e-5 left the AV where it was (KL 0.002); 1e-4 with a frozen AR gave greedy +0.02,
   // sampled +0.03; 3e-4 fell (greedy -0.16, -0.25 with the contrastive reward). The AR's step
   // on rollouts at lrAr 3e-4 cost greedy FVE 0.06 by itself, so it trains jointly at 3e-5.
-  rl: { steps: 60, activationsPerStep: 8, groupSize: 8, maxTokens: 64, beta: 0.01, epsilon: 0.2, reward: 'mse', lrAv: 1e-4, lrAr: 3e-5 },
+  // Dr. GRPO advantages (not divided by the group std) kept greedy FVE and the facts best; the
+  // learned logit scale (an inverse temperature, lr 1e-2) is what raises the sampled FVE: the
+  // warm-start AV samples too flat, and spread over every weight that direction is mostly noise.
+  rl: { steps: 60, activationsPerStep: 8, groupSize: 8, maxTokens: 64, beta: 0.01, epsilon: 0.2, reward: 'mse', advantageScale: 'none', logitScaleLr: 1e-2, lrAv: 1e-4, lrAr: 3e-5 },
   evalRows: 200,
   maxTokens: 64,
 };
@@ -71,6 +74,8 @@ export interface DemoResult {
   fields_rl: number;
   fields_chance: number;
   fields_probe: number;
+  /** The inverse temperature RL learned on the AV's logits (1 when not learned). */
+  rl_logit_scale: number;
   minutes: number;
 }
 
@@ -170,7 +175,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     variance,
     onLog: (m) => {
       record('rl', m);
-      rlBar.update(m.step + 1, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}`);
+      rlBar.update(m.step + 1, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)} scale ${m.logitScale.toFixed(3)}`);
     },
   });
   ref.model.w.dispose();
@@ -178,6 +183,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     'sampled FVE': curves.map((c) => c.fveSampled),
     reward: curves.map((c) => c.reward),
     'KL x100': curves.map((c) => c.kl * 100),
+    'logit scale': curves.map((c) => c.logitScale),
   });
   const rlEval = await evalBoth('eval-rl');
 
@@ -201,6 +207,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     fields_rl: rlEval.greedy.fields ?? NaN,
     fields_chance,
     fields_probe,
+    rl_logit_scale: curves.length ? curves[curves.length - 1].logitScale : 1,
     minutes: (performance.now() - t0) / 60000,
   };
   record('result', result);

@@ -4,6 +4,8 @@
 // rollouts. No gradient flows from the AR into the AV (rewards are host numbers).
 import type { Checkpoint } from '../nn/checkpoint.js';
 import * as T from '../tensor/index.js';
+import { Weights } from '../nn/weights.js';
+import { upload } from '../tensor/runtime.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
@@ -31,6 +33,14 @@ export interface RlOptions {
   iterations?: number;
   /** Divide group-centred rewards by the group's std ('std', GRPO) or not ('none', Dr. GRPO). */
   advantageScale?: 'std' | 'none';
+  /**
+   * Learn a scalar inverse temperature on the AV's logits at this learning rate (0 or unset:
+   * off). Sharpening the policy is the one direction every group's advantage agrees on, but
+   * spread over 64 gains and every matrix its gradient is mostly noise; as one scalar it is
+   * learned in a few dozen steps. Folded into model.norm.weight when the loop ends, so the
+   * saved AV is a plain model whose temperature-1 samples include it.
+   */
+  logitScaleLr?: number;
   reward: RewardKind;
   /** Subtracted per generated token. */
   lengthPenalty?: number;
@@ -55,6 +65,8 @@ export interface RlMetrics {
   clipFrac: number;
   loss: number;
   arLoss: number;
+  /** The learned logit scale after this step (1 when not learned). */
+  logitScale: number;
   seconds: number;
   /** Wall seconds of the step's phases: sampling, AR scoring, AR update, AV update (each ends at a readback). */
   phases: { generate: number; score: number; ar: number; av: number };
@@ -97,94 +109,114 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
     weights: { av: av.model.w, ar: ar.model.w },
     optimizers: { av: optAv, ar: optAr },
     rng: r,
-    identity: { rows: n, activationsPerStep: o.activationsPerStep, groupSize: o.groupSize },
+    identity: { rows: n, activationsPerStep: o.activationsPerStep, groupSize: o.groupSize, logitScale: o.logitScaleLr ? 1 : 0 },
   };
-  let start = 0;
-  if (o.resume) {
-    try {
-      start = restoreTrainState(o.resume, parts).step;
-    } catch (e) {
-      optAv.dispose();
-      optAr.dispose();
-      throw e;
-    }
+  if (av.model.logitScale) throw new Error('trainRl: the AV already has a logit scale attached');
+  let scale: Weights | undefined;
+  if (o.logitScaleLr) {
+    scale = Weights.fromHost(new Map([[LOGIT_SCALE, { dtype: 'f32', shape: [1], data: Float32Array.of(1) }]]));
+    av.model.logitScale = scale.get(LOGIT_SCALE);
+    parts.weights.scale = scale;
+    parts.optimizers.scale = makeOptimizer(scale.params(), { lr: o.logitScaleLr, warmup: o.av.warmup });
   }
-  for (let step = start; step < o.steps; step++) {
-    const t0 = performance.now();
-    const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
-    const h = rowsOf(data.h, d, idx);
-    const tick = (() => { let t = t0; return () => { const n = performance.now(); const d = (n - t) / 1000; t = n; return d; }; })();
-    const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
-    const tGen = tick();
-    const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
-    const tScore = tick();
-    const adv = groupAdvantages(rewards, G, o.advantageScale ?? 'std');
-    const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
-
-    // AR: one supervised step on the parseable rollouts (before or after the AV step makes no
-    // difference to this step's rewards, which were computed above).
-    let arLoss = NaN;
-    if (!o.freezeAr && ok.length) {
-      const lt = T.tidy(() => {
-        const l = ar.loss(ok.map((i) => rollouts[i].explanation!), rowsOf(hRep, d, ok));
-        l.backward();
-        return l.detach();
-      });
-      optAr.step(step);
-      arLoss = await lt.item();
-      lt.dispose();
-    }
-    const tAr = tick();
-
-    // AV: GRPO + KL to the warm-start AV on the same rollouts, mu updates. The first update's
-    // log-probs (policy before any update) are kept as logp_old for the later ones.
-    const completions = rollouts.map((x) => x.tokens);
-    const mu = Math.max(1, o.iterations ?? 1);
-    const advT = T.Tensor.from(adv, [adv.length]);
-    const ref = T.noGrad(() => T.tidy(() => avRef.completionLogProbs(hRep, completions).logp));
-    let old: T.Tensor | undefined;
-    let stats: T.Tensor[] = [];
-    for (let it = 0; it < mu; it++) {
-      stats.forEach((t) => t.dispose());
-      stats = T.tidy(() => {
-        const { logp, mask } = av.completionLogProbs(hRep, completions);
-        const terms = grpoLoss(logp, old ?? logp.detach(), ref, advT, mask, { epsilon: o.epsilon, beta: o.beta });
-        terms.loss.backward();
-        if (it === 0 && mu > 1) old = T.keep(logp.detach());
-        return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
-      });
-      optAv.step(step);
-    }
-    old?.dispose();
-    ref.dispose();
-    advT.dispose();
-    const [loss, kl, clipFrac] = await Promise.all(stats.map((t) => t.item()));
-    stats.forEach((t) => t.dispose());
-    const tAv = tick();
-
-    const m: RlMetrics = {
-      step,
-      reward: mean(rewards),
-      fveSampled: 1 - mean(mse) / o.variance,
-      parseRate: ok.length / rollouts.length,
-      length: mean(rollouts.map((x) => x.tokens.length)),
-      kl,
-      clipFrac,
-      loss,
-      arLoss,
-      seconds: (performance.now() - t0) / 1000,
-      phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
-    };
-    history.push(m);
-    o.onLog?.(m);
-    if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
-      await saveTrainState(o.checkpoint!.file, parts, step + 1);
-      o.onCheckpoint?.(step + 1, o.checkpoint!.file);
-    }
+  try {
+    await run(o.resume ? restoreTrainState(o.resume, parts).step : 0);
+  } finally {
+    if (scale) await foldLogitScale(av, scale);
+    for (const opt of Object.values(parts.optimizers)) opt.dispose();
   }
-  optAv.dispose();
-  optAr.dispose();
   return history;
+
+  async function run(start: number) {
+    const optScale = parts.optimizers.scale;
+    for (let step = start; step < o.steps; step++) {
+      const t0 = performance.now();
+      const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
+      const h = rowsOf(data.h, d, idx);
+      const tick = (() => { let t = t0; return () => { const n = performance.now(); const d = (n - t) / 1000; t = n; return d; }; })();
+      const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
+      const tGen = tick();
+      const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
+      const tScore = tick();
+      const adv = groupAdvantages(rewards, G, o.advantageScale ?? 'std');
+      const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
+
+      // AR: one supervised step on the parseable rollouts (before or after the AV step makes no
+      // difference to this step's rewards, which were computed above).
+      let arLoss = NaN;
+      if (!o.freezeAr && ok.length) {
+        const lt = T.tidy(() => {
+          const l = ar.loss(ok.map((i) => rollouts[i].explanation!), rowsOf(hRep, d, ok));
+          l.backward();
+          return l.detach();
+        });
+        optAr.step(step);
+        arLoss = await lt.item();
+        lt.dispose();
+      }
+      const tAr = tick();
+
+      // AV: GRPO + KL to the warm-start AV on the same rollouts, mu updates. The first update's
+      // log-probs (policy before any update) are kept as logp_old for the later ones.
+      const completions = rollouts.map((x) => x.tokens);
+      const mu = Math.max(1, o.iterations ?? 1);
+      const advT = T.Tensor.from(adv, [adv.length]);
+      const ref = T.noGrad(() => T.tidy(() => avRef.completionLogProbs(hRep, completions).logp));
+      let old: T.Tensor | undefined;
+      let stats: T.Tensor[] = [];
+      for (let it = 0; it < mu; it++) {
+        stats.forEach((t) => t.dispose());
+        stats = T.tidy(() => {
+          const { logp, mask } = av.completionLogProbs(hRep, completions);
+          const terms = grpoLoss(logp, old ?? logp.detach(), ref, advT, mask, { epsilon: o.epsilon, beta: o.beta });
+          terms.loss.backward();
+          if (it === 0 && mu > 1) old = T.keep(logp.detach());
+          return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
+        });
+        optAv.step(step);
+        optScale?.step(step);
+      }
+      old?.dispose();
+      ref.dispose();
+      advT.dispose();
+      const [loss, kl, clipFrac, logitScale] = await Promise.all([...stats.map((t) => t.item()), scale ? scale.get(LOGIT_SCALE).item() : 1]);
+      stats.forEach((t) => t.dispose());
+      const tAv = tick();
+
+      const m: RlMetrics = {
+        step,
+        reward: mean(rewards),
+        fveSampled: 1 - mean(mse) / o.variance,
+        parseRate: ok.length / rollouts.length,
+        length: mean(rollouts.map((x) => x.tokens.length)),
+        kl,
+        clipFrac,
+        loss,
+        arLoss,
+        logitScale,
+        seconds: (performance.now() - t0) / 1000,
+        phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
+      };
+      history.push(m);
+      o.onLog?.(m);
+      if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
+        await saveTrainState(o.checkpoint!.file, parts, step + 1);
+        o.onCheckpoint?.(step + 1, o.checkpoint!.file);
+      }
+    }
+  }
+}
+
+const LOGIT_SCALE = 'logit_scale';
+
+/** Multiply the final norm gain by the learned scale (the same logits, no extra tensor), detach it. */
+async function foldLogitScale(av: Verbalizer, scale: Weights): Promise<void> {
+  const s = await scale.get(LOGIT_SCALE).item();
+  const g = av.model.w.get('model.norm.weight');
+  const host = Float32Array.from((await g.data()) as Float32Array, (v) => v * s);
+  upload(g.buffer, g.offset * 4, host);
+  av.model.logitScale = undefined;
+  scale.dispose();
 }
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / Math.max(a.length, 1);

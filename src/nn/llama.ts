@@ -24,6 +24,12 @@ export interface ForwardResult {
 }
 
 export class Llama {
+  /**
+   * Optional scalar [1] multiplying the logits (an inverse temperature that training can learn,
+   * as RL does with `logitScaleLr`). Not a weight: fold it into model.norm.weight to save.
+   */
+  logitScale?: Tensor;
+
   constructor(readonly cfg: LlamaConfig, readonly w: Weights) {}
 
   get headDim(): number {
@@ -79,7 +85,8 @@ export class Llama {
     const h = T.rmsNorm(x, this.w.get('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
     void B;
-    return { logits: T.linear(h, head), hidden: x, captured };
+    const logits = T.linear(h, head);
+    return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }
 
   private attention(l: number, x: Tensor, start: number, cache?: KVCache): Tensor {
