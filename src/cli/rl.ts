@@ -132,7 +132,7 @@ ${CHAIN_HELP}`,
     }
     const last = curves.slice(-Math.min(10, curves.length));
     const avg = (f: (m: RlMetrics) => number) => last.reduce((a, m) => a + f(m), 0) / Math.max(1, last.length);
-    if (last.length) console.log(`last ${last.length} steps: reward ${avg((m) => m.reward).toFixed(3)}, sampled FVE ${avg((m) => m.fveSampled).toFixed(3)}, KL ${avg((m) => m.kl).toFixed(4)}, length ${avg((m) => m.length).toFixed(1)}, parsed ${(avg((m) => m.parseRate) * 100).toFixed(0)}%`);
+    if (last.length) console.log(`last ${last.length} steps: reward ${avg((m) => m.reward).toFixed(3)}, sampled FVE ${avg((m) => m.fveSampled).toFixed(3)}, KL ${avg((m) => m.kl).toFixed(4)}, length ${avg((m) => m.length).toFixed(1)}, parsed ${(avg((m) => m.parseRate) * 100).toFixed(0)}%, logit scale ${last[last.length - 1].logitScale.toFixed(3)}`);
     console.log(`wrote ${path.join(out, META)}, av.safetensors, ar.safetensors; next: nla eval --nla ${out} --store ${store.dir}`);
     nla.dispose();
   });
