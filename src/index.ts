@@ -49,6 +49,7 @@ export { ActivationStore, StoreWriter } from './nla/store.js';
 export { extractActivations, extractToStore } from './nla/extract.js';
 export { trainArSft, trainAvSft } from './nla/sft.js';
 export { trainRl } from './nla/rl.js';
+export type { RlOptions, RlMetrics, RewardKind } from './nla/rl.js';
 export { evaluate } from './nla/evaluate.js';
 export { runDemo, DEMO_DEFAULTS } from './nla/demo.js';
 export type { DemoOptions, DemoResult } from './nla/demo.js';
