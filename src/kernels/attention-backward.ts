@@ -7,7 +7,7 @@
 // Same scheme as the forward block layout (see attention.ts): loop bounds uniform per
 // workgroup, the walked rows loaded cooperatively and broadcast over the subgroup, several
 // owned rows per lane so each broadcast element feeds several FMAs, per-row validity by select().
-import { AU, attnPrelude, dloop, dloopAgain, forD, mainHead, rows, sgParam, type AttnKernelCfg } from './attention.js';
+import { AU, attnPrelude, dloop, dloopAgain, forD, mainHead, queryBlockHead, queryRow, rows, sgParam, type AttnKernelCfg } from './attention.js';
 import { storage } from './uniforms.js';
 
 function inputs(cfg: AttnKernelCfg): string {
@@ -22,14 +22,7 @@ export function attnBackwardDq(cfg: AttnKernelCfg, RQ = 1) {
   const source = () => `${attnPrelude(cfg, 6)}${inputs(cfg)}${storage(7, 'DQ', 'f32', true)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
-${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
-  let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
-  let hk = h / (H / u(${AU.HKV}u));
-  let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
-${rows(RQ, (r) => `  let il${r} = ib + ${r}u * WG + lid.x;
-  let i${r} = min(il${r}, Tq - 1u);
-  let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
-  let row${r} = (b * H + h) * Tq + i${r};
+${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row${r} = (b * H + h) * Tq + i${r};
   let qo${r} = tIdx(${AU.Q}u, b, h, i${r}); let go${r} = tIdx(${AU.DO}u, b, h, i${r});
   var q${r}: array<f32, D>; var g${r}: array<f32, D>; var dq${r}: array<f32, D>;
   ${forD(D, (d) => `q${r}[${d}] = f32(Q[qo${r} + ${d}u]) * scale; g${r}[${d}] = f32(DO[go${r} + ${d}u]);`, '\n  ')}

@@ -183,6 +183,23 @@ const finish = (D: number, r: number, row: string) => `    let inv = select(0.0,
     OL[u(${AU.LOFF}u) + ${row}] = select(NEG, m${r} + log(l${r}), l${r} > 0.0);
 `;
 
+/**
+ * Head of a kernel whose workgroup owns WG * RQ query rows of one (b, h) (forward block and dQ):
+ * the uniform key bound je is what the block's last row may see. Rows beyond Tq recompute row
+ * Tq-1 (no early return: it would make the loop divergent) and skip the write.
+ */
+export const queryBlockHead = (RQ: number) => `  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
+  let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
+  let hk = h / (H / u(${AU.HKV}u));
+  let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
+`;
+
+/** Owned query row r of that block: its index (clamped to Tq - 1) and causal key end. */
+export const queryRow = (r: number) => `  let il${r} = ib + ${r}u * WG + lid.x;
+  let i${r} = min(il${r}, Tq - 1u);
+  let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
+`;
+
 function bindings(cfg: AttnKernelCfg): string {
   const [qd, kd, vd] = cfg.dtypes;
   return attnPrelude(cfg, 4) + storage(1, 'Q', qd, false) + storage(2, 'K', kd, false) + storage(3, 'V', vd, false) + storage(5, 'OL', 'f32', true);
@@ -197,16 +214,7 @@ export function attnForwardBlock(cfg: AttnKernelCfg, RQ = 1) {
   const source = () => `${bindings(cfg)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
-${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.QSTART}u); let scale = uf(${AU.SCALE}u);
-  let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
-  let hk = h / (H / u(${AU.HKV}u));
-  // Uniform key bound: what the block's last row may see. Rows beyond Tq recompute row Tq-1
-  // (no early return: it would make the loop divergent) and skip the write.
-  let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
-${rows(RQ, (r) => `  let il${r} = ib + ${r}u * WG + lid.x;
-  let i${r} = min(il${r}, Tq - 1u);
-  let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
-${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = 0u; j < je; j++) {
+${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = 0u; j < je; j++) {
 ${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
     let row = (b * H + h) * Tq + il${r};
