@@ -1,6 +1,7 @@
 // One place that owns the WebGPU device: Dawn instance, adapter, device, features, limits.
 // The object returned by webgpu's create() must stay referenced for the process's life
 // (if it is collected Node segfaults or hangs), so it lives in a module-level variable.
+import * as os from 'node:os';
 import { create, globals } from 'webgpu';
 
 export interface DeviceInfo {
@@ -48,6 +49,11 @@ export function gpu(): Gpu {
 
 async function doInit(): Promise<Gpu> {
   process.env.XDG_RUNTIME_DIR ??= `/tmp/xdg-runtime-${process.getuid?.() ?? 0}`;
+  // lavapipe splits each dispatch across LP_NUM_THREADS workers (default: one per core). With
+  // one worker per core, a core shared with this process's own threads holds the whole dispatch
+  // back; four per core balance it: on 2 cores 1024^3 matmul 31 -> 47 GFLOP/s and the training
+  // bench step 1,276 -> 988 ms (BENCHMARKS.md). Read by the driver at init; hardware drivers ignore it.
+  process.env.LP_NUM_THREADS ??= String(4 * Math.max(1, os.availableParallelism()));
   const flags = (process.env.NLA_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
   dawn = create(flags);
   const adapter = await dawn.requestAdapter({ powerPreference: 'high-performance' });
