@@ -16,6 +16,7 @@ export function registerInfo(program: Command): void {
       }
       console.log(`adapter:   ${adapterName(i)}`);
       console.log(`software:  ${i.isSoftware ? 'yes (a CPU implementation such as lavapipe: expect CPU-bound speed)' : 'no (a hardware GPU)'}`);
+      if (i.isSoftware) console.log(`threads:   LP_NUM_THREADS=${process.env.LP_NUM_THREADS ?? '(unset)'} (lavapipe's workers; nla defaults to 4 per core)`);
       console.log(`features:  ${i.features.join(', ')}`);
       console.log('limits:');
       for (const [k, v] of Object.entries(i.limits)) console.log(`  ${k.padEnd(44)} ${v}`);
