@@ -133,7 +133,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
       const t0 = performance.now();
       const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
       const h = rowsOf(data.h, d, idx);
-      const tick = (() => { let t = t0; return () => { const n = performance.now(); const d = (n - t) / 1000; t = n; return d; }; })();
+      const tick = lapTimer(t0);
       const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
       const tGen = tick();
       const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
@@ -217,6 +217,17 @@ async function foldLogitScale(av: Verbalizer, scale: Weights): Promise<void> {
   upload(g.buffer, g.offset * 4, host);
   av.model.logitScale = undefined;
   scale.dispose();
+}
+
+/** A function returning the seconds since its previous call (the first call: since t0). */
+function lapTimer(t0: number): () => number {
+  let last = t0;
+  return () => {
+    const now = performance.now();
+    const s = (now - last) / 1000;
+    last = now;
+    return s;
+  };
 }
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / Math.max(a.length, 1);
