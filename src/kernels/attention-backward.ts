@@ -23,11 +23,12 @@ export function attnBackwardDq(cfg: AttnKernelCfg, RQ = 1) {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
 ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row${r} = (b * H + h) * Tq + i${r};
+  let orow${r} = qRow(b, h, i${r}) * D;
   let qo${r} = tIdx(${AU.Q}u, b, h, i${r}); let go${r} = tIdx(${AU.DO}u, b, h, i${r});
   var q${r}: array<f32, D>; var g${r}: array<f32, D>; var dq${r}: array<f32, D>;
   ${forD(D, (d) => `q${r}[${d}] = f32(Q[qo${r} + ${d}u]) * scale; g${r}[${d}] = f32(DO[go${r} + ${d}u]);`, '\n  ')}
   var di${r} = 0.0;
-  ${forD(D, (d) => `di${r} += g${r}[${d}] * OL[row${r} * D + ${d}u];`)}
+  ${forD(D, (d) => `di${r} += g${r}[${d}] * OL[orow${r} + ${d}u];`)}
   let L${r} = OL[u(${AU.LOFF}u) + row${r}];
 `)}  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
   let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u);
@@ -38,7 +39,7 @@ ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row$
 `)}${dloopAgain(cfg, ['k'], (d, el) => rows(RQ, (r) => `dq${r}[${d}] += ds${r} * ${el('k')}; `))}
   }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
-    ${forD(D, (d) => `DQ[row${r} * D + ${d}u] = dq${r}[${d}] * scale;`)}
+    ${forD(D, (d) => `DQ[orow${r} + ${d}u] = dq${r}[${d}] * scale;`)}
     DQ[u(${AU.AUX}u) + row${r}] = di${r};
   }
 `)}}
@@ -83,7 +84,7 @@ ${rows(RK, (r) => `  let jl${r} = jb + ${r}u * WG + lid.x;
     }
   }
 ${rows(RK, (r) => `  if (jl${r} < Tk) {
-    let o = ((b * Hkv + hk) * Tk + jl${r}) * D;
+    let o = kRow(b, hk, jl${r}) * D;
     ${forD(D, (d) => `DKV[o + ${d}u] = dk${r}[${d}] * scale; DKV[u(${AU.AUX2}u) + o + ${d}u] = dv${r}[${d}];`, '\n    ')}
   }
 `)}}

@@ -38,7 +38,9 @@ export const AU = {
   Q: 8, K: 13, V: 18, DO: 23,
   MASK: 28, // batch stride, time stride, offset of M
   LOFF: 31, AUX: 32, AUX2: 33, ROWS: 34 /* flat-layout threads */, SPLITS: 35, MODE: 36,
-  words: 37,
+  // 1 = O/dQ (TMQ) or dK/dV (TMK) are stored time-major [B,T,H,D] (see qRow/kRow)
+  TMQ: 37, TMK: 38,
+  words: 39,
 } as const;
 
 /** MODE values: no mask (M is a dummy), M = [B, Tk] 0/1 mask (f32 or i32 bits), M = i32 [B] valid key counts. */
@@ -66,6 +68,10 @@ export function attnPrelude(cfg: AttnKernelCfg, maskBinding: number): string {
   s += uniformBlock(AU.words);
   s += `const D: u32 = ${cfg.D}u;\nconst WG: u32 = ${cfg.wg}u;\nconst NEG: f32 = ${NEG.toExponential()};\n`;
   s += `fn tIdx(x: u32, b: u32, h: u32, t: u32) -> u32 { return u(x + 4u) + b * u(x) + h * u(x + 1u) + t * u(x + 2u); }\n`;
+  // Row of the dense outputs: head-major (b, h, t) or time-major (b, t, h), matching how the
+  // inputs are laid out, so a [B,T,H,D] projection's consumer needs no permute copy.
+  s += `fn qRow(b: u32, h: u32, i: u32) -> u32 { let H = u(${AU.H}u); let T = u(${AU.TQ}u); return select((b * H + h) * T + i, (b * T + i) * H + h, u(${AU.TMQ}u) != 0u); }
+fn kRow(b: u32, h: u32, j: u32) -> u32 { let H = u(${AU.HKV}u); let T = u(${AU.TK}u); return select((b * H + h) * T + j, (b * T + j) * H + h, u(${AU.TMK}u) != 0u); }\n`;
   s += storage(maskBinding, 'M', 'u32', false);
   s += `fn keyOk(b: u32, j: u32) -> bool {
   if (u(${AU.MODE}u) != ${MASK_KEYS}u) { return true; }
@@ -177,8 +183,8 @@ const KV_BASE = `  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
   let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u);
 `;
 
-const finish = (D: number, r: number, row: string) => `    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
-    let oo = ${row} * D;
+const finish = (D: number, r: number, row: string, orow: string) => `    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
+    let oo = ${orow} * D;
     ${forD(D, (d) => `OL[oo + ${d}u] = acc${r}[${d}] * inv;`)}
     OL[u(${AU.LOFF}u) + ${row}] = select(NEG, m${r} + log(l${r}), l${r} > 0.0);
 `;
@@ -218,7 +224,7 @@ ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cf
 ${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
     let row = (b * H + h) * Tq + il${r};
-${finish(cfg.D, r, 'row')}  }
+${finish(cfg.D, r, 'row', `qRow(b, h, il${r})`)}  }
 `)}}
 `;
   return { key, source };
@@ -254,7 +260,7 @@ ${rows(RG, (r) => `  {
 ${split ? `    let o = (g.y * u(${AU.B}u) * H * Tq + row) * (D + 2u);
     ${forD(cfg.D, (d) => `OL[o + ${d}u] = acc${r}[${d}];`)}
     OL[o + D] = m${r}; OL[o + D + 1u] = l${r};
-` : finish(cfg.D, r, 'row')}  }
+` : finish(cfg.D, r, 'row', `qRow(b, h${r}, i)`)}  }
 `)}  }
 }
 `;

@@ -56,18 +56,22 @@ ${momentum ? `    let k = u(7u) + gid;
   return { key, source };
 }
 
-/** Partial sums of squares: workgroup w of K writes part[slot + w]. Uniforms: [0]=n, [1]=offset, [2]=slot, [3]=K. */
+/**
+ * Partial sums of squares, one per thread and no barriers (on lavapipe a workgroup barrier
+ * switches all its invocations, which made this pass ~5x slower): thread t of the K*OPT_WG
+ * launched sums x[t], x[t + K*OPT_WG], ... into part[slot + t]. Uniforms: [0]=n, [1]=offset,
+ * [2]=slot, [3]=K (workgroups).
+ */
 export function sumSquaresKernel() {
   const key = 'sumsq_partial';
   const source = () =>
-    uniformBlock(4) + storage(1, 'x', 'f32', false) + storage(2, 'part', 'f32', true) + ROW_HELPERS +
-    `@compute @workgroup_size(${RW})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let l = lid.x; let n = u(0u); let k = u(3u);
+    uniformBlock(4) + storage(1, 'x', 'f32', false) + storage(2, 'part', 'f32', true) +
+    `@compute @workgroup_size(${OPT_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let t = gid.x; let n = u(0u); let stride = u(3u) * ${OPT_WG}u;
   var acc = 0.0;
-  for (var i = wg.x * RW + l; i < n; i += k * RW) { let v = x[u(1u) + i]; acc += v * v; }
-  let t = wg_sum(l, acc);
-  if (l == 0u) { part[u(2u) + wg.x] = t; }
+  for (var i = t; i < n; i += stride) { let v = x[u(1u) + i]; acc += v * v; }
+  part[u(2u) + t] = acc;
 }
 `;
   return { key, source };

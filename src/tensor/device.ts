@@ -21,12 +21,14 @@ export interface Gpu {
   hasF16: boolean;
   hasTimestamps: boolean;
   hasSubgroups: boolean;
+  /** Dawn's robustness (bounds clamps) is on; off only on llvmpipe, which checks bounds itself. */
+  robust: boolean;
 }
 
 // WebGPU's constants (GPUBufferUsage, GPUMapMode, ...) are globals in browsers; install them now.
 Object.assign(globalThis, globals);
 
-let dawn: GPU | undefined; // kept alive on purpose, see above
+const dawn: GPU[] = []; // every create() result, kept alive on purpose (see above)
 let current: Gpu | undefined;
 let pending: Promise<Gpu> | undefined;
 
@@ -55,8 +57,17 @@ async function doInit(): Promise<Gpu> {
   // bench step 1,276 -> 988 ms (BENCHMARKS.md). Read by the driver at init; hardware drivers ignore it.
   process.env.LP_NUM_THREADS ??= String(4 * Math.max(1, os.availableParallelism()));
   const flags = (process.env.NLA_DAWN_FLAGS ?? '').split(/\s+/).filter(Boolean);
-  dawn = create(flags);
-  const adapter = await dawn.requestAdapter({ powerPreference: 'high-performance' });
+  const requestAdapter = (f: string[]) => {
+    const instance = create(f);
+    dawn.push(instance);
+    return instance.requestAdapter({ powerPreference: 'high-performance' });
+  };
+  let adapter = await requestAdapter(flags);
+  let robust = !flags.some((f) => /disable_robustness/.test(f));
+  if (adapter && robust && unchecked(adapter.info)) {
+    const fast = await requestAdapter(withDawnFeature(flags, 'disable_robustness'));
+    if (fast) [adapter, robust] = [fast, false];
+  }
   if (!adapter) {
     throw new Error(
       'nla: no WebGPU adapter found. On a machine without a GPU install Mesa lavapipe ' +
@@ -98,9 +109,31 @@ async function doInit(): Promise<Gpu> {
     hasF16: features.includes('shader-f16' as GPUFeatureName),
     hasTimestamps: features.includes('timestamp-query' as GPUFeatureName),
     hasSubgroups: features.includes('subgroups' as GPUFeatureName),
+    robust,
   };
   if (debugLevel() > 0) console.error(`nla: adapter "${adapterName(info)}" software=${isSoftware} features=${features.join(',')}`);
   return g;
+}
+
+/**
+ * Whether to create the device without Dawn's robustness (its bounds clamps and Vulkan's
+ * robustBufferAccess): only on llvmpipe, which bounds-checks every storage access in its own
+ * generated code whatever the device asks for (an out-of-bounds load reads 0 and a store is
+ * dropped; tests/device-robustness.test.ts holds it to that), so the clamps are a second check of
+ * the same thing. The training step runs ~7% faster without them (BENCHMARKS.md). NLA_ROBUST=1
+ * keeps them; hardware adapters always keep them.
+ */
+function unchecked(info: GPUAdapterInfo): boolean {
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`;
+  return process.env.NLA_ROBUST !== '1' && /llvmpipe|lavapipe/i.test(text);
+}
+
+/** Dawn's flags with one more `enable-dawn-features` toggle (merged into an existing entry). */
+function withDawnFeature(flags: string[], feature: string): string[] {
+  const key = 'enable-dawn-features=';
+  const i = flags.findIndex((f) => f.startsWith(key));
+  if (i < 0) return [...flags, key + feature];
+  return flags.map((f, j) => (j === i ? `${f},${feature}` : f));
 }
 
 export function adapterName(info: DeviceInfo): string {

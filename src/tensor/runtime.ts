@@ -19,6 +19,8 @@ export interface KernelSpec {
   uniforms: Uint32Array;
   /** Workgroup counts; x above the 65535 limit is split into y automatically by callers via grid(). */
   workgroups: [number, number?, number?];
+  /** What this dispatch works on (e.g. a matmul's m x n x k), kept apart per value by the profiler. */
+  note?: string;
 }
 
 const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
@@ -106,7 +108,7 @@ export function dispatch(spec: KernelSpec): void {
   if (profiler) {
     // Profiling: one pass per dispatch, bracketed by GPU timestamps.
     if (pass) { pass.end(); pass = undefined; }
-    pass = encoder.beginComputePass({ timestampWrites: profiler.slot(spec.key) });
+    pass = encoder.beginComputePass({ timestampWrites: profiler.slot(spec.note ? `${spec.key}|@${spec.note}` : spec.key) });
   }
   pass ??= encoder.beginComputePass();
   pass.setPipeline(pipeline);
@@ -276,4 +278,19 @@ export async function profileReport(): Promise<{ kernel: string; ms: number; cou
     byName.set(name, e);
   }
   return [...byName].map(([kernel, v]) => ({ kernel, ...v })).sort((a, b) => b.ms - a.ms);
+}
+
+/** GPU milliseconds per kernel and dispatch note (e.g. each matmul shape and layout apart), largest first. */
+export async function profileDetail(): Promise<{ kernel: string; note: string; ms: number; count: number }[]> {
+  await profileReport();
+  const byNote = new Map<string, { kernel: string; note: string; ms: number; count: number }>();
+  for (const [k, v] of profiler?.totals ?? []) {
+    const at = k.indexOf('|@');
+    const kernel = (at < 0 ? k : k.slice(0, at)).split('|').slice(0, 2).join('|'), note = at < 0 ? '' : k.slice(at + 2);
+    const e = byNote.get(kernel + note) ?? { kernel, note, ms: 0, count: 0 };
+    e.ms += v.ns / 1e6;
+    e.count += v.count;
+    byNote.set(kernel + note, e);
+  }
+  return [...byNote.values()].sort((a, b) => b.ms - a.ms);
 }

@@ -33,9 +33,18 @@ interface Plan {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
   qStart: number; scale: number;
   mode: number;
+  /** O and dQ (tmq), dK and dV (tmk) are stored time-major [B,T,H,D] and returned as [B,H,T,D] views. */
+  tmq: boolean; tmk: boolean;
   maskT?: Tensor;
   ownedMask?: Tensor;
 }
+
+/**
+ * A [B,H,T,D] view of a [B,T,H,D] buffer (a projection reshaped and permuted, as attention
+ * layers do). Outputs follow their input's layout: the layer permutes them back and flattens
+ * [B,T,H*D] for the next projection, which is then free instead of a copy.
+ */
+const timeMajor = (t: Tensor) => t.shape[1] > 1 && t.shape[2] > 1 && t.strides[1] < t.strides[2];
 
 function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Plan {
   for (const t of [q, k, v]) t.assertAlive(op);
@@ -51,7 +60,11 @@ function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   const scale = o.scale ?? 1 / Math.sqrt(D);
   // Non-causal is causal with every key in the past: qStart = Tk makes j <= i + qStart always hold.
   const qStart = o.causal ? (o.qStart ?? Tk - Tq) : Tk;
-  const p: Plan = { B, H, Hkv, Tq, Tk, D, qStart: Math.max(-(2 ** 30), Math.min(qStart, 2 ** 30)), scale, mode: MASK_NONE };
+  const p: Plan = {
+    B, H, Hkv, Tq, Tk, D, qStart: Math.max(-(2 ** 30), Math.min(qStart, 2 ** 30)), scale, mode: MASK_NONE,
+    // The few-query (decode) forward path writes head-major; the block kernels and backward follow the inputs.
+    tmq: timeMajor(q) && Tq > FLAT_MAX_TQ, tmk: timeMajor(k),
+  };
   if (o.keyMask && o.lengths) throw new Error(`${op}: pass keyMask or lengths, not both`);
   if (o.keyMask) {
     const m = o.keyMask;
@@ -83,7 +96,7 @@ function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniform
   if (g) operand(AU.DO, g);
   const m = p.maskT;
   if (m) u.setAll(AU.MASK, [m.strides[0], m.rank > 1 ? m.strides[1] : 0, m.offset]);
-  u.set(AU.LOFF, p.B * p.H * p.Tq * p.D).set(AU.MODE, p.mode);
+  u.set(AU.LOFF, p.B * p.H * p.Tq * p.D).set(AU.MODE, p.mode).set(AU.TMQ, +p.tmq).set(AU.TMK, +p.tmk);
   return u;
 }
 
@@ -126,6 +139,19 @@ function withTail(shape: number[], extra: number): Tensor {
   return new Tensor(shape, 'f32', new Storage(acquire(bytes), bytes));
 }
 
+/**
+ * Output [B,H,T,D] (+ `extra` floats after the data) stored head-major or, with `tm`, time-major
+ * [B,T,H,D]; `copies` more views of the same layout follow at multiples of the data size (dV after dK).
+ */
+function outputs(shape: number[], tm: boolean, extra: number, copies = 1): Tensor[] {
+  const [B, H, T, D] = shape;
+  const st = withTail(tm ? [B, T, H, D] : shape, extra);
+  const strides = tm ? [T * H * D, D, H * D, 1] : contiguousStrides(shape);
+  const views = Array.from({ length: copies }, (_, i) => st.view(shape, strides, i * st.size));
+  st.dispose();
+  return views;
+}
+
 // Flat (one thread per query row) beats the block layout when Tq is too small to fill a block.
 const FLAT_MAX_TQ = 2;
 // Split the key range over workgroups only when rows alone cannot occupy the device.
@@ -137,7 +163,7 @@ const SPLIT_MIN_ROWS = 64, SPLIT_CHUNK = 256;
  */
 function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   const rows = p.B * p.H * p.Tq;
-  const out = withTail([p.B, p.H, p.Tq, p.D], rows);
+  const [out] = outputs([p.B, p.H, p.Tq, p.D], p.tmq, rows);
   if (rows === 0) return out;
   const u = uniforms(p, q, k, v);
   const ins = [q.buffer, k.buffer, v.buffer, maskBuf(p, q)];
@@ -170,7 +196,7 @@ function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
 function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: Tensor, needKv: boolean): [Tensor, Tensor | null, Tensor | null] {
   const rows = p.B * p.H * p.Tq;
   const nk = p.B * p.Hkv * p.Tk * p.D;
-  const dq = withTail(q.shape, rows); // dQ, then Di = rowsum(dO * O) for the dK/dV pass
+  const [dq] = outputs(q.shape, p.tmq, rows); // dQ, then Di = rowsum(dO * O) for the dK/dV pass
   if (rows === 0) return [dq, null, null];
   const u = uniforms(p, q, k, v, g);
   u.set(AU.AUX, rows * p.D).set(AU.AUX2, nk);
@@ -179,8 +205,7 @@ function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: T
   const cfg = cfgOf(p, [q, k, v, g], wg, coopWidth());
   dispatch({ ...attnBackwardDq(cfg, r), buffers: [...ins, maskBuf(p, q), dq.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * r)), p.H, p.B] });
   if (!needKv || nk === 0) return [dq, null, null];
-  const dk = withTail(k.shape, nk);
-  const dv = dk.view([...k.shape], contiguousStrides(k.shape), nk);
+  const [dk, dv] = outputs(k.shape, p.tmk, nk, 2);
   dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, dq.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
   return [dq, dk, dv];
 }

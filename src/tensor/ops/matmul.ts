@@ -76,10 +76,21 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     return reshape(matmul(reshape(a, [numel(a.shape.slice(0, -1)), k]), b), [...a.shape.slice(0, -1), b.shape[1]]);
   }
   const y = matmulRaw(a, b);
+  const plain = a.rank === 2 && b.rank === 2; // no batch to sum the gradient over
   return withGrad('matmul', y, [a, b], (g) => [
-    a.requiresGrad ? sumTo(matmul(g, transpose(b)), a.shape) : null,
-    b.requiresGrad ? sumTo(matmul(transpose(a), g), b.shape) : null,
+    a.requiresGrad ? (plain && isTransposedDense(a) ? transpose(matmul(b, transpose(g))) : sumTo(matmul(g, transpose(b)), a.shape)) : null,
+    b.requiresGrad ? (plain && isTransposedDense(b) ? transpose(matmul(transpose(g), a)) : sumTo(matmul(transpose(a), g), b.shape)) : null,
   ]);
+}
+
+/**
+ * A 2-D operand that is the transpose of a dense matrix (linear's w^T). Its gradient is computed
+ * in that same layout, (g^T a)^T rather than a^T g, so the transpose's own backward hands the
+ * weight a dense gradient: no copy per weight per step, and a tied embedding's two gradients
+ * add as dense tensors.
+ */
+function isTransposedDense(t: Tensor): boolean {
+  return t.rank === 2 && t.shape[0] > 1 && t.strides[0] === 1 && t.strides[1] === t.shape[0];
 }
 
 /** x @ w^T (+ bias): the Linear layer with weights stored [out, in], as PyTorch and HF do. */

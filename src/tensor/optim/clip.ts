@@ -1,8 +1,7 @@
 // Global gradient norm on the GPU without a readback: per-parameter partial sums of squares
-// (a few workgroups each) into one buffer, then one single-workgroup kernel producing
+// (one per thread of a few workgroups each) into one buffer, then one single-workgroup kernel producing
 // [norm, coef] with coef = min(1, maxNorm / (norm + 1e-6)) as PyTorch's clip_grad_norm_.
-import { clipFinalizeKernel, sumSquaresKernel } from '../../kernels/optim.js';
-import { RW } from '../../kernels/softmax.js';
+import { clipFinalizeKernel, OPT_WG, sumSquaresKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { launchElementwise } from '../ops/elementwise.js';
 import { dispatch } from '../runtime.js';
@@ -23,13 +22,13 @@ function denseGrad(op: string, p: Tensor): Tensor {
 export function gradNormCoef(params: Iterable<Tensor>, maxNorm = Infinity, op = 'clipGradNorm'): Tensor {
   const grads = [...params].filter((p) => p.grad).map((p) => denseGrad(op, p));
   const chunks = grads.map((g) => Math.min(64, Math.max(1, Math.ceil(g.size / PER_GROUP))));
-  const total = chunks.reduce((a, b) => a + b, 0);
+  const total = chunks.reduce((a, b) => a + b, 0) * OPT_WG;
   const part = Tensor.empty([Math.max(total, 1)], 'f32');
   let slot = 0;
   grads.forEach((g, i) => {
     const u = new Uniforms(4).set(0, g.size).set(1, g.offset).set(2, slot).set(3, chunks[i]);
     dispatch({ ...sumSquaresKernel(), buffers: [g.buffer, part.buffer], uniforms: u.u32, workgroups: [chunks[i]] });
-    slot += chunks[i];
+    slot += chunks[i] * OPT_WG;
   });
   const out = Tensor.empty([2], 'f32');
   const u = new Uniforms(4).set(0, total).setF(1, Math.min(maxNorm, 3.4e38));
