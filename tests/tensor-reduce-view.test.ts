@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
 import * as ref from '../src/tensor/reference/core.js';
+import { Nd } from '../src/tensor/reference/nd.js';
 import { arbShape, checkOp, property, randomNd } from '../src/testing/property.js';
 
 // A shape plus a non-empty sorted subset of its axes.
@@ -66,6 +67,47 @@ test('concat, split and stack round trip with gradients', async () => {
     });
   }, { numRuns: 8 });
   await checkOp({ name: 'stack', inputs: [randomNd([2, 3], 1), randomNd([2, 3], 2)], gpu: ([a, b]) => T.stack([a, b], 1), ref: ([a, b]) => ref.concat([a.reshape([2, 1, 3]), b.reshape([2, 1, 3])], 1), grad: true });
+});
+
+test('slice gradients assemble: a split covering the axis, gaps, overlaps, slices on two axes, mixed with a dense use', async () => {
+  await property(fc.tuple(arbShape({ minRank: 2, maxRank: 3, maxDim: 7 }), fc.integer({ min: 1, max: 1e6 })), async ([shape, seed]) => {
+    const ax = shape.length - 1, n = shape[ax] + 2;
+    const full = [...shape.slice(0, -1), n];
+    const cut = 1 + (seed % (n - 1)); // 1 .. n-1
+    const w = (k: number) => k + 1; // distinct weights so every piece's gradient differs
+    await checkOp({
+      name: 'split parts used apart', inputs: [randomNd(full, seed)],
+      gpu: ([x]) => { const [p, q] = T.split(x, [cut, n - cut], ax); return T.concat([p.exp().mul(w(0)), q.mul(w(1))], ax); },
+      ref: ([x]) => ref.concat([ref.unary('exp', ref.slice(x, ax, 0, cut)).map((v) => v * w(0)), ref.slice(x, ax, cut, n).map((v) => v * w(1))], ax),
+      grad: true,
+    });
+    // Overlapping slices, a gap (nothing reads column 0), a slice on another axis and the whole tensor too.
+    await checkOp({
+      name: 'overlapping and gapped slices', inputs: [randomNd(full, seed + 1)],
+      gpu: ([x]) => T.add(T.add(x.slice(ax, 1, n).sum(), x.slice(ax, 1, 2).exp().sum()), T.add(x.slice(0, 0, 1).mul(3).sum(), x.square().sum())),
+      ref: ([x]) => {
+        const s = (t: { data: Float64Array }) => t.data.reduce((a, v) => a + v, 0);
+        const total = s(ref.slice(x, ax, 1, n)) + s(ref.unary('exp', ref.slice(x, ax, 1, 2))) + 3 * s(ref.slice(x, 0, 0, 1)) + s(ref.unary('square', x));
+        return Nd.from([], [total]);
+      },
+      grad: true,
+    });
+  }, { numRuns: 8 });
+});
+
+test('reshape of a strided view is a view when the strides allow (column slice split into heads), a copy otherwise', async () => {
+  await T.initGpu();
+  const x = T.Tensor.from(randomNd([2, 3, 12], 4).data, [2, 3, 12]);
+  const cols = x.slice(2, 4, 12); // [2, 3, 8], row stride 12
+  const heads = cols.reshape([2, 3, 2, 4]);
+  assert.equal(heads.buffer, x.buffer, 'splitting the last dim of a column slice needs no copy');
+  assert.deepEqual(heads.strides, [36, 12, 4, 1]);
+  const xr = Nd.from([2, 3, 12], await x.data());
+  assert.deepEqual([...(await heads.data())], [...ref.slice(xr, 2, 4, 12).data]);
+  const merged = x.permute([1, 0, 2]).reshape([3, 24]); // merging permuted dims needs a copy
+  assert.notEqual(merged.buffer, x.buffer);
+  assert.deepEqual([...(await merged.data())], [...ref.permute(xr, [1, 0, 2]).data]);
+  for (const t of [x, cols, heads, merged]) t.dispose();
 });
 
 test('empty tensors: zero-size dims reduce to zeros and copy to nothing', async () => {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
 import * as nn from '../src/tensor/reference/nn.js';
+import * as ref from '../src/tensor/reference/core.js';
 import { checkOp, Nd, property, randomInts, randomNd } from '../src/testing/property.js';
 
 const arbRope = fc.tuple(
@@ -41,6 +42,24 @@ test('rope on [T, H, Dh] (no batch) and on a strided view; positions past the ta
     name: 'rope far positions', inputs: [randomNd([1, 3, 1, 4], 6), far], dtypes: ['f32', 'i32'],
     gpu: ([x, p]) => T.rope(x, { positions: p.reshape([1, 3]).reshape([3]) }), ref: ([x, p]) => nn.rope(x, p, 10000, 'interleaved'), atol: 5e-3,
   });
+});
+
+test('rope reads strided views in place: heads of a packed q|k|v projection and a head-major tensor permuted, with gradients', async () => {
+  await property(arbRope, async ([B, Tn, H, halfDh, layout, start, seed]) => {
+    const Dh = 2 * halfDh, extra = 1 + (seed % 3);
+    // [B, T, (H + extra) * Dh] projection; the first H heads are rotated.
+    await checkOp({
+      name: `rope packed ${layout}`, inputs: [randomNd([B, Tn, (H + extra) * Dh], seed)],
+      gpu: ([x]) => T.rope(x.slice(2, 0, H * Dh).reshape([B, Tn, H, Dh]), { positions: start, layout }),
+      ref: ([x]) => nn.rope(ref.slice(x, 2, 0, H * Dh).reshape([B, Tn, H, Dh]), start, 10000, layout), atol: 2e-6, rtol: 1e-5, grad: true,
+    });
+    // [B, H, T, Dh] storage viewed as [B, T, H, Dh] (what attention's gradient looks like).
+    await checkOp({
+      name: `rope permuted ${layout}`, inputs: [randomNd([B, H, Tn, Dh], seed + 1)],
+      gpu: ([x]) => T.rope(x.permute([0, 2, 1, 3]), { positions: start, layout }),
+      ref: ([x]) => nn.rope(ref.permute(x, [0, 2, 1, 3]), start, 10000, layout), atol: 2e-6, rtol: 1e-5, grad: true,
+    });
+  }, { numRuns: 8 });
 });
 
 test('rope angles follow llama2.c float32 arithmetic exactly at large positions', async () => {

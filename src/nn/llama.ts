@@ -106,8 +106,15 @@ export class Llama {
 
   private mlp(l: number, x: Tensor): Tensor {
     const p = `model.layers.${l}.mlp.`;
-    const gate = T.silu(T.linear(x, this.w.get(p + 'gate_proj.weight')));
-    return T.linear(T.mul(gate, T.linear(x, this.w.get(p + 'up_proj.weight'))), this.w.get(p + 'down_proj.weight'));
+    const wg = this.w.get(p + 'gate_proj.weight'), wu = this.w.get(p + 'up_proj.weight'), wd = this.w.get(p + 'down_proj.weight');
+    if ((wg.requiresGrad || wu.requiresGrad) && process.env.NLA_FUSE !== '0') {
+      // Training: one product with the stacked [gate; up] weights and the fused SwiGLU, whose
+      // backward writes d[gate | up] in one pass; the stacked weight's gradient splits back into
+      // the two weights as views. (The stack is a per-step copy of both weights, so inference,
+      // which has no backward to save, keeps two products.)
+      return T.linear(T.swiglu(T.linear(x, T.concat([wg, wu], 0))), wd);
+    }
+    return T.linear(T.mul(T.silu(T.linear(x, wg)), T.linear(x, wu)), wd);
   }
 }
 

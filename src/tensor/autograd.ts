@@ -1,11 +1,11 @@
 // Reverse-mode autodiff. Each op attaches a GradNode {parents, backward} to its output (see
 // withGrad); backward() walks the graph in reverse topological order, calls each node's rule
 // once with the summed upstream gradient, and accumulates into leaves' .grad.
-import { isGradEnabled, Tensor, type BackwardFn } from './tensor.js';
+import { isGradEnabled, PlacedGrad, Tensor, type BackwardFn } from './tensor.js';
 import { keep, tidy } from './scope.js';
 import { fmt, sameShape } from './shape.js';
 import { add } from './ops/elementwise.js';
-import { fill } from './ops/copy.js';
+import { copyInto, fill, zeros } from './ops/copy.js';
 
 /** Attach a gradient rule to `out` if grad mode is on and any input needs a gradient. */
 export function withGrad(op: string, out: Tensor, parents: Tensor[], backward: BackwardFn): Tensor {
@@ -43,13 +43,15 @@ export function backward(root: Tensor, seed?: Tensor): void {
     for (const p of t.node?.parents ?? []) if (p.requiresGrad && !seen.has(p.id)) stack.push([p, false]);
   }
   tidy(() => {
-    const grads = new Map<number, Tensor>();
+    // A tensor's gradient so far: dense, or pieces placed by slices (assembled when it is used).
+    const grads = new Map<number, Tensor | PlacedGrad[]>();
     grads.set(root.id, seed ?? fill(root.shape, 1));
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
-      const g = grads.get(t.id);
-      if (!g) continue;
+      const partial = grads.get(t.id);
+      if (!partial) continue;
       grads.delete(t.id);
+      const g = Array.isArray(partial) ? assemble(partial, t.shape) : partial;
       if (!t.node) {
         // A leaf: accumulate into .grad, which outlives this scope.
         if (!sameShape(g.shape, t.shape)) throw new Error(`backward: gradient ${fmt(g.shape)} does not match leaf ${fmt(t.shape)}`);
@@ -65,12 +67,46 @@ export function backward(root: Tensor, seed?: Tensor): void {
       t.node.parents.forEach((p, k) => {
         const gp = pg[k];
         if (!gp || !p.requiresGrad) return;
-        if (!sameShape(gp.shape, p.shape)) throw new Error(`backward of ${t.node!.op}: gradient ${fmt(gp.shape)} for input ${k} of shape ${fmt(p.shape)}`);
         const prev = grads.get(p.id);
-        grads.set(p.id, prev ? add(prev, gp) : gp);
+        if (gp instanceof PlacedGrad) {
+          const { piece, axis, start } = gp;
+          const fits = piece.rank === p.rank && piece.shape.every((d, j) => (j === axis ? start >= 0 && start + d <= p.shape[j] : d === p.shape[j]));
+          if (!fits) throw new Error(`backward of ${t.node!.op}: gradient ${fmt(piece.shape)} placed at ${start} on axis ${axis} does not fit input ${k} of shape ${fmt(p.shape)}`);
+          if (!prev) grads.set(p.id, [gp]);
+          else if (Array.isArray(prev)) prev.push(gp);
+          else grads.set(p.id, add(prev, assemble([gp], p.shape)));
+          return;
+        }
+        if (!sameShape(gp.shape, p.shape)) throw new Error(`backward of ${t.node!.op}: gradient ${fmt(gp.shape)} for input ${k} of shape ${fmt(p.shape)}`);
+        grads.set(p.id, !prev ? gp : add(Array.isArray(prev) ? assemble(prev, p.shape) : prev, gp));
       });
     }
   });
+}
+
+/**
+ * The dense gradient of shape `shape` that placed pieces add up to. Disjoint pieces along one
+ * axis that cover it (the parts of a split) cost one copy each into a fresh buffer; gaps are
+ * zero-filled first, and overlapping pieces are added into their region.
+ */
+function assemble(pieces: PlacedGrad[], shape: readonly number[]): Tensor {
+  const axis = pieces[0].axis;
+  const spans = pieces.map((p) => [p.start, p.start + p.piece.shape[axis]] as const).sort((a, b) => a[0] - b[0]);
+  const oneAxis = pieces.every((p) => p.axis === axis);
+  const disjoint = oneAxis && spans.every(([s], i) => i === 0 || s >= spans[i - 1][1]);
+  const covered = disjoint && spans.reduce((n, [s, e]) => n + e - s, 0) === shape[axis];
+  const out = covered ? Tensor.empty([...shape]) : zeros([...shape]);
+  for (const { piece, axis: a, start } of pieces) {
+    const region = out.view(piece.shape, out.strides, out.offset + start * out.strides[a]);
+    if (disjoint) copyInto(region, piece);
+    else {
+      const sum = add(region, piece);
+      copyInto(region, sum);
+      sum.dispose();
+    }
+    region.dispose();
+  }
+  return out;
 }
 
 /** Clear gradients (dispose their buffers) of the given tensors. */

@@ -20,6 +20,7 @@ export * from './ops/loss.js';
 export * from './ops/norm.js';
 export * from './ops/attention.js';
 export * from './ops/rope.js';
+export * from './ops/swiglu.js';
 export * from './ops/index-ops.js';
 export * from './optim/index.js';
 export { defineOp } from './custom-op.js';

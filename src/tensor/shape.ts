@@ -3,6 +3,39 @@ export type Shape = readonly number[];
 
 export const numel = (s: Shape): number => s.reduce((a, b) => a * b, 1);
 
+/**
+ * Strides that let a view with `oldShape`/`oldStrides` be read as `newShape` without a copy, or
+ * undefined when it cannot (PyTorch's view rule: each run of old dims merged or split must be
+ * contiguous within itself). E.g. a column slice [B, T, 256] of [B, T, 768] splits to [B, T, 4, 64].
+ */
+export function viewStrides(oldShape: Shape, oldStrides: readonly number[], newShape: Shape): number[] | undefined {
+  if (numel(oldShape) === 0) return contiguousStrides(newShape);
+  const out = new Array<number>(newShape.length);
+  // Walk old dims from the innermost, grouping them into chunks that are contiguous internally.
+  let viewD = newShape.length - 1;
+  let chunkBase = oldStrides[oldStrides.length - 1] ?? 1;
+  let tensorNumel = 1, viewNumel = 1;
+  for (let d = oldShape.length - 1; d >= 0; d--) {
+    tensorNumel *= oldShape[d];
+    // A chunk ends at d when the next-outer old dim is not laid out right after it.
+    if (d === 0 || (oldShape[d - 1] !== 1 && oldStrides[d - 1] !== tensorNumel * chunkBase)) {
+      while (viewD >= 0 && (viewNumel < tensorNumel || newShape[viewD] === 1)) {
+        out[viewD] = viewNumel * chunkBase;
+        viewNumel *= newShape[viewD];
+        viewD--;
+      }
+      if (viewNumel !== tensorNumel) return undefined;
+      if (d > 0) {
+        chunkBase = oldStrides[d - 1];
+        tensorNumel = 1;
+        viewNumel = 1;
+      }
+    }
+  }
+  if (viewD !== -1) return undefined;
+  return out;
+}
+
 export function contiguousStrides(s: Shape): number[] {
   const st = new Array<number>(s.length);
   let acc = 1;

@@ -21,7 +21,16 @@ export class Storage {
   }
 }
 
-export type BackwardFn = (grad: Tensor) => (Tensor | null | undefined)[];
+/**
+ * A gradient that is `piece` on the region [start, start + piece.shape[axis]) of `axis` and zero
+ * elsewhere: what a slice hands back to its input. Backward assembles all the placed pieces a
+ * tensor receives with one copy each (its split parts: no zeros, no adds), see autograd.ts.
+ */
+export class PlacedGrad {
+  constructor(readonly piece: Tensor, readonly axis: number, readonly start: number) {}
+}
+
+export type BackwardFn = (grad: Tensor) => (Tensor | PlacedGrad | null | undefined)[];
 
 export interface GradNode {
   op: string;

@@ -56,16 +56,34 @@ function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: R
   const out = Tensor.empty(x.shape, 'f32');
   if (pairs === 0) return out;
   const tab = table(theta, Dh, needPos);
-  const xs = denseRows('rope', x);
+  // Read x through its strides when its head dim is unit-stride and its batch dims collapse to one
+  // stride (a [B, T, H, Dh] view of a packed projection, or the permuted gradient); else densify.
+  const lead = batchStride(x);
+  const xs = lead !== undefined ? { t: x, owned: false } : denseRows('rope', x);
+  const [sB, sT, sH] = lead !== undefined ? [lead, x.strides[x.rank - 3], x.strides[x.rank - 2]] : [T * H * Dh, H * Dh, Dh];
   const explicit = typeof positions !== 'number';
   const ps = explicit ? denseRows('rope', positions) : undefined;
-  const u = new Uniforms(12).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset);
+  const u = new Uniforms(16).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset).setAll(12, [sB, sT, sH]);
   u.setI(5, explicit ? 0 : positions).set(6, ps ? ps.t.offset : 0).set(7, explicit && positions.rank > 1 ? T : 0).set(8, tab.len).setF(9, sign);
   const bufs = [xs.t.buffer, tab.t.buffer, ...(ps ? [ps.t.buffer] : []), out.buffer];
   dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(ropeGroups(pairs)) });
   if (xs.owned) xs.t.dispose();
   if (ps?.owned) ps.t.dispose();
   return out;
+}
+
+/** The single stride of x's dims before [T, H, Dh] (0 if none) when Dh is unit-stride, else undefined. */
+function batchStride(x: Tensor): number | undefined {
+  if (x.strides[x.rank - 1] !== 1) return undefined;
+  const lead = x.shape.slice(0, -3), st = x.strides.slice(0, -3);
+  let s: number | undefined, span = 0;
+  for (let i = lead.length - 1; i >= 0; i--) {
+    if (lead[i] === 1) continue;
+    if (s === undefined) s = st[i];
+    else if (st[i] !== s * span) return undefined;
+    span = span ? span * lead[i] : lead[i];
+  }
+  return s ?? 0;
 }
 
 /** Rotate pairs of x [..., T, H, Dh] by pos * theta^(-2k/Dh). Differentiable in x. */

@@ -1,8 +1,8 @@
 // Views: reshape, permute/transpose, slice, expand, squeeze/unsqueeze share storage (no kernel
 // unless a reshape needs dense input). concat/split/stack assemble or cut along one axis.
 import { withGrad } from '../autograd.js';
-import { axisOf, contiguousStrides, fmt, numel, type Shape } from '../shape.js';
-import { Tensor } from '../tensor.js';
+import { axisOf, contiguousStrides, fmt, numel, viewStrides, type Shape } from '../shape.js';
+import { PlacedGrad, Tensor } from '../tensor.js';
 import { contiguous, copyInto, zeros } from './copy.js';
 import { sumTo } from './reduce.js';
 
@@ -16,9 +16,15 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     s[neg] = x.size / rest;
   }
   if (numel(s) !== x.size) throw new Error(`reshape: ${fmt(x.shape)} (${x.size} elements) cannot become ${fmt(shape)}`);
-  const src = x.isContiguous ? x : contiguous(x);
-  const y = src.view(s, contiguousStrides(s), src.offset);
-  if (src !== x) src.dispose();
+  // A view when the strides allow it (always for dense input), else a dense copy first.
+  const st = x.isContiguous ? contiguousStrides(s) : viewStrides(x.shape, x.strides, s);
+  let y: Tensor;
+  if (st) y = x.view(s, st, x.offset);
+  else {
+    const src = contiguous(x);
+    y = src.view(s, contiguousStrides(s), src.offset);
+    src.dispose();
+  }
   return withGrad('reshape', y, [x], (g) => [reshape(g, x.shape)]);
 }
 
@@ -51,11 +57,7 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const shape = [...x.shape];
   shape[a] = e - s;
   const y = x.view(shape, [...x.strides], x.offset + s * x.strides[a]);
-  return withGrad('slice', y, [x], (g) => {
-    const gx = zeros(x.shape);
-    copyInto(slice(gx, a, s, e), g);
-    return [gx];
-  });
+  return withGrad('slice', y, [x], (g) => [new PlacedGrad(g, a, s)]);
 }
 
 /** Broadcast size-1 dims to `shape` (stride 0: no copy). */

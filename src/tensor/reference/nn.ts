@@ -63,6 +63,18 @@ export function rmsNorm(x: Nd, w: Nd, eps: number): Nd {
   });
 }
 
+/** silu(y[..., :F]) * y[..., F:] over the last axis of y [..., 2F]. */
+export function swiglu(y: Nd): Nd {
+  const n2 = lastDim(y), F = n2 / 2, rows = rowsOf(y);
+  const out = new Nd([...y.shape.slice(0, -1), F]);
+  for (let r = 0; r < rows; r++)
+    for (let c = 0; c < F; c++) {
+      const a = y.data[r * n2 + c];
+      out.data[r * F + c] = (a / (1 + Math.exp(-a))) * y.data[r * n2 + F + c];
+    }
+  return out;
+}
+
 export function layerNorm(x: Nd, w: Nd, b: Nd | undefined, eps: number): Nd {
   return rowwise(x, (r) => {
     const mu = r.reduce((a, v) => a + v, 0) / r.length;
