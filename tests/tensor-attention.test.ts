@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
+import * as ref from '../src/tensor/reference/core.js';
 import { permute } from '../src/tensor/reference/core.js';
 import { attention as refAttention, type AttentionRefOptions } from '../src/tensor/reference/attention.js';
 import { checkOp, Nd, property, randomNd, rng } from '../src/testing/property.js';
@@ -174,6 +175,28 @@ test('head size 64 (GPT-2) forward and gradients, permuted q view', async () => 
     gpu: ([a, b, c]) => T.attention(a.permute([0, 2, 1, 3]), b, c, { causal: true }),
     ref: ([a, b, c]) => refAttention(permute(a, [0, 2, 1, 3]), b, c, { causal: true }).out,
   });
+});
+
+test('q, k, v as consecutive heads of one packed tensor: values, gradients, and the packed gradient needs no assembly', async () => {
+  await property(fc.tuple(fc.constantFrom(...HEADS), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 3, max: 29 }), fc.constantFrom(4, 16), fc.integer({ min: 1, max: 1e6 })), async ([[H, Hkv], B, Tn, D, seed]) => {
+    const heads = (x: T.Tensor, a: number, n: number) => x.slice(2, a, a + n).permute([0, 2, 1, 3]);
+    const refHeads = (x: Nd, a: number, n: number) => permute(ref.slice(x, 2, a, a + n), [0, 2, 1, 3]);
+    await checkOp({
+      name: `attention(packed q|k|v, H ${H}, Hkv ${Hkv})`, inputs: [randomNd([B, Tn, H + 2 * Hkv, D], seed)], grad: true, atol: 2e-5,
+      gpu: ([x]) => T.attention(heads(x, 0, H), heads(x, H, Hkv), heads(x, H + Hkv, Hkv), { causal: true }),
+      ref: ([x]) => refAttention(refHeads(x, 0, H), refHeads(x, H, Hkv), refHeads(x, H + Hkv, Hkv), { causal: true }).out,
+    });
+  }, { numRuns: 6 });
+  // The backward is exactly the two attention passes: dQ, dK, dV are written side by side and the
+  // packed input's gradient is a view of them (no zeros, copies or adds to assemble it).
+  const x = T.param(T.Tensor.from(randomNd([2, 17, 8, 16], 3).data, [2, 17, 8, 16]));
+  const y = T.attention(x.slice(2, 0, 4).permute([0, 2, 1, 3]), x.slice(2, 4, 6).permute([0, 2, 1, 3]), x.slice(2, 6, 8).permute([0, 2, 1, 3]), { causal: true });
+  const seedT = T.Tensor.from(randomNd([2, 4, 17, 16], 4).data, [2, 4, 17, 16]);
+  const before = T.runtimeStats().dispatches;
+  y.backward(seedT);
+  assert.equal(T.runtimeStats().dispatches - before, 2, 'backward of packed attention runs only the dQ and dK/dV kernels');
+  assert.deepEqual(x.grad!.shape, [2, 17, 8, 16]);
+  for (const t of [x, y, seedT, x.grad!]) t.dispose();
 });
 
 test('kernels without subgroups (plain loads) agree with the reference', async () => {

@@ -15,20 +15,20 @@ function inputs(cfg: AttnKernelCfg): string {
   return storage(1, 'Q', qd, false) + storage(2, 'K', kd, false) + storage(3, 'V', vd, false) + storage(4, 'DO', gd, false) + storage(5, 'OL', 'f32', false);
 }
 
-/** dQ pass. Writes dQ [B,H,Tq,D] then Di [B,H,Tq] at word AUX of one buffer. Dispatch [ceil(Tq / (wg * rq)), H, B]. */
+/** dQ pass. Writes dQ rows (at dqOut) and Di [B,H,Tq] (its own buffer, read by pass 2). Dispatch [ceil(Tq / (wg * rq)), H, B]. */
 export function attnBackwardDq(cfg: AttnKernelCfg, RQ = 1) {
   const D = cfg.D;
   const key = `attn_bwd_dq|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}|sg${cfg.sg}|rq${RQ}`;
-  const source = () => `${attnPrelude(cfg, 6)}${inputs(cfg)}${storage(7, 'DQ', 'f32', true)}
+  const source = () => `${attnPrelude(cfg, 6)}${inputs(cfg)}${storage(7, 'DQ', 'f32', true)}${storage(8, 'DI', 'f32', true)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
 ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row${r} = (b * H + h) * Tq + i${r};
-  let orow${r} = qRow(b, h, i${r}) * D;
+  let oo${r} = oOut(b, h, i${r}); let dqo${r} = dqOut(b, h, i${r});
   let qo${r} = tIdx(${AU.Q}u, b, h, i${r}); let go${r} = tIdx(${AU.DO}u, b, h, i${r});
   var q${r}: array<f32, D>; var g${r}: array<f32, D>; var dq${r}: array<f32, D>;
   ${forD(D, (d) => `q${r}[${d}] = f32(Q[qo${r} + ${d}u]) * scale; g${r}[${d}] = f32(DO[go${r} + ${d}u]);`, '\n  ')}
   var di${r} = 0.0;
-  ${forD(D, (d) => `di${r} += g${r}[${d}] * OL[orow${r} + ${d}u];`)}
+  ${forD(D, (d) => `di${r} += g${r}[${d}] * OL[oo${r} + ${d}u];`)}
   let L${r} = OL[u(${AU.LOFF}u) + row${r}];
 `)}  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
   let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u);
@@ -39,8 +39,8 @@ ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row$
 `)}${dloopAgain(cfg, ['k'], (d, el) => rows(RQ, (r) => `dq${r}[${d}] += ds${r} * ${el('k')}; `))}
   }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
-    ${forD(D, (d) => `DQ[orow${r} + ${d}u] = dq${r}[${d}] * scale;`)}
-    DQ[u(${AU.AUX}u) + row${r}] = di${r};
+    ${forD(D, (d) => `DQ[dqo${r} + ${d}u] = dq${r}[${d}] * scale;`)}
+    DI[row${r}] = di${r};
   }
 `)}}
 `;
@@ -48,13 +48,13 @@ ${rows(RQ, (r) => `  if (il${r} < Tq) {
 }
 
 /**
- * dK/dV pass. Reads Di from the dQ buffer (word AUX); writes dK [B,Hkv,Tk,D] then dV at word
- * AUX2 of one buffer. Dispatch [ceil(Tk / (wg * rk)), Hkv, B].
+ * dK/dV pass. Reads Di (written by pass 1); writes dK rows (at dkOut) and dV rows AUX2 words
+ * after them, in one buffer. Dispatch [ceil(Tk / (wg * rk)), Hkv, B].
  */
 export function attnBackwardDkv(cfg: AttnKernelCfg, RK = 1) {
   const D = cfg.D;
   const key = `attn_bwd_dkv|D${cfg.D}|${cfg.dtypes.join(',')}|wg${cfg.wg}|sg${cfg.sg}|rk${RK}`;
-  const source = () => `${attnPrelude(cfg, 7)}${inputs(cfg)}${storage(6, 'DQ', 'f32', false)}${storage(8, 'DKV', 'f32', true)}
+  const source = () => `${attnPrelude(cfg, 7)}${inputs(cfg)}${storage(6, 'DI', 'f32', false)}${storage(8, 'DKV', 'f32', true)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
 ${mainHead(cfg)}  let H = u(${AU.H}u); let Hkv = u(${AU.HKV}u); let Tq = u(${AU.TQ}u); let Tk = u(${AU.TK}u);
@@ -76,7 +76,7 @@ ${rows(RK, (r) => `  let jl${r} = jb + ${r}u * WG + lid.x;
     let h = hk * G + gh;
     for (var i = iStart; i < iEnd; i++) {
       let row = (b * H + h) * Tq + i;
-      let L = OL[u(${AU.LOFF}u) + row]; let di = DQ[u(${AU.AUX}u) + row];
+      let L = OL[u(${AU.LOFF}u) + row]; let di = DI[row];
       ${rows(RK, (r) => `var s${r} = 0.0; var dp${r} = 0.0; `)}
     ${dloop(cfg, [{ name: 'q', buf: 'Q', base: `tIdx(${AU.Q}u, b, h, i)` }, { name: 'g', buf: 'DO', base: `tIdx(${AU.DO}u, b, h, i)` }], (d) => rows(RK, (r) => `s${r} += q_${d} * k${r}[${d}]; dp${r} += g_${d} * v${r}[${d}]; `))}${rows(RK, (r) => `      let p${r} = select(0.0, exp(s${r} * scale - L), kvalid${r} && i32(j${r}) <= i32(i) + qs);
       let ds${r} = p${r} * (dp${r} - di);
@@ -84,7 +84,7 @@ ${rows(RK, (r) => `  let jl${r} = jb + ${r}u * WG + lid.x;
     }
   }
 ${rows(RK, (r) => `  if (jl${r} < Tk) {
-    let o = kRow(b, hk, jl${r}) * D;
+    let o = dkOut(b, hk, jl${r});
     ${forD(D, (d) => `DKV[o + ${d}u] = dk${r}[${d}] * scale; DKV[u(${AU.AUX2}u) + o + ${d}u] = dv${r}[${d}];`, '\n    ')}
   }
 `)}}

@@ -38,9 +38,10 @@ export const AU = {
   Q: 8, K: 13, V: 18, DO: 23,
   MASK: 28, // batch stride, time stride, offset of M
   LOFF: 31, AUX: 32, AUX2: 33, ROWS: 34 /* flat-layout threads */, SPLITS: 35, MODE: 36,
-  // 1 = O/dQ (TMQ) or dK/dV (TMK) are stored time-major [B,T,H,D] (see qRow/kRow)
-  TMQ: 37, TMK: 38,
-  words: 39,
+  // Where output rows of D go (element offset, then batch, head, time strides): O (offset 0),
+  // dQ, dK (dV at word AUX2 past dK). Outputs follow their inputs' layout (see oOut/dqOut/dkOut).
+  OS: 37, DQS: 40, DKS: 44,
+  words: 48,
 } as const;
 
 /** MODE values: no mask (M is a dummy), M = [B, Tk] 0/1 mask (f32 or i32 bits), M = i32 [B] valid key counts. */
@@ -68,10 +69,12 @@ export function attnPrelude(cfg: AttnKernelCfg, maskBinding: number): string {
   s += uniformBlock(AU.words);
   s += `const D: u32 = ${cfg.D}u;\nconst WG: u32 = ${cfg.wg}u;\nconst NEG: f32 = ${NEG.toExponential()};\n`;
   s += `fn tIdx(x: u32, b: u32, h: u32, t: u32) -> u32 { return u(x + 4u) + b * u(x) + h * u(x + 1u) + t * u(x + 2u); }\n`;
-  // Row of the dense outputs: head-major (b, h, t) or time-major (b, t, h), matching how the
-  // inputs are laid out, so a [B,T,H,D] projection's consumer needs no permute copy.
-  s += `fn qRow(b: u32, h: u32, i: u32) -> u32 { let H = u(${AU.H}u); let T = u(${AU.TQ}u); return select((b * H + h) * T + i, (b * T + i) * H + h, u(${AU.TMQ}u) != 0u); }
-fn kRow(b: u32, h: u32, j: u32) -> u32 { let H = u(${AU.HKV}u); let T = u(${AU.TK}u); return select((b * H + h) * T + j, (b * T + j) * H + h, u(${AU.TMK}u) != 0u); }\n`;
+  // Start of an output row: O, dQ and dK/dV are laid out like their inputs (a [B,T,H,D]
+  // projection permuted, or heads of one packed q|k|v tensor), so the layer reads them back
+  // without a permute copy and the packed gradients land side by side in one buffer.
+  s += `fn oOut(b: u32, h: u32, i: u32) -> u32 { return b * u(${AU.OS}u) + h * u(${AU.OS + 1}u) + i * u(${AU.OS + 2}u); }
+fn dqOut(b: u32, h: u32, i: u32) -> u32 { return u(${AU.DQS}u) + b * u(${AU.DQS + 1}u) + h * u(${AU.DQS + 2}u) + i * u(${AU.DQS + 3}u); }
+fn dkOut(b: u32, h: u32, j: u32) -> u32 { return u(${AU.DKS}u) + b * u(${AU.DKS + 1}u) + h * u(${AU.DKS + 2}u) + j * u(${AU.DKS + 3}u); }\n`;
   s += storage(maskBinding, 'M', 'u32', false);
   s += `fn keyOk(b: u32, j: u32) -> bool {
   if (u(${AU.MODE}u) != ${MASK_KEYS}u) { return true; }
@@ -184,7 +187,7 @@ const KV_BASE = `  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
 `;
 
 const finish = (D: number, r: number, row: string, orow: string) => `    let inv = select(0.0, 1.0 / l${r}, l${r} > 0.0);
-    let oo = ${orow} * D;
+    let oo = ${orow};
     ${forD(D, (d) => `OL[oo + ${d}u] = acc${r}[${d}] * inv;`)}
     OL[u(${AU.LOFF}u) + ${row}] = select(NEG, m${r} + log(l${r}), l${r} > 0.0);
 `;
@@ -224,7 +227,7 @@ ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cf
 ${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
     let row = (b * H + h) * Tq + il${r};
-${finish(cfg.D, r, 'row', `qRow(b, h, il${r})`)}  }
+${finish(cfg.D, r, 'row', `oOut(b, h, il${r})`)}  }
 `)}}
 `;
   return { key, source };
@@ -260,7 +263,7 @@ ${rows(RG, (r) => `  {
 ${split ? `    let o = (g.y * u(${AU.B}u) * H * Tq + row) * (D + 2u);
     ${forD(cfg.D, (d) => `OL[o + ${d}u] = acc${r}[${d}];`)}
     OL[o + D] = m${r}; OL[o + D + 1u] = l${r};
-` : finish(cfg.D, r, 'row', `qRow(b, h${r}, i)`)}  }
+` : finish(cfg.D, r, 'row', `oOut(b, h${r}, i)`)}  }
 `)}  }
 }
 `;

@@ -94,11 +94,26 @@ export class Llama {
     const [B, Tn] = x.shape;
     const p = `model.layers.${l}.self_attn.`;
     const bias = (n: string) => (c.qkvBias ? this.w.get(p + n + '.bias') : undefined);
-    const rope = (t: Tensor) => T.rope(t, { start, theta: c.ropeTheta, layout: c.ropeLayout });
-    // [B, T, H, Dh] -> rope -> [B, H, T, Dh] (a permuted view).
-    const q = rope(T.linear(x, this.w.get(p + 'q_proj.weight'), bias('q_proj')).reshape([B, Tn, c.nHeads, hd])).permute([0, 2, 1, 3]);
-    let k = rope(T.linear(x, this.w.get(p + 'k_proj.weight'), bias('k_proj')).reshape([B, Tn, c.nKvHeads, hd])).permute([0, 2, 1, 3]);
-    let v = T.linear(x, this.w.get(p + 'v_proj.weight'), bias('v_proj')).reshape([B, Tn, c.nKvHeads, hd]).permute([0, 2, 1, 3]);
+    const rope = (t: Tensor, heads?: number) => T.rope(t, { start, theta: c.ropeTheta, layout: c.ropeLayout, heads });
+    const wq = this.w.get(p + 'q_proj.weight'), wk = this.w.get(p + 'k_proj.weight'), wv = this.w.get(p + 'v_proj.weight');
+    let q: Tensor, k: Tensor, v: Tensor;
+    if (!cache && (wq.requiresGrad || wk.requiresGrad || wv.requiresGrad)) {
+      // Training: one product with the stacked [q; k; v] weights into [B, T, H + 2Hkv, Dh], one
+      // RoPE pass over its q and k heads, and q, k, v as head slices of it. Attention writes
+      // their gradients side by side, so the packed gradient needs no assembly, and the three
+      // weight gradients come out of one product. (Inference keeps three products: stacking
+      // copies the weights, which only pays when there is a backward pass.)
+      const Ht = c.nHeads + 2 * c.nKvHeads;
+      const b = c.qkvBias ? T.concat([bias('q_proj')!, bias('k_proj')!, bias('v_proj')!], 0) : undefined;
+      const qkv = rope(T.linear(x, T.concat([wq, wk, wv], 0), b).reshape([B, Tn, Ht, hd]), c.nHeads + c.nKvHeads);
+      const heads = (a: number, n: number) => qkv.slice(2, a, a + n).permute([0, 2, 1, 3]);
+      [q, k, v] = [heads(0, c.nHeads), heads(c.nHeads, c.nKvHeads), heads(c.nHeads + c.nKvHeads, c.nKvHeads)];
+    } else {
+      // [B, T, H, Dh] -> rope -> [B, H, T, Dh] (a permuted view).
+      q = rope(T.linear(x, wq, bias('q_proj')).reshape([B, Tn, c.nHeads, hd])).permute([0, 2, 1, 3]);
+      k = rope(T.linear(x, wk, bias('k_proj')).reshape([B, Tn, c.nKvHeads, hd])).permute([0, 2, 1, 3]);
+      v = T.linear(x, wv, bias('v_proj')).reshape([B, Tn, c.nKvHeads, hd]).permute([0, 2, 1, 3]);
+    }
     if (cache) ({ k, v } = cache.append(l, k, v));
     const o = T.attention(q, k, v, { causal: true }); // [B, H, T, Dh]
     return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), this.w.get(p + 'o_proj.weight'));
@@ -107,7 +122,7 @@ export class Llama {
   private mlp(l: number, x: Tensor): Tensor {
     const p = `model.layers.${l}.mlp.`;
     const wg = this.w.get(p + 'gate_proj.weight'), wu = this.w.get(p + 'up_proj.weight'), wd = this.w.get(p + 'down_proj.weight');
-    if ((wg.requiresGrad || wu.requiresGrad) && process.env.NLA_FUSE !== '0') {
+    if (wg.requiresGrad || wu.requiresGrad) {
       // Training: one product with the stacked [gate; up] weights and the fused SwiGLU, whose
       // backward writes d[gate | up] in one pass; the stacked weight's gradient splits back into
       // the two weights as views. (The stack is a per-step copy of both weights, so inference,

@@ -3,7 +3,7 @@
 // once with the summed upstream gradient, and accumulates into leaves' .grad.
 import { isGradEnabled, PlacedGrad, Tensor, type BackwardFn } from './tensor.js';
 import { keep, tidy } from './scope.js';
-import { fmt, sameShape } from './shape.js';
+import { contiguousStrides, fmt, sameShape } from './shape.js';
 import { add } from './ops/elementwise.js';
 import { copyInto, fill, zeros } from './ops/copy.js';
 
@@ -95,6 +95,16 @@ function assemble(pieces: PlacedGrad[], shape: readonly number[]): Tensor {
   const oneAxis = pieces.every((p) => p.axis === axis);
   const disjoint = oneAxis && spans.every(([s], i) => i === 0 || s >= spans[i - 1][1]);
   const covered = disjoint && spans.reduce((n, [s, e]) => n + e - s, 0) === shape[axis];
+  if (covered) {
+    // Already in place: every piece sits where it belongs in one dense buffer (attention writes
+    // the gradients of a packed q|k|v side by side), so the whole is a view of it.
+    const first = pieces[0].piece, strides = contiguousStrides(shape);
+    const base = first.offset - pieces[0].start * strides[axis];
+    const inPlace = base >= 0 && pieces.every(({ piece, start }) =>
+      piece.storage === first.storage && piece.dtype === first.dtype && piece.offset === base + start * strides[axis] &&
+      piece.strides.every((st, j) => piece.shape[j] === 1 || st === strides[j]));
+    if (inPlace) return first.view([...shape], strides, base);
+  }
   const out = covered ? Tensor.empty([...shape]) : zeros([...shape]);
   for (const { piece, axis: a, start } of pieces) {
     const region = out.view(piece.shape, out.strides, out.offset + start * out.strides[a]);

@@ -33,8 +33,8 @@ interface Plan {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
   qStart: number; scale: number;
   mode: number;
-  /** O and dQ (tmq), dK and dV (tmk) are stored time-major [B,T,H,D] and returned as [B,H,T,D] views. */
-  tmq: boolean; tmk: boolean;
+  /** The output O is stored time-major [B,T,H,D] and returned as a [B,H,T,D] view. */
+  tmq: boolean;
   maskT?: Tensor;
   ownedMask?: Tensor;
 }
@@ -63,7 +63,7 @@ function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   const p: Plan = {
     B, H, Hkv, Tq, Tk, D, qStart: Math.max(-(2 ** 30), Math.min(qStart, 2 ** 30)), scale, mode: MASK_NONE,
     // The few-query (decode) forward path writes head-major; the block kernels and backward follow the inputs.
-    tmq: timeMajor(q) && Tq > FLAT_MAX_TQ, tmk: timeMajor(k),
+    tmq: timeMajor(q) && Tq > FLAT_MAX_TQ,
   };
   if (o.keyMask && o.lengths) throw new Error(`${op}: pass keyMask or lengths, not both`);
   if (o.keyMask) {
@@ -96,7 +96,7 @@ function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniform
   if (g) operand(AU.DO, g);
   const m = p.maskT;
   if (m) u.setAll(AU.MASK, [m.strides[0], m.rank > 1 ? m.strides[1] : 0, m.offset]);
-  u.set(AU.LOFF, p.B * p.H * p.Tq * p.D).set(AU.MODE, p.mode).set(AU.TMQ, +p.tmq).set(AU.TMK, +p.tmk);
+  u.set(AU.LOFF, p.B * p.H * p.Tq * p.D).set(AU.MODE, p.mode);
   return u;
 }
 
@@ -140,12 +140,12 @@ function withTail(shape: number[], extra: number): Tensor {
 }
 
 /**
- * Output [B,H,T,D] (+ `extra` floats after the data) stored head-major or, with `tm`, time-major
- * [B,T,H,D]; `copies` more views of the same layout follow at multiples of the data size (dV after dK).
+ * `copies` outputs [B,H,T,D] side by side (dV after dK), then `extra` floats (the logsumexp),
+ * stored head-major or, with `tm`, time-major [B,T,H,D] and returned as [B,H,T,D] views.
  */
 function outputs(shape: number[], tm: boolean, extra: number, copies = 1): Tensor[] {
   const [B, H, T, D] = shape;
-  const st = withTail(tm ? [B, T, H, D] : shape, extra);
+  const st = withTail(tm ? [B, T, H, D] : shape, extra + (copies - 1) * numel(shape));
   const strides = tm ? [T * H * D, D, H * D, 1] : contiguousStrides(shape);
   const views = Array.from({ length: copies }, (_, i) => st.view(shape, strides, i * st.size));
   st.dispose();
@@ -165,7 +165,7 @@ function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   const rows = p.B * p.H * p.Tq;
   const [out] = outputs([p.B, p.H, p.Tq, p.D], p.tmq, rows);
   if (rows === 0) return out;
-  const u = uniforms(p, q, k, v);
+  const u = uniforms(p, q, k, v).setAll(AU.OS, out.strides.slice(0, 3));
   const ins = [q.buffer, k.buffer, v.buffer, maskBuf(p, q)];
   if (p.Tq > FLAT_MAX_TQ) {
     const { wg, fwd: rq } = blockShape(p.D);
@@ -193,20 +193,45 @@ function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   return out;
 }
 
+/**
+ * dQ, dK, dV side by side in one [B,T,H+2Hkv,D] buffer when q, k, v are consecutive heads of one
+ * such tensor (a packed q|k|v projection): backward then hands the packed tensor its gradient
+ * as a view, with no assembly copy (autograd.ts). Undefined for any other layout.
+ */
+function packedGrads(p: Plan, q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor, Tensor] | undefined {
+  const { B, H, Hkv, Tq, Tk, D } = p, Ht = H + 2 * Hkv;
+  const st = [Tq * Ht * D, D, Ht * D, 1];
+  const same = (t: Tensor) => t.storage === q.storage && t.dtype === q.dtype && t.strides.every((x, i) => x === st[i] || t.shape[i] === 1);
+  if (Tq !== Tk || ![q, k, v].every(same) || k.offset !== q.offset + H * D || v.offset !== k.offset + Hkv * D) return undefined;
+  const all = Tensor.empty([B, Tq, Ht, D]);
+  const views = [q, k, v].map((t, i) => all.view([...t.shape], st, [0, H * D, (H + Hkv) * D][i]));
+  all.dispose();
+  return views as [Tensor, Tensor, Tensor];
+}
+
 function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: Tensor, needKv: boolean): [Tensor, Tensor | null, Tensor | null] {
   const rows = p.B * p.H * p.Tq;
   const nk = p.B * p.Hkv * p.Tk * p.D;
-  const [dq] = outputs(q.shape, p.tmq, rows); // dQ, then Di = rowsum(dO * O) for the dK/dV pass
+  const packed = needKv && rows > 0 && nk > 0 ? packedGrads(p, q, k, v) : undefined;
+  const [dq] = packed ?? outputs(q.shape, timeMajor(q), 0);
   if (rows === 0) return [dq, null, null];
-  const u = uniforms(p, q, k, v, g);
-  u.set(AU.AUX, rows * p.D).set(AU.AUX2, nk);
+  const u = uniforms(p, q, k, v, g).setAll(AU.OS, out.strides.slice(0, 3)).setAll(AU.DQS, [dq.offset, ...dq.strides.slice(0, 3)]);
   const ins = [q.buffer, k.buffer, v.buffer, g.buffer, out.buffer];
   const { wg, bwd: r } = blockShape(p.D);
   const cfg = cfgOf(p, [q, k, v, g], wg, coopWidth());
-  dispatch({ ...attnBackwardDq(cfg, r), buffers: [...ins, maskBuf(p, q), dq.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * r)), p.H, p.B] });
-  if (!needKv || nk === 0) return [dq, null, null];
-  const [dk, dv] = outputs(k.shape, p.tmk, nk, 2);
-  dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, dq.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
+  const di = Tensor.empty([rows]); // Di = rowsum(dO * O), from pass 1 for pass 2
+  dispatch({
+    ...attnBackwardDq(cfg, r), buffers: [...ins, maskBuf(p, q), dq.buffer, di.buffer], readOnly: [true, true, true, true, true, true, false, false],
+    uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * r)), p.H, p.B],
+  });
+  if (!needKv || nk === 0) {
+    di.dispose();
+    return [dq, null, null];
+  }
+  const [dk, dv] = packed ? packed.slice(1) : outputs(k.shape, timeMajor(k), 0, 2);
+  u.setAll(AU.DKS, [dk.offset, ...dk.strides.slice(0, 3)]).set(AU.AUX2, dv.offset - dk.offset);
+  dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, di.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
+  di.dispose();
   return [dq, dk, dv];
 }
 

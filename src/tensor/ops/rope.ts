@@ -22,6 +22,9 @@ export interface RopeOpts {
   theta?: number;
   /** 'interleaved' pairs (0,1),(2,3),... as llama2.c / Meta; 'half' pairs (i, i+Dh/2) as HF rotate_half. */
   layout?: RopeLayout;
+  /** Rotate only the first `heads` of the H heads and copy the rest (default all): one pass over
+   * a packed [B, T, Hq + Hkv + Hkv, Dh] q|k|v projection leaves v as it is. */
+  heads?: number;
 }
 
 // Tables per (theta, Dh), grown on demand. Backward looks the table up again rather than
@@ -50,7 +53,7 @@ function table(theta: number, dh: number, need: number): { t: Tensor; len: numbe
   return next;
 }
 
-function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number): Tensor {
+function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number): Tensor {
   const [T, H, Dh] = x.shape.slice(-3);
   const pairs = numel(x.shape) / 2;
   const out = Tensor.empty(x.shape, 'f32');
@@ -63,7 +66,7 @@ function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: R
   const [sB, sT, sH] = lead !== undefined ? [lead, x.strides[x.rank - 3], x.strides[x.rank - 2]] : [T * H * Dh, H * Dh, Dh];
   const explicit = typeof positions !== 'number';
   const ps = explicit ? denseRows('rope', positions) : undefined;
-  const u = new Uniforms(16).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset).setAll(12, [sB, sT, sH]);
+  const u = new Uniforms(16).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset).setAll(12, [sB, sT, sH]).set(15, heads);
   u.setI(5, explicit ? 0 : positions).set(6, ps ? ps.t.offset : 0).set(7, explicit && positions.rank > 1 ? T : 0).set(8, tab.len).setF(9, sign);
   const bufs = [xs.t.buffer, tab.t.buffer, ...(ps ? [ps.t.buffer] : []), out.buffer];
   dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(ropeGroups(pairs)) });
@@ -114,9 +117,11 @@ export function rope(x: Tensor, opts: RopeOpts = {}): Tensor {
       need = h.reduce((m, v) => Math.max(m, v + 1), 0);
     }
   }
-  const y = ropeRaw(x, positions, theta, layout, 1, need);
+  const H = x.shape[x.rank - 2], heads = opts.heads ?? H;
+  if (!Number.isInteger(heads) || heads < 0 || heads > H) throw new Error(`rope: heads ${opts.heads} must be an integer in [0, ${H}] for input ${fmt(x.shape)}`);
+  const y = ropeRaw(x, positions, theta, layout, 1, need, heads);
   return withGrad('rope', y, [x], (g) => {
     if (typeof positions !== 'number') positions.assertAlive('rope backward (positions disposed)');
-    return [ropeRaw(g, positions, theta, layout, -1, need)];
+    return [ropeRaw(g, positions, theta, layout, -1, need, heads)];
   });
 }
