@@ -119,11 +119,15 @@ function coopWidth(): number {
  * Block-kernel shape for head size D: rows owned per lane in the forward and backward kernels.
  * More rows amortise each cooperative load over more FMAs (on lavapipe, D = 64 forward: 1 row
  * 8 ms, 2 rows 4 ms at B8 H4 T128) but multiply live registers, and LLVM's compile time grows
- * steeply with them (D = 64 backward: 12 s at 1 row, 35 s at 2). Workgroups stay small: the
- * causal diagonal wastes about (wg * rows) / T of the work; 8..32 measured the same.
+ * steeply with them (D = 64 backward: 12 s at 1 row, ~35 s at 2, over 2 min at 4). The causal
+ * diagonal wastes about (wg * rows) / T of the work. D = 64 at B8 H4 T128 (forward + backward,
+ * packed q|k|v, `bench/train.ts`'s attention): wg 16 with 1 backward row 21.0 ms, 2 rows 17.1;
+ * wg 8 with 2 rows 14.1-16.2; wg 8 with 3 rows 18.4; wg 4 30.2 (a subgroup of 4 shares less).
  */
 function blockShape(D: number): { wg: number; fwd: number; bwd: number } {
-  return { wg: 16, fwd: D <= 16 ? 4 : D <= 64 ? 2 : 1, bwd: D <= 32 ? 2 : 1 };
+  if (D <= 32) return { wg: 16, fwd: D <= 16 ? 4 : 2, bwd: 2 };
+  if (D <= 64) return { wg: 8, fwd: 2, bwd: 2 };
+  return { wg: 16, fwd: 1, bwd: 1 };
 }
 
 const cfgOf = (p: Plan, ts: Tensor[], wg: number, sg: number): AttnKernelCfg => ({ D: p.D, dtypes: ts.map((t) => t.dtype), wg, sg: Math.min(sg, wg) });
