@@ -5,7 +5,7 @@
 //
 // Run: npm run bench -- matmul [--no-torch] [--no-variants] [--rounds N] [--min-ms N]
 // Timing: one warm-up call (compiles), then `rounds` rounds of back-to-back calls recorded into
-// one submit and awaited with sync(); each round lasts at least min-ms. "ms" is the best round
+// the queue (a submit per 32 dispatches) and awaited with sync(); each round lasts at least min-ms. "ms" is the best round
 // (the machine's speed when nothing else runs), "ms_median" the median round.
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -110,7 +110,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
   console.log(`# machine: ${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, node ${process.version}`);
   console.log(`# adapter: ${adapter} (${g.info.isSoftware ? 'software: lavapipe/llvmpipe' : 'hardware'}; subgroups ${g.hasSubgroups}, shader-f16 ${g.hasF16})${process.env.LP_NUM_THREADS ? `, LP_NUM_THREADS=${process.env.LP_NUM_THREADS}` : ''}`);
   console.log(`# shapes (m x n x k): ${SHAPES.map((s) => `${s.label} ${s.m}x${s.n}x${s.k} ${layoutOf(s)}`).join('; ')}`);
-  console.log(`# timing: best of ${rounds} rounds of >= ${minMs} ms, all calls of a round in one submit`);
+  console.log(`# timing: best of ${rounds} rounds of >= ${minMs} ms, all calls of a round recorded back to back, one sync`);
 
   // 1. The chosen variant per shape, through the matmul op.
   const rows: { s: Shape; variant: string; ms: number; median: number }[] = [];
@@ -153,7 +153,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
     dispose();
   }
 
-  // 3. Fixed cost of a small dispatch: 1000 tiny elementwise ops recorded into one submit.
+  // 3. Fixed cost of a small dispatch: 1000 tiny elementwise ops recorded back to back.
   {
     const x = T.Tensor.from(new Float32Array(64).fill(1), [64]);
     const n = 1000;
@@ -161,7 +161,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
       for (let i = 0; i < n; i++) T.add(x, x).dispose();
     }, rounds, 0.01);
     x.dispose();
-    emit({ bench: 'dispatch', what: '1000 add([64]) in one submit', us_per_dispatch: +((r.best * 1000) / n).toFixed(1), us_median: +((r.median * 1000) / n).toFixed(1), adapter });
+    emit({ bench: 'dispatch', what: '1000 add([64]) back to back', us_per_dispatch: +((r.best * 1000) / n).toFixed(1), us_median: +((r.median * 1000) / n).toFixed(1), adapter });
   }
 
   // 4. PyTorch on the CPU for the same shapes: as installed, and with OpenBLAS's AVX-512 kernels

@@ -4,7 +4,7 @@
 // time goes: GPU ms per kernel family, dispatches per step and their estimated fixed cost,
 // host (JavaScript) time to record a step.
 //
-// Run: node --import tsx bench/train.ts [--steps N] [--warmup N] [--no-torch] [--no-profile]
+// Run: node --import tsx bench/train.ts [--steps N (10; both engines, mean and best reported)] [--warmup N] [--no-torch] [--no-profile]
 //      [--layers 4 --dim 256 --heads 4 --hidden 704 --vocab 4096 --seq 128 --batch 8]
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -55,7 +55,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
     layers: argOf(args, 'layers', 4), dim: argOf(args, 'dim', 256), heads: argOf(args, 'heads', 4), hidden: argOf(args, 'hidden', 704),
     vocab: argOf(args, 'vocab', 4096), seq: argOf(args, 'seq', 128), batch: argOf(args, 'batch', 8),
   };
-  const steps = argOf(args, 'steps', 5), warmup = argOf(args, 'warmup', 2);
+  const steps = argOf(args, 'steps', 10), warmup = argOf(args, 'warmup', 2);
   const gpu = await T.initGpu();
   const cfg = llamaConfig({ dim: c.dim, nLayers: c.layers, nHeads: c.heads, hiddenDim: c.hidden, vocabSize: c.vocab, maxSeqLen: c.seq });
   const model = await initLlama(cfg, 0);
@@ -140,7 +140,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
   const script = path.join(here, 'train_torch.py');
   const targs = [script, '--layers', c.layers, '--dim', c.dim, '--heads', c.heads, '--hidden', c.hidden, '--vocab', c.vocab, '--seq', c.seq, '--batch', c.batch].map(String);
   const torchRun = (label: string, env: NodeJS.ProcessEnv) => {
-    const line = execFileSync(py, [...targs, '--steps', String(Math.max(steps, 6)), '--label', label], { env, encoding: 'utf8' }).trim().split('\n').pop()!;
+    const line = execFileSync(py, [...targs, '--steps', String(steps), '--label', label], { env, encoding: 'utf8' }).trim().split('\n').pop()!;
     const o = JSON.parse(line) as Record<string, number>;
     emit(o);
     return o;
