@@ -118,6 +118,47 @@ test('lmLoss ignores padded positions: changing pad inputs or adding padded rows
   model.w.dispose();
 });
 
+test('packed q|k|v and gate|up products (the training path) give the loss and gradients of separate products, GQA and q/k/v biases included', async () => {
+  await T.initGpu();
+  for (const extra of [{ nKvHeads: 2 }, { nKvHeads: 4, qkvBias: true }]) {
+    const c = llamaConfig({ dim: 32, nLayers: 2, nHeads: 4, vocabSize: V, maxSeqLen: 64, hiddenDim: 48, ...extra });
+    const model = await initLlama(c, 5);
+    if (c.qkvBias) {
+      // initLlama leaves biases at zero; make them matter.
+      for (const [n, t] of model.w.map) if (n.endsWith('_proj.bias')) T.noGrad(() => T.copyInto(t, T.fill(t.shape, 0.05 * (n.length % 7) - 0.1)));
+    }
+    const B = 3, Tn = 21;
+    const ids = T.Tensor.from(Int32Array.from({ length: B * Tn }, (_, i) => 1 + ((i * 17) % (V - 1))), [B, Tn], 'i32');
+    const tg = T.Tensor.from(Int32Array.from({ length: B * Tn }, (_, i) => 1 + ((i * 23 + 5) % (V - 1))), [B, Tn], 'i32');
+    const run = async (packed: boolean) => {
+      T.zeroGrad(model.w.params());
+      const loss = T.tidy(() => {
+        const { logits } = model.forward(ids, { packed });
+        const l = T.crossEntropy(logits!.reshape([B * Tn, V]), tg.reshape([B * Tn]));
+        l.backward();
+        return l;
+      });
+      const grads = new Map<string, Float32Array>();
+      for (const [n, t] of model.w.map) grads.set(n, (await t.grad!.data()) as Float32Array);
+      const v = await loss.item();
+      loss.dispose();
+      return { v, grads };
+    };
+    const a = await run(false), b = await run(true);
+    assert.ok(Math.abs(a.v - b.v) <= 1e-6 * Math.abs(a.v), `loss ${a.v} vs ${b.v}`);
+    for (const [n, ga] of a.grads) {
+      const gb = b.grads.get(n)!;
+      let num = 0, den = 0;
+      for (let i = 0; i < ga.length; i++) { num += (ga[i] - gb[i]) ** 2; den += ga[i] ** 2; }
+      assert.ok(den > 0, `${n}: zero gradient`);
+      assert.ok(Math.sqrt(num / den) < 1e-5, `${n}: packed and separate gradients differ (relative ${Math.sqrt(num / den)})`);
+    }
+    T.zeroGrad(model.w.params());
+    model.w.dispose();
+    ids.dispose(); tg.dispose();
+  }
+});
+
 test('a 2-layer d=32 Llama learns a synthetic counting/pattern corpus (loss < 0.5 from ~3.7)', async () => {
   const model = await initLlama(cfg, 11);
   const data = new DataLoader(syntheticCorpus(5), { batchSize: 16, seqLen: 32, seed: 2 });

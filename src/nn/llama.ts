@@ -15,6 +15,12 @@ export interface ForwardOptions {
   capture?: number[];
   /** Replace the input embedding at one position per row with these vectors ([B, D]). */
   inject?: { positions: number[]; vectors: Tensor };
+  /**
+   * Stack the q|k|v and the gate|up weights into one product each (default: when those weights
+   * require gradients and there is no cache, i.e. training). Same values either way; stacking
+   * copies the weights per call, which pays only when a backward pass follows.
+   */
+  packed?: boolean;
 }
 
 export interface ForwardResult {
@@ -76,8 +82,8 @@ export class Llama {
     const captured = new Map<number, Tensor>();
     for (let l = 0; l <= last; l++) {
       const p = `model.layers.${l}.`;
-      x = T.add(x, this.attention(l, T.rmsNorm(x, this.w.get(p + 'input_layernorm.weight'), c.normEps), start, opts.cache));
-      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.w.get(p + 'post_attention_layernorm.weight'), c.normEps)));
+      x = T.add(x, this.attention(l, T.rmsNorm(x, this.w.get(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
+      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.w.get(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
       if (opts.capture?.includes(l)) captured.set(l, x);
     }
     opts.cache?.advance(Tn);
@@ -89,7 +95,7 @@ export class Llama {
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }
 
-  private attention(l: number, x: Tensor, start: number, cache?: KVCache): Tensor {
+  private attention(l: number, x: Tensor, start: number, cache?: KVCache, packed?: boolean): Tensor {
     const c = this.cfg, hd = this.headDim;
     const [B, Tn] = x.shape;
     const p = `model.layers.${l}.self_attn.`;
@@ -97,7 +103,7 @@ export class Llama {
     const rope = (t: Tensor, heads?: number) => T.rope(t, { start, theta: c.ropeTheta, layout: c.ropeLayout, heads });
     const wq = this.w.get(p + 'q_proj.weight'), wk = this.w.get(p + 'k_proj.weight'), wv = this.w.get(p + 'v_proj.weight');
     let q: Tensor, k: Tensor, v: Tensor;
-    if (!cache && (wq.requiresGrad || wk.requiresGrad || wv.requiresGrad)) {
+    if (!cache && (packed ?? (wq.requiresGrad || wk.requiresGrad || wv.requiresGrad))) {
       // Training: one product with the stacked [q; k; v] weights into [B, T, H + 2Hkv, Dh], one
       // RoPE pass over its q and k heads, and q, k, v as head slices of it. Attention writes
       // their gradients side by side, so the packed gradient needs no assembly, and the three
@@ -119,10 +125,10 @@ export class Llama {
     return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), this.w.get(p + 'o_proj.weight'));
   }
 
-  private mlp(l: number, x: Tensor): Tensor {
+  private mlp(l: number, x: Tensor, packed?: boolean): Tensor {
     const p = `model.layers.${l}.mlp.`;
     const wg = this.w.get(p + 'gate_proj.weight'), wu = this.w.get(p + 'up_proj.weight'), wd = this.w.get(p + 'down_proj.weight');
-    if (wg.requiresGrad || wu.requiresGrad) {
+    if (packed ?? (wg.requiresGrad || wu.requiresGrad)) {
       // Training: one product with the stacked [gate; up] weights and the fused SwiGLU, whose
       // backward writes d[gate | up] in one pass; the stacked weight's gradient splits back into
       // the two weights as views. (The stack is a per-step copy of both weights, so inference,

@@ -1,6 +1,6 @@
 // The tensor engine's public surface.
 import './methods.js';
-export { Tensor, noGrad, isGradEnabled, Storage } from './tensor.js';
+export { Tensor, noGrad, isGradEnabled, Storage, PlacedGrad } from './tensor.js';
 export type { GradNode, BackwardFn } from './tensor.js';
 export { backward, withGrad, param, zeroGrad } from './autograd.js';
 export { tidy, tidyAsync, keep } from './scope.js';
