@@ -14,7 +14,7 @@ import { DataLoader, TokenDataset } from '../src/nn/data.js';
 import { initLlama, llamaConfig } from '../src/nn/init.js';
 import { Trainer } from '../src/nn/train.js';
 import * as T from '../src/tensor/index.js';
-import { profileReport, startProfiling } from '../src/tensor/runtime.js';
+import { profileDetail, profileReport, startProfiling } from '../src/tensor/runtime.js';
 import { SeededRng } from '../src/util/rng.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -120,7 +120,8 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
         bench: 'train-profile', engine: 'nla', ms_per_step: nla.ms_per_step, gpu_kernel_ms: +gpuMs.toFixed(1),
         dispatches_per_step: Math.round(dispatches), est_dispatch_overhead_ms: +overheadMs.toFixed(1), host_record_ms: +(hostMs / steps).toFixed(1),
         kernels: [...fam].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ kernel: k, ms: +v.ms.toFixed(2), count: v.count, pct: +((100 * v.ms) / gpuMs).toFixed(1) })),
-        top_variants: rep.slice(0, 10).map((e) => ({ kernel: e.kernel, ms: +e.ms.toFixed(2), count: e.count })),
+        // The costliest dispatches apart by what they worked on (each matmul's m x n x k and operand layout).
+        top_variants: (await profileDetail()).slice(0, 12).map((e) => ({ kernel: e.kernel, ...(e.note ? { note: e.note } : {}), ms: +e.ms.toFixed(2), count: e.count })),
       });
       console.log(`# nla step ${nla.ms_per_step} ms: GPU kernels ${gpuMs.toFixed(1)} ms, ${Math.round(dispatches)} dispatches (~${overheadMs.toFixed(1)} ms at ${DISPATCH_US} us each), host recording ${(hostMs / steps).toFixed(1)} ms`);
       for (const [k, v] of [...fam].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {

@@ -1,9 +1,10 @@
 // Views: reshape, permute/transpose, slice, expand, squeeze/unsqueeze share storage (no kernel
-// unless a reshape needs dense input). concat/split/stack assemble or cut along one axis.
+// unless a reshape's strides cannot express the new shape). concat/split/stack assemble or cut
+// along one axis; a slice's gradient is placed (autograd.ts assembles the pieces).
 import { withGrad } from '../autograd.js';
 import { axisOf, contiguousStrides, fmt, numel, viewStrides, type Shape } from '../shape.js';
 import { PlacedGrad, Tensor } from '../tensor.js';
-import { contiguous, copyInto, zeros } from './copy.js';
+import { contiguous, copyInto } from './copy.js';
 import { sumTo } from './reduce.js';
 
 export function reshape(x: Tensor, shape: Shape): Tensor {
