@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
 import * as ref from '../src/tensor/reference/core.js';
-import { Nd } from '../src/tensor/reference/nd.js';
+import { Nd, unravel } from '../src/tensor/reference/nd.js';
+import { contiguousStrides, numel, viewStrides } from '../src/tensor/shape.js';
+import { rng } from '../src/testing/property.js';
 import { arbShape, checkOp, property, randomNd } from '../src/testing/property.js';
 
 // A shape plus a non-empty sorted subset of its axes.
@@ -93,6 +95,38 @@ test('slice gradients assemble: a split covering the axis, gaps, overlaps, slice
       grad: true,
     });
   }, { numRuns: 8 });
+});
+
+test('viewStrides: whenever it returns strides, they read the view in row-major order (random permuted and sliced views, random regroupings)', () => {
+  fc.assert(fc.property(arbShape({ minRank: 1, maxRank: 4, maxDim: 5 }), fc.integer({ min: 0, max: 1e6 }), (shape, seed) => {
+    const r = rng(seed);
+    // A view of a dense base: permute, then maybe slice one axis.
+    const perm = shape.map((_, i) => i).sort(() => r() - 0.5);
+    const baseStrides = contiguousStrides(perm.map((p) => shape[p]));
+    const vShape = shape.slice(), vStrides = perm.map((_, i) => baseStrides[perm.indexOf(i)]);
+    let offset = 0;
+    const ax = Math.floor(r() * shape.length);
+    if (shape[ax] > 1 && r() < 0.5) { vShape[ax] -= 1; offset = vStrides[ax]; }
+    // Regroup into a random factorisation of the element count.
+    const n = numel(vShape);
+    const target: number[] = [];
+    let rest = n;
+    while (rest > 1) {
+      const divs = Array.from({ length: rest }, (_, i) => i + 1).filter((d) => rest % d === 0 && d > 1);
+      const d = divs[Math.floor(r() * divs.length)];
+      target.push(d);
+      rest /= d;
+    }
+    if (r() < 0.3) target.splice(Math.floor(r() * (target.length + 1)), 0, 1);
+    const st = viewStrides(vShape, vStrides, target);
+    if (!st) return;
+    const addr = (idx: number[], str: number[]) => offset + idx.reduce((a, v, i) => a + v * str[i], 0);
+    for (let f = 0; f < n; f++) {
+      const got = addr(unravel(f, target), st);
+      const want = addr(unravel(f, vShape), vStrides);
+      if (got !== want) throw new Error(`viewStrides(${vShape}, ${vStrides}, ${target}) = ${st}: element ${f} at ${got}, view has it at ${want}`);
+    }
+  }), { numRuns: 300, seed: 42 });
 });
 
 test('reshape of a strided view is a view when the strides allow (column slice split into heads), a copy otherwise', async () => {

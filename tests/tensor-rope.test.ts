@@ -62,6 +62,23 @@ test('rope reads strided views in place: heads of a packed q|k|v projection and 
   }, { numRuns: 8 });
 });
 
+test('rope with heads = k rotates the first k heads and copies the rest (a packed q|k|v), with gradients', async () => {
+  await property(arbRope, async ([B, Tn, H, halfDh, layout, start, seed]) => {
+    const Dh = 2 * halfDh, extra = 1 + (seed % 3), k = seed % (H + 1); // 0..H heads rotated
+    await checkOp({
+      name: `rope heads ${k} of ${H + extra} ${layout}`, inputs: [randomNd([B, Tn, H + extra, Dh], seed)],
+      gpu: ([x]) => T.rope(x, { positions: start, layout, heads: k }),
+      ref: ([x]) => {
+        const parts = [...(k > 0 ? [nn.rope(ref.slice(x, 2, 0, k), start, 10000, layout)] : []), ref.slice(x, 2, k, H + extra)];
+        return ref.concat(parts, 2);
+      },
+      atol: 2e-6, rtol: 1e-5, grad: true,
+    });
+  }, { numRuns: 8 });
+  await T.initGpu();
+  assert.throws(() => T.rope(T.zeros([1, 2, 3, 4]), { heads: 4 }), /heads 4 must be an integer in \[0, 3\]/);
+});
+
 test('rope angles follow llama2.c float32 arithmetic exactly at large positions', async () => {
   await T.initGpu();
   const f = Math.fround, Dh = 8, pos = 1000;

@@ -19,8 +19,9 @@ export interface KernelSpec {
   uniforms: Uint32Array;
   /** Workgroup counts; x above the 65535 limit is split into y automatically by callers via grid(). */
   workgroups: [number, number?, number?];
-  /** What this dispatch works on (e.g. a matmul's m x n x k), kept apart per value by the profiler. */
-  note?: string;
+  /** What this dispatch works on (e.g. a matmul's m x n x k), kept apart per value by the
+   * profiler; a function so it costs nothing unless profiling. */
+  note?: () => string;
 }
 
 const pipelines = new Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>();
@@ -111,7 +112,7 @@ export function dispatch(spec: KernelSpec): void {
   if (profiler) {
     // Profiling: one pass per dispatch, bracketed by GPU timestamps.
     if (pass) { pass.end(); pass = undefined; }
-    pass = encoder.beginComputePass({ timestampWrites: profiler.slot(spec.note ? `${spec.key}|@${spec.note}` : spec.key) });
+    pass = encoder.beginComputePass({ timestampWrites: profiler.slot(spec.note ? `${spec.key}|@${spec.note()}` : spec.key) });
   }
   pass ??= encoder.beginComputePass();
   pass.setPipeline(pipeline);

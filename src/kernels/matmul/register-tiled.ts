@@ -175,6 +175,6 @@ export function launchTiled(p: MatmulProblem, cfg: TileConfig, aMode: AMode, bMo
   for (const [start, count] of batchChunks(p.batch)) {
     const u = new Uniforms(12);
     u.setAll(0, [p.m, p.n, p.k, start, ...aw, ...bw]);
-    dispatch({ ...spec, buffers: [a.buffer, b.buffer, p.out], uniforms: u.u32, workgroups: [Math.ceil(p.n / cols), Math.ceil(p.m / rows), count], note: `${p.m}x${p.n}x${p.k} A${aMode} B${bMode}${p.accumulate ? ' +=' : ''}` });
+    dispatch({ ...spec, buffers: [a.buffer, b.buffer, p.out], uniforms: u.u32, workgroups: [Math.ceil(p.n / cols), Math.ceil(p.m / rows), count], note: () => `${p.m}x${p.n}x${p.k} A${aMode} B${bMode}${p.accumulate ? ' +=' : ''}` });
   }
 }
