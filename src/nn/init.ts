@@ -117,9 +117,3 @@ export async function initLlama(cfg: LlamaConfig, seed: number, opts: InitOption
   await initGpu();
   return new Llama(cfg, Weights.fromHost(initLlamaHost(cfg, seed, opts)));
 }
-
-/** A randomly initialised GPT-2 on the GPU (trainable parameters). */
-export async function initGpt2(cfg: Gpt2Config, seed: number, opts: InitOptions = {}): Promise<Gpt2> {
-  await initGpu();
-  return new Gpt2(cfg, Weights.fromHost(initGpt2Host(cfg, seed, opts)));
-}

@@ -73,7 +73,7 @@ export class Llama {
 
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardResult {
     const c = this.cfg;
-    const [B, Tn] = ids.shape;
+    const [, Tn] = ids.shape;
     const last = opts.untilLayer ?? c.nLayers - 1;
     if (!Number.isInteger(last) || last < 0 || last >= c.nLayers) throw new Error(`Llama.forward: layer ${last} out of range (the model has blocks 0..${c.nLayers - 1})`);
     const start = opts.cache?.length ?? 0;
@@ -90,7 +90,6 @@ export class Llama {
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.rmsNorm(x, this.w.get('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
-    void B;
     const logits = T.linear(h, head);
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }

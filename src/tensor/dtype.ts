@@ -4,7 +4,4 @@ export type DType = 'f32' | 'f16' | 'i32';
 
 export const BYTES: Record<DType, number> = { f32: 4, f16: 2, i32: 4 };
 
-/** WGSL element type of a storage array of this dtype. */
-export const WGSL_TYPE: Record<DType, string> = { f32: 'f32', f16: 'f16', i32: 'i32' };
-
 export type HostArray = Float32Array | Int32Array | Uint16Array;

@@ -4,8 +4,6 @@
 // ordered with submits, so the arena can be reused by the next batch).
 import { debugLevel, gpu } from './device.js';
 
-export interface Binding { buffer: GPUBuffer; }
-
 export interface KernelSpec {
   /** Cache key: everything that changes the WGSL text. */
   key: string;
@@ -124,15 +122,6 @@ export function dispatch(spec: KernelSpec): void {
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
 }
 
-/** Record a buffer-to-buffer copy in order with the dispatches. */
-export function copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
-  const device = gpu().device;
-  encoder ??= device.createCommandEncoder();
-  if (pass) { pass.end(); pass = undefined; }
-  encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
-  pendingDispatches++;
-}
-
 /** Submit everything recorded so far. */
 export function flush(): void {
   if (!encoder) return;
@@ -147,10 +136,6 @@ export function flush(): void {
   arenaUsed = 0;
   pendingDispatches = 0;
   stats.submits++;
-}
-
-export function hasPending(): boolean {
-  return encoder !== undefined;
 }
 
 /** Upload host data. Writes are queue-ordered before pending commands, so flush first. */

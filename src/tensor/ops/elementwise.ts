@@ -4,7 +4,7 @@ import { Uniforms } from '../../kernels/uniforms.js';
 import { gpu } from '../device.js';
 import type { DType } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
-import { broadcastShapes, fmt, numel, sameShape } from '../shape.js';
+import { broadcastShapes, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { withGrad } from '../autograd.js';
 import { sumTo } from './reduce.js';
@@ -180,8 +180,4 @@ export function where(cond: Tensor, a: Tensor | Scalar, b: Tensor | Scalar): Ten
     sumTo(launchElementwise('where_grad_a', 'select(0.0, x1, x0 != 0.0)', [cond, g], 'f32', [], broadcastShapes('where', cond.shape, g.shape)), ta.shape),
     sumTo(launchElementwise('where_grad_b', 'select(x1, 0.0, x0 != 0.0)', [cond, g], 'f32', [], broadcastShapes('where', cond.shape, g.shape)), tb.shape),
   ]);
-}
-
-export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shapes ${fmt(a.shape)} and ${fmt(b.shape)} must match`);
 }

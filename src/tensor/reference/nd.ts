@@ -82,12 +82,3 @@ export function reduceAxes(x: Nd, axes: number[], init: number, f: (acc: number,
   const n = numel(axes.map((a) => x.shape[a]));
   return new Nd(shape, acc.map((a) => finish(a, n)));
 }
-
-/** Sum a broadcast result back down to `shape`. */
-export function sumToShape(x: Nd, shape: readonly number[]): Nd {
-  const lead = x.rank - shape.length;
-  const axes: number[] = [];
-  for (let i = 0; i < x.rank; i++) if (i < lead || (shape[i - lead] === 1 && x.shape[i] !== 1)) axes.push(i);
-  const r = reduceAxes(x, axes, 0, (a, v) => a + v);
-  return r.reshape([...shape]);
-}
