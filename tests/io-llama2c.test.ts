@@ -11,7 +11,7 @@ import { readLlama2c, writeLlama2c } from '../src/io/llama2c.js';
 import { halfToInterleaved, interleavedToHalf, permuteRopeTensor } from '../src/io/rope-permute.js';
 import type { LlamaConfig } from '../src/io/config.js';
 import type { HostTensor } from '../src/io/host-tensor.js';
-import { mulberry32 } from '../src/nla/rng.js';
+import { rng as seeded } from '../src/util/rng.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 function sharedModel(name: string): string | undefined {
@@ -120,7 +120,7 @@ describe('llama2.c format edge cases (synthetic)', () => {
     arch: 'llama', dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 10, maxSeqLen: 4,
     normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'interleaved', tieEmbeddings: false, qkvBias: false, bosId: 1, eosId: 2,
   };
-  const rng = mulberry32(7);
+  const rng = seeded(7);
   const rand = (shape: number[]): HostTensor => ({ dtype: 'f32', shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng() - 0.5) });
   const weights = new Map<string, HostTensor>([['model.embed_tokens.weight', rand([10, 8])], ['model.norm.weight', rand([8])], ['lm_head.weight', rand([10, 8])]]);
   for (let i = 0; i < 2; i++) {
@@ -207,7 +207,7 @@ describe('RoPE q/k row permutation', () => {
 
   test('interleaved RoPE on W x equals rotate-half RoPE on permuted(W) x, up to the same row permutation', () => {
     const heads = 2, hd = 8, dim = 5, pos = 3, theta = 10000;
-    const rng = mulberry32(3);
+    const rng = seeded(3);
     const W = Float32Array.from({ length: heads * hd * dim }, () => rng() - 0.5);
     const x = Float32Array.from({ length: dim }, () => rng() - 0.5);
     const matvec = (m: Float32Array): number[] => Array.from({ length: heads * hd }, (_, r) => x.reduce((s, xv, c) => s + m[r * dim + c]! * xv, 0));

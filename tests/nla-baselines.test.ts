@@ -5,7 +5,7 @@ import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
 import { probeAccuracy } from '../src/nla/probe.js';
 import { probeAccuracyGpu } from '../src/nla/probe-gpu.js';
 import { initGpu } from '../src/tensor/index.js';
-import { type Rng, mulberry32, randInt } from '../src/nla/rng.js';
+import { type Rng, randInt, rng } from '../src/util/rng.js';
 
 const d = 12;
 const vocab = 10;
@@ -32,7 +32,7 @@ function makeRows(r: Rng, n: number, f: (prev: number, cur: number) => Float64Ar
 }
 
 test('the token lookup is exact when activations depend only on the current token', () => {
-  const r = mulberry32(1);
+  const r = rng(1);
   const table = Array.from({ length: vocab }, () => randomVec(r, d));
   const f = (_p: number, c: number) => table[c]!;
   const res = fveToken(makeRows(r, 2000, f), makeRows(r, 500, f), d);
@@ -41,7 +41,7 @@ test('the token lookup is exact when activations depend only on the current toke
 });
 
 test('an unseen token falls back to the global mean, which scores like the floor', () => {
-  const r = mulberry32(2);
+  const r = rng(2);
   const table = Array.from({ length: vocab }, () => randomVec(r, d));
   const train = makeRows(r, 1000, (_p, c) => table[c]!);
   const test_ = { h: Float64Array.from(table[3]!), ids: [999] };
@@ -52,7 +52,7 @@ test('an unseen token falls back to the global mean, which scores like the floor
 });
 
 test('the bigram lookup is exact when activations depend only on the (previous, current) pair', () => {
-  const r = mulberry32(3);
+  const r = rng(3);
   const table = Array.from({ length: (vocab + 1) * vocab }, () => randomVec(r, d));
   const f = (p: number, c: number) => table[(p + 1) * vocab + c]!;
   const train = makeRows(r, 6000, f);
@@ -68,7 +68,7 @@ test('the bigram lookup is exact when activations depend only on the (previous, 
 });
 
 test('the floor is below 0 on data with a common direction plus noise', () => {
-  const r = mulberry32(4);
+  const r = rng(4);
   const common = randomVec(r, d);
   const f = () => common.map((x) => x + 0.8 * gaussian(r));
   const res = fveFloor(makeRows(r, 1000, f), makeRows(r, 300, f), d);
@@ -76,7 +76,7 @@ test('the floor is below 0 on data with a common direction plus noise', () => {
 });
 
 function probeData(seed: number, n: number, dim: number, classes: number, separation: number) {
-  const r = mulberry32(seed);
+  const r = rng(seed);
   const centres = Array.from({ length: classes }, () => randomVec(r, dim));
   const y = new Int32Array(n);
   const x = new Float64Array(n * dim);

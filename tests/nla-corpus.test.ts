@@ -11,7 +11,7 @@ import {
   generateStories,
   scoreFields,
 } from '../src/nla/corpus.js';
-import { mulberry32 } from '../src/nla/rng.js';
+import { rng as seeded } from '../src/util/rng.js';
 
 // A word-level stand-in for the BPE tokenizer: one token per word or punctuation mark,
 // each starting at its leading space, as SentencePiece pieces do.
@@ -27,9 +27,9 @@ const wordTokenize = (s: string) => {
 
 const wordIn = (text: string, w: string) => new RegExp(`\\b${w}\\b`, 'i').test(text);
 
-test('mulberry32 is deterministic and uniform in [0, 1)', () => {
-  const a = mulberry32(42);
-  const b = mulberry32(42);
+test('the seeded rng (mulberry32) is deterministic and uniform in [0, 1)', () => {
+  const a = seeded(42);
+  const b = seeded(42);
   let sum = 0;
   for (let i = 0; i < 10000; i++) {
     const x = a();
@@ -38,7 +38,7 @@ test('mulberry32 is deterministic and uniform in [0, 1)', () => {
     sum += x;
   }
   assert.ok(Math.abs(sum / 10000 - 0.5) < 0.02);
-  assert.notEqual(mulberry32(1)(), mulberry32(2)());
+  assert.notEqual(seeded(1)(), seeded(2)());
 });
 
 test('generateStories is the same for the same seed and differs across seeds', () => {
@@ -143,15 +143,15 @@ test('describeCut on a hand-picked position', () => {
 test('cutPoints: distinct positions at or after minTokens, deterministic by rng', () => {
   const s = generateStories(1, 9)[0]!;
   const n = wordTokenize(s.text).ids.length;
-  const a = cutPoints(s, wordTokenize, 20, mulberry32(1), 5);
-  const b = cutPoints(s, wordTokenize, 20, mulberry32(1), 5);
+  const a = cutPoints(s, wordTokenize, 20, seeded(1), 5);
+  const b = cutPoints(s, wordTokenize, 20, seeded(1), 5);
   assert.deepEqual(a, b);
   assert.equal(new Set(a.map((c) => c.tokenIndex)).size, 5);
   for (const c of a) {
     assert.ok(c.tokenIndex >= 20 && c.tokenIndex < n);
     assert.equal(c.ids.length, c.tokenIndex + 1);
   }
-  assert.deepEqual(cutPoints(s, wordTokenize, n, mulberry32(1), 3), []);
+  assert.deepEqual(cutPoints(s, wordTokenize, n, seeded(1), 3), []);
 });
 
 test('scoreFields: correct, wrong-value, ambiguous and unknown fields', () => {
@@ -190,7 +190,7 @@ test('fieldsChance is 1/choices per known field, pooled like scoreFields', () =>
   const noWord = fieldsChance(truths, ['name'], false);
   assert.deepEqual(noWord, { expectedCorrect: 0.25, total: 2, rate: 0.125 });
   // a random guesser's measured score matches the expected chance
-  const rng = mulberry32(11);
+  const rng = seeded(11);
   const stories = generateStories(300, 2);
   const cuts = stories.map((s) => describeCut(s, Math.floor(s.text.length * 0.7)));
   let correct = 0;

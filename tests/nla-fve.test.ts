@@ -11,12 +11,12 @@ import {
   varianceNormalized,
 } from '../src/nla/fve.js';
 import { fveFloor } from '../src/nla/baselines.js';
-import { mulberry32 } from '../src/nla/rng.js';
+import { rng } from '../src/util/rng.js';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
 function randomRows(seed: number, n: number, d: number, bias = 0): Float64Array {
-  const r = mulberry32(seed);
+  const r = rng(seed);
   return Float64Array.from({ length: n * d }, (_, k) => r() * 2 - 1 + (k % d === 0 ? bias : 0));
 }
 

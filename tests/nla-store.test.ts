@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ActivationStore, StoreWriter } from '../src/nla/store.js';
-import { rng } from '../src/testing/rng.js';
+import { rng } from '../src/util/rng.js';
 
 function makeStore(dtype: 'f16' | 'f32', n: number, d: number, shardSize: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-store-'));

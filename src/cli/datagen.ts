@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { DEFAULT_SUMMARY_PROMPT, readTextCorpus, summarizeCorpus, type TextItem } from '../nla/datagen.js';
 import { tokenizeWithOffsets } from '../nla/extract.js';
-import { mulberry32 } from '../nla/rng.js';
+import { rng } from '../util/rng.js';
 import { loadTokenizerFor } from '../nn/load.js';
 import { Opts, progressBar, withConfig, wrap } from './options.js';
 
@@ -64,7 +64,7 @@ Example:
     if (corpus) {
       if (!o.has('model') && !o.has('tokenizer')) throw new Error('--corpus needs --model or --tokenizer (its tokenizer places the cuts)');
       const tok = loadTokenizerFor(o.str('model') ?? o.need('tokenizer'), o.str('tokenizer'));
-      const rand = mulberry32(o.int('seed'));
+      const rand = rng(o.int('seed'));
       const cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0);
       items = [];
       readTextCorpus(corpus).forEach((text, doc) => {

@@ -7,7 +7,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { readSummariesJsonl, readTextCorpus } from '../nla/datagen.js';
 import { knownAnswerItems, SPLITS } from '../nla/dataset.js';
 import { extractToStore, type ExtractItem } from '../nla/extract.js';
-import { mulberry32, shuffled } from '../nla/rng.js';
+import { rng, shuffled } from '../util/rng.js';
 import { CHAIN_HELP } from './nla-dir.js';
 import { checkLayer, loadStudied, Opts, progressBar, withConfig } from './options.js';
 
@@ -89,7 +89,7 @@ function prepareOut(out: string, force: boolean): void {
 
 /** Split of each document: a seeded permutation cut at the cumulative shares. */
 function splitOf(docs: number, shares: number[], seed: number): string[] {
-  const perm = shuffled(mulberry32(seed + 7), [...Array(docs).keys()]);
+  const perm = shuffled(rng(seed + 7), [...Array(docs).keys()]);
   const bounds = shares.map((_, i) => Math.round(docs * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
   const out = new Array<string>(docs);
   perm.forEach((doc, rank) => (out[doc] = SPLITS[bounds.findIndex((b) => rank < b)] ?? 'eval'));
@@ -98,7 +98,7 @@ function splitOf(docs: number, shares: number[], seed: number): string[] {
 
 function corpusItems(docs: string[], tok: Tokenizer, maxLen: number, o: { cuts: number; minTokens: number; shares: number[]; seed: number }): ExtractItem[] {
   const split = splitOf(docs.length, o.shares, o.seed);
-  const rand = mulberry32(o.seed + 1);
+  const rand = rng(o.seed + 1);
   const items: ExtractItem[] = [];
   docs.forEach((text, doc) => {
     const ids = tok.encode(text, { bos: true }).slice(0, maxLen);

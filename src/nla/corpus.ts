@@ -4,7 +4,7 @@
 // knows are used, and no story mentions a value of a field other than its own, so "the
 // explanation names the true value and no other" is a clean test.
 
-import { type Rng, mulberry32, pick, randInt } from './rng.js';
+import { type Rng, pick, randInt, rng as seeded } from '../util/rng.js';
 
 export const FIELD_VALUES = {
   name: ['Lily', 'Tom', 'Ben', 'Mia', 'Max', 'Sue', 'Tim', 'Anna'],
@@ -132,7 +132,7 @@ export function renderStory(latents: Latents, rng: Rng): Story {
 
 /** n stories, the same for the same seed on every run. */
 export function generateStories(n: number, seed: number): Story[] {
-  const rng = mulberry32(seed);
+  const rng = seeded(seed);
   const out: Story[] = [];
   for (let i = 0; i < n; i++) out.push(renderStory(sampleLatents(rng), rng));
   return out;

@@ -5,7 +5,7 @@
 import type { Tokenizer } from '../io/tokenizer.js';
 import { cutPoints, generateStories } from './corpus.js';
 import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
-import { mulberry32 } from './rng.js';
+import { rng } from '../util/rng.js';
 
 export const SPLITS = ['av', 'ar', 'rl', 'eval'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -21,7 +21,7 @@ export interface KnownAnswerOptions {
 
 export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): ExtractItem[] {
   const stories = generateStories(opts.stories, opts.seed);
-  const rand = mulberry32(opts.seed + 1);
+  const rand = rng(opts.seed + 1);
   const shares = opts.shares ?? [0.35, 0.35, 0.15, 0.15];
   const bounds = shares.map((_, i) => Math.round(opts.stories * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
   const items: ExtractItem[] = [];

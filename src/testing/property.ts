@@ -9,7 +9,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { tidy } from '../tensor/scope.js';
 import { initGpu } from '../tensor/device.js';
 import '../tensor/methods.js';
-import { rng } from './rng.js';
+import { rng } from '../util/rng.js';
 
 export { Nd };
 

@@ -1,1 +1,0 @@
-export { rng, gaussian, SeededRng } from '../util/rng.js';
