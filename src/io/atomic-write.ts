@@ -5,30 +5,56 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+/**
+ * A temp file beside `target` (same directory, so the rename cannot cross filesystems) that
+ * replaces `target` only on commit(). Writers that must check their bytes before publishing
+ * them (the verified model download) write, check, then commit or abort.
+ */
+export class AtomicFile {
+  private readonly dir: string;
+  private readonly tmp: string;
+  private fd: number | undefined;
+
+  constructor(readonly target: string) {
+    this.dir = path.dirname(path.resolve(target));
+    this.tmp = path.join(this.dir, `.${path.basename(target)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    this.fd = fs.openSync(this.tmp, 'w');
+  }
+
+  write(chunk: Uint8Array): void {
+    if (this.fd === undefined) throw new Error(`${this.target}: write after commit or abort`);
+    let off = 0;
+    while (off < chunk.length) off += fs.writeSync(this.fd, chunk, off, chunk.length - off);
+  }
+
+  /** fsync the data, rename it over the target, then fsync the directory. */
+  commit(): void {
+    if (this.fd === undefined) throw new Error(`${this.target}: commit after commit or abort`);
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.fd = undefined;
+    fs.renameSync(this.tmp, this.target);
+    syncDir(this.dir);
+  }
+
+  /** Drop the temp file; the target stays as it was. Harmless after commit. */
+  abort(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+    fs.rmSync(this.tmp, { force: true });
+  }
+}
+
 /** Write `chunks` in order to `target` atomically. */
 export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): void {
-  const dir = path.dirname(path.resolve(target));
-  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
-  const fd = fs.openSync(tmp, 'w');
+  const file = new AtomicFile(target);
   try {
-    for (const chunk of chunks) {
-      let off = 0;
-      while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
-    }
-    fs.fsyncSync(fd);
+    for (const chunk of chunks) file.write(chunk);
+    file.commit();
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    file.abort();
     throw e;
   }
-  fs.closeSync(fd);
-  try {
-    fs.renameSync(tmp, target);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  syncDir(dir);
 }
 
 /** Best effort: some platforms (Windows) cannot open a directory for fsync. */

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { AtomicFile } from './atomic-write.js';
 
 export interface FindOptions {
   env?: NodeJS.ProcessEnv;
@@ -81,7 +82,6 @@ export async function downloadTinyllama(name: string, cacheDir = defaultCacheDir
   const dir = path.join(cacheDir, 'models');
   fs.mkdirSync(dir, { recursive: true });
   const target = path.join(dir, path.basename(name));
-  const tmp = `${target}.download-${process.pid}-${Math.random().toString(36).slice(2)}`;
   let res: Response;
   try {
     res = await fetch(url);
@@ -90,28 +90,22 @@ export async function downloadTinyllama(name: string, cacheDir = defaultCacheDir
   }
   if (!res.ok || !res.body) throw new Error(`downloadTinyllama: GET ${url} failed: HTTP ${res.status}`);
   const hash = createHash('sha256');
-  const fd = fs.openSync(tmp, 'w');
+  // Written beside the target and renamed over it only once the hash matched.
+  const file = new AtomicFile(target);
   try {
     const reader = res.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       hash.update(value);
-      let off = 0;
-      while (off < value.length) off += fs.writeSync(fd, value, off, value.length - off);
+      file.write(value);
     }
-    fs.fsyncSync(fd);
+    const got = hash.digest('hex');
+    if (got !== sha256.toLowerCase()) throw new Error(`downloadTinyllama: ${url}: sha256 mismatch, expected ${sha256} but got ${got}; file discarded`);
+    file.commit();
   } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    file.abort();
     throw e;
   }
-  fs.closeSync(fd);
-  const got = hash.digest('hex');
-  if (got !== sha256.toLowerCase()) {
-    fs.rmSync(tmp, { force: true });
-    throw new Error(`downloadTinyllama: ${url}: sha256 mismatch, expected ${sha256} but got ${got}; file discarded`);
-  }
-  fs.renameSync(tmp, target);
   return target;
 }
