@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { generate } from '../src/nn/generate.js';
 import { loadModel } from '../src/nn/load.js';
 import * as T from '../src/tensor/index.js';
-import { profileReport, startProfiling } from '../src/tensor/runtime.js';
+import { profileReport, startProfiling } from '../src/tensor/profile.js';
 
 function argOf(args: string[], name: string, def: number): number {
   const i = args.indexOf('--' + name);

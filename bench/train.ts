@@ -14,7 +14,7 @@ import { DataLoader, TokenDataset } from '../src/nn/data.js';
 import { initLlama, llamaConfig } from '../src/nn/init.js';
 import { Trainer } from '../src/nn/train.js';
 import * as T from '../src/tensor/index.js';
-import { profileDetail, profileReport, startProfiling } from '../src/tensor/runtime.js';
+import { profileDetail, profileReport, startProfiling } from '../src/tensor/profile.js';
 import { SeededRng } from '../src/util/rng.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -3,7 +3,7 @@
 
 // The tensor engine: Tensor, ops (each with its gradient), autograd, memory scopes, optimizers.
 export * from './tensor/index.js';
-export { startProfiling, profileReport } from './tensor/runtime.js';
+export { startProfiling, profileReport, profileDetail } from './tensor/profile.js';
 
 // Property-testing helpers (the ones nla's own kernel tests use) and the float64 reference.
 export { checkOp, property, randomNd, randomInts, arbShape, arbBroadcastPair, Nd } from './testing/property.js';

@@ -3,6 +3,7 @@
 // its own slot in a uniform arena that is written once per submit (queue.writeBuffer is
 // ordered with submits, so the arena can be reused by the next batch).
 import { debugLevel, gpu } from './device.js';
+import { activeProfiler } from './profile.js';
 
 export interface KernelSpec {
   /** Cache key: everything that changes the WGSL text. */
@@ -107,8 +108,9 @@ export function dispatch(spec: KernelSpec): void {
     ],
   });
   encoder ??= device.createCommandEncoder();
+  const profiler = activeProfiler();
   if (profiler) {
-    // Profiling: one pass per dispatch, bracketed by GPU timestamps.
+    // Profiling (profile.ts): one pass per dispatch, bracketed by GPU timestamps.
     if (pass) { pass.end(); pass = undefined; }
     pass = encoder.beginComputePass({ timestampWrites: profiler.slot(spec.note ? `${spec.key}|@${spec.note()}` : spec.key) });
   }
@@ -128,6 +130,7 @@ export function flush(): void {
   const device = gpu().device;
   if (pass) { pass.end(); pass = undefined; }
   if (arenaUsed > 0) device.queue.writeBuffer(arena!, 0, arenaHost, 0, arenaUsed * SLOT);
+  const profiler = activeProfiler();
   profiler?.resolve(encoder);
   device.queue.submit([encoder.finish()]);
   profiler?.collect();
@@ -188,98 +191,4 @@ export function grid(n: number): [number, number] {
   if (n <= 65535) return [n, 1];
   const y = Math.ceil(n / 65535);
   return [Math.ceil(n / y), y];
-}
-
-// ---- profiling (NLA_PROFILE=1): GPU time per kernel from timestamp queries ----------------
-
-class Profiler {
-  private readonly cap = 1024;
-  private readonly qs: GPUQuerySet;
-  private keys: string[] = [];
-  private resolveBuf: GPUBuffer;
-  readonly totals = new Map<string, { ns: number; count: number }>();
-  private pendingReads: Promise<void>[] = [];
-  constructor(device: GPUDevice) {
-    this.qs = device.createQuerySet({ type: 'timestamp', count: 2 * this.cap });
-    this.resolveBuf = device.createBuffer({ size: 16 * this.cap, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-  }
-  slot(key: string): GPUComputePassTimestampWrites {
-    const i = this.keys.push(key) - 1;
-    return { querySet: this.qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
-  }
-  full(): boolean {
-    return this.keys.length >= this.cap;
-  }
-  private staged: { buf: GPUBuffer; keys: string[] } | undefined;
-  resolve(enc: GPUCommandEncoder): void {
-    if (!this.keys.length) return;
-    const n = this.keys.length;
-    enc.resolveQuerySet(this.qs, 0, 2 * n, this.resolveBuf, 0);
-    const buf = gpu().device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    enc.copyBufferToBuffer(this.resolveBuf, 0, buf, 0, 16 * n);
-    this.staged = { buf, keys: this.keys };
-    this.keys = [];
-  }
-  collect(): void {
-    const st = this.staged;
-    this.staged = undefined;
-    if (!st) return;
-    this.pendingReads.push(
-      st.buf.mapAsync(GPUMapMode.READ).then(() => {
-        const t = new BigUint64Array(st.buf.getMappedRange());
-        st.keys.forEach((k, i) => {
-          const e = this.totals.get(k) ?? { ns: 0, count: 0 };
-          e.ns += Number(t[2 * i + 1] - t[2 * i]);
-          e.count++;
-          this.totals.set(k, e);
-        });
-        st.buf.unmap();
-        st.buf.destroy();
-      }),
-    );
-  }
-  async settle(): Promise<void> {
-    await Promise.all(this.pendingReads.splice(0));
-  }
-}
-
-let profiler: Profiler | undefined;
-
-/** Start collecting GPU time per kernel (needs the timestamp-query feature). */
-export function startProfiling(): void {
-  if (!gpu().hasTimestamps) throw new Error('nla: profiling needs the timestamp-query feature, which this adapter lacks');
-  profiler ??= new Profiler(gpu().device);
-}
-
-/** GPU milliseconds per kernel family (the cache key up to its first "|"-separated field pair), largest first. */
-export async function profileReport(): Promise<{ kernel: string; ms: number; count: number }[]> {
-  if (!profiler) return [];
-  flush();
-  await new Promise((r) => setTimeout(r, 0));
-  await gpu().device.queue.onSubmittedWorkDone();
-  await profiler.settle();
-  const byName = new Map<string, { ms: number; count: number }>();
-  for (const [k, v] of profiler.totals) {
-    const name = k.split('|').slice(0, 2).join('|');
-    const e = byName.get(name) ?? { ms: 0, count: 0 };
-    e.ms += v.ns / 1e6;
-    e.count += v.count;
-    byName.set(name, e);
-  }
-  return [...byName].map(([kernel, v]) => ({ kernel, ...v })).sort((a, b) => b.ms - a.ms);
-}
-
-/** GPU milliseconds per kernel and dispatch note (e.g. each matmul shape and layout apart), largest first. */
-export async function profileDetail(): Promise<{ kernel: string; note: string; ms: number; count: number }[]> {
-  await profileReport();
-  const byNote = new Map<string, { kernel: string; note: string; ms: number; count: number }>();
-  for (const [k, v] of profiler?.totals ?? []) {
-    const at = k.indexOf('|@');
-    const kernel = (at < 0 ? k : k.slice(0, at)).split('|').slice(0, 2).join('|'), note = at < 0 ? '' : k.slice(at + 2);
-    const e = byNote.get(kernel + note) ?? { kernel, note, ms: 0, count: 0 };
-    e.ms += v.ns / 1e6;
-    e.count += v.count;
-    byNote.set(kernel + note, e);
-  }
-  return [...byNote.values()].sort((a, b) => b.ms - a.ms);
 }
