@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 // The `nla` command. Each subcommand lives in its own file and registers itself here; the
 // files stay thin: parse flags, call the library, print.
-import { Command } from 'commander';
-import { registerInfo } from './info.js';
+import type { Command as CommandType } from 'commander';
+import { relaunchWithoutDawnNoise } from './quiet-dawn.js';
+
+// Loaded after the relaunch check, so the parent that only filters stderr stays light.
+await relaunchWithoutDawnNoise();
+const { Command } = await import('commander');
+const { registerInfo } = await import('./info.js');
 
 const program = new Command();
 program
@@ -14,7 +19,7 @@ program
   )
   .showHelpAfterError();
 
-const registrars: ((p: Command) => void)[] = [registerInfo];
+const registrars: ((p: CommandType) => void)[] = [registerInfo];
 for (const r of registrars) r(program);
 
 const extra = await import('./commands.js').catch((e: { code?: string; message?: string }) => {

@@ -11,7 +11,7 @@ import { avPrompt, continuationIds, parseExplanation, type AvPrompt, type Prompt
 
 export interface Explained {
   text: string;
-  /** The parsed explanation, or undefined when the output never closed (unparseable). */
+  /** The parsed explanation, or undefined (unparseable) when the output never closed or never stopped. */
   explanation: string | undefined;
   tokens: number[];
   stopped: boolean;
@@ -68,11 +68,18 @@ export class Verbalizer {
     } finally {
       vectors.dispose();
     }
-    return gen.tokens.map((tokens, i) => {
-      const body = tokens[tokens.length - 1] === this.tok.eosId ? tokens.slice(0, -1) : tokens;
-      const text = this.decode(body);
-      return { text, explanation: parseExplanation(text, this.prompts), tokens, stopped: gen.stopped[i] };
-    });
+    return gen.tokens.map((tokens, i) => this.toExplained(tokens, gen.stopped[i]));
+  }
+
+  /**
+   * One output as generated. A rollout that ran into the token cap is unparseable even when it
+   * closed its tag (the reference implementation's rule): counted as parsed, rambling on after
+   * the tag costs nothing, and RL then drifts towards ever longer outputs.
+   */
+  toExplained(tokens: number[], stopped: boolean): Explained {
+    const body = tokens[tokens.length - 1] === this.tok.eosId ? tokens.slice(0, -1) : tokens;
+    const text = this.decode(body);
+    return { text, explanation: stopped ? parseExplanation(text, this.prompts) : undefined, tokens, stopped };
   }
 
   decode(ids: number[]): string {
