@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from '../nla/baselines.js';
-import { fieldsChance, scoreFields, type CutTruth } from '../nla/corpus.js';
+import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from '../nla/corpus.js';
 import { evaluate, type EvalResult } from '../nla/evaluate.js';
 import { loadNLA } from '../nla/nla.js';
 import { rowsOf } from '../nla/sft.js';
@@ -15,9 +15,12 @@ const MEANING: Record<string, string> = {
   fve_greedy: 'FVE of greedy explanations (temperature 0)',
   fve_sampled: 'mean FVE of temperature-1 samples (what RL optimises)',
   fve_best_of: 'FVE of the best of k samples, picked by the AR',
-  fve_shuffled: 'control: each explanation scored against another activation',
-  parse_rate: 'share of greedy outputs that closed the explanation',
-  fields: 'share of known story facts + current word stated correctly (known-answer stores)',
+  fve_shuffled_other_story: 'control: each explanation scored against a row of another story',
+  fve_shuffled: 'each explanation scored against the next row (often the same story)',
+  parse_rate: 'share of greedy outputs that closed the explanation and stopped',
+  facts: 'share of known story facts (name, place, object, emotion) stated correctly',
+  facts_chance: 'the same for uniform random guesses',
+  fields: 'facts and the current word pooled (known-answer stores)',
   fields_chance: 'the same for uniform random guesses',
   fve_token: 'baseline: mean normalised h of the current token (fitted on the store\'s other splits)',
   fve_bigram: 'baseline: mean normalised h of the (previous, current) token pair',
@@ -30,11 +33,12 @@ export function registerEval(program: Command): void {
     .description('score an NLA on held-out activations: FVE of greedy / sampled / best-of-k explanations, the shuffled control and baselines (step 5 of the chain)')
     .option('--nla <dir>', 'NLA directory (required)')
     .option('--store <dir>', 'activation store of the same model and layer (required)')
-    .option('--split <name>', 'split to evaluate on (or all)', 'eval')
+    .option('--split <name>', 'split to evaluate on: dev (tune on it), test (report it), eval (both), or all', 'dev')
     .option('--rows <n>', 'evaluate at most N rows (0 = all)', '200')
     .option('--best-of <k>', 'also sample k explanations per row and keep the AR\'s best (0 = skip)', '0')
     .option('--no-sampled', 'skip the temperature-1 evaluation')
     .option('--samples <k>', 'temperature-1 samples per row averaged into fve_sampled (one is noisy: ~0.07 between seeds on 200 rows)', '4')
+    .option('--temperature <t>', 'temperature of the sampled and best-of passes; an RL\'d AV with a learned logit scale s (nla.json training.rl.logitScale) samples as its warm start did at t = s', '1')
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json)')
     .option('--batch-size <n>', 'rows per generation batch', '32')
     .option('--seed <n>', 'sampling seed', '0')
@@ -45,7 +49,8 @@ export function registerEval(program: Command): void {
       `
 FVE = 1 - MSE / Var on L2-normalised activations (Var from nla.json, the training rows'). Compare
 it with the token / bigram baselines, not with 0: at stories260K layer 3 the current token alone
-gives about 0.74. Baselines are fitted on the store rows outside --split.
+gives about 0.74. Baselines are fitted on the store's training rows (outside eval, and
+outside --split). Choose settings on --split dev; score --split test only to report.
 Reads --nla and --store; writes the table (or --json) to stdout, progress to stderr.
 
 Example:
@@ -68,17 +73,18 @@ ${CHAIN_HELP}`,
     const h = rowsOf(rows.h, d, idx), evMeta = rows.meta.slice(0, n);
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
     const bs = o.int('batchSize', 1), seed = o.int('seed'), bestOf = o.int('bestOf', 0), samples = o.int('samples', 1);
+    const temperature = o.num('temperature', { min: 0 });
     const passes: [string, { temperature: number; samples?: number; bestOf?: boolean }][] = [['greedy', { temperature: 0 }]];
-    if (o.raw('sampled') !== false) passes.push(['sampled', { temperature: 1, samples }]);
-    if (bestOf > 0) passes.push(['best-of', { temperature: 1, samples: bestOf, bestOf: true }]);
+    if (o.raw('sampled') !== false) passes.push(['sampled', { temperature, samples }]);
+    if (bestOf > 0) passes.push(['best-of', { temperature, samples: bestOf, bestOf: true }]);
     const res: Record<string, EvalResult> = {};
     for (const [name, p] of passes) {
       const bar = progressBar(`eval ${name}`, n);
-      res[name] = await evaluateBatched(nla.av, nla.ar, h, evMeta, meta.variance, { ...p, maxTokens, seed, batchSize: bs }, (done) => bar.update(done));
+      res[name] = await evaluate(nla.av, nla.ar, h, evMeta, meta.variance, { ...p, maxTokens, seed, batchSize: bs, onProgress: (done) => bar.update(done) });
       bar.done();
     }
-    // Baselines: fitted on the rows outside the evaluated split.
-    const trainIdx = rows.all.meta.map((m, i) => (split !== 'all' && m.split !== split ? i : -1)).filter((i) => i >= 0);
+    // Baselines: fitted on the rows outside eval (dev and test are its halves) and outside --split.
+    const trainIdx = rows.all.meta.map((m, i) => (split !== 'all' && m.split !== 'eval' && m.split !== split ? i : -1)).filter((i) => i >= 0);
     const tr = (ix: number[], hh: Float32Array, mm: RowMeta[]): TokenRows => ({ h: rowsOf(hh, d, ix), ids: Int32Array.from(ix.map((i) => mm[i].token)), prevIds: Int32Array.from(ix.map((i) => mm[i].prevToken)) });
     const test: TokenRows = { h, ids: Int32Array.from(evMeta.map((m) => m.token)), prevIds: Int32Array.from(evMeta.map((m) => m.prevToken)) };
     const result: Record<string, number | string | undefined> = {
@@ -88,11 +94,25 @@ ${CHAIN_HELP}`,
       fve_greedy: res.greedy.fve,
       fve_sampled: res.sampled?.fve,
       fve_best_of: res['best-of']?.fve,
+      fve_shuffled_other_story: res.greedy.fveOtherStory,
       fve_shuffled: res.greedy.fveShuffled,
       parse_rate: res.greedy.parseRate,
+      facts: res.greedy.facts,
       fields: res.greedy.fields,
+      temperature,
     };
-    if (evMeta.every((m) => m.truth)) result.fields_chance = fieldsChance(evMeta.map((m) => m.truth as CutTruth)).rate;
+    // Per field: greedy accuracy, uniform chance and rows scored (the current word: among this split's words).
+    let perField: Record<string, { stated: number; chance: number; n: number }> | undefined;
+    if (evMeta.every((m) => m.truth)) {
+      const truths = evMeta.map((m) => m.truth as CutTruth);
+      result.facts_chance = fieldsChance(truths, SCORED_FIELDS, false).rate;
+      result.fields_chance = fieldsChance(truths).rate;
+      perField = {};
+      for (const [f, c] of Object.entries(res.greedy.fieldCounts ?? {})) {
+        const chance = f === 'currentWord' ? fieldsChance(truths, [], true).rate : 1 / FIELD_VALUES[f as keyof typeof FIELD_VALUES].length;
+        perField[f] = { stated: c.correct / c.total, chance, n: c.total };
+      }
+    }
     if (trainIdx.length) {
       const train = tr(trainIdx, rows.all.h, rows.all.meta);
       result.fve_token = fveToken(train, test, d).fve;
@@ -102,52 +122,21 @@ ${CHAIN_HELP}`,
     const mf = o.str('metrics');
     if (mf) fs.appendFileSync(mf, JSON.stringify({ stage: 'eval', ...result }) + '\n');
     if (o.bool('json')) {
-      console.log(JSON.stringify({ ...result, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })) }));
+      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })) }));
     } else {
       console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split}, Var ${meta.variance.toFixed(3)}\n`);
-      console.log('metric'.padEnd(14) + '  value  meaning');
+      console.log('metric'.padEnd(24) + '  value  meaning');
       for (const [k, what] of Object.entries(MEANING)) {
         const v = result[k];
-        if (typeof v === 'number') console.log(`${k.padEnd(14)}${v.toFixed(3).padStart(7)}  ${what}`);
+        if (typeof v === 'number') console.log(`${k.padEnd(24)}${v.toFixed(3).padStart(7)}  ${what}`);
+      }
+      if (perField) {
+        console.log('\nper field (greedy): stated / chance (rows)');
+        for (const [f, v] of Object.entries(perField)) console.log(`  ${f.padEnd(12)}${v.stated.toFixed(3).padStart(7)} / ${v.chance.toFixed(3)} (${v.n})`);
       }
       console.log('\nexamples (greedy):');
       res.greedy.examples.slice(0, 5).forEach((e, i) => console.log(`  ${evMeta[i].truth ? `[${evMeta[i].truth!.currentWord}] ` : ''}${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
     }
     nla.dispose();
   });
-}
-
-/** evaluate() in chunks so a progress bar can follow (seeds offset per chunk as evaluate does). */
-async function evaluateBatched(
-  av: Parameters<typeof evaluate>[0],
-  ar: Parameters<typeof evaluate>[1],
-  h: Float32Array,
-  meta: RowMeta[],
-  variance: number,
-  o: Parameters<typeof evaluate>[5],
-  onProgress: (done: number) => void,
-): Promise<EvalResult> {
-  const d = av.d, n = meta.length, bs = o.batchSize ?? 32;
-  const parts: EvalResult[] = [];
-  for (let s = 0; s < n; s += bs) {
-    const idx = [...Array(Math.min(bs, n - s)).keys()].map((i) => s + i);
-    parts.push(await evaluate(av, ar, rowsOf(h, d, idx), meta.slice(s, s + idx.length), variance, { ...o, seed: (o.seed ?? 0) + s }));
-    onProgress(s + idx.length);
-  }
-  // Recombine: FVE, MSE and parse rate are means over rows (weighted by chunk size); the
-  // shuffled control pairs rows within each chunk; facts are pooled over all rows again.
-  const w = parts.map((p) => p.examples.length);
-  const avg = (f: (p: EvalResult) => number) => parts.reduce((a, p, i) => a + f(p) * w[i], 0) / n;
-  const examples = parts.flatMap((p) => p.examples);
-  let fields: number | undefined;
-  if (examples.length && examples.every((e) => e.truth)) {
-    let correct = 0, total = 0;
-    for (const e of examples) {
-      const sc = scoreFields(e.explanation ?? '', e.truth!);
-      correct += sc.correct;
-      total += sc.total;
-    }
-    fields = total ? correct / total : undefined;
-  }
-  return { fve: avg((p) => p.fve), mse: avg((p) => p.mse), parseRate: avg((p) => p.parseRate), fveShuffled: avg((p) => p.fveShuffled), fields, examples };
 }

@@ -13,6 +13,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import type { LoadedModel } from '../nn/load.js';
 import type { Llama } from '../nn/llama.js';
 import type { Weights } from '../nn/weights.js';
+import { HELD_OUT_PARTS, heldOutRows, type HeldOutPart } from '../nla/dataset.js';
 import { meanRow, normalizeRows, varianceNormalized } from '../nla/fve.js';
 import type { NlaMeta } from '../nla/nla.js';
 import { avPrompt, DEFAULT_PROMPTS } from '../nla/prompts.js';
@@ -59,14 +60,16 @@ export function requireComplete(dir: string): void {
   if (!fs.existsSync(path.join(dir, AV_FILE))) throw new Error(`${dir}: no ${AV_FILE} yet; run \`nla sft-av --out ${dir}\` first`);
 }
 
-/** Rows of the given split (or every row for "all") from a store. */
+/** Rows of the given split (or every row for "all"; "dev"/"test": the halves of "eval") from a store. */
 export function storeRows(store: ActivationStore, split: string): { h: Float32Array; meta: RowMeta[]; all: { h: Float32Array; meta: RowMeta[] } } {
   const all = store.readAll();
   const d = store.manifest.d;
-  const idx = all.meta.map((m, i) => (split === 'all' || m.split === split ? i : -1)).filter((i) => i >= 0);
+  const idx = (HELD_OUT_PARTS as readonly string[]).includes(split)
+    ? heldOutRows(all.meta, split as HeldOutPart)
+    : all.meta.map((m, i) => (split === 'all' || m.split === split ? i : -1)).filter((i) => i >= 0);
   if (!idx.length) {
     const have = [...new Set(all.meta.map((m) => m.split ?? '(none)'))].join(', ');
-    throw new Error(`${store.dir}: no rows in split "${split}" (the store has: ${have}; or use --split all)`);
+    throw new Error(`${store.dir}: no rows in split "${split}" (the store has: ${have}${have.includes('eval') ? ', whose eval rows halve into dev and test' : ''}; or use --split all)`);
   }
   return { h: rowsOf(all.h, d, idx), meta: idx.map((i) => all.meta[i]), all };
 }
@@ -138,6 +141,6 @@ The directory chain (each command reads what the one before wrote):
   nla sft-ar  --store runs/x/activations --model M --out runs/x/nla  ar.safetensors + nla.json (a partial NLA)
   nla sft-av  --store runs/x/activations --model M --out runs/x/nla  + av.safetensors (a complete NLA)
   nla rl      --nla runs/x/nla --store runs/x/activations            updates av/ar (warm-start AV kept as av-ref.safetensors)
-  nla eval    --nla runs/x/nla --store runs/x/activations            FVE greedy/sampled/shuffled + baselines
+  nla eval    --nla runs/x/nla --store runs/x/activations --split dev   FVE greedy/sampled/shuffled + baselines (tune on dev, report test)
   nla explain --nla runs/x/nla --text "Once upon a time"             explanations per token, scored by the AR
 M = stories260K.bin (looked up in $NLA_MODELS, the cache or ../shared/models) or any llama2.c / HF Llama model.`;

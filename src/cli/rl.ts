@@ -21,7 +21,7 @@ export function registerRl(program: Command): void {
     .option('--nla <dir>', 'NLA directory with av.safetensors and ar.safetensors (from sft-ar and sft-av) (required)')
     .option('--store <dir>', 'activation store of the same model and layer (required)')
     .option('--out <dir>', 'where to write the updated NLA (default: --nla, in place)')
-    .option('--split <name>', 'store split to sample activations from (or all)', 'rl')
+    .option('--split <name>', 'store split to sample activations from (or all); score sweeps with nla eval --split dev, never test', 'rl')
     .option('--steps <n>', 'RL steps', '60')
     .option('--activations-per-step <n>', 'activations per step', '8')
     .option('--group-size <n>', 'explanations sampled per activation (G)', '8')
@@ -45,7 +45,8 @@ export function registerRl(program: Command): void {
       'after',
       `
 Each step draws --activations-per-step rows, samples --group-size explanations each at
-temperature 1, rewards them with the current AR (unparseable: -2), centres the rewards per
+temperature 1, rewards them with the current AR (unparseable, including any output cut off by
+--max-tokens before it stopped: -2, and left out of the AR's step), centres the rewards per
 group (and divides by the group std with --advantage-scale std), takes --iterations GRPO + KL
 steps on the AV (and on the learned logit scale) and one MSE step on the AR.
 Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the warm-start AV as
@@ -59,6 +60,8 @@ ${CHECKPOINT_HELP}
 Example:
   nla rl --nla runs/x/nla --store runs/x/activations --steps 60 --checkpoint-every 10
   nla rl --nla runs/x/nla --store runs/x/activations --steps 60 --resume
+Sweeps: compare settings with \`nla eval --split dev\` (the tuning half of the held-out stories);
+the test half is for reporting a setting already chosen.
 ${CHAIN_HELP}`,
     );
   withConfig(withCheckpointFlags(cmd, 10)).action(async (_: unknown, c: Command) => {
@@ -116,7 +119,9 @@ ${CHAIN_HELP}`,
     ref.model.w.dispose();
     const settings = o.plain();
     delete settings.config;
-    meta.training = { ...(meta.training ?? {}), rl: { ...settings, store: path.resolve(store.dir), stepsDone: steps, finished: new Date().toISOString() } };
+    // The learned scale is folded into the AV; recorded so `nla eval --temperature <scale>` can sample it as the warm start did.
+    const logitScale = curves.length ? curves[curves.length - 1].logitScale : undefined;
+    meta.training = { ...(meta.training ?? {}), rl: { ...settings, store: path.resolve(store.dir), stepsDone: steps, logitScale, finished: new Date().toISOString() } };
     await nla.save(out);
     if (out !== dir) {
       copyWritable(path.join(dir, meta.tokenizer), path.join(out, meta.tokenizer));

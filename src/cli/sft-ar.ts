@@ -23,7 +23,7 @@ vectors (FVE = 1 - loss / Var, logged as "fve").
 Reads --store (rows of --split with summaries) and --model. Writes --out/ar.safetensors,
 --out/nla.json (created if missing: model, layer, alpha, Var, mean, prompts; the AV comes from
 \`nla sft-av\`), the tokenizer, metrics lines {"stage":"sft-ar",step,loss,lr,fve} and then the
-held-out FVE of the AR on true summaries (split eval) {"stage":"sft-ar-eval"}.
+held-out FVE of the AR on true summaries (split dev) {"stage":"sft-ar-eval"}.
 Checkpoints (every 100 steps by default):
 ${CHECKPOINT_HELP}
 

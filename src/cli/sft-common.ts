@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { Checkpoint } from '../nn/checkpoint.js';
 import type { NlaMeta } from '../nla/nla.js';
 import type { PromptSpec } from '../nla/prompts.js';
+import { heldOutRows } from '../nla/dataset.js';
 import { DEFAULT_PROMPTS } from '../nla/prompts.js';
 import type { SftData, SftOptions } from '../nla/sft.js';
 import type { ActivationStore, RowMeta } from '../nla/store.js';
@@ -38,7 +39,7 @@ export function sftFlags(cmd: Command, d: SftDefaults): Command {
     .option('--seed <n>', 'seed of the data order', '0')
     .option('--log-every <n>', 'read the loss back and log every N steps', '10')
     .option('--metrics <file>', 'JSONL metrics (step, loss, lr, FVE) (default: <out>/metrics.jsonl)')
-    .option('--eval-rows <n>', 'held-out rows (split eval) scored after training (0 = skip)', String(d.evalRows));
+    .option('--eval-rows <n>', 'held-out rows (split dev, the tuning half of eval) scored after training (0 = skip)', String(d.evalRows));
   return withConfig(withCheckpointFlags(cmd, 100));
 }
 
@@ -77,7 +78,8 @@ export async function prepareSft(c: Command, stage: 'sft-ar' | 'sft-av'): Promis
     return outH;
   };
   const train: SftData = { h: pick(rows.h, use), texts: use.map((i) => rows.meta[i].summary!) };
-  const evalIdx = rows.all.meta.map((m, i) => (m.split === 'eval' ? i : -1)).filter((i) => i >= 0).slice(0, o.int('evalRows', 0));
+  // Watched while choosing settings, so from dev: test stays unseen until it is reported.
+  const evalIdx = heldOutRows(rows.all.meta, 'dev').slice(0, o.int('evalRows', 0));
   const evalSet = { h: pick(rows.all.h, evalIdx), meta: evalIdx.map((i) => rows.all.meta[i]) };
   const stats = trainingStats(rows.all, d);
   const steps = o.int('steps', 0);

@@ -1,10 +1,12 @@
 // The built-in known-answer dataset: generated stories, cut at random token positions, each
 // cut with a summary written from the story's latents and the words just read, and the ground
 // truth to score explanations against. Documents are split between AV-SFT, AR-SFT, RL and
-// evaluation so no story is seen by two stages.
+// evaluation so no story is seen by two stages; the evaluation stories are halved again into
+// dev (tuning) and test (reported only).
 import type { Tokenizer } from '../io/tokenizer.js';
 import { cutPoints, generateStories } from './corpus.js';
 import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
+import type { RowMeta } from './store.js';
 import { rng } from '../util/rng.js';
 
 export const SPLITS = ['av', 'ar', 'rl', 'eval'] as const;
@@ -37,4 +39,20 @@ export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): Extr
     });
   });
   return items;
+}
+
+/** The two halves of the held-out ('eval') rows: dev for choosing settings, test for reporting. */
+export const HELD_OUT_PARTS = ['dev', 'test'] as const;
+export type HeldOutPart = (typeof HELD_OUT_PARTS)[number];
+
+/**
+ * Indices (into `meta`) of the eval rows in one half, split by story: the eval stories sorted by
+ * doc id, the first half (rounded up) dev, the rest test. By order rather than by a fresh seed
+ * because the built-in stories are already independent seeded draws, and because every demo
+ * setting so far was chosen on the first eval rows, which this keeps in dev.
+ */
+export function heldOutRows(meta: readonly Pick<RowMeta, 'doc' | 'split'>[], part: HeldOutPart): number[] {
+  const docs = [...new Set(meta.filter((m) => m.split === 'eval').map((m) => m.doc))].sort((a, b) => a - b);
+  const dev = new Set(docs.slice(0, Math.ceil(docs.length / 2)));
+  return meta.map((m, i) => (m.split === 'eval' && dev.has(m.doc) === (part === 'dev') ? i : -1)).filter((i) => i >= 0);
 }

@@ -1,24 +1,34 @@
 // Evaluation on held-out activations: FVE of greedy and sampled explanations, the shuffled
-// control, and how many latent facts the explanations state correctly.
+// controls, and how many latent facts the explanations state correctly.
 import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
-import { scoreFields, type CutTruth } from './corpus.js';
+import { SCORED_FIELDS, scoreFields, type CutTruth } from './corpus.js';
 import { normalizedMseHost } from './loss.js';
 import type { RowMeta } from './store.js';
 import { rowsOf } from './sft.js';
+
+/** Correct and scored counts of one field (a fact, or 'currentWord'). */
+export interface FieldCount { correct: number; total: number }
 
 export interface EvalResult {
   fve: number;
   mse: number;
   parseRate: number;
-  /** FVE when each explanation is scored against another row's activation. */
+  /** FVE when each explanation is scored against the next row's activation (often a cut of the same story). */
   fveShuffled: number;
-  /** Share of known latent fields stated correctly (known-answer corpus only). */
+  /** FVE when each explanation is scored against a row of another story (the control; NaN with one story). */
+  fveOtherStory: number;
+  /** Share of known latent fields plus the current word stated correctly (known-answer corpus only). */
   fields?: number;
+  /** Share of the known story facts (SCORED_FIELDS) stated correctly, without the current word. */
+  facts?: number;
+  /** Per field (each of SCORED_FIELDS, and 'currentWord'): rows where it is known, and how many were stated correctly. */
+  fieldCounts?: Record<string, FieldCount>;
   examples: { explanation: string | undefined; mse: number; truth?: CutTruth }[];
 }
 
 export interface EvalOptions {
+  /** Sampling temperature (0 = greedy). Dividing logits by a learned scale s: temperature s. */
   temperature: number;
   /** Samples per activation; with bestOf the AR picks the best, else all are averaged. */
   samples?: number;
@@ -26,6 +36,45 @@ export interface EvalOptions {
   maxTokens: number;
   seed?: number;
   batchSize?: number;
+  /** Called after each batch with the rows done. */
+  onProgress?: (done: number) => void;
+}
+
+/**
+ * For each row, a row of another story (-1 if there is no other story). The stories, in order
+ * of first appearance, are paired each with the next (cyclically) and a row with the row of the
+ * same rank there: a fixed derangement, so every story serves as a control about equally. The
+ * next row would mostly be another cut of the same story, which shares its facts.
+ */
+export function otherStoryRows(meta: readonly Pick<RowMeta, 'doc'>[]): number[] {
+  const byDoc = new Map<number, number[]>();
+  meta.forEach((m, i) => (byDoc.get(m.doc) ?? byDoc.set(m.doc, []).get(m.doc)!).push(i));
+  const stories = [...byDoc.values()];
+  if (stories.length < 2) return meta.map(() => -1);
+  const out = new Array<number>(meta.length);
+  stories.forEach((rows, j) => {
+    const partner = stories[(j + 1) % stories.length];
+    rows.forEach((r, k) => (out[r] = partner[k % partner.length]));
+  });
+  return out;
+}
+
+/** Pooled shares and per-field counts of the facts (and current word) stated in explanations. */
+export function scoreFacts(explanations: readonly (string | undefined)[], truths: readonly CutTruth[]): { fields?: number; facts?: number; fieldCounts: Record<string, FieldCount> } {
+  const fieldCounts: Record<string, FieldCount> = {};
+  explanations.forEach((e, i) => {
+    for (const [f, ok] of Object.entries(scoreFields(e ?? '', truths[i]).perField)) {
+      const c = (fieldCounts[f] ??= { correct: 0, total: 0 });
+      c.total++;
+      if (ok) c.correct++;
+    }
+  });
+  const pool = (keys: readonly string[]) => {
+    const cs = keys.map((k) => fieldCounts[k]).filter((c): c is FieldCount => !!c);
+    const total = cs.reduce((a, c) => a + c.total, 0);
+    return total ? cs.reduce((a, c) => a + c.correct, 0) / total : undefined;
+  };
+  return { fields: pool([...SCORED_FIELDS, 'currentWord']), facts: pool(SCORED_FIELDS), fieldCounts };
 }
 
 export async function evaluate(av: Verbalizer, ar: Reconstructor, h: Float32Array, meta: RowMeta[], variance: number, o: EvalOptions): Promise<EvalResult> {
@@ -33,6 +82,8 @@ export async function evaluate(av: Verbalizer, ar: Reconstructor, h: Float32Arra
   const chosen: Explained[] = [];
   const mses: number[] = [];
   const shuffledMses: number[] = [];
+  const otherMses: number[] = [];
+  const partner = otherStoryRows(meta);
   let parsed = 0;
   for (let s = 0; s < n; s += bs) {
     const idx = [...Array(Math.min(bs, n - s)).keys()].map((i) => s + i);
@@ -48,28 +99,23 @@ export async function evaluate(av: Verbalizer, ar: Reconstructor, h: Float32Arra
       mses.push(...ms);
       parsed += cands.filter((c) => outs[c].explanation !== undefined).length;
       chosen.push(outs[pick]);
-      // Shuffled control: this explanation against the activation of the row after it.
-      const other = (s + a + 1) % n;
-      shuffledMses.push(outs[pick].explanation === undefined ? 2 : normalizedMseHost(preds, h, d, pick, other));
+      const against = (row: number) => (outs[pick].explanation === undefined ? 2 : normalizedMseHost(preds, h, d, pick, row));
+      shuffledMses.push(against((s + a + 1) % n));
+      if (partner[s + a] >= 0) otherMses.push(against(partner[s + a]));
     }
+    o.onProgress?.(s + idx.length);
   }
   const mse = avg(mses);
-  let fields: number | undefined;
-  if (meta.every((m) => m.truth)) {
-    let correct = 0, total = 0;
-    chosen.forEach((c, i) => {
-      const sc = scoreFields(c.explanation ?? '', meta[i].truth as CutTruth);
-      correct += sc.correct;
-      total += sc.total;
-    });
-    fields = total ? correct / total : undefined;
-  }
+  const facts = meta.every((m) => m.truth) ? scoreFacts(chosen.map((c) => c.explanation), meta.map((m) => m.truth as CutTruth)) : undefined;
   return {
     fve: 1 - mse / variance,
     mse,
     parseRate: parsed / (n * k),
     fveShuffled: 1 - avg(shuffledMses) / variance,
-    fields,
+    fveOtherStory: otherMses.length ? 1 - avg(otherMses) / variance : NaN,
+    fields: facts?.fields,
+    facts: facts?.facts,
+    fieldCounts: facts?.fieldCounts,
     examples: chosen.map((c, i) => ({ explanation: c.explanation, mse: o.bestOf || k === 1 ? mses[i] : mses[i * k], truth: meta[i].truth as CutTruth | undefined })),
   };
 }
