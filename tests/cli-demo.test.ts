@@ -20,18 +20,44 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
-  const keys = ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor', 'fields_sft', 'fields_rl', 'fields_chance', 'fields_probe', 'rl_logit_scale', 'minutes'];
+  const fves = ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl_same_t', 'fve_sampled_rl', 'fve_shuffled_other_story', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor'];
+  const shares = ['facts_sft', 'facts_rl', 'facts_chance', 'facts_probe', 'fields_sft', 'fields_rl', 'fields_chance', 'fields_probe'];
+  const keys = [...fves, 'gain_sampled_same_t', 'gain_sampled', ...shares, 'rl_logit_scale', 'minutes'];
   for (const k of keys) {
     assert.equal(typeof res[k], 'number', `${k} is a number`);
     assert.ok(Number.isFinite(res[k]), `${k} = ${res[k]}`);
-    assert.ok(r.stdout.includes(`\n${k.padEnd(16)}`), `the table has a row for ${k}`);
+    assert.ok(r.stdout.includes(`\n${k.padEnd(26)}`), `the table has a row for ${k}`);
   }
+  assert.equal(res.eval_split, 'test');
+  assert.equal(res.eval_rows, 24, 'the quick demo reports 24 test rows');
   const n = res as Record<string, number>;
   // Unit vectors are at most 2 apart (MSE <= 4), so FVE = 1 - MSE / Var lies in [1 - 4 / Var, 1].
   const variance = (JSON.parse(fs.readFileSync(path.join(out, 'nla', 'nla.json'), 'utf8')) as { variance: number }).variance;
   assert.ok(variance > 0 && variance < 2, `Var ${variance}`);
-  for (const k of ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor']) assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
-  for (const k of ['fields_sft', 'fields_rl', 'fields_chance', 'fields_probe']) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
+  for (const k of fves) assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
+  for (const k of shares) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
+  assert.ok(Math.abs(n.gain_sampled - (n.fve_sampled_rl - n.fve_sampled_sft)) < 1e-12 && Math.abs(n.gain_sampled_same_t - (n.fve_sampled_rl_same_t - n.fve_sampled_sft)) < 1e-12, 'gains are differences of the reported FVEs');
+  assert.notEqual(n.fve_sampled_rl_same_t, n.fve_sampled_rl, 'dividing the learned scale out changes the samples');
+  // Chance of the facts: between the rarest field's 1/8 and emotion's 1/4, the facts' own values only.
+  assert.ok(n.facts_chance >= 1 / 8 && n.facts_chance <= 1 / 4, `facts_chance ${n.facts_chance}`);
+  // Per field: sft, rl, probe shares; chance 1/(number of values); rows where the field is known.
+  type Field = { sft: number; rl: number; chance: number; probe: number; n: number };
+  const perField = res.facts_fields as Record<string, Field>;
+  assert.deepEqual(Object.keys(perField), ['name', 'place', 'object', 'emotion']);
+  const choices: Record<string, number> = { name: 8, place: 6, object: 8, emotion: 4 };
+  let pooled = 0, rows = 0;
+  for (const [f, v] of Object.entries(perField)) {
+    for (const k of ['sft', 'rl', 'probe'] as const) assert.ok(v[k] >= 0 && v[k] <= 1, `${f}.${k} = ${v[k]}`);
+    assert.equal(v.chance, 1 / choices[f]);
+    assert.ok(Number.isInteger(v.n) && v.n > 0 && v.n <= 24, `${f}: ${v.n} rows`);
+    assert.ok(r.stdout.includes(`\n${f.padEnd(14)}`), `the per-field table has a row for ${f}`);
+    pooled += v.rl * v.n;
+    rows += v.n;
+  }
+  assert.ok(Math.abs(pooled / rows - n.facts_rl) < 1e-9, 'facts_rl pools the per-field shares by their rows');
+  const cw = res.current_word as Field;
+  for (const k of ['sft', 'rl', 'chance', 'probe'] as const) assert.ok(cw[k] >= 0 && cw[k] <= 1, `current_word.${k} = ${cw[k]}`);
+  assert.equal(cw.n, 24, 'every row has a current word');
   assert.ok(n.fve_floor < 0 && n.fve_bigram >= n.fve_token, `baselines: floor ${n.fve_floor}, token ${n.fve_token}, bigram ${n.fve_bigram}`);
   assert.ok(n.rl_logit_scale !== 1 && n.rl_logit_scale > 0.5 && n.rl_logit_scale < 2, `RL learned a logit scale (${n.rl_logit_scale})`);
   assert.ok(n.minutes > 0);

@@ -4,18 +4,26 @@ import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
-  ['fve_sft', 'FVE of greedy explanations after the warm start (held-out activations)'],
+  ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
   ['fve_rl', 'FVE of greedy explanations after RL'],
   ['fve_sampled_sft', 'mean FVE of temperature-1 samples after the warm start (what GRPO optimises)'],
-  ['fve_sampled_rl', 'mean FVE of temperature-1 samples after RL'],
-  ['fve_shuffled', 'FVE when an explanation is scored against another activation (control)'],
+  ['fve_sampled_rl_same_t', 'the same after RL at the same temperature (learned scale divided out): the like-for-like figure'],
+  ['fve_sampled_rl', 'the same after RL with the learned scale (temperature-1 samples of the saved AV)'],
+  ['gain_sampled_same_t', 'fve_sampled_rl_same_t - fve_sampled_sft: what RL changed at equal temperature'],
+  ['gain_sampled', 'fve_sampled_rl - fve_sampled_sft: that plus the learned temperature'],
+  ['fve_shuffled_other_story', 'control: each explanation scored against a row of another story'],
+  ['fve_shuffled', 'each explanation against the next row, often a cut of the same story (old control)'],
   ['fve_token', 'baseline: mean normalised h of the current token (lookup table)'],
   ['fve_bigram', 'baseline: mean normalised h of the (previous, current) token pair'],
   ['fve_floor', 'baseline: the best constant direction'],
-  ['fields_sft', 'share of known story facts + current word stated correctly, after warm start'],
+  ['facts_sft', 'share of known story facts (name, place, object, emotion) stated correctly, after warm start'],
+  ['facts_rl', 'the same after RL'],
+  ['facts_chance', 'the same for uniform random guesses'],
+  ['facts_probe', 'a linear probe per fact on the activation itself (trained on the training rows)'],
+  ['fields_sft', 'facts and the current word pooled, after warm start (the current word dominates it)'],
   ['fields_rl', 'the same after RL'],
   ['fields_chance', 'the same for uniform random guesses'],
-  ['fields_probe', 'ceiling: a linear probe on the activation itself'],
+  ['fields_probe', 'mean of the probes of the facts and the current word'],
   ['rl_logit_scale', 'inverse temperature RL learned on the AV logits (folded into its final norm)'],
   ['minutes', 'wall-clock minutes'],
 ];
@@ -38,9 +46,13 @@ export function registerDemo(program: Command): void {
         ? { ...base, stories: 120, cutsPerStory: 3, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed) });
-      console.log('\n' + 'metric'.padEnd(16) + 'value    meaning');
-      for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(16)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
-      console.log(`\nRead: FVE above fve_token means the explanations carry more than the current token; fields_rl near fields_probe means they state what h holds. Saved: ${o.out}/nla, ${o.out}/metrics.jsonl, ${o.out}/rl-curves.svg`);
+      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them)\n` + 'metric'.padEnd(26) + 'value    meaning');
+      for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(26)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
+      console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
+      for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
+        console.log(f.padEnd(14) + [v.sft, v.rl, v.chance, v.probe].map((x) => x.toFixed(3).padStart(8)).join('') + String(v.n).padStart(8));
+      }
+      console.log(`\nRead: FVE above fve_token means the explanations carry more than the current token; a fact's rl above its chance means the explanations state it, and near its probe that they state what h holds. Saved: ${o.out}/nla, ${o.out}/metrics.jsonl, ${o.out}/rl-curves.svg`);
       console.log(JSON.stringify(r));
     });
 }

@@ -8,9 +8,9 @@ import { Progress } from '../util/progress.js';
 import { Reconstructor } from './ar.js';
 import { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
-import { fieldsChance, SCORED_FIELDS, type CutTruth } from './corpus.js';
-import { knownAnswerItems } from './dataset.js';
-import { evaluate, type EvalResult } from './evaluate.js';
+import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from './corpus.js';
+import { heldOutRows, knownAnswerItems } from './dataset.js';
+import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
 import { extractToStore } from './extract.js';
 import { varianceNormalized, meanRow, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
@@ -33,6 +33,7 @@ export interface DemoOptions {
   arSft: { steps: number; batchSize: number; lr: number };
   avSft: { steps: number; batchSize: number; lr: number };
   rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
+  /** Rows of the test half of the held-out stories that every reported number is measured on. */
   evalRows: number;
   maxTokens: number;
   log?: (s: string) => void;
@@ -51,7 +52,8 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // gradients equal to 3e-7); 1,200 steps from the same warm-start AV gave 0.725.
   arSft: { steps: 1200, batchSize: 32, lr: 1e-3 },
   avSft: { steps: 800, batchSize: 32, lr: 2e-3 },
-  // Chosen by runs of `nla rl` from the demo's nla-sft (60 steps, then `nla eval`, 200 rows):
+  // Chosen by runs of `nla rl` from the demo's nla-sft (60 steps, then `nla eval` on the first
+  // 200 held-out rows, which are in dev; the demo reports test, on which nothing was chosen):
   // lrAv 3e-5 left the AV where it was (KL 0.002); 1e-4 with a frozen AR gave greedy +0.02,
   // sampled +0.03; 3e-4 fell (greedy -0.16, -0.25 with the contrastive reward). The AR's step
   // on rollouts at lrAr 3e-4 cost greedy FVE 0.06 by itself, so it trains jointly at 3e-5.
@@ -63,16 +65,40 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   maxTokens: 64,
 };
 
+/** One field on the test rows: share stated correctly (greedy) before/after RL, chance, probe ceiling, rows. */
+export interface FieldReport { sft: number; rl: number; chance: number; probe: number; n: number }
+
 export interface DemoResult {
   demo: 'nla';
+  /** Where every number below is measured: the test half of the held-out stories, this many rows. */
+  eval_split: 'test';
+  eval_rows: number;
   fve_sft: number;
   fve_rl: number;
   fve_sampled_sft: number;
+  /** The RL'd AV sampled at temperature rl_logit_scale: the learned scale divided out (like for like with fve_sampled_sft). */
+  fve_sampled_rl_same_t: number;
+  /** The RL'd AV sampled at temperature 1, i.e. with its learned scale. */
   fve_sampled_rl: number;
+  /** fve_sampled_rl_same_t - fve_sampled_sft: what RL changed in the AV at equal temperature. */
+  gain_sampled_same_t: number;
+  /** fve_sampled_rl - fve_sampled_sft: the same plus the learned temperature. */
+  gain_sampled: number;
+  /** Control: each greedy explanation against a row of another story. */
+  fve_shuffled_other_story: number;
+  /** Each greedy explanation against the next row (often a cut of the same story); the old control. */
   fve_shuffled: number;
   fve_token: number;
   fve_bigram: number;
   fve_floor: number;
+  /** Story facts (name, place, object, emotion) pooled over (row, known fact) pairs. */
+  facts_sft: number;
+  facts_rl: number;
+  facts_chance: number;
+  facts_probe: number;
+  facts_fields: Record<string, FieldReport>;
+  current_word: FieldReport;
+  /** Facts and the current word pooled (kept from earlier builds; the current word dominates it). */
   fields_sft: number;
   fields_rl: number;
   fields_chance: number;
@@ -108,22 +134,29 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const idx = all.meta.map((m, i) => (m.split === s ? i : -1)).filter((i) => i >= 0).slice(0, limit);
     return { h: rowsOf(all.h, d, idx), meta: idx.map((i) => all.meta[i]) };
   };
-  const av = split('av'), ar = split('ar'), rl = split('rl'), ev = split('eval', o.evalRows);
+  const av = split('av'), ar = split('ar'), rl = split('rl');
+  // Reported rows: the test half of the held-out stories (settings were chosen on dev).
+  const testIdx = heldOutRows(all.meta, 'test').slice(0, o.evalRows);
+  const ev = { h: rowsOf(all.h, d, testIdx), meta: testIdx.map((i) => all.meta[i]) };
   const trainH = concatRows([av.h, ar.h, rl.h]);
   const trainMeta = [...av.meta, ...ar.meta, ...rl.meta];
   const variance = varianceNormalized(trainH, d);
   const alpha = store.manifest.norms.q75;
-  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, eval ${ev.meta.length}); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
+  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, reported: ${ev.meta.length} of test); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
 
   // 2. Baselines fitted on the training activations, measured on the held-out ones.
   const rows = (h: Float32Array, meta: RowMeta[]): TokenRows => ({ h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) });
   const fve_token = fveToken(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
   const fve_bigram = fveBigram(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
   const fve_floor = fveFloor(rows(trainH, trainMeta), rows(ev.h, ev.meta), d).fve;
-  const fields_probe = await probeFields(trainH, trainMeta, ev.h, ev.meta, d);
+  const probes = await probeFields(trainH, trainMeta, ev.h, ev.meta, d);
   const truths = ev.meta.map((m) => m.truth as CutTruth);
   const fields_chance = fieldsChance(truths).rate;
-  log(`baselines: token ${fve_token.toFixed(3)}, bigram ${fve_bigram.toFixed(3)}, floor ${fve_floor.toFixed(3)}; probe fields ${fields_probe.toFixed(3)}, chance ${fields_chance.toFixed(3)}`);
+  const fields_probe = mean(Object.values(probes).map((p) => p.acc));
+  const facts_chance = fieldsChance(truths, SCORED_FIELDS, false).rate;
+  // Pooled like facts_rl: each field weighted by the rows where it is known.
+  const facts_probe = pooled(SCORED_FIELDS.map((f) => probes[f]).filter((p) => p !== undefined));
+  log(`baselines: token ${fve_token.toFixed(3)}, bigram ${fve_bigram.toFixed(3)}, floor ${fve_floor.toFixed(3)}; probe facts ${facts_probe.toFixed(3)}, chance ${facts_chance.toFixed(3)}`);
 
   // 3. Warm start.
   const AR = await Reconstructor.fromModel(M, o.layer, tok, DEFAULT_PROMPTS);
@@ -138,14 +171,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   await trainArSft(AR, { h: ar.h, texts: ar.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
   await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
 
-  const evalBoth = async (stage: string): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
+  const evalBoth = async (stage: string, temperature = 1): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
     const greedy = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 0, maxTokens: o.maxTokens });
     // Four samples per row: with one, the mean moved by ~0.07 between sampling seeds on 200 rows.
-    const sampled = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 1, samples: 4, maxTokens: o.maxTokens, seed: o.seed + 7 });
-    record(stage, { fve: greedy.fve, fveSampled: sampled.fve, fveShuffled: greedy.fveShuffled, fields: greedy.fields, parse: greedy.parseRate });
-    log(`${stage}: FVE greedy ${greedy.fve.toFixed(3)}, sampled ${sampled.fve.toFixed(3)}, shuffled ${greedy.fveShuffled.toFixed(3)}, fields ${greedy.fields?.toFixed(3)}, parsed ${(greedy.parseRate * 100).toFixed(0)}%`);
+    const sampled = await sampledAt(temperature);
+    record(stage, { fve: greedy.fve, fveSampled: sampled.fve, fveShuffled: greedy.fveShuffled, fveOtherStory: greedy.fveOtherStory, facts: greedy.facts, fields: greedy.fields, parse: greedy.parseRate });
+    log(`${stage}: FVE greedy ${greedy.fve.toFixed(3)}, sampled ${sampled.fve.toFixed(3)}, other story ${greedy.fveOtherStory.toFixed(3)}, facts ${greedy.facts?.toFixed(3)}, parsed ${(greedy.parseRate * 100).toFixed(0)}%`);
     return { greedy, sampled };
   };
+  const sampledAt = (temperature: number) => evaluate(AV, AR, ev.h, ev.meta, variance, { temperature, samples: 4, maxTokens: o.maxTokens, seed: o.seed + 7 });
   const sft = await evalBoth('eval-sft');
 
   // The warm-started NLA, saved before RL changes it in place (a baseline, and a start for `nla rl`).
@@ -189,6 +223,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     'logit scale': curves.map((c) => c.logitScale),
   });
   const rlEval = await evalBoth('eval-rl');
+  // The folded scale s multiplies every logit; sampling at temperature s divides it back out,
+  // so this is the RL'd AV at the warm start's temperature (same sampling seed).
+  const rl_logit_scale = curves.length ? curves[curves.length - 1].logitScale : 1;
+  const sameT = rl_logit_scale === 1 ? rlEval.sampled : await sampledAt(rl_logit_scale);
+  record('eval-rl-same-t', { temperature: rl_logit_scale, fveSampled: sameT.fve });
+  log(`eval-rl at temperature ${rl_logit_scale.toFixed(3)} (learned scale divided out): sampled ${sameT.fve.toFixed(3)}`);
 
   // 5. Save the NLA and report.
   const nlaDir = path.join(o.out, 'nla');
@@ -196,21 +236,37 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   copyTokenizer(o.model, o.tokenizer, path.join(nlaDir, 'tokenizer.bin'));
   log('\nexamples (held-out):');
   rlEval.greedy.examples.slice(0, 5).forEach((e, i) => log(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
+  const field = (f: string, chance: number): FieldReport => {
+    const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
+    return { sft: share(sft.greedy.fieldCounts?.[f]), rl: share(rlEval.greedy.fieldCounts?.[f]), chance, probe: probes[f]?.acc ?? NaN, n: rlEval.greedy.fieldCounts?.[f]?.total ?? 0 };
+  };
   const result: DemoResult = {
     demo: 'nla',
+    eval_split: 'test',
+    eval_rows: ev.meta.length,
     fve_sft: sft.greedy.fve,
     fve_rl: rlEval.greedy.fve,
     fve_sampled_sft: sft.sampled.fve,
+    fve_sampled_rl_same_t: sameT.fve,
     fve_sampled_rl: rlEval.sampled.fve,
+    gain_sampled_same_t: sameT.fve - sft.sampled.fve,
+    gain_sampled: rlEval.sampled.fve - sft.sampled.fve,
+    fve_shuffled_other_story: rlEval.greedy.fveOtherStory,
     fve_shuffled: rlEval.greedy.fveShuffled,
     fve_token,
     fve_bigram,
     fve_floor,
+    facts_sft: sft.greedy.facts ?? NaN,
+    facts_rl: rlEval.greedy.facts ?? NaN,
+    facts_chance,
+    facts_probe,
+    facts_fields: Object.fromEntries(SCORED_FIELDS.map((f) => [f, field(f, 1 / FIELD_VALUES[f].length)])),
+    current_word: field('currentWord', fieldsChance(truths, [], true).rate),
     fields_sft: sft.greedy.fields ?? NaN,
     fields_rl: rlEval.greedy.fields ?? NaN,
     fields_chance,
     fields_probe,
-    rl_logit_scale: curves.length ? curves[curves.length - 1].logitScale : 1,
+    rl_logit_scale,
     minutes: (performance.now() - t0) / 60000,
   };
   record('result', result);
@@ -224,11 +280,14 @@ function concatRows(parts: Float32Array[]): Float32Array {
   return out;
 }
 
-/** Mean probe accuracy over the scored fields plus the current word, on rows where each is known. */
-async function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32Array, testMeta: RowMeta[], d: number): Promise<number> {
-  const accs: number[] = [];
-  const fields = [...SCORED_FIELDS.map((f) => (m: RowMeta) => m.truth?.known[f]), (m: RowMeta) => m.truth?.currentWord];
-  for (const get of fields) {
+/**
+ * Per field (each scored fact and 'currentWord'): a linear probe trained on that field of the
+ * training rows, its accuracy on the test rows where the field is known, and that row count.
+ */
+async function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Float32Array, testMeta: RowMeta[], d: number): Promise<Record<string, { acc: number; n: number }>> {
+  const out: Record<string, { acc: number; n: number }> = {};
+  const fields: [string, (m: RowMeta) => string | undefined][] = [...SCORED_FIELDS.map((f) => [f, (m: RowMeta) => m.truth?.known[f]] as [string, (m: RowMeta) => string | undefined]), ['currentWord', (m: RowMeta) => m.truth?.currentWord || undefined]];
+  for (const [name, get] of fields) {
     const tr = trainMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
     const te = testMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
     const classes = [...new Set(tr.map(([, v]) => v!))];
@@ -240,10 +299,18 @@ async function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Fl
       classes.length,
     );
     // Rows whose value never occurred in training count as wrong.
-    accs.push((acc * te2.length) / te.length);
+    out[name] = { acc: (acc * te2.length) / te.length, n: te.length };
   }
-  return accs.reduce((a, b) => a + b, 0) / Math.max(accs.length, 1);
+  return out;
 }
+
+/** Accuracies pooled over their rows. */
+function pooled(ps: { acc: number; n: number }[]): number {
+  const n = ps.reduce((a, p) => a + p.n, 0);
+  return n ? ps.reduce((a, p) => a + p.acc * p.n, 0) / n : NaN;
+}
+
+const mean = (a: number[]) => (a.length ? a.reduce((s, v) => s + v, 0) / a.length : NaN);
 
 function copyTokenizer(model: string, tokenizer: string | undefined, to: string): void {
   fs.copyFileSync(resolveTokenizerPath(model, tokenizer), to);

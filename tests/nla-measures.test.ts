@@ -1,0 +1,95 @@
+// What the NLA's reported figures are made of: token-capped rollouts are unparseable (reward -2,
+// no AR step), the held-out stories split into dev and test, the shuffled control pairs rows of
+// different stories, and facts are scored per field apart from the current word.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
+import type { Llama } from '../src/nn/llama.js';
+import type { Reconstructor } from '../src/nla/ar.js';
+import { Verbalizer } from '../src/nla/av.js';
+import { fieldsChance, type CutTruth } from '../src/nla/corpus.js';
+import { heldOutRows } from '../src/nla/dataset.js';
+import { otherStoryRows, scoreFacts } from '../src/nla/evaluate.js';
+import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
+import { scoreRollouts, UNPARSEABLE_REWARD } from '../src/nla/rl.js';
+import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+
+test('a rollout cut off by the token cap is unparseable even with its tag closed: reward -2, left out of the AR step', { skip: SKIP_NO_MODEL }, async () => {
+  const file = path.join(sharedModels()!, 'stories260K.bin');
+  const { model } = await loadModel(file);
+  const tok = loadTokenizerFor(file);
+  const av = new Verbalizer(model as Llama, tok, DEFAULT_PROMPTS, 10);
+  const closed = av.targetIds('Lily in the park'); // explanation, closing tag, EOS
+  assert.equal(closed[closed.length - 1], tok.eosId);
+  const rambling = [...closed.slice(0, -1), ...tok.encode(' and more').slice(1)]; // closed, then no EOS before the cap
+
+  const finished = av.toExplained(closed, true);
+  const capped = av.toExplained(rambling, false);
+  const unclosed = av.toExplained(tok.encode(' Lily in the').slice(1), false);
+  assert.equal(finished.explanation, 'Lily in the park');
+  assert.ok(capped.text.includes(DEFAULT_PROMPTS.explanationEnd), `the capped rollout closed its tag: ${JSON.stringify(capped.text)}`);
+  assert.equal(capped.explanation, undefined);
+  assert.equal(unclosed.explanation, undefined);
+
+  // Rewards from a stub AR that predicts the target exactly: MSE 0 for anything it scores.
+  const d = 4, G = 3;
+  const h = Float32Array.from([1, 2, 3, 4]);
+  const seen: string[][] = [];
+  const ar = { d, predictHost: async (texts: string[]) => (seen.push(texts), Float32Array.from(texts.flatMap(() => [...h]))) } as unknown as Reconstructor;
+  const { rewards, mse, ok } = await scoreRollouts(ar, h, [finished, capped, unclosed], G, { reward: 'mse' }, () => 0);
+  assert.deepEqual(rewards.map((r) => r + 0), [0, UNPARSEABLE_REWARD, UNPARSEABLE_REWARD]); // + 0: -MSE is -0
+  assert.equal(UNPARSEABLE_REWARD, -2);
+  assert.deepEqual(mse, [0, 2, 2]);
+  assert.deepEqual(ok, [0], 'only the finished rollout reaches the AR (its training step uses these rows)');
+  assert.deepEqual(seen, [['Lily in the park']]);
+  model.w.dispose();
+});
+
+const row = (doc: number, split: string) => ({ doc, split });
+
+test('dev and test split the eval rows by story: disjoint, together all of eval, dev the first half of its stories', () => {
+  // Eval stories 7, 9, 12, 15, 20 (rows out of doc order), plus training rows that must stay out.
+  const meta = [row(1, 'av'), row(12, 'eval'), row(7, 'eval'), row(3, 'rl'), row(9, 'eval'), row(12, 'eval'), row(20, 'eval'), row(15, 'eval'), row(7, 'eval'), row(2, 'ar')];
+  const dev = heldOutRows(meta, 'dev'), test = heldOutRows(meta, 'test');
+  assert.deepEqual(dev, [1, 2, 4, 5, 8]); // stories 7, 9, 12 (ceil(5 / 2) = 3 stories)
+  assert.deepEqual(test, [6, 7]); // stories 15, 20
+  const docsOf = (ix: number[]) => new Set(ix.map((i) => meta[i].doc));
+  assert.deepEqual([...docsOf(dev)].filter((x) => docsOf(test).has(x)), [], 'no story in both');
+  assert.deepEqual([...dev, ...test].sort((a, b) => a - b), meta.map((m, i) => (m.split === 'eval' ? i : -1)).filter((i) => i >= 0));
+  assert.deepEqual(heldOutRows([row(1, 'av')], 'test'), []);
+});
+
+test('the shuffled control pairs every row with a row of another story, each story serving as a partner once', () => {
+  const docs = [5, 5, 5, 8, 8, 2, 2, 2, 2, 9];
+  const meta = docs.map((doc) => ({ doc }));
+  const p = otherStoryRows(meta);
+  assert.deepEqual(p, [3, 4, 3, 5, 6, 9, 9, 9, 9, 0]); // 5 -> 8 -> 2 -> 9 -> 5, row of the same rank (cyclic)
+  p.forEach((j, i) => assert.notEqual(meta[j].doc, meta[i].doc, `row ${i}`));
+  assert.deepEqual(otherStoryRows([{ doc: 1 }, { doc: 1 }]), [-1, -1], 'one story: no control');
+});
+
+test('facts are scored per field and pooled without the current word; the pooled fields keep their old meaning', () => {
+  const truths: CutTruth[] = [
+    { known: { name: 'Lily', place: 'park' }, currentWord: 'park' },
+    { known: { name: 'Tom', place: 'beach', object: 'kite', emotion: 'sad' }, currentWord: 'sad' },
+    { known: { name: 'Mia' }, currentWord: 'went' },
+  ];
+  const explanations = [
+    '"went to the park". Lily in the park.', // name right, place right, word right
+    '"was so sad". Tom at the beach with a ball, happy.', // name right, place right, object wrong, emotion wrong (says happy), word right
+    undefined, // unparseable: every field wrong
+  ];
+  const s = scoreFacts(explanations, truths);
+  assert.deepEqual(s.fieldCounts, {
+    name: { correct: 2, total: 3 },
+    place: { correct: 2, total: 2 },
+    object: { correct: 0, total: 1 },
+    emotion: { correct: 0, total: 1 },
+    currentWord: { correct: 2, total: 3 },
+  });
+  assert.equal(s.facts, 4 / 7);
+  assert.equal(s.fields, 6 / 10);
+  // Chance over the same (row, fact) pairs: names 1/8 x3, places 1/6 x2, object 1/8, emotion 1/4.
+  assert.ok(Math.abs(fieldsChance(truths, undefined, false).rate - (3 / 8 + 2 / 6 + 1 / 8 + 1 / 4) / 7) < 1e-12);
+});
