@@ -15,7 +15,7 @@ program
   .description(
     'Natural Language Autoencoders: explain a language model\'s activations in words.\n' +
       'Runs on WebGPU (Dawn); on machines without a GPU, run `bash scripts/setup.sh` once to install Mesa lavapipe.\n' +
-      'Set NLA_DEBUG=1 (adapter), 2 (kernel compiles), 3 (WGSL source) for diagnostics.',
+      'Set NLA_DEBUG=1 (adapter, and Dawn\'s own warnings), 2 (kernel compiles), 3 (WGSL source) for diagnostics.',
   )
   .showHelpAfterError();
 
