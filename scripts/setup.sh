@@ -37,7 +37,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
-# The library build (`npm run build`) is for packaging; tests and the CLI run from source via tsx.
+# npm ci also builds dist/ (the `prepare` script, as a git install does); tests and the CLI run from source via tsx.
 
 # Seed the model cache (offline machines): the same lookup users get.
 shared="$here/../shared/models"
