@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what nla needs on a fresh Debian bookworm machine without a GPU:
 # Mesa's lavapipe (software Vulkan) from bookworm-backports, because bookworm's own Mesa 22
-# is too old for Dawn; then npm dependencies and the build; then seeds the model cache from
-# ../shared/models when that directory exists. Idempotent, and quick when all is there.
+# is too old for Dawn; then npm dependencies; then makes stories260K.bin and tok512.bin present
+# (or fails saying how to provide them). Idempotent, and quick when all is there.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -39,14 +39,15 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 # npm ci also builds dist/ (the `prepare` script, as a git install does); tests and the CLI run from source via tsx.
 
-# Seed the model cache (offline machines): the same lookup users get.
-shared="$here/../shared/models"
-cache="${NLA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nla}/models"
-if [ -d "$shared" ]; then
-  mkdir -p "$cache"
-  # README.md carries llama2.c's published greedy output, which the tests compare against.
-  for f in stories260K.bin tok512.bin README.md; do
-    [ -f "$shared/$f" ] && [ ! -f "$cache/$f" ] && cp "$shared/$f" "$cache/$f"
-  done
+# The models the tests and the demo run on, found by the lookup users get (NLA_MODELS, the
+# cache, ../shared/models; the latter copied into the cache), else downloaded with their sha256
+# checked. Without them this fails naming the files and the ways to provide them, unless
+# NLA_ALLOW_MISSING_MODELS=1 (then the tests that need them skip, and say so).
+if ! node --import tsx scripts/models.ts; then
+  if [ "${NLA_ALLOW_MISSING_MODELS:-0}" = 1 ]; then
+    echo "setup: continuing without the models (NLA_ALLOW_MISSING_MODELS=1)"
+  else
+    exit 1
+  fi
 fi
 echo "setup: ok"

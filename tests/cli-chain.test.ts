@@ -7,12 +7,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { okCli, runCli } from './cli-helpers.js';
-import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 const lines = (f: string) => fs.readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: SKIP_NO_MODEL, timeout: 240_000 }, async () => {
-  const M = path.join(sharedModels()!, 'stories260K.bin');
+  const M = modelFile('stories260K.bin');
   const run = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-chain-'));
   const store = path.join(run, 'activations'), dir = path.join(run, 'nla'), metrics = path.join(run, 'metrics.jsonl');
 

@@ -9,12 +9,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNLA } from '../src/nla/nla.js';
 import { okCli } from './cli-helpers.js';
-import { SKIP_NO_MODEL } from './helpers.js';
+import { requireModels, SKIP_NO_MODEL } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-demo-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-step RL metrics', { skip: SKIP_NO_MODEL, timeout: 300_000 }, async () => {
+  requireModels(); // the CLI finds them by the same lookup; missing ones fail here, with how to provide them
   const out = path.join(tmp, 'demo');
   const r = await okCli(['demo', '--quick', '--out', out], 280_000);
   const lines = r.stdout.trim().split('\n');

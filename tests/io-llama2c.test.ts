@@ -5,23 +5,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { readLlama2c, writeLlama2c } from '../src/io/llama2c.js';
 import { halfToInterleaved, interleavedToHalf, permuteRopeTensor } from '../src/io/rope-permute.js';
 import type { LlamaConfig } from '../src/io/config.js';
 import type { HostTensor } from '../src/io/host-tensor.js';
 import { rng as seeded } from '../src/util/rng.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-function sharedModel(name: string): string | undefined {
-  for (const dir of [process.env.NLA_MODELS, path.resolve(repoRoot, '..', 'shared', 'models')]) {
-    if (dir && fs.existsSync(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
-const stories = sharedModel('stories260K.bin');
-const skipStories = stories ? false : 'stories260K.bin not found in $NLA_MODELS or ../shared/models';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-l2c-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -41,9 +32,11 @@ function assertSameWeights(a: Map<string, HostTensor>, b: Map<string, HostTensor
   }
 }
 
-describe('stories260K.bin', { skip: skipStories }, () => {
-  test('header, names and shapes', () => {
-    const { config, weights, ropeLayout } = readLlama2c(stories!);
+describe('stories260K.bin', () => {
+  const stories = () => modelFile('stories260K.bin');
+
+  test('header, names and shapes', { skip: SKIP_NO_MODEL }, () => {
+    const { config, weights, ropeLayout } = readLlama2c(stories());
     assert.deepEqual(config, {
       arch: 'llama', dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, maxSeqLen: 512,
       normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'interleaved', tieEmbeddings: true, qkvBias: false, bosId: 1, eosId: 2,
@@ -63,9 +56,9 @@ describe('stories260K.bin', { skip: skipStories }, () => {
     assert.deepEqual(shape('model.norm.weight'), [64]);
   });
 
-  test('values come from the right file offsets', () => {
-    const { weights } = readLlama2c(stories!);
-    const raw = fs.readFileSync(stories!);
+  test('values come from the right file offsets', { skip: SKIP_NO_MODEL }, () => {
+    const { weights } = readLlama2c(stories());
+    const raw = fs.readFileSync(stories());
     const f = (byte: number): number => raw.readFloatLE(byte);
     const at = (floats: number): number => 28 + 4 * floats;
     assert.equal(weights.get('model.embed_tokens.weight')!.data[0], f(at(0)));
@@ -80,14 +73,14 @@ describe('stories260K.bin', { skip: skipStories }, () => {
     assert.equal(weights.get('model.norm.weight')!.data[63], f(at(finalStart + 63)));
   });
 
-  test('write -> read round trip; bytes identical to the original except freq_cis (recomputed, within 1e-6)', () => {
-    const ck = readLlama2c(stories!);
+  test('write -> read round trip; bytes identical to the original except freq_cis (recomputed, within 1e-6)', { skip: SKIP_NO_MODEL }, () => {
+    const ck = readLlama2c(stories());
     const out = path.join(tmp, 'copy.bin');
     writeLlama2c(out, ck.config, ck.weights);
     const back = readLlama2c(out);
     assert.deepEqual(back.config, ck.config);
     assertSameWeights(ck.weights, back.weights);
-    const a = fs.readFileSync(stories!);
+    const a = fs.readFileSync(stories());
     const b = fs.readFileSync(out);
     assert.equal(b.length, a.length);
     const freqBytes = 2 * 512 * 4 * 4;
@@ -95,14 +88,14 @@ describe('stories260K.bin', { skip: skipStories }, () => {
     for (let off = a.length - freqBytes; off < a.length; off += 4) assert.ok(Math.abs(a.readFloatLE(off) - b.readFloatLE(off)) < 1e-6);
   });
 
-  test('truncated file: error names the file and expected vs actual bytes', () => {
+  test('truncated file: error names the file and expected vs actual bytes', { skip: SKIP_NO_MODEL }, () => {
     const cut = path.join(tmp, 'stories260K-cut.bin');
-    fs.writeFileSync(cut, fs.readFileSync(stories!).subarray(0, 1000));
+    fs.writeFileSync(cut, fs.readFileSync(stories()).subarray(0, 1000));
     throwsNaming(() => readLlama2c(cut), 'stories260K-cut.bin', 'vocab_size=512', 'file has 1000 bytes', 'expected 1056540');
   });
 
-  test('HF layout (rotate-half) weights write back to the same interleaved file', () => {
-    const ck = readLlama2c(stories!);
+  test('HF layout (rotate-half) weights write back to the same interleaved file', { skip: SKIP_NO_MODEL }, () => {
+    const ck = readLlama2c(stories());
     const half = new Map(ck.weights);
     for (const [k, t] of half) {
       if (k.endsWith('q_proj.weight')) half.set(k, permuteRopeTensor(t, 8, 'half'));

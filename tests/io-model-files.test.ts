@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { defaultCacheDir, downloadTinyllama, findModelFile, ModelNotFoundError, TINYLLAMAS } from '../src/io/model-files.js';
+import { defaultCacheDir, downloadTinyllama, ensureModelFiles, findModelFile, missingModelsMessage, ModelNotFoundError, TINYLLAMAS } from '../src/io/model-files.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-mf-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -99,6 +99,38 @@ describe('downloadTinyllama (local server)', () => {
     });
     assert.ok(requested.includes('/stories260K/tok512.bin'), 'tok512.bin is fetched from the stories260K/ folder');
     assert.deepEqual(fs.readdirSync(path.join(cache, 'models')), []);
+  });
+
+  test('ensureModelFiles (scripts/setup.sh): found files stay, ../shared/models is copied into the cache, the rest downloaded', async () => {
+    const root = path.join(tmp, 'ensure'), cwd = path.join(root, 'work');
+    const env = { NLA_MODELS: path.join(root, 'env'), NLA_CACHE: path.join(root, 'cache') };
+    fs.mkdirSync(cwd, { recursive: true });
+    const own = put(path.join(env.NLA_MODELS, 'a.bin'), 'a');
+    put(path.join(root, 'shared', 'models', 'b.bin'), 'b');
+    const got = await ensureModelFiles(['a.bin', 'b.bin'], { env, cwd, baseUrl });
+    assert.equal(got.get('a.bin'), own);
+    assert.equal(got.get('b.bin'), path.join(env.NLA_CACHE, 'models', 'b.bin'));
+    assert.equal(fs.readFileSync(got.get('b.bin')!, 'utf8'), 'b');
+    assert.deepEqual(fs.readdirSync(path.join(env.NLA_CACHE, 'models')), ['b.bin'], 'no temp file left');
+    assert.deepEqual(requested.filter((u) => /[ab]\.bin$/.test(u)), [], 'nothing downloaded');
+    // tok512.bin is nowhere and the server's copy fails its sha256: the error says how to provide it.
+    await assert.rejects(ensureModelFiles(['b.bin', 'tok512.bin'], { env, cwd, baseUrl }), (e: Error) => {
+      assert.ok(e instanceof ModelNotFoundError);
+      assert.match(e.message, /^model files not found: tok512\.bin\. Provide them in one of three ways:/);
+      assert.match(e.message, /sha256 mismatch/);
+      return true;
+    });
+  });
+
+  test('missingModelsMessage names the files and the three ways: NLA_MODELS, the cache (download), ../shared/models', () => {
+    const env = { NLA_CACHE: path.join(tmp, 'c') };
+    const m = missingModelsMessage(['stories260K.bin', 'tok512.bin'], { env, cwd: path.join(tmp, 'w') });
+    for (const s of ['stories260K.bin, tok512.bin', 'NLA_MODELS=', '(not set)', path.join(tmp, 'c', 'models'), 'downloads them', 'sha256', path.join(tmp, 'shared', 'models')]) {
+      assert.ok(m.includes(s), `message should mention ${s}: ${m}`);
+    }
+    // Every place looked in is listed, one per file and place.
+    assert.equal(m.split('\n').filter((l) => /^  \//.test(l)).length, 2 * 3);
+    assert.ok(!missingModelsMessage(['mine.bin'], { env }).includes('downloads them'), 'no download offered for unknown files');
   });
 
   test('HTTP errors and unknown names without a hash are refused', async () => {

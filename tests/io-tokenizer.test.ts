@@ -4,13 +4,12 @@
 // files that gpt-tokenizer ships, compared token for token with gpt-tokenizer; tok512
 // converted to a SentencePiece-style tokenizer.json compared with the llama2.c tokenizer;
 // and small hand-made files for the remaining components.
-import { test, describe } from 'node:test';
+import { test, describe, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { encode as r50kEncode } from 'gpt-tokenizer/encoding/r50k_base';
 import { encode as cl100kEncode } from 'gpt-tokenizer/encoding/cl100k_base';
@@ -19,16 +18,9 @@ import { HfTokenizer } from '../src/io/tokenizer-hf.js';
 import { loadTokenizer, StreamDecoder } from '../src/io/tokenizer.js';
 import { BYTE_TO_CHAR } from '../src/io/hf-pretokenize.js';
 import { FormatError } from '../src/io/errors.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-function sharedModel(name: string): string | undefined {
-  for (const dir of [process.env.NLA_MODELS, path.resolve(repoRoot, '..', 'shared', 'models')]) {
-    if (dir && fs.existsSync(path.join(dir, name))) return path.join(dir, name);
-  }
-  return undefined;
-}
-const tokPath = sharedModel('tok512.bin');
-const skipTok = tokPath ? false : 'tok512.bin not found in $NLA_MODELS or ../shared/models';
+const tokPath = () => modelFile('tok512.bin');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-tok-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -77,17 +69,19 @@ function runCEncode(tok: Llama2cTokenizer, text: string, bos: boolean): number[]
   return tokens;
 }
 
-describe('llama2.c tokenizer (tok512.bin)', { skip: skipTok }, () => {
-  const tok = tokPath ? Llama2cTokenizer.fromFile(tokPath) : undefined!;
+describe('llama2.c tokenizer (tok512.bin)', () => {
+  // Loaded by the first test that runs (a missing file fails each test with how to provide it).
+  let tok!: Llama2cTokenizer;
+  beforeEach(() => void (tok ||= Llama2cTokenizer.fromFile(tokPath())));
 
-  test('file facts: 512 pieces, max length 7, BOS/EOS/byte pieces where run.c expects them', () => {
+  test('file facts: 512 pieces, max length 7, BOS/EOS/byte pieces where run.c expects them', { skip: SKIP_NO_MODEL }, () => {
     assert.equal(tok.vocabSize, 512);
     assert.equal(tok.maxTokenLength, 7);
     assert.deepEqual(tok.pieces([0, 1, 2, 3, 3 + 0x41, 258]), ['<unk>', '\n<s>\n', '\n</s>\n', '<0x00>', '<0x41>', '<0xFF>']);
     assert.equal(tok.tokenToId(' the'), 265);
   });
 
-  test('"Once upon a time" encodes to the run.c ids', () => {
+  test('"Once upon a time" encodes to the run.c ids', { skip: SKIP_NO_MODEL }, () => {
     const ids = tok.encode('Once upon a time', { bos: true });
     assert.deepEqual(ids, [1, 403, 407, 261, 378]);
     assert.deepEqual(tok.pieces(ids.slice(1)), [' Once', ' upon', ' a', ' time']);
@@ -100,22 +94,22 @@ describe('llama2.c tokenizer (tok512.bin)', { skip: skipTok }, () => {
     assert.deepEqual(tok.encode('', { bos: true, eos: true }), [1, 2]);
   });
 
-  test('byte fallback: characters outside the vocab become <0xXX> = byte + 3', () => {
+  test('byte fallback: characters outside the vocab become <0xXX> = byte + 3', { skip: SKIP_NO_MODEL }, () => {
     const ids = tok.encode('☃');
     // " " then E2 98 83
     assert.deepEqual(ids, [tok.tokenToId(' '), 0xe2 + 3, 0x98 + 3, 0x83 + 3]);
     assert.equal(tok.decode(ids), '☃');
   });
 
-  test('matches the literal run.c port on random text (300 runs)', () => {
+  test('matches the literal run.c port on random text (300 runs)', { skip: SKIP_NO_MODEL }, () => {
     fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.deepEqual(tok.encode(s, { bos }), runCEncode(tok, s, bos))), { seed: 1, numRuns: 300 });
   });
 
-  test('decode(encode(s)) == s, with and without BOS (500 runs)', () => {
+  test('decode(encode(s)) == s, with and without BOS (500 runs)', { skip: SKIP_NO_MODEL }, () => {
     fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.equal(tok.decode(tok.encode(s, { bos })), s)), { seed: 2, numRuns: 500 });
   });
 
-  test('decodeToken follows run.c: leading space stripped only right after BOS; bytes stream correctly', () => {
+  test('decodeToken follows run.c: leading space stripped only right after BOS; bytes stream correctly', { skip: SKIP_NO_MODEL }, () => {
     const once = tok.tokenToId(' Once')!;
     assert.equal(tok.decodeToken(1, once), 'Once');
     assert.equal(tok.decodeToken(261, once), ' Once');
@@ -127,8 +121,8 @@ describe('llama2.c tokenizer (tok512.bin)', { skip: skipTok }, () => {
     assert.ok(parts.includes('😀'), 'the emoji is emitted whole when its last byte arrives');
   });
 
-  test('truncated or garbage files name the file', () => {
-    const raw = fs.readFileSync(tokPath!);
+  test('truncated or garbage files name the file', { skip: SKIP_NO_MODEL }, () => {
+    const raw = fs.readFileSync(tokPath());
     const cut = path.join(tmp, 'cut.bin');
     fs.writeFileSync(cut, raw.subarray(0, raw.length - 3));
     assert.throws(() => Llama2cTokenizer.fromFile(cut), (e: Error) => e instanceof FormatError && e.message.includes('cut.bin') && /truncated/.test(e.message));
@@ -138,8 +132,8 @@ describe('llama2.c tokenizer (tok512.bin)', { skip: skipTok }, () => {
     assert.throws(() => Llama2cTokenizer.parse(raw, 'tok.bin', 32000), /tok\.bin.*512 tokens.*32000/);
   });
 
-  test('loadTokenizer picks the llama2.c format for .bin', () => {
-    assert.ok(loadTokenizer(tokPath!) instanceof Llama2cTokenizer);
+  test('loadTokenizer picks the llama2.c format for .bin', { skip: SKIP_NO_MODEL }, () => {
+    assert.ok(loadTokenizer(tokPath()) instanceof Llama2cTokenizer);
   });
 });
 
@@ -305,13 +299,14 @@ function sentencePieceJson(tok: Llama2cTokenizer, legacyLayout: boolean): unknow
       };
 }
 
-describe('HF SentencePiece-style BPE (tok512 converted)', { skip: skipTok }, () => {
-  const ref = tokPath ? Llama2cTokenizer.fromFile(tokPath) : undefined!;
+describe('HF SentencePiece-style BPE (tok512 converted)', () => {
+  let ref!: Llama2cTokenizer;
+  beforeEach(() => void (ref ||= Llama2cTokenizer.fromFile(tokPath())));
   // "▁" itself means a space in the HF vocab, and text starting with a space differs by design
   // in Metaspace (it does not add a second "▁"); keep to text where both define the same thing.
   const spText = textArb.filter((s) => !s.includes('▁') && !s.startsWith(' '));
   for (const legacy of [true, false]) {
-    test(`${legacy ? 'Prepend+Replace normalizer' : 'Metaspace pre-tokenizer'}: same ids as llama2.c, round trip (300 runs)`, () => {
+    test(`${legacy ? 'Prepend+Replace normalizer' : 'Metaspace pre-tokenizer'}: same ids as llama2.c, round trip (300 runs)`, { skip: SKIP_NO_MODEL }, () => {
       const tok = new HfTokenizer(sentencePieceJson(ref, legacy), 'tok512.json');
       assert.equal(tok.bosId, 1);
       assert.equal(tok.eosId, 2);

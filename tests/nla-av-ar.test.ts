@@ -1,7 +1,6 @@
 // Injection writes exactly one row; the untrained AR reproduces M's layer-K activation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { injectAt } from '../src/nn/llama.js';
@@ -11,9 +10,10 @@ import { extractActivations } from '../src/nla/extract.js';
 import { DEFAULT_PROMPTS, arIds, avPrompt, parseExplanation } from '../src/nla/prompts.js';
 import { normalizedMseHost } from '../src/nla/loss.js';
 import * as T from '../src/tensor/index.js';
-import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import type { Tokenizer } from '../src/io/tokenizer.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
-const file = () => path.join(sharedModels()!, 'stories260K.bin');
+const file = () => modelFile('stories260K.bin');
 
 test('injection replaces exactly the placeholder row with the scaled vector, every other row untouched', { skip: SKIP_NO_MODEL }, async () => {
   const { model } = await loadModel(file());
@@ -43,12 +43,31 @@ test('injection replaces exactly the placeholder row with the scaled vector, eve
   model.w.dispose();
 });
 
-test('prompts: zero or two placeholders are errors; explanations parse non-greedily', { skip: SKIP_NO_MODEL }, () => {
-  const tok = loadTokenizerFor(file());
-  assert.throws(() => avPrompt(tok, { ...DEFAULT_PROMPTS, av: 'no slot here' }), /no \{concept\} slot/);
-  assert.throws(() => avPrompt(tok, { ...DEFAULT_PROMPTS, av: '{concept} and \u007f' }), /exactly once; found it 2 times/);
+/** One token per UTF-16 unit (id = code + 3, BOS 1): enough to parse prompts without a model. */
+const charTok = {
+  vocabSize: 0x10003, bosId: 1, eosId: 2,
+  encode: (s: string, o?: { bos?: boolean }) => [...(o?.bos ? [1] : []), ...[...s].map((c) => c.charCodeAt(0) + 3)],
+  pieces: (ids: number[]) => ids.map((i) => String.fromCharCode(i - 3)),
+} as unknown as Tokenizer;
+
+test('prompts (no model): zero or two placeholders are errors; the placeholder position; explanations parse non-greedily', () => {
+  assert.throws(() => avPrompt(charTok, { ...DEFAULT_PROMPTS, av: 'no slot here' }), /no \{concept\} slot/);
+  assert.throws(() => avPrompt(charTok, { ...DEFAULT_PROMPTS, av: '{concept} and \u007f' }), /exactly once; found it 2 times/);
+  assert.throws(() => avPrompt(charTok, { ...DEFAULT_PROMPTS, placeholder: 'ab' }), /encodes to 2 tokens \(a b\); it must be one token/);
+  const p = avPrompt(charTok, { ...DEFAULT_PROMPTS, av: 'ab{concept}c' });
+  assert.deepEqual(p, { ids: [1, 97 + 3, 98 + 3, 0x7f + 3, 99 + 3], position: 3, placeholderId: 0x7f + 3 });
   assert.equal(parseExplanation(' a cat </explanation> more </explanation>', DEFAULT_PROMPTS), 'a cat');
   assert.equal(parseExplanation('never closed', DEFAULT_PROMPTS), undefined);
+  assert.equal(parseExplanation('</explanation>', DEFAULT_PROMPTS), '');
+});
+
+test('prompts on tok512: the DEL placeholder is one token, found once in the default AV prompt', { skip: SKIP_NO_MODEL }, () => {
+  const tok = loadTokenizerFor(file());
+  const p = avPrompt(tok, DEFAULT_PROMPTS);
+  assert.equal(p.placeholderId, 0x7f + 3, 'byte-fallback piece <0x7F>');
+  assert.equal(p.ids[p.position], p.placeholderId);
+  assert.equal(p.ids.filter((t) => t === p.placeholderId).length, 1);
+  assert.throws(() => avPrompt(tok, { ...DEFAULT_PROMPTS, av: '{concept} and \u007f' }), /exactly once; found it 2 times/);
 });
 
 test('the AR with its identity head, before training, reproduces M\'s layer-K activation of the same text', { skip: SKIP_NO_MODEL }, async () => {

@@ -17,10 +17,10 @@ import { varianceNormalized } from '../src/nla/fve.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { trainRl } from '../src/nla/rl.js';
 import { rowsOf, trainArSft, trainAvSft } from '../src/nla/sft.js';
-import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 test('tiny seeded NLA: RL raises the sampled FVE it optimises by at least 0.1', { skip: SKIP_NO_MODEL, timeout: 900_000 }, async (t) => {
-  const file = path.join(sharedModels()!, 'stories260K.bin');
+  const file = modelFile('stories260K.bin');
   const M = (await loadModel(file)).model as Llama;
   const tok = loadTokenizerFor(file);
   const layer = 3, d = M.cfg.dim;

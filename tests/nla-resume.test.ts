@@ -18,12 +18,12 @@ import { extractActivations } from '../src/nla/extract.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { trainRl, type RlOptions } from '../src/nla/rl.js';
 import { trainArSft, trainAvSft, type SftData, type SftOptions } from '../src/nla/sft.js';
-import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 const LAYER = 3;
 
 async function setup(): Promise<{ M: Llama; tok: Tokenizer; data: SftData }> {
-  const file = path.join(sharedModels()!, 'stories260K.bin');
+  const file = modelFile('stories260K.bin');
   const M = (await loadModel(file)).model as Llama;
   const tok = loadTokenizerFor(file);
   const items = knownAnswerItems(tok, { stories: 4, cutsPerStory: 2, minTokens: 20, seed: 3 });

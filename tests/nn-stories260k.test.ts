@@ -11,9 +11,9 @@ import { generate } from '../src/nn/generate.js';
 import { loadModel, loadTokenizerFor, saveHf } from '../src/nn/load.js';
 import * as T from '../src/tensor/index.js';
 import { property } from '../src/testing/property.js';
-import { publishedOutput, sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import { modelFile as find, PUBLISHED_OUTPUT, SKIP_NO_MODEL } from './helpers.js';
 
-const modelFile = () => path.join(sharedModels()!, 'stories260K.bin');
+const modelFile = () => find('stories260K.bin');
 
 async function greedyText(noCache: boolean): Promise<string> {
   const { model } = await loadModel(modelFile());
@@ -29,11 +29,11 @@ async function greedyText(noCache: boolean): Promise<string> {
 }
 
 test('greedy 200 steps with the KV cache reproduce llama2.c exactly', { skip: SKIP_NO_MODEL }, async () => {
-  assert.equal(await greedyText(false), publishedOutput());
+  assert.equal(await greedyText(false), PUBLISHED_OUTPUT);
 });
 
 test('greedy 200 steps through the full-sequence path reproduce llama2.c exactly', { skip: SKIP_NO_MODEL }, async () => {
-  assert.equal(await greedyText(true), publishedOutput());
+  assert.equal(await greedyText(true), PUBLISHED_OUTPUT);
 });
 
 async function logitsOf(model: Awaited<ReturnType<typeof loadModel>>['model'], ids: number[]): Promise<Float32Array> {

@@ -53,6 +53,71 @@ export function findModelFile(name: string, opts: FindOptions = {}): string {
   );
 }
 
+/** Karpathy's stories260K and its tokenizer: what the tests, the demo and the examples run on. */
+export const TINY_MODEL_FILES: readonly string[] = ['stories260K.bin', 'tok512.bin'];
+
+/** What to do about missing model files: names them and the three ways to provide them. */
+export function missingModelsMessage(names: readonly string[], opts: FindOptions = {}): string {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const online = names.every((n) => TINYLLAMAS[n]);
+  return (
+    `model files not found: ${names.join(', ')}. Provide them in one of three ways:\n` +
+    `  1. NLA_MODELS=/dir/containing/them (${env.NLA_MODELS ? `now ${env.NLA_MODELS}` : 'not set'})\n` +
+    `  2. the cache ${path.join(defaultCacheDir(env), 'models')} (NLA_CACHE or XDG_CACHE_HOME move it)` +
+    (online ? `; with a network, scripts/setup.sh downloads them there (sha256-checked, from karpathy/tinyllamas)\n` : '\n') +
+    `  3. ../shared/models beside the project (${path.resolve(cwd, '..', 'shared', 'models')})\n` +
+    `Looked in:\n  ${names.flatMap((n) => modelSearchPaths(n, opts)).join('\n  ')}`
+  );
+}
+
+/**
+ * Make model files present (scripts/setup.sh): found by findModelFile; copied into the cache
+ * when only ../shared/models has them (so runs from any directory find them offline); else
+ * downloaded (sha256-checked). Throws ModelNotFoundError with missingModelsMessage and the
+ * download errors when some cannot be provided. Returns name -> path.
+ */
+export async function ensureModelFiles(
+  names: readonly string[] = TINY_MODEL_FILES,
+  opts: FindOptions & { baseUrl?: string } = {},
+): Promise<Map<string, string>> {
+  const env = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const cache = defaultCacheDir(env);
+  const found = new Map<string, string>();
+  const failures: string[] = [];
+  for (const name of names) {
+    let p: string | undefined;
+    try {
+      p = findModelFile(name, { env, cwd });
+    } catch (e) {
+      if (!(e instanceof ModelNotFoundError)) throw e;
+    }
+    if (p && p === path.resolve(cwd, '..', 'shared', 'models', path.basename(name))) {
+      const target = path.join(cache, 'models', path.basename(name));
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      // Copy then rename, so an interrupted copy never sits where the lookup would find it.
+      const tmp = `${target}.copy-${process.pid}`;
+      fs.copyFileSync(p, tmp);
+      fs.renameSync(tmp, target);
+      p = target;
+    }
+    if (!p && TINYLLAMAS[path.basename(name)]) {
+      try {
+        p = await downloadTinyllama(path.basename(name), cache, { baseUrl: opts.baseUrl });
+      } catch (e) {
+        failures.push((e as Error).message);
+      }
+    }
+    if (p) found.set(name, p);
+  }
+  const missing = names.filter((n) => !found.has(n));
+  if (missing.length) {
+    throw new ModelNotFoundError(missingModelsMessage(missing, { env, cwd }) + (failures.length ? `\nDownload failed:\n  ${failures.join('\n  ')}` : ''));
+  }
+  return found;
+}
+
 /** Files we know in karpathy/tinyllamas: path inside the repo and pinned sha256. */
 export const TINYLLAMAS: Record<string, { remote: string; sha256: string }> = {
   'stories260K.bin': { remote: 'stories260K/stories260K.bin', sha256: 'b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696' },
