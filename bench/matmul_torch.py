@@ -1,47 +1,31 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) reference for bench/matmul.ts: f32 matmul GFLOP/s for the same shapes and
-layouts (transposed operands are transposed views, as in nla), timed the same way: a warm-up
-call, then `rounds` rounds of at least `min-ms`, best round reported.
+"""PyTorch (CPU) reference for bench/matmul.ts: f32 matmul time for the same shapes and layouts
+(transposed operands are transposed views, as in nla), timed the same way: one warm-up call,
+then back-to-back calls for at least `min-ms`, mean per call. One process is one round; the
+node side runs several, alternating with nla's, and takes the median.
 
-Prints one JSON line per shape: {"bench":"matmul","engine":"torch","label":...,"gflops":...}.
+Prints one JSON line per shape: {"bench":"matmul-round","engine":"torch","label":...,"ms":...}.
 """
 import argparse
-import ctypes
 import json
 import time
 
 import torch
 
-
-def blas_info():
-    """The BLAS torch's matmul calls: OpenBLAS's own config string when it is the loaded library."""
-    try:
-        with open("/proc/self/maps") as f:
-            libs = sorted({line.split()[-1] for line in f if "blas" in line.lower() and "/" in line})
-    except OSError:
-        libs = []
-    for lib in libs:
-        if "openblas" in lib:
-            try:
-                ob = ctypes.CDLL(lib)
-                ob.openblas_get_config.restype = ctypes.c_char_p
-                return f"{ob.openblas_get_config().decode()} ({ob.openblas_get_num_threads()} threads)"
-            except (OSError, AttributeError):
-                return lib
-    cfg = torch.__config__.show()
-    return "MKL" if "USE_MKL=ON" in cfg else (libs[0] if libs else "unknown")
+from torch_common import blas_info, env_info, pin_threads
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shapes", required=True, help="JSON list of {label,m,n,k,aT,bT}")
-    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-ms", type=float, default=250)
+    ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: os.cpu_count())")
+    ap.add_argument("--config", default="as installed")
     args = ap.parse_args()
+    threads = pin_threads(args.threads)
     torch.manual_seed(0)
-    torch.matmul(torch.rand(8, 8), torch.rand(8, 8))  # load the BLAS
     blas = blas_info()
-    print(f"# torch {torch.__version__}: {torch.get_num_threads()} intra-op threads, BLAS: {blas}")
+    print(f"# torch {torch.__version__}: {threads} intra-op threads, BLAS: {blas}")
     for s in json.loads(args.shapes):
         m, n, k = s["m"], s["n"], s["k"]
         a = torch.rand(k, m).t() if s["aT"] else torch.rand(m, k)
@@ -51,20 +35,14 @@ def main():
         torch.matmul(a, b)
         once = time.perf_counter() - t
         reps = max(1, min(200, int(args.min_ms / 1000 / max(once, 1e-5)) + 1))
-        best, rounds = float("inf"), []
-        for _ in range(args.rounds):
-            t = time.perf_counter()
-            for _ in range(reps):
-                torch.matmul(a, b)
-            dt = (time.perf_counter() - t) / reps
-            rounds.append(dt)
-            best = min(best, dt)
-        rounds.sort()
-        med = rounds[len(rounds) // 2]
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(a, b)
+        dt = (time.perf_counter() - t) / reps
         print(json.dumps({
-            "bench": "matmul", "engine": "torch", "label": s["label"], "m": m, "n": n, "k": k,
-            "gflops": round(2 * m * n * k / best / 1e9, 1), "ms": round(best * 1e3, 2),
-            "ms_median": round(med * 1e3, 2), "blas": blas,
+            "bench": "matmul-round", "engine": "torch", "config": args.config, "label": s["label"], "m": m, "n": n, "k": k,
+            "ms": round(dt * 1e3, 3), "gflops": round(2 * m * n * k / dt / 1e9, 1), "reps": reps,
+            "threads": threads, "blas": blas, "env": env_info(), "torch": torch.__version__,
         }), flush=True)
 
 

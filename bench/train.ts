@@ -1,61 +1,38 @@
-// Training-step throughput: tokens/s of forward + backward + clip + AdamW for a Llama
-// (4 layers, d_model 256, 4 heads, FFN 704, vocab 4096, tied head) on [8, 128] batches, against
-// PyTorch on the CPU (bench/train_torch.py) as installed and tuned; then where an nla step's
-// time goes: GPU ms per kernel family, dispatches per step and their estimated fixed cost,
-// host (JavaScript) time to record a step.
+// Training-step time of a Llama (4 layers, d_model 256, 4 heads, FFN 704, vocab 4096, tied head)
+// on [8, 128] batches: forward + backward + clip + AdamW, nla against PyTorch on the CPU
+// (bench/train_torch.py) tuned and as installed; then where an nla step's time goes (GPU ms per
+// kernel family, dispatches per step and their measured fixed cost, host recording time).
 //
-// Run: node --import tsx bench/train.ts [--steps N (10; both engines, mean and best reported)] [--warmup N] [--no-torch] [--no-profile]
+// Method (bench/common.ts): each round runs one fresh process per engine, in turn nla, torch as
+// installed, torch tuned; per engine the median and [min, max] over rounds of the per-round mean
+// step time; ratio = torch median / nla median (= nla tokens/s over torch tokens/s).
+//
+// Run: npm run bench -- train [--rounds 3] [--steps 10] [--warmup 2] [--threads <cores>] [--no-torch] [--no-profile]
 //      [--layers 4 --dim 256 --heads 4 --hidden 704 --vocab 4096 --seq 128 --batch 8]
-import { execFileSync, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
+// Internal: --child nla|profile runs one side in this process and prints its JSON line.
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { DataLoader, TokenDataset } from '../src/nn/data.js';
 import { initLlama, llamaConfig } from '../src/nn/init.js';
 import { Trainer } from '../src/nn/train.js';
-import * as T from '../src/tensor/index.js';
 import { profileDetail, profileReport, startProfiling } from '../src/tensor/profile.js';
+import * as T from '../src/tensor/index.js';
 import { SeededRng } from '../src/util/rng.js';
+import {
+  argCount, argNum, argStr, benchDir, cpuCores, dispatchProbe, emitter, findTorchPython, fmtRange, hasFlag, machineLine, nlaChild, round,
+  runChild, summarize, TORCH_MISSING, torchEnv, type TorchConfig,
+} from './common.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-/** Fixed cost per dispatch on Mesa lavapipe (measured by bench/main.ts's dispatch probe). */
-const DISPATCH_US = 20;
-
-function argOf(args: string[], name: string, def: number): number {
-  const i = args.indexOf('--' + name);
-  if (i < 0) return def;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`bench/train: --${name} needs a positive number, got ${args[i + 1]}`);
-  return v;
-}
-
-/** A python3 that can import torch (Debian's python3-torch lives under /usr/bin/python3), or undefined. */
-export function findTorchPython(): string | undefined {
-  for (const py of ['python3', '/usr/bin/python3']) {
-    const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
-    if (r.status === 0) return py;
-  }
-  return undefined;
-}
-
-function hasAvx512(): boolean {
-  try {
-    return /\bavx512f\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-}
+const SHAPE_FLAGS = ['layers', 'dim', 'heads', 'hidden', 'vocab', 'seq', 'batch'] as const;
+type Config = Record<(typeof SHAPE_FLAGS)[number], number>;
+const DEFAULTS: Config = { layers: 4, dim: 256, heads: 4, hidden: 704, vocab: 4096, seq: 128, batch: 8 };
 
 function family(kernel: string): string {
   return kernel.split('|')[0];
 }
 
-export async function run(args: string[] = []): Promise<Record<string, unknown>[]> {
-  const c = {
-    layers: argOf(args, 'layers', 4), dim: argOf(args, 'dim', 256), heads: argOf(args, 'heads', 4), hidden: argOf(args, 'hidden', 704),
-    vocab: argOf(args, 'vocab', 4096), seq: argOf(args, 'seq', 128), batch: argOf(args, 'batch', 8),
-  };
-  const steps = argOf(args, 'steps', 10), warmup = argOf(args, 'warmup', 2);
+/** The nla model, data and trainer of the bench; `step()` is one timed training step. */
+async function setup(c: Config) {
   const gpu = await T.initGpu();
   const cfg = llamaConfig({ dim: c.dim, nLayers: c.layers, nHeads: c.heads, hiddenDim: c.hidden, vocabSize: c.vocab, maxSeqLen: c.seq });
   const model = await initLlama(cfg, 0);
@@ -63,98 +40,166 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
   const corpus = new TokenDataset([Array.from({ length: 200_000 }, () => Math.floor(r.next() * c.vocab))], c.vocab);
   const data = new DataLoader(corpus, { batchSize: c.batch, seqLen: c.seq, seed: 2 });
   const tr = new Trainer(model, data, { steps: 1_000_000, lr: 3e-4, warmupSteps: 0, betas: [0.9, 0.95], weightDecay: 0.1, maxGradNorm: 1 });
+  // One step as the timed loop runs it: sample the batch on the host, upload ids and targets,
+  // record forward/backward/clip/AdamW (submitted every 32 dispatches). The loss is not read
+  // back; the caller's sync waits for the queue to drain.
   const step = () => {
     const { loss, gradNorm } = tr.trainStep();
     loss.dispose();
     gradNorm?.dispose();
   };
+  const dispose = () => {
+    tr.dispose();
+    model.w.dispose();
+  };
+  return { gpu, model, step, dispose };
+}
+
+/** Child side: warm-up, then `steps` steps each timed to completion (sync). */
+async function nlaRound(c: Config, steps: number, warmup: number): Promise<Record<string, unknown>> {
+  const { gpu, model, step, dispose } = await setup(c);
   for (let i = 0; i < warmup; i++) step();
   await T.sync();
-  // Each step is timed to completion (sync), so a noisy machine shows as a spread between the
-  // mean and the best step; host recording time is measured before the sync.
   const s0 = T.runtimeStats();
   let hostMs = 0;
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
     const h0 = performance.now();
     step();
-    hostMs += performance.now() - h0;
+    hostMs += performance.now() - h0; // recording time, before waiting for the GPU
     await T.sync();
     times.push(performance.now() - h0);
   }
-  const wall = times.reduce((a, b) => a + b, 0) / steps;
-  const best = Math.min(...times);
   const s1 = T.runtimeStats();
-  const tokens = c.batch * c.seq;
-  const out: Record<string, unknown>[] = [];
-  const emit = (o: Record<string, unknown>) => {
-    out.push(o);
-    console.log(JSON.stringify(o));
+  const o = {
+    bench: 'train-round', engine: 'nla', adapter: gpu.info.description, lp_num_threads: process.env.LP_NUM_THREADS, ...c,
+    params: model.w.params().reduce((a, p) => a + p.size, 0), warmup, steps,
+    ms_per_step: round(times.reduce((a, b) => a + b, 0) / steps, 2), best_ms_per_step: round(Math.min(...times), 2),
+    step_ms: times.map((t) => round(t, 1)), host_record_ms: round(hostMs / steps, 1),
+    dispatches_per_step: Math.round((s1.dispatches - s0.dispatches) / steps), submits_per_step: round((s1.submits - s0.submits) / steps, 1),
   };
-  const dispatches = (s1.dispatches - s0.dispatches) / steps;
-  const nla = {
-    bench: 'train', engine: 'nla', adapter: gpu.info.description, ...c, params: model.w.params().reduce((a, p) => a + p.size, 0),
-    steps, ms_per_step: +wall.toFixed(1), best_ms_per_step: +best.toFixed(1),
-    tokens_per_s: +(tokens / (wall / 1000)).toFixed(1), best_tokens_per_s: +(tokens / (best / 1000)).toFixed(1),
-    dispatches_per_step: Math.round(dispatches), submits_per_step: +((s1.submits - s0.submits) / steps).toFixed(1),
-  };
-  emit(nla);
+  dispose();
+  return o;
+}
 
-  // Where the time goes: one profiled step (each dispatch in its own timed pass).
-  if (!args.includes('--no-profile')) {
-    if (!gpu.hasTimestamps) console.log('# profile: this adapter has no timestamp queries; skipped');
-    else {
-      startProfiling();
-      step();
-      const rep = await profileReport();
-      const fam = new Map<string, { ms: number; count: number }>();
-      for (const e of rep) {
-        const f = fam.get(family(e.kernel)) ?? { ms: 0, count: 0 };
-        f.ms += e.ms;
-        f.count += e.count;
-        fam.set(family(e.kernel), f);
-      }
-      const gpuMs = rep.reduce((a, e) => a + e.ms, 0);
-      const overheadMs = (dispatches * DISPATCH_US) / 1000;
-      emit({
-        bench: 'train-profile', engine: 'nla', ms_per_step: nla.ms_per_step, gpu_kernel_ms: +gpuMs.toFixed(1),
-        dispatches_per_step: Math.round(dispatches), est_dispatch_overhead_ms: +overheadMs.toFixed(1), host_record_ms: +(hostMs / steps).toFixed(1),
-        kernels: [...fam].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ kernel: k, ms: +v.ms.toFixed(2), count: v.count, pct: +((100 * v.ms) / gpuMs).toFixed(1) })),
-        // The costliest dispatches apart by what they worked on (each matmul's m x n x k and operand layout).
-        top_variants: (await profileDetail()).slice(0, 12).map((e) => ({ kernel: e.kernel, ...(e.note ? { note: e.note } : {}), ms: +e.ms.toFixed(2), count: e.count })),
-      });
-      console.log(`# nla step ${nla.ms_per_step} ms: GPU kernels ${gpuMs.toFixed(1)} ms, ${Math.round(dispatches)} dispatches (~${overheadMs.toFixed(1)} ms at ${DISPATCH_US} us each), host recording ${(hostMs / steps).toFixed(1)} ms`);
-      for (const [k, v] of [...fam].sort((a, b) => b[1].ms - a[1].ms).slice(0, 12)) {
-        console.log(`#   ${k.padEnd(28)} ${v.ms.toFixed(1).padStart(8)} ms ${String(v.count).padStart(5)} dispatches ${((100 * v.ms) / gpuMs).toFixed(1).padStart(5)}%`);
-      }
-    }
+/** Child side: where a step's time goes. The dispatch probe runs first, then one profiled step
+ * (each dispatch in its own timed pass, which inflates small kernels). */
+async function nlaProfile(c: Config, warmup: number): Promise<Record<string, unknown>> {
+  const { gpu, step, dispose } = await setup(c);
+  if (!gpu.hasTimestamps) {
+    dispose();
+    return { bench: 'train-profile', engine: 'nla', skipped: 'this adapter has no timestamp queries' };
   }
-  tr.dispose();
-  model.w.dispose();
+  for (let i = 0; i < Math.max(1, warmup); i++) step();
+  await T.sync();
+  const probe = await dispatchProbe();
+  const s0 = T.runtimeStats();
+  startProfiling();
+  step();
+  const rep = await profileReport();
+  const dispatches = T.runtimeStats().dispatches - s0.dispatches;
+  const fam = new Map<string, { ms: number; count: number }>();
+  for (const e of rep) {
+    const f = fam.get(family(e.kernel)) ?? { ms: 0, count: 0 };
+    f.ms += e.ms;
+    f.count += e.count;
+    fam.set(family(e.kernel), f);
+  }
+  const gpuMs = rep.reduce((a, e) => a + e.ms, 0);
+  const o = {
+    bench: 'train-profile', engine: 'nla', gpu_kernel_ms: round(gpuMs, 1), dispatches_per_step: dispatches,
+    us_per_dispatch: probe.us_per_dispatch, est_dispatch_overhead_ms: round((dispatches * probe.us_per_dispatch) / 1000, 1),
+    kernels: [...fam].sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => ({ kernel: k, ms: round(v.ms, 2), count: v.count, pct: round((100 * v.ms) / gpuMs, 1) })),
+    // The costliest dispatches apart by what they worked on (each matmul's m x n x k and operand layout).
+    top_variants: (await profileDetail()).slice(0, 12).map((e) => ({ kernel: e.kernel, ...(e.note ? { note: e.note } : {}), ms: round(e.ms, 2), count: e.count })),
+  };
+  dispose();
+  return o;
+}
 
-  if (args.includes('--no-torch')) return out;
-  const py = findTorchPython();
-  if (!py) {
-    console.log('# torch: skipped (python3 -c "import torch" fails; on Debian: apt-get install python3-torch)');
+interface Side { engine: string; label: string; run: () => Record<string, unknown> }
+
+export async function run(args: string[] = []): Promise<Record<string, unknown>[]> {
+  const c = Object.fromEntries(SHAPE_FLAGS.map((k) => [k, argNum(args, k, DEFAULTS[k], { integer: true })])) as Config;
+  const steps = argNum(args, 'steps', 10, { integer: true }), rounds = argNum(args, 'rounds', 3, { integer: true });
+  const warmup = argCount(args, 'warmup', 2);
+  const threads = argNum(args, 'threads', cpuCores(), { integer: true });
+  const { out, emit } = emitter();
+
+  const child = argStr(args, 'child');
+  if (child === 'nla' || child === 'profile') {
+    emit(child === 'nla' ? await nlaRound(c, steps, warmup) : await nlaProfile(c, warmup));
     return out;
   }
-  const script = path.join(here, 'train_torch.py');
-  const targs = [script, '--layers', c.layers, '--dim', c.dim, '--heads', c.heads, '--hidden', c.hidden, '--vocab', c.vocab, '--seq', c.seq, '--batch', c.batch].map(String);
-  const torchRun = (label: string, env: NodeJS.ProcessEnv) => {
-    const line = execFileSync(py, [...targs, '--steps', String(steps), '--label', label], { env, encoding: 'utf8' }).trim().split('\n').pop()!;
-    const o = JSON.parse(line) as Record<string, number>;
-    emit(o);
-    return o;
-  };
-  const asInstalled = torchRun('as installed', process.env);
-  const tuned = torchRun('tuned', { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', ...(hasAvx512() ? { OPENBLAS_CORETYPE: 'SkylakeX' } : {}) });
-  const r3 = (x: number) => +x.toFixed(3);
-  emit({
-    bench: 'train', engine: 'ratio', target: 0.25,
-    ratio: r3(nla.tokens_per_s / asInstalled.tokens_per_s), ratio_tuned: r3(nla.tokens_per_s / tuned.tokens_per_s),
-    // Best single steps: what each engine does when the machine is quiet.
-    ratio_best: r3(nla.best_tokens_per_s / asInstalled.best_tokens_per_s), ratio_tuned_best: r3(nla.best_tokens_per_s / tuned.best_tokens_per_s),
-  });
+
+  const shapeArgs = SHAPE_FLAGS.flatMap((k) => ['--' + k, String(c[k])]);
+  const common = [...shapeArgs, '--steps', String(steps), '--warmup', String(warmup)];
+  const sides: Side[] = [{ engine: 'nla', label: 'nla', run: () => runChild(...nlaChild('train', ['--child', 'nla', ...common]))[0] }];
+  const py = hasFlag(args, 'no-torch') ? undefined : findTorchPython();
+  if (hasFlag(args, 'no-torch')) console.log('# torch: skipped (--no-torch)');
+  else if (!py) console.log(TORCH_MISSING);
+  else {
+    const torch = (config: TorchConfig): Side => ({
+      engine: 'torch', label: `torch ${config}`,
+      run: () => runChild(py, [path.join(benchDir, 'train_torch.py'), ...common, '--threads', String(threads), '--label', config], torchEnv(config))[0],
+    });
+    sides.push(torch('as installed'), torch('tuned'));
+  }
+  console.log(machineLine());
+  console.log(`# train: ${rounds} round(s); each round runs ${sides.map((s) => s.label).join(', ')} in turn, one fresh process each; ${steps} timed steps after ${warmup} warm-up per process`);
+
+  const perSide = new Map<string, Record<string, unknown>[]>(sides.map((s) => [s.label, []]));
+  for (let r = 1; r <= rounds; r++) {
+    for (const s of sides) {
+      const o = { ...s.run(), round: r };
+      perSide.get(s.label)!.push(o);
+      emit(o);
+    }
+  }
+
+  // Per engine: median and range of the rounds' mean step times.
+  const tokens = c.batch * c.seq;
+  const sum = new Map<string, ReturnType<typeof summarize>>();
+  for (const s of sides) {
+    const rs = perSide.get(s.label)!;
+    const ms = summarize(rs.map((o) => Number(o.ms_per_step)));
+    sum.set(s.label, ms);
+    const first = rs[0];
+    emit({
+      bench: 'train', engine: s.engine, ...(s.engine === 'torch' ? { variant: first.variant, torch: first.torch, threads: first.threads, blas: first.blas, env: first.env, attention: first.attention, optimizer: first.optimizer } : { adapter: first.adapter, lp_num_threads: first.lp_num_threads, dispatches_per_step: first.dispatches_per_step, host_record_ms: round(summarize(rs.map((o) => Number(o.host_record_ms))).median, 1) }),
+      ...c, params: first.params, rounds, steps, warmup,
+      ms_per_step: round(ms.median, 1), ms_per_step_min: round(ms.min, 1), ms_per_step_max: round(ms.max, 1), tokens_per_s: round(tokens / (ms.median / 1000), 1),
+      round_ms: ms.rounds.map((x) => round(x, 1)),
+    });
+  }
+  const nlaMs = sum.get('nla')!.median;
+  const ratioOf = (label: string) => (sum.has(label) ? round(sum.get(label)!.median / nlaMs, 3) : undefined);
+  const ratioTuned = ratioOf('torch tuned'), ratio = ratioOf('torch as installed');
+  if (ratio !== undefined) {
+    // Headline: against the tuned PyTorch (what a good engineer would run); as installed beside it.
+    emit({ bench: 'train', engine: 'ratio', method: `median/median over ${rounds} alternating rounds`, rounds, ratio_tuned: ratioTuned, ratio, target: 0.25 });
+  }
+
+  console.log(`#\n# ${'engine'.padEnd(20)} ${'ms/step median [min - max]'.padEnd(30)} ${'tokens/s'.padStart(9)}  ${'nla/engine'.padStart(10)}  per round (ms/step)`);
+  for (const label of ['torch tuned', 'torch as installed', 'nla']) {
+    const s = sum.get(label);
+    if (!s) continue;
+    const rel = label === 'nla' ? '' : (s.median / nlaMs).toFixed(3);
+    console.log(`# ${label.padEnd(20)} ${fmtRange(s).padEnd(30)} ${(tokens / (s.median / 1000)).toFixed(0).padStart(9)}  ${rel.padStart(10)}  ${s.rounds.map((x) => x.toFixed(1)).join(' ')}`);
+  }
+  if (ratio !== undefined) console.log(`# ratio_tuned ${ratioTuned} (headline: torch tuned median / nla median), ratio ${ratio} (torch as installed); target 0.25`);
+
+  // Where an nla step goes, in a process of its own (profiling stays on once started).
+  if (!hasFlag(args, 'no-profile')) {
+    const p = runChild(...nlaChild('train', ['--child', 'profile', ...common]))[0];
+    if (p.skipped) console.log(`# profile: skipped (${String(p.skipped)})`);
+    else {
+      emit({ ...p, ms_per_step: round(nlaMs, 1), host_record_ms: out.find((o) => o.bench === 'train' && o.engine === 'nla')?.host_record_ms });
+      const kernels = p.kernels as { kernel: string; ms: number; count: number; pct: number }[];
+      console.log(`#\n# nla step ${nlaMs.toFixed(1)} ms (median): GPU kernels ${String(p.gpu_kernel_ms)} ms in one profiled step (each dispatch its own timed pass), ${String(p.dispatches_per_step)} dispatches (~${String(p.est_dispatch_overhead_ms)} ms at the measured ${String(p.us_per_dispatch)} us each)`);
+      for (const k of kernels.slice(0, 12)) console.log(`#   ${k.kernel.padEnd(28)} ${k.ms.toFixed(1).padStart(8)} ms ${String(k.count).padStart(5)} dispatches ${k.pct.toFixed(1).padStart(5)}%`);
+    }
+  }
   return out;
 }
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU) reference for bench/train.ts: tokens/s of one Llama training step
-(forward, backward, clip_grad_norm_, AdamW) in the same configuration as nla's
-(RMSNorm, rotate-half RoPE, causal attention, SwiGLU, tied embeddings, f32).
+"""PyTorch (CPU) reference for bench/train.ts: ms per Llama training step (forward, backward,
+clip_grad_norm_, AdamW) in the same configuration as nla's (RMSNorm, rotate-half RoPE, causal
+attention, SwiGLU, tied embeddings, f32). One process is one round; the node side runs several,
+alternating with nla's, and takes the median.
 
-Prints one JSON line: {"bench":"train","engine":"torch",...,"tokens_per_s":...}.
-Works with torch 1.13 (Debian bookworm's python3-torch): attention is written out, since
-F.scaled_dot_product_attention only exists from 2.0 on (it is used when present).
+The strongest stock formulation torch 1.13 (Debian bookworm's python3-torch) has: AdamW with
+foreach=True (multi-tensor; fused=True is CUDA-only and from 2.0 on), intra-op threads pinned
+to the cores. F.scaled_dot_product_attention exists only from 2.0 on and is used when present;
+on 1.13 attention is written out, materialising the [B, H, T, T] scores and probabilities.
+
+A timed step: sample the batch (torch.randint), forward, cross-entropy, backward, clip, AdamW,
+zero_grad, loss.item(). Prints one JSON line: {"bench":"train-round","engine":"torch",...}.
 """
 import argparse
 import json
@@ -16,6 +21,10 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_common import blas_info, env_info, pin_threads
+
+SDPA = hasattr(F, 'scaled_dot_product_attention')
 
 
 class RMSNorm(nn.Module):
@@ -63,7 +72,7 @@ class Block(nn.Module):
         v = self.v(y).view(B, T, self.h, hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        if hasattr(F, 'scaled_dot_product_attention'):
+        if SDPA:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             s = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
@@ -108,12 +117,15 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--steps', type=int, default=6)
     ap.add_argument('--label', default='as installed')
+    ap.add_argument('--threads', type=int, default=0, help='torch.set_num_threads (0: os.cpu_count())')
     a = ap.parse_args()
+    threads = pin_threads(a.threads)
+    blas = blas_info()
     torch.manual_seed(0)
     model = Llama(a.vocab, a.dim, a.layers, a.heads, a.hidden, a.seq)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': other, 'weight_decay': 0.0}], lr=3e-4, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': other, 'weight_decay': 0.0}], lr=3e-4, betas=(0.9, 0.95), foreach=True)
     g = torch.Generator().manual_seed(1)
 
     def step():
@@ -136,13 +148,14 @@ def main():
     dt = sum(times) / len(times)
     best = min(times)
     print(json.dumps({
-        'bench': 'train', 'engine': 'torch', 'variant': a.label, 'torch': torch.__version__,
-        'threads': torch.get_num_threads(),
-        'env': {k: os.environ[k] for k in ('OMP_WAIT_POLICY', 'OPENBLAS_CORETYPE', 'OMP_NUM_THREADS') if k in os.environ},
+        'bench': 'train-round', 'engine': 'torch', 'variant': a.label, 'torch': torch.__version__,
+        'threads': threads, 'blas': blas, 'env': env_info(),
+        'attention': 'F.scaled_dot_product_attention' if SDPA else 'materialised [B, H, T, T] (no SDPA in this torch)',
+        'optimizer': 'AdamW(foreach=True)',
         'layers': a.layers, 'dim': a.dim, 'heads': a.heads, 'hidden': a.hidden, 'vocab': a.vocab, 'seq': a.seq, 'batch': a.batch,
         'params': sum(p.numel() for p in model.parameters()),
-        'steps': a.steps, 'ms_per_step': round(dt * 1000, 2), 'best_ms_per_step': round(best * 1000, 2),
-        'tokens_per_s': round(a.batch * a.seq / dt, 1), 'best_tokens_per_s': round(a.batch * a.seq / best, 1),
+        'warmup': a.warmup, 'steps': a.steps, 'ms_per_step': round(dt * 1000, 2), 'best_ms_per_step': round(best * 1000, 2),
+        'step_ms': [round(t * 1000, 1) for t in times],
     }), flush=True)
 
 
