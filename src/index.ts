@@ -6,7 +6,7 @@ export * from './tensor/index.js';
 export { startProfiling, profileReport, profileDetail } from './tensor/profile.js';
 
 // Property-testing helpers (the ones nla's own kernel tests use) and the float64 reference.
-export { checkOp, property, randomNd, randomInts, arbShape, arbBroadcastPair, Nd } from './testing/property.js';
+export { checkOp, property, fcRuns, randomNd, randomInts, arbShape, arbBroadcastPair, Nd } from './testing/property.js';
 export type { CheckSpec } from './testing/property.js';
 export * as reference from './tensor/reference/core.js';
 export { rng, gaussian, SeededRng } from './util/rng.js';

@@ -11,6 +11,7 @@ import { halfToInterleaved, interleavedToHalf, permuteRopeTensor } from '../src/
 import type { LlamaConfig } from '../src/io/config.js';
 import type { HostTensor } from '../src/io/host-tensor.js';
 import { rng as seeded } from '../src/util/rng.js';
+import { fcRuns } from '../src/testing/runs.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-l2c-'));
@@ -194,7 +195,7 @@ describe('RoPE q/k row permutation', () => {
           assert.equal(f[((h * 2 + j) * half + i) * cols + c], x[((h * half + i) * 2 + j) * cols + c]);
         }
       }),
-      { seed: 11, numRuns: 100 },
+      { seed: 11, numRuns: fcRuns(100) },
     );
   });
 

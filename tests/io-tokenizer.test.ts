@@ -18,6 +18,7 @@ import { HfTokenizer } from '../src/io/tokenizer-hf.js';
 import { loadTokenizer, StreamDecoder } from '../src/io/tokenizer.js';
 import { BYTE_TO_CHAR } from '../src/io/hf-pretokenize.js';
 import { FormatError } from '../src/io/errors.js';
+import { fcRuns } from '../src/testing/runs.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 const tokPath = () => modelFile('tok512.bin');
@@ -102,11 +103,11 @@ describe('llama2.c tokenizer (tok512.bin)', () => {
   });
 
   test('matches the literal run.c port on random text (300 runs)', { skip: SKIP_NO_MODEL }, () => {
-    fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.deepEqual(tok.encode(s, { bos }), runCEncode(tok, s, bos))), { seed: 1, numRuns: 300 });
+    fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.deepEqual(tok.encode(s, { bos }), runCEncode(tok, s, bos))), { seed: 1, numRuns: fcRuns(300) });
   });
 
   test('decode(encode(s)) == s, with and without BOS (500 runs)', { skip: SKIP_NO_MODEL }, () => {
-    fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.equal(tok.decode(tok.encode(s, { bos })), s)), { seed: 2, numRuns: 500 });
+    fc.assert(fc.property(textArb, fc.boolean(), (s, bos) => assert.equal(tok.decode(tok.encode(s, { bos })), s)), { seed: 2, numRuns: fcRuns(500) });
   });
 
   test('decodeToken follows run.c: leading space stripped only right after BOS; bytes stream correctly', { skip: SKIP_NO_MODEL }, () => {
@@ -225,7 +226,7 @@ describe('HF byte-level BPE against gpt-tokenizer', () => {
         assert.deepEqual(ids, r50kEncode(s));
         assert.equal(tok.decode(ids), s);
       }),
-      { seed: 3, numRuns: 300 },
+      { seed: 3, numRuns: fcRuns(300) },
     );
   });
 
@@ -247,7 +248,7 @@ describe('HF byte-level BPE against gpt-tokenizer', () => {
         assert.deepEqual(ids, cl100kEncode(s));
         assert.equal(tok.decode(ids), s);
       }),
-      { seed: 4, numRuns: 200 },
+      { seed: 4, numRuns: fcRuns(200) },
     );
   });
 });
@@ -319,7 +320,7 @@ describe('HF SentencePiece-style BPE (tok512 converted)', () => {
           assert.deepEqual(ids, ref.encode(s, { bos }));
           assert.equal(tok.decode(ids), s);
         }),
-        { seed: 5, numRuns: 300 },
+        { seed: 5, numRuns: fcRuns(300) },
       );
     });
   }

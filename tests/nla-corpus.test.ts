@@ -12,6 +12,7 @@ import {
   scoreFields,
 } from '../src/nla/corpus.js';
 import { rng as seeded } from '../src/util/rng.js';
+import { fcRuns } from '../src/testing/runs.js';
 
 // A word-level stand-in for the BPE tokenizer: one token per word or punctuation mark,
 // each starting at its leading space, as SentencePiece pieces do.
@@ -66,7 +67,7 @@ test('every latent value is written at its span, and no other value of its field
         assert.deepEqual(order, ['name', 'place', 'colour', 'object', 'emotion', 'event']);
       }
     }),
-    { numRuns: 40 },
+    { numRuns: fcRuns(40) },
   );
 });
 
@@ -99,7 +100,7 @@ test('a cut knows exactly the fields read so far; its summary puts the last word
       const sc = scoreFields(cut.summary, cut, FIELDS);
       assert.equal(sc.correct, sc.total, `${cut.summary} ${JSON.stringify(sc.perField)}`);
     }),
-    { numRuns: 200 },
+    { numRuns: fcRuns(200) },
   );
 });
 

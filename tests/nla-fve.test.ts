@@ -12,6 +12,7 @@ import {
 } from '../src/nla/fve.js';
 import { fveFloor } from '../src/nla/baselines.js';
 import { rng } from '../src/util/rng.js';
+import { fcRuns } from '../src/testing/runs.js';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -59,6 +60,7 @@ test('mseNormalized = 2(1 − cos), checked against a float64 hand computation',
         }
       },
     ),
+    { numRuns: fcRuns(100) },
   );
   // orthogonal vectors score 2, opposite ones 4
   close(mseNormalized(new Float64Array([1, 0]), new Float64Array([0, 3]), 2)[0]!, 2);

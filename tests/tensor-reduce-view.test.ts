@@ -6,7 +6,7 @@ import * as ref from '../src/tensor/reference/core.js';
 import { Nd, unravel } from '../src/tensor/reference/nd.js';
 import { contiguousStrides, numel, viewStrides } from '../src/tensor/shape.js';
 import { rng } from '../src/testing/property.js';
-import { arbShape, checkOp, property, randomNd } from '../src/testing/property.js';
+import { arbShape, checkOp, fcRuns, property, randomNd } from '../src/testing/property.js';
 
 // A shape plus a non-empty sorted subset of its axes.
 const shapeAndAxes = arbShape({ minRank: 1, maxRank: 4, maxDim: 7 }).chain((s) =>
@@ -126,7 +126,7 @@ test('viewStrides: whenever it returns strides, they read the view in row-major 
       const want = addr(unravel(f, vShape), vStrides);
       if (got !== want) throw new Error(`viewStrides(${vShape}, ${vStrides}, ${target}) = ${st}: element ${f} at ${got}, view has it at ${want}`);
     }
-  }), { numRuns: 300, seed: 42 });
+  }), { numRuns: fcRuns(300), seed: 42 });
 });
 
 test('reshape of a strided view is a view when the strides allow (column slice split into heads), a copy otherwise', async () => {

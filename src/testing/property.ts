@@ -10,10 +10,11 @@ import { tidy } from '../tensor/scope.js';
 import { initGpu } from '../tensor/device.js';
 import '../tensor/methods.js';
 import { rng } from '../util/rng.js';
+import { fcRuns } from './runs.js';
 
 export { Nd };
 
-export { rng };
+export { rng, fcRuns };
 
 /** A float64 array of uniform values in [lo, hi), rounded to f32 so GPU and reference see the same inputs. */
 export function randomNd(shape: number[], seed: number, lo = -1, hi = 1): Nd {
@@ -134,8 +135,11 @@ export async function checkOp(spec: CheckSpec): Promise<void> {
   });
 }
 
-/** fast-check runner with nla's defaults: a fixed seed (override with FC_SEED) and few runs (each run compiles/reads back on the GPU). */
+/**
+ * fast-check runner with nla's defaults: a fixed seed (override with FC_SEED) and few runs (each
+ * run compiles/reads back on the GPU): numRuns (default 25) scaled by FC_RUNS (see fcRuns).
+ */
 export async function property<T>(arb: fc.Arbitrary<T>, fn: (v: T) => Promise<void>, opts: { numRuns?: number } = {}): Promise<void> {
   const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : 42;
-  await fc.assert(fc.asyncProperty(arb, fn), { numRuns: opts.numRuns ?? Number(process.env.FC_RUNS ?? 25), seed, endOnFailure: true });
+  await fc.assert(fc.asyncProperty(arb, fn), { numRuns: fcRuns(opts.numRuns ?? 25), seed, endOnFailure: true });
 }
