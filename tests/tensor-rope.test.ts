@@ -79,6 +79,28 @@ test('rope with heads = k rotates the first k heads and copies the rest (a packe
   assert.throws(() => T.rope(T.zeros([1, 2, 3, 4]), { heads: 4 }), /heads 4 must be an integer in \[0, 3\]/);
 });
 
+test('the RoPE reference itself: pair k of a head of size 4 turns by pos * 10000^(-k/2), interleaved (2k, 2k+1) or half (k, k+2)', () => {
+  // Written from the RoPE definition with the frequencies spelled out (1 and 1/100), so the
+  // reference is checked against something neither it nor the kernel computes.
+  const x = new Nd([3, 1, 4], Float64Array.from({ length: 12 }, (_, i) => Math.sin(3 * i + 1)));
+  for (const layout of ['interleaved', 'half'] as const) {
+    const got = nn.rope(x, 5, 10000, layout);
+    for (let t = 0; t < 3; t++) {
+      const pos = 5 + t;
+      for (const [k, freq] of [[0, 1], [1, 1 / 100]]) {
+        const [i0, i1] = layout === 'interleaved' ? [2 * k, 2 * k + 1] : [k, k + 2];
+        const a = pos * freq, v0 = x.data[t * 4 + i0], v1 = x.data[t * 4 + i1];
+        // 1e-6: llama2.c rounds the angle to float32 (<= 4e-7 here at pos <= 7).
+        assert.ok(Math.abs(got.data[t * 4 + i0] - (v0 * Math.cos(a) - v1 * Math.sin(a))) < 1e-6, `${layout} t ${t} pair ${k} first`);
+        assert.ok(Math.abs(got.data[t * 4 + i1] - (v0 * Math.sin(a) + v1 * Math.cos(a))) < 1e-6, `${layout} t ${t} pair ${k} second`);
+      }
+    }
+  }
+  // inverse = rotation by the opposite angle: undoes the forward one.
+  const back = nn.rope(nn.rope(x, 5, 10000, 'half'), 5, 10000, 'half', true);
+  back.data.forEach((v, i) => assert.ok(Math.abs(v - x.data[i]) < 1e-12, `inverse at ${i}`));
+});
+
 test('rope angles follow llama2.c float32 arithmetic exactly at large positions', async () => {
   await T.initGpu();
   const f = Math.fround, Dh = 8, pos = 1000;

@@ -3,7 +3,6 @@
 import { ropeGroups, ropeKernel, type RopeLayout } from '../../kernels/rope.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
-import { ropeFreq } from '../reference/nn.js';
 import { dispatch, grid } from '../runtime.js';
 import { keep } from '../scope.js';
 import { fmt, numel, sameShape } from '../shape.js';
@@ -31,6 +30,12 @@ export interface RopeOpts {
 // capturing it, so growing (and freeing the old table) never strands a pending backward.
 const tables = new Map<string, { t: Tensor; len: number }>();
 const MAX_TABLE = 1 << 15;
+
+/** llama2.c's frequency for even index i of a head of size dh, in float32 arithmetic. */
+function ropeFreq(i: number, dh: number, theta: number): number {
+  const f = Math.fround;
+  return f(1 / f(Math.pow(f(theta), f(i / dh))));
+}
 
 function table(theta: number, dh: number, need: number): { t: Tensor; len: number } {
   const key = `${theta}|${dh}`;

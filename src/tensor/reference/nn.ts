@@ -84,15 +84,12 @@ export function layerNorm(x: Nd, w: Nd, b: Nd | undefined, eps: number): Nd {
   });
 }
 
-/** llama2.c's frequency for even index i of a head of size dh, in float32 arithmetic. */
-export function ropeFreq(i: number, dh: number, theta: number): number {
-  const f = Math.fround;
-  return f(1 / f(Math.pow(f(theta), f(i / dh))));
-}
-
 /**
  * RoPE on x [..., T, H, Dh]. positions: start offset (pos = start + t) or an integer Nd of
- * shape [T] or [...batch, T]. The angle pos * freq is rounded to f32 as llama2.c computes it.
+ * shape [T] or [...batch, T]. The angle is computed here from llama2.c's run.c, in its float32
+ * steps, not taken from the implementation (src/tensor/ops/rope.ts), so the tests compare two
+ * computations rather than one with itself: for pair k, head_dim = 2k, freq = 1.0f /
+ * powf(theta, head_dim / (float)head_size), val = pos * freq.
  */
 export function rope(x: Nd, positions: number | Nd, theta: number, layout: 'interleaved' | 'half', inverse = false): Nd {
   const [T, H, Dh] = x.shape.slice(-3);
@@ -105,7 +102,9 @@ export function rope(x: Nd, positions: number | Nd, theta: number, layout: 'inte
       for (let h = 0; h < H; h++) {
         const base = ((b * T + t) * H + h) * Dh;
         for (let k = 0; k < half; k++) {
-          const a = Math.fround(pos * ropeFreq(2 * k, Dh, theta));
+          const headDim = 2 * k;
+          const freq = Math.fround(1 / Math.fround(Math.pow(theta, Math.fround(headDim / Dh))));
+          const a = Math.fround(pos * freq);
           const c = Math.cos(a), s = (inverse ? -1 : 1) * Math.sin(a);
           const [i0, i1] = layout === 'interleaved' ? [base + 2 * k, base + 2 * k + 1] : [base + k, base + k + half];
           const v0 = x.data[i0], v1 = x.data[i1];
