@@ -57,6 +57,24 @@ export function writeFileAtomic(target: string, chunks: Iterable<Uint8Array>): v
   }
 }
 
+/** Copy `src` to `target` atomically (streamed in 1 MiB chunks, so model files need not fit in memory). */
+export function copyFileAtomic(src: string, target: string): void {
+  const fd = fs.openSync(src, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = new Uint8Array(Math.min(size, 1 << 20));
+    writeFileAtomic(target, (function* () {
+      for (let pos = 0; pos < size; pos += buf.length) {
+        const chunk = buf.subarray(0, Math.min(buf.length, size - pos));
+        readFully(fd, chunk, pos, src);
+        yield chunk;
+      }
+    })());
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Best effort: some platforms (Windows) cannot open a directory for fsync. */
 function syncDir(dir: string): void {
   let fd: number | undefined;

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { AtomicFile } from './atomic-write.js';
+import { AtomicFile, copyFileAtomic } from './atomic-write.js';
 
 export interface FindOptions {
   env?: NodeJS.ProcessEnv;
@@ -96,10 +96,8 @@ export async function ensureModelFiles(
     if (p && p === path.resolve(cwd, '..', 'shared', 'models', path.basename(name))) {
       const target = path.join(cache, 'models', path.basename(name));
       fs.mkdirSync(path.dirname(target), { recursive: true });
-      // Copy then rename, so an interrupted copy never sits where the lookup would find it.
-      const tmp = `${target}.copy-${process.pid}`;
-      fs.copyFileSync(p, tmp);
-      fs.renameSync(tmp, target);
+      // Atomic, so an interrupted copy never sits where the lookup would find it.
+      copyFileAtomic(p, target);
       p = target;
     }
     if (!p && TINYLLAMAS[path.basename(name)]) {

@@ -1,0 +1,54 @@
+// The one atomic-write helper (src/io/atomic-write.ts): a target is either the old file or the
+// complete new one, and no temp file is left behind either way.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AtomicFile, copyFileAtomic, writeFileAtomic } from '../src/io/atomic-write.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-atomic-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('abort keeps the old file; commit replaces it', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'ac-'));
+  const target = path.join(dir, 'f.txt');
+  writeFileAtomic(target, [Buffer.from('old')]);
+  const f = new AtomicFile(target);
+  f.write(Buffer.from('half of the new'));
+  f.abort();
+  assert.equal(fs.readFileSync(target, 'utf8'), 'old');
+  const g = new AtomicFile(target);
+  g.write(Buffer.from('new '));
+  g.write(Buffer.from('content'));
+  g.commit();
+  assert.equal(fs.readFileSync(target, 'utf8'), 'new content');
+  assert.throws(() => g.write(Buffer.from('x')), /after commit or abort/);
+  assert.deepEqual(fs.readdirSync(dir), ['f.txt']);
+});
+
+test('a failing chunk source leaves the target untouched', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'fail-'));
+  const target = path.join(dir, 'f.bin');
+  writeFileAtomic(target, [Buffer.from('old')]);
+  const chunks = function* () {
+    yield Buffer.from('partial');
+    throw new Error('source failed');
+  };
+  assert.throws(() => writeFileAtomic(target, chunks()), /source failed/);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'old');
+  assert.deepEqual(fs.readdirSync(dir), ['f.bin']);
+});
+
+test('copyFileAtomic copies a multi-chunk file byte for byte, and an empty one', () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'copy-'));
+  const src = path.join(dir, 'src.bin');
+  const data = Uint8Array.from({ length: (5 << 19) + 123 }, (_, i) => (i * 31 + (i >> 11)) & 255); // 2.5 MiB + 123
+  fs.writeFileSync(src, data);
+  copyFileAtomic(src, path.join(dir, 'dst.bin'));
+  assert.deepEqual(new Uint8Array(fs.readFileSync(path.join(dir, 'dst.bin'))), data);
+  fs.writeFileSync(path.join(dir, 'empty'), '');
+  copyFileAtomic(path.join(dir, 'empty'), path.join(dir, 'empty-copy'));
+  assert.equal(fs.readFileSync(path.join(dir, 'empty-copy')).length, 0);
+  assert.deepEqual(fs.readdirSync(dir).sort(), ['dst.bin', 'empty', 'empty-copy', 'src.bin']);
+});
