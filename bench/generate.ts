@@ -8,19 +8,11 @@ import { generate } from '../src/nn/generate.js';
 import { loadModel } from '../src/nn/load.js';
 import * as T from '../src/tensor/index.js';
 import { profileReport, startProfiling } from '../src/tensor/profile.js';
-
-function argOf(args: string[], name: string, def: number): number {
-  const i = args.indexOf('--' + name);
-  if (i < 0) return def;
-  const v = Number(args[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`bench/generate: --${name} needs a positive integer, got ${args[i + 1]}`);
-  return v;
-}
+import { argNum, argStr, emitter } from './common.js';
 
 export async function run(args: string[] = []): Promise<Record<string, unknown>[]> {
-  const batch = argOf(args, 'batch', 64), tokens = argOf(args, 'tokens', 128);
-  const mi = args.indexOf('--model');
-  const file = mi >= 0 ? args[mi + 1] : 'stories260K.bin';
+  const batch = argNum(args, 'batch', 64, { integer: true }), tokens = argNum(args, 'tokens', 128, { integer: true });
+  const file = argStr(args, 'model') ?? 'stories260K.bin';
   let loaded;
   try {
     loaded = await loadModel(file);
@@ -41,11 +33,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
   const s1 = T.runtimeStats();
   const made = g.tokens.reduce((a, r) => a + r.length, 0);
   const steps = Math.max(...g.tokens.map((r) => r.length));
-  const out: Record<string, unknown>[] = [];
-  const emit = (o: Record<string, unknown>) => {
-    out.push(o);
-    console.log(JSON.stringify(o));
-  };
+  const { out, emit } = emitter();
   emit({
     bench: 'generate', engine: 'nla', adapter: gpu.info.description, model: loaded.name, batch, steps, temperature: 1,
     tokens: made, seconds: +secs.toFixed(2), ms_per_step: +((1000 * secs) / steps).toFixed(2), tokens_per_s: +(made / secs).toFixed(1),
