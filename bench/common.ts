@@ -130,9 +130,12 @@ export function runChild(cmd: string, args: string[], env: NodeJS.ProcessEnv = p
   return objs;
 }
 
-/** Command line that runs `bench/main.ts <bench> args` in a fresh node with this one's loader flags (tsx). */
-export function nlaChild(bench: string, args: string[]): [string, string[]] {
-  return [process.execPath, [...process.execArgv, path.join(benchDir, 'main.ts'), bench, ...args]];
+/** Command line and environment that run `bench/main.ts <bench> args` in a fresh node with this
+ * one's loader flags (tsx). NLA_PROFILE is dropped: it would time every dispatch in its own pass. */
+export function nlaChild(bench: string, args: string[]): [string, string[], NodeJS.ProcessEnv] {
+  const env = { ...process.env };
+  delete env.NLA_PROFILE;
+  return [process.execPath, [...process.execArgv, path.join(benchDir, 'main.ts'), bench, ...args], env];
 }
 
 /**
