@@ -3,7 +3,6 @@
 // different stories, and facts are scored per field apart from the current word.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import type { Reconstructor } from '../src/nla/ar.js';
@@ -13,10 +12,10 @@ import { heldOutRows } from '../src/nla/dataset.js';
 import { otherStoryRows, scoreFacts } from '../src/nla/evaluate.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { scoreRollouts, UNPARSEABLE_REWARD } from '../src/nla/rl.js';
-import { sharedModels, SKIP_NO_MODEL } from './helpers.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 test('a rollout cut off by the token cap is unparseable even with its tag closed: reward -2, left out of the AR step', { skip: SKIP_NO_MODEL }, async () => {
-  const file = path.join(sharedModels()!, 'stories260K.bin');
+  const file = modelFile('stories260K.bin');
   const { model } = await loadModel(file);
   const tok = loadTokenizerFor(file);
   const av = new Verbalizer(model as Llama, tok, DEFAULT_PROMPTS, 10);
