@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { Float16Array } from '@petamoriken/float16';
 import * as T from '../src/tensor/index.js';
 import * as ref from '../src/tensor/reference/core.js';
-import { checkOp, Nd, property, randomNd, rng } from '../src/testing/property.js';
+import { checkOp, fcRuns, Nd, property, randomNd, rng } from '../src/testing/property.js';
 import { allMatmulVariants, pickMatmul } from '../src/kernels/matmul/select.js';
 import { aModeOf, bModeOf, softwareSubgroupLanes, type AMode, type BMode } from '../src/kernels/matmul/common.js';
 import { launchTiled, type TileConfig } from '../src/kernels/matmul/register-tiled.js';
@@ -50,15 +50,42 @@ function spec(l: Layout, batch: number, rows: number, cols: number): OperandSpec
   return { b: l.bcast ? 1 : batch, rows, cols, t: l.t, start, ld: l.align ? Math.ceil(ld0 / 4) * 4 : ld0 };
 }
 
-const arbCase: fc.Arbitrary<Case> = fc
-  .record({
-    batch: fc.integer({ min: 1, max: 3 }), m: fc.integer({ min: 1, max: 70 }), n: fc.integer({ min: 1, max: 70 }), k: fc.integer({ min: 1, max: 70 }),
-    la: arbOperandLayout, lb: arbOperandLayout, f16: fc.boolean(), acc: fc.boolean(), seed: fc.integer({ min: 1, max: 1e6 }),
-  })
-  .map(({ batch, m, n, k, la, lb, f16, acc, seed }) => ({
-    batch, m, n, k, f16, acc, seed,
-    a: spec(la, batch, m, k), b: spec({ ...lb, bcast: lb.bcast && !la.bcast }, batch, k, n),
-  }));
+/** Sizes off every tile (1..70) half the time, multiples of 4 (4..64) the other half. */
+const arbDim = fc.oneof(fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 16 }).map((x) => 4 * x));
+
+/** Problems whose operand layouts are each vec4-aligned or not (aligned: both always). */
+function arbCase(aligned: 'both' | 'mixed'): fc.Arbitrary<Case> {
+  return fc
+    .record({
+      batch: fc.integer({ min: 1, max: 3 }), m: arbDim, n: arbDim, k: arbDim,
+      la: arbOperandLayout, lb: arbOperandLayout, allAligned: fc.boolean(), f16: fc.boolean(), acc: fc.boolean(), seed: fc.integer({ min: 1, max: 1e6 }),
+    })
+    .map(({ batch, m, n, k, la, lb, allAligned, f16, acc, seed }) => {
+      // Half the mixed cases have both layouts aligned, so the vec4 paths get as many as the scalar ones.
+      const al = aligned === 'both' || allAligned;
+      return {
+        batch, m, n, k, f16, acc, seed,
+        a: spec({ ...la, align: al || la.align }, batch, m, k), b: spec({ ...lb, align: al || lb.align, bcast: lb.bcast && !la.bcast }, batch, k, n),
+      };
+    });
+}
+
+/** The view makeOperand builds, without the GPU: slice(2, start, ...) of [b, sRows, ld], transposed if t. */
+function layoutOf(s: OperandSpec, dtype: 'f32' | 'f16'): MatOperand {
+  const sRows = s.t ? s.cols : s.rows;
+  return {
+    buffer: undefined as unknown as GPUBuffer, dtype, offset: s.start,
+    batchStride: s.b === 1 ? 0 : sRows * s.ld, rowStride: s.t ? 1 : s.ld, colStride: s.t ? s.ld : 1,
+  };
+}
+
+function hostProblem(c: Case): MatmulProblem {
+  const dt = c.f16 ? 'f16' : 'f32';
+  return { batch: c.batch, m: c.m, n: c.n, k: c.k, a: layoutOf(c.a, dt), b: layoutOf(c.b, dt), out: undefined as unknown as GPUBuffer, accumulate: c.acc };
+}
+
+/** Both operands readable as vec4 (what the vec4-only variants need). */
+const vec4Layout = (p: MatmulProblem) => aModeOf(p) !== 's' && bModeOf(p) !== 's';
 
 const describeCase = (c: Case) =>
   `batch ${c.batch} m ${c.m} n ${c.n} k ${c.k} A{b${c.a.b}${c.a.t ? ' T' : ''} start ${c.a.start} ld ${c.a.ld}} B{b${c.b.b}${c.b.t ? ' T' : ''} start ${c.b.start} ld ${c.b.ld}}${c.f16 ? ' f16' : ''}${c.acc ? ' accumulate' : ''}`;
@@ -71,6 +98,9 @@ async function runCase(c: Case, launch: (p: MatmulProblem) => void, accept: (p: 
   const out = c.acc ? T.Tensor.from(c0.data, c0.shape) : T.Tensor.empty([c.batch, c.m, c.n]);
   try {
     const p: MatmulProblem = { batch: c.batch, m: c.m, n: c.n, k: c.k, a: A.op, b: B.op, out: out.buffer, accumulate: c.acc };
+    // The host-side layout (used to pick problems a variant accepts) must be the one uploaded.
+    const h = hostProblem(c);
+    for (const [x, y] of [[h.a, p.a], [h.b, p.b]]) assert.deepEqual([x.offset, x.batchStride, x.rowStride, x.colStride], [y.offset, y.batchStride, y.rowStride, y.colStride], describeCase(c));
     if (!accept(p)) return false;
     launch(p);
     const got = await out.data();
@@ -88,18 +118,28 @@ async function runCase(c: Case, launch: (p: MatmulProblem) => void, accept: (p: 
   }
 }
 
+const VARIANT_RUNS = 50;
+
 for (const v of allMatmulVariants()) {
-  test(`matmul variant ${v.name}: random shapes, layouts, broadcast batch, offsets, f16, accumulate vs float64 reference`, async () => {
+  test(`matmul variant ${v.name}: ${VARIANT_RUNS} random problems (aligned and unaligned shapes and layouts where accepted; broadcast batch, offsets, f16, accumulate) vs float64 reference`, async (t) => {
     await T.initGpu();
-    let ran = 0;
-    await property(arbCase, async (c) => {
-      if (await runCase(c, (p) => v.launch(p), (p) => v.supports(p))) ran++;
-    }, { numRuns: v.name.startsWith('subgroup') || v.name.startsWith('register') ? 16 : 10 });
-    // Vec4-only variants skip unaligned cases; make sure an aligned one ran (when the adapter has the variant at all).
-    const aligned: Case = { batch: 2, m: 37, n: 44, k: 23, f16: false, acc: false, seed: 5, a: { b: 2, rows: 37, cols: 23, t: false, start: 4, ld: 28 }, b: { b: 1, rows: 23, cols: 44, t: false, start: 0, ld: 48 } };
-    if (await runCase(aligned, (p) => v.launch(p), (p) => v.supports(p))) ran++;
-    if (v.name.startsWith('subgroup') && softwareSubgroupLanes() === 0) return; // not on this adapter
-    assert.ok(ran > 0, `${v.name} never accepted a problem`);
+    if (v.name.startsWith('subgroup') && softwareSubgroupLanes() === 0) return t.skip('no llvmpipe subgroups on this adapter: the subgroup variants cannot run');
+    // A variant that reads any layout gets every kind of problem; a vec4-only one gets aligned layouts.
+    const unaligned: Case = { batch: 1, m: 5, n: 6, k: 7, f16: false, acc: false, seed: 1, a: { b: 1, rows: 5, cols: 7, t: false, start: 1, ld: 9 }, b: { b: 1, rows: 7, cols: 6, t: false, start: 0, ld: 6 } };
+    const general = v.supports(hostProblem(unaligned));
+    // Aligned storage can still be scalar (a 1 x 1 operand has no unit stride); the filter keeps what the variant takes.
+    const arb = arbCase(general ? 'mixed' : 'both').filter((c) => v.supports(hostProblem(c)));
+    const seen = { vec4: 0, scalar: 0, offTile: 0, onTile: 0 };
+    await property(arb, async (c) => {
+      assert.ok(await runCase(c, (p) => v.launch(p), (p) => v.supports(p)), `${v.name} rejected ${describeCase(c)} on the GPU but accepted its host layout`);
+      seen[vec4Layout(hostProblem(c)) ? 'vec4' : 'scalar']++;
+      seen[[c.m, c.n, c.k].every((d) => d % 4 === 0) ? 'onTile' : 'offTile']++;
+    }, { numRuns: VARIANT_RUNS });
+    const runs = fcRuns(VARIANT_RUNS), some = Math.min(5, Math.floor(runs / 10));
+    assert.equal(seen.vec4 + seen.scalar, runs, 'every generated problem ran');
+    assert.ok(seen.vec4 >= some, `vec4-readable layouts: ${JSON.stringify(seen)}`);
+    assert.ok(general ? seen.scalar >= some : seen.scalar === 0, `scalar-only layouts (${general ? 'accepted' : 'rejected'} by ${v.name}): ${JSON.stringify(seen)}`);
+    assert.ok(seen.onTile >= some && seen.offTile >= some, `sizes on and off the tile: ${JSON.stringify(seen)}`);
   });
 }
 
@@ -184,6 +224,25 @@ test('matmul op: large odd shape against the reference (several tiles, K not a m
   const m = 97 + Math.floor(r() * 3), n = 131, k = 203;
   await checkOp({ name: 'matmul(large)', inputs: [randomNd([m, k], 1), randomNd([k, n], 2)], gpu: ([a, b]) => T.matmul(a, b), ref: ([a, b]) => ref.matmul(a, b), atol: 1e-4, rtol: 1e-4 });
   await checkOp({ name: 'linear(large)', inputs: [randomNd([m, k], 3), randomNd([n, k], 4)], gpu: ([a, b]) => T.linear(a, b), ref: ([a, b]) => ref.matmul(a, ref.transpose(b)), atol: 1e-4, rtol: 1e-4 });
+});
+
+test('matmul op with a zero-size dim: k = 0 gives zeros, m, n or batch = 0 an empty result; gradients have the operands\' shapes', async () => {
+  for (const [sa, sb] of [[[3, 0], [0, 4]], [[2, 3, 0], [0, 5]], [[0, 5], [5, 4]], [[3, 5], [5, 0]], [[0, 3, 5], [5, 2]], [[1, 0], [0, 1]]]) {
+    await checkOp({ name: 'matmul(zero dim)', inputs: [randomNd(sa, 1), randomNd(sb, 2)], gpu: ([a, b]) => T.matmul(a, b), ref: ([a, b]) => ref.matmul(a, b), grad: true });
+  }
+  // The values and gradient shapes themselves (checkOp compares against the reference, which could share a mistake).
+  await T.initGpu();
+  const a = T.param(T.Tensor.from(new Float32Array(0), [3, 0])), b = T.param(T.Tensor.from(new Float32Array(0), [0, 4]));
+  const y = T.matmul(a, b);
+  assert.deepEqual([y.shape, [...(await y.data())]], [[3, 4], new Array(12).fill(0)]);
+  y.sum().backward();
+  assert.deepEqual([a.grad!.shape, b.grad!.shape], [[3, 0], [0, 4]]);
+  const w = T.param(T.Tensor.from([1, 2, 3, 4, 5, 6], [3, 2]));
+  const e = T.matmul(T.Tensor.from(new Float32Array(0), [0, 3]), w);
+  assert.deepEqual([e.shape, e.size], [[0, 2], 0]);
+  e.sum().backward();
+  assert.deepEqual([...(await w.grad!.data())], [0, 0, 0, 0, 0, 0], 'no rows: zero gradient for the weight');
+  [a, b, y, w, e].forEach((t) => { t.grad?.dispose(); t.dispose(); });
 });
 
 test('matmul op: shape errors name both shapes', async () => {

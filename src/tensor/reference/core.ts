@@ -86,7 +86,8 @@ export function matmul(a: Nd, b: Nd): Nd {
   const rank = Math.max(ba.length, bb.length);
   const batch = new Array<number>(rank).fill(1).map((_, i) => {
     const x = ba[i - (rank - ba.length)] ?? 1, y = bb[i - (rank - bb.length)] ?? 1;
-    return Math.max(x, y);
+    // A size-1 dim takes the other's size, 0 included (max would make 1 vs 0 one batch, not none).
+    return x === 1 ? y : x;
   });
   const out = new Nd([...batch, m, n]);
   const nb = numel(batch);
