@@ -27,6 +27,47 @@ for (const name of ['sum', 'mean', 'max', 'min', 'logsumexp'] as const) {
   });
 }
 
+// A shape with one zero-size dim (at a random place), and a non-empty sorted subset of its axes.
+const zeroShapeAndAxes = arbShape({ minRank: 1, maxRank: 3, maxDim: 5 }).chain((s) =>
+  fc.integer({ min: 0, max: s.length }).chain((z) => {
+    const shape = [...s.slice(0, z), 0, ...s.slice(z)];
+    return fc.tuple(fc.constant(shape), fc.constant(z), fc.subarray(shape.map((_, i) => i), { minLength: 1 }), fc.boolean());
+  }),
+);
+
+test('reductions with a zero-size dim: sum over it is 0 (gradient empty), other axes give empty results; max/min/logsumexp over it are errors', async () => {
+  await property(zeroShapeAndAxes, async ([shape, z, axes, keep]) => {
+    const overEmpty = axes.includes(z);
+    await checkOp({ name: `sum(${axes}) of [${shape}]`, inputs: [randomNd(shape, 1)], gpu: ([x]) => T.sum(x, axes, keep), ref: ([x]) => ref.sum(x, axes, keep), grad: true });
+    // The values themselves: zeros when the empty axis is summed over, else nothing at all.
+    const x = T.zeros(shape);
+    x.requiresGrad = true;
+    const y = T.sum(x, axes, keep);
+    const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d)).filter((_, i) => keep || !axes.includes(i));
+    assert.deepEqual(y.shape, kept);
+    assert.deepEqual([...(await y.data())], overEmpty ? new Array(numel(kept)).fill(0) : []);
+    if (y.size > 0) {
+      y.sum().backward();
+      assert.deepEqual(x.grad!.shape, shape, 'gradient has the input\'s (empty) shape');
+      x.grad!.dispose();
+    }
+    y.dispose();
+    x.dispose();
+    for (const name of ['mean', 'max', 'min', 'logsumexp'] as const) {
+      if (overEmpty) {
+        // mean of nothing has no value; max/min/logsumexp have no element to pick.
+        if (name !== 'mean') assert.throws(() => T[name](T.zeros(shape), axes, keep), new RegExp(`${name === 'logsumexp' ? 'lse' : name}: reducing an empty axis of \\[${shape}\\]`));
+        continue;
+      }
+      await checkOp({ name: `${name}(${axes}) of [${shape}]`, inputs: [randomNd(shape, 2)], gpu: ([x]) => T[name](x, axes, keep), ref: ([x]) => ref[name](x, axes, keep), grad: true });
+    }
+  }, { numRuns: 10 });
+  await T.initGpu();
+  const whole = T.sum(T.zeros([0]));
+  assert.deepEqual([whole.shape, [...(await whole.data())]], [[], [0]]);
+  whole.dispose();
+});
+
 test('variance (population and unbiased) matches the reference, with gradient', async () => {
   await property(shapeAndAxes, async ([shape, axes, keep, seed]) => {
     const n = axes.reduce((a, i) => a * shape[i], 1);
@@ -69,6 +110,27 @@ test('concat, split and stack round trip with gradients', async () => {
     });
   }, { numRuns: 8 });
   await checkOp({ name: 'stack', inputs: [randomNd([2, 3], 1), randomNd([2, 3], 2)], gpu: ([a, b]) => T.stack([a, b], 1), ref: ([a, b]) => ref.concat([a.reshape([2, 1, 3]), b.reshape([2, 1, 3])], 1), grad: true });
+});
+
+test('concat and split with zero-length parts (first, middle, last, all), with gradients', async () => {
+  const a = randomNd([2, 3], 1), b = randomNd([2, 4], 2);
+  for (const where of [0, 1, 2]) {
+    const parts = (x: T.Tensor, y: T.Tensor, e: T.Tensor) => (where === 0 ? [e, x, y] : where === 1 ? [x, e, y] : [x, y, e]);
+    const refParts = (x: Nd, y: Nd, e: Nd) => (where === 0 ? [e, x, y] : where === 1 ? [x, e, y] : [x, y, e]);
+    await checkOp({
+      name: `concat with an empty part at ${where}`, inputs: [a, b, new Nd([2, 0])],
+      gpu: ([x, y, e]) => T.concat(parts(x, y, e), 1), ref: ([x, y, e]) => ref.concat(refParts(x, y, e), 1), grad: true,
+    });
+  }
+  // The result is exactly the non-empty parts side by side.
+  await T.initGpu();
+  const got = T.concat([T.Tensor.from([1, 2], [2, 1]), T.zeros([2, 0]), T.Tensor.from([3, 4], [2, 1])], 1);
+  assert.deepEqual([got.shape, [...(await got.data())]], [[2, 2], [1, 3, 2, 4]]);
+  const none = T.concat([T.zeros([0, 3]), T.zeros([0, 3])], 0);
+  assert.deepEqual([none.shape, none.size], [[0, 3], 0]);
+  const [p, q, r] = T.split(T.Tensor.from([1, 2, 3], [3]), [0, 3, 0]);
+  assert.deepEqual([p.shape, [...(await q.data())], r.shape], [[0], [1, 2, 3], [0]]);
+  [got, none, p, q, r].forEach((t) => t.dispose());
 });
 
 test('slice gradients assemble: a split covering the axis, gaps, overlaps, slices on two axes, mixed with a dense use', async () => {
