@@ -49,11 +49,17 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   const rlm = lines(metrics).filter((m) => m.stage === 'rl');
   assert.deepEqual(rlm.map((m) => m.step), [0, 1]);
   for (const k of ['reward', 'fveSampled', 'kl', 'length']) assert.equal(typeof rlm[0][k], 'number', k);
+  const logitScale = JSON.parse(fs.readFileSync(path.join(dir, 'nla.json'), 'utf8')).training.rl.logitScale;
+  assert.equal(logitScale, rlm[1].logitScale, 'nla.json records the learned logit scale of the last step');
 
   const ev = await okCli(['eval', '--nla', dir, '--store', store, '--rows', '4', '--no-sampled', '--json']);
   const e = JSON.parse(ev.stdout);
   assert.equal(e.rows, 4);
-  for (const k of ['fve_greedy', 'fve_shuffled', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
+  for (const k of ['fve_greedy', 'fve_shuffled', 'fve_shuffled_other_story', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'facts', 'facts_chance', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
+  assert.equal(e.facts_fields.currentWord.n, 4, 'every row has a current word');
+  for (const [f, v] of Object.entries(e.facts_fields as Record<string, { stated: number; chance: number; n: number }>)) assert.ok(v.stated >= 0 && v.stated <= 1 && v.chance > 0 && v.chance <= 1 && v.n > 0, `${f}: ${JSON.stringify(v)}`);
+  const evTest = JSON.parse((await okCli(['eval', '--nla', dir, '--store', store, '--split', 'test', '--rows', '2', '--no-sampled', '--json'])).stdout);
+  assert.equal(evTest.rows, 2, 'the test half of the held-out stories is evaluable');
 
   const ex = await okCli(['explain', '--nla', dir, '--text', 'Once upon a time', '--position', '1,3', '--json']);
   const x = JSON.parse(ex.stdout);
