@@ -29,7 +29,7 @@ loss = NLL of the summary tokens (and "</explanation>", EOS) only.
 Reads --store (rows of --split with summaries) and --model. Writes --out/av.safetensors,
 --out/nla.json (created if missing), the tokenizer, metrics lines {"stage":"sft-av",step,loss,lr};
 if --out already has an AR (from \`nla sft-ar\`), scores greedy explanations of held-out rows with
-it {"stage":"sft-av-eval",fve,parse,fields}.
+it {"stage":"sft-av-eval",fve,fveShuffled,fveOtherStory,parse,fields,facts}.
 Checkpoints (every 100 steps by default):
 ${CHECKPOINT_HELP}
 
@@ -56,9 +56,9 @@ ${CHAIN_HELP}`,
       const ar = Reconstructor.fromWeights(M.cfg, Weights.fromHost(readSafetensors(arFile)), s.layer, tok, s.prompts);
       const r = await evaluate(av, ar, s.evalSet.h, s.evalSet.meta, s.stats.variance, { temperature: 0, maxTokens });
       ar.model.w.dispose();
-      Object.assign(result, { evalFve: r.fve, evalParse: r.parseRate, evalFields: r.fields });
-      s.metrics.write('sft-av-eval', { rows: s.evalSet.meta.length, fve: r.fve, fveShuffled: r.fveShuffled, parse: r.parseRate, fields: r.fields });
-      console.log(`greedy explanations of ${s.evalSet.meta.length} held-out rows, scored by the AR in ${s.out}: FVE ${r.fve.toFixed(3)} (shuffled ${r.fveShuffled.toFixed(3)}), parsed ${(r.parseRate * 100).toFixed(0)}%${r.fields !== undefined ? `, facts stated ${r.fields.toFixed(3)}` : ''}`);
+      Object.assign(result, { evalFve: r.fve, evalParse: r.parseRate, evalFields: r.fields, evalFacts: r.facts });
+      s.metrics.write('sft-av-eval', { rows: s.evalSet.meta.length, fve: r.fve, fveShuffled: r.fveShuffled, fveOtherStory: r.fveOtherStory, parse: r.parseRate, fields: r.fields, facts: r.facts });
+      console.log(`greedy explanations of ${s.evalSet.meta.length} dev rows, scored by the AR in ${s.out}: FVE ${r.fve.toFixed(3)} (against another story ${r.fveOtherStory.toFixed(3)}), parsed ${(r.parseRate * 100).toFixed(0)}%${r.facts !== undefined ? `, story facts stated ${r.facts.toFixed(3)}` : ''}`);
       r.examples.slice(0, 3).forEach((e) => console.log(`  ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
     } else if (!fs.existsSync(arFile)) console.log(`(no AR in ${s.out} yet: run \`nla sft-ar --out ${s.out}\` to complete the NLA)`);
     writeStage(s, 'sft-av', { alpha, maxExplanationTokens: maxTokens }, result);
