@@ -14,6 +14,7 @@ import { Reconstructor } from '../src/nla/ar.js';
 import { Verbalizer } from '../src/nla/av.js';
 import { NLA, type NlaMeta } from '../src/nla/nla.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
+import { trainAvSft } from '../src/nla/sft.js';
 import { okCli, runCli } from './cli-helpers.js';
 import { modelFile, PUBLISHED_OUTPUT, SKIP_NO_MODEL } from './helpers.js';
 
@@ -82,6 +83,10 @@ async function makeNla(): Promise<void> {
   const tok = loadTokenizerFor(model());
   const prompts = { ...DEFAULT_PROMPTS, explanationEnd: '.' };
   const av = new Verbalizer(new Llama(M.cfg, await M.w.clone()), tok, prompts, 10);
+  // A few steps teach the AV to end with "." and EOS: an output that runs into the token cap
+  // without stopping is unparseable, and the untrained model never emits EOS within 16 tokens.
+  const texts = ['Lily went to the park', 'Tom had a red ball', 'Mia was very happy', 'Ben saw a big dog'];
+  await trainAvSft(av, { h: Float32Array.from({ length: texts.length * M.cfg.dim }, (_, i) => Math.sin(i)), texts }, { steps: 30, batchSize: 4, lr: 3e-3, warmup: 2, seed: 1 });
   const ar = await Reconstructor.fromModel(M, 3, tok, prompts);
   const meta: NlaMeta = {
     format: 'nla/1',
