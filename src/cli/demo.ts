@@ -45,7 +45,7 @@ export function registerDemo(program: Command): void {
       const cfg = o.quick
         ? { ...base, stories: 120, cutsPerStory: 3, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
-      const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed) });
+      const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
       console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them)\n` + 'metric'.padEnd(26) + 'value    meaning');
       for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(26)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');

@@ -37,6 +37,9 @@ export interface DemoOptions {
   evalRows: number;
   maxTokens: number;
   log?: (s: string) => void;
+  /** Where the held-out examples go (default: log). The CLI prints them on stdout beside the
+   *  table: its stderr reaches the terminal through a filtering pipe and could arrive late. */
+  report?: (s: string) => void;
 }
 
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
@@ -234,8 +237,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const nlaDir = path.join(o.out, 'nla');
   await nla.save(nlaDir);
   copyTokenizer(o.model, o.tokenizer, path.join(nlaDir, 'tokenizer.bin'));
-  log('\nexamples (held-out):');
-  rlEval.greedy.examples.slice(0, 5).forEach((e, i) => log(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
+  const report = o.report ?? log;
+  report('\nexamples (the first 5 test rows):');
+  rlEval.greedy.examples.slice(0, 5).forEach((e, i) => report(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
   const field = (f: string, chance: number): FieldReport => {
     const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
     return { sft: share(sft.greedy.fieldCounts?.[f]), rl: share(rlEval.greedy.fieldCounts?.[f]), chance, probe: probes[f]?.acc ?? NaN, n: rlEval.greedy.fieldCounts?.[f]?.total ?? 0 };
