@@ -156,8 +156,9 @@ export interface Cut extends CutTruth {
   summary: string;
 }
 
-interface Unit { start: number; end: number; alpha: boolean }
-function wordUnits(text: string): Unit[] {
+/** A word (letters, with one inner apostrophe part: "Lily's") or one non-space non-letter character. */
+export interface Unit { start: number; end: number; alpha: boolean }
+export function wordUnits(text: string): Unit[] {
   const out: Unit[] = [];
   for (const m of text.matchAll(/[A-Za-z]+(?:'[A-Za-z]+)?|[^\sA-Za-z]/g)) {
     out.push({ start: m.index, end: m.index + m[0].length, alpha: /[A-Za-z]/.test(m[0]) });
@@ -263,7 +264,7 @@ const VERB_FORMS: Record<string, string[]> = {
 };
 
 // Surface forms that count as stating a value (plurals for nouns, tenses for the event verb).
-function forms(field: Field, value: string): string[] {
+export function forms(field: Field, value: string): string[] {
   if (field === 'event') return VERB_FORMS[value] ?? [value];
   if (field === 'place' || field === 'object') return [value, value + 's', value + 'es'];
   return [value];
@@ -271,7 +272,7 @@ function forms(field: Field, value: string): string[] {
 
 // Whole-word match. Names are matched with their capital, so that "tim" (a partial "time")
 // or "max" is not read as a name.
-function mentions(text: string, word: string, caseSensitive = false): boolean {
+export function mentions(text: string, word: string, caseSensitive = false): boolean {
   const esc = word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`(^|[^a-zA-Z])${esc}($|[^a-zA-Z])`, caseSensitive ? '' : 'i').test(text);
 }

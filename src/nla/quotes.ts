@@ -1,0 +1,146 @@
+// Quote accuracy: does an explanation quote the words just read, and does it name characters
+// the text does not contain? Meant for held-out text (stories sampled from M, TinyStories), where
+// the only truth is the text itself. An explanation is what prompts.ts parseExplanation returns
+// (the AV's output up to its closing tag, trimmed), or undefined when it never closed.
+//
+// Definitions (all on whitespace-normalised strings: whitespace runs as one space, trimmed):
+//  - quote: see parseQuote. An explanation with none has quoted undefined and is neither exact
+//    nor loose.
+//  - exact: the context ends with the quote, and the quote starts at a word boundary of the
+//    context (the character before it is not a letter, or the quote itself does not start with
+//    a letter), so "ig red" is not a quote of "the big red". An empty quote is exact only for an
+//    empty context.
+//  - ignoringCutWord (loose): exact, or the quote is right except for the context's last word,
+//    which may be cut off at the cut ("bec" of "because"). Let cw be the letters at the end of
+//    the context (its possibly cut last word, '' when the context does not end in a letter) and
+//    qw the letters at the end of the quote. Then loose holds when cw is non-empty and either
+//      (a) qw is non-empty and prefix-compatible with cw (one starts with the other, case
+//          sensitive), and the quote without qw is empty or exactly (as above) a quote of the
+//          context without cw: "very happy because", "very happy be" or "because" for the
+//          context "... very happy bec"; or
+//      (b) the quote is exactly a quote of the context without cw: it stops before the cut
+//          word ("very happy"; the empty quote when the context is one word).
+//    A different last word ("very happy sad") is not loose.
+//  - inventedNames: the generator's names (corpus.ts FIELD_VALUES.name), written capitalised
+//    as whole words anywhere in the explanation, that the context does not contain as a
+//    capitalised whole word, in order of first appearance in the explanation. The next-word
+//    clause (`Then "Lily"`) is left out: it predicts the word after the cut, which the context
+//    cannot contain yet (opts.countNextWord counts it too).
+import { FIELD_VALUES, mentions } from './corpus.js';
+
+/** Whitespace runs as one space, trimmed. */
+export function normSpace(s: string): string {
+  return s.replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * The first quotation of an explanation: from its first `"` to the first later `"` that is
+ * followed by a full stop and then whitespace or the end (the `". ` that closes the quote in
+ * text-summary.ts and corpus.ts summaries), else to the next `"`. undefined without both.
+ * The quote may itself contain `"` (dialogue): `"said, "Hi". Lily.` quotes `said, "Hi`.
+ */
+export function parseQuote(explanation: string): string | undefined {
+  const open = explanation.indexOf('"');
+  if (open < 0) return undefined;
+  const close = /"\.(\s|$)/.exec(explanation.slice(open + 1));
+  if (close) return explanation.slice(open + 1, open + 1 + close.index);
+  const next = explanation.indexOf('"', open + 1);
+  return next < 0 ? undefined : explanation.slice(open + 1, next);
+}
+
+// `quote` ends `context` and starts at a word boundary of it (both already normalised).
+function endsWithQuote(context: string, quote: string): boolean {
+  if (!quote) return !context;
+  if (!context.endsWith(quote)) return false;
+  const before = context[context.length - quote.length - 1];
+  return before === undefined || !/[A-Za-z]/.test(before) || !/^[A-Za-z]/.test(quote);
+}
+
+function splitLastWord(s: string): [rest: string, word: string] {
+  const m = /[A-Za-z]+$/.exec(s);
+  return m ? [s.slice(0, m.index).trimEnd(), m[0]] : [s, ''];
+}
+
+export interface QuoteRow {
+  /** The quote as written (undefined: no explanation or no quote in it). */
+  quoted: string | undefined;
+  exact: boolean;
+  ignoringCutWord: boolean;
+  inventedNames: string[];
+  /** The explanation itself was undefined (its AV output never closed). */
+  unparseable: boolean;
+}
+
+export interface QuoteAccuracy {
+  rows: QuoteRow[];
+  /** Rows scored (every row; unparseable ones count as not exact and inventing nothing). */
+  n: number;
+  /** Share of rows whose quote is exact. */
+  quoteExact: number;
+  /** Share of rows whose quote is exact or right except for the cut last word. */
+  quoteLoose: number;
+  /** Share of rows naming at least one character the context does not contain. */
+  inventedNameRate: number;
+  /** Rows whose explanation was undefined. */
+  unparseable: number;
+  /** Parseable rows with no quote. */
+  noQuote: number;
+}
+
+export interface QuoteOptions {
+  /** Character names checked for invention (default: the generator's, corpus.ts FIELD_VALUES.name). */
+  names?: readonly string[];
+  /** Count a name in the next-word clause (`Then "Lily"`) as invented too (default false). */
+  countNextWord?: boolean;
+}
+
+// The next-word clause of a summary: a prediction of what follows the cut, not a claim about the
+// text read (a name there is one the text is about to write).
+const NEXT_CLAUSE = /\bThen "[^"]*"/g;
+
+/** Score one explanation against its context (the decoded text read up to the cut). */
+export function quoteRow(explanation: string | undefined, context: string, opts: QuoteOptions = {}): QuoteRow {
+  const names = opts.names ?? FIELD_VALUES.name;
+  if (explanation === undefined) return { quoted: undefined, exact: false, ignoringCutWord: false, inventedNames: [], unparseable: true };
+  const quoted = parseQuote(explanation);
+  const ctx = normSpace(context);
+  let exact = false;
+  let loose = false;
+  if (quoted !== undefined) {
+    const q = normSpace(quoted);
+    exact = endsWithQuote(ctx, q);
+    const [ctxRest, cw] = splitLastWord(ctx);
+    if (!exact && cw) {
+      const [qRest, qw] = splitLastWord(q);
+      const compatible = qw !== '' && (qw.startsWith(cw) || cw.startsWith(qw));
+      loose = (compatible && (qRest === '' || endsWithQuote(ctxRest, qRest))) || endsWithQuote(ctxRest, q);
+    }
+    loose ||= exact;
+  }
+  const stated = opts.countNextWord ? explanation : explanation.replace(NEXT_CLAUSE, '');
+  const inventedNames = names
+    .filter((name) => mentions(stated, name, true) && !mentions(context, name, true))
+    .map((name) => ({ name, at: stated.search(new RegExp(`(^|[^a-zA-Z])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^a-zA-Z])`)) }))
+    .sort((a, b) => a.at - b.at)
+    .map((x) => x.name);
+  return { quoted, exact, ignoringCutWord: loose, inventedNames, unparseable: false };
+}
+
+/** Quote accuracy of explanations against their contexts (same length). */
+export function quoteAccuracy(explanations: (string | undefined)[], contexts: string[], opts: QuoteOptions = {}): QuoteAccuracy {
+  if (explanations.length !== contexts.length) {
+    throw new Error(`quoteAccuracy: ${explanations.length} explanations but ${contexts.length} contexts`);
+  }
+  const rows = explanations.map((e, i) => quoteRow(e, contexts[i]!, opts));
+  const n = rows.length;
+  const share = (k: number) => (n ? k / n : 0);
+  return {
+    rows,
+    n,
+    quoteExact: share(rows.filter((r) => r.exact).length),
+    quoteLoose: share(rows.filter((r) => r.ignoringCutWord).length),
+    inventedNameRate: share(rows.filter((r) => r.inventedNames.length > 0).length),
+    unparseable: rows.filter((r) => r.unparseable).length,
+    noQuote: rows.filter((r) => !r.unparseable && r.quoted === undefined).length,
+  };
+}

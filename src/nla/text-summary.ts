@@ -1,0 +1,122 @@
+// Warm-start summaries for text that has no latents (stories sampled from M, TinyStories text):
+// what a reader can see at a cut, read off the text itself.
+//
+// A cut at token i of a document reads tokens 0..i. The document is decoded token by token with
+// tok.decodeToken(prev, id), exactly as extract.ts's tokenizeWithOffsets measures offsets, so the
+// context is the decoded text of tokens 0..i and it ends where token i ends, inside a word when
+// the cut is ("very happy bec" of "because").
+//
+// Summary format (the compact style of corpus.ts describeCut):
+//
+//   "<last words>". <facts>. Then "<next word>".
+//   e.g.  "very happy bec". Lily and Tom, park, ball, kite. Then "because".
+//
+//  - <last words>: the last `lastWordCount` word units (corpus.ts wordUnits: a word, or one
+//    punctuation mark) of the context, cut exactly where the context ends, whitespace runs
+//    written as one space. It is always a suffix of the whitespace-normalised context. It never
+//    contains `". ` (a double quote, a full stop, a space: the mark that closes the quote, see
+//    quotes.ts parseQuote); when the text has one, the quote starts after it (a shorter suffix).
+//  - <facts>: omitted (with its full stop) when empty. The generator's vocabulary (corpus.ts
+//    FIELD_VALUES) read off the context's complete words, each group in order of first
+//    occurrence: names (written capitalised as whole words) joined as "Lily", "Lily and Tom",
+//    "Lily, Tom and Mia"; then places, then objects (whole words, any case, plural forms
+//    allowed; written in their vocabulary form), every item after the names separated by ", ".
+//    A reader tells the groups apart by the vocabulary (no word is in two groups).
+//    The last word of the context counts only when the cut is not inside it ("Tim" of "Timmy"
+//    is not the name Tim).
+//  - Then "<next word>": the whole current word when the cut is inside a word, else the next
+//    word unit of the decoded rest of the document; omitted when the document ends at the cut.
+import type { Tokenizer } from '../io/tokenizer.js';
+import { FIELD_VALUES, forms, mentions, wordUnits } from './corpus.js';
+
+export interface TextCutSummary {
+  /** Same compact style as corpus.ts describeCut: '"<last words>". <facts>. Then "<next>".' */
+  summary: string;
+  /** The quoted words, exactly the decoded text ending at the cut (whitespace runs as one space). */
+  lastWords: string;
+  /** '' when the document ends at the cut or the rest is unknown. */
+  nextWord: string;
+  /** The last word read (partial when the cut is inside it); '' when no word has been read. */
+  currentWord: string;
+  /** Read off the text so far (vocabulary forms, in order of first occurrence). */
+  facts: { names: string[]; places: string[]; objects: string[] };
+  /** The decoded context (tokens 0..tokenIndex), exactly as read. */
+  context?: string;
+}
+
+export interface TextCutOptions {
+  /** Word units quoted (default 3, as describeCut). */
+  lastWordCount?: number;
+}
+
+/** Per-token decoded pieces of a document (BOS first; a document without BOS decodes as if after BOS). */
+export function decodePieces(tok: Tokenizer, ids: number[]): string[] {
+  return ids.map((id, i) => (i === 0 ? (id === tok.bosId ? '' : tok.decodeToken(tok.bosId, id)) : tok.decodeToken(ids[i - 1]!, id)));
+}
+
+/** Vocabulary values of `values` stated as whole words in `text`, in order of first occurrence. */
+function factsIn(text: string, values: readonly string[], kind: 'name' | 'place' | 'object'): string[] {
+  const found: { v: string; at: number }[] = [];
+  for (const v of values) {
+    let at = Infinity;
+    for (const w of kind === 'name' ? [v] : forms(kind, v)) {
+      if (!mentions(text, w, kind === 'name')) continue;
+      const esc = w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const m = new RegExp(`(^|[^a-zA-Z])(${esc})($|[^a-zA-Z])`, kind === 'name' ? '' : 'i').exec(text);
+      if (m) at = Math.min(at, m.index + m[1]!.length);
+    }
+    if (at < Infinity) found.push({ v, at });
+  }
+  return found.sort((a, b) => a.at - b.at).map((f) => f.v);
+}
+
+/** Facts read off a text: the generator's names, places and objects it states. */
+export function textFacts(text: string): TextCutSummary['facts'] {
+  return {
+    names: factsIn(text, FIELD_VALUES.name, 'name'),
+    places: factsIn(text, FIELD_VALUES.place, 'place'),
+    objects: factsIn(text, FIELD_VALUES.object, 'object'),
+  };
+}
+
+/** The facts part of a summary ('' when there are none): "Lily and Tom, park, ball". */
+export function renderFacts(facts: TextCutSummary['facts']): string {
+  const { names, places, objects } = facts;
+  const who = names.length <= 1 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+  return [who, ...places, ...objects].filter(Boolean).join(', ');
+}
+
+/** ids: the whole document's token ids (BOS first); tokenIndex: the cut (context = ids[0..tokenIndex]). */
+export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: number, opts: TextCutOptions = {}): TextCutSummary {
+  const { lastWordCount = 3 } = opts;
+  if (!Number.isInteger(tokenIndex) || tokenIndex < 0 || tokenIndex >= ids.length) {
+    throw new RangeError(`describeTextCut: tokenIndex ${tokenIndex} outside the document's ${ids.length} tokens`);
+  }
+  const pieces = decodePieces(tok, ids);
+  const context = pieces.slice(0, tokenIndex + 1).join('');
+  const text = context + pieces.slice(tokenIndex + 1).join('');
+  const endChar = context.length;
+
+  const units = wordUnits(text);
+  const read = units.filter((u) => u.start < endChar);
+  const tail = read.slice(-Math.max(1, lastWordCount));
+  let lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
+  const close = lastWords.lastIndexOf('". ');
+  if (close >= 0) lastWords = lastWords.slice(close + 3);
+
+  const lastAlpha = [...read].reverse().find((u) => u.alpha);
+  const currentWord = lastAlpha ? text.slice(lastAlpha.start, Math.min(lastAlpha.end, endChar)) : '';
+  const last = read.at(-1);
+  const inside = last && last.end > endChar ? last : undefined;
+  const next = inside ?? units.find((u) => u.start >= endChar);
+  const nextWord = next ? text.slice(next.start, next.end) : '';
+
+  // Facts from complete words only: the letters of a word the cut is inside are left out
+  // ("Tim" of "Timmy"; "Lily" of "Lily's" is complete).
+  const facts = textFacts(/[A-Za-z]/.test(text[endChar] ?? '') ? context.replace(/[A-Za-z]+$/, '') : context);
+  const factText = renderFacts(facts);
+  const parts = [`"${lastWords}".`];
+  if (factText) parts.push(`${factText}.`);
+  if (nextWord) parts.push(`Then "${nextWord}".`);
+  return { summary: parts.join(' '), lastWords, nextWord, currentWord, facts, context };
+}

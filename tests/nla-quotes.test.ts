@@ -1,0 +1,121 @@
+// Quote accuracy (src/nla/quotes.ts) on constructed explanations: a correct quote, a misquote,
+// a quote completing or stopping before the cut word, an invented name, an unparseable one.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { parseQuote, quoteAccuracy, quoteRow } from '../src/nla/quotes.js';
+import { fcRuns } from '../src/testing/runs.js';
+
+const CONTEXT = 'Lily and Tom went to the park with a ball. They were very happy bec';
+
+test('parseQuote: the first quotation, closed by `".` and a space or the end', () => {
+  assert.equal(parseQuote('"very happy bec". Lily and Tom, park, ball. Then "because".'), 'very happy bec');
+  assert.equal(parseQuote('"said, "Hi". Lily. Then "Lily".'), 'said, "Hi');
+  assert.equal(parseQuote('"the park."". Lily, park.'), 'the park."');
+  assert.equal(parseQuote('"said "Hi".". Lily.'), 'said "Hi".');
+  assert.equal(parseQuote('"very happy bec"'), 'very happy bec');
+  assert.equal(parseQuote('It is about "happy" things'), 'happy');
+  assert.equal(parseQuote('"". Then "Once".'), '');
+  assert.equal(parseQuote('no quote here'), undefined);
+  assert.equal(parseQuote('"never closed'), undefined);
+});
+
+test('quoteAccuracy: constructed explanations, asserted values', () => {
+  const explanations: (string | undefined)[] = [
+    '"very happy bec". Lily and Tom, park, ball. Then "because".', // 0 correct
+    '"very sad bec". Lily and Tom, park. Then "because".', // 1 misquote
+    '"very happy because". Lily, park. Then "because".', // 2 completes the cut word
+    '"very happy be". Lily. Then "because".', // 3 a shorter cut of the cut word
+    '"very happy". Lily.', // 4 stops before the cut word
+    '"very happy sad". Lily.', // 5 a different last word
+    '"very happy bec". Lily and Mia, park. Then "because".', // 6 invents Mia
+    '"ery happy bec". Then "because".', // 7 starts inside a word
+    undefined, // 8 unparseable (never closed)
+    'Lily and Tom in the park.', // 9 no quote
+    '"happy bec". Max and Ben. Then "Sue".', // 10 invents Max and Ben; Sue only as the next word
+    '"  very\nhappy   bec ". Lily.', // 11 whitespace differs
+  ];
+  const res = quoteAccuracy(explanations, explanations.map(() => CONTEXT));
+  const rows = res.rows;
+  assert.deepEqual(
+    rows.map((r) => [r.exact, r.ignoringCutWord]),
+    [
+      [true, true],
+      [false, false],
+      [false, true],
+      [false, true],
+      [false, true],
+      [false, false],
+      [true, true],
+      [false, false],
+      [false, false],
+      [false, false],
+      [true, true],
+      [true, true],
+    ],
+  );
+  assert.equal(rows[0]!.quoted, 'very happy bec');
+  assert.equal(rows[8]!.quoted, undefined);
+  assert.equal(rows[8]!.unparseable, true);
+  assert.equal(rows[9]!.quoted, undefined);
+  assert.equal(rows[9]!.unparseable, false);
+  assert.deepEqual(rows[6]!.inventedNames, ['Mia']);
+  assert.deepEqual(rows[10]!.inventedNames, ['Max', 'Ben']);
+  assert.deepEqual(quoteRow(explanations[10], CONTEXT, { countNextWord: true }).inventedNames, ['Max', 'Ben', 'Sue']);
+  for (const i of [0, 1, 2, 3, 4, 5, 7, 8, 9, 11]) assert.deepEqual(rows[i]!.inventedNames, [], `row ${i}`);
+  assert.equal(res.n, 12);
+  assert.equal(res.quoteExact, 4 / 12);
+  assert.equal(res.quoteLoose, 7 / 12);
+  assert.equal(res.inventedNameRate, 2 / 12);
+  assert.equal(res.unparseable, 1);
+  assert.equal(res.noQuote, 1);
+});
+
+test('quoteAccuracy: names are capitalised whole words; contexts ending in a word or not', () => {
+  // "tim" and "Timmy" are not the name Tim; a context with Tim makes Tim no invention.
+  assert.deepEqual(quoteRow('"a". Tim.', 'Timmy had a').inventedNames, ['Tim']);
+  assert.deepEqual(quoteRow('"a". tim and timmy.', 'Timmy had a').inventedNames, []);
+  assert.deepEqual(quoteRow('"a". Tim.', 'Tim had a').inventedNames, []);
+  // A context ending in punctuation has no cut word: loose is exact.
+  const r = quoteRow('"the park". Lily.', 'Lily went to the park.');
+  assert.deepEqual([r.exact, r.ignoringCutWord], [false, false]);
+  const s = quoteRow('"the park.". Lily.', 'Lily went to the park.');
+  assert.deepEqual([s.exact, s.ignoringCutWord], [true, true]);
+  // Empty quotes and contexts.
+  assert.equal(quoteRow('"". Then "Once".', '').exact, true);
+  assert.equal(quoteRow('"". Then "Once".', 'Once').exact, false);
+  assert.equal(quoteRow('"". Then "Once".', 'Once').ignoringCutWord, true);
+  assert.deepEqual(quoteAccuracy([], []), { rows: [], n: 0, quoteExact: 0, quoteLoose: 0, inventedNameRate: 0, unparseable: 0, noQuote: 0 });
+  assert.throws(() => quoteAccuracy(['"a".'], []), /1 explanations but 0 contexts/);
+});
+
+test('quoteAccuracy: any suffix of the context starting at a word is exact; changing its last word is not', () => {
+  const word = fc.constantFrom('Lily', 'the', 'park', 'happy', 'because', 'ball', 'a', 'big', 'red');
+  const sep = fc.constantFrom(' ', ', ', '. ', '\n', ' "', '" ');
+  fc.assert(
+    fc.property(fc.array(fc.tuple(word, sep), { minLength: 2, maxLength: 12 }), word, fc.nat(), fc.nat(), (xs, other, k, cut) => {
+      const words = xs.map(([w]) => w);
+      const context = xs.map(([w, s]) => w + s).join('') + words[0]; // ends in a word
+      const all = context.split(/(?<=[^A-Za-z])(?=[A-Za-z])/); // pieces starting at words
+      const from = k % all.length;
+      const quote = all.slice(from).join('');
+      fc.pre(!/"\.\s/.test(quote));
+      assert.equal(quoteRow(`"${quote}". Then "x".`, context).exact, true);
+      // Cutting the last word shorter (the cut word read further than quoted) is loose, not exact.
+      const last = words[0]!;
+      const n = 1 + (cut % last.length);
+      if (n < last.length) {
+        const shorter = quote.slice(0, quote.length - last.length + n);
+        const r = quoteRow(`"${shorter}".`, context);
+        assert.deepEqual([r.exact, r.ignoringCutWord], [false, true]);
+      }
+      // Another last word that is not prefix-compatible is neither.
+      if (!other.startsWith(last) && !last.startsWith(other)) {
+        const wrong = quote.slice(0, quote.length - last.length) + other;
+        const r = quoteRow(`"${wrong}".`, context);
+        assert.deepEqual([r.exact, r.ignoringCutWord], [false, false]);
+      }
+    }),
+    { numRuns: fcRuns(300) },
+  );
+});

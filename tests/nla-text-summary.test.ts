@@ -1,0 +1,172 @@
+// Summaries of cuts of text without latents (src/nla/text-summary.ts) with the real tok512
+// tokenizer: the quote is exactly the decoded text ending at the cut, the next word comes from
+// the rest of the document, the facts are the generator's vocabulary read off the text so far.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer.js';
+import { FIELD_VALUES, describeCut, generateStories, wordUnits } from '../src/nla/corpus.js';
+import { tokenizeWithOffsets } from '../src/nla/extract.js';
+import { describeTextCut, renderFacts, textFacts } from '../src/nla/text-summary.js';
+import { parseQuote, quoteRow } from '../src/nla/quotes.js';
+import { fcRuns } from '../src/testing/runs.js';
+import { modelFile, SKIP_NO_MODEL } from './helpers.js';
+
+let tokCache: Tokenizer | undefined;
+const tok = () => (tokCache ??= loadTokenizer(modelFile('tok512.bin')));
+const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
+
+// TinyStories-like text written for this test (not from the generator): dialogue, newlines,
+// apostrophes, names outside the vocabulary, plurals, a capitalised "Max" and "Tim" inside
+// longer words ("Timmy", "maximum" is not used: "Max" must be capitalised to count).
+const HANDWRITTEN = [
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.',
+  'Tom and his dog Spot went to the beach. "Look, Mom!" Tom said. "I found two shells and a box!" Mom smiled because the sun was warm.',
+  'Timmy had many balls and kites.\nHe liked the garden best.\n\nOne day Mia came to play, and they ate cake under the trees.',
+  'Sue\'s cat was scared of the rain. It hid in the house, behind a chair. "Don\'t be sad," said Ben. "The rain will stop soon."',
+  'The little bird could not fly. Max wanted to help, so he made a tiny nest in a hat and kept it warm all night.',
+];
+
+const texts = () => [...HANDWRITTEN, ...generateStories(3, 7).map((s) => s.text)];
+
+test('describeTextCut: a known cut, written as documented', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  const text = 'Lily and Tom went to the park with a ball. They were very happy because';
+  const ids = t.encode(text, { bos: true });
+  // Find the token where the context first ends inside "because" (after "bec" or similar).
+  const { offsets } = tokenizeWithOffsets(t, text);
+  const start = text.indexOf('because');
+  const i = offsets.findIndex((o, k) => k > 0 && (offsets[k + 1] ?? text.length) > start && (offsets[k + 1] ?? text.length) < start + 7);
+  assert.ok(i > 0, 'some token ends inside "because"');
+  const cut = describeTextCut(t, ids, i);
+  const partial = text.slice(start, offsets[i + 1]);
+  assert.equal(cut.lastWords, `very happy ${partial}`);
+  assert.equal(cut.currentWord, partial);
+  assert.equal(cut.nextWord, 'because');
+  assert.deepEqual(cut.facts, { names: ['Lily', 'Tom'], places: ['park'], objects: ['ball'] });
+  assert.equal(cut.summary, `"very happy ${partial}". Lily and Tom, park, ball. Then "because".`);
+  assert.equal(parseQuote(cut.summary), cut.lastWords);
+
+  // The last token: no next word.
+  const end = describeTextCut(t, ids, ids.length - 1);
+  assert.equal(end.nextWord, '');
+  assert.equal(end.summary, '"happy because". Lily and Tom, park, ball.'.replace('"happy', '"very happy'));
+  // BOS alone: nothing read.
+  const bos = describeTextCut(t, ids, 0);
+  assert.equal(bos.lastWords, '');
+  assert.equal(bos.currentWord, '');
+  assert.equal(bos.nextWord, 'Lily');
+  assert.equal(bos.summary, '"". Then "Lily".');
+  assert.throws(() => describeTextCut(t, ids, ids.length), RangeError);
+  assert.throws(() => describeTextCut(t, ids, -1), RangeError);
+});
+
+test('describeTextCut: every cut of several texts quotes a suffix of the context ending at the cut', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  for (const text of texts()) {
+    const { ids, offsets } = tokenizeWithOffsets(t, text);
+    assert.equal(t.decode(ids), text, 'tok512 round-trips the test texts');
+    for (let i = 0; i < ids.length; i++) {
+      const cut = describeTextCut(t, ids, i);
+      const endChar = offsets[i + 1] ?? text.length;
+      const context = text.slice(0, endChar);
+      assert.equal(cut.context, context, `context of cut ${i}`);
+      const ctx = norm(context);
+      // The quote is a suffix of the (whitespace-normalised) context: it ends where the cut ends
+      // and every word in it is the text's own, cut where the text is cut.
+      assert.ok(ctx.endsWith(cut.lastWords), `quote ${JSON.stringify(cut.lastWords)} ends ${JSON.stringify(ctx.slice(-40))}`);
+      if (ctx) assert.ok(cut.lastWords.length > 0);
+      const before = ctx[ctx.length - cut.lastWords.length - 1];
+      assert.ok(before === undefined || before === ' ' || !/[A-Za-z]/.test(before) || !/^[A-Za-z]/.test(cut.lastWords), 'the quote starts at a word boundary');
+      assert.ok(!cut.lastWords.includes('". '));
+      assert.equal(parseQuote(cut.summary), cut.lastWords, `summary ${cut.summary}`);
+      assert.equal(quoteRow(cut.summary, context).exact, true, 'a summary\'s own quote is exact');
+      assert.deepEqual(quoteRow(cut.summary, context).inventedNames, [], 'a summary names no character the text lacks');
+      // The next word: the rest of the current word's unit, or the next unit, from the whole text.
+      const rest = text.slice(endChar);
+      // Inside a word unit ("Sue|'s" is inside "Sue's"); the facts leave out only letters the
+      // word goes on with ("Tim|my").
+      const unit = wordUnits(text).find((u) => u.start < endChar && u.end > endChar);
+      const inside = /[A-Za-z]$/.test(context) && /^[A-Za-z]/.test(rest);
+      // At most lastWordCount word units of the text (a cut unit counted whole: "Don'" of "Don't" is one).
+      assert.ok(wordUnits(cut.lastWords + (unit ? text.slice(endChar, unit.end) : '')).length <= 3);
+      if (unit) {
+        assert.equal(cut.nextWord, text.slice(unit.start, unit.end));
+        assert.ok(cut.nextWord.startsWith(cut.currentWord), `${cut.nextWord} completes ${cut.currentWord}`);
+        assert.ok(text.slice(endChar - cut.currentWord.length).startsWith(cut.nextWord));
+        assert.ok(cut.nextWord.length > cut.currentWord.length);
+      } else if (rest.trim()) {
+        assert.ok(rest.trimStart().startsWith(cut.nextWord), `next ${JSON.stringify(cut.nextWord)} starts ${JSON.stringify(rest.slice(0, 20))}`);
+        assert.ok(cut.nextWord.length > 0);
+      } else {
+        assert.equal(cut.nextWord, '');
+      }
+      // The facts: vocabulary words of the complete words read so far, in order of first occurrence.
+      const complete = inside ? context.replace(/[A-Za-z]+$/, '') : context;
+      const words = complete.match(/[A-Za-z]+/g) ?? [];
+      assert.deepEqual(cut.facts.names, [...new Set(words.filter((w) => (FIELD_VALUES.name as readonly string[]).includes(w)))]);
+      const base = (w: string, vocab: readonly string[]) => vocab.find((v) => [v, v + 's', v + 'es'].includes(w.toLowerCase()));
+      const firstOf = (vocab: readonly string[]) => [...new Set(words.map((w) => base(w, vocab)).filter((v): v is string => !!v))];
+      assert.deepEqual(cut.facts.places, firstOf(FIELD_VALUES.place));
+      assert.deepEqual(cut.facts.objects, firstOf(FIELD_VALUES.object));
+      const factText = renderFacts(cut.facts);
+      assert.equal(cut.summary, [`"${cut.lastWords}".`, factText ? `${factText}.` : '', cut.nextWord ? `Then "${cut.nextWord}".` : ''].filter(Boolean).join(' '));
+    }
+  }
+});
+
+test('describeTextCut: "Tim" of "Timmy" is no name, and facts of hand-written text', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  const text = HANDWRITTEN[2]!;
+  const { ids } = tokenizeWithOffsets(t, text);
+  const last = describeTextCut(t, ids, ids.length - 1);
+  assert.deepEqual(last.facts, { names: ['Mia'], places: ['garden'], objects: ['ball', 'kite', 'cake'] });
+  assert.equal(renderFacts(last.facts), 'Mia, garden, ball, kite, cake');
+  assert.deepEqual(textFacts('Tom, Lily and Max saw Tim. tim and max are not names.').names, ['Tom', 'Lily', 'Max', 'Tim']);
+  assert.equal(renderFacts({ names: ['Tom', 'Lily', 'Max'], places: [], objects: ['dog'] }), 'Tom, Lily and Max, dog');
+  assert.equal(renderFacts({ names: [], places: [], objects: [] }), '');
+});
+
+test('describeTextCut: on generator stories, the quote and next word agree with describeCut', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 1e6 }), fc.nat(), (seed, k) => {
+      const story = generateStories(1, seed)[0]!;
+      const { ids, offsets } = tokenizeWithOffsets(t, story.text);
+      const i = 1 + (k % (ids.length - 1));
+      const endChar = offsets[i + 1] ?? story.text.length;
+      const ref = describeCut(story, endChar);
+      const cut = describeTextCut(t, ids, i);
+      assert.equal(cut.lastWords, ref.lastWords);
+      assert.equal(cut.nextWord, ref.nextWord);
+      assert.equal(cut.currentWord, ref.currentWord);
+      // The facts read off the text include every known name/place/object latent.
+      if (ref.known.name) assert.ok(cut.facts.names.includes(ref.known.name));
+      if (ref.known.place) assert.ok(cut.facts.places.includes(ref.known.place));
+      if (ref.known.object) assert.ok(cut.facts.objects.includes(ref.known.object));
+    }),
+    { numRuns: fcRuns(200) },
+  );
+});
+
+test('describeTextCut: random texts and cuts, the quote is always the context\'s own words', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  const word = fc.constantFrom('Lily', 'Tom', 'the', 'park', 'balls', 'because', 'happy', 'Timmy', 'said', 'Mom', "didn't", 'kite', 'a', 'up');
+  const sep = fc.constantFrom(' ', ' ', ' ', ', ', '. ', '\n', '! "', '" ', '."\n', ' - ', '  ');
+  const textArb = fc.array(fc.tuple(word, sep), { minLength: 1, maxLength: 25 }).map((xs) => xs.map(([w, s]) => w + s).join('').trim());
+  fc.assert(
+    fc.property(textArb, fc.nat(), fc.integer({ min: 1, max: 6 }), (text, k, n) => {
+      fc.pre(text.length > 0);
+      const { ids, offsets } = tokenizeWithOffsets(t, text);
+      const i = k % ids.length;
+      const cut = describeTextCut(t, ids, i, { lastWordCount: n });
+      const context = text.slice(0, i === 0 ? 0 : (offsets[i + 1] ?? text.length));
+      assert.equal(cut.context, context);
+      assert.ok(norm(context).endsWith(cut.lastWords));
+      assert.equal(parseQuote(cut.summary), cut.lastWords);
+      assert.ok(quoteRow(cut.summary, context).exact);
+      for (const name of cut.facts.names) assert.match(context, new RegExp(`\\b${name}\\b`));
+    }),
+    { numRuns: fcRuns(300) },
+  );
+});
