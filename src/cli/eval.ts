@@ -5,7 +5,11 @@ import type { Command } from 'commander';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from '../nla/baselines.js';
 import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from '../nla/corpus.js';
 import { evaluate, type EvalResult } from '../nla/evaluate.js';
-import { loadNLA } from '../nla/nla.js';
+import { evaluateModelText } from '../nla/model-text.js';
+import { loadNLA, type NlaMeta } from '../nla/nla.js';
+import { quoteAccuracy } from '../nla/quotes.js';
+import type { Llama } from '../nn/llama.js';
+import { loadModel, resolveModelPath } from '../nn/load.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
 import { CHAIN_HELP, requireComplete, storeRows } from './nla-dir.js';
@@ -25,6 +29,15 @@ const MEANING: Record<string, string> = {
   fve_token: 'baseline: mean normalised h of the current token (fitted on the store\'s other splits)',
   fve_bigram: 'baseline: mean normalised h of the (previous, current) token pair',
   fve_floor: 'baseline: the best constant direction',
+  fve_model_text: 'FVE of greedy explanations on held-out samples of M (--model-text; seeds no store row came from)',
+  fve_model_text_token: 'token baseline (fitted on the store\'s av/ar/rl rows) on the same model-text rows',
+  fve_model_text_bigram: 'bigram baseline on the model-text rows',
+  fve_model_text_floor: 'floor baseline on the model-text rows',
+  fve_gap: 'fve_greedy (the store\'s rows above) minus fve_model_text',
+  model_text_parse_rate: 'share of greedy outputs on model text that closed and stopped',
+  quote_exact: 'model text: share of explanations whose quote is exactly the text before the cut',
+  quote_loose: 'the same, allowing the cut last word to differ',
+  invented_name_rate: 'model text: share of explanations naming a character the text does not contain',
 };
 
 export function registerEval(program: Command): void {
@@ -42,6 +55,11 @@ export function registerEval(program: Command): void {
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json)')
     .option('--batch-size <n>', 'rows per generation batch', '32')
     .option('--seed <n>', 'sampling seed', '0')
+    .option('--model-text <n>', 'also sample N fresh documents from M and score greedy explanations at their cuts (held-out model text; 0 = skip)', '0')
+    .option('--model-text-seed <s>', 'base seed of --model-text (document i: S + i); must be disjoint from every seed in the store (default: above them all)')
+    .option('--model-text-cuts <n>', 'cut positions per --model-text document (default: the store\'s --cuts, else 4)')
+    .option('--model-text-tokens <n>', 'length cap of a --model-text document (default: the store\'s sampling cap, else min(256, context - 1))')
+    .option('--model <path>', 'where M is, for --model-text (default: the path in nla.json; its sha256 must match)')
     .option('--metrics <file>', 'append one {"stage":"eval",...} line to this JSONL file')
     .option('--json', 'print one JSON object')
     .addHelpText(
@@ -51,10 +69,18 @@ FVE = 1 - MSE / Var on L2-normalised activations (Var from nla.json, the trainin
 it with the token / bigram baselines, not with 0: at stories260K layer 3 the current token alone
 gives about 0.74. Baselines are fitted on the store's training rows (outside eval, and
 outside --split). Choose settings on --split dev; score --split test only to report.
+
+Held-out model text (--model-text N): samples N documents from M (BOS, temperature 1, until EOS)
+with seeds S..S+N-1, which must be disjoint from every sampling seed recorded in the store (an
+error otherwise; the default S is above them all), cuts them as \`nla extract --sample\` does,
+and scores greedy explanations there. Beside it: the token / bigram / floor baselines fitted on
+the store's training rows (av, ar, rl) and measured on those rows, the gap to fve_greedy on the
+store's rows, and quote accuracy (does the explanation quote the text before the cut?).
 Reads --nla and --store; writes the table (or --json) to stdout, progress to stderr.
 
 Example:
   nla eval --nla runs/x/nla --store runs/x/activations --rows 200 --best-of 4 --json
+  nla eval --nla runs/x/nla --store runs/x/activations --split test --model-text 50
 ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
@@ -119,10 +145,46 @@ ${CHAIN_HELP}`,
       result.fve_bigram = fveBigram(train, test, d).fve;
       result.fve_floor = fveFloor(train, test, d).fve;
     }
+    const modelTextDocs = o.int('modelText', 0);
+    let modelTextExamples: { explanation: string | null; context: string; mse: number }[] | undefined;
+    if (modelTextDocs > 0) {
+      const M = await loadModelOf(nla.meta, o.str('model'));
+      const src = store.manifest.sources;
+      const bar = progressBar('model text', modelTextDocs);
+      const mt = await evaluateModelText({ av: nla.av, ar: nla.ar, tok: nla.tok, layer: meta.layer, variance: meta.variance }, M, { h: rows.all.h, meta: rows.all.meta, dir: store.dir, sources: store.manifest.sources }, {
+        docs: modelTextDocs,
+        seed: o.optNum('modelTextSeed', { int: true, min: 0 }),
+        cuts: o.optNum('modelTextCuts', { int: true, min: 1 }) ?? src?.cuts ?? 4,
+        minTokens: src?.minTokens ?? 30,
+        docTokens: o.optNum('modelTextTokens', { int: true, min: 1 }) ?? src?.model?.maxTokens,
+        maxTokens,
+        batchSize: bs,
+        evalSeed: seed,
+        onProgress: (stage, done, total) => bar.update(stage === 'sample' ? done : modelTextDocs, stage === 'explain' ? `explained ${done}/${total}` : undefined),
+      });
+      bar.done();
+      M.w.dispose();
+      const q = quoteAccuracy(mt.greedy.examples.map((e) => e.explanation), mt.contexts);
+      Object.assign(result, {
+        fve_model_text: mt.greedy.fve,
+        fve_model_text_token: mt.token,
+        fve_model_text_bigram: mt.bigram,
+        fve_model_text_floor: mt.floor,
+        fve_gap: res.greedy.fve - mt.greedy.fve,
+        model_text_parse_rate: mt.greedy.parseRate,
+        model_text_rows: mt.rows,
+        model_text_docs: mt.docs,
+        model_text_seeds: `${mt.seeds.base}..${mt.seeds.base + mt.seeds.count - 1}`,
+        quote_exact: q.quoteExact,
+        quote_loose: q.quoteLoose,
+        invented_name_rate: q.inventedNameRate,
+      });
+      modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
+    }
     const mf = o.str('metrics');
     if (mf) fs.appendFileSync(mf, JSON.stringify({ stage: 'eval', ...result }) + '\n');
     if (o.bool('json')) {
-      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })) }));
+      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
     } else {
       console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split}, Var ${meta.variance.toFixed(3)}\n`);
       console.log('metric'.padEnd(24) + '  value  meaning');
@@ -136,7 +198,18 @@ ${CHAIN_HELP}`,
       }
       console.log('\nexamples (greedy):');
       res.greedy.examples.slice(0, 5).forEach((e, i) => console.log(`  ${evMeta[i].truth ? `[${evMeta[i].truth!.currentWord}] ` : ''}${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
+      if (modelTextExamples) {
+        console.log(`\nmodel text (${result.model_text_rows} rows of ${result.model_text_docs} samples, seeds ${result.model_text_seeds}), greedy: ...end of context -> explanation`);
+        modelTextExamples.slice(0, 5).forEach((e) => console.log(`  ...${JSON.stringify(e.context.slice(-40))} -> ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
+      }
     }
     nla.dispose();
   });
+}
+
+/** The NLA's studied model M (for --model-text): from --model or nla.json's path, checked by sha256. */
+async function loadModelOf(meta: NlaMeta, override?: string): Promise<Llama> {
+  const loaded = await loadModel(resolveModelPath(override ?? meta.model.path));
+  if (loaded.sha256 !== meta.model.sha256) throw new Error(`${loaded.source}: not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, nla.json says ${meta.model.sha256.slice(0, 12)}…); pass --model`);
+  return loaded.model as Llama;
 }

@@ -7,6 +7,9 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { readSummariesJsonl, readTextCorpus } from '../nla/datagen.js';
 import { knownAnswerItems, SPLITS } from '../nla/dataset.js';
 import { extractToStore, type ExtractItem } from '../nla/extract.js';
+import { readJsonlDocs, readTextDocs, sampleModelText, splitByDoc, textCutItems, type TextDoc } from '../nla/model-text.js';
+import { ROW_SOURCES, rowSource, type SourceMix } from '../nla/store.js';
+import type { Llama } from '../nn/llama.js';
 import { rng, shuffled } from '../util/rng.js';
 import { CHAIN_HELP } from './nla-dir.js';
 import { checkLayer, loadStudied, Opts, progressBar, withConfig } from './options.js';
@@ -21,7 +24,14 @@ export function registerExtract(program: Command): void {
     .option('--out <dir>', 'the activation store directory to write (required)')
     .option('--corpus <file>', 'plain text (documents separated by blank lines) or JSONL {"text"}: activations at random cut positions, no summaries (RL / eval data)')
     .option('--summaries <file>', 'JSONL {"text","summary"} (from `nla datagen summarize`): the activation at the last token of each text, with its summary (SFT data)')
-    .option('--stories <n>', 'built-in known-answer corpus (the default source): number of stories', '1200')
+    .option('--stories <n>', 'built-in known-answer corpus (the default source): number of stories (default 1200; 0 when --sample, --text or --jsonl is given)')
+    .option('--sample <n>', 'also sample N documents from M itself (BOS, temperature 1, until EOS or --sample-tokens) and cut them at random positions; seeds recorded')
+    .option('--sample-seed <s>', 'base sampling seed: document i of --sample is sampled with seed S + i', '0')
+    .option('--sample-tokens <n>', 'length cap of a sampled document in tokens after BOS (default min(256, context - 1))')
+    .option('--sample-temperature <t>', 'temperature of --sample (1 = the model\'s own distribution)', '1')
+    .option('--text <file>', 'also cut documents of a UTF-8 text file, documents separated by blank lines (a document may span lines)')
+    .option('--jsonl <file>', 'also cut documents of a JSONL file, one object per line with the text in --jsonl-field')
+    .option('--jsonl-field <name>', 'field of --jsonl holding the document', 'text')
     .option('--cuts <n>', 'cut positions per story / document', '4')
     .option('--min-tokens <n>', 'cut only at token index >= this', '30')
     .option('--shares <list>', 'shares of documents for the splits av,ar,rl,eval', '0.35,0.35,0.15,0.15')
@@ -38,8 +48,18 @@ shards of raw rows plus msgpack metadata. Documents are split between av (AV SFT
 rl and eval so that no document is seen by two stages; a JSONL id "DOC:POS" (as datagen writes)
 keeps the cuts of one document together.
 
-Example:
+Mixing sources: --sample N (text M writes itself), --text FILE and --jsonl FILE add documents
+beside the known-answer stories (--stories N; 0 unless given when one of them is). The mix is
+stated in document counts per source (e.g. --stories 600 --sample 600 is half and half); each
+source's documents are split av/ar/rl/eval by the --shares and cut --cuts times at random tokens
+(index >= --min-tokens). Rows of these sources carry a summary of the text before the cut (the
+last words read, the word coming next, names/places/objects seen), their source, and for
+samples of M the sampling seed, which \`nla eval --model-text\` keeps disjoint. The manifest's
+"sources" records documents asked / used, rows and proportions per source.
+
+Examples:
   nla extract --model stories260K.bin --layer 3 --out runs/x/activations --stories 400
+  nla extract --model stories260K.bin --layer 3 --out runs/x/mixed --stories 300 --sample 300 --jsonl my.jsonl
 ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
@@ -47,6 +67,13 @@ ${CHAIN_HELP}`,
     const out = o.need('out', '<dir>');
     const corpus = o.str('corpus'), summaries = o.str('summaries');
     if (corpus && summaries) throw new Error('give one of --corpus and --summaries (or neither for the built-in stories)');
+    const textFile = o.str('text'), jsonlFile = o.str('jsonl');
+    const sample = o.optNum('sample', { int: true, min: 0 }) ?? 0;
+    const mixing = sample > 0 || !!textFile || !!jsonlFile;
+    if (mixing && (corpus || summaries)) throw new Error(`--sample, --text and --jsonl mix with the known-answer stories; they do not combine with ${corpus ? '--corpus' : '--summaries'} (use --text or --jsonl for your corpus)`);
+    // Read the files before loading the model: a bad line fails fast, naming file:line.
+    const textDocs = textFile ? readTextDocs(textFile) : [];
+    const jsonlDocs = jsonlFile ? readJsonlDocs(jsonlFile, o.need('jsonlField')) : [];
     for (const [flag, f] of [['--corpus', corpus], ['--summaries', summaries]] as const) if (f && !fs.existsSync(f)) throw new Error(`${flag} ${f}: file not found`);
     const shares = o.need('shares').split(',').map(Number);
     if (shares.length !== 4 || shares.some((x) => !(x >= 0)) || Math.abs(shares.reduce((a, b) => a + b, 0) - 1) > 1e-6) throw new Error(`--shares ${o.str('shares')}: expected four non-negative numbers summing to 1 (av,ar,rl,eval)`);
@@ -59,26 +86,92 @@ ${CHAIN_HELP}`,
     const seed = o.int('seed'), cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0);
     let items: ExtractItem[];
     let source: string;
-    if (summaries) {
+    let sources: SourceMix | undefined;
+    if (mixing) {
+      const stories = o.optNum('stories', { int: true, min: 0 }) ?? 0;
+      const mixed = await mixedItems(M, tok, {
+        stories, sample, textDocs, jsonlDocs, cuts, minTokens, seed, shares,
+        sampleSeed: o.int('sampleSeed', 0), sampleTokens: o.optNum('sampleTokens', { int: true, min: 1 }), temperature: o.num('sampleTemperature', { min: 0 }),
+        files: { ...(textFile ? { text: textFile } : {}), ...(jsonlFile ? { jsonl: jsonlFile } : {}) },
+      });
+      items = mixed.items;
+      sources = mixed.sources;
+      source = `the mix ${ROW_SOURCES.filter((s) => sources!.asked[s]).map((s) => `${s} ${sources!.asked[s]} (${(100 * sources!.proportions[s]!).toFixed(0)}%)`).join(', ')}`;
+    } else if (summaries) {
       items = summaryItems(summaries, tok, M.cfg.maxSeqLen, shares, seed);
       source = summaries;
     } else if (corpus) {
       items = corpusItems(readTextCorpus(corpus), tok, M.cfg.maxSeqLen, { cuts, minTokens, shares, seed });
       source = corpus;
     } else {
-      items = knownAnswerItems(tok, { stories: o.int('stories', 1), cutsPerStory: cuts, minTokens, seed, shares: shares as [number, number, number, number] });
+      items = knownAnswerItems(tok, { stories: o.optNum('stories', { int: true, min: 1 }) ?? 1200, cutsPerStory: cuts, minTokens, seed, shares: shares as [number, number, number, number] });
       source = 'the built-in known-answer stories';
     }
     if (!items.length) throw new Error(`no activations to extract from ${source} (documents shorter than --min-tokens ${minTokens}?)`);
     const rows = items.reduce((a, it) => a + it.positions.length, 0);
     console.error(`nla: ${rows} activations from ${items.length} documents of ${source}, layer ${layer} of ${loaded.name}`);
     const bar = progressBar('extract', items.length);
-    const m = await extractToStore(M, layer, items, out, { modelName: loaded.name, sha256: loaded.sha256, dtype }, (done) => bar.update(done));
+    const m = await extractToStore(M, layer, items, out, { modelName: loaded.name, sha256: loaded.sha256, dtype, sources }, (done) => bar.update(done));
     bar.done();
     const counts = SPLITS.map((s) => `${s} ${items.reduce((a, it) => a + it.meta.filter((x) => x.split === s).length, 0)}`).join(', ');
     console.log(`wrote ${out}: ${m.count} activations (${counts}), d = ${m.d}, |h| q25/q50/q75/q95 = ${['q25', 'q50', 'q75', 'q95'].map((q) => m.norms[q].toFixed(2)).join('/')}, Var of normalised h = ${m.variance.toFixed(3)}`);
+    if (sources) {
+      console.log(`sources (documents asked / used, rows, share of documents asked):`);
+      for (const s of ROW_SOURCES) if (sources.asked[s] !== undefined) console.log(`  ${s.padEnd(13)} ${String(sources.asked[s]).padStart(5)} / ${String(sources.docs[s] ?? 0).padStart(5)}  ${String(sources.rows[s] ?? 0).padStart(6)} rows  ${(100 * sources.proportions[s]!).toFixed(1)}%`);
+      if (sources.model) console.log(`  samples of M: seeds ${sources.model.seedBase}..${sources.model.seedBase + sources.model.count - 1}, temperature ${sources.model.temperature}, up to ${sources.model.maxTokens} tokens`);
+    }
     M.w.dispose();
   });
+}
+
+/** Known-answer stories, samples of M, text and JSONL documents: items with doc ids in that order, and the manifest's mix. */
+async function mixedItems(
+  M: Llama,
+  tok: Tokenizer,
+  o: { stories: number; sample: number; textDocs: string[]; jsonlDocs: string[]; cuts: number; minTokens: number; seed: number; shares: number[]; sampleSeed: number; sampleTokens?: number; temperature: number; files: SourceMix['files'] },
+): Promise<{ items: ExtractItem[]; sources: SourceMix }> {
+  const asked: SourceMix['asked'] = {};
+  const all: ExtractItem[] = [];
+  let docBase = 0;
+  if (o.stories > 0) {
+    asked['known-answer'] = o.stories;
+    const ka = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cuts, minTokens: o.minTokens, seed: o.seed, shares: o.shares as [number, number, number, number] });
+    for (const it of ka) it.meta = it.meta.map((m) => ({ ...m, source: 'known-answer' as const }));
+    all.push(...ka);
+    docBase = o.stories;
+  }
+  const add = (docs: TextDoc[], salt: number) => {
+    all.push(...textCutItems(tok, docs, { cuts: o.cuts, minTokens: o.minTokens, rand: rng(o.seed + salt), docBase, splits: splitByDoc(docs.length, o.shares, o.seed + salt + 1) }));
+    docBase += docs.length;
+  };
+  let model: SourceMix['model'];
+  if (o.sample > 0) {
+    asked.model = o.sample;
+    const maxTokens = o.sampleTokens ?? Math.min(256, M.cfg.maxSeqLen - 1);
+    const bar = progressBar('sample', o.sample);
+    const docs = await sampleModelText(M, tok, { docs: o.sample, seed: o.sampleSeed, maxTokens, temperature: o.temperature, onProgress: (done) => bar.update(done) });
+    bar.done();
+    model = { seedBase: o.sampleSeed, count: o.sample, temperature: o.temperature, maxTokens };
+    add(docs.map((d) => ({ ids: d.ids, source: 'model', seed: d.seed })), 11);
+  }
+  const encode = (t: string) => tok.encode(t, { bos: true }).slice(0, M.cfg.maxSeqLen);
+  if (o.textDocs.length) {
+    asked.text = o.textDocs.length;
+    add(o.textDocs.map((t) => ({ ids: encode(t), source: 'text' })), 21);
+  }
+  if (o.jsonlDocs.length) {
+    asked.jsonl = o.jsonlDocs.length;
+    add(o.jsonlDocs.map((t) => ({ ids: encode(t), source: 'jsonl' })), 31);
+  }
+  const total = Object.values(asked).reduce((a, b) => a + b, 0);
+  const proportions: SourceMix['proportions'] = {}, docs: SourceMix['docs'] = {}, rows: SourceMix['rows'] = {};
+  for (const s of ROW_SOURCES) if (asked[s] !== undefined) (proportions[s] = asked[s]! / total), (docs[s] = 0), (rows[s] = 0);
+  for (const it of all) {
+    const s = rowSource(it.meta[0]);
+    docs[s] = (docs[s] ?? 0) + 1;
+    rows[s] = (rows[s] ?? 0) + it.positions.length;
+  }
+  return { items: all, sources: { asked, proportions, docs, rows, ...(model ? { model } : {}), ...(o.files && Object.keys(o.files).length ? { files: o.files } : {}), cuts: o.cuts, minTokens: o.minTokens } };
 }
 
 function prepareOut(out: string, force: boolean): void {

@@ -18,6 +18,32 @@ export interface RowMeta {
   truth?: { known: Record<string, string>; currentWord: string };
   /** Which part of the data this row belongs to (av, ar, rl, eval). */
   split?: string;
+  /** Where the document came from; missing (stores written before sources were recorded) = 'known-answer'. */
+  source?: RowSource;
+  /** Sampling seed of a document sampled from M (source 'model'): regenerates it, and keeps held-out samples disjoint. */
+  seed?: number;
+}
+
+/** Document sources of a store: the built-in stories, samples of M, a plain-text file, a JSONL file. */
+export const ROW_SOURCES = ['known-answer', 'model', 'text', 'jsonl'] as const;
+export type RowSource = (typeof ROW_SOURCES)[number];
+
+/** A row's source, reading rows without one as known-answer. */
+export const rowSource = (m: Pick<RowMeta, 'source'>): RowSource => m.source ?? 'known-answer';
+
+/** The mix of sources an extraction asked for and got (manifest field "sources"; absent in single-source stores). */
+export interface SourceMix {
+  /** Documents asked for per source (the stated proportions are these counts over their sum). */
+  asked: Partial<Record<RowSource, number>>;
+  proportions: Partial<Record<RowSource, number>>;
+  /** Documents that gave at least one row, and rows, per source. */
+  docs: Partial<Record<RowSource, number>>;
+  rows: Partial<Record<RowSource, number>>;
+  /** Sampling of M: base seed (document i has seed base + i), count, temperature, tokens cap. */
+  model?: { seedBase: number; count: number; temperature: number; maxTokens: number };
+  files?: Partial<Record<'text' | 'jsonl', string>>;
+  cuts: number;
+  minTokens: number;
 }
 
 export interface StoreManifest {
@@ -33,6 +59,7 @@ export interface StoreManifest {
   /** Mean of the L2-normalised (to sqrt d) rows, and Var = mean MSE to it. */
   mean: number[];
   variance: number;
+  sources?: SourceMix;
 }
 
 export class StoreWriter {
@@ -45,7 +72,7 @@ export class StoreWriter {
 
   constructor(
     readonly dir: string,
-    readonly header: Pick<StoreManifest, 'model' | 'layer' | 'dtype' | 'd'>,
+    readonly header: Pick<StoreManifest, 'model' | 'layer' | 'dtype' | 'd'> & Pick<Partial<StoreManifest>, 'sources'>,
     readonly shardSize = 4096,
   ) {
     fs.mkdirSync(dir, { recursive: true });

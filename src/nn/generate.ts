@@ -9,6 +9,8 @@ import { logProbOf, sampleToken, type SamplerOptions } from './sample.js';
 export interface GenerateOptions extends SamplerOptions {
   maxNewTokens: number;
   seed?: number;
+  /** One seed per row (overrides seed): row b samples from its own stream, so a row's text depends on its seed, not on its batch. */
+  seeds?: number[];
   /** Generation of a row stops after it emits one of these (the stop token is kept). */
   stopTokens?: number[];
   /** Re-run the whole sequence each step instead of using the KV cache (slow; a cross-check). */
@@ -38,6 +40,8 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
   const maxLen = T0 + opts.maxNewTokens;
   if (maxLen > model.cfg.maxSeqLen) throw new Error(`generate: prompt ${T0} + ${opts.maxNewTokens} new tokens exceeds the model's context ${model.cfg.maxSeqLen}`);
   const rand = rng(opts.seed ?? 0);
+  if (opts.seeds && opts.seeds.length !== B) throw new Error(`generate: ${opts.seeds.length} seeds for ${B} prompts`);
+  const rands = opts.seeds?.map((s) => rng(s));
   const stops = new Set(opts.stopTokens ?? []);
   const out: Generation = { tokens: prompts.map(() => []), logprobs: prompts.map(() => []), stopped: prompts.map(() => false) };
   const seqs = prompts.map((p) => [...p]);
@@ -60,7 +64,7 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
       for (let b = 0; b < B; b++) {
         const row = host.subarray(b * V, (b + 1) * V);
         // Finished rows keep sampling a filler (their own stop token) that is discarded.
-        const tok = out.stopped[b] ? seqs[b][seqs[b].length - 1] : sampleToken(row, opts, rand);
+        const tok = out.stopped[b] ? seqs[b][seqs[b].length - 1] : sampleToken(row, opts, rands ? rands[b] : rand);
         if (!out.stopped[b]) {
           out.tokens[b].push(tok);
           out.logprobs[b].push(logProbOf(row, tok));

@@ -1,0 +1,257 @@
+// Text from the studied model's own distribution, and cut points of any text: documents sampled
+// from M (BOS, then temperature-1 sampling until EOS/BOS or a length cap; one recorded seed per
+// document, so each document can be regenerated and held-out seeds can be checked disjoint from
+// training seeds), documents read from a text or JSONL file, and their cuts as extraction items
+// with a summary of the text before the cut (describeTextCut). Also the evaluation of an NLA on
+// fresh samples of M that no training row came from.
+import * as fs from 'node:fs';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { StreamDecoder } from '../io/tokenizer.js';
+import { generate } from '../nn/generate.js';
+import type { LanguageModel } from '../nn/model.js';
+import { rng, shuffled, type Rng } from '../util/rng.js';
+import type { Reconstructor } from './ar.js';
+import type { Verbalizer } from './av.js';
+import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
+import { SPLITS } from './dataset.js';
+import { evaluate, type EvalResult } from './evaluate.js';
+import { extractActivations, type ExtractItem } from './extract.js';
+import { rowsOf } from './sft.js';
+import type { RowMeta, RowSource, SourceMix } from './store.js';
+import { decodePieces, describeTextCut } from './text-summary.js';
+
+export interface ModelDoc {
+  /** BOS, then the sampled tokens (the stop token dropped). */
+  ids: number[];
+  text: string;
+  seed: number;
+  /** Whether sampling ended at EOS/BOS (false: it hit the length cap). */
+  stopped: boolean;
+}
+
+export interface SampleOptions {
+  docs: number;
+  /** Base seed: document i is sampled with seed docSeed(base, i). */
+  seed: number;
+  /** Tokens after BOS (default min(256, context - 1)). */
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The sampling seed of document i of a base seed (base + i: ranges are easy to state and to check for overlap). */
+export const docSeed = (base: number, i: number): number => base + i;
+
+/** Sample documents from M, batched, each with its own seed (temperature 1 and no truncation unless set). */
+export async function sampleModelText(M: LanguageModel, tok: Tokenizer, o: SampleOptions): Promise<ModelDoc[]> {
+  if (!Number.isInteger(o.docs) || o.docs < 0) throw new Error(`sampleModelText: docs must be a non-negative integer, got ${o.docs}`);
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error(`sampleModelText: seed must be a non-negative integer, got ${o.seed}`);
+  if (tok.bosId < 0) throw new Error('sampleModelText: the tokenizer has no BOS token to start documents from');
+  const maxTokens = o.maxTokens ?? Math.min(256, M.cfg.maxSeqLen - 1);
+  if (maxTokens < 1 || maxTokens > M.cfg.maxSeqLen - 1) throw new Error(`sampleModelText: maxTokens ${maxTokens} must be 1..${M.cfg.maxSeqLen - 1} (the model's context minus BOS)`);
+  const stops = [tok.bosId, tok.eosId].filter((t) => t >= 0);
+  const bs = o.batchSize ?? 16;
+  const out: ModelDoc[] = [];
+  for (let s = 0; s < o.docs; s += bs) {
+    const seeds = [...Array(Math.min(bs, o.docs - s)).keys()].map((k) => docSeed(o.seed, s + k));
+    const g = await generate(M, seeds.map(() => [tok.bosId]), { maxNewTokens: maxTokens, temperature: o.temperature ?? 1, topP: o.topP ?? 1, topK: 0, seeds, stopTokens: stops });
+    seeds.forEach((seed, b) => {
+      const body = g.stopped[b] ? g.tokens[b].slice(0, -1) : g.tokens[b];
+      const ids = [tok.bosId, ...body];
+      out.push({ ids, text: decodeIds(tok, ids), seed, stopped: g.stopped[b] });
+    });
+    o.onProgress?.(s + seeds.length, o.docs);
+  }
+  return out;
+}
+
+/** Text of ids (BOS first) as a streaming decoder prints it (what the model "wrote"). */
+export function decodeIds(tok: Tokenizer, ids: number[]): string {
+  const dec = new StreamDecoder(tok, ids[0]);
+  let text = '';
+  for (let i = 1; i < ids.length; i++) text += dec.push(ids[i]);
+  return text + dec.end();
+}
+
+// ---------------------------------------------------------------- documents from files
+
+/** Lines of a UTF-8 file; invalid UTF-8 is an error naming the file and line. */
+function readLines(file: string): string[] {
+  if (!fs.existsSync(file)) throw new Error(`${file}: file not found`);
+  const buf = fs.readFileSync(file);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(buf).replace(/\r\n/g, '\n').split('\n');
+  } catch {
+    const lines = new TextDecoder('utf-8').decode(buf).split('\n');
+    const bad = lines.findIndex((l) => l.includes('\uFFFD'));
+    throw new Error(`${file}:${bad + 1}: not valid UTF-8 (convert the file to UTF-8)`);
+  }
+}
+
+/** Plain text: documents separated by blank lines (a document may span lines). */
+export function readTextDocs(file: string): string[] {
+  const docs = readLines(file).join('\n').split(/\n\s*\n/).map((s) => s.trim()).filter((s) => s.length > 0);
+  if (!docs.length) throw new Error(`${file}: no documents (documents are separated by blank lines)`);
+  return docs;
+}
+
+/** JSONL: one JSON object per line with the document in `field`; blank lines skipped. Errors name file:line. */
+export function readJsonlDocs(file: string, field = 'text'): string[] {
+  const docs: string[] = [];
+  readLines(file).forEach((line, i) => {
+    if (!line.trim()) return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${file}:${i + 1}: expected a JSON object with a "${field}" field`);
+    const t = (v as Record<string, unknown>)[field];
+    if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "${field}" missing or not a string${t === undefined ? ` (fields: ${Object.keys(v).join(', ') || 'none'}; choose one with --jsonl-field)` : ''}`);
+    if (t.trim()) docs.push(t);
+  });
+  if (!docs.length) throw new Error(`${file}: no documents (expected JSONL lines {"${field}": "..."})`);
+  return docs;
+}
+
+// ---------------------------------------------------------------- cut points
+
+export interface TextDoc {
+  ids: number[];
+  source: Exclude<RowSource, 'known-answer'>;
+  seed?: number;
+}
+
+/** Split of each of n documents: a seeded permutation cut at the cumulative shares (av, ar, rl, eval). */
+export function splitByDoc(n: number, shares: readonly number[], seed: number): string[] {
+  const perm = shuffled(rng(seed), [...Array(n).keys()]);
+  const bounds = shares.map((_, i) => Math.round(n * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
+  const out = new Array<string>(n);
+  perm.forEach((doc, rank) => (out[doc] = SPLITS[bounds.findIndex((b) => rank < b)] ?? 'eval'));
+  return out;
+}
+
+/**
+ * Extraction items at random cut points (token index >= minTokens) of documents, each row with
+ * the summary of the text up to and including the cut token. Doc ids start at docBase;
+ * splits[i] is document i's split (undefined: none).
+ */
+export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number }): ExtractItem[] {
+  const items: ExtractItem[] = [];
+  docs.forEach((d, i) => {
+    const candidates = d.ids.length - o.minTokens;
+    if (candidates <= 0) return;
+    const chosen = new Set<number>();
+    while (chosen.size < Math.min(o.cuts, candidates)) chosen.add(o.minTokens + Math.floor(o.rand() * candidates));
+    const positions = [...chosen].sort((a, b) => a - b);
+    const split = o.splits?.[i];
+    items.push({
+      ids: d.ids,
+      positions,
+      meta: positions.map((p) => ({
+        doc: o.docBase + i,
+        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount }).summary,
+        ...(split ? { split } : {}),
+        source: d.source,
+        ...(d.seed !== undefined ? { seed: d.seed } : {}),
+      })),
+    });
+  });
+  return items;
+}
+
+// ---------------------------------------------------------------- held-out evaluation
+
+/** Every sampling seed a store's rows came from (rows of source 'model'). */
+export function storeSeeds(meta: readonly RowMeta[]): Set<number> {
+  const s = new Set<number>();
+  for (const m of meta) if (m.seed !== undefined) s.add(m.seed);
+  return s;
+}
+
+/** Throw unless the seeds of n documents from base are disjoint from `used`. */
+export function assertSeedsDisjoint(base: number, n: number, used: ReadonlySet<number>, where: string): void {
+  const clash = [...Array(n).keys()].map((i) => docSeed(base, i)).filter((s) => used.has(s));
+  if (clash.length) {
+    const max = Math.max(...used);
+    throw new Error(`held-out model text: seeds ${base}..${base + n - 1} overlap ${clash.length} seed(s) of ${where} (e.g. ${clash.slice(0, 5).join(', ')}); these documents were trained on. Choose a base seed above ${max} (the default)`);
+  }
+}
+
+/** Default held-out base seed: above every seed used (a gap of 1,000,000 from 0 when none). */
+export const heldOutSeed = (used: ReadonlySet<number>): number => (used.size ? Math.max(...used) + 1 : 1_000_000);
+
+export interface ModelTextEvalOptions {
+  docs: number;
+  seed?: number;
+  cuts?: number;
+  minTokens?: number;
+  /** Tokens per sampled document (default min(256, context - 1)). */
+  docTokens?: number;
+  /** Explanation length cap. */
+  maxTokens: number;
+  batchSize?: number;
+  evalSeed?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface ModelTextEvalResult {
+  seeds: { base: number; count: number };
+  docs: number;
+  rows: number;
+  greedy: EvalResult;
+  token?: number;
+  bigram?: number;
+  floor?: number;
+  /** The held-out rows (for quote checks and examples). */
+  meta: RowMeta[];
+  /** Decoded context (BOS .. cut token) of each row, as describeTextCut reads it. */
+  contexts: string[];
+}
+
+/**
+ * FVE of greedy explanations on held-out samples of M whose seeds no store row came from
+ * (asserted), with the token / bigram / floor baselines fitted on the store's training rows
+ * (splits av, ar, rl) and measured on the same held-out rows.
+ */
+export async function evaluateModelText(
+  nla: { av: Verbalizer; ar: Reconstructor; tok: Tokenizer; layer: number; variance: number },
+  M: LanguageModel,
+  store: { h: Float32Array; meta: RowMeta[]; dir: string; sources?: SourceMix },
+  o: ModelTextEvalOptions,
+): Promise<ModelTextEvalResult> {
+  const used = storeSeeds(store.meta);
+  // Also every seed the extraction sampled (documents too short to cut left no row, but were drawn).
+  const m = store.sources?.model;
+  if (m) for (let i = 0; i < m.count; i++) used.add(docSeed(m.seedBase, i));
+  const base = o.seed ?? heldOutSeed(used);
+  assertSeedsDisjoint(base, o.docs, used, `the store ${store.dir}`);
+  const tok = nla.tok, d = nla.ar.d;
+  const docs = await sampleModelText(M, tok, { docs: o.docs, seed: base, maxTokens: o.docTokens, batchSize: o.batchSize, onProgress: (a, b) => o.onProgress?.('sample', a, b) });
+  const items = textCutItems(
+    tok,
+    docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })),
+    { cuts: o.cuts ?? 4, minTokens: o.minTokens ?? 30, rand: rng(base + 1), docBase: 0, splits: docs.map(() => 'eval') },
+  );
+  if (!items.length) throw new Error(`held-out model text: none of the ${o.docs} samples reached ${o.minTokens ?? 30} tokens; lower the cut minimum or sample more`);
+  const h = await extractActivations(M, nla.layer, items, { batchSize: o.batchSize });
+  const meta: RowMeta[] = items.flatMap((it) => it.positions.map((p, k) => ({ ...it.meta[k], pos: p, token: it.ids[p], prevToken: p > 0 ? it.ids[p - 1] : -1 }) as RowMeta));
+  const contexts = items.flatMap((it) => {
+    const pieces = decodePieces(tok, it.ids);
+    return it.positions.map((p) => pieces.slice(0, p + 1).join(''));
+  });
+  const greedy = await evaluate(nla.av, nla.ar, h, meta, nla.variance, { temperature: 0, maxTokens: o.maxTokens, seed: o.evalSeed ?? 0, batchSize: o.batchSize, onProgress: (n) => o.onProgress?.('explain', n, meta.length) });
+  const trainIdx = store.meta.map((m, i) => (m.split === 'av' || m.split === 'ar' || m.split === 'rl' ? i : -1)).filter((i) => i >= 0);
+  const res: ModelTextEvalResult = { seeds: { base, count: o.docs }, docs: items.length, rows: meta.length, greedy, meta, contexts };
+  if (trainIdx.length) {
+    const train: TokenRows = { h: rowsOf(store.h, d, trainIdx), ids: Int32Array.from(trainIdx.map((i) => store.meta[i].token)), prevIds: Int32Array.from(trainIdx.map((i) => store.meta[i].prevToken)) };
+    const test: TokenRows = { h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) };
+    res.token = fveToken(train, test, d).fve;
+    res.bigram = fveBigram(train, test, d).fve;
+    res.floor = fveFloor(train, test, d).fve;
+  }
+  return res;
+}
