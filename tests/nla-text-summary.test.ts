@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer.js';
-import { FIELD_VALUES, describeCut, generateStories, wordUnits } from '../src/nla/corpus.js';
+import { FIELD_VALUES, describeCut, generateStories, wordUnits, type Latents } from '../src/nla/corpus.js';
 import { tokenizeWithOffsets } from '../src/nla/extract.js';
-import { describeTextCut, renderFacts, textFacts } from '../src/nla/text-summary.js';
+import { decodePieces, describeTextCut, parseTextSummary, renderFacts, textFacts } from '../src/nla/text-summary.js';
 import { parseQuote, quoteRow } from '../src/nla/quotes.js';
 import { fcRuns } from '../src/testing/runs.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
@@ -109,6 +109,7 @@ test('describeTextCut: every cut of several texts quotes a suffix of the context
       const firstOf = (vocab: readonly string[]) => [...new Set(words.map((w) => base(w, vocab)).filter((v): v is string => !!v))];
       assert.deepEqual(cut.facts.places, firstOf(FIELD_VALUES.place));
       assert.deepEqual(cut.facts.objects, firstOf(FIELD_VALUES.object));
+      assert.deepEqual(parseTextSummary(cut.summary), { lastWords: cut.lastWords, facts: cut.facts, nextWord: cut.nextWord }, `read back ${cut.summary}`);
       const factText = renderFacts(cut.facts);
       assert.equal(cut.summary, [`"${cut.lastWords}".`, factText ? `${factText}.` : '', cut.nextWord ? `Then "${cut.nextWord}".` : ''].filter(Boolean).join(' '));
     }
@@ -169,4 +170,39 @@ test('describeTextCut: random texts and cuts, the quote is always the context\'s
     }),
     { numRuns: fcRuns(300) },
   );
+});
+
+test('describeTextCut: latent facts only where they exist; a shared pieces cache; non-ASCII text', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  const story = generateStories(1, 3)[0]!;
+  const { ids, offsets } = tokenizeWithOffsets(t, story.text);
+  const pieces = decodePieces(t, ids);
+  for (let i = 1; i < ids.length; i += 5) {
+    const endChar = offsets[i + 1] ?? story.text.length;
+    const ref = describeCut(story, endChar);
+    const plain = describeTextCut(t, ids, i);
+    assert.deepEqual(describeTextCut(t, ids, i, { pieces }), plain, 'the pieces cache changes nothing');
+    const withLatents = describeTextCut(t, ids, i, { pieces, known: ref.known, latentName: story.latents.name });
+    const k: Partial<Latents> = ref.known;
+    const extra = [k.colour, k.emotion, k.event && (k.event === 'broke' ? 'it broke' : `${['Lily', 'Mia', 'Sue', 'Anna'].includes(story.latents.name) ? 'she' : 'he'} ${k.event} it`)].filter(Boolean);
+    const facts = [renderFacts(plain.facts), ...extra].filter(Boolean).join(', ');
+    assert.equal(withLatents.summary, [`"${plain.lastWords}".`, facts ? `${facts}.` : '', plain.nextWord ? `Then "${plain.nextWord}".` : ''].filter(Boolean).join(' '));
+    // The parser still reads the quote, the text's facts and the next word.
+    assert.deepEqual(parseTextSummary(withLatents.summary), { lastWords: plain.lastWords, facts: plain.facts, nextWord: plain.nextWord });
+  }
+  assert.throws(() => describeTextCut(t, ids, 1, { pieces: pieces.slice(1) }), /pieces/);
+
+  // Curly quotes and an accent are byte-fallback pieces in tok512: the context is the per-token
+  // decoding (as extract.ts's offsets count it), and the quote is still its suffix.
+  const text = 'Lily said, \u201cI love caf\u00e9 cake!\u201d Tom\u2019s dog ran.';
+  const enc = t.encode(text, { bos: true });
+  const ps = decodePieces(t, enc);
+  for (let i = 0; i < enc.length; i++) {
+    const cut = describeTextCut(t, enc, i, { pieces: ps });
+    assert.equal(cut.context, ps.slice(0, i + 1).join(''));
+    assert.ok(norm(cut.context!).endsWith(cut.lastWords));
+    assert.equal(parseQuote(cut.summary), cut.lastWords);
+  }
+  const last = describeTextCut(t, enc, enc.length - 1, { pieces: ps });
+  assert.deepEqual(last.facts, { names: ['Lily', 'Tom'], places: [], objects: ['cake', 'dog'] });
 });

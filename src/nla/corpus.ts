@@ -166,7 +166,8 @@ export function wordUnits(text: string): Unit[] {
   return out;
 }
 
-function eventPhrase(event: string, name: string): string {
+/** The event as a summary states it: "she found it" (the name's pronoun), "it broke". */
+export function eventPhrase(event: string, name: string): string {
   const pron = pronouns(name).pron!;
   return event === 'broke' ? 'it broke' : `${pron} ${event} it`;
 }

@@ -24,10 +24,13 @@
 //    A reader tells the groups apart by the vocabulary (no word is in two groups).
 //    The last word of the context counts only when the cut is not inside it ("Tim" of "Timmy"
 //    is not the name Tim).
+//    Latent facts (opts.known, only where a story has them) follow: colour, feeling, event
+//    ("red, happy, she found it"), in the words of describeCut.
 //  - Then "<next word>": the whole current word when the cut is inside a word, else the next
 //    word unit of the decoded rest of the document; omitted when the document ends at the cut.
 import type { Tokenizer } from '../io/tokenizer.js';
-import { FIELD_VALUES, forms, mentions, wordUnits } from './corpus.js';
+import { FIELD_VALUES, type Latents, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
+import { parseQuote } from './quotes.js';
 
 export interface TextCutSummary {
   /** Same compact style as corpus.ts describeCut: '"<last words>". <facts>. Then "<next>".' */
@@ -47,6 +50,17 @@ export interface TextCutSummary {
 export interface TextCutOptions {
   /** Word units quoted (default 3, as describeCut). */
   lastWordCount?: number;
+  /** decodePieces(tok, ids), when the caller describes many cuts of one document (else decoded per call). */
+  pieces?: string[];
+  /**
+   * Latent facts, where the text has them (a generator story: corpus.ts Story latents known at
+   * the cut, as describeCut's `known`). Those the text cannot show are added after the text's
+   * facts: the colour, the feeling, the event ("she found it", with the name's pronoun when
+   * `latentName` gives it). Name, place and object come from the text itself.
+   */
+  known?: Partial<Latents>;
+  /** The story's character, for the event's pronoun (default: known.name). */
+  latentName?: string;
 }
 
 /** Per-token decoded pieces of a document (BOS first; a document without BOS decodes as if after BOS). */
@@ -92,7 +106,8 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   if (!Number.isInteger(tokenIndex) || tokenIndex < 0 || tokenIndex >= ids.length) {
     throw new RangeError(`describeTextCut: tokenIndex ${tokenIndex} outside the document's ${ids.length} tokens`);
   }
-  const pieces = decodePieces(tok, ids);
+  const pieces = opts.pieces ?? decodePieces(tok, ids);
+  if (pieces.length !== ids.length) throw new Error(`describeTextCut: ${pieces.length} pieces for ${ids.length} ids`);
   const context = pieces.slice(0, tokenIndex + 1).join('');
   const text = context + pieces.slice(tokenIndex + 1).join('');
   const endChar = context.length;
@@ -114,9 +129,37 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   // Facts from complete words only: the letters of a word the cut is inside are left out
   // ("Tim" of "Timmy"; "Lily" of "Lily's" is complete).
   const facts = textFacts(/[A-Za-z]/.test(text[endChar] ?? '') ? context.replace(/[A-Za-z]+$/, '') : context);
-  const factText = renderFacts(facts);
+  const latent: string[] = [];
+  const known = opts.known ?? {};
+  if (known.colour) latent.push(known.colour);
+  if (known.emotion) latent.push(known.emotion);
+  if (known.event) latent.push(eventPhrase(known.event, opts.latentName ?? known.name ?? ''));
+  const factText = [renderFacts(facts), ...latent].filter(Boolean).join(', ');
   const parts = [`"${lastWords}".`];
   if (factText) parts.push(`${factText}.`);
   if (nextWord) parts.push(`Then "${nextWord}".`);
   return { summary: parts.join(' '), lastWords, nextWord, currentWord, facts, context };
+}
+
+export interface ParsedTextSummary {
+  /** The quoted words (quotes.ts parseQuote); undefined when there is no quote. */
+  lastWords: string | undefined;
+  /** Vocabulary facts stated between the quote and the next-word clause. */
+  facts: TextCutSummary['facts'];
+  /** The next-word clause's word; '' when there is none. */
+  nextWord: string;
+}
+
+/**
+ * Read a summary (or an AV's explanation in its format) back: the quote, the generator's names
+ * (capitalised whole words), places and objects (whole words, plurals allowed) stated after the
+ * quote and before `Then "..."`, in order of first occurrence, and the next word.
+ */
+export function parseTextSummary(summary: string): ParsedTextSummary {
+  const lastWords = parseQuote(summary);
+  let rest = summary;
+  if (lastWords !== undefined) rest = summary.slice(summary.indexOf('"') + 1 + lastWords.length + 1);
+  const then = /\bThen "(.*?)"\.?(\s|$)/.exec(rest);
+  const facts = textFacts(then ? rest.slice(0, then.index) : rest);
+  return { lastWords, facts, nextWord: then ? then[1]! : '' };
 }
