@@ -28,6 +28,8 @@
 //    ("red, happy, she found it"), in the words of describeCut.
 //  - Then "<next word>": the whole current word when the cut is inside a word, else the next
 //    word unit of the decoded rest of the document; omitted when the document ends at the cut.
+// Words are ASCII letters as in wordUnits (so "café" is the word "caf" and the mark "é"), which
+// is all the generator and stories260K's TinyStories text use.
 import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELD_VALUES, type Latents, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
 import { parseQuote } from './quotes.js';
