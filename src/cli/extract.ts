@@ -101,7 +101,7 @@ ${CHAIN_HELP}`,
       items = summaryItems(summaries, tok, M.cfg.maxSeqLen, shares, seed);
       source = summaries;
     } else if (corpus) {
-      items = corpusItems(readTextCorpus(corpus), tok, M.cfg.maxSeqLen, { cuts, minTokens, shares, seed });
+      items = corpusItems(readTextCorpus(corpus), tok, M.cfg.maxSeqLen, { cuts, minTokens, shares, seed, source: corpus.endsWith('.jsonl') ? 'jsonl' : 'text' });
       source = corpus;
     } else {
       items = knownAnswerItems(tok, { stories: o.optNum('stories', { int: true, min: 1 }) ?? 1200, cutsPerStory: cuts, minTokens, seed, shares: shares as [number, number, number, number] });
@@ -189,7 +189,7 @@ function splitOf(docs: number, shares: number[], seed: number): string[] {
   return out;
 }
 
-function corpusItems(docs: string[], tok: Tokenizer, maxLen: number, o: { cuts: number; minTokens: number; shares: number[]; seed: number }): ExtractItem[] {
+function corpusItems(docs: string[], tok: Tokenizer, maxLen: number, o: { cuts: number; minTokens: number; shares: number[]; seed: number; source: 'text' | 'jsonl' }): ExtractItem[] {
   const split = splitOf(docs.length, o.shares, o.seed);
   const rand = rng(o.seed + 1);
   const items: ExtractItem[] = [];
@@ -200,7 +200,7 @@ function corpusItems(docs: string[], tok: Tokenizer, maxLen: number, o: { cuts: 
     const chosen = new Set<number>();
     while (chosen.size < Math.min(o.cuts, candidates)) chosen.add(o.minTokens + Math.floor(rand() * candidates));
     const positions = [...chosen].sort((a, b) => a - b);
-    items.push({ ids, positions, meta: positions.map(() => ({ doc, split: split[doc] })) });
+    items.push({ ids, positions, meta: positions.map(() => ({ doc, split: split[doc], source: o.source })) });
   });
   return items;
 }
@@ -219,7 +219,7 @@ function summaryItems(file: string, tok: Tokenizer, maxLen: number, shares: numb
     const ids = tok.encode(r.text, { bos: true });
     if (ids.length > maxLen || ids.length < 2) return void skipped++;
     const doc = docIds.get(keys[i])!;
-    items.push({ ids, positions: [ids.length - 1], meta: [{ doc, summary: r.summary, split: split[doc] }] });
+    items.push({ ids, positions: [ids.length - 1], meta: [{ doc, summary: r.summary, split: split[doc], source: 'jsonl' }] });
   });
   if (skipped) console.error(`nla: skipped ${skipped} lines of ${file} (empty, or longer than the model's context of ${maxLen} tokens)`);
   return items;
