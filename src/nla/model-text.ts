@@ -148,12 +148,13 @@ export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number;
     while (chosen.size < Math.min(o.cuts, candidates)) chosen.add(o.minTokens + Math.floor(o.rand() * candidates));
     const positions = [...chosen].sort((a, b) => a - b);
     const split = o.splits?.[i];
+    const pieces = decodePieces(tok, d.ids);
     items.push({
       ids: d.ids,
       positions,
       meta: positions.map((p) => ({
         doc: o.docBase + i,
-        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount }).summary,
+        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, pieces }).summary,
         ...(split ? { split } : {}),
         source: d.source,
         ...(d.seed !== undefined ? { seed: d.seed } : {}),
