@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadNLA } from '../src/nla/nla.js';
+import { ActivationStore } from '../src/nla/store.js';
 import { okCli } from './cli-helpers.js';
 import { requireModels, SKIP_NO_MODEL } from './helpers.js';
 
@@ -23,7 +24,10 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.equal(res.demo, 'nla');
   const fves = ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl_same_t', 'fve_sampled_rl', 'fve_shuffled_other_story', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor'];
   const shares = ['facts_sft', 'facts_rl', 'facts_chance', 'facts_probe', 'fields_sft', 'fields_rl', 'fields_chance', 'fields_probe'];
-  const keys = [...fves, 'gain_sampled_same_t', 'gain_sampled', ...shares, 'rl_logit_scale', 'minutes'];
+  // Held-out samples of M (issue 10): FVEs on them, their baselines, the gap, quote accuracy.
+  const mtFves = ['fve_model_text_sft', 'fve_model_text', 'fve_model_text_token', 'fve_model_text_bigram', 'fve_model_text_floor'];
+  const mtShares = ['quote_exact', 'quote_loose', 'invented_name_rate', 'quote_exact_sft', 'quote_loose_sft', 'invented_name_rate_sft'];
+  const keys = [...fves, 'gain_sampled_same_t', 'gain_sampled', ...shares, 'rl_logit_scale', ...mtFves, 'fve_model_text_gap', ...mtShares, 'model_text_rows', 'minutes'];
   for (const k of keys) {
     assert.equal(typeof res[k], 'number', `${k} is a number`);
     assert.ok(Number.isFinite(res[k]), `${k} = ${res[k]}`);
@@ -35,8 +39,31 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   // Unit vectors are at most 2 apart (MSE <= 4), so FVE = 1 - MSE / Var lies in [1 - 4 / Var, 1].
   const variance = (JSON.parse(fs.readFileSync(path.join(out, 'nla', 'nla.json'), 'utf8')) as { variance: number }).variance;
   assert.ok(variance > 0 && variance < 2, `Var ${variance}`);
-  for (const k of fves) assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
-  for (const k of shares) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
+  for (const k of [...fves, ...mtFves]) assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
+  for (const k of [...shares, ...mtShares]) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
+  for (const k of ['quote_exact', 'quote_exact_sft'] as const) assert.ok(n[k] <= n[k.replace('exact', 'loose')], `${k} <= its loose form`);
+  assert.ok(Math.abs(n.fve_model_text_gap - (n.fve_rl - n.fve_model_text)) < 1e-12, 'the gap is fve_rl - fve_model_text');
+  assert.ok(n.fve_model_text_floor < 0 && n.fve_model_text_bigram >= n.fve_model_text_token - 0.05, `model-text baselines: floor ${n.fve_model_text_floor}, token ${n.fve_model_text_token}, bigram ${n.fve_model_text_bigram}`);
+  // Quick mode samples 16 training documents of M (seeds 0..15) and 6 held-out ones x 2 cuts.
+  assert.ok(Number.isInteger(n.model_text_rows) && n.model_text_rows > 0 && n.model_text_rows <= 12, `model_text_rows ${n.model_text_rows}`);
+  type Seeds = { base: number; count: number };
+  const trainSeeds = res.train_model_seeds as Seeds, heldSeeds = res.model_text_seeds as Seeds;
+  assert.deepEqual(trainSeeds, { base: 0, count: 16 });
+  assert.equal(heldSeeds.count, 6);
+  assert.ok(heldSeeds.base > trainSeeds.base + trainSeeds.count - 1 || heldSeeds.base + heldSeeds.count - 1 < trainSeeds.base, 'held-out seed range disjoint from the training range');
+  // The store really mixes the sources, and no held-out seed is one a stored row came from.
+  const store = ActivationStore.open(path.join(out, 'activations'));
+  assert.deepEqual(store.manifest.sources?.asked, { 'known-answer': 120, model: 16 });
+  const stored = store.readAll().meta;
+  const storedSeeds = new Set(stored.filter((m) => m.source === 'model').map((m) => m.seed!));
+  assert.ok(storedSeeds.size > 0 && [...storedSeeds].every((s) => s >= 0 && s < 16), 'stored samples carry seeds 0..15');
+  assert.ok(['av', 'ar', 'rl'].every((sp) => stored.some((m) => m.source === 'model' && m.split === sp)), 'samples of M in every training split');
+  const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const mt = metrics.find((m) => m.stage === 'model-text-rl');
+  assert.deepEqual(mt.seeds, heldSeeds);
+  const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
+  assert.ok(examples.length >= 1 && examples.every((e) => e.row % 20 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 20th held-out row, seeds not trained on');
+  assert.match(r.stdout, /held-out samples of M, every 20th row/, 'the examples are on stdout');
   assert.ok(Math.abs(n.gain_sampled - (n.fve_sampled_rl - n.fve_sampled_sft)) < 1e-12 && Math.abs(n.gain_sampled_same_t - (n.fve_sampled_rl_same_t - n.fve_sampled_sft)) < 1e-12, 'gains are differences of the reported FVEs');
   assert.notEqual(n.fve_sampled_rl_same_t, n.fve_sampled_rl, 'dividing the learned scale out changes the samples');
   // Chance of the facts: between the rarest field's 1/8 and emotion's 1/4, the facts' own values only.

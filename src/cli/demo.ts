@@ -25,6 +25,19 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['fields_chance', 'the same for uniform random guesses'],
   ['fields_probe', 'mean of the probes of the facts and the current word'],
   ['rl_logit_scale', 'inverse temperature RL learned on the AV logits (folded into its final norm)'],
+  ['model_text_rows', 'held-out samples of M: rows scored below (fresh seeds, disjoint from the training samples\' seeds)'],
+  ['fve_model_text_sft', 'FVE of greedy explanations on those rows after the warm start'],
+  ['fve_model_text', 'the same after RL: compare with fve_model_text_token, and with fve_rl (the generator\'s rows)'],
+  ['fve_model_text_token', 'baseline on the model-text rows: current-token lookup (fitted on the training rows)'],
+  ['fve_model_text_bigram', 'baseline on the model-text rows: (previous, current) token pair'],
+  ['fve_model_text_floor', 'baseline on the model-text rows: the best constant direction'],
+  ['fve_model_text_gap', 'fve_rl - fve_model_text: how much worse M\'s own text is explained (target < 0.1)'],
+  ['quote_exact', 'share of model-text explanations whose quote is exactly the text before the cut (after RL)'],
+  ['quote_loose', 'the same, the cut last word allowed to be completed or shortened'],
+  ['invented_name_rate', 'share naming a character (the generator\'s names) not in the text (target < 0.05)'],
+  ['quote_exact_sft', 'quote_exact after the warm start'],
+  ['quote_loose_sft', 'quote_loose after the warm start'],
+  ['invented_name_rate_sft', 'invented_name_rate after the warm start'],
   ['minutes', 'wall-clock minutes'],
 ];
 
@@ -43,10 +56,10 @@ export function registerDemo(program: Command): void {
     .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string }) => {
       const base = { ...DEMO_DEFAULTS, rl: { ...DEMO_DEFAULTS.rl, steps: Number(o.rlSteps) } };
       const cfg = o.quick
-        ? { ...base, stories: 120, cutsPerStory: 3, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
+        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { docs: 6, seed: 1_000_000, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
-      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them)\n` + 'metric'.padEnd(26) + 'value    meaning');
+      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1})\n` + 'metric'.padEnd(26) + 'value    meaning');
       for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(26)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
