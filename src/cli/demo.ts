@@ -52,14 +52,17 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'seed', String(DEMO_DEFAULTS.seed))
     .option('--quick', 'a tiny configuration (about 30 s) that checks the pipeline; its numbers mean nothing')
     .option('--rl-steps <n>', 'RL steps', String(DEMO_DEFAULTS.rl.steps))
+    .option('--model-samples <n>', 'documents sampled from the model and mixed into training beside the stories (0: stories only; the README reports 2000)', String(DEMO_DEFAULTS.modelSamples.docs))
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string }) => {
-      const base = { ...DEMO_DEFAULTS, rl: { ...DEMO_DEFAULTS.rl, steps: Number(o.rlSteps) } };
+    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string }) => {
+      const samples = Number(o.modelSamples);
+      if (!Number.isInteger(samples) || samples < 0) throw new Error(`nla demo: --model-samples needs a whole number >= 0, got ${o.modelSamples}`);
+      const base = { ...DEMO_DEFAULTS, rl: { ...DEMO_DEFAULTS.rl, steps: Number(o.rlSteps) }, modelSamples: { ...DEMO_DEFAULTS.modelSamples, docs: samples } };
       const cfg = o.quick
         ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { docs: 6, seed: 1_000_000, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
-      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1})\n` + 'metric'.padEnd(26) + 'value    meaning');
+      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(26) + 'value    meaning');
       for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(26)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
