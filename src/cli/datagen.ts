@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { DEFAULT_SUMMARY_PROMPT, readTextCorpus, summarizeCorpus, type TextItem } from '../nla/datagen.js';
 import { tokenizeWithOffsets } from '../nla/extract.js';
+import { randomCuts } from '../nla/corpus.js';
 import { rng } from '../util/rng.js';
 import { loadTokenizerFor } from '../nn/load.js';
 import { Opts, progressBar, withConfig, wrap } from './options.js';
@@ -69,11 +70,7 @@ Example:
       items = [];
       readTextCorpus(corpus).forEach((text, doc) => {
         const { ids, offsets } = tokenizeWithOffsets(tok, text);
-        const candidates = ids.length - minTokens;
-        if (candidates <= 0) return;
-        const chosen = new Set<number>();
-        while (chosen.size < Math.min(cuts, candidates)) chosen.add(minTokens + Math.floor(rand() * candidates));
-        for (const i of [...chosen].sort((a, b) => a - b)) items!.push({ id: `${doc}:${i}`, text: text.slice(0, offsets[i + 1] ?? text.length) });
+        for (const i of randomCuts(ids.length, minTokens, cuts, rand)) items!.push({ id: `${doc}:${i}`, text: text.slice(0, offsets[i + 1] ?? text.length) });
       });
       if (!items.length) throw new Error(`${corpus}: no document is longer than --min-tokens ${minTokens} tokens`);
     }

@@ -10,7 +10,8 @@ import { extractToStore, type ExtractItem } from '../nla/extract.js';
 import { readJsonlDocs, readTextDocs, sampleModelText, splitByDoc, textCutItems, type TextDoc } from '../nla/model-text.js';
 import { ROW_SOURCES, rowSource, type SourceMix } from '../nla/store.js';
 import type { Llama } from '../nn/llama.js';
-import { rng, shuffled } from '../util/rng.js';
+import { randomCuts } from '../nla/corpus.js';
+import { rng } from '../util/rng.js';
 import { CHAIN_HELP } from './nla-dir.js';
 import { checkLayer, loadStudied, Opts, progressBar, withConfig } from './options.js';
 
@@ -180,26 +181,14 @@ function prepareOut(out: string, force: boolean): void {
   for (const f of fs.readdirSync(out)) if (f === 'manifest.json' || /^shard-\d+\.(f16|f32|meta\.msgpack)$/.test(f)) fs.rmSync(path.join(out, f));
 }
 
-/** Split of each document: a seeded permutation cut at the cumulative shares. */
-function splitOf(docs: number, shares: number[], seed: number): string[] {
-  const perm = shuffled(rng(seed + 7), [...Array(docs).keys()]);
-  const bounds = shares.map((_, i) => Math.round(docs * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
-  const out = new Array<string>(docs);
-  perm.forEach((doc, rank) => (out[doc] = SPLITS[bounds.findIndex((b) => rank < b)] ?? 'eval'));
-  return out;
-}
-
 function corpusItems(docs: string[], tok: Tokenizer, maxLen: number, o: { cuts: number; minTokens: number; shares: number[]; seed: number; source: 'text' | 'jsonl' }): ExtractItem[] {
-  const split = splitOf(docs.length, o.shares, o.seed);
+  const split = splitByDoc(docs.length, o.shares, o.seed + 7);
   const rand = rng(o.seed + 1);
   const items: ExtractItem[] = [];
   docs.forEach((text, doc) => {
     const ids = tok.encode(text, { bos: true }).slice(0, maxLen);
-    const candidates = ids.length - o.minTokens;
-    if (candidates <= 0) return;
-    const chosen = new Set<number>();
-    while (chosen.size < Math.min(o.cuts, candidates)) chosen.add(o.minTokens + Math.floor(rand() * candidates));
-    const positions = [...chosen].sort((a, b) => a - b);
+    const positions = randomCuts(ids.length, o.minTokens, o.cuts, rand);
+    if (!positions.length) return;
     items.push({ ids, positions, meta: positions.map(() => ({ doc, split: split[doc], source: o.source })) });
   });
   return items;
@@ -212,7 +201,7 @@ function summaryItems(file: string, tok: Tokenizer, maxLen: number, shares: numb
   const keys = rows.map((r, i) => (typeof r.id === 'string' && /^[^:]+:\d+$/.test(r.id) ? r.id.split(':')[0] : `#${i}`));
   const docIds = new Map<string, number>();
   for (const k of keys) if (!docIds.has(k)) docIds.set(k, docIds.size);
-  const split = splitOf(docIds.size, shares, seed);
+  const split = splitByDoc(docIds.size, shares, seed + 7);
   const items: ExtractItem[] = [];
   let skipped = 0;
   rows.forEach((r, i) => {

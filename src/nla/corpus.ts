@@ -229,6 +229,18 @@ export type Tokenize = (s: string) => { ids: number[]; offsets: number[] };
 export interface TokenCut extends Cut { tokenIndex: number; ids: number[] }
 
 /**
+ * `count` distinct token indices in [minTokens, length), ascending (fewer when the document has
+ * fewer candidates, none when it is too short). Every corpus reader cuts with this one rule, so
+ * a seed gives the same cuts whichever path extracts the document.
+ */
+export function randomCuts(length: number, minTokens: number, count: number, rand: Rng): number[] {
+  const candidates = length - minTokens;
+  const chosen = new Set<number>();
+  while (chosen.size < Math.min(count, candidates)) chosen.add(minTokens + randInt(rand, candidates));
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/**
  * `count` distinct cut positions (token index ≥ minTokens) of one story. The context of a cut
  * at token i is tokens 0..i; it ends where token i+1 starts (or at the end of the text).
  */
@@ -242,11 +254,7 @@ export function cutPoints(
 ): TokenCut[] {
   const { ids, offsets } = tokenize(story.text);
   if (ids.length !== offsets.length) throw new Error('cutPoints: ids and offsets differ in length');
-  const candidates = ids.length - minTokens;
-  if (candidates <= 0) return [];
-  const chosen = new Set<number>();
-  while (chosen.size < Math.min(count, candidates)) chosen.add(minTokens + randInt(rng, candidates));
-  return [...chosen].sort((a, b) => a - b).map((i) => {
+  return randomCuts(ids.length, minTokens, count, rng).map((i) => {
     const endChar = offsets[i + 1] ?? story.text.length;
     return { ...describeCut(story, endChar, opts), tokenIndex: i, ids: ids.slice(0, i + 1) };
   });

@@ -5,6 +5,7 @@
 // in the output file.
 
 import { appendFileSync, existsSync, readFileSync, truncateSync } from 'node:fs';
+import { readJsonlDocs, readTextDocs } from './model-text.js';
 
 export const DEFAULT_SUMMARY_PROMPT =
   'Below is the beginning of a short story. A small language model reads it and must predict ' +
@@ -87,18 +88,7 @@ export function readSummariesJsonl(path: string): SummaryItem[] {
 
 /** Documents of a corpus: JSONL lines {text} if the file ends in .jsonl, else blank-line-separated text. */
 export function readTextCorpus(path: string): string[] {
-  let docs: string[];
-  if (path.endsWith('.jsonl')) {
-    docs = readJsonl(path).map(({ line, value }) => {
-      if (typeof value.text !== 'string') throw new Error(`${path}:${line}: field "text" missing or not a string`);
-      return value.text;
-    });
-  } else {
-    docs = decodeUtf8(path).replace(/\r\n/g, '\n').split(/\n\s*\n/).map((s) => s.trim());
-  }
-  docs = docs.filter((s) => s.trim().length > 0);
-  if (docs.length === 0) throw new Error(`${path}: empty corpus (no documents)`);
-  return docs;
+  return path.endsWith('.jsonl') ? readJsonlDocs(path) : readTextDocs(path);
 }
 
 function loadItems(opts: SummarizeOptions): TextItem[] {

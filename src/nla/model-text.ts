@@ -13,6 +13,7 @@ import { rng, shuffled, type Rng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
+import { randomCuts } from './corpus.js';
 import { SPLITS } from './dataset.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { extractActivations, type ExtractItem } from './extract.js';
@@ -93,7 +94,7 @@ function readLines(file: string): string[] {
 /** Plain text: documents separated by blank lines (a document may span lines). */
 export function readTextDocs(file: string): string[] {
   const docs = readLines(file).join('\n').split(/\n\s*\n/).map((s) => s.trim()).filter((s) => s.length > 0);
-  if (!docs.length) throw new Error(`${file}: no documents (documents are separated by blank lines)`);
+  if (!docs.length) throw new Error(`${file}: empty corpus (no documents; documents are separated by blank lines)`);
   return docs;
 }
 
@@ -113,7 +114,7 @@ export function readJsonlDocs(file: string, field = 'text'): string[] {
     if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "${field}" missing or not a string${t === undefined ? ` (fields: ${Object.keys(v).join(', ') || 'none'}; choose one with --jsonl-field)` : ''}`);
     if (t.trim()) docs.push(t);
   });
-  if (!docs.length) throw new Error(`${file}: no documents (expected JSONL lines {"${field}": "..."})`);
+  if (!docs.length) throw new Error(`${file}: empty corpus (no documents; expected JSONL lines {"${field}": "..."})`);
   return docs;
 }
 
@@ -142,11 +143,8 @@ export function splitByDoc(n: number, shares: readonly number[], seed: number): 
 export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number }): ExtractItem[] {
   const items: ExtractItem[] = [];
   docs.forEach((d, i) => {
-    const candidates = d.ids.length - o.minTokens;
-    if (candidates <= 0) return;
-    const chosen = new Set<number>();
-    while (chosen.size < Math.min(o.cuts, candidates)) chosen.add(o.minTokens + Math.floor(o.rand() * candidates));
-    const positions = [...chosen].sort((a, b) => a - b);
+    const positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
+    if (!positions.length) return;
     const split = o.splits?.[i];
     const pieces = decodePieces(tok, d.ids);
     items.push({
