@@ -27,6 +27,21 @@ test('generate --temperature 0 prints llama2.c\'s greedy text', { skip: SKIP_NO_
   assert.ok(r.stdout.trim().startsWith(PUBLISHED_OUTPUT), `got:\n${r.stdout}`);
 });
 
+test('NLA_PROFILE=1 prints GPU ms per kernel at exit (the dispatch counts add up, the shares sum to 100%); unset, nothing', { skip: SKIP_NO_MODEL }, async () => {
+  const args = ['generate', '--model', model(), '--prompt', 'Once', '--steps', '5', '--temperature', '0'];
+  const r = await okCli(args, undefined, { NLA_PROFILE: '1' });
+  const head = /GPU time per kernel .*: ([\d.]+) ms in (\d+) dispatches/.exec(r.stderr);
+  assert.ok(head, `no profile header in stderr:\n${r.stderr}`);
+  const rows = [...r.stderr.matchAll(/^ {2}(.+?)\s+([\d.]+) ms\s+(\d+)\s+([\d.]+)%$/gm)];
+  assert.ok(rows.some((m) => m[1].startsWith('mm_tile') || m[1].startsWith('mm')), 'a matmul row');
+  assert.equal(rows.reduce((a, m) => a + Number(m[3]), 0), Number(head[2]), 'dispatches per kernel add up to the total');
+  assert.ok(Math.abs(rows.reduce((a, m) => a + Number(m[2]), 0) - Number(head[1])) < 0.01 * rows.length + 0.05, 'ms per kernel add up to the total');
+  assert.ok(Math.abs(rows.reduce((a, m) => a + Number(m[4]), 0) - 100) < 0.1 * rows.length, 'shares sum to 100%');
+  const plain = await okCli(args);
+  assert.doesNotMatch(plain.stderr, /GPU time per kernel/);
+  assert.equal(plain.stdout, r.stdout, 'profiling does not change the output');
+});
+
 test('activations --json: one row of width d per token; layer 5 of a 5-block model is an error naming the range', { skip: SKIP_NO_MODEL }, async () => {
   const r = await okCli(['activations', '--model', model(), '--layer', '3', '--text', 'Once upon a time', '--json']);
   const j = JSON.parse(r.stdout) as { layer: number; tokens: string[]; ids: number[]; activations: number[][] };
