@@ -22,16 +22,16 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
-  const fves = ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl_same_t', 'fve_sampled_rl', 'fve_shuffled_other_story', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor'];
+  const fves = ['fve_sft', 'fve_rl', 'fve_sampled_sft', 'fve_sampled_rl_same_t', 'fve_sampled_rl', 'fve_shuffled_other_story', 'fve_shuffled', 'fve_token', 'fve_bigram', 'fve_floor', 'fve_ar_true_summary'];
   const shares = ['facts_sft', 'facts_rl', 'facts_chance', 'facts_probe', 'fields_sft', 'fields_rl', 'fields_chance', 'fields_probe'];
   // Held-out samples of M (issue 10): FVEs on them, their baselines, the gap, quote accuracy.
-  const mtFves = ['fve_model_text_sft', 'fve_model_text', 'fve_model_text_token', 'fve_model_text_bigram', 'fve_model_text_floor'];
+  const mtFves = ['fve_model_text_sft', 'fve_model_text', 'fve_model_text_token', 'fve_model_text_bigram', 'fve_model_text_floor', 'fve_model_text_ar_true_summary'];
   const mtShares = ['quote_exact', 'quote_loose', 'invented_name_rate', 'quote_exact_sft', 'quote_loose_sft', 'invented_name_rate_sft'];
   const keys = [...fves, 'gain_sampled_same_t', 'gain_sampled', ...shares, 'rl_logit_scale', ...mtFves, 'fve_model_text_gap', ...mtShares, 'model_text_rows', 'minutes'];
   for (const k of keys) {
     assert.equal(typeof res[k], 'number', `${k} is a number`);
     assert.ok(Number.isFinite(res[k]), `${k} = ${res[k]}`);
-    assert.ok(r.stdout.includes(`\n${k.padEnd(26)}`), `the table has a row for ${k}`);
+    assert.ok(r.stdout.includes(`\n${k.padEnd(32)}`), `the table has a row for ${k}`);
   }
   assert.equal(res.eval_split, 'test');
   assert.equal(res.eval_rows, 24, 'the quick demo reports 24 test rows');
@@ -62,8 +62,8 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const mt = metrics.find((m) => m.stage === 'model-text-rl');
   assert.deepEqual(mt.seeds, heldSeeds);
   const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
-  assert.ok(examples.length >= 1 && examples.every((e) => e.row % 20 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 20th held-out row, seeds not trained on');
-  assert.match(r.stdout, /held-out samples of M, every 20th row/, 'the examples are on stdout');
+  assert.ok(examples.length >= 1 && examples.every((e) => e.row % 19 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 19th held-out row, seeds not trained on');
+  assert.match(r.stdout, /held-out samples of M, every 19th row/, 'the examples are on stdout');
   assert.ok(Math.abs(n.gain_sampled - (n.fve_sampled_rl - n.fve_sampled_sft)) < 1e-12 && Math.abs(n.gain_sampled_same_t - (n.fve_sampled_rl_same_t - n.fve_sampled_sft)) < 1e-12, 'gains are differences of the reported FVEs');
   assert.notEqual(n.fve_sampled_rl_same_t, n.fve_sampled_rl, 'dividing the learned scale out changes the samples');
   // Chance of the facts: between the rarest field's 1/8 and emotion's 1/4, the facts' own values only.

@@ -75,8 +75,8 @@ test('facts are scored per field and pooled without the current word; the pooled
     { known: { name: 'Mia' }, currentWord: 'went' },
   ];
   const explanations = [
-    '"went to the park". Lily in the park.', // name right, place right, word right
-    '"was so sad". Tom at the beach with a ball, happy.', // name right, place right, object wrong, emotion wrong (says happy), word right
+    'Lily in the park. Text: ... went to the park', // name right, place right, word right
+    'Tom at the beach with a ball, happy. Text: ... was so sad', // name right, place right, object wrong, emotion wrong (says happy), word right
     undefined, // unparseable: every field wrong
   ];
   const s = scoreFacts(explanations, truths);

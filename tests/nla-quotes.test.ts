@@ -3,37 +3,41 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseQuote, quoteAccuracy, quoteRow } from '../src/nla/quotes.js';
+import { quoteAccuracy, quoteRow } from '../src/nla/quotes.js';
+import { parseQuote, renderQuote } from '../src/nla/quote-format.js';
 import { fcRuns } from '../src/testing/runs.js';
 
 const CONTEXT = 'Lily and Tom went to the park with a ball. They were very happy bec';
 
-test('parseQuote: the first quotation, closed by `".` and a space or the end', () => {
-  assert.equal(parseQuote('"very happy bec". Lily and Tom, park, ball. Then "because".'), 'very happy bec');
-  assert.equal(parseQuote('"said, "Hi". Lily. Then "Lily".'), 'said, "Hi');
-  assert.equal(parseQuote('"the park."". Lily, park.'), 'the park."');
-  assert.equal(parseQuote('"said "Hi".". Lily.'), 'said "Hi".');
-  assert.equal(parseQuote('"very happy bec"'), 'very happy bec');
-  assert.equal(parseQuote('It is about "happy" things'), 'happy');
-  assert.equal(parseQuote('"". Then "Once".'), '');
-  assert.equal(parseQuote('no quote here'), undefined);
-  assert.equal(parseQuote('"never closed'), undefined);
+test('parseQuote: everything after the first `Text: ...`, to the end', () => {
+  assert.equal(parseQuote('Lily and Tom, park, ball. Then "because". Text: ... very happy bec'), 'very happy bec');
+  assert.equal(parseQuote('Lily. Then "Lily". Text: ... said, "Hi". Lily'), 'said, "Hi". Lily');
+  assert.equal(parseQuote('Text: ... the park.'), 'the park.');
+  assert.equal(parseQuote('Then "Once". Text: ...'), '');
+  assert.equal(parseQuote('Text: ...   a  b  '), 'a  b');
+  assert.equal(parseQuote('Text: ... one Text: ... two'), 'one Text: ... two');
+  assert.equal(parseQuote('no quote here "happy"'), undefined);
+  assert.equal(parseQuote('Text: .. almost'), undefined);
+  // renderQuote writes what parseQuote reads, whitespace runs as one space.
+  for (const w of ['very happy bec', 'said, "Hi". Lily', '', ' a\n\nb ']) assert.equal(parseQuote(`Lily. ${renderQuote(w)}`), w.replace(/\s+/g, ' ').trim());
+  assert.equal(renderQuote('  a\n b'), 'Text: ... a b');
+  assert.equal(renderQuote(''), 'Text: ...');
 });
 
 test('quoteAccuracy: constructed explanations, asserted values', () => {
   const explanations: (string | undefined)[] = [
-    '"very happy bec". Lily and Tom, park, ball. Then "because".', // 0 correct
-    '"very sad bec". Lily and Tom, park. Then "because".', // 1 misquote
-    '"very happy because". Lily, park. Then "because".', // 2 completes the cut word
-    '"very happy be". Lily. Then "because".', // 3 a shorter cut of the cut word
-    '"very happy". Lily.', // 4 stops before the cut word
-    '"very happy sad". Lily.', // 5 a different last word
-    '"very happy bec". Lily and Mia, park. Then "because".', // 6 invents Mia
-    '"ery happy bec". Then "because".', // 7 starts inside a word
+    'Lily and Tom, park, ball. Then "because". Text: ... very happy bec', // 0 correct
+    'Lily and Tom, park. Then "because". Text: ... very sad bec', // 1 misquote
+    'Lily, park. Then "because". Text: ... very happy because', // 2 completes the cut word
+    'Lily. Then "because". Text: ... very happy be', // 3 a shorter cut of the cut word
+    'Lily. Text: ... very happy', // 4 stops before the cut word
+    'Lily. Text: ... very happy sad', // 5 a different last word
+    'Lily and Mia, park. Then "because". Text: ... very happy bec', // 6 invents Mia
+    'Then "because". Text: ... ery happy bec', // 7 starts inside a word
     undefined, // 8 unparseable (never closed)
     'Lily and Tom in the park.', // 9 no quote
-    '"happy bec". Max and Ben. Then "Sue".', // 10 invents Max and Ben; Sue only as the next word
-    '"  very\nhappy   bec ". Lily.', // 11 whitespace differs
+    'Max and Ben. Then "Sue". Text: ... happy bec', // 10 invents Max and Ben; Sue only as the next word
+    'Lily. Text: ...  very\nhappy   bec ', // 11 whitespace differs
   ];
   const res = quoteAccuracy(explanations, explanations.map(() => CONTEXT));
   const rows = res.rows;
@@ -73,20 +77,22 @@ test('quoteAccuracy: constructed explanations, asserted values', () => {
 
 test('quoteAccuracy: names are capitalised whole words; contexts ending in a word or not', () => {
   // "tim" and "Timmy" are not the name Tim; a context with Tim makes Tim no invention.
-  assert.deepEqual(quoteRow('"a". Tim.', 'Timmy had a').inventedNames, ['Tim']);
-  assert.deepEqual(quoteRow('"a". tim and timmy.', 'Timmy had a').inventedNames, []);
-  assert.deepEqual(quoteRow('"a". Tim.', 'Tim had a').inventedNames, []);
+  assert.deepEqual(quoteRow('Tim. Text: ... a', 'Timmy had a').inventedNames, ['Tim']);
+  assert.deepEqual(quoteRow('tim and timmy. Text: ... a', 'Timmy had a').inventedNames, []);
+  assert.deepEqual(quoteRow('Tim. Text: ... a', 'Tim had a').inventedNames, []);
+  // A name quoted wrongly is invented too: the quote is a claim about the text.
+  assert.deepEqual(quoteRow('Text: ... Mia had a', 'Tim had a').inventedNames, ['Mia']);
   // A context ending in punctuation has no cut word: loose is exact.
-  const r = quoteRow('"the park". Lily.', 'Lily went to the park.');
+  const r = quoteRow('Lily. Text: ... the park', 'Lily went to the park.');
   assert.deepEqual([r.exact, r.ignoringCutWord], [false, false]);
-  const s = quoteRow('"the park.". Lily.', 'Lily went to the park.');
+  const s = quoteRow('Lily. Text: ... the park.', 'Lily went to the park.');
   assert.deepEqual([s.exact, s.ignoringCutWord], [true, true]);
   // Empty quotes and contexts.
-  assert.equal(quoteRow('"". Then "Once".', '').exact, true);
-  assert.equal(quoteRow('"". Then "Once".', 'Once').exact, false);
-  assert.equal(quoteRow('"". Then "Once".', 'Once').ignoringCutWord, true);
+  assert.equal(quoteRow('Then "Once". Text: ...', '').exact, true);
+  assert.equal(quoteRow('Then "Once". Text: ...', 'Once').exact, false);
+  assert.equal(quoteRow('Then "Once". Text: ...', 'Once').ignoringCutWord, true);
   assert.deepEqual(quoteAccuracy([], []), { rows: [], n: 0, quoteExact: 0, quoteLoose: 0, inventedNameRate: 0, unparseable: 0, noQuote: 0 });
-  assert.throws(() => quoteAccuracy(['"a".'], []), /1 explanations but 0 contexts/);
+  assert.throws(() => quoteAccuracy(['Text: ... a'], []), /1 explanations but 0 contexts/);
 });
 
 test('quoteAccuracy: any suffix of the context starting at a word is exact; changing its last word is not', () => {
@@ -99,14 +105,13 @@ test('quoteAccuracy: any suffix of the context starting at a word is exact; chan
       const all = context.split(/(?<=[^A-Za-z])(?=[A-Za-z])/); // pieces starting at words
       const from = k % all.length;
       const quote = all.slice(from).join('');
-      fc.pre(!/"\.\s/.test(quote));
-      assert.equal(quoteRow(`"${quote}". Then "x".`, context).exact, true);
+      assert.equal(quoteRow(`Then "x". Text: ... ${quote}`, context).exact, true);
       // Cutting the last word shorter (the cut word read further than quoted) is loose, not exact.
       const last = words[0]!;
       const n = 1 + (cut % last.length);
       if (n < last.length) {
         const shorter = quote.slice(0, quote.length - last.length + n);
-        const r = quoteRow(`"${shorter}".`, context);
+        const r = quoteRow(`Text: ... ${shorter}`, context);
         assert.deepEqual([r.exact, r.ignoringCutWord], [false, true]);
       }
       // Another last word that is not prefix-compatible is neither (unless the wrong quote happens
@@ -114,7 +119,7 @@ test('quoteAccuracy: any suffix of the context starting at a word is exact; chan
       const wrong = quote.slice(0, quote.length - last.length) + other;
       const beforeCut = context.slice(0, context.length - last.length).trimEnd();
       if (!other.startsWith(last) && !last.startsWith(other) && !beforeCut.endsWith(wrong)) {
-        const r = quoteRow(`"${wrong}".`, context);
+        const r = quoteRow(`Text: ... ${wrong}`, context);
         assert.deepEqual([r.exact, r.ignoringCutWord], [false, false]);
       }
     }),

@@ -16,6 +16,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_token', 'baseline: mean normalised h of the current token (lookup table)'],
   ['fve_bigram', 'baseline: mean normalised h of the (previous, current) token pair'],
   ['fve_floor', 'baseline: the best constant direction'],
+  ['fve_ar_true_summary', 'the AR reading the true summaries of the same rows: its ceiling, apart from the AV'],
   ['facts_sft', 'share of known story facts (name, place, object, emotion) stated correctly, after warm start'],
   ['facts_rl', 'the same after RL'],
   ['facts_chance', 'the same for uniform random guesses'],
@@ -31,6 +32,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_model_text_token', 'baseline on the model-text rows: current-token lookup (fitted on the training rows)'],
   ['fve_model_text_bigram', 'baseline on the model-text rows: (previous, current) token pair'],
   ['fve_model_text_floor', 'baseline on the model-text rows: the best constant direction'],
+  ['fve_model_text_ar_true_summary', 'the AR reading the model-text rows\' true summaries (its ceiling there)'],
   ['fve_model_text_gap', 'fve_rl - fve_model_text: how much worse M\'s own text is explained (target < 0.1)'],
   ['quote_exact', 'share of model-text explanations whose quote is exactly the text before the cut (after RL)'],
   ['quote_loose', 'the same, the cut last word allowed to be completed or shortened'],
@@ -52,18 +54,37 @@ export function registerDemo(program: Command): void {
     .option('--seed <n>', 'seed', String(DEMO_DEFAULTS.seed))
     .option('--quick', 'a tiny configuration (about 30 s) that checks the pipeline; its numbers mean nothing')
     .option('--rl-steps <n>', 'RL steps', String(DEMO_DEFAULTS.rl.steps))
-    .option('--model-samples <n>', 'documents sampled from the model and mixed into training beside the stories (0: stories only; the README reports 2000)', String(DEMO_DEFAULTS.modelSamples.docs))
+    .option('--model-samples <n>', 'documents sampled from the model and mixed into training beside the stories (0: stories only)', String(DEMO_DEFAULTS.modelSamples.docs))
+    .option('--stories <n>', 'known-answer stories generated', String(DEMO_DEFAULTS.stories))
+    .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
+    .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
+    .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
+    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (default: all the text read; 0: none)')
+    .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string }) => {
-      const samples = Number(o.modelSamples);
-      if (!Number.isInteger(samples) || samples < 0) throw new Error(`nla demo: --model-samples needs a whole number >= 0, got ${o.modelSamples}`);
-      const base = { ...DEMO_DEFAULTS, rl: { ...DEMO_DEFAULTS.rl, steps: Number(o.rlSteps) }, modelSamples: { ...DEMO_DEFAULTS.modelSamples, docs: samples } };
+    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }) => {
+      const whole = (flag: string, v: string, min: number) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
+        return n;
+      };
+      const D = DEMO_DEFAULTS;
+      const base = {
+        ...D,
+        stories: whole('--stories', o.stories, 1),
+        arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1) },
+        avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1) },
+        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0) },
+        modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
+        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : whole('--facts-window', o.factsWindow, 0) },
+        evalPart: o.dev ? ('dev' as const) : D.evalPart,
+      };
       const cfg = o.quick
-        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { docs: 6, seed: 1_000_000, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
+        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
-      console.log(`\n${r.eval_rows} rows of the test stories (no setting was chosen on them); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(26) + 'value    meaning');
-      for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(26)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
+      console.log(`\n${r.eval_rows} rows of the ${r.eval_split} stories (${r.eval_split === 'test' ? 'no setting was chosen on them' : 'for choosing settings; report test'}); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(32) + 'value    meaning');
+      for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(32)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
         console.log(f.padEnd(14) + [v.sft, v.rl, v.chance, v.probe].map((x) => x.toFixed(3).padStart(8)).join('') + String(v.n).padStart(8));

@@ -18,7 +18,7 @@ export function registerSftAr(program: Command): void {
     'after',
     `
 The AR is M's blocks 0..K with an identity-initialised d x d head, read at the last token of
-"Summary of the following text: <text>{summary}</text> <summary>"; loss = MSE of L2-normalised
+"Summary of the following text: {summary}", the summary's last quoted word; loss = MSE of L2-normalised
 vectors (FVE = 1 - loss / Var, logged as "fve").
 Reads --store (rows of --split with summaries) and --model. Writes --out/ar.safetensors,
 --out/nla.json (created if missing: model, layer, alpha, Var, mean, prompts; the AV comes from

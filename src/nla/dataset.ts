@@ -19,6 +19,8 @@ export interface KnownAnswerOptions {
   seed: number;
   /** Share of stories per split, in SPLITS order. */
   shares?: [number, number, number, number];
+  /** Word units the summaries quote (corpus.ts describeCut; default 3). */
+  lastWordCount?: number;
 }
 
 export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): ExtractItem[] {
@@ -29,7 +31,7 @@ export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): Extr
   const items: ExtractItem[] = [];
   stories.forEach((story, doc) => {
     const split = SPLITS[bounds.findIndex((b) => doc < b)] ?? 'eval';
-    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory);
+    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory, { lastWordCount: opts.lastWordCount });
     if (!cuts.length) return;
     const ids = tok.encode(story.text, { bos: true });
     items.push({

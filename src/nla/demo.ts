@@ -9,13 +9,13 @@ import { Reconstructor } from './ar.js';
 import { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
 import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from './corpus.js';
-import { heldOutRows, knownAnswerItems } from './dataset.js';
+import { heldOutRows, knownAnswerItems, type HeldOutPart } from './dataset.js';
 import { docSeed, evaluateModelText, sampleModelText, splitByDoc, textCutItems, type ModelTextEvalResult } from './model-text.js';
 import { quoteAccuracy } from './quotes.js';
 import { rng } from '../util/rng.js';
 import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
 import { extractToStore } from './extract.js';
-import { varianceNormalized, meanRow, normalizeRows } from './fve.js';
+import { varianceNormalized, meanRow, mseNormalized, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
 import { DEFAULT_PROMPTS } from './prompts.js';
@@ -36,8 +36,19 @@ export interface DemoOptions {
   arSft: { steps: number; batchSize: number; lr: number };
   avSft: { steps: number; batchSize: number; lr: number };
   rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
-  /** Rows of the test half of the held-out stories that every reported number is measured on. */
+  /** Rows of the held-out stories that every reported number is measured on. */
   evalRows: number;
+  /**
+   * Which half of the held-out stories, and which held-out samples of M, are scored: 'dev' to
+   * choose settings (model-text seeds modelTextEval.devSeed), 'test' to report them.
+   */
+  evalPart: HeldOutPart;
+  /**
+   * How the warm-start summaries are written: word units quoted (both sources), and the window
+   * of word units before the cut whose names, places and objects a model-text summary states
+   * (undefined: the whole text read; 0: none). text-summary.ts describeTextCut.
+   */
+  summary: { quoteWords: number; factsWindow?: number };
   /**
    * Documents sampled from M itself (BOS, temperature 1, until EOS or docTokens tokens), document
    * i with seed seedBase + i, cut `cuts` times at token index >= minTokens and mixed with the
@@ -46,7 +57,7 @@ export interface DemoOptions {
    */
   modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number };
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
-  modelTextEval: { docs: number; seed: number; cuts: number; docTokens: number };
+  modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
   log?: (s: string) => void;
   /** Where the held-out examples go (default: log). The CLI prints them on stdout beside the
@@ -86,7 +97,9 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // text". `nla demo --model-samples N` runs it; the next setting belongs on dev.
   modelSamples: { docs: 0, seedBase: 0, docTokens: 200, cuts: 4 },
   // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones.
-  modelTextEval: { docs: 100, seed: 1_000_000, cuts: 2, docTokens: 200 },
+  modelTextEval: { docs: 100, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 200 },
+  evalPart: 'test',
+  summary: { quoteWords: 3 },
   maxTokens: 64,
 };
 
@@ -96,7 +109,7 @@ export interface FieldReport { sft: number; rl: number; chance: number; probe: n
 export interface DemoResult {
   demo: 'nla';
   /** Where every number below is measured: the test half of the held-out stories, this many rows. */
-  eval_split: 'test';
+  eval_split: HeldOutPart;
   eval_rows: number;
   fve_sft: number;
   fve_rl: number;
@@ -116,6 +129,8 @@ export interface DemoResult {
   fve_token: number;
   fve_bigram: number;
   fve_floor: number;
+  /** FVE of the AR (after RL) reading each held-out row's true summary: its ceiling, apart from the AV. */
+  fve_ar_true_summary: number;
   /** Story facts (name, place, object, emotion) pooled over (row, known fact) pairs. */
   facts_sft: number;
   facts_rl: number;
@@ -139,6 +154,8 @@ export interface DemoResult {
   fve_model_text_token: number;
   fve_model_text_bigram: number;
   fve_model_text_floor: number;
+  /** The AR (after RL) reading the model-text rows' true summaries (describeTextCut). */
+  fve_model_text_ar_true_summary: number;
   /** fve_rl - fve_model_text: how much worse the NLA explains M's own text than the generator's. */
   fve_model_text_gap: number;
   /** Share of model-text explanations (after RL) whose quote is exactly the text before the cut. */
@@ -171,7 +188,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const M = loaded.model as Llama;
   const tok = loadTokenizerFor(o.model, o.tokenizer);
   log(`model ${loaded.name}: ${M.cfg.nLayers} blocks, d=${M.cfg.dim}, vocab ${M.cfg.vocabSize}; layer ${o.layer}`);
-  const items = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed });
+  const items = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, lastWordCount: o.summary.quoteWords });
   for (const it of items) it.meta = it.meta.map((m) => ({ ...m, source: 'known-answer' as const }));
   // Samples of M, documents numbered after the stories, split by document in the same shares.
   const ms = o.modelSamples;
@@ -183,6 +200,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     sbar.done();
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
       cuts: ms.cuts, minTokens: o.minTokens, rand: rng(o.seed + 11), docBase: o.stories, splits: splitByDoc(docs.length, [0.35, 0.35, 0.15, 0.15], o.seed + 12),
+      lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow,
     });
     const kaRows = items.reduce((a, it) => a + it.positions.length, 0), mRows = sampled.reduce((a, it) => a + it.positions.length, 0);
     const total = o.stories + ms.docs;
@@ -213,13 +231,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   // Reported rows: the test half of the held-out known-answer stories (settings were chosen on
   // dev). Their split into dev and test is the one without samples (doc ids of stories come first).
   const kaIdx = all.meta.map((m, i) => (rowSource(m) === 'known-answer' ? i : -1)).filter((i) => i >= 0);
-  const testIdx = heldOutRows(kaIdx.map((i) => all.meta[i]), 'test').map((j) => kaIdx[j]).slice(0, o.evalRows);
+  const testIdx = heldOutRows(kaIdx.map((i) => all.meta[i]), o.evalPart).map((j) => kaIdx[j]).slice(0, o.evalRows);
   const ev = { h: rowsOf(all.h, d, testIdx), meta: testIdx.map((i) => all.meta[i]) };
   const trainH = concatRows([av.h, ar.h, rl.h]);
   const trainMeta = [...av.meta, ...ar.meta, ...rl.meta];
   const variance = varianceNormalized(trainH, d);
   const alpha = store.manifest.norms.q75;
-  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, reported: ${ev.meta.length} of test); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
+  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, reported: ${ev.meta.length} of ${o.evalPart}); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
 
   // 2. Baselines fitted on the training activations, measured on the held-out ones.
   const rows = (h: Float32Array, meta: RowMeta[]): TokenRows => ({ h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) });
@@ -264,11 +282,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const modelText = async (stage: string): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
     const me = o.modelTextEval;
     const r = await evaluateModelText({ av: AV, ar: AR, tok, layer: o.layer, variance }, M, storeAll, {
-      docs: me.docs, seed: me.seed, cuts: me.cuts, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7,
+      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7,
     });
     const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
-    record(stage, { fve: r.greedy.fve, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
-    log(`${stage}: ${r.rows} rows of ${o.modelTextEval.docs} held-out samples of M (seeds ${r.seeds.base}..${r.seeds.base + r.seeds.count - 1}): FVE greedy ${r.greedy.fve.toFixed(3)} (token ${r.token?.toFixed(3)}, bigram ${r.bigram?.toFixed(3)}), quotes exact ${q.quoteExact.toFixed(3)}, loose ${q.quoteLoose.toFixed(3)}, invented names ${q.inventedNameRate.toFixed(3)}`);
+    record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
+    log(`${stage}: ${r.rows} rows of ${o.modelTextEval.docs} held-out samples of M (seeds ${r.seeds.base}..${r.seeds.base + r.seeds.count - 1}): FVE greedy ${r.greedy.fve.toFixed(3)} (token ${r.token?.toFixed(3)}, bigram ${r.bigram?.toFixed(3)}; AR on true summaries ${r.arTrueSummary.toFixed(3)}), quotes exact ${q.quoteExact.toFixed(3)}, loose ${q.quoteLoose.toFixed(3)}, invented names ${q.inventedNameRate.toFixed(3)}`);
     return { r, q };
   };
   const mtSft = o.modelTextEval.docs > 0 ? await modelText('model-text-sft') : undefined;
@@ -293,34 +311,43 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   copyTokenizer(o.model, o.tokenizer, path.join(o.out, 'nla-sft', 'tokenizer.bin'));
 
   // 4. Joint RL against the frozen warm-start AV.
-  const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
-  const rlBar = new Progress('rl', o.rl.steps);
-  const curves = await trainRl(AV, ref, AR, { h: rl.h }, {
-    ...o.rl,
-    av: { lr: o.rl.lrAv, warmup: 5, clip: 1 },
-    ar: { lr: o.rl.lrAr, warmup: 5, clip: 1 },
-    seed: o.seed + 2,
-    variance,
-    onLog: (m) => {
-      record('rl', m);
-      rlBar.update(m.step + 1, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)} scale ${m.logitScale.toFixed(3)}`);
-    },
-  });
-  ref.model.w.dispose();
-  writeCurvesSvg(path.join(o.out, 'rl-curves.svg'), 'RL on held-in activations', curves.map((c) => c.step), {
-    'sampled FVE': curves.map((c) => c.fveSampled),
-    reward: curves.map((c) => c.reward),
-    'KL x100': curves.map((c) => c.kl * 100),
-    'logit scale': curves.map((c) => c.logitScale),
-  });
-  const rlEval = await evalBoth('eval-rl');
-  // The folded scale s multiplies every logit; sampling at temperature s divides it back out,
-  // so this is the RL'd AV at the warm start's temperature (same sampling seed).
-  const rl_logit_scale = curves.length ? curves[curves.length - 1].logitScale : 1;
-  const sameT = rl_logit_scale === 1 ? rlEval.sampled : await sampledAt(rl_logit_scale);
-  record('eval-rl-same-t', { temperature: rl_logit_scale, fveSampled: sameT.fve });
-  log(`eval-rl at temperature ${rl_logit_scale.toFixed(3)} (learned scale divided out): sampled ${sameT.fve.toFixed(3)}`);
-  const mtRl = o.modelTextEval.docs > 0 ? await modelText('model-text-rl') : undefined;
+  async function runRl() {
+    const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
+    const rlBar = new Progress('rl', o.rl.steps);
+    const curves = await trainRl(AV, ref, AR, { h: rl.h }, {
+      ...o.rl,
+      av: { lr: o.rl.lrAv, warmup: 5, clip: 1 },
+      ar: { lr: o.rl.lrAr, warmup: 5, clip: 1 },
+      seed: o.seed + 2,
+      variance,
+      onLog: (m) => {
+        record('rl', m);
+        rlBar.update(m.step + 1, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)} scale ${m.logitScale.toFixed(3)}`);
+      },
+    });
+    ref.model.w.dispose();
+    writeCurvesSvg(path.join(o.out, 'rl-curves.svg'), 'RL on held-in activations', curves.map((c) => c.step), {
+      'sampled FVE': curves.map((c) => c.fveSampled),
+      reward: curves.map((c) => c.reward),
+      'KL x100': curves.map((c) => c.kl * 100),
+      'logit scale': curves.map((c) => c.logitScale),
+    });
+    const rlEval = await evalBoth('eval-rl');
+    // The folded scale s multiplies every logit; sampling at temperature s divides it back out,
+    // so this is the RL'd AV at the warm start's temperature (same sampling seed).
+    const rl_logit_scale = curves.length ? curves[curves.length - 1].logitScale : 1;
+    const sameT = rl_logit_scale === 1 ? rlEval.sampled : await sampledAt(rl_logit_scale);
+    record('eval-rl-same-t', { temperature: rl_logit_scale, fveSampled: sameT.fve });
+    log(`eval-rl at temperature ${rl_logit_scale.toFixed(3)} (learned scale divided out): sampled ${sameT.fve.toFixed(3)}`);
+    const mtRl = o.modelTextEval.docs > 0 ? await modelText('model-text-rl') : undefined;
+    return { rlEval, rl_logit_scale, sameT, mtRl };
+  }
+  // With no RL steps (choosing warm-start settings on dev) the after-RL figures repeat the warm start's.
+  const afterRl = o.rl.steps > 0 ? await runRl() : { rlEval: sft, rl_logit_scale: 1, sameT: sft.sampled, mtRl: mtSft };
+  const { rlEval, rl_logit_scale, sameT, mtRl } = afterRl;
+  const trueMse = mseNormalized(await AR.predictHost(ev.meta.map((m) => m.summary!)), ev.h, d);
+  const fve_ar_true_summary = 1 - mean(Array.from(trueMse)) / variance;
+  log(`AR on the held-out rows' true summaries: FVE ${fve_ar_true_summary.toFixed(3)}`);
 
   // 5. Save the NLA and report.
   const nlaDir = path.join(o.out, 'nla');
@@ -330,9 +357,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   report('\nexamples (the first 5 test rows):');
   rlEval.greedy.examples.slice(0, 5).forEach((e, i) => report(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
   if (mtRl) {
-    // Chosen by rule, not by hand: every 20th held-out model-text row (rows 0, 20, 40, ...).
-    const picks = mtRl.r.greedy.examples.map((e, i) => ({ e, i })).filter(({ i }) => i % 20 === 0);
-    report(`\nheld-out samples of M, every 20th row (after RL; context tail -> greedy explanation, row FVE):`);
+    // Chosen by rule, not by hand: every 19th held-out model-text row (rows 0, 19, 38, ...). The
+    // rows run document by document, cuts in order; an odd step shows early and late cuts alike
+    // (every 20th showed only first cuts).
+    const picks = mtRl.r.greedy.examples.map((e, i) => ({ e, i })).filter(({ i }) => i % EXAMPLE_STEP === 0);
+    report(`\nheld-out samples of M, every ${EXAMPLE_STEP}th row (after RL; context tail -> greedy explanation, row FVE):`);
     const shown = picks.map(({ e, i }) => {
       const tail = normTail(mtRl.r.contexts[i], 70);
       const q = mtRl.q.rows[i];
@@ -340,7 +369,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       report(`  [${i}] ...${JSON.stringify(tail)}\n       -> ${e.explanation ?? '(unparseable)'}  (FVE ${row.fve.toFixed(3)}${q.exact ? '' : ', quote not exact'}${q.inventedNames.length ? `, invented ${q.inventedNames.join(', ')}` : ''})`);
       return row;
     });
-    record('model-text-examples', { rule: 'every 20th row', rows: shown });
+    record('model-text-examples', { rule: `every ${EXAMPLE_STEP}th row`, rows: shown });
   }
   const field = (f: string, chance: number): FieldReport => {
     const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
@@ -348,7 +377,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   const result: DemoResult = {
     demo: 'nla',
-    eval_split: 'test',
+    eval_split: o.evalPart,
     eval_rows: ev.meta.length,
     fve_sft: sft.greedy.fve,
     fve_rl: rlEval.greedy.fve,
@@ -362,6 +391,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     fve_token,
     fve_bigram,
     fve_floor,
+    fve_ar_true_summary,
     facts_sft: sft.greedy.facts ?? NaN,
     facts_rl: rlEval.greedy.facts ?? NaN,
     facts_chance,
@@ -379,6 +409,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     fve_model_text_token: mtRl?.r.token ?? NaN,
     fve_model_text_bigram: mtRl?.r.bigram ?? NaN,
     fve_model_text_floor: mtRl?.r.floor ?? NaN,
+    fve_model_text_ar_true_summary: mtRl?.r.arTrueSummary ?? NaN,
     fve_model_text_gap: rlEval.greedy.fve - (mtRl?.r.greedy.fve ?? NaN),
     quote_exact: mtRl?.q.quoteExact ?? NaN,
     quote_loose: mtRl?.q.quoteLoose ?? NaN,
@@ -393,6 +424,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   record('result', result);
   return result;
 }
+
+/** Model-text examples shown: rows 0, EXAMPLE_STEP, 2 EXAMPLE_STEP, ... */
+const EXAMPLE_STEP = 19;
 
 /** The last n characters of a text, whitespace runs as one space. */
 function normTail(s: string, n: number): string {

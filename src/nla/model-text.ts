@@ -17,6 +17,7 @@ import { randomCuts } from './corpus.js';
 import { SPLITS } from './dataset.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { extractActivations, type ExtractItem } from './extract.js';
+import { mseNormalized } from './fve.js';
 import { rowsOf } from './sft.js';
 import type { RowMeta, RowSource, SourceMix } from './store.js';
 import { decodePieces, describeTextCut } from './text-summary.js';
@@ -140,7 +141,7 @@ export function splitByDoc(n: number, shares: readonly number[], seed: number): 
  * the summary of the text up to and including the cut token. Doc ids start at docBase;
  * splits[i] is document i's split (undefined: none).
  */
-export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number }): ExtractItem[] {
+export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; factsWindow?: number }): ExtractItem[] {
   const items: ExtractItem[] = [];
   docs.forEach((d, i) => {
     const positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
@@ -152,7 +153,7 @@ export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number;
       positions,
       meta: positions.map((p) => ({
         doc: o.docBase + i,
-        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, pieces }).summary,
+        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, factsWindow: o.factsWindow, pieces }).summary,
         ...(split ? { split } : {}),
         source: d.source,
         ...(d.seed !== undefined ? { seed: d.seed } : {}),
@@ -194,6 +195,8 @@ export interface ModelTextEvalOptions {
   maxTokens: number;
   batchSize?: number;
   evalSeed?: number;
+  /** How the training summaries were written (textCutItems): the held-out rows' true summaries use the same. */
+  summary?: { lastWordCount?: number; factsWindow?: number };
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -205,6 +208,8 @@ export interface ModelTextEvalResult {
   token?: number;
   bigram?: number;
   floor?: number;
+  /** FVE of the AR reading each row's true summary (describeTextCut): the AR's ceiling, apart from the AV. */
+  arTrueSummary: number;
   /** The held-out rows (for quote checks and examples). */
   meta: RowMeta[];
   /** Decoded context (BOS .. cut token) of each row, as describeTextCut reads it. */
@@ -233,7 +238,7 @@ export async function evaluateModelText(
   const items = textCutItems(
     tok,
     docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })),
-    { cuts: o.cuts ?? 4, minTokens: o.minTokens ?? 30, rand: rng(base + 1), docBase: 0, splits: docs.map(() => 'eval') },
+    { cuts: o.cuts ?? 4, minTokens: o.minTokens ?? 30, rand: rng(base + 1), docBase: 0, splits: docs.map(() => 'eval'), ...o.summary },
   );
   if (!items.length) throw new Error(`held-out model text: none of the ${o.docs} samples reached ${o.minTokens ?? 30} tokens; lower the cut minimum or sample more`);
   const h = await extractActivations(M, nla.layer, items, { batchSize: o.batchSize });
@@ -243,8 +248,11 @@ export async function evaluateModelText(
     return it.positions.map((p) => pieces.slice(0, p + 1).join(''));
   });
   const greedy = await evaluate(nla.av, nla.ar, h, meta, nla.variance, { temperature: 0, maxTokens: o.maxTokens, seed: o.evalSeed ?? 0, batchSize: o.batchSize, onProgress: (n) => o.onProgress?.('explain', n, meta.length) });
+  const truePred = await nla.ar.predictHost(meta.map((m) => m.summary!));
+  const trueMse = mseNormalized(truePred, h, d);
+  const arTrueSummary = 1 - trueMse.reduce((a, v) => a + v, 0) / Math.max(trueMse.length, 1) / nla.variance;
   const trainIdx = store.meta.map((m, i) => (m.split === 'av' || m.split === 'ar' || m.split === 'rl' ? i : -1)).filter((i) => i >= 0);
-  const res: ModelTextEvalResult = { seeds: { base, count: o.docs }, docs: items.length, rows: meta.length, greedy, meta, contexts };
+  const res: ModelTextEvalResult = { seeds: { base, count: o.docs }, docs: items.length, rows: meta.length, greedy, arTrueSummary, meta, contexts };
   if (trainIdx.length) {
     const train: TokenRows = { h: rowsOf(store.h, d, trainIdx), ids: Int32Array.from(trainIdx.map((i) => store.meta[i].token)), prevIds: Int32Array.from(trainIdx.map((i) => store.meta[i].prevToken)) };
     const test: TokenRows = { h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) };

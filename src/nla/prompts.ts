@@ -18,7 +18,9 @@ export const DEFAULT_PROMPTS: PromptSpec = {
   av: 'Explain the thought.\n<concept>{concept}</concept>\n<explanation>\n',
   placeholder: '\u007f',
   explanationEnd: '</explanation>',
-  ar: 'Summary of the following text: <text>{explanation}</text> <summary>',
+  // The AR reads the explanation's last token, the last word read (quote-format.ts): nothing
+  // may follow the explanation.
+  ar: 'Summary of the following text: {explanation}',
 };
 
 export interface AvPrompt {

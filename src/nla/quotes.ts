@@ -4,8 +4,8 @@
 // (the AV's output up to its closing tag, trimmed), or undefined when it never closed.
 //
 // Definitions (all on whitespace-normalised strings: whitespace runs as one space, trimmed):
-//  - quote: see parseQuote. An explanation with none has quoted undefined and is neither exact
-//    nor loose.
+//  - quote: quote-format.ts parseQuote (the words after `Text: ...`, to the end). An explanation
+//    with none has quoted undefined and is neither exact nor loose.
 //  - exact: the context ends with the quote, and the quote starts at a word boundary of the
 //    context (the character before it is not a letter, or the quote itself does not start with
 //    a letter), so "ig red" is not a quote of "the big red". An empty quote is exact only for an
@@ -27,25 +27,11 @@
 //    clause (`Then "Lily"`) is left out: it predicts the word after the cut, which the context
 //    cannot contain yet (opts.countNextWord counts it too).
 import { FIELD_VALUES, mentions } from './corpus.js';
+import { parseQuote } from './quote-format.js';
 
 /** Whitespace runs as one space, trimmed. */
 export function normSpace(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
-}
-
-/**
- * The first quotation of an explanation: from its first `"` to the first later `"` that is
- * followed by a full stop and then whitespace or the end (the `". ` that closes the quote in
- * text-summary.ts and corpus.ts summaries), else to the next `"`. undefined without both.
- * The quote may itself contain `"` (dialogue): `"said, "Hi". Lily.` quotes `said, "Hi`.
- */
-export function parseQuote(explanation: string): string | undefined {
-  const open = explanation.indexOf('"');
-  if (open < 0) return undefined;
-  const close = /"\.(\s|$)/.exec(explanation.slice(open + 1));
-  if (close) return explanation.slice(open + 1, open + 1 + close.index);
-  const next = explanation.indexOf('"', open + 1);
-  return next < 0 ? undefined : explanation.slice(open + 1, next);
 }
 
 // `quote` ends `context` and starts at a word boundary of it (both already normalised).

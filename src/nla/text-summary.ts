@@ -6,22 +6,22 @@
 // context is the decoded text of tokens 0..i and it ends where token i ends, inside a word when
 // the cut is ("very happy bec" of "because").
 //
-// Summary format (the compact style of corpus.ts describeCut):
+// Summary format (corpus.ts describeCut's, the words read last: see why there):
 //
-//   "<last words>". <facts>. Then "<next word>".
-//   e.g.  "very happy bec". Lily and Tom, park, ball, kite. Then "because".
+//   <facts>. Then "<next word>". Text: ... <last words>
+//   e.g.  Lily and Tom, park, ball, kite. Then "because". Text: ... very happy bec
 //
 //  - <last words>: the last `lastWordCount` word units (corpus.ts wordUnits: a word, or one
 //    punctuation mark) of the context, cut exactly where the context ends, whitespace runs
-//    written as one space. It is always a suffix of the whitespace-normalised context. It never
-//    contains `". ` (a double quote, a full stop, a space: the mark that closes the quote, see
-//    quotes.ts parseQuote); when the text has one, the quote starts after it (a shorter suffix).
+//    written as one space. It is always a suffix of the whitespace-normalised context, and runs
+//    to the end of the summary (quote-format.ts).
 //  - <facts>: omitted (with its full stop) when empty. The generator's vocabulary (corpus.ts
 //    FIELD_VALUES) read off the context's complete words, each group in order of first
 //    occurrence: names (written capitalised as whole words) joined as "Lily", "Lily and Tom",
 //    "Lily, Tom and Mia"; then places, then objects (whole words, any case, plural forms
 //    allowed; written in their vocabulary form), every item after the names separated by ", ".
 //    A reader tells the groups apart by the vocabulary (no word is in two groups).
+//    With factsWindow, only the last that many word units count.
 //    The last word of the context counts only when the cut is not inside it ("Tim" of "Timmy"
 //    is not the name Tim).
 //    Latent facts (opts.known, only where a story has them) follow: colour, feeling, event
@@ -32,10 +32,10 @@
 // is all the generator and stories260K's TinyStories text use.
 import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELD_VALUES, type Latents, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
-import { parseQuote } from './quotes.js';
+import { beforeQuote, parseQuote, renderQuote } from './quote-format.js';
 
 export interface TextCutSummary {
-  /** Same compact style as corpus.ts describeCut: '"<last words>". <facts>. Then "<next>".' */
+  /** As corpus.ts describeCut: '<facts>. Then "<next>". Text: ... <last words>'. */
   summary: string;
   /** The quoted words, exactly the decoded text ending at the cut (whitespace runs as one space). */
   lastWords: string;
@@ -52,6 +52,13 @@ export interface TextCutSummary {
 export interface TextCutOptions {
   /** Word units quoted (default 3, as describeCut). */
   lastWordCount?: number;
+  /**
+   * Facts are read off only the last `factsWindow` word units before the cut (default: the whole
+   * context). A small model's activation at one position holds little of a story's start (see
+   * ../shared/docs/NLA-METHOD.md: at layer 3 of stories260K a probe reads the name 25% of the
+   * time), and a summary that states what h cannot hold trains the AV to guess.
+   */
+  factsWindow?: number;
   /** decodePieces(tok, ids), when the caller describes many cuts of one document (else decoded per call). */
   pieces?: string[];
   /**
@@ -117,9 +124,7 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   const units = wordUnits(text);
   const read = units.filter((u) => u.start < endChar);
   const tail = read.slice(-Math.max(1, lastWordCount));
-  let lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
-  const close = lastWords.lastIndexOf('". ');
-  if (close >= 0) lastWords = lastWords.slice(close + 3);
+  const lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
 
   const lastAlpha = [...read].reverse().find((u) => u.alpha);
   const currentWord = lastAlpha ? text.slice(lastAlpha.start, Math.min(lastAlpha.end, endChar)) : '';
@@ -130,23 +135,26 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
 
   // Facts from complete words only: the letters of a word the cut is inside are left out
   // ("Tim" of "Timmy"; "Lily" of "Lily's" is complete).
-  const facts = textFacts(/[A-Za-z]/.test(text[endChar] ?? '') ? context.replace(/[A-Za-z]+$/, '') : context);
+  const fw = opts.factsWindow;
+  const window = fw === undefined ? context : fw <= 0 ? '' : context.slice(read.at(-fw)?.start ?? 0);
+  const facts = textFacts(/[A-Za-z]/.test(text[endChar] ?? '') ? window.replace(/[A-Za-z]+$/, '') : window);
   const latent: string[] = [];
   const known = opts.known ?? {};
   if (known.colour) latent.push(known.colour);
   if (known.emotion) latent.push(known.emotion);
   if (known.event) latent.push(eventPhrase(known.event, opts.latentName ?? known.name ?? ''));
   const factText = [renderFacts(facts), ...latent].filter(Boolean).join(', ');
-  const parts = [`"${lastWords}".`];
+  const parts: string[] = [];
   if (factText) parts.push(`${factText}.`);
   if (nextWord) parts.push(`Then "${nextWord}".`);
+  parts.push(renderQuote(lastWords));
   return { summary: parts.join(' '), lastWords, nextWord, currentWord, facts, context };
 }
 
 export interface ParsedTextSummary {
   /** The quoted words (quotes.ts parseQuote); undefined when there is no quote. */
   lastWords: string | undefined;
-  /** Vocabulary facts stated between the quote and the next-word clause. */
+  /** Vocabulary facts stated before the next-word clause and the quote. */
   facts: TextCutSummary['facts'];
   /** The next-word clause's word; '' when there is none. */
   nextWord: string;
@@ -154,13 +162,12 @@ export interface ParsedTextSummary {
 
 /**
  * Read a summary (or an AV's explanation in its format) back: the quote, the generator's names
- * (capitalised whole words), places and objects (whole words, plurals allowed) stated after the
- * quote and before `Then "..."`, in order of first occurrence, and the next word.
+ * (capitalised whole words), places and objects (whole words, plurals allowed) stated before
+ * `Then "..."` and the quote, in order of first occurrence, and the next word.
  */
 export function parseTextSummary(summary: string): ParsedTextSummary {
   const lastWords = parseQuote(summary);
-  let rest = summary;
-  if (lastWords !== undefined) rest = summary.slice(summary.indexOf('"') + 1 + lastWords.length + 1);
+  const rest = beforeQuote(summary);
   const then = /\bThen "(.*?)"\.?(\s|$)/.exec(rest);
   const facts = textFacts(then ? rest.slice(0, then.index) : rest);
   return { lastWords, facts, nextWord: then ? then[1]! : '' };
