@@ -79,7 +79,7 @@ test('over a corpus every value of every field occurs', () => {
   }
 });
 
-test('a cut knows exactly the fields read so far; its summary ends with the last words', () => {
+test('a cut knows exactly the fields read so far; its summary opens and ends with the last words', () => {
   const stories = generateStories(20, 3);
   fc.assert(
     fc.property(fc.integer({ min: 0, max: 19 }), fc.double({ min: 0.05, max: 1, noNaN: true }), (k, frac) => {
@@ -89,12 +89,12 @@ test('a cut knows exactly the fields read so far; its summary ends with the last
       for (const { field, end } of s.spans) {
         assert.equal(cut.known[field], end <= endChar ? s.latents[field] : undefined);
       }
-      assert.ok(cut.summary.endsWith(`Text: ... ${cut.lastWords}`), cut.summary);
+      assert.ok(cut.summary.startsWith(`"${cut.lastWords}". `) && cut.summary.endsWith(`Text: ... ${cut.lastWords}`.trimEnd()), cut.summary);
       assert.equal(parseQuote(cut.summary), cut.lastWords);
       const read = s.text.slice(0, endChar).replace(/\s+/g, ' ').trim();
       assert.ok(read.endsWith(cut.lastWords), `${cut.lastWords} | ${read}`);
       assert.ok(read.endsWith(cut.currentWord) || /[^A-Za-z]$/.test(read));
-      assert.ok(cut.summary.split(/\s+/).length <= 20, cut.summary);
+      assert.ok(cut.summary.split(/\s+/).length <= 26, cut.summary); // 20 words and the words read again
       // the target explanation states every known fact correctly
       const sc = scoreFields(cut.summary, cut, FIELDS);
       assert.equal(sc.correct, sc.total, `${cut.summary} ${JSON.stringify(sc.perField)}`);
@@ -122,7 +122,7 @@ test('describeCut on a hand-picked position', () => {
   assert.equal(cut.currentWord, object);
   assert.ok(cut.lastWords.endsWith(`${colour} ${object}`));
   const prep = place === 'beach' ? 'at' : 'in';
-  assert.equal(cut.summary, `${name} ${prep} the ${place} with a ${colour} ${object}. Then "${cut.nextWord}". Text: ... ${cut.lastWords}`);
+  assert.equal(cut.summary, `"${cut.lastWords}". ${name} ${prep} the ${place} with a ${colour} ${object}. Then "${cut.nextWord}". Text: ... ${cut.lastWords}`);
   const end = describeCut(s, s.spans.find((p) => p.field === 'event')!.end);
   assert.ok(end.summary.includes(`, ${s.latents.emotion}, `), end.summary);
   assert.ok(end.summary.includes(s.latents.event), end.summary);

@@ -45,19 +45,19 @@ test('describeTextCut: a known cut, written as documented', { skip: SKIP_NO_MODE
   assert.equal(cut.currentWord, partial);
   assert.equal(cut.nextWord, 'because');
   assert.deepEqual(cut.facts, { names: ['Lily', 'Tom'], places: ['park'], objects: ['ball'] });
-  assert.equal(cut.summary, `Lily and Tom, park, ball. Then "because". Text: ... very happy ${partial}`);
+  assert.equal(cut.summary, `"very happy ${partial}". Lily and Tom, park, ball. Then "because". Text: ... very happy ${partial}`);
   assert.equal(parseQuote(cut.summary), cut.lastWords);
 
   // The last token: no next word.
   const end = describeTextCut(t, ids, ids.length - 1);
   assert.equal(end.nextWord, '');
-  assert.equal(end.summary, 'Lily and Tom, park, ball. Text: ... very happy because');
+  assert.equal(end.summary, '"very happy because". Lily and Tom, park, ball. Text: ... very happy because');
   // BOS alone: nothing read.
   const bos = describeTextCut(t, ids, 0);
   assert.equal(bos.lastWords, '');
   assert.equal(bos.currentWord, '');
   assert.equal(bos.nextWord, 'Lily');
-  assert.equal(bos.summary, 'Then "Lily". Text: ...');
+  assert.equal(bos.summary, '"". Then "Lily". Text: ...');
   assert.throws(() => describeTextCut(t, ids, ids.length), RangeError);
   assert.throws(() => describeTextCut(t, ids, -1), RangeError);
 });
@@ -112,7 +112,7 @@ test('describeTextCut: every cut of several texts quotes a suffix of the context
       assert.deepEqual(cut.facts.objects, firstOf(FIELD_VALUES.object));
       assert.deepEqual(parseTextSummary(cut.summary), { lastWords: cut.lastWords, facts: cut.facts, nextWord: cut.nextWord }, `read back ${cut.summary}`);
       const factText = renderFacts(cut.facts);
-      assert.equal(cut.summary, [factText ? `${factText}.` : '', cut.nextWord ? `Then "${cut.nextWord}".` : '', `Text: ... ${cut.lastWords}`.trimEnd()].filter(Boolean).join(' '));
+      assert.equal(cut.summary, [`"${cut.lastWords}".`, factText ? `${factText}.` : '', cut.nextWord ? `Then "${cut.nextWord}".` : '', `Text: ... ${cut.lastWords}`.trimEnd()].filter(Boolean).join(' '));
     }
   }
 });
@@ -187,7 +187,7 @@ test('describeTextCut: latent facts only where they exist; a shared pieces cache
     const k: Partial<Latents> = ref.known;
     const extra = [k.colour, k.emotion, k.event && (k.event === 'broke' ? 'it broke' : `${['Lily', 'Mia', 'Sue', 'Anna'].includes(story.latents.name) ? 'she' : 'he'} ${k.event} it`)].filter(Boolean);
     const facts = [renderFacts(plain.facts), ...extra].filter(Boolean).join(', ');
-    assert.equal(withLatents.summary, [facts ? `${facts}.` : '', plain.nextWord ? `Then "${plain.nextWord}".` : '', `Text: ... ${plain.lastWords}`.trimEnd()].filter(Boolean).join(' '));
+    assert.equal(withLatents.summary, [`"${plain.lastWords}".`, facts ? `${facts}.` : '', plain.nextWord ? `Then "${plain.nextWord}".` : '', `Text: ... ${plain.lastWords}`.trimEnd()].filter(Boolean).join(' '));
     // The parser still reads the quote, the text's facts and the next word.
     assert.deepEqual(parseTextSummary(withLatents.summary), { lastWords: plain.lastWords, facts: plain.facts, nextWord: plain.nextWord });
   }
@@ -222,7 +222,7 @@ test('describeTextCut: factsWindow states only the facts of the last n word unit
   assert.deepEqual(describeTextCut(t, ids, end, { factsWindow: 1 }).facts, { names: [], places: [], objects: ['ball'] });
   const none = describeTextCut(t, ids, end, { factsWindow: 0 });
   assert.deepEqual(none.facts, { names: [], places: [], objects: [] });
-  assert.equal(none.summary, `Text: ... ${all.lastWords}`, 'no facts and no next word: the quote alone');
+  assert.equal(none.summary, `"${all.lastWords}". Text: ... ${all.lastWords}`, 'no facts and no next word: the words read, twice');
   // A window larger than the text is the whole text.
   assert.deepEqual(describeTextCut(t, ids, end, { factsWindow: 1000 }).facts, all.facts);
 });

@@ -8,13 +8,13 @@
 //
 // Summary format (corpus.ts describeCut's, the words read last: see why there):
 //
-//   <facts>. Then "<next word>". Text: ... <last words>
-//   e.g.  Lily and Tom, park, ball, kite. Then "because". Text: ... very happy bec
+//   "<last words>". <facts>. Then "<next word>". Text: ... <last words>
+//   e.g.  "very happy bec". Lily and Tom, park, ball, kite. Then "because". Text: ... very happy bec
 //
 //  - <last words>: the last `lastWordCount` word units (corpus.ts wordUnits: a word, or one
 //    punctuation mark) of the context, cut exactly where the context ends, whitespace runs
-//    written as one space. It is always a suffix of the whitespace-normalised context, and runs
-//    to the end of the summary (quote-format.ts).
+//    written as one space. It is always a suffix of the whitespace-normalised context; written
+//    first in quotes and again at the end of the summary (quote-format.ts).
 //  - <facts>: omitted (with its full stop) when empty. The generator's vocabulary (corpus.ts
 //    FIELD_VALUES) read off the context's complete words, each group in order of first
 //    occurrence: names (written capitalised as whole words) joined as "Lily", "Lily and Tom",
@@ -32,10 +32,10 @@
 // is all the generator and stories260K's TinyStories text use.
 import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELD_VALUES, type Latents, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
-import { beforeQuote, parseQuote, renderQuote } from './quote-format.js';
+import { middleOf, parseQuote, renderSummary } from './quote-format.js';
 
 export interface TextCutSummary {
-  /** As corpus.ts describeCut: '<facts>. Then "<next>". Text: ... <last words>'. */
+  /** As corpus.ts describeCut: '"<last words>". <facts>. Then "<next>". Text: ... <last words>'. */
   summary: string;
   /** The quoted words, exactly the decoded text ending at the cut (whitespace runs as one space). */
   lastWords: string;
@@ -144,17 +144,13 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   if (known.emotion) latent.push(known.emotion);
   if (known.event) latent.push(eventPhrase(known.event, opts.latentName ?? known.name ?? ''));
   const factText = [renderFacts(facts), ...latent].filter(Boolean).join(', ');
-  const parts: string[] = [];
-  if (factText) parts.push(`${factText}.`);
-  if (nextWord) parts.push(`Then "${nextWord}".`);
-  parts.push(renderQuote(lastWords));
-  return { summary: parts.join(' '), lastWords, nextWord, currentWord, facts, context };
+  return { summary: renderSummary(lastWords, factText, nextWord), lastWords, nextWord, currentWord, facts, context };
 }
 
 export interface ParsedTextSummary {
   /** The quoted words (quotes.ts parseQuote); undefined when there is no quote. */
   lastWords: string | undefined;
-  /** Vocabulary facts stated before the next-word clause and the quote. */
+  /** Vocabulary facts stated between the opening quote and the next-word clause. */
   facts: TextCutSummary['facts'];
   /** The next-word clause's word; '' when there is none. */
   nextWord: string;
@@ -162,12 +158,12 @@ export interface ParsedTextSummary {
 
 /**
  * Read a summary (or an AV's explanation in its format) back: the quote, the generator's names
- * (capitalised whole words), places and objects (whole words, plurals allowed) stated before
- * `Then "..."` and the quote, in order of first occurrence, and the next word.
+ * (capitalised whole words), places and objects (whole words, plurals allowed) stated between
+ * the opening quote and `Then "..."`, in order of first occurrence, and the next word.
  */
 export function parseTextSummary(summary: string): ParsedTextSummary {
   const lastWords = parseQuote(summary);
-  const rest = beforeQuote(summary);
+  const rest = middleOf(summary);
   const then = /\bThen "(.*?)"\.?(\s|$)/.exec(rest);
   const facts = textFacts(then ? rest.slice(0, then.index) : rest);
   return { lastWords, facts, nextWord: then ? then[1]! : '' };
