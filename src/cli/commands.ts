@@ -6,6 +6,7 @@ import { registerDatagen } from './datagen.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerExplain } from './explain.js';
+import { registerExport } from './export.js';
 import { registerExtract } from './extract.js';
 import { registerGenerate } from './generate.js';
 import { registerRl } from './rl.js';
@@ -23,4 +24,5 @@ export function registerAll(program: Command): void {
   registerRl(program);
   registerEval(program);
   registerExplain(program);
+  registerExport(program);
 }

@@ -36,6 +36,8 @@ export interface ModelSidecar {
   extractionLayerIndex?: number;
   /** Provenance, kept as read. */
   provenance: Record<string, unknown>;
+  /** The whole document as parsed (re-written by the exporter with its provenance updated). */
+  raw: Record<string, unknown>;
 }
 
 type Obj = Record<string, unknown>;
@@ -132,5 +134,6 @@ export function parseModelSidecar(doc: unknown, file: string): ModelSidecar {
     templates: { av, ar },
     extractionLayerIndex: ks[0]?.[1],
     provenance,
+    raw: doc,
   };
 }
