@@ -2,6 +2,7 @@
 // extract -> sft-ar -> sft-av -> rl -> eval -> explain (see nla-dir.ts for the directories).
 import type { Command } from 'commander';
 import { registerActivations } from './activations.js';
+import { registerCheck } from './check.js';
 import { registerDatagen } from './datagen.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
@@ -25,4 +26,5 @@ export function registerAll(program: Command): void {
   registerEval(program);
   registerExplain(program);
   registerExport(program);
+  registerCheck(program);
 }
