@@ -33,8 +33,24 @@ export type { Checkpoint } from './nn/checkpoint.js';
 
 // Natural Language Autoencoders.
 export { NLA, loadNLA } from './nla/nla.js';
+// Reference NLA packages (kitft/natural_language_autoencoders): av/ + ar/ with nla_meta.yaml.
+export { loadReferenceNLA, referencePairIn, referenceAvPrompt, referenceArIds, EXPLANATION_RE } from './nla/reference.js';
+export type { ReferencePair, ReferenceInfo } from './nla/reference.js';
+export { readModelSidecar, parseModelSidecar } from './nla/reference-sidecar.js';
+export { writeReferencePair } from './nla/reference-export.js';
+export { writeBaseDataset, readReferenceDataset, datasetId } from './nla/reference-dataset.js';
+export type { BaseRow, DatasetExtraction, DatasetRows } from './nla/reference-dataset.js';
+export { readVectors, readNpy } from './nla/vectors.js';
+export type { Vectors } from './nla/vectors.js';
+export { injectionCheck, nlaCheckParts } from './nla/check.js';
+export type { InjectionCheck, CheckParts } from './nla/check.js';
+export type { ModelSidecar } from './nla/reference-sidecar.js';
+export { ChatTemplate, readChatTemplate } from './io/chat-template.js';
+export type { ChatMessage } from './io/chat-template.js';
+export { knownBuffer } from './nn/buffers.js';
 export type { NlaMeta, TokenExplanation } from './nla/nla.js';
 export { Verbalizer } from './nla/av.js';
+export type { AvStyle } from './nla/av.js';
 export { Reconstructor } from './nla/ar.js';
 export { DEFAULT_PROMPTS, avPrompt, arIds, parseExplanation } from './nla/prompts.js';
 export type { PromptSpec } from './nla/prompts.js';

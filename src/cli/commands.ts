@@ -2,10 +2,12 @@
 // extract -> sft-ar -> sft-av -> rl -> eval -> explain (see nla-dir.ts for the directories).
 import type { Command } from 'commander';
 import { registerActivations } from './activations.js';
+import { registerCheck } from './check.js';
 import { registerDatagen } from './datagen.js';
 import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerExplain } from './explain.js';
+import { registerExport } from './export.js';
 import { registerExtract } from './extract.js';
 import { registerGenerate } from './generate.js';
 import { registerRl } from './rl.js';
@@ -23,4 +25,6 @@ export function registerAll(program: Command): void {
   registerRl(program);
   registerEval(program);
   registerExplain(program);
+  registerExport(program);
+  registerCheck(program);
 }

@@ -12,7 +12,7 @@ import type { Llama } from '../nn/llama.js';
 import { loadModel, resolveModelPath } from '../nn/load.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
-import { CHAIN_HELP, requireComplete, storeRows } from './nla-dir.js';
+import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, storeRows, trainingStats } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
 const MEANING: Record<string, string> = {
@@ -44,7 +44,9 @@ export function registerEval(program: Command): void {
   const cmd = program
     .command('eval')
     .description('score an NLA on held-out activations: FVE of greedy / sampled / best-of-k explanations, the shuffled control and baselines (step 5 of the chain)')
-    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--nla <dir>', 'NLA directory: nla\'s own (nla.json) or a reference pair (av/ and ar/ with nla_meta.yaml) (required, or --av/--ar)')
+    .option(...PAIR_OPTIONS[0])
+    .option(...PAIR_OPTIONS[1])
     .option('--store <dir>', 'activation store of the same model and layer (required)')
     .option('--split <name>', 'split to evaluate on: dev (tune on it), test (report it), eval (both), or all', 'dev')
     .option('--rows <n>', 'evaluate at most N rows (0 = all)', '200')
@@ -85,14 +87,17 @@ ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const dir = o.need('nla', '<dir>');
-    requireComplete(dir);
-    const nla = await loadNLA(dir);
+    const { source, label: dir } = nlaSource(o);
+    const nla = await loadNLA(source, { model: o.str('model') });
     const meta = nla.meta, d = nla.ar.d;
     const store = ActivationStore.open(o.need('store', '<dir>'), { layer: meta.layer, d });
-    if (store.manifest.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
+    // (A reference pair records no hash of M, only its Hub id: nothing to compare.)
+    if (store.manifest.model.sha256 && meta.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
     const split = o.need('split');
     const rows = storeRows(store, split);
+    // A reference pair carries no FVE denominator: take Var over the store's training rows, as
+    // the reference computes its baselines from training rows.
+    if (meta.reference && !Number.isFinite(meta.variance)) meta.variance = trainingStats(rows.all, d).variance;
     const limit = o.int('rows', 0);
     const n = limit ? Math.min(limit, rows.meta.length) : rows.meta.length;
     const idx = [...Array(n).keys()];
@@ -209,7 +214,8 @@ ${CHAIN_HELP}`,
 
 /** The NLA's studied model M (for --model-text): from --model or nla.json's path, checked by sha256. */
 async function loadModelOf(meta: NlaMeta, override?: string): Promise<Llama> {
+  if (!override && !meta.model.path) throw new Error(`this NLA records no local path for its model (${meta.model.name}); pass --model <dir>`);
   const loaded = await loadModel(resolveModelPath(override ?? meta.model.path));
-  if (loaded.sha256 !== meta.model.sha256) throw new Error(`${loaded.source}: not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, nla.json says ${meta.model.sha256.slice(0, 12)}…); pass --model`);
+  if (meta.model.sha256 && loaded.sha256 !== meta.model.sha256) throw new Error(`${loaded.source}: not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, nla.json says ${meta.model.sha256.slice(0, 12)}…); pass --model`);
   return loaded.model as Llama;
 }

@@ -2,23 +2,29 @@
 // the AR rebuilds the activation from it (best-of-k reranked by the AR).
 import type { Command } from 'commander';
 import { loadNLA, type TokenExplanation } from '../nla/nla.js';
-import { CHAIN_HELP, requireComplete } from './nla-dir.js';
+import { readVectors } from '../nla/vectors.js';
+import { CHAIN_HELP, nlaSource, PAIR_OPTIONS } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
 export function registerExplain(program: Command): void {
   const cmd = program
     .command('explain')
     .description('explain the activations of a text with an NLA: per token, the explanation(s) and the FVE of the AR\'s reconstruction from each (step 6 of the chain)')
-    .option('--nla <dir>', 'NLA directory (required)')
-    .option('--text <text>', 'the text to explain (BOS is prepended and is position 0) (required)')
+    .option('--nla <dir>', 'NLA directory: nla\'s own (nla.json) or a reference pair (av/ and ar/ with nla_meta.yaml) (required, or --av/--ar)')
+    .option(...PAIR_OPTIONS[0])
+    .option(...PAIR_OPTIONS[1])
+    .option('--text <text>', 'the text to explain (BOS is prepended and is position 0) (required, or --vectors)')
+    .option('--vectors <file>', 'explain vectors from a file instead: .npy ((d,) or (n, d)), .safetensors (--tensor), .jsonl (arrays, or objects with --field) or .parquet (activation_vector); each is rescaled to the AV\'s injection scale')
+    .option('--tensor <name>', 'the tensor of a .safetensors --vectors file (default: its only one)')
+    .option('--field <name>', 'the field of a .jsonl --vectors file holding the array, when lines are objects', 'vector')
     .option('--position <spec>', 'token positions: N, N,M,... or all', 'all')
     .option('--samples <k>', 'explanations per token; k > 1 samples at temperature 1 and sorts them best-first by the AR', '1')
     .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json)')
-    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json)')
+    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json); for a reference pair, the base model\'s HF directory')
     .option('--batch <n>', 'positions explained per generation batch', '32')
     .option('--seed <n>', 'sampling seed', '0')
-    .option('--json', 'print {"nla","layer","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}')
+    .option('--json', 'print {"nla","layer","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}; with --vectors, "vectors":[{"index","label","explanations":[...]}] (fve null when the NLA has no Var)')
     .addHelpText(
       'after',
       `
@@ -33,14 +39,32 @@ ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const dir = o.need('nla', '<dir>');
-    const text = o.need('text');
-    requireComplete(dir);
-    const nla = await loadNLA(dir);
-    if (o.has('model')) nla.meta.model.path = o.need('model');
+    const { source, label: dir } = nlaSource(o);
+    const vectorsFile = o.str('vectors');
+    if (vectorsFile !== undefined && o.has('text')) throw new Error('give --text or --vectors, not both');
+    const vecs = vectorsFile !== undefined ? await readVectors(vectorsFile, { tensor: o.str('tensor'), field: o.str('field') }) : undefined;
+    const text = vecs ? '' : o.need('text', '(or --vectors <file>)');
+    const nla = await loadNLA(source, { model: o.str('model') });
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 });
     if (maxTokens) nla.meta.maxExplanationTokens = maxTokens;
-    const n = nla.tok.encode(text, { bos: true }).length;
+    if (vecs) {
+      if (vecs.d !== nla.ar.d) throw new Error(`${vectorsFile}: vectors of ${vecs.d} values, the NLA reads d = ${nla.ar.d}`);
+      const samples = o.int('samples', 1), temperature = o.optNum('temperature', { min: 0 }), seed = o.int('seed');
+      const bs = Math.max(1, Math.floor(o.int('batch', 1) / samples));
+      const res: { index: number; label: string; explanations: { text: string; mse: number; fve: number }[] }[] = [];
+      for (let i = 0; i < vecs.n; i += bs) {
+        const rows = vecs.data.subarray(i * vecs.d, Math.min(vecs.n, i + bs) * vecs.d);
+        (await nla.explainActivations(rows, { samples, temperature, seed: seed + i })).forEach((ex, k) => res.push({ index: i + k, label: vecs.labels[i + k], explanations: ex }));
+      }
+      if (o.bool('json')) console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, vectors: res }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
+      else for (const r of res) {
+        console.log(`\n[${r.index}] ${r.label}`);
+        for (const e of r.explanations) console.log(`  mse ${e.mse.toFixed(3).padStart(6)}${Number.isFinite(e.fve) ? `  fve ${e.fve.toFixed(3).padStart(7)}` : ''}  ${e.text}`);
+      }
+      nla.dispose();
+      return;
+    }
+    const n = nla.textIds(text).length;
     const spec = o.need('position').trim();
     const positions = spec === 'all' ? [...Array(n).keys()] : spec.split(',').map((p) => {
       const v = Number(p.trim());
@@ -60,10 +84,11 @@ ${CHAIN_HELP}`,
     if (o.bool('json')) {
       console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, tokens: out }));
     } else {
-      console.log(`${dir}: layer ${nla.meta.layer}; fve = 1 - MSE/Var of the AR's reconstruction (Var ${nla.meta.variance.toFixed(3)})`);
+      const v = nla.meta.variance;
+      console.log(`${dir}: layer ${nla.meta.layer}; ` + (Number.isFinite(v) ? `fve = 1 - MSE/Var of the AR's reconstruction (Var ${v.toFixed(3)})` : 'mse = normalised MSE of the AR\'s reconstruction (2(1-cos); no FVE: the sidecars carry no Var)'));
       for (const t of out) {
         console.log(`\n[${t.position}] ${JSON.stringify(t.token)}`);
-        for (const e of t.explanations) console.log(`  fve ${e.fve.toFixed(3).padStart(7)}  ${e.text}`);
+        for (const e of t.explanations) console.log(Number.isFinite(v) ? `  fve ${e.fve.toFixed(3).padStart(7)}  ${e.text}` : `  mse ${e.mse.toFixed(3).padStart(6)}  ${e.text}`);
       }
     }
     nla.dispose();

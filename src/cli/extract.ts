@@ -8,7 +8,8 @@ import { readSummariesJsonl, readTextCorpus } from '../nla/datagen.js';
 import { knownAnswerItems, SPLITS } from '../nla/dataset.js';
 import { extractToStore, type ExtractItem } from '../nla/extract.js';
 import { readJsonlDocs, readTextDocs, sampleModelText, splitByDoc, textCutItems, type TextDoc } from '../nla/model-text.js';
-import { ROW_SOURCES, rowSource, type SourceMix } from '../nla/store.js';
+import { ROW_SOURCES, rowSource, ActivationStore, type SourceMix } from '../nla/store.js';
+import { datasetSidecarPath, writeBaseDataset, type BaseRow } from '../nla/reference-dataset.js';
 import type { Llama } from '../nn/llama.js';
 import { randomCuts } from '../nla/corpus.js';
 import { rng } from '../util/rng.js';
@@ -38,6 +39,7 @@ export function registerExtract(program: Command): void {
     .option('--shares <list>', 'shares of documents for the splits av,ar,rl,eval', '0.35,0.35,0.15,0.15')
     .option('--seed <n>', 'seed of the corpus, cuts and splits', '0')
     .option('--dtype <type>', 'storage type of the rows: f32 or f16', 'f32')
+    .option('--format <name>', 'nla (the store only) or reference (also --out/base.parquet + its nla_meta.yaml sidecar in the reference implementation\'s dataset layout; needs --dtype f32)', 'nla')
     .option('--force', 'replace an existing store in --out')
     .addHelpText(
       'after',
@@ -79,6 +81,9 @@ ${CHAIN_HELP}`,
     const shares = o.need('shares').split(',').map(Number);
     if (shares.length !== 4 || shares.some((x) => !(x >= 0)) || Math.abs(shares.reduce((a, b) => a + b, 0) - 1) > 1e-6) throw new Error(`--shares ${o.str('shares')}: expected four non-negative numbers summing to 1 (av,ar,rl,eval)`);
     const dtype = o.oneOf('dtype', ['f32', 'f16'] as const);
+    const format = o.oneOf('format', ['nla', 'reference'] as const);
+    // The reference stores raw fp32 vectors, never fp16 (stage0_extract.py).
+    if (format === 'reference' && dtype !== 'f32') throw new Error('--format reference writes raw fp32 vectors; drop --dtype f16');
     prepareOut(out, o.bool('force'));
 
     const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'));
@@ -114,6 +119,11 @@ ${CHAIN_HELP}`,
     const bar = progressBar('extract', items.length);
     const m = await extractToStore(M, layer, items, out, { modelName: loaded.name, sha256: loaded.sha256, dtype, sources }, (done) => bar.update(done));
     bar.done();
+    if (format === 'reference') {
+      const file = path.join(out, 'base.parquet');
+      const n = writeReferenceBase(file, out, items, tok, { baseModel: loaded.name, layer, corpus: source, cuts });
+      console.log(`wrote ${file} (${n} rows) and ${datasetSidecarPath(file)}`);
+    }
     const counts = SPLITS.map((s) => `${s} ${items.reduce((a, it) => a + it.meta.filter((x) => x.split === s).length, 0)}`).join(', ');
     console.log(`wrote ${out}: ${m.count} activations (${counts}), d = ${m.d}, |h| q25/q50/q75/q95 = ${['q25', 'q50', 'q75', 'q95'].map((q) => m.norms[q].toFixed(2)).join('/')}, Var of normalised h = ${m.variance.toFixed(3)}`);
     if (sources) {
@@ -173,6 +183,29 @@ async function mixedItems(
     rows[s] = (rows[s] ?? 0) + it.positions.length;
   }
   return { items: all, sources: { asked, proportions, docs, rows, ...(model ? { model } : {}), ...(o.files && Object.keys(o.files).length ? { files: o.files } : {}), cuts: o.cuts, minTokens: o.minTokens } };
+}
+
+/**
+ * The store just written, as the reference's base dataset: one row per activation, in store
+ * order (extractToStore writes items in order), with doc_id "{source}:{split}:{doc}",
+ * n_raw_tokens = position + 1 and the text of those tokens (specials skipped).
+ */
+function writeReferenceBase(file: string, storeDir: string, items: ExtractItem[], tok: Tokenizer, o: { baseModel: string; layer: number; corpus: string; cuts: number }): number {
+  const store = ActivationStore.open(storeDir);
+  const { h } = store.readAll();
+  const d = store.manifest.d;
+  const rows: BaseRow[] = [];
+  let docs = 0;
+  for (const it of items) {
+    docs++;
+    it.positions.forEach((p, k) => {
+      const m = it.meta[k];
+      const r = rows.length;
+      rows.push({ nRawTokens: p + 1, text: tok.decode(it.ids.slice(0, p + 1)), vector: h.slice(r * d, (r + 1) * d), layer: o.layer, docId: `${rowSource(m)}:${m.split ?? 'all'}:${m.doc}` });
+    });
+  }
+  writeBaseDataset(file, rows, { baseModel: o.baseModel, dModel: d, layerIndex: o.layer, corpus: o.corpus, corpusSlice: { start: 0, length: docs }, positionsPerDoc: o.cuts });
+  return rows.length;
 }
 
 function prepareOut(out: string, force: boolean): void {

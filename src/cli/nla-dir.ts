@@ -17,6 +17,7 @@ import { HELD_OUT_PARTS, heldOutRows, type HeldOutPart } from '../nla/dataset.js
 import { meanRow, normalizeRows, varianceNormalized } from '../nla/fve.js';
 import type { NlaMeta } from '../nla/nla.js';
 import { avPrompt, DEFAULT_PROMPTS } from '../nla/prompts.js';
+import { referencePairIn, type ReferencePair } from '../nla/reference.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
 
@@ -55,9 +56,34 @@ export function copyWritable(from: string, to: string): void {
 
 /** A complete NLA directory (both halves trained), or an error saying which stage is missing. */
 export function requireComplete(dir: string): void {
-  if (!fs.existsSync(path.join(dir, META))) throw new Error(`${dir}: not an NLA directory (no ${META}); build one with \`nla sft-ar\` and \`nla sft-av --out ${dir}\``);
+  if (!fs.existsSync(path.join(dir, META))) throw new Error(`${dir}: not an NLA directory (no ${META}, nor av/ and ar/ with nla_meta.yaml); build one with \`nla sft-ar\` and \`nla sft-av --out ${dir}\``);
   if (!fs.existsSync(path.join(dir, AR_FILE))) throw new Error(`${dir}: no ${AR_FILE} yet; run \`nla sft-ar --out ${dir}\` first`);
   if (!fs.existsSync(path.join(dir, AV_FILE))) throw new Error(`${dir}: no ${AV_FILE} yet; run \`nla sft-av --out ${dir}\` first`);
+}
+
+/** The --av/--ar options' help, for commands that read an NLA. */
+export const PAIR_OPTIONS: [string, string][] = [
+  ['--av <dir>', 'a reference NLA\'s AV directory (with nla_meta.yaml; use with --ar instead of --nla)'],
+  ['--ar <dir>', 'a reference NLA\'s AR directory (with nla_meta.yaml and value_head.safetensors)'],
+];
+
+/**
+ * The NLA a command reads: --nla DIR (nla's own directory, or a reference pair holding av/ and
+ * ar/), or --av DIR --ar DIR (a reference pair given apart). Checks it is complete. `label` is
+ * how messages name it.
+ */
+export function nlaSource(o: { str(k: string): string | undefined; need(k: string, hint?: string): string }): { source: string | ReferencePair; label: string; pair?: ReferencePair } {
+  const av = o.str('av'), ar = o.str('ar');
+  if (av !== undefined || ar !== undefined) {
+    if (av === undefined || ar === undefined) throw new Error('--av and --ar go together (the two directories of a reference NLA)');
+    if (o.str('nla') !== undefined) throw new Error('give either --nla or --av/--ar, not both');
+    const pair = { av, ar };
+    return { source: pair, label: `${av} + ${ar}`, pair };
+  }
+  const dir = o.need('nla', '<dir> (or --av <dir> --ar <dir>)');
+  const pair = referencePairIn(dir);
+  if (!pair) requireComplete(dir);
+  return { source: dir, label: dir, pair };
 }
 
 /** Rows of the given split (or every row for "all"; "dev"/"test": the halves of "eval") from a store. */

@@ -8,6 +8,7 @@ import { Llama } from '../nn/llama.js';
 import { Weights } from '../nn/weights.js';
 import { Verbalizer } from '../nla/av.js';
 import { loadNLA } from '../nla/nla.js';
+import { referencePairIn } from '../nla/reference.js';
 import { writeCurvesSvg } from '../nla/plot.js';
 import { trainRl, type RewardKind, type RlMetrics } from '../nla/rl.js';
 import { ActivationStore } from '../nla/store.js';
@@ -68,6 +69,8 @@ ${CHAIN_HELP}`,
     const o = Opts.of(c);
     const dir = o.need('nla', '<dir>');
     const out = o.str('out') ?? dir;
+    // RL rewrites av/ar.safetensors and nla.json; a reference pair would need writing back in its own layout.
+    if (referencePairIn(dir)) throw new Error(`${dir}: a reference NLA pair (av/ + ar/); \`nla rl\` trains nla's own layout only (writing reference packages back is not implemented)`);
     requireComplete(dir);
     const reward = o.oneOf('reward', ['mse', 'logmse', 'contrastive'] as const satisfies readonly RewardKind[]);
     const steps = o.int('steps', 0);

@@ -109,10 +109,11 @@ export function sftLogger(s: SftSetup, stage: string, extra: (loss: number) => R
   const start = s.resume?.step ?? 0;
   const bar = progressBar(stage, Math.max(0, s.schedule.steps - start));
   return {
-    onLog: (m: { step: number; loss: number; lr: number }) => {
+    onLog: (m: { step: number; loss: number; lr: number; shuffledLoss?: number }) => {
       const more = extra(m.loss);
       s.metrics.write(stage, { ...m, ...more });
-      bar.update(m.step + 1 - start, `loss ${m.loss.toFixed(4)}${Object.entries(more).map(([k, v]) => ` ${k} ${v.toFixed(3)}`).join('')}`);
+      const control = m.shuffledLoss !== undefined ? ` shuffled ${m.shuffledLoss.toFixed(4)}` : '';
+      bar.update(m.step + 1 - start, `loss ${m.loss.toFixed(4)}${control}${Object.entries(more).map(([k, v]) => ` ${k} ${v.toFixed(3)}`).join('')}`);
     },
     onCheckpoint: (step: number, file: string) => s.metrics.write(`${stage}-checkpoint`, { step, file }),
     done: () => bar.done(),

@@ -27,7 +27,16 @@ interface BaseConfig {
 export interface LlamaConfig extends BaseConfig {
   arch: 'llama';
   /** Which HF family this came from (they share the Llama block, with small differences). */
-  modelType?: 'llama' | 'mistral' | 'qwen2';
+  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma';
+  /**
+   * Token embeddings are multiplied by this before the first block (Gemma: sqrt(hidden_size));
+   * an injected vector replaces the row after the scale, as the reference NLA does. 1 if absent.
+   */
+  embedScale?: number;
+  /** RMSNorm multiplies by (normOffset + weight): Gemma stores gains as offsets from 1. 0 if absent. */
+  normOffset?: number;
+  /** Gate activation of the gated MLP: silu (SwiGLU, default) or gelu_tanh (Gemma's GeGLU). */
+  mlpAct?: 'silu' | 'gelu_tanh';
   ropeTheta: number;
   /**
    * Order of q/k rows: llama2.c/Meta rotate interleaved pairs (0,1),(2,3)…; HF checkpoints
@@ -46,11 +55,21 @@ export interface Gpt2Config extends BaseConfig {
 
 export type ModelConfig = LlamaConfig | Gpt2Config;
 
-const LLAMA_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'gemma'] as const;
+// Families that share a name with supported ones but change the math in ways not implemented:
+// refused by name with what is missing, rather than run wrongly.
+const REFUSED_TYPES: Record<string, string> = {
+  gemma2: 'Gemma 2 adds attention and final-logit soft-capping, pre/post-feedforward norms and alternating sliding windows',
+  gemma3: 'Gemma 3 is a multimodal wrapper; its text model adds q/k norms, sandwich norms and local/global RoPE bases',
+  gemma3_text: 'Gemma 3 adds q/k norms, pre/post-feedforward norms and local/global RoPE bases',
+  qwen3: 'Qwen3 adds per-head q/k RMSNorm',
+  llama4: 'Llama 4 is a mixture of experts with chunked attention',
+};
 const ARCHITECTURES: Record<string, string> = {
   llama: 'LlamaForCausalLM',
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
+  gemma: 'GemmaForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
 
@@ -64,7 +83,7 @@ const LLAMA_KNOWN = [
   'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads',
   'max_position_embeddings', 'rms_norm_eps', 'rope_theta', 'hidden_act', 'attention_dropout', 'attention_bias',
   'mlp_bias', 'pretraining_tp', 'rope_scaling', 'head_dim', 'sliding_window', 'use_sliding_window',
-  'max_window_layers', 'layer_types',
+  'max_window_layers', 'layer_types', 'hidden_activation',
 ];
 const GPT2_KNOWN = [
   'n_embd', 'n_layer', 'n_head', 'n_positions', 'n_ctx', 'n_inner', 'layer_norm_epsilon', 'activation_function',
@@ -97,6 +116,9 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
   const warnings: string[] = [];
   const mt = j.model_type;
   const isLlama = (LLAMA_TYPES as readonly unknown[]).includes(mt);
+  if (typeof mt === 'string' && REFUSED_TYPES[mt]) {
+    throw new FormatError(file, 'model_type', `model_type=${JSON.stringify(mt)} is not supported: ${REFUSED_TYPES[mt]}, which nla does not implement (supported: ${[...LLAMA_TYPES, 'gpt2'].join(', ')})`);
+  }
   if (!isLlama && mt !== 'gpt2') {
     throw new FormatError(file, 'model_type', `model_type=${JSON.stringify(mt)} is not supported (supported: ${[...LLAMA_TYPES, 'gpt2'].join(', ')})`);
   }
@@ -174,7 +196,7 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
     normEps: num('rms_norm_eps', 1e-6),
     ropeTheta: num('rope_theta', 10000),
     ropeLayout: 'half', // HF checkpoints are always stored permuted for rotate-half
-    tieEmbeddings: bool('tie_word_embeddings', false),
+    tieEmbeddings: bool('tie_word_embeddings', modelType === 'gemma'), // GemmaConfig ties by default
     qkvBias: modelType === 'qwen2' || bool('attention_bias', false),
     bosId: tokenId('bos_token_id'),
     eosId: tokenId('eos_token_id'),
@@ -186,7 +208,15 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
   if (j.rope_scaling !== undefined && j.rope_scaling !== null) {
     warnings.push(`${file}: rope_scaling=${JSON.stringify(j.rope_scaling)} is not implemented; outputs will differ from the reference`);
   }
-  if (j.hidden_act !== undefined && j.hidden_act !== 'silu') warnings.push(`${file}: hidden_act=${JSON.stringify(j.hidden_act)} (only silu is implemented)`);
+  if (modelType === 'gemma') {
+    // Gemma: x * sqrt(d) after the embedding, RMSNorm gains stored as (w - 1), GeGLU MLP with the
+    // tanh approximation (transformers forces gelu_pytorch_tanh for Gemma whatever hidden_act says).
+    config.embedScale = Math.sqrt(config.dim);
+    config.normOffset = 1;
+    config.mlpAct = 'gelu_tanh';
+    const act = j.hidden_activation ?? j.hidden_act;
+    if (act !== undefined && act !== null && act !== 'gelu_pytorch_tanh' && act !== 'gelu') warnings.push(`${file}: hidden_activation=${JSON.stringify(act)} (Gemma runs gelu_pytorch_tanh here)`);
+  } else if (j.hidden_act !== undefined && j.hidden_act !== 'silu') warnings.push(`${file}: hidden_act=${JSON.stringify(j.hidden_act)} (only silu is implemented)`);
   if (modelType === 'llama' && j.attention_bias === true) warnings.push(`${file}: attention_bias=true also biases o_proj, which is not implemented`);
   if (j.mlp_bias === true) warnings.push(`${file}: mlp_bias=true is not implemented`);
   const useSliding = modelType === 'mistral' || j.use_sliding_window === true;
@@ -225,7 +255,8 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
     hidden_size: cfg.dim, intermediate_size: cfg.hiddenDim, num_hidden_layers: cfg.nLayers,
     num_attention_heads: cfg.nHeads, num_key_value_heads: cfg.nKvHeads, vocab_size: cfg.vocabSize,
     max_position_embeddings: cfg.maxSeqLen, rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta,
-    hidden_act: 'silu', tie_word_embeddings: cfg.tieEmbeddings,
+    ...(mt === 'gemma' ? { hidden_activation: 'gelu_pytorch_tanh', head_dim: cfg.dim / cfg.nHeads } : { hidden_act: 'silu' }),
+    tie_word_embeddings: cfg.tieEmbeddings,
     ...(mt === 'llama' ? { attention_bias: cfg.qkvBias } : {}),
     // Mistral defaults to a 4096 window when the key is absent, so say null explicitly.
     ...(cfg.slidingWindow !== undefined

@@ -16,12 +16,23 @@ const FROM_ST: Record<string, HostDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16
 const TO_ST: Record<HostDType, string> = { f32: 'F32', f16: 'F16', bf16: 'BF16', i32: 'I32' };
 // Valid safetensors dtypes we cannot represent; with skipUnsupportedDtypes they are dropped.
 const KNOWN_UNSUPPORTED = new Set(['F64', 'I64', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64', 'BOOL', 'F8_E4M3', 'F8_E5M2']);
+// Bytes per element of every safetensors dtype, so a skipped tensor of any dtype still has its
+// byte span checked (a skip must not open a hole the coverage check would otherwise catch).
+const ST_DTYPE_BYTES: Record<string, number> = {
+  F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1,
+};
 // The reference implementation refuses headers above 100 MB; so do we (guards a garbage N).
 const MAX_HEADER_BYTES = 100_000_000;
 
 export interface SafetensorsOptions {
   /** Drop tensors of valid but unsupported dtypes (e.g. I64 buffers) instead of throwing. */
   skipUnsupportedDtypes?: boolean;
+  /**
+   * Leave out tensors this returns true for (their data is never read; any dtype). Used for
+   * known non-parameter buffers such as GPT-2's causal masks. `dtype` is the file's own name
+   * ("F32", "BOOL"...). Skipped spans still count towards the no-holes check.
+   */
+  skip?: (name: string, shape: number[], dtype: string) => boolean;
 }
 
 interface Entry {
@@ -37,6 +48,8 @@ export interface SafetensorsHeader {
   metadata: Record<string, string>;
   /** Byte offset of the data buffer in the file (8 + N). */
   dataStart: number;
+  /** Names left out by `opts.skip`. */
+  skipped: string[];
 }
 
 /** Parse and validate the header, given the first bytes of the file and its total size. */
@@ -68,6 +81,8 @@ export function parseSafetensorsHeader(
   const dataLength = fileSize - 8 - n;
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
+  const skipped: string[] = [];
+  const spans: Entry[] = []; // skipped tensors' byte ranges, for the coverage check only
   for (const [name, value] of Object.entries(json)) {
     if (name === '__metadata__') {
       if (!isObject(value)) throw new FormatError(file, '__metadata__', '__metadata__ is not an object');
@@ -81,6 +96,15 @@ export function parseSafetensorsHeader(
     if (!isObject(value)) throw new FormatError(file, name, `${where}: entry is not an object`);
     const { dtype, shape, data_offsets: offs } = value;
     if (typeof dtype !== 'string') throw new FormatError(file, name, `${where}: dtype missing`);
+    if (opts.skip && ST_DTYPE_BYTES[dtype] && Array.isArray(shape) && shape.every((d) => Number.isSafeInteger(d) && d >= 0) && opts.skip(name, shape as number[], dtype)) {
+      const [begin, end] = Array.isArray(offs) && offs.length === 2 ? (offs as number[]) : [NaN, NaN];
+      if (!(Number.isSafeInteger(begin) && Number.isSafeInteger(end) && begin >= 0 && begin <= end && end <= dataLength && end - begin === numel(shape as number[]) * ST_DTYPE_BYTES[dtype])) {
+        throw new FormatError(file, name, `${where}: data_offsets ${JSON.stringify(offs)} do not fit shape [${shape}] ${dtype} in a ${dataLength}-byte data buffer`);
+      }
+      skipped.push(name);
+      spans.push({ name, dtype: 'f32', shape: shape as number[], begin, end });
+      continue;
+    }
     const hostDtype = FROM_ST[dtype];
     if (!hostDtype) {
       if (opts.skipUnsupportedDtypes && KNOWN_UNSUPPORTED.has(dtype)) continue;
@@ -102,8 +126,8 @@ export function parseSafetensorsHeader(
     }
     entries.push({ name, dtype: hostDtype, shape: shape as number[], begin, end });
   }
-  checkCoverage(entries, dataLength, file, opts.skipUnsupportedDtypes === true);
-  return { entries, metadata, dataStart: 8 + n };
+  checkCoverage([...entries, ...spans], dataLength, file, opts.skipUnsupportedDtypes === true);
+  return { entries, metadata, dataStart: 8 + n, skipped };
 }
 
 /** Tensors must tile the data buffer exactly: sorted by offset, each starts where the last ended. */
@@ -186,7 +210,7 @@ export function readSafetensors(file: string, opts: SafetensorsOptions = {}): Ma
 export function readSafetensorsWithMetadata(
   file: string,
   opts: SafetensorsOptions = {},
-): { tensors: Map<string, HostTensor>; metadata: Record<string, string> } {
+): { tensors: Map<string, HostTensor>; metadata: Record<string, string>; skipped: string[] } {
   const fd = fs.openSync(file, 'r');
   try {
     const h = headerFromFd(fd, file, opts);
@@ -196,7 +220,7 @@ export function readSafetensorsWithMetadata(
       readFully(fd, raw, h.dataStart + e.begin, file);
       tensors.set(e.name, decode(raw, e));
     }
-    return { tensors, metadata: h.metadata };
+    return { tensors, metadata: h.metadata, skipped: h.skipped };
   } finally {
     fs.closeSync(fd);
   }
@@ -236,11 +260,11 @@ export function readSafetensorsDir(dir: string, opts: SafetensorsOptions = {}): 
     if (!fs.existsSync(shardPath)) {
       throw new FormatError(indexFile, `weight_map`, `weight_map refers to missing shard ${shard}`);
     }
-    const tensors = readSafetensors(shardPath, opts);
+    const { tensors, skipped } = readSafetensorsWithMetadata(shardPath, opts);
     for (const name of names) {
       const t = tensors.get(name);
       if (!t) {
-        if (opts.skipUnsupportedDtypes) continue;
+        if (opts.skipUnsupportedDtypes || skipped.includes(name)) continue;
         throw new FormatError(indexFile, `weight_map.${name}`, `weight_map says "${name}" is in ${shard} but that shard has no such tensor`);
       }
       out.set(name, t);

@@ -48,7 +48,8 @@ export class HfTokenizer implements Tokenizer {
   private readonly preTokenize: PreTokenizer;
   private readonly byteLevelInput: boolean;
   private readonly plan: DecodePlan;
-  private readonly unkId: number | undefined;
+  /** Id of model.unk_token, when the model names one. */
+  readonly unkId: number | undefined;
   private readonly fuseUnk: boolean;
   private readonly byteFallback: boolean;
   private readonly ignoreMerges: boolean;

@@ -14,7 +14,14 @@ import { arIds, type PromptSpec } from './prompts.js';
 export const AR_HEAD = 'nla.ar_head.weight';
 
 export class Reconstructor {
-  constructor(readonly model: Llama, readonly layer: number, readonly tok: Tokenizer, readonly prompts: PromptSpec) {}
+  constructor(
+    readonly model: Llama,
+    readonly layer: number,
+    readonly tok: Tokenizer,
+    readonly prompts: PromptSpec,
+    /** Input ids for an explanation, when not nla's own (BOS + filled template), e.g. the reference's. */
+    readonly encodeExplanation?: (explanation: string) => number[],
+  ) {}
 
   /** Build from M: copy blocks 0..K and the embedding; add the identity head. */
   static async fromModel(m: Llama, layer: number, tok: Tokenizer, prompts: PromptSpec): Promise<Reconstructor> {
@@ -29,9 +36,9 @@ export class Reconstructor {
     return Reconstructor.fromWeights(m.cfg, Weights.fromHost(host), layer, tok, prompts);
   }
 
-  static fromWeights(base: LlamaConfig, w: Weights, layer: number, tok: Tokenizer, prompts: PromptSpec): Reconstructor {
+  static fromWeights(base: LlamaConfig, w: Weights, layer: number, tok: Tokenizer, prompts: PromptSpec, encodeExplanation?: (explanation: string) => number[]): Reconstructor {
     const cfg: LlamaConfig = { ...base, nLayers: layer + 1 };
-    return new Reconstructor(new Llama(cfg, w), layer, tok, prompts);
+    return new Reconstructor(new Llama(cfg, w), layer, tok, prompts, encodeExplanation);
   }
 
   get d(): number {
@@ -40,7 +47,7 @@ export class Reconstructor {
 
   /** Predicted activations [B, d] for explanation texts. */
   predict(explanations: string[]): Tensor {
-    const batch = padRight(explanations.map((e) => arIds(this.tok, this.prompts, e)), 0);
+    const batch = padRight(explanations.map((e) => (this.encodeExplanation ? this.encodeExplanation(e) : arIds(this.tok, this.prompts, e))), 0);
     const x = T.Tensor.from(batch.ids, [batch.B, batch.T], 'i32');
     const { hidden } = this.model.forward(x, { untilLayer: this.layer });
     const last = T.sum(T.mul(hidden, T.Tensor.from(lastTokenMask(batch), [batch.B, batch.T, 1])), 1); // [B, d]

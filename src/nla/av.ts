@@ -17,13 +17,31 @@ export interface Explained {
   stopped: boolean;
 }
 
+/**
+ * How an AV's prompt is laid out and its output read, when not nla's own layout (which is
+ * derived from the PromptSpec). The reference NLA's AV, for one, is prompted through its chat
+ * template and writes `<explanation>...</explanation>` then its end-of-turn token.
+ */
+export interface AvStyle {
+  /** Prompt ids (as the model sees them, BOS included when the template writes one) and the injection position. */
+  prompt: AvPrompt;
+  /** Tokens that end an output (EOS, end of turn). */
+  stopIds: number[];
+  /** The explanation in a finished output's text, or undefined when it has none. */
+  parse(text: string): string | undefined;
+  /** Ids the AV is trained to write for an explanation, ending with a stop id. */
+  target(explanation: string): number[];
+}
+
 export class Verbalizer {
   readonly prompt: AvPrompt;
   readonly promptText: string;
+  readonly stopIds: number[];
 
-  constructor(readonly model: Llama, readonly tok: Tokenizer, readonly prompts: PromptSpec, readonly alpha: number) {
-    this.prompt = avPrompt(tok, prompts);
+  constructor(readonly model: Llama, readonly tok: Tokenizer, readonly prompts: PromptSpec, readonly alpha: number, readonly style?: AvStyle) {
+    this.prompt = style?.prompt ?? avPrompt(tok, prompts);
     this.promptText = prompts.av.replace('{concept}', prompts.placeholder);
+    this.stopIds = style?.stopIds ?? [tok.eosId];
   }
 
   get d(): number {
@@ -45,6 +63,7 @@ export class Verbalizer {
 
   /** Token ids the AV is trained to write for an explanation text. */
   targetIds(explanation: string): number[] {
+    if (this.style) return this.style.target(explanation);
     const ids = continuationIds(this.tok, this.promptText, this.prompt.ids, explanation + this.prompts.explanationEnd);
     return [...ids, this.tok.eosId];
   }
@@ -62,7 +81,7 @@ export class Verbalizer {
         temperature: opts.temperature ?? 1,
         topP: opts.topP,
         seed: opts.seed,
-        stopTokens: [this.tok.eosId],
+        stopTokens: this.stopIds,
         inject: { positions: new Array(n * k).fill(this.prompt.position), vectors },
       });
     } finally {
@@ -77,16 +96,19 @@ export class Verbalizer {
    * the tag costs nothing, and RL then drifts towards ever longer outputs.
    */
   toExplained(tokens: number[], stopped: boolean): Explained {
-    const body = tokens[tokens.length - 1] === this.tok.eosId ? tokens.slice(0, -1) : tokens;
+    const body = this.stopIds.includes(tokens[tokens.length - 1]) ? tokens.slice(0, -1) : tokens;
     const text = this.decode(body);
-    return { text, explanation: stopped ? parseExplanation(text, this.prompts) : undefined, tokens, stopped };
+    const parse = this.style ? (t: string) => this.style!.parse(t) : (t: string) => parseExplanation(t, this.prompts);
+    return { text, explanation: stopped ? parse(text) : undefined, tokens, stopped };
   }
 
   decode(ids: number[]): string {
     let prev = this.prompt.ids[this.prompt.ids.length - 1];
     let s = '';
     for (const id of ids) {
-      s += this.tok.decodeToken(prev, id);
+      // A model's embedding is often wider than its tokenizer (Qwen2.5: 152064 rows, 151665
+      // tokens); an id past the tokenizer reads as a visible marker instead of failing the batch.
+      s += id < this.tok.vocabSize ? this.tok.decodeToken(prev, id) : `<id ${id}>`;
       prev = id;
     }
     return s;

@@ -17,6 +17,7 @@ import { Verbalizer, type Explained } from './av.js';
 import { extractActivations } from './extract.js';
 import { normalizedMseHost } from './loss.js';
 import type { PromptSpec } from './prompts.js';
+import { loadReferenceNLA, referencePairIn, type ReferenceInfo, type ReferencePair } from './reference.js';
 
 export interface NlaMeta {
   format: 'nla/1';
@@ -33,6 +34,8 @@ export interface NlaMeta {
   maxExplanationTokens: number;
   created: string;
   training?: Record<string, unknown>;
+  /** Set when the NLA was opened from a reference pair (av/ + ar/ with nla_meta.yaml); not saved in nla.json. */
+  reference?: ReferenceInfo;
 }
 
 export interface TokenExplanation {
@@ -55,20 +58,27 @@ export class NLA {
     fs.mkdirSync(dir, { recursive: true });
     writeSafetensors(path.join(dir, 'av.safetensors'), Object.fromEntries(await this.av.model.w.toHost()));
     writeSafetensors(path.join(dir, 'ar.safetensors'), Object.fromEntries(await this.ar.model.w.toHost()));
-    writeFileAtomic(path.join(dir, 'nla.json'), [new TextEncoder().encode(JSON.stringify(this.meta, null, 1))]);
+    const { reference: _, ...meta } = this.meta; // where a reference pair came from is not part of nla.json
+    writeFileAtomic(path.join(dir, 'nla.json'), [new TextEncoder().encode(JSON.stringify(meta, null, 1))]);
+  }
+
+  /** Token ids of a text as M reads it: with BOS when the tokenizer has one (Qwen2's has none). */
+  textIds(text: string): number[] {
+    return this.tok.encode(text, { bos: this.tok.bosId >= 0 });
   }
 
   /** Layer-K activations of `text` at every token (host [n*d]) and the tokens. */
   async activations(text: string): Promise<{ ids: number[]; h: Float32Array }> {
-    const ids = this.tok.encode(text, { bos: true });
+    const ids = this.textIds(text);
     const h = await extractActivations(await this.studied(), this.meta.layer, [{ ids, positions: ids.map((_, i) => i), meta: [] }]);
     return { ids, h };
   }
 
   private async studied(): Promise<Llama> {
     if (!this.m) {
+      if (!this.meta.model.path) throw new Error(`this NLA (${this.meta.reference?.av ?? this.meta.model.name}) records no local path for the model it studies (base_checkpoint ${this.meta.model.name}); pass --model <dir> (loadNLA's model option) to read activations of text`);
       const loaded = await loadModel(resolveModelPath(this.meta.model.path));
-      if (loaded.sha256 !== this.meta.model.sha256) throw new Error(`${loaded.source}: this is not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, NLA metadata says ${this.meta.model.sha256.slice(0, 12)}…)`);
+      if (this.meta.model.sha256 && loaded.sha256 !== this.meta.model.sha256) throw new Error(`${loaded.source}: this is not the model the NLA was trained on (sha256 ${loaded.sha256.slice(0, 12)}…, NLA metadata says ${this.meta.model.sha256.slice(0, 12)}…)`);
       this.m = loaded.model as Llama;
     }
     return this.m;
@@ -82,8 +92,18 @@ export class NLA {
   /** How well an explanation reconstructs h: normalised MSE and FVE. */
   async score(h: Float32Array, explanation: string): Promise<{ mse: number; fve: number }> {
     const pred = await this.reconstruct(explanation);
-    const mse = normalizedMseHost(pred, h, this.ar.d);
+    const mse = this.mse(pred, h);
     return { mse, fve: 1 - mse / this.meta.variance };
+  }
+
+  /**
+   * Normalised MSE of a prediction row against a target row: both scaled to norm s before the
+   * mean squared difference. s = sqrt(d) (so the value is 2(1 - cos)) unless a reference AR's
+   * sidecar says otherwise (its mse_scale), which multiplies it by s^2/d.
+   */
+  mse(pred: ArrayLike<number>, h: ArrayLike<number>, row = 0, hrow = row): number {
+    const d = this.ar.d, s = this.meta.reference?.mseScale;
+    return normalizedMseHost(pred, h, d, row, hrow) * (s === undefined ? 1 : (s * s) / d);
   }
 
   /** Explain h rows: `samples` per row, reranked best-first by the AR. */
@@ -95,7 +115,7 @@ export class NLA {
       [...Array(k).keys()]
         .map((j) => {
           const i = a * k + j, o = outs[i];
-          const mse = o.explanation === undefined ? 2 : normalizedMseHost(preds, h, d, i, a);
+          const mse = o.explanation === undefined ? 2 : this.mse(preds, h, i, a);
           return { text: o.explanation ?? `(unparseable) ${o.text}`, mse, fve: 1 - mse / this.meta.variance };
         })
         .sort((x, y) => x.mse - y.mse),
@@ -123,10 +143,21 @@ export class NLA {
   }
 }
 
-export async function loadNLA(dir: string): Promise<NLA> {
+/**
+ * Open an NLA: nla's own directory (nla.json), a reference pair (a directory holding av/ and
+ * ar/ with nla_meta.yaml sidecars), or the two reference directories given apart. `model` is
+ * the studied model's path (needed to explain text; a reference pair names only its Hub id).
+ */
+export async function loadNLA(dir: string | ReferencePair, opts: { model?: string } = {}): Promise<NLA> {
+  const pair = typeof dir === 'string' ? referencePairIn(dir) : dir;
+  if (pair) {
+    const r = await loadReferenceNLA(pair, opts);
+    return new NLA(r.meta, r.av, r.ar, r.tok);
+  }
+  dir = dir as string;
   await initGpu();
   const metaFile = path.join(dir, 'nla.json');
-  if (!fs.existsSync(metaFile)) throw new Error(`${dir}: not an NLA directory (no nla.json)`);
+  if (!fs.existsSync(metaFile)) throw new Error(`${dir}: not an NLA directory (no nla.json, nor av/ and ar/ with nla_meta.yaml)`);
   const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as NlaMeta;
   if (meta.format !== 'nla/1') throw new Error(`${metaFile}: field "format" is ${JSON.stringify(meta.format)}, expected "nla/1"`);
   for (const k of ['layer', 'alpha', 'variance', 'placeholderId', 'maxExplanationTokens'] as const) {
@@ -136,5 +167,7 @@ export async function loadNLA(dir: string): Promise<NLA> {
   const av = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'av.safetensors')))), tok, meta.prompts, meta.alpha);
   if (av.prompt.placeholderId !== meta.placeholderId) throw new Error(`${metaFile}: placeholderId ${meta.placeholderId} does not match the prompt's placeholder token ${av.prompt.placeholderId}`);
   const ar = Reconstructor.fromWeights(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'ar.safetensors'))), meta.layer, tok, meta.prompts);
-  return new NLA(meta, av, ar, tok);
+  const nla = new NLA(meta, av, ar, tok);
+  if (opts.model) meta.model.path = opts.model;
+  return nla;
 }

@@ -16,7 +16,12 @@ export interface SftOptions extends TrainSchedule {
   batchSize: number;
   seed: number;
   logEvery?: number;
-  onLog?: (m: { step: number; loss: number; lr: number }) => void;
+  /**
+   * At each logged step. `shuffledLoss` (AV SFT, batches of 2 or more): the loss on the same
+   * rows with the activations rotated among them, before the step's update: the reference's
+   * health signal, since the gap between it and `loss` says the AV reads h.
+   */
+  onLog?: (m: { step: number; loss: number; lr: number; shuffledLoss?: number }) => void;
   /** Save the training state to this file every N steps and after the last one. */
   checkpoint?: CheckpointSpec;
   /** Continue from a checkpoint this loop wrote (same data, batch size and model). */
@@ -30,7 +35,7 @@ export interface SftData {
   texts: string[]; // the summary of each row
 }
 
-async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor): Promise<number[]> {
+async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor, controlOf?: (idx: number[]) => Tensor): Promise<number[]> {
   const opt = makeOptimizer(w.params(), o);
   const r = new SeededRng(o.seed);
   const parts: TrainParts = { kind, weights: { [group]: w }, optimizers: { [group]: opt }, rng: r, identity: { rows: n, batchSize: o.batchSize } };
@@ -53,12 +58,16 @@ async function loop(kind: string, group: string, w: Weights, n: number, o: SftOp
         loss.backward();
         return log ? loss.detach() : undefined;
       });
+      // The control, with the weights the loss above saw (before the update); no gradient, no RNG.
+      const controlT = log && controlOf && idx.length > 1 ? T.noGrad(() => T.tidy(() => controlOf(idx))) : undefined;
       const lr = opt.step(step);
       if (lossT) {
         const loss = await lossT.item();
         lossT.dispose();
         history.push(loss);
-        o.onLog?.({ step, loss, lr });
+        const shuffledLoss = controlT ? await controlT.item() : undefined;
+        controlT?.dispose();
+        o.onLog?.({ step, loss, lr, ...(shuffledLoss !== undefined ? { shuffledLoss } : {}) });
       }
       if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
         await saveTrainState(o.checkpoint!.file, parts, step + 1, { order });
@@ -83,7 +92,13 @@ export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Pro
 }
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
-  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), idx.map((i) => data.texts[i])));
+  const texts = (idx: number[]) => idx.map((i) => data.texts[i]);
+  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx)));
+}
+
+/** Each row's activation replaced by the next row's (a derangement of the batch, without randomness). */
+export function rotated(idx: number[]): number[] {
+  return idx.map((_, k) => idx[(k + 1) % idx.length]);
 }
 
 function shuffle<T>(a: T[], r: SeededRng): T[] {

@@ -78,20 +78,29 @@ export class Llama {
     if (!Number.isInteger(last) || last < 0 || last >= c.nLayers) throw new Error(`Llama.forward: layer ${last} out of range (the model has blocks 0..${c.nLayers - 1})`);
     const start = opts.cache?.length ?? 0;
     let x = T.embedding(this.w.get('model.embed_tokens.weight'), ids); // [B, T, D]
+    // Gemma scales the embeddings; an injected vector replaces the row after the scale (as the
+    // reference NLA injects into inputs_embeds that already carry it), so it is not scaled.
+    if (c.embedScale !== undefined && c.embedScale !== 1) x = T.mul(x, c.embedScale);
     if (opts.inject) x = injectAt(x, opts.inject.positions, opts.inject.vectors);
     const captured = new Map<number, Tensor>();
     for (let l = 0; l <= last; l++) {
       const p = `model.layers.${l}.`;
-      x = T.add(x, this.attention(l, T.rmsNorm(x, this.w.get(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
-      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.w.get(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
+      x = T.add(x, this.attention(l, T.rmsNorm(x, this.gain(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
+      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.gain(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
       if (opts.capture?.includes(l)) captured.set(l, x);
     }
     opts.cache?.advance(Tn);
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
-    const h = T.rmsNorm(x, this.w.get('model.norm.weight'), c.normEps);
+    const h = T.rmsNorm(x, this.gain('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
     const logits = T.linear(h, head);
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
+  }
+
+  /** An RMSNorm gain: the stored weight, plus normOffset for families that store (gain - 1). */
+  private gain(name: string): Tensor {
+    const w = this.w.get(name);
+    return this.cfg.normOffset ? T.add(w, this.cfg.normOffset) : w;
   }
 
   private attention(l: number, x: Tensor, start: number, cache?: KVCache, packed?: boolean): Tensor {
@@ -127,6 +136,8 @@ export class Llama {
   private mlp(l: number, x: Tensor, packed?: boolean): Tensor {
     const p = `model.layers.${l}.mlp.`;
     const wg = this.w.get(p + 'gate_proj.weight'), wu = this.w.get(p + 'up_proj.weight'), wd = this.w.get(p + 'down_proj.weight');
+    // GeGLU (Gemma): no fused kernel, so always the two-product form.
+    if (this.cfg.mlpAct === 'gelu_tanh') return T.linear(T.mul(T.geluTanh(T.linear(x, wg)), T.linear(x, wu)), wd);
     if (packed ?? (wg.requiresGrad || wu.requiresGrad)) {
       // Training: one product with the stacked [gate; up] weights and the fused SwiGLU, whose
       // backward writes d[gate | up] in one pass; the stacked weight's gradient splits back into

@@ -11,6 +11,7 @@ import { permuteRopeTensor } from '../io/rope-permute.js';
 import { readSafetensorsDir, writeSafetensors } from '../io/safetensors.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { initGpu } from '../tensor/device.js';
+import { bufferSkipper } from './buffers.js';
 import { Gpt2 } from './gpt2.js';
 import { Llama } from './llama.js';
 import { Weights } from './weights.js';
@@ -39,7 +40,8 @@ export async function loadModel(p: string): Promise<LoadedModel> {
     if (!fs.existsSync(cfgFile)) throw new Error(`${file}: no config.json (a Hugging Face model directory needs config.json and model.safetensors)`);
     const { config, warnings } = readHfConfig(cfgFile);
     for (const w of warnings) if (process.env.NLA_DEBUG) console.error(`nla: ${w}`);
-    const host = readSafetensorsDir(file);
+    // Known non-parameter buffers (GPT-2 causal masks, RoPE inv_freq) are never read.
+    const host = readSafetensorsDir(file, { skip: bufferSkipper(config, file) });
     return { model: build(config, host, file), source: file, sha256: hashFile(path.join(file, 'config.json')) + ':' + hashDirWeights(file), name: path.basename(file) };
   }
   const ck = readLlama2c(file);
@@ -47,7 +49,9 @@ export async function loadModel(p: string): Promise<LoadedModel> {
 }
 
 export function build(config: ModelConfig, host: Map<string, HostTensor>, source: string): AnyModel {
-  const w = Weights.fromHost(host);
+  // Host maps from elsewhere may still hold known buffers: drop them (shape-checked) before upload.
+  const isBuffer = bufferSkipper(config, source);
+  const w = Weights.fromHost(new Map([...host].filter(([k, t]) => !isBuffer(k, t.shape))));
   if (config.arch === 'gpt2') {
     // Some GPT-2 exports drop the "transformer." prefix; accept both.
     for (const [k, t] of [...w.map]) if (!k.startsWith('transformer.') && k !== 'lm_head.weight') (w.map.delete(k), w.map.set('transformer.' + k, t));

@@ -1,0 +1,75 @@
+// Write an NLA back in the reference implementation's layout (../shared/docs/NLA-REFERENCE-FORMAT.md
+// §1-2): <out>/av/ and <out>/ar/, each a Hugging Face directory with its nla_meta.yaml.
+//   av/  config.json, model.safetensors (the AV's current weights), tokenizer files, sidecar
+//   ar/  config.json with num_hidden_layers = K+1, model.safetensors = embedding + blocks 0..K
+//        (no final norm, no lm_head), value_head.safetensors {weight: [d, d] bf16, PyTorch
+//        Linear layout}, tokenizer files, sidecar
+// Only NLAs opened from a reference pair can be written: their configs, tokenizer files and
+// chat template are copied from where they came from and their sidecars re-written with the
+// provenance updated. nla's own NLAs use prompts without a chat template and parse the
+// explanation after a tag the prompt itself opens, which the reference trainer would score as
+// failures; converting those is not implemented and is refused saying so.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { writeFileAtomic } from '../io/atomic-write.js';
+import { writeSafetensors, type SaveDType, type TensorToSave } from '../io/safetensors.js';
+import { AR_HEAD } from './ar.js';
+import type { NLA } from './nla.js';
+import { SIDECAR, type ModelSidecar } from './reference-sidecar.js';
+
+/** Files of a reference half other than weights and sidecar: copied verbatim when present. */
+const COPIED = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'chat_template.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'];
+
+export interface ExportOptions {
+  /** Dtype of the model weights (value_head is always bf16, as the reference writes it). Default f32. */
+  dtype?: SaveDType;
+  /** Recorded as created_by. */
+  createdBy?: string;
+}
+
+function sidecarText(s: ModelSidecar, source: string, createdBy: string, update: (doc: Record<string, unknown>) => void): Uint8Array {
+  const doc = structuredClone(s.raw);
+  const parents = Array.isArray(doc.parent_checkpoints) ? doc.parent_checkpoints : [];
+  doc.parent_checkpoints = [...parents, path.resolve(source)];
+  doc.created_at = new Date().toISOString();
+  doc.created_by = createdBy;
+  update(doc);
+  return new TextEncoder().encode(toYaml(doc, { lineWidth: 0 }));
+}
+
+export async function writeReferencePair(nla: NLA, out: string, opts: ExportOptions = {}): Promise<{ av: string; ar: string }> {
+  const ref = nla.meta.reference;
+  if (!ref) {
+    throw new Error(
+      'writing a reference package needs an NLA opened from one (av/ + ar/ with nla_meta.yaml): nla\'s own NLAs are prompted without a chat template ' +
+        'and the AV\'s prompt opens the <explanation> tag, so the reference trainer would read their outputs as failures; converting them is not implemented',
+    );
+  }
+  const dtype = opts.dtype ?? 'f32', createdBy = opts.createdBy ?? 'nla export';
+  const av = path.join(out, 'av'), ar = path.join(out, 'ar');
+  for (const [from, to] of [[ref.av, av], [ref.ar, ar]] as const) {
+    if (path.resolve(from) === path.resolve(to)) throw new Error(`${out}: exporting over the package it was loaded from (${from}); choose another --out`);
+    fs.mkdirSync(to, { recursive: true });
+    for (const f of COPIED) if (fs.existsSync(path.join(from, f))) fs.copyFileSync(path.join(from, f), path.join(to, f));
+  }
+  const save = (host: Map<string, { dtype: 'f32' | 'f16' | 'bf16' | 'i32'; shape: number[]; data: Float32Array | Int32Array }>): Record<string, TensorToSave> =>
+    Object.fromEntries([...host].map(([k, t]) => [k, { ...t, saveAs: dtype }]));
+
+  // AV: every weight; config and tokenizer as loaded; the sidecar with the scale in use.
+  writeSafetensors(path.join(av, 'model.safetensors'), save(await nla.av.model.w.toHost()));
+  writeFileAtomic(path.join(av, SIDECAR), [sidecarText(ref.avSidecar, ref.av, createdBy, (doc) => {
+    (doc.extraction as Record<string, unknown> | undefined) ?? (doc.extraction = {});
+    (doc.extraction as Record<string, unknown>).injection_scale = nla.meta.alpha;
+  })]);
+
+  // AR: the backbone without the head; the head alone in value_head.safetensors.
+  const host = await nla.ar.model.w.toHost();
+  const head = host.get(AR_HEAD);
+  if (!head) throw new Error(`the AR has no head "${AR_HEAD}"`);
+  host.delete(AR_HEAD);
+  writeSafetensors(path.join(ar, 'model.safetensors'), save(host));
+  writeSafetensors(path.join(ar, 'value_head.safetensors'), { weight: { ...head, saveAs: 'bf16' } });
+  writeFileAtomic(path.join(ar, SIDECAR), [sidecarText(ref.arSidecar, ref.ar, createdBy, () => {})]);
+  return { av, ar };
+}

@@ -1,0 +1,44 @@
+// The CLI on a reference NLA pair (fixture: tests/reference-fixture.ts): `nla explain` with
+// --nla DIR (holding av/ and ar/) and with --av DIR --ar DIR gives the same greedy output;
+// half a pair, both forms at once, or `nla rl` on a pair are refused saying why.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { okCli, runCli } from './cli-helpers.js';
+import { SKIP_NO_MODEL } from './helpers.js';
+import { buildReferencePair, type Fixture } from './reference-fixture.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-cli-ref-'));
+process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
+let f: Fixture;
+before(async () => {
+  if (!SKIP_NO_MODEL) f = await buildReferencePair(path.join(tmp, 'pair'), 'llama3');
+});
+
+test('nla explain reads a reference pair by --nla DIR and by --av/--ar, with --model for M', { skip: SKIP_NO_MODEL, timeout: 180_000 }, async () => {
+  const args = ['--model', f.base, '--text', 'Once upon', '--position', '0,2', '--max-tokens', '3', '--json'];
+  const a = JSON.parse((await okCli(['explain', '--nla', f.nla, ...args], 120_000)).stdout);
+  assert.equal(a.layer, f.K);
+  assert.deepEqual(a.tokens.map((t: { position: number }) => t.position), [0, 2]);
+  // Llama 3 has a BOS: position 0 is <|begin_of_text|>, 2 is the second byte of "Once".
+  assert.deepEqual(a.tokens.map((t: { token: string }) => t.token), ['<|begin_of_text|>', 'n']);
+  for (const t of a.tokens) {
+    assert.match(t.explanations[0].text, /^\(unparseable\)/);
+    assert.equal(t.explanations[0].mse, 2);
+  }
+  const b = JSON.parse((await okCli(['explain', '--av', f.av, '--ar', f.ar, ...args], 120_000)).stdout);
+  assert.deepEqual(b.tokens, a.tokens);
+});
+
+test('half a pair, --nla with --av/--ar, or nla rl on a pair are refused saying why', { skip: SKIP_NO_MODEL, timeout: 120_000 }, async () => {
+  const half = await runCli(['explain', '--av', f.av, '--text', 'x']);
+  assert.notEqual(half.code, 0);
+  assert.match(half.stderr, /--av and --ar go together/);
+  const both = await runCli(['explain', '--nla', f.nla, '--av', f.av, '--ar', f.ar, '--text', 'x']);
+  assert.match(both.stderr, /either --nla or --av\/--ar, not both/);
+  const rl = await runCli(['rl', '--nla', f.nla, '--store', path.join(tmp, 'none')]);
+  assert.notEqual(rl.code, 0);
+  assert.match(rl.stderr, /a reference NLA pair \(av\/ \+ ar\/\); `nla rl` trains nla's own layout only/);
+});
