@@ -8,7 +8,9 @@ import { registerEval } from './eval.js';
 import { registerExplain } from './explain.js';
 import { registerExtract } from './extract.js';
 import { registerGenerate } from './generate.js';
+import { registerReport } from './report.js';
 import { registerRl } from './rl.js';
+import { registerServe } from './serve.js';
 import { registerSftAr } from './sft-ar.js';
 import { registerSftAv } from './sft-av.js';
 
@@ -23,4 +25,6 @@ export function registerAll(program: Command): void {
   registerRl(program);
   registerEval(program);
   registerExplain(program);
+  registerReport(program);
+  registerServe(program);
 }
