@@ -13,7 +13,7 @@ import type { Browser, Page } from 'playwright-core';
 import { normalizedMseHost } from '../src/nla/loss.js';
 import { loadNLA, type NLA } from '../src/nla/nla.js';
 import { launchChromium, localOnlyContext, screenshotPath } from './browser.js';
-import { okCli } from './cli-helpers.js';
+import { okCli, runCli } from './cli-helpers.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -76,9 +76,11 @@ function startServe(nlaDir: string): Promise<{ url: string; child: ChildProcess;
 }
 
 test('nla report: one file that opens offline; a clicked token shows the library\'s explanation, FVE and baselines; training charts', { skip: SKIP_NO_MODEL, timeout: 240_000 }, async () => {
-  const out = path.join(run, 'report.html');
-  const r = await okCli(['report', '--nla', dir, '--text', TEXT, '--samples', '1', '--out', out], 120_000);
-  assert.match(r.stdout, /1 text\(s\), \d+ tokens, 1 explanation\(s\) each, training charts from .*metrics\.jsonl/);
+  const out = path.join(run, 'report.html'), data = path.join(run, 'texts.jsonl');
+  const SECOND = 'The dog ran to the park.';
+  fs.writeFileSync(data, JSON.stringify({ text: TEXT }) + '\n' + JSON.stringify({ text: SECOND }) + '\n');
+  const r = await okCli(['report', '--nla', dir, '--data', data, '--samples', '1', '--out', out], 120_000);
+  assert.match(r.stdout, /2 text\(s\), \d+ tokens, 1 explanation\(s\) each, training charts from .*metrics\.jsonl/);
   const { context, outside } = await localOnlyContext(browser);
   const page = await context.newPage();
   const errors: string[] = [];
@@ -87,10 +89,13 @@ test('nla report: one file that opens offline; a clicked token shows the library
   await page.waitForSelector('body[data-ready="1"]');
 
   const ids = nla.tok.encode(TEXT, { bos: true });
-  assert.equal(await page.locator('.tok').count(), ids.length, 'one token element per token, BOS included');
-  assert.deepEqual(await page.locator('.tok').evaluateAll((es) => es.slice(1).map((e) => e.textContent)), nla.tok.pieces(ids).slice(1));
+  assert.equal(await page.locator('.doc').count(), 2, 'one block per text of --data');
+  assert.equal(await page.locator('.doc[data-doc="0"] .tok').count(), ids.length, 'one token element per token, BOS included');
+  assert.deepEqual(await page.locator('.doc[data-doc="0"] .tok').evaluateAll((es) => es.slice(1).map((e) => e.textContent)), nla.tok.pieces(ids).slice(1));
+  await page.click('.tok[data-doc="1"][data-pos="2"]');
+  assert.deepEqual(await panelBest(page), { ...(await libraryAt(SECOND, 2)), rank: '1' }, 'the second text\'s token');
   const p = 4;
-  await page.click(`.tok[data-pos="${p}"]`);
+  await page.click(`.tok[data-doc="0"][data-pos="${p}"]`);
   assert.deepEqual(await panelBest(page), { ...(await libraryAt(TEXT, p)), rank: '1' });
   assert.match((await page.locator('.tok.sel').getAttribute('title'))!, new RegExp(`position ${p} · best FVE ${(await libraryAt(TEXT, p)).fve}`));
 
@@ -109,6 +114,25 @@ test('nla report: one file that opens offline; a clicked token shows the library
   assert.deepEqual(outside, [], 'the report asks nothing of the network');
   assert.deepEqual(errors, []);
   await context.close();
+});
+
+test('nla report refuses bad input with a message naming it (no file written)', { skip: SKIP_NO_MODEL, timeout: 120_000 }, async () => {
+  const out = path.join(run, 'bad.html');
+  const cases: [string[], RegExp][] = [
+    [['--text', '  '], /text: empty/],
+    [['--text', 'Once upon a time '.repeat(200)], /text: \d+ tokens \(with BOS\), longer than the model's context of 512/],
+    [[], /needs exactly one of --text TEXT or --data FILE/],
+    [['--text', 'a', '--data', 'x.jsonl'], /needs exactly one of --text TEXT or --data FILE/],
+    [['--text', 'a', '--samples', '0'], /--samples: "0" is not an integer from 1 to 16/],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await runCli(['report', '--nla', dir, '--out', out, ...args]);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, msg);
+  }
+  const r = await runCli(['report', '--nla', path.join(run, 'nope'), '--text', TEXT, '--out', out]);
+  assert.match(r.stderr, /nope: not an NLA directory \(no nla\.json\)/);
+  assert.equal(fs.existsSync(out), false);
 });
 
 test('nla serve: submit text, progress, click a token = the library; bad input -> message + 4xx, and it keeps serving; requests queue', { skip: SKIP_NO_MODEL, timeout: 240_000 }, async () => {
