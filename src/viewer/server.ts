@@ -71,13 +71,15 @@ export class ViewerServer {
     } catch (e) {
       this.opts.log?.(`the NLA did not load: ${(e as Error).message}`);
     }
+    const port = this.opts.port ?? 8080, host = this.opts.host ?? '127.0.0.1';
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1', () => resolve());
+      this.server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(e.code === 'EADDRINUSE' ? new Error(`--port ${port}: ${host}:${port} is in use; pick another port, or --port 0 for any free one`) : e));
+      this.server.listen(port, host, () => resolve());
     });
     const a = this.server.address() as AddressInfo;
-    const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-    return `http://${host}:${a.port}/`;
+    const shown = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+    return `http://${shown}:${a.port}/`;
   }
 
   async close(): Promise<void> {
