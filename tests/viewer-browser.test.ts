@@ -105,6 +105,13 @@ test('nla report: one file that opens offline; a clicked token shows the library
   const floor = 1 - normalizedMseHost(nla.meta.mean, h.subarray(p * d, (p + 1) * d), d) / nla.meta.variance;
   assert.equal(await page.locator('#panel-body tr.baseline-floor td.num').textContent(), floor.toFixed(3));
   assert.match((await page.locator('#panel-body tr.baseline-token td.num').textContent())!, /^-?\d+\.\d{3}$/, 'the token baseline is fitted (the store is found beside the NLA)');
+  const tokenBase = Number(await page.locator('#panel-body tr.baseline-token td.num').textContent());
+  const gap = Number((await libraryAt(TEXT, p)).fve) - tokenBase;
+  // Both shown values are rounded to 3 decimals, so their gap is known to within 0.001.
+  const vs = (await page.locator('#panel-body .vs-token').textContent())!.match(/^best explanation (beats|trails) the current-token baseline by (\d\.\d{3})$/);
+  assert.ok(vs, 'the gap to the token baseline is stated');
+  if (Math.abs(gap) > 0.001) assert.equal(vs[1], gap > 0 ? 'beats' : 'trails');
+  assert.ok(Math.abs(Number(vs[2]) - Math.abs(gap)) <= 0.0011, `${vs[2]} vs ${gap}`);
   assert.match((await page.locator('#baseline-note').textContent())!, /fitted on the \d+ training rows .* of .*activations/);
 
   // Charts drawn by uPlot (a canvas each) from the sft-ar and sft-av losses; the eval table.

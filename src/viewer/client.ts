@@ -122,6 +122,11 @@ export const PAGE_JS = String.raw`
       bt.appendChild(r);
     });
     p.appendChild(bt);
+    var best = t.explanations[0];
+    if (best && typeof t.baselines.token === 'number') {
+      var gap = best.fve - t.baselines.token;
+      p.appendChild(el('p', 'vs-token', 'best explanation ' + (gap >= 0 ? 'beats' : 'trails') + ' the current-token baseline by ' + Math.abs(gap).toFixed(3)));
+    }
     p.appendChild(el('p', 'muted', 'FVE = 1 − MSE/Var of the AR\u2019s reconstruction from the text (1 = exact, 0 = no better than the mean activation). ' +
       'An explanation below the current-token baseline says less about this activation than the token itself.'));
   }
