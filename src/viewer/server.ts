@@ -9,7 +9,7 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderPage } from './page.js';
-import { NlaLoadError, ViewerSession } from './session.js';
+import { NlaLoadError, probeNla, ViewerSession } from './session.js';
 import { checkSettings, InputError, summarize } from './view-data.js';
 
 const MAX_BODY = 1 << 20;
@@ -103,9 +103,15 @@ export class ViewerServer {
     const dir = this.opts.nla;
     let status = 200, error: string | undefined, nla, metrics;
     try {
-      const l = await this.session.enqueue(() => this.session.load(dir));
-      nla = summarize(l.nla, dir);
-      metrics = l.metrics;
+      if (this.session.loadedDir !== undefined && this.session.loadedDir !== dir) {
+        // The page switched to another NLA: describe --nla from its files, without reloading it.
+        nla = summarize(probeNla(dir), dir);
+        metrics = this.session.metricsFor(dir);
+      } else {
+        const l = await this.session.enqueue(() => this.session.load(dir));
+        nla = summarize(l.nla, dir);
+        metrics = l.metrics;
+      }
     } catch (e) {
       status = statusOf(e) === 400 ? 400 : 500;
       error = `The NLA directory did not load: ${(e as Error).message}`;

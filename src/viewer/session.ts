@@ -49,6 +49,11 @@ export class ViewerSession {
    */
   constructor(readonly defaultDir: string, private readonly overrides: { store?: string; metrics?: string; model?: string } = {}) {}
 
+  /** The directory whose NLA is loaded now, if any. */
+  get loadedDir(): string | undefined {
+    return this.loaded?.dir;
+  }
+
   /** Requests ahead of one queued now. */
   get ahead(): number {
     return this.waiting;
@@ -85,8 +90,17 @@ export class ViewerSession {
     const store = findStore(dir, nla.meta, explicitStore);
     let fit: BaselineFit | undefined, baselineNote: string;
     if (store) {
-      fit = fitBaselines(store, nla.meta);
-      baselineNote = `Token baselines fitted on the ${fit.train.ids.length} training rows (every split but eval) of ${store}.`;
+      try {
+        fit = fitBaselines(store, nla.meta);
+        baselineNote = `Token baselines fitted on the ${fit.train.ids.length} training rows (every split but eval) of ${store}.`;
+      } catch (e) {
+        // A store named by --store must work; one found by the lookup is a bonus.
+        if (explicitStore) {
+          nla.dispose();
+          throw e;
+        }
+        baselineNote = `Token baselines not shown: the store found at ${store} did not load (${(e as Error).message}); pass --store DIR.`;
+      }
     } else {
       baselineNote = `No activation store found for the token baselines (looked in nla.json's training records and ${path.join(dir, '..', 'activations')}; pass --store DIR); only the floor (the mean activation) is shown.`;
     }

@@ -3,7 +3,7 @@
 // the AR's reconstruction, FVE = 1 - MSE/Var) and the text-free baselines there. The same JSON
 // is inlined into a report and returned by the server, so both pages draw from one shape.
 import type { Tokenizer } from '../io/tokenizer.js';
-import type { NLA } from '../nla/nla.js';
+import type { NLA, NlaMeta } from '../nla/nla.js';
 import type { MetricsView } from './metrics.js';
 import { positionBaselines, type BaselineFit, type PositionBaselines } from './position-baselines.js';
 
@@ -49,7 +49,7 @@ export interface ViewData {
 /** An input the page can show as a message (HTTP 400), as opposed to a failure of the server. */
 export class InputError extends Error {}
 
-export function summarize(nla: NLA, dir: string): NlaSummary {
+export function summarize(nla: NLA | { meta: NlaMeta }, dir: string): NlaSummary {
   const m = nla.meta;
   return { dir, layer: m.layer, variance: m.variance, model: m.model.name, maxSeqLen: m.model.config.maxSeqLen, maxExplanationTokens: m.maxExplanationTokens };
 }
