@@ -185,7 +185,7 @@ export const PAGE_JS = String.raw`
       function line(l) {
         if (!l.trim()) return;
         var m = JSON.parse(l);
-        if (m.type === 'queued') $('status').textContent = 'waiting for the GPU: ' + m.ahead + ' request(s) ahead';
+        if (m.type === 'queued') $('status').textContent = m.ahead ? 'waiting for the GPU: ' + m.ahead + ' request(s) ahead' : 'reading the activations…';
         else if (m.type === 'progress') { $('status').textContent = 'explaining: ' + m.done + ' / ' + m.total + ' tokens'; $('progress').max = m.total; $('progress').value = m.done; }
         else if (m.type === 'result') { header(m.data.nla); renderDocs(m.data); renderMetrics(m.data.metrics); $('status').textContent = 'done: ' + m.data.docs[0].tokens.length + ' tokens'; }
         else if (m.type === 'error') throw new Error(m.error);
