@@ -29,6 +29,13 @@ if [ "${NLA_SKIP_MESA:-0}" != 1 ] && ! mesa_ok; then
   fi
 fi
 
+# The viewer's tests drive Debian's chromium through playwright-core, which never downloads a browser.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium (for the viewer's browser tests)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 # Dawn's Vulkan loader wants a runtime dir; harmless when it exists already.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/xdg-runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"

@@ -10,7 +10,9 @@ import { registerExplain } from './explain.js';
 import { registerExport } from './export.js';
 import { registerExtract } from './extract.js';
 import { registerGenerate } from './generate.js';
+import { registerReport } from './report.js';
 import { registerRl } from './rl.js';
+import { registerServe } from './serve.js';
 import { registerSftAr } from './sft-ar.js';
 import { registerSftAv } from './sft-av.js';
 
@@ -27,4 +29,6 @@ export function registerAll(program: Command): void {
   registerExplain(program);
   registerExport(program);
   registerCheck(program);
+  registerReport(program);
+  registerServe(program);
 }

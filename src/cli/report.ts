@@ -1,0 +1,88 @@
+// `nla report`: the viewer's page written as one self-contained HTML file (explanations,
+// baselines, training charts and uPlot inlined) that opens from disk with no server or network.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { writeFileAtomic } from '../io/atomic-write.js';
+import { renderPage } from '../viewer/page.js';
+import { ViewerSession } from '../viewer/session.js';
+import { checkSettings } from '../viewer/view-data.js';
+import { Opts, progressBar, withConfig } from './options.js';
+
+/** The texts of --data: a .jsonl file holds one {"text": ...} a line, any other file is one text. */
+export function readDataTexts(file: string): string[] {
+  if (!fs.existsSync(file)) throw new Error(`--data ${file}: file not found`);
+  const raw = fs.readFileSync(file, 'utf8');
+  if (!file.endsWith('.jsonl')) return [raw.replace(/\n+$/, '')];
+  const texts: string[] = [];
+  raw.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    let o: unknown;
+    try {
+      o = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+    }
+    const t = (o as { text?: unknown } | null)?.text;
+    if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "text" missing or not a string`);
+    texts.push(t);
+  });
+  if (!texts.length) throw new Error(`${file}: no lines with a "text" field`);
+  return texts;
+}
+
+export function registerReport(program: Command): void {
+  const cmd = program
+    .command('report')
+    .description('write the viewer as one self-contained HTML file: a text\'s tokens coloured by their best explanation\'s FVE, each token\'s explanations and baselines on click, and the training curves and eval table')
+    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--text <text>', 'the text to explain (BOS is prepended and is position 0)')
+    .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line, or any other file as one text')
+    .option('--out <file>', 'the HTML file to write', 'report.html')
+    .option('--samples <k>', 'explanations per token, sorted best-first by the AR (1 to 16)', '4')
+    .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
+    .option('--seed <n>', 'sampling seed', '0')
+    .option('--store <dir>', 'activation store to fit the token baselines on (default: from nla.json\'s training records, or <nla>/../activations)')
+    .option('--metrics <file>', 'training metrics to chart (default: <nla>/metrics.jsonl, or <nla>/../metrics.jsonl)')
+    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json)')
+    .addHelpText(
+      'after',
+      `
+The file inlines everything it shows (the explanations, the charting library uPlot, the page's
+script), so it opens offline from disk and can be attached to an issue or a paper.
+
+How to read it: each token is coloured by the FVE of its best explanation (green 1 = the AR
+rebuilt the activation exactly from the text, red <= 0 = no better than the mean activation).
+Click a token for its explanations (best first, each with FVE and MSE) and the baselines at
+that token: the current token alone, the previous + current token, and the mean activation.
+An explanation below the current-token baseline says less than the token itself. Below the
+text: the training curves (loss, FVE, reward, KL, length, logit scale) and the eval table
+from metrics.jsonl, when the NLA was trained by nla.
+
+Example:
+  nla demo --quick --out runs/demo
+  nla report --nla runs/demo/nla --text "Once upon a time, there was a little girl named Lily." --out report.html
+For an interactive page (type text, change the sampling): nla serve --nla runs/demo/nla`,
+    );
+  withConfig(cmd).action(async (_: unknown, c: Command) => {
+    const o = Opts.of(c);
+    const dir = o.need('nla', '<dir>');
+    if (o.has('text') === o.has('data')) throw new Error('`nla report` needs exactly one of --text TEXT or --data FILE; see `nla report --help`');
+    const texts = o.has('text') ? [o.need('text')] : readDataTexts(o.need('data'));
+    const out = o.need('out');
+    const settings = checkSettings({ samples: o.str('samples'), temperature: o.str('temperature'), seed: o.str('seed') }, '--');
+    const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model') });
+    session.check(dir, texts);
+    let bar: ReturnType<typeof progressBar> | undefined, doc = 0;
+    const data = await session.view(dir, texts, settings, (done, total) => {
+      if (done === 0) bar = progressBar(texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);
+      bar?.update(done);
+      if (done === total) bar?.done();
+    });
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    writeFileAtomic(out, [new TextEncoder().encode(renderPage({ mode: 'report', nla: data.nla, data }))]);
+    const n = data.docs.reduce((s, d) => s + d.tokens.length, 0);
+    console.log(`${out}: ${data.docs.length} text(s), ${n} tokens, ${settings.samples} explanation(s) each${data.metrics ? `, training charts from ${data.metrics.file}` : ''}; open it in a browser`);
+    session.dispose();
+  });
+}

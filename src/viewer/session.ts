@@ -1,0 +1,129 @@
+// One NLA held for the viewer, the token-baseline fit and metrics that go with it, and the
+// queue that keeps requests from interleaving on the one GPU device. Used by `nla serve` (many
+// requests) and `nla report` (one).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { requireComplete } from '../cli/nla-dir.js';
+import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
+import { loadNLA, type NLA, type NlaMeta } from '../nla/nla.js';
+import { findMetrics, readMetrics, type MetricsView } from './metrics.js';
+import { findStore, fitBaselines, type BaselineFit } from './position-baselines.js';
+import { checkText, explainDoc, summarize, type ViewData, type ViewSettings } from './view-data.js';
+
+/** The NLA directory is missing, incomplete or unreadable (HTTP 422 in the server). */
+export class NlaLoadError extends Error {}
+
+/**
+ * What can be checked of an NLA directory without the GPU: its files, nla.json and tokenizer.
+ * Lets a bad directory or a bad text be refused before the request waits in the queue.
+ */
+export function probeNla(dir: string): { meta: NlaMeta; tok: Tokenizer } {
+  try {
+    requireComplete(dir);
+    const file = path.join(dir, 'nla.json');
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as NlaMeta;
+    if (typeof meta.model?.config?.maxSeqLen !== 'number') throw new Error(`${file}: field "model.config.maxSeqLen" missing or not a number`);
+    if (typeof meta.tokenizer !== 'string') throw new Error(`${file}: field "tokenizer" missing or not a string`);
+    return { meta, tok: loadTokenizer(path.join(dir, meta.tokenizer)) };
+  } catch (e) {
+    throw new NlaLoadError((e as Error).message);
+  }
+}
+
+interface Loaded {
+  dir: string;
+  nla: NLA;
+  fit?: BaselineFit;
+  baselineNote: string;
+  metrics?: MetricsView;
+}
+
+export class ViewerSession {
+  private loaded?: Loaded;
+  private tail: Promise<unknown> = Promise.resolve();
+  private waiting = 0;
+
+  /**
+   * `store`/`metrics` override the lookup, and `model` the studied model's path in nla.json,
+   * for `defaultDir` only (other directories use the lookup and their nla.json).
+   */
+  constructor(readonly defaultDir: string, private readonly overrides: { store?: string; metrics?: string; model?: string } = {}) {}
+
+  /** The directory whose NLA is loaded now, if any. */
+  get loadedDir(): string | undefined {
+    return this.loaded?.dir;
+  }
+
+  /** Requests ahead of one queued now. */
+  get ahead(): number {
+    return this.waiting;
+  }
+
+  /** Run `job` after every job queued before it; one at a time, in order. */
+  enqueue<T>(job: () => Promise<T>): Promise<T> {
+    this.waiting++;
+    const run = this.tail.then(() => job()).finally(() => this.waiting--);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Metrics of a directory (by the lookup), without loading the NLA. */
+  metricsFor(dir: string): MetricsView | undefined {
+    const f = findMetrics(dir, dir === this.defaultDir ? this.overrides.metrics : undefined);
+    return f ? readMetrics(f) : undefined;
+  }
+
+  /** The NLA of `dir`, loading it (and disposing of the one before) when it is another. Queue it. */
+  async load(dir: string): Promise<Loaded> {
+    if (this.loaded?.dir === dir) return this.loaded;
+    probeNla(dir);
+    let nla: NLA;
+    try {
+      nla = await loadNLA(dir);
+    } catch (e) {
+      throw new NlaLoadError((e as Error).message);
+    }
+    this.loaded?.nla.dispose();
+    this.loaded = undefined;
+    if (dir === this.defaultDir && this.overrides.model) nla.meta.model.path = this.overrides.model;
+    const explicitStore = dir === this.defaultDir ? this.overrides.store : undefined;
+    const store = findStore(dir, nla.meta, explicitStore);
+    let fit: BaselineFit | undefined, baselineNote: string;
+    if (store) {
+      try {
+        fit = fitBaselines(store, nla.meta);
+        baselineNote = `Token baselines fitted on the ${fit.train.ids.length} training rows (every split but eval) of ${store}.`;
+      } catch (e) {
+        // A store named by --store must work; one found by the lookup is a bonus.
+        if (explicitStore) {
+          nla.dispose();
+          throw e;
+        }
+        baselineNote = `Token baselines not shown: the store found at ${store} did not load (${(e as Error).message}); pass --store DIR.`;
+      }
+    } else {
+      baselineNote = `No activation store found for the token baselines (looked in nla.json's training records and ${path.join(dir, '..', 'activations')}; pass --store DIR); only the floor (the mean activation) is shown.`;
+    }
+    this.loaded = { dir, nla, fit, baselineNote, metrics: this.metricsFor(dir) };
+    return this.loaded;
+  }
+
+  /** Check texts against the NLA's tokenizer and context without the GPU (throws InputError). */
+  check(dir: string, texts: string[]): void {
+    const { meta, tok } = this.loaded?.dir === dir ? { meta: this.loaded.nla.meta, tok: this.loaded.nla.tok } : probeNla(dir);
+    texts.forEach((t, i) => checkText(tok, meta.model.config.maxSeqLen, t, texts.length > 1 ? `text ${i + 1}` : 'text'));
+  }
+
+  /** Explain each text (call inside the queue). */
+  async view(dir: string, texts: string[], settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
+    const l = await this.load(dir);
+    const docs = [];
+    for (const t of texts) docs.push(await explainDoc(l.nla, t, settings, l.fit, progress));
+    return { format: 'nla-view/1', nla: summarize(l.nla, dir), settings, docs, baselines: { store: l.fit?.store, note: l.baselineNote }, metrics: l.metrics };
+  }
+
+  dispose(): void {
+    this.loaded?.nla.dispose();
+    this.loaded = undefined;
+  }
+}

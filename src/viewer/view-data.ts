@@ -1,0 +1,100 @@
+// What the page shows, computed with the library's NLA API and nothing else: per document, its
+// tokens, each with the explanations the AV writes for that token's activation (best first by
+// the AR's reconstruction, FVE = 1 - MSE/Var) and the text-free baselines there. The same JSON
+// is inlined into a report and returned by the server, so both pages draw from one shape.
+import type { Tokenizer } from '../io/tokenizer.js';
+import type { NLA, NlaMeta } from '../nla/nla.js';
+import type { MetricsView } from './metrics.js';
+import { positionBaselines, type BaselineFit, type PositionBaselines } from './position-baselines.js';
+
+export interface ViewSettings {
+  samples: number;
+  temperature: number;
+  seed: number;
+}
+
+export interface ViewToken {
+  position: number;
+  id: number;
+  token: string;
+  /** Best first (lowest MSE); an unparseable AV output scores MSE 2. */
+  explanations: { text: string; mse: number; fve: number }[];
+  baselines: PositionBaselines;
+}
+
+export interface ViewDoc {
+  text: string;
+  tokens: ViewToken[];
+}
+
+export interface NlaSummary {
+  dir: string;
+  layer: number;
+  variance: number;
+  model: string;
+  maxSeqLen: number;
+  maxExplanationTokens: number;
+}
+
+export interface ViewData {
+  format: 'nla-view/1';
+  nla: NlaSummary;
+  settings?: ViewSettings;
+  docs: ViewDoc[];
+  /** Where the token baselines were fitted, or why only the floor is shown. */
+  baselines: { store?: string; note: string };
+  metrics?: MetricsView;
+}
+
+/** An input the page can show as a message (HTTP 400), as opposed to a failure of the server. */
+export class InputError extends Error {}
+
+export function summarize(nla: NLA | { meta: NlaMeta }, dir: string): NlaSummary {
+  const m = nla.meta;
+  return { dir, layer: m.layer, variance: m.variance, model: m.model.name, maxSeqLen: m.model.config.maxSeqLen, maxExplanationTokens: m.maxExplanationTokens };
+}
+
+/** Token ids of `text` (BOS first), or an InputError naming what is wrong with it. */
+export function checkText(tok: Tokenizer, ctx: number, text: unknown, what = 'text'): number[] {
+  if (typeof text !== 'string') throw new InputError(`${what}: expected a string`);
+  if (!text.trim()) throw new InputError(`${what}: empty; type or paste some text to explain`);
+  const ids = tok.encode(text, { bos: true });
+  if (ids.length > ctx) throw new InputError(`${what}: ${ids.length} tokens (with BOS), longer than the model's context of ${ctx} (nla.json field "model.config.maxSeqLen"); shorten it`);
+  return ids;
+}
+
+export function checkSettings(s: { samples?: unknown; temperature?: unknown; seed?: unknown }, where = ''): ViewSettings {
+  const num = (v: unknown, name: string, def: number, ok: (x: number) => boolean, rule: string): number => {
+    if (v === undefined || v === null || v === '') return def;
+    const x = typeof v === 'number' ? v : Number(v);
+    if (!Number.isFinite(x) || !ok(x)) throw new InputError(`${where}${name}: ${JSON.stringify(v)} is not ${rule}`);
+    return x;
+  };
+  const samples = num(s.samples, 'samples', 1, (x) => Number.isInteger(x) && x >= 1 && x <= 16, 'an integer from 1 to 16');
+  // One sample is the greedy explanation unless a temperature is given, as in `nla explain`.
+  const temperature = num(s.temperature, 'temperature', samples > 1 ? 1 : 0, (x) => x >= 0 && x <= 5, 'a number from 0 to 5');
+  const seed = num(s.seed, 'seed', 0, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
+  return { samples, temperature, seed };
+}
+
+/**
+ * Explain every token of `text`. Positions go to the AV in batches of about 32 generations
+ * (as `nla explain --batch 32` does), batch b seeded with seed + its first position, and
+ * `progress` hears after each batch.
+ */
+export async function explainDoc(nla: NLA, text: string, settings: ViewSettings, fit: BaselineFit | undefined, progress?: (done: number, total: number) => void): Promise<ViewDoc> {
+  const ids = checkText(nla.tok, nla.meta.model.config.maxSeqLen, text);
+  const { h } = await nla.activations(text);
+  const d = nla.ar.d;
+  const pieces = nla.tok.pieces(ids);
+  const batch = Math.max(1, Math.floor(32 / settings.samples));
+  const explanations: ViewToken['explanations'][] = [];
+  progress?.(0, ids.length);
+  for (let i = 0; i < ids.length; i += batch) {
+    const end = Math.min(ids.length, i + batch);
+    explanations.push(...(await nla.explainActivations(h.slice(i * d, end * d), { samples: settings.samples, temperature: settings.temperature, seed: settings.seed + i })));
+    progress?.(end, ids.length);
+  }
+  const base = positionBaselines(h, ids, nla.meta, fit);
+  return { text, tokens: ids.map((id, p) => ({ position: p, id, token: pieces[p], explanations: explanations[p], baselines: base[p] })) };
+}
