@@ -7,6 +7,7 @@
 // lines; everything else passes through as it arrives. NLA_DEBUG (any level) shows them.
 // This module imports nothing heavy: the parent never loads the engine.
 import { spawn } from 'node:child_process';
+import { exitFlushed, flushed } from './flush.js';
 
 const NOISE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
 const PREFIX = 'Warning: maxDynamic';
@@ -99,8 +100,9 @@ export async function relaunchWithoutDawnNoise(): Promise<void> {
   const rest = filter.end();
   if (rest) process.stderr.write(rest);
   if (signal) {
+    await flushed(process.stderr);
     for (const sig of signals) process.off(sig, forward);
     process.kill(process.pid, signal);
   }
-  process.exit(code ?? 1);
+  return exitFlushed(code ?? 1);
 }
