@@ -4,6 +4,7 @@
 // ordered with submits, so the arena can be reused by the next batch).
 import { debugLevel, gpu } from './device.js';
 import { assertDeviceAlive, closeBatch, cover, throwGpuErrors, unlessLost, watchCompile } from './gpu-errors.js';
+import { CHECK_KERNELS, checkOutputs, throwFirstBadOutput } from './nan-check.js';
 import { activeProfiler } from './profile.js';
 
 export interface KernelSpec {
@@ -126,6 +127,7 @@ export function dispatch(spec: KernelSpec): void {
   cover(spec);
   if (profiler) { pass.end(); pass = undefined; }
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
+  if (CHECK_KERNELS) checkOutputs(spec);
 }
 
 /** Submit everything recorded so far. */
@@ -184,6 +186,7 @@ export async function readback(src: GPUBuffer, offsetBytes: number, bytes: numbe
   staging.destroy();
   // Data read after a failed batch may be stale: the error wins over the bytes.
   await throwGpuErrors();
+  if (CHECK_KERNELS) await throwFirstBadOutput();
   return out;
 }
 
@@ -195,6 +198,7 @@ export async function sync(): Promise<void> {
   await new Promise((r) => setTimeout(r, 0));
   await unlessLost(gpu().device.queue.onSubmittedWorkDone());
   await throwGpuErrors();
+  if (CHECK_KERNELS) await throwFirstBadOutput();
 }
 
 /** Split a large 1-D workgroup count over x and y (each dimension is capped at 65535). */
