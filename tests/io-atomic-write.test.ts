@@ -52,3 +52,19 @@ test('copyFileAtomic copies a multi-chunk file byte for byte, and an empty one',
   assert.equal(fs.readFileSync(path.join(dir, 'empty-copy')).length, 0);
   assert.deepEqual(fs.readdirSync(dir).sort(), ['dst.bin', 'empty', 'empty-copy', 'src.bin']);
 });
+
+test('a temp file left by a killed writer (its pid gone) is removed by the next write; a live writer\'s is kept', async () => {
+  const dir = fs.mkdtempSync(path.join(tmp, 'stale-'));
+  const target = path.join(dir, 'run.ckpt');
+  // A pid that surely ran and is gone: a child that has exited.
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.on('exit', r));
+  const stale = path.join(dir, `.run.ckpt.tmp-${child.pid}-abc`);
+  const live = path.join(dir, `.run.ckpt.tmp-${process.ppid}-def`); // our parent runs
+  const other = path.join(dir, `.other.ckpt.tmp-${child.pid}-ghi`); // another target's: not ours to judge
+  for (const f of [stale, live, other]) fs.writeFileSync(f, 'partial');
+  writeFileAtomic(target, [Buffer.from('whole')]);
+  assert.deepEqual(fs.readdirSync(dir).sort(), [path.basename(live), path.basename(other), 'run.ckpt'].sort());
+  assert.equal(fs.readFileSync(target, 'utf8'), 'whole');
+});

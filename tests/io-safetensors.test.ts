@@ -331,10 +331,12 @@ describe('HF config.json', () => {
     const { hidden_size: _, ...noHidden } = tinyllama;
     throwsNaming(() => readHfConfig(write('nohidden.json', noHidden)), 'nohidden.json', 'hidden_size');
     throwsNaming(() => readHfConfig(write('badheads.json', { ...tinyllama, num_key_value_heads: 5 })), 'badheads.json', 'num_key_value_heads');
-    const { warnings } = readHfConfig(write('extra.json', { ...tinyllama, fancy_new_thing: 3, rope_scaling: { rope_type: 'llama3', factor: 8 } }));
+    const { warnings } = readHfConfig(write('extra.json', { ...tinyllama, fancy_new_thing: 3, rope_theta: undefined }));
     assert.equal(warnings.length, 2);
     assert.ok(warnings[0]!.includes('fancy_new_thing'));
-    assert.ok(warnings[1]!.includes('rope_scaling'));
+    assert.ok(warnings[1]!.includes('"rope_theta" missing, using 10000'));
+    // What changes outputs is refused, not warned about: tests/io-config.test.ts.
+    throwsNaming(() => readHfConfig(write('scaled.json', { ...tinyllama, rope_scaling: { rope_type: 'llama3', factor: 8 } })), 'scaled.json', 'rope_scaling');
   });
 
   test('writeHfConfig -> readHfConfig round trip, and it refuses interleaved RoPE', () => {

@@ -68,9 +68,16 @@ function layerNorm(x: M, n: number, d: number, g: M, b: M, eps: number): M {
 }
 
 const geluNew = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+/** erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), for HF's exact "gelu". */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return x < 0 ? -y : y;
+}
+const geluErf = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
 
 /** Logits [T, V] of one sequence, plus the residual stream after each block. */
-function referenceForward(host: Map<string, HostTensor>, ids: number[]): { logits: M; resid: M[] } {
+function referenceForward(host: Map<string, HostTensor>, ids: number[], gelu = geluNew): { logits: M; resid: M[] } {
   const W = (k: string) => f64(host.get(k)!);
   const { dim: d, nHeads: H, hiddenDim: F, vocabSize: V, normEps: eps } = cfg;
   const hd = d / H, n = ids.length;
@@ -108,7 +115,7 @@ function referenceForward(host: Map<string, HostTensor>, ids: number[]): { logit
     const a = conv1d(att, n, W(p + 'attn.c_proj.weight'), W(p + 'attn.c_proj.bias'), d, d);
     x = x.map((xv, i) => xv + a[i]);
     const h2 = layerNorm(x, n, d, W(p + 'ln_2.weight'), W(p + 'ln_2.bias'), eps);
-    const f = conv1d(h2, n, W(p + 'mlp.c_fc.weight'), W(p + 'mlp.c_fc.bias'), d, F).map(geluNew);
+    const f = conv1d(h2, n, W(p + 'mlp.c_fc.weight'), W(p + 'mlp.c_fc.bias'), d, F).map(gelu);
     const mo = conv1d(f, n, W(p + 'mlp.c_proj.weight'), W(p + 'mlp.c_proj.bias'), F, d);
     x = x.map((xv, i) => xv + mo[i]);
     resid.push(x);
@@ -125,11 +132,11 @@ function referenceForward(host: Map<string, HostTensor>, ids: number[]): { logit
 
 // ---- helpers -----------------------------------------------------------------------------
 
-async function modelOf(host: Map<string, HostTensor>): Promise<Gpt2> {
+async function modelOf(host: Map<string, HostTensor>, c: Gpt2Config = cfg): Promise<Gpt2> {
   await T.initGpu();
   // A copy: Weights.fromHost uploads, the reference keeps reading the host arrays.
   const copy = new Map([...host].map(([k, t]) => [k, { ...t, data: (t.data as Float32Array).slice() }]));
-  return build(cfg, copy, 'tiny-gpt2') as Gpt2;
+  return build(c, copy, 'tiny-gpt2') as Gpt2;
 }
 
 async function logits(model: { forward: Gpt2['forward'] }, rows: number[][]): Promise<Float32Array> {
@@ -210,6 +217,27 @@ test('GPT-2 -> HF safetensors + config.json -> loadModel gives identical logits'
   assert.deepEqual({ ...loaded.model.cfg }, { ...cfg });
   const a = await logits(model, seqs), b = await logits(loaded.model, seqs);
   assert.deepEqual(b, a);
+  model.w.dispose();
+  loaded.model.w.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('activation_function "gelu" (exact erf) is honoured: saved, reloaded, and equal to the float64 reference, not to the tanh one', async () => {
+  const host = randomHost(6);
+  const model = await modelOf(host, { ...cfg, gelu: 'erf' });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-gpt2-erf-'));
+  await saveHf(model, dir);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).activation_function, 'gelu');
+  const loaded = await loadModel(dir);
+  const got = await logits(loaded.model, seqs);
+  const V = cfg.vocabSize, n = seqs[0].length;
+  seqs.forEach((ids, b) => {
+    const row = got.subarray(b * n * V, (b + 1) * n * V);
+    assertClose(row, referenceForward(host, ids, geluErf).logits, 2e-5, `row ${b} logits (erf)`);
+    const tanhRef = referenceForward(host, ids).logits;
+    const apart = Math.max(...Array.from(row, (v, i) => Math.abs(v - tanhRef[i]) / (1 + Math.abs(tanhRef[i]))));
+    assert.ok(apart > 10 * 2e-5, `the tanh GELU must fail this check by far (relative error ${apart})`);
+  });
   model.w.dispose();
   loaded.model.w.dispose();
   fs.rmSync(dir, { recursive: true, force: true });

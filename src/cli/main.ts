@@ -2,9 +2,11 @@
 // The `nla` command. Each subcommand lives in its own file and registers itself here; the
 // files stay thin: parse flags, call the library, print.
 import type { Command as CommandType } from 'commander';
+import { exitFlushed, ignoreClosedPipes } from './flush.js';
 import { relaunchWithoutDawnNoise } from './quiet-dawn.js';
 
 // Loaded after the relaunch check, so the parent that only filters stderr stays light.
+ignoreClosedPipes();
 await relaunchWithoutDawnNoise();
 const { Command } = await import('commander');
 const { registerInfo } = await import('./info.js');
@@ -29,11 +31,12 @@ const extra = await import('./commands.js').catch((e: { code?: string; message?:
 });
 extra?.registerAll(program);
 
+// Exits explicitly (the GPU device would keep the process alive), after stdout and stderr drain.
 program.parseAsync(process.argv).then(
-  () => process.exit(0),
+  () => exitFlushed(0),
   (e: unknown) => {
     console.error(`nla: ${e instanceof Error ? e.message : String(e)}`);
     if (process.env.NLA_DEBUG && e instanceof Error) console.error(e.stack);
-    process.exit(1);
+    return exitFlushed(1);
   },
 );

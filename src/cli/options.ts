@@ -158,7 +158,11 @@ export class Metrics {
     if (!file) return new Metrics(undefined);
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     if (fs.existsSync(file)) {
-      const keep = fs.readFileSync(file, 'utf8').split('\n').filter((line) => {
+      const text = fs.readFileSync(file, 'utf8');
+      const lines = text.split('\n');
+      // A last line without its newline was cut off by a killed run: drop it.
+      if (!text.endsWith('\n')) lines.pop();
+      const keep = lines.filter((line) => {
         if (!line.trim()) return false;
         try {
           const m = JSON.parse(line) as { stage?: string; step?: number };

@@ -7,6 +7,7 @@
 // lines; everything else passes through as it arrives. NLA_DEBUG (any level) shows them.
 // This module imports nothing heavy: the parent never loads the engine.
 import { spawn } from 'node:child_process';
+import { exitFlushed, flushed } from './flush.js';
 
 const NOISE = /^Warning: maxDynamic(Uniform|Storage)BuffersPerPipelineLayout artificially reduced from \d+ to \d+ to fit dynamic offset allocation limit\.\r?$/;
 const PREFIX = 'Warning: maxDynamic';
@@ -69,6 +70,10 @@ function runInProcess(args: string[]): boolean {
  */
 export async function relaunchWithoutDawnNoise(): Promise<void> {
   if (process.env[CHILD]) {
+    // A parent killed outright (SIGKILL cannot be forwarded) takes the child with it: an
+    // orphan would go on training and writing checkpoints beside the run that resumes them.
+    process.channel?.unref();
+    process.on('disconnect', () => process.kill(process.pid, 'SIGKILL'));
     // The child's stderr is a pipe; keep progress bars redrawing in place when the user's
     // stderr is a terminal.
     const cols = process.env[TTY_COLUMNS];
@@ -79,7 +84,7 @@ export async function relaunchWithoutDawnNoise(): Promise<void> {
   if (runInProcess(process.argv.slice(2))) return;
   const env: NodeJS.ProcessEnv = { ...process.env, [CHILD]: '1' };
   if (process.stderr.isTTY) env[TTY_COLUMNS] = String(process.stderr.columns ?? 80);
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe'], env });
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: ['inherit', 'inherit', 'pipe', 'ipc'], env });
   const started = await new Promise<boolean>((resolve) => {
     child.once('spawn', () => resolve(true));
     child.once('error', () => resolve(false));
@@ -99,8 +104,9 @@ export async function relaunchWithoutDawnNoise(): Promise<void> {
   const rest = filter.end();
   if (rest) process.stderr.write(rest);
   if (signal) {
+    await flushed(process.stderr);
     for (const sig of signals) process.off(sig, forward);
     process.kill(process.pid, signal);
   }
-  process.exit(code ?? 1);
+  return exitFlushed(code ?? 1);
 }

@@ -39,6 +39,7 @@ export function registerRl(program: Command): void {
     .option('--gain-lr-scale <x>', 'multiplies the AV learning rate of its 1-D parameters (norm gains); at 30x and 100x the final gain moved only 2% and 5% in 60 steps (per-gain gradients are noisy): use --logit-scale-lr to sharpen', '1')
     .option('--warmup <n>', 'AV learning-rate warm-up steps', '5')
     .option('--clip <x>', 'clip each model\'s global gradient norm (0 = off)', '1')
+    .option('--on-nan <what>', 'a NaN or Inf in a loss or a gradient (checked every update): stop, naming it, or skip that update', 'stop')
     .option('--freeze-ar', 'do not train the AR (a frozen AR; for comparison)')
     .option('--seed <n>', 'seed of the activation draws and sampling', '0')
     .option('--metrics <file>', 'JSONL metrics per step (reward, fveSampled, kl, length, ...) (default: <out>/metrics.jsonl)')
@@ -88,6 +89,7 @@ ${CHAIN_HELP}`,
     const ref = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(refFile))), nla.tok, meta.prompts, meta.alpha);
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
     const clip = o.num('clip', { min: 0 });
+    const onNonFinite = o.oneOf('onNan', ['stop', 'skip'] as const);
     const start = resume?.step ?? 0;
     console.error(`nla: rl on ${rows.meta.length} activations of ${store.dir} (split ${o.str('split')}), ${steps} steps x ${o.str('activationsPerStep')} activations x ${o.str('groupSize')} samples${resume ? `; resuming at step ${start}` : ''}`);
     const bar = progressBar('rl', Math.max(0, steps - start));
@@ -104,8 +106,8 @@ ${CHAIN_HELP}`,
       advantageScale: o.oneOf('advantageScale', ['std', 'none'] as const),
       reward,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
-      av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }) },
-      ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined },
+      av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }), onNonFinite },
+      ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined, onNonFinite },
       freezeAr: o.bool('freezeAr'),
       seed: o.int('seed'),
       variance: meta.variance,

@@ -37,7 +37,7 @@ ${CHAIN_HELP}`,
     const { M, tok } = s.studied;
     const ar = await Reconstructor.fromModel(M, s.layer, tok, s.prompts);
     const log = sftLogger(s, 'sft-ar', (loss) => ({ fve: 1 - loss / s.stats.variance }));
-    await trainArSft(ar, s.train, { ...s.schedule, onLog: log.onLog, onCheckpoint: log.onCheckpoint });
+    await trainArSft(ar, s.train, { ...s.schedule, onLog: log.onLog, onCheckpoint: log.onCheckpoint, onSkip: log.onSkip });
     log.done();
     await saveWeights(path.join(s.out, AR_FILE), ar.model.w);
     const result: Record<string, number> = {};

@@ -45,7 +45,7 @@ ${CHAIN_HELP}`,
     const av = new Verbalizer(new Llama(M.cfg, await M.w.clone()), tok, s.prompts, alpha);
     console.error(`nla: alpha ${alpha.toFixed(3)}`);
     const log = sftLogger(s, 'sft-av');
-    await trainAvSft(av, s.train, { ...s.schedule, onLog: log.onLog, onCheckpoint: log.onCheckpoint });
+    await trainAvSft(av, s.train, { ...s.schedule, onLog: log.onLog, onCheckpoint: log.onCheckpoint, onSkip: log.onSkip });
     log.done();
     await saveWeights(path.join(s.out, AV_FILE), av.model.w);
     // A new warm start: an older RL reference (av-ref.safetensors) no longer applies.

@@ -35,6 +35,7 @@ export function sftFlags(cmd: Command, d: SftDefaults): Command {
     .option('--lr <x>', 'peak learning rate (AdamW)', String(d.lr))
     .option('--warmup <n>', 'linear warm-up steps, then cosine decay to 10% over --steps', '20')
     .option('--clip <x>', 'clip the global gradient norm (0 = off)', '1')
+    .option('--on-nan <what>', 'a NaN or Inf in the loss or a gradient (checked every step): stop, naming it, or skip the update', 'stop')
     .option('--weight-decay <x>', 'AdamW weight decay', '0')
     .option('--seed <n>', 'seed of the data order', '0')
     .option('--log-every <n>', 'read the loss back and log every N steps', '10')
@@ -93,6 +94,7 @@ export async function prepareSft(c: Command, stage: 'sft-ar' | 'sft-av'): Promis
     warmup: o.int('warmup', 0),
     decaySteps: steps,
     clip: clip > 0 ? clip : undefined,
+    onNonFinite: o.oneOf('onNan', ['stop', 'skip'] as const),
     weightDecay: o.num('weightDecay', { min: 0 }),
     seed: o.int('seed'),
     logEvery: o.int('logEvery', 1),
@@ -116,6 +118,7 @@ export function sftLogger(s: SftSetup, stage: string, extra: (loss: number) => R
       bar.update(m.step + 1 - start, `loss ${m.loss.toFixed(4)}${control}${Object.entries(more).map(([k, v]) => ` ${k} ${v.toFixed(3)}`).join('')}`);
     },
     onCheckpoint: (step: number, file: string) => s.metrics.write(`${stage}-checkpoint`, { step, file }),
+    onSkip: (step: number) => s.metrics.write(`${stage}-skip`, { step, reason: 'NaN or Inf in the loss or a gradient' }),
     done: () => bar.done(),
   };
 }

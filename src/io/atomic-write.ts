@@ -17,7 +17,9 @@ export class AtomicFile {
 
   constructor(readonly target: string) {
     this.dir = path.dirname(path.resolve(target));
-    this.tmp = path.join(this.dir, `.${path.basename(target)}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`);
+    const prefix = `.${path.basename(target)}.tmp-`;
+    removeStaleTemps(this.dir, prefix);
+    this.tmp = path.join(this.dir, `${prefix}${process.pid}-${Math.random().toString(36).slice(2)}`);
     this.fd = fs.openSync(this.tmp, 'w');
   }
 
@@ -72,6 +74,33 @@ export function copyFileAtomic(src: string, target: string): void {
     })());
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/**
+ * Temp files of `prefix` left by a writer that was killed mid-write (its pid no longer runs):
+ * partial by nature, never renamed into place, so they are only litter; removed best effort.
+ */
+function removeStaleTemps(dir: string, prefix: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith(prefix));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const pid = Number(n.slice(prefix.length).split('-')[0]);
+    if (!Number.isSafeInteger(pid) || pid === process.pid || alive(pid)) continue;
+    fs.rmSync(path.join(dir, n), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,7 +1,9 @@
 // Model hyper-parameters in one shape for every architecture we load, plus a reader and
 // writer for Hugging Face config.json. The HF reader is deliberately strict about what
-// changes the math (model_type, required sizes) and lenient about the rest: unknown keys are
-// reported as warnings so a newer transformers version does not stop us loading a model.
+// changes the math (model_type, required sizes, and every setting that would make our outputs
+// differ from the reference: implemented exactly, or refused naming the key) and lenient about
+// the rest: unknown keys are reported as warnings so a newer transformers version does not
+// stop us loading a model.
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic-write.js';
 import { FormatError } from './errors.js';
@@ -45,12 +47,17 @@ export interface LlamaConfig extends BaseConfig {
   ropeLayout: 'interleaved' | 'half';
   /** q/k/v projections carry a bias (Qwen2). */
   qkvBias: boolean;
-  /** Mistral sliding-window attention size, when set. */
+  /**
+   * Sliding-window attention size (Mistral; Qwen2 with use_sliding_window), when set. maxSeqLen
+   * is capped to it at load: within the window, sliding-window attention is full causal attention.
+   */
   slidingWindow?: number;
 }
 
 export interface Gpt2Config extends BaseConfig {
   arch: 'gpt2';
+  /** The MLP's GELU: the tanh approximation (gelu_new, the default) or exact erf ("gelu"). */
+  gelu?: 'tanh' | 'erf';
 }
 
 export type ModelConfig = LlamaConfig | Gpt2Config;
@@ -161,8 +168,11 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
   if (mt === 'gpt2') {
     const dim = int('n_embd');
     const nHeads = int('n_head');
-    const act = j.activation_function;
-    if (act !== undefined && act !== 'gelu_new') warnings.push(`${file}: activation_function=${JSON.stringify(act)} (only gelu_new is implemented)`);
+    const act = j.activation_function ?? 'gelu_new';
+    const gelu = GELU_TANH.includes(act as string) ? 'tanh' : act === 'gelu' ? 'erf' : undefined;
+    if (!gelu) refuse(file, 'activation_function', act, `only ${[...GELU_TANH, 'gelu'].join(', ')} are implemented`);
+    if (j.scale_attn_weights === false) refuse(file, 'scale_attn_weights', false, 'unscaled attention scores are not implemented');
+    if (j.scale_attn_by_inverse_layer_idx === true) refuse(file, 'scale_attn_by_inverse_layer_idx', true, 'per-layer score scaling is not implemented');
     const config: Gpt2Config = {
       arch: 'gpt2',
       dim,
@@ -176,6 +186,7 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
       tieEmbeddings: bool('tie_word_embeddings', true),
       bosId: tokenId('bos_token_id'),
       eosId: tokenId('eos_token_id'),
+      ...(gelu === 'erf' ? { gelu } : {}),
     };
     checkHeads(config, file, 'n_embd');
     return { config, warnings };
@@ -197,7 +208,7 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
     ropeTheta: num('rope_theta', 10000),
     ropeLayout: 'half', // HF checkpoints are always stored permuted for rotate-half
     tieEmbeddings: bool('tie_word_embeddings', modelType === 'gemma'), // GemmaConfig ties by default
-    qkvBias: modelType === 'qwen2' || bool('attention_bias', false),
+    qkvBias: modelType === 'qwen2',
     bosId: tokenId('bos_token_id'),
     eosId: tokenId('eos_token_id'),
   };
@@ -205,8 +216,10 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
   if (j.head_dim !== undefined && j.head_dim !== null && j.head_dim !== config.dim / nHeads) {
     throw new FormatError(file, 'head_dim', `head_dim=${JSON.stringify(j.head_dim)} differs from hidden_size/num_attention_heads=${config.dim / nHeads}, which is not supported`);
   }
-  if (j.rope_scaling !== undefined && j.rope_scaling !== null) {
-    warnings.push(`${file}: rope_scaling=${JSON.stringify(j.rope_scaling)} is not implemented; outputs will differ from the reference`);
+  const scaling = j.rope_scaling as Record<string, unknown> | null | undefined;
+  const scalingType = scaling && typeof scaling === 'object' ? scaling.rope_type ?? scaling.type : scaling;
+  if (scaling !== undefined && scaling !== null && scalingType !== 'default') {
+    refuse(file, 'rope_scaling', scaling, 'scaled RoPE is not implemented (positions would be rotated differently from the reference)');
   }
   if (modelType === 'gemma') {
     // Gemma: x * sqrt(d) after the embedding, RMSNorm gains stored as (w - 1), GeGLU MLP with the
@@ -215,17 +228,42 @@ export function parseHfConfig(json: unknown, file: string): HfConfigResult {
     config.normOffset = 1;
     config.mlpAct = 'gelu_tanh';
     const act = j.hidden_activation ?? j.hidden_act;
-    if (act !== undefined && act !== null && act !== 'gelu_pytorch_tanh' && act !== 'gelu') warnings.push(`${file}: hidden_activation=${JSON.stringify(act)} (Gemma runs gelu_pytorch_tanh here)`);
-  } else if (j.hidden_act !== undefined && j.hidden_act !== 'silu') warnings.push(`${file}: hidden_act=${JSON.stringify(j.hidden_act)} (only silu is implemented)`);
-  if (modelType === 'llama' && j.attention_bias === true) warnings.push(`${file}: attention_bias=true also biases o_proj, which is not implemented`);
-  if (j.mlp_bias === true) warnings.push(`${file}: mlp_bias=true is not implemented`);
-  const useSliding = modelType === 'mistral' || j.use_sliding_window === true;
-  if (useSliding && typeof j.sliding_window === 'number' && j.sliding_window > 0) config.slidingWindow = j.sliding_window;
-  if (modelType === 'mistral' && j.sliding_window === undefined) {
-    config.slidingWindow = 4096; // MistralConfig's default when the key is absent
-    warnings.push(`${file}: "sliding_window" missing, using 4096`);
+    if (act !== undefined && act !== null && act !== 'gelu_pytorch_tanh' && act !== 'gelu') warnings.push(`${file}: hidden_activation=${JSON.stringify(act)} (Gemma runs gelu_pytorch_tanh here, as transformers does)`);
+  } else if (!['silu', 'swish', undefined].includes(j.hidden_act as string)) refuse(file, 'hidden_act', j.hidden_act, 'only silu is implemented');
+  // Only LlamaConfig has these (transformers ignores them for mistral and qwen2); attention_bias
+  // there also biases o_proj.
+  if (modelType === 'llama' && bool('attention_bias', false)) refuse(file, 'attention_bias', true, 'the o_proj bias it adds is not implemented');
+  if (modelType === 'llama' && bool('mlp_bias', false)) refuse(file, 'mlp_bias', true, 'MLP biases are not implemented');
+  const window = slidingWindow(j, modelType, file, warnings);
+  if (window !== undefined) {
+    config.slidingWindow = window;
+    if (window < config.maxSeqLen) {
+      warnings.push(`${file}: sliding_window=${window} < max_position_embeddings=${config.maxSeqLen}: context capped at ${window} tokens`);
+      config.maxSeqLen = window;
+    }
   }
   return { config, warnings };
+}
+
+// Every spelling transformers maps to the tanh-approximated GELU (same formula).
+const GELU_TANH = ['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast'];
+
+function refuse(file: string, key: string, value: unknown, why: string): never {
+  throw new FormatError(file, key, `${key}=${JSON.stringify(value)} is not supported: ${why}; loading would give outputs that differ from the reference`);
+}
+
+/** The attention window in force (Mistral: sliding_window unless null; Qwen2: only with use_sliding_window), or undefined. */
+function slidingWindow(j: Record<string, unknown>, modelType: string, file: string, warnings: string[]): number | undefined {
+  const on = modelType === 'mistral' || (modelType === 'qwen2' && j.use_sliding_window === true);
+  if (!on) return undefined;
+  const w = j.sliding_window;
+  if (w === undefined && modelType === 'mistral') {
+    warnings.push(`${file}: "sliding_window" missing, using 4096`); // MistralConfig's default
+    return 4096;
+  }
+  if (w === null || w === undefined) return undefined;
+  if (!Number.isSafeInteger(w) || (w as number) <= 0) throw new FormatError(file, 'sliding_window', `"sliding_window"=${JSON.stringify(w)} is not a positive integer`);
+  return w as number;
 }
 
 function checkHeads(c: ModelConfig, file: string, dimField: string): void {
@@ -241,7 +279,7 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
       model_type: 'gpt2', architectures: [ARCHITECTURES.gpt2], torch_dtype: torchDtype,
       n_embd: cfg.dim, n_inner: cfg.hiddenDim, n_layer: cfg.nLayers, n_head: cfg.nHeads, vocab_size: cfg.vocabSize,
       n_positions: cfg.maxSeqLen, n_ctx: cfg.maxSeqLen, layer_norm_epsilon: cfg.normEps,
-      activation_function: 'gelu_new', tie_word_embeddings: cfg.tieEmbeddings, ...ids,
+      activation_function: cfg.gelu === 'erf' ? 'gelu' : 'gelu_new', tie_word_embeddings: cfg.tieEmbeddings, ...ids,
     };
   }
   // A config.json cannot say "interleaved": HF code always uses rotate-half, so writing one
@@ -250,6 +288,7 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
     throw new Error('writeHfConfig: ropeLayout is "interleaved"; permute q/k weights with interleavedToHalf (rope-permute.ts) and set ropeLayout "half" first');
   }
   const mt = cfg.modelType ?? 'llama';
+  if (cfg.qkvBias && mt !== 'qwen2') throw new Error(`writeHfConfig: q/k/v biases without an o_proj bias exist in transformers only as qwen2, not ${mt}`);
   return {
     model_type: mt, architectures: [ARCHITECTURES[mt]], torch_dtype: torchDtype,
     hidden_size: cfg.dim, intermediate_size: cfg.hiddenDim, num_hidden_layers: cfg.nLayers,
@@ -257,7 +296,7 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
     max_position_embeddings: cfg.maxSeqLen, rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta,
     ...(mt === 'gemma' ? { hidden_activation: 'gelu_pytorch_tanh', head_dim: cfg.dim / cfg.nHeads } : { hidden_act: 'silu' }),
     tie_word_embeddings: cfg.tieEmbeddings,
-    ...(mt === 'llama' ? { attention_bias: cfg.qkvBias } : {}),
+    ...(mt === 'llama' ? { attention_bias: false } : {}),
     // Mistral defaults to a 4096 window when the key is absent, so say null explicitly.
     ...(cfg.slidingWindow !== undefined
       ? { sliding_window: cfg.slidingWindow, ...(mt === 'qwen2' ? { use_sliding_window: true } : {}) }

@@ -93,3 +93,24 @@ fn main(@builtin(local_invocation_id) lid: vec3u) {
 `;
   return { key, source };
 }
+
+/**
+ * flags[slot] = 1 if x[offset .. offset+n) holds a NaN or an infinity (exponent bits all ones,
+ * tested on the bits: WGSL lets a compiler assume floats are finite, so x != x may fold away).
+ * Grid-stride over K workgroups; many threads may store the same 1. Uniforms: [0]=n, [1]=offset,
+ * [2]=slot, [3]=K.
+ */
+export function nonFiniteKernel() {
+  const key = 'nonfinite_flags';
+  const source = () =>
+    uniformBlock(4) + storage(1, 'x', 'f32', false) + storage(2, 'flags', 'i32', true) +
+    `@compute @workgroup_size(${OPT_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let n = u(0u); let stride = u(3u) * ${OPT_WG}u;
+  var bad = false;
+  for (var i = gid.x; i < n; i += stride) { bad = bad || (bitcast<u32>(x[u(1u) + i]) & 0x7f800000u) == 0x7f800000u; }
+  if (bad) { flags[u(2u)] = 1; }
+}
+`;
+  return { key, source };
+}

@@ -11,7 +11,7 @@ import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { normalizedMseHost } from './loss.js';
-import { makeOptimizer, type TrainSchedule } from './optim.js';
+import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { rowsOf } from './sft.js';
 import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
 
@@ -99,8 +99,8 @@ export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts
 
 export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array }, o: RlOptions): Promise<RlMetrics[]> {
   const d = av.d, n = data.h.length / d, G = o.groupSize;
-  const optAv = makeOptimizer(av.params(), o.av);
-  const optAr = makeOptimizer(ar.params(), o.ar);
+  const optAv = makeOptimizer(av.params(), o.av, 'rl (AV)');
+  const optAr = makeOptimizer(ar.params(), o.ar, 'rl (AR)');
   const r = new SeededRng(o.seed);
   avRef.model.w.setTrainable(false);
   const history: RlMetrics[] = [];
@@ -117,10 +117,12 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
     scale = Weights.fromHost(new Map([[LOGIT_SCALE, { dtype: 'f32', shape: [1], data: Float32Array.of(1) }]]));
     av.model.logitScale = scale.get(LOGIT_SCALE);
     parts.weights.scale = scale;
-    parts.optimizers.scale = makeOptimizer(scale.params(), { lr: o.logitScaleLr, warmup: o.av.warmup });
+    parts.optimizers.scale = makeOptimizer(scale.params(), { lr: o.logitScaleLr, warmup: o.av.warmup, onNonFinite: o.av.onNonFinite }, 'rl (logit scale)');
   }
   try {
     await run(o.resume ? restoreTrainState(o.resume, parts).step : 0);
+    // The last update is checked before the caller saves the weights.
+    for (const [g, w] of Object.entries(parts.weights)) await assertFiniteParams(w.params(), `rl (${g})`);
   } finally {
     if (scale) await foldLogitScale(av, scale);
     for (const opt of Object.values(parts.optimizers)) opt.dispose();
@@ -150,9 +152,11 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
           l.backward();
           return l.detach();
         });
-        optAr.step(step);
-        arLoss = await lt.item();
-        lt.dispose();
+        try {
+          if (!(await optAr.step(step, lt)).skipped) arLoss = await lt.item();
+        } finally {
+          lt.dispose();
+        }
       }
       const tAr = tick();
 
@@ -173,8 +177,8 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
           if (it === 0 && mu > 1) old = T.keep(logp.detach());
           return [terms.loss.detach(), terms.kl.detach(), terms.clipFrac.detach()];
         });
-        optAv.step(step);
-        optScale?.step(step);
+        // The logit scale follows the AV: skipped with it.
+        if (!(await optAv.step(step, stats[0])).skipped) await optScale?.step(step);
       }
       old?.dispose();
       ref.dispose();

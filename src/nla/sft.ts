@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
-import { makeOptimizer, type TrainSchedule } from './optim.js';
+import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
 
 export interface SftOptions extends TrainSchedule {
@@ -28,6 +28,8 @@ export interface SftOptions extends TrainSchedule {
   resume?: Checkpoint;
   /** Called after each checkpoint is written, with the completed step count. */
   onCheckpoint?: (step: number, file: string) => void;
+  /** Called for a step whose update was skipped for a NaN or an infinity (onNonFinite 'skip'). */
+  onSkip?: (step: number) => void;
 }
 
 export interface SftData {
@@ -36,7 +38,7 @@ export interface SftData {
 }
 
 async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor, controlOf?: (idx: number[]) => Tensor): Promise<number[]> {
-  const opt = makeOptimizer(w.params(), o);
+  const opt = makeOptimizer(w.params(), o, kind);
   const r = new SeededRng(o.seed);
   const parts: TrainParts = { kind, weights: { [group]: w }, optimizers: { [group]: opt }, rng: r, identity: { rows: n, batchSize: o.batchSize } };
   const history: number[] = [];
@@ -56,25 +58,30 @@ async function loop(kind: string, group: string, w: Weights, n: number, o: SftOp
       const lossT = T.tidy(() => {
         const loss = lossOf(idx);
         loss.backward();
-        return log ? loss.detach() : undefined;
+        return loss.detach();
       });
       // The control, with the weights the loss above saw (before the update); no gradient, no RNG.
       const controlT = log && controlOf && idx.length > 1 ? T.noGrad(() => T.tidy(() => controlOf(idx))) : undefined;
-      const lr = opt.step(step);
-      if (lossT) {
-        const loss = await lossT.item();
+      try {
+        const { lr, skipped } = await opt.step(step, lossT);
+        if (skipped) o.onSkip?.(step);
+        else if (log) {
+          const loss = await lossT.item();
+          history.push(loss);
+          const shuffledLoss = controlT ? await controlT.item() : undefined;
+          o.onLog?.({ step, loss, lr, ...(shuffledLoss !== undefined ? { shuffledLoss } : {}) });
+        }
+      } finally {
         lossT.dispose();
-        history.push(loss);
-        const shuffledLoss = controlT ? await controlT.item() : undefined;
         controlT?.dispose();
-        o.onLog?.({ step, loss, lr, ...(shuffledLoss !== undefined ? { shuffledLoss } : {}) });
       }
       if (checkpointDue(o.checkpoint, step + 1, o.steps)) {
         await saveTrainState(o.checkpoint!.file, parts, step + 1, { order });
         o.onCheckpoint?.(step + 1, o.checkpoint!.file);
       }
     }
-    await T.sync();
+    // The last update is checked before the caller saves the weights.
+    await assertFiniteParams(w.params(), kind);
   } finally {
     opt.dispose();
   }

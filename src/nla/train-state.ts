@@ -10,7 +10,7 @@ import type { OptimizerState, ParamState } from '../tensor/optim/optimizer.js';
 import { upload } from '../tensor/runtime.js';
 import { fmt } from '../tensor/shape.js';
 import type { SeededRng } from '../util/rng.js';
-import type { StepOptimizer } from './optim.js';
+import { assertFiniteParams, type StepOptimizer } from './optim.js';
 
 /** Write a checkpoint to `file` every `every` steps (and after the last step). */
 export interface CheckpointSpec {
@@ -68,6 +68,8 @@ function unpackState(st: PackedOptimizerState, where: string): OptimizerState {
 
 /** Save the loop's state after `step` completed steps. */
 export async function saveTrainState(file: string, parts: TrainParts, step: number, extra: Record<string, unknown> = {}): Promise<void> {
+  // Never a poisoned checkpoint: the last one stays the one to resume from.
+  for (const [g, w] of Object.entries(parts.weights)) await assertFiniteParams(w.params(), `${parts.kind} checkpoint at step ${step} (${g})`);
   const weights: Record<string, Record<string, HostTensor>> = {};
   for (const [g, w] of Object.entries(parts.weights)) weights[g] = Object.fromEntries(await w.toHost());
   const optimizer: Record<string, unknown> = {};

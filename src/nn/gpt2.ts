@@ -1,5 +1,6 @@
-// GPT-2: LayerNorm, learned positions, GELU (tanh approximation), tied embeddings. HF stores
-// its projections as Conv1D weights [in, out], so they multiply as x @ W (no transpose).
+// GPT-2: LayerNorm, learned positions, GELU (tanh approximation, or erf for activation_function
+// "gelu"), tied embeddings. HF stores its projections as Conv1D weights [in, out], so they
+// multiply as x @ W (no transpose).
 import type { Gpt2Config } from '../io/config.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -52,7 +53,7 @@ export class Gpt2 {
       const p = `transformer.h.${l}.`;
       const ln = (n: string, t: Tensor) => T.layerNorm(t, w(p + n + '.weight'), w(p + n + '.bias'), c.normEps);
       x = T.add(x, this.attention(l, ln('ln_1', x), opts.cache));
-      const h = T.geluTanh(conv1d(ln('ln_2', x), w(p + 'mlp.c_fc.weight'), w(p + 'mlp.c_fc.bias')));
+      const h = (c.gelu === 'erf' ? T.gelu : T.geluTanh)(conv1d(ln('ln_2', x), w(p + 'mlp.c_fc.weight'), w(p + 'mlp.c_fc.bias')));
       x = T.add(x, conv1d(h, w(p + 'mlp.c_proj.weight'), w(p + 'mlp.c_proj.bias')));
       if (opts.capture?.includes(l)) captured.set(l, x);
     }

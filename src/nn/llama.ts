@@ -77,6 +77,9 @@ export class Llama {
     const last = opts.untilLayer ?? c.nLayers - 1;
     if (!Number.isInteger(last) || last < 0 || last >= c.nLayers) throw new Error(`Llama.forward: layer ${last} out of range (the model has blocks 0..${c.nLayers - 1})`);
     const start = opts.cache?.length ?? 0;
+    // Within the window, sliding-window attention is full causal attention; past it, it is not
+    // implemented, so refuse rather than differ from the reference.
+    if (c.slidingWindow !== undefined && start + Tn > c.slidingWindow) throw new Error(`Llama.forward: ${start + Tn} positions exceed the model's sliding_window ${c.slidingWindow} (attention past the window is not implemented)`);
     let x = T.embedding(this.w.get('model.embed_tokens.weight'), ids); // [B, T, D]
     // Gemma scales the embeddings; an injected vector replaces the row after the scale (as the
     // reference NLA injects into inputs_embeds that already carry it), so it is not scaled.

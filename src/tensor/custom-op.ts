@@ -99,14 +99,18 @@ function compile(def: OpDef, dtypes: DType[], k: KernelDef, tag: string): Compil
 
 async function checkCompiles(def: OpDef, c: Compiled, tag: string): Promise<void> {
   const device = (await initGpu()).device;
-  device.pushErrorScope('validation'); // the error is reported below; keep it out of the console
+  // The error is reported below; its own scope keeps it out of the batch's. Popped before the
+  // first await (compileChecked creates the module synchronously), so no other scope interleaves.
+  device.pushErrorScope('validation');
+  const checked = compileChecked({ key: c.key, source: c.source, buffers: [] });
+  const popped = device.popErrorScope();
   try {
-    await compileChecked({ key: c.key, source: c.source, buffers: [] });
+    await checked;
   } catch (e) {
     const msg = (e as Error).message.split('\n').slice(1).map((l) => l.replace(/line (\d+):(\d+)/, (_, a, b) => `line ${Number(a) - c.preludeLines}:${b}`));
     throw new Error(`defineOp "${def.name}": the ${tag} WGSL does not compile:\n${msg.join('\n')}`);
   } finally {
-    await device.popErrorScope();
+    await popped;
   }
 }
 

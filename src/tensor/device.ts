@@ -3,6 +3,7 @@
 // (if it is collected Node segfaults or hangs), so it lives in a module-level variable.
 import * as os from 'node:os';
 import { create, globals } from 'webgpu';
+import { watchDevice } from './gpu-errors.js';
 
 export interface DeviceInfo {
   vendor: string;
@@ -86,10 +87,7 @@ async function doInit(): Promise<Gpu> {
     if (k.startsWith('max') && !k.includes('Dynamic')) requiredLimits[k] = v;
   }
   const device = await adapter.requestDevice({ requiredFeatures: features, requiredLimits });
-  device.addEventListener?.('uncapturederror', (e) => {
-    // Validation errors should never reach here: ops check shapes first. If one does, say so loudly.
-    console.error('nla: uncaptured WebGPU error:', (e as GPUUncapturedErrorEvent).error.message);
-  });
+  watchDevice(device);
   const ai = adapter.info;
   const description = `${ai.vendor} ${ai.architecture} ${ai.device} ${ai.description}`.trim();
   const isSoftware = /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(description) || (ai as { type?: string }).type === 'CPU';

@@ -20,8 +20,30 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-export function acquire(bytes: number): GPUBuffer {
-  const size = sizeClass(bytes);
+let limit: { bytes: number; name: string } | undefined;
+
+/**
+ * The largest buffer a tensor may have: every tensor is bound whole as a storage buffer, so the
+ * smaller of maxStorageBufferBindingSize and maxBufferSize.
+ */
+export function bufferLimit(): { bytes: number; name: string } {
+  if (limit) return limit;
+  const l = gpu().device.limits;
+  limit = l.maxStorageBufferBindingSize <= l.maxBufferSize
+    ? { bytes: l.maxStorageBufferBindingSize, name: 'maxStorageBufferBindingSize' }
+    : { bytes: l.maxBufferSize, name: 'maxBufferSize' };
+  return limit;
+}
+
+/**
+ * A buffer of at least `bytes`. Beyond the device's limit it throws, naming `what()` (the op and
+ * shape asking) and the limit: WebGPU would only report it later, as an invalid buffer.
+ */
+export function acquire(bytes: number, what: () => string = () => 'a buffer'): GPUBuffer {
+  const max = bufferLimit();
+  if (bytes > max.bytes) throw new Error(`${what()} needs ${mib(bytes)}, more than this GPU's ${max.name} of ${mib(max.bytes)}`);
+  // The size class may round past the limit while the request fits: then take the exact size.
+  const size = sizeClass(bytes) <= max.bytes ? sizeClass(bytes) : Math.ceil(bytes / 4) * 4;
   const list = free.get(size);
   let buf = list?.pop();
   if (buf) {
@@ -59,3 +81,5 @@ export function trimPool(): void {
 export function poolStats(): PoolStats {
   return { ...stats };
 }
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB (${b} B)`;

@@ -3,6 +3,8 @@
 // its own slot in a uniform arena that is written once per submit (queue.writeBuffer is
 // ordered with submits, so the arena can be reused by the next batch).
 import { debugLevel, gpu } from './device.js';
+import { assertDeviceAlive, closeBatch, cover, throwGpuErrors, unlessLost, watchCompile } from './gpu-errors.js';
+import { CHECK_KERNELS, checkOutputs, throwFirstBadOutput } from './nan-check.js';
 import { activeProfiler } from './profile.js';
 
 export interface KernelSpec {
@@ -68,17 +70,17 @@ function getPipeline(spec: KernelSpec) {
     compute: { module, entryPoint: 'main' },
     label: spec.key,
   });
-  // Compile errors surface asynchronously; compilation info lets us check now-ish. We record the
-  // pipeline and check the error scope in the background, failing the next sync point loudly.
-  const scope = device.popErrorScope();
-  pendingErrors.push(scope.then((e) => (e ? `kernel "${spec.key}": ${e.message}` : undefined)));
+  // Compile errors surface asynchronously: the pipeline is used now and its scope checked in
+  // the background; an invalid one leaves the cache (the next use compiles again) and fails the
+  // next sync point loudly.
+  const entry = { pipeline, layout };
+  watchCompile(device.popErrorScope(), spec.key, () => {
+    if (pipelines.get(spec.key) === entry) pipelines.delete(spec.key);
+  });
   stats.compiles++;
-  p = { pipeline, layout };
-  pipelines.set(spec.key, p);
-  return p;
+  pipelines.set(spec.key, entry);
+  return entry;
 }
-
-const pendingErrors: Promise<string | undefined>[] = [];
 
 /** Compile a kernel now and throw a clear error if its WGSL is invalid (used by custom ops). */
 export async function compileChecked(spec: Pick<KernelSpec, 'key' | 'source' | 'buffers' | 'readOnly'>): Promise<void> {
@@ -92,6 +94,7 @@ export async function compileChecked(spec: Pick<KernelSpec, 'key' | 'source' | '
 }
 
 export function dispatch(spec: KernelSpec): void {
+  assertDeviceAlive();
   const device = gpu().device;
   const { pipeline, layout } = getPipeline(spec);
   if (arenaUsed >= ARENA_SLOTS) flush();
@@ -101,6 +104,7 @@ export function dispatch(spec: KernelSpec): void {
   if (bytes.byteLength > SLOT) throw new Error(`nla: kernel "${spec.key}" uniforms exceed ${SLOT} bytes`);
   arenaHost.set(bytes, slot * SLOT);
   const bindGroup = device.createBindGroup({
+    label: spec.key,
     layout,
     entries: [
       { binding: 0, resource: { buffer: arena, offset: slot * SLOT, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } },
@@ -120,8 +124,10 @@ export function dispatch(spec: KernelSpec): void {
   const [x, y = 1, z = 1] = spec.workgroups;
   if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
   stats.dispatches++;
+  cover(spec);
   if (profiler) { pass.end(); pass = undefined; }
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
+  if (CHECK_KERNELS) checkOutputs(spec);
 }
 
 /** Submit everything recorded so far. */
@@ -133,6 +139,7 @@ export function flush(): void {
   const profiler = activeProfiler();
   profiler?.resolve(encoder);
   device.queue.submit([encoder.finish()]);
+  closeBatch(device);
   profiler?.collect();
   encoder = undefined;
   // The next batch may overwrite the arena: writeBuffer is queued after this submit.
@@ -143,7 +150,9 @@ export function flush(): void {
 
 /** Upload host data. Writes are queue-ordered before pending commands, so flush first. */
 export function upload(dst: GPUBuffer, offsetBytes: number, data: ArrayBufferView): void {
+  assertDeviceAlive();
   if (encoder) flush();
+  cover(`upload of ${data.byteLength} B at offset ${offsetBytes} into a buffer of ${dst.size} B`);
   const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
   // writeBuffer needs a multiple of 4 bytes.
   if (bytes.byteLength % 4 !== 0) {
@@ -155,35 +164,41 @@ export function upload(dst: GPUBuffer, offsetBytes: number, data: ArrayBufferVie
 
 /** Read bytes back. Yields to the event loop before awaiting: Dawn's await spins a core otherwise. */
 export async function readback(src: GPUBuffer, offsetBytes: number, bytes: number): Promise<ArrayBuffer> {
+  assertDeviceAlive();
   const device = gpu().device;
   const size = Math.ceil(bytes / 4) * 4;
   const staging = device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   encoder ??= device.createCommandEncoder();
   if (pass) { pass.end(); pass = undefined; }
   if (size > 0) encoder.copyBufferToBuffer(src, offsetBytes, staging, 0, size);
+  cover(`readback of ${bytes} B at offset ${offsetBytes} from a buffer of ${src.size} B`);
   flush();
   stats.readbacks++;
   await new Promise((r) => setTimeout(r, 0));
-  await staging.mapAsync(GPUMapMode.READ);
+  try {
+    await unlessLost(staging.mapAsync(GPUMapMode.READ));
+  } catch (e) {
+    staging.destroy();
+    throw e;
+  }
   const out = staging.getMappedRange().slice(0, bytes);
   staging.unmap();
   staging.destroy();
-  await checkErrors();
+  // Data read after a failed batch may be stale: the error wins over the bytes.
+  await throwGpuErrors();
+  if (CHECK_KERNELS) await throwFirstBadOutput();
   return out;
 }
 
 /** Wait for all submitted work (benchmarks). */
 export async function sync(): Promise<void> {
+  assertDeviceAlive();
   flush();
+  closeBatch(gpu().device); // uploads since the last submit are watched too
   await new Promise((r) => setTimeout(r, 0));
-  await gpu().device.queue.onSubmittedWorkDone();
-  await checkErrors();
-}
-
-async function checkErrors(): Promise<void> {
-  if (!pendingErrors.length) return;
-  const errs = (await Promise.all(pendingErrors.splice(0))).filter(Boolean);
-  if (errs.length) throw new Error('nla: GPU validation error: ' + errs.join('; '));
+  await unlessLost(gpu().device.queue.onSubmittedWorkDone());
+  await throwGpuErrors();
+  if (CHECK_KERNELS) await throwFirstBadOutput();
 }
 
 /** Split a large 1-D workgroup count over x and y (each dimension is capped at 65535). */

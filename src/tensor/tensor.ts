@@ -109,10 +109,11 @@ export class Tensor {
 
   // ---- creation -------------------------------------------------------------------------
 
-  static empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+  /** An uninitialised tensor; `op` names the asker in a too-large error (default: from the stack). */
+  static empty(shape: Shape, dtype: DType = 'f32', op?: string): Tensor {
     for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new Error(`empty: bad shape ${fmt(shape)}`);
     const bytes = Math.max(4, numel(shape) * BYTES[dtype]);
-    return new Tensor([...shape], dtype, new Storage(acquire(bytes), bytes));
+    return new Tensor([...shape], dtype, new Storage(acquire(bytes, () => `${op ?? callerOp()}: a tensor ${fmt(shape)} ${dtype}`), bytes));
   }
 
   static from(data: ArrayLike<number>, shape: Shape = [data.length], dtype: DType = data instanceof Int32Array ? 'i32' : 'f32'): Tensor {
@@ -196,3 +197,16 @@ function contiguousOf(t: Tensor): Tensor {
 }
 
 export { axisOf };
+
+/**
+ * The op that asked for a new tensor, from the stack (only computed for an error message): the
+ * first frame outside the tensor and pool modules, as "name (file:line)".
+ */
+export function callerOp(): string {
+  const frames = (new Error().stack ?? '').split('\n').slice(1);
+  const f = frames.find((l) => !/[/\\]tensor[/\\](tensor|pool)\.[jt]s:/.test(l));
+  const m = f?.match(/at (?:async )?(?:(\S+) \()?(?:file:\/\/)?(.*?):(\d+):\d+\)?$/);
+  if (!m) return 'a tensor op';
+  const file = m[2].replace(/^.*?[/\\](src|dist)[/\\]/, '$1/');
+  return `${m[1] ?? '(anonymous)'} (${file}:${m[3]})`;
+}

@@ -140,7 +140,7 @@ function unitD(t: Tensor): Tensor {
 /** A dense f32 tensor whose storage carries `extra` more floats after its data (a saved side output). */
 function withTail(shape: number[], extra: number): Tensor {
   const bytes = Math.max(4, (numel(shape) + extra) * 4);
-  return new Tensor(shape, 'f32', new Storage(acquire(bytes), bytes));
+  return new Tensor(shape, 'f32', new Storage(acquire(bytes, () => `attention: an output ${fmt(shape)} f32 with ${extra} more floats`), bytes));
 }
 
 /**

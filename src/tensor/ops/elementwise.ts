@@ -63,7 +63,7 @@ export function dispatchElementwise(
 export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[]): Tensor {
   for (const t of inputs) t.assertAlive(op);
   const shape = outShape ?? broadcastShapes(op, ...inputs.map((t) => t.shape));
-  const out = Tensor.empty(shape, outDtype);
+  const out = Tensor.empty(shape, outDtype, op);
   if (numel(shape) === 0) return out;
   const ins = inputs.map((t) => ({ buffer: t.buffer, stream: broadcastStream(t, shape) }));
   dispatchElementwise('ew', expr, ins, { buffer: out.buffer, dtype: outDtype }, shape, params);

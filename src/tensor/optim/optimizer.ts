@@ -76,10 +76,12 @@ export abstract class Optimizer {
   /**
    * Update every parameter that has a gradient. When clipping, returns the pre-clip global
    * gradient norm (a scalar tensor owned by the optimizer, valid until the next step).
+   * `normCoef`: this step's [norm, coef] from gradNormCoef(params, maxGradNorm), when the caller
+   * computed it already (to check the norm first); step() takes it over.
    */
-  step(): Tensor | undefined {
+  step(normCoef?: Tensor): Tensor | undefined {
     const lr = this.currentLr();
-    const nc = this.maxGradNorm !== undefined ? gradNormCoef(this.params, this.maxGradNorm, `${this.kind}.step`) : noClip();
+    const nc = normCoef ?? (this.maxGradNorm !== undefined ? gradNormCoef(this.params, this.maxGradNorm, `${this.kind}.step`) : noClip());
     for (const g of this.groups) {
       for (const p of g.params) {
         if (!p.grad) continue;

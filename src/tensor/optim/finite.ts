@@ -1,0 +1,31 @@
+// One fused NaN/Inf check over many tensors (a training step's loss, gradients and parameters):
+// a dispatch per tensor writes its flag into one small buffer, read back once. Cheap next to a
+// step (one pass over each tensor, no readback per tensor), so the loops check every step.
+import { nonFiniteKernel, OPT_WG } from '../../kernels/optim.js';
+import { Uniforms } from '../../kernels/uniforms.js';
+import { contiguous, zeros } from '../ops/copy.js';
+import { dispatch } from '../runtime.js';
+import { noGrad } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
+
+const PER_GROUP = 16384;
+
+/** The names of the tensors that hold a NaN or an infinity (empty when all are finite). */
+export async function nonFinite(named: [string, Tensor][]): Promise<string[]> {
+  if (named.length === 0) return [];
+  const flags = zeros([named.length], 'i32');
+  const copies: Tensor[] = [];
+  named.forEach(([, t0], slot) => {
+    t0.assertAlive('nonFinite');
+    if (t0.dtype !== 'f32') throw new Error(`nonFinite: ${named[slot][0]} is ${t0.dtype}; only f32 tensors are checked`);
+    const t = t0.isContiguous ? t0 : noGrad(() => contiguous(t0));
+    if (t !== t0) copies.push(t);
+    const groups = Math.min(64, Math.max(1, Math.ceil(t.size / PER_GROUP)));
+    const u = new Uniforms(4).set(0, t.size).set(1, t.offset).set(2, slot).set(3, groups);
+    dispatch({ ...nonFiniteKernel(), buffers: [t.buffer, flags.buffer], uniforms: u.u32, workgroups: [groups], note: () => `${named[slot][0]} (${t.size} values, ${OPT_WG * groups} threads)` });
+  });
+  const got = (await flags.data()) as Int32Array;
+  flags.dispose();
+  for (const c of copies) c.dispose();
+  return named.filter((_, i) => got[i] !== 0).map(([n]) => n);
+}
