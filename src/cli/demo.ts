@@ -80,7 +80,7 @@ export function registerDemo(program: Command): void {
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
       };
       const cfg = o.quick
-        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 30 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
+        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
       console.log(`\n${r.eval_rows} rows of the ${r.eval_split} stories (${r.eval_split === 'test' ? 'no setting was chosen on them' : 'for choosing settings; report test'}); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(32) + 'value    meaning');
