@@ -9,6 +9,7 @@ import { registerExplain } from './explain.js';
 import { registerExtract } from './extract.js';
 import { registerGenerate } from './generate.js';
 import { registerRl } from './rl.js';
+import { registerWorld } from './world.js';
 import { registerSftAr } from './sft-ar.js';
 import { registerSftAv } from './sft-av.js';
 
@@ -23,4 +24,5 @@ export function registerAll(program: Command): void {
   registerRl(program);
   registerEval(program);
   registerExplain(program);
+  registerWorld(program);
 }
