@@ -7,6 +7,7 @@ import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerExplain } from './explain.js';
 import { registerExtract } from './extract.js';
+import { registerFaithfulness } from './faithfulness.js';
 import { registerGenerate } from './generate.js';
 import { registerRl } from './rl.js';
 import { registerWorld } from './world.js';
@@ -25,4 +26,5 @@ export function registerAll(program: Command): void {
   registerEval(program);
   registerExplain(program);
   registerWorld(program);
+  registerFaithfulness(program);
 }

@@ -10,7 +10,9 @@ import { NEVER_RESTATED, RECALLED_FIELDS, worldStory } from '../nla/world.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { findModelFile } from '../io/model-files.js';
 import { initGpu } from '../tensor/device.js';
-import { loadStudied, Opts, progressBar, withConfig } from './options.js';
+import { checkLayer, loadStudied, Opts, progressBar, withConfig } from './options.js';
+import { extractToStore } from '../nla/extract.js';
+import { worldItems } from '../nla/world-data.js';
 
 const WORLD_HELP = `
 The world: each story states six facts once (name, place, object, colour, emotion, event),
@@ -105,6 +107,39 @@ Examples:
     if (!o.bool('json')) printRecall(recall, seconds, out);
     console.log(JSON.stringify({ world: 'M', out: path.resolve(out), train_seconds: seconds, final_loss: report.final_loss, recall_acc: recall.pooled, first_seen: recall.seen, first_control: recall.control, recall: recall.recall, first: recall.first }));
     model.w.dispose();
+  });
+
+  const extract = world
+    .command('extract')
+    .description('extract layer-K activations of world stories into an activation store (then sft-ar, sft-av, rl, eval, faithfulness as usual)')
+    .option('--model <path>', 'world-M (DIR/world-M.bin) (required)')
+    .option('--tokenizer <file>', 'tokenizer (default: beside the model)')
+    .option('--layer <k>', 'layer K = the output of block K (required)')
+    .option('--out <dir>', 'the activation store directory to write (required)')
+    .option('--stories <n>', 'world stories, split by story av/ar/rl/eval 35/35/15/15%', '1200')
+    .option('--cuts <n>', 'cut positions per story', '4')
+    .option('--min-tokens <n>', 'cut only at token index >= this', '30')
+    .option('--seed <n>', 'seed of the stories (default: a held-out seed, never a training story of world-M seed 0)', String(3 * HELD_OUT_SEED_OFFSET))
+    .addHelpText(
+      'after',
+      `
+Like \`nla extract\` with the built-in stories, on world stories: each row carries the summary
+(the words just read, the facts read so far, the next word) and the truth at its cut.
+
+Example:
+  nla world extract --model runs/world-M/world-M.bin --layer 2 --out runs/w/activations`,
+    );
+  withConfig(extract).action(async (_: unknown, c: Command) => {
+    const o = Opts.of(c);
+    const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { llamaOnly: true });
+    const layer = o.int('layer');
+    checkLayer(layer, M.cfg.nLayers, loaded.name);
+    const items = worldItems(tok, { stories: o.int('stories', 4), cutsPerStory: o.int('cuts', 1), minTokens: o.int('minTokens', 0), seed: o.int('seed') });
+    const bar = progressBar('extract', items.length);
+    const man = await extractToStore(M, layer, items, o.need('out'), { modelName: loaded.name, sha256: loaded.sha256 }, (d) => bar.update(d));
+    bar.done();
+    console.log(`${o.need('out')}: ${man.count} rows of ${items.length} world stories at layer ${layer} of ${loaded.name}`);
+    M.w.dispose();
   });
 
   const probe = world

@@ -80,6 +80,8 @@ export interface WorldOptions {
   distractors?: [number, number];
   /** Distractor sentences between two recalls (default 0..1). */
   gap?: [number, number];
+  /** Rounds of recall: each round recalls every recalled field once, in a fresh random order (default 1). */
+  rounds?: number;
 }
 
 /** One planned sentence: a template and whether its fact slots are recalls. */
@@ -97,10 +99,12 @@ function plan(rng: Rng, o: WorldOptions): Planned[] {
   out.push({ template: pick(rng, EVENT), recall: false });
   const distract = (n: number) => shuffled(rng, DISTRACTORS).slice(0, n).forEach((template) => out.push({ template, recall: false }));
   distract(range(d0, d1));
-  shuffled(rng, RECALLED_FIELDS).forEach((f, i) => {
-    if (i > 0) distract(range(g0, g1));
-    out.push({ template: pick(rng, RECALL[f]!), recall: true });
-  });
+  for (let round = 0; round < (o.rounds ?? 1); round++) {
+    shuffled(rng, RECALLED_FIELDS).forEach((f, i) => {
+      if (i > 0 || round > 0) distract(range(g0, g1));
+      out.push({ template: pick(rng, RECALL[f]!), recall: true });
+    });
+  }
   out.push({ template: 'The end.', recall: false });
   return out;
 }
