@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { FIELDS } from '../nla/corpus.js';
-import { HELD_OUT_SEED_OFFSET, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, type RecallReport, type WorldTrainOptions } from '../nla/world-model.js';
+import { HELD_OUT_SEED_OFFSET, recallReport, worldOptionsOf, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, type RecallReport, type WorldTrainOptions } from '../nla/world-model.js';
 import { allLayerActivations, probeWorld, worldCuts, type WorldProbeReport } from '../nla/world-probe.js';
 import { NEVER_RESTATED, RECALLED_FIELDS, worldStory } from '../nla/world.js';
 import { loadTokenizer } from '../io/tokenizer.js';
@@ -58,6 +58,7 @@ export function registerWorld(program: Command): void {
     .option('--layers <n>', 'blocks', String(WORLD_DEFAULTS.layers))
     .option('--heads <n>', 'attention heads', String(WORLD_DEFAULTS.heads))
     .option('--seed <n>', 'seed of the stories and the initial weights', String(WORLD_DEFAULTS.seed))
+    .option('--rounds <n>', 'rounds of recall per story (each recalls every recalled fact once)', String(WORLD_DEFAULTS.world?.rounds ?? 1))
     .option('--eval-stories <n>', 'held-out stories for the recall-token accuracy', '100')
     .option('--json', 'print only the JSON report line on stdout')
     .addHelpText(
@@ -92,6 +93,7 @@ Examples:
       steps: o.int('steps', 1),
       batchSize: o.int('batchSize', 1),
       lr: o.num('lr', { min: 0 }),
+      world: { ...WORLD_DEFAULTS.world, rounds: o.int('rounds', 1) },
     };
     await initGpu();
     const bar = progressBar('train world-M', opts.steps);
@@ -100,7 +102,7 @@ Examples:
     bar.done();
     const evalN = o.int('evalStories', 1);
     const ebar = lazyBar('recall eval');
-    const recall = await recallReport(model, tok, opts.seed + HELD_OUT_SEED_OFFSET, evalN, {}, ebar.update);
+    const recall = await recallReport(model, tok, opts.seed + HELD_OUT_SEED_OFFSET, evalN, opts.world, ebar.update);
     ebar.done();
     const report = { world: 'M', out: path.resolve(out), config: model.cfg, train: opts, train_seconds: seconds, final_loss: losses.at(-1)?.loss, recall, minutes: (performance.now() - t0) / 60000 };
     await saveWorldModel(model, tokFile, out, report);
@@ -134,7 +136,7 @@ Example:
     const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { llamaOnly: true });
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
-    const items = worldItems(tok, { stories: o.int('stories', 4), cutsPerStory: o.int('cuts', 1), minTokens: o.int('minTokens', 0), seed: o.int('seed') });
+    const items = worldItems(tok, { stories: o.int('stories', 4), cutsPerStory: o.int('cuts', 1), minTokens: o.int('minTokens', 0), seed: o.int('seed'), world: worldOptionsOf(loaded.source) });
     const bar = progressBar('extract', items.length);
     const man = await extractToStore(M, layer, items, o.need('out'), { modelName: loaded.name, sha256: loaded.sha256 }, (d) => bar.update(d));
     bar.done();
@@ -150,6 +152,7 @@ Example:
     .option('--stories <n>', 'held-out world stories to cut (70% train the probes, 30% test them, split by story)', '600')
     .option('--cuts <n>', 'cut positions per story', '4')
     .option('--min-tokens <n>', 'cut only at token index >= this', '30')
+    .option('--at <rule>', 'random: random tokens (as the NLA data is cut); cue: the token just before a recalled word', 'random')
     .option('--seed <n>', 'seed of the stories (default: a held-out seed, never a training story of world-M seed 0)', String(2 * HELD_OUT_SEED_OFFSET))
     .option('--json', 'print only the JSON line')
     .addHelpText(
@@ -167,7 +170,7 @@ Example:
   withConfig(probe).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
     const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { llamaOnly: true });
-    const { rows, docs } = worldCuts(tok, o.int('seed'), o.int('stories', 2), o.int('cuts', 1), o.int('minTokens', 0));
+    const { rows, docs } = worldCuts(tok, o.int('seed'), o.int('stories', 2), o.int('cuts', 1), o.int('minTokens', 0), worldOptionsOf(loaded.source), o.oneOf('at', ['random', 'cue'] as const));
     const ebar = lazyBar('activations');
     const layers = await allLayerActivations(M, docs, rows, ebar.update);
     ebar.done();

@@ -35,7 +35,7 @@ export interface WorldTrainOptions {
  * Defaults measured on the 2-core lavapipe machine (README, "A known-answer world"): 4 blocks of
  * width 128 at ~1,000-1,500 tokens/s, so the default run stays under ~10 minutes.
  */
-export const WORLD_DEFAULTS: WorldTrainOptions = { stories: 20000, seed: 0, dim: 128, layers: 4, heads: 4, steps: 600, batchSize: 16, lr: 3e-3 };
+export const WORLD_DEFAULTS: WorldTrainOptions = { stories: 20000, seed: 0, dim: 128, layers: 4, heads: 4, steps: 600, batchSize: 8, lr: 4e-3, world: { rounds: 3 } };
 
 /** Held-out stories use this seed offset from the training seed (never the same stories). */
 export const HELD_OUT_SEED_OFFSET = 1_000_003;
@@ -194,6 +194,25 @@ export async function recallReport(model: Llama, tok: Tokenizer, seed: number, n
     seen: sum(firsts.map((r) => r.seen)) / sum(firsts.map((r) => r.n)),
     control: sum(firsts.map((r) => r.control)) / sum(firsts.map((r) => r.n)),
   };
+}
+
+/**
+ * The world a saved world-M was trained on (DIR/world.json "train.world", beside the .bin or
+ * above the hf directory), so probes and extraction cut the same kind of story; {} if none.
+ */
+export function worldOptionsOf(modelPath: string): WorldOptions {
+  const dir = fs.existsSync(modelPath) && fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
+  for (const f of [path.join(dir, WORLD_FILES.report), path.join(dir, '..', WORLD_FILES.report)]) {
+    if (!fs.existsSync(f)) continue;
+    let j: { train?: { world?: WorldOptions } };
+    try {
+      j = JSON.parse(fs.readFileSync(f, 'utf8'));
+    } catch (e) {
+      throw new Error(`${f}: not valid JSON (${(e as Error).message})`);
+    }
+    return j.train?.world ?? {};
+  }
+  return {};
 }
 
 /** The files world-M is saved as, inside its directory. */

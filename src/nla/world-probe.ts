@@ -6,24 +6,40 @@
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { Llama } from '../nn/llama.js';
 import * as T from '../tensor/index.js';
-import { rng as seeded } from '../util/rng.js';
+import { rng as seeded, shuffled } from '../util/rng.js';
 import { padRight } from './batch.js';
 import { fveBigram, fveFloor, fveToken } from './baselines.js';
-import { cutPoints, FIELD_VALUES, FIELDS, type Field, type TokenCut } from './corpus.js';
+import { cutPoints, describeCut, FIELD_VALUES, FIELDS, type Field, type TokenCut } from './corpus.js';
+import { tokensOf } from './world-model.js';
 import { tokenizeWithOffsets } from './extract.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
 import { worldStory, type WorldOptions } from './world.js';
 
 export interface WorldCutRow { story: number; cut: TokenCut; token: number; prevToken: number }
 
-/** Cut points of stories i = 0..n-1 of `seed`: `cuts` per story at token index >= minTokens. */
-export function worldCuts(tok: Tokenizer, seed: number, n: number, cuts: number, minTokens: number, world: WorldOptions = {}): { rows: WorldCutRow[]; docs: number[][] } {
+/**
+ * Where to cut: 'random' = `cuts` random token indices >= minTokens per story (as the NLA data
+ * is cut); 'cue' = the token just before each recalled word (where the model must bring the
+ * fact back to predict the next token), `cuts` of them per story at most.
+ */
+export type CutRule = 'random' | 'cue';
+
+/** Cut points of stories i = 0..n-1 of `seed`. */
+export function worldCuts(tok: Tokenizer, seed: number, n: number, cuts: number, minTokens: number, world: WorldOptions = {}, at: CutRule = 'random'): { rows: WorldCutRow[]; docs: number[][] } {
   const rand = seeded(seed + 5);
   const rows: WorldCutRow[] = [];
   const docs: number[][] = [];
   for (let i = 0; i < n; i++) {
     const story = worldStory(seed, i, world);
-    const cs = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), minTokens, rand, cuts);
+    const tokenize = (s: string) => tokenizeWithOffsets(tok, s);
+    let cs: TokenCut[];
+    if (at === 'random') cs = cutPoints(story, tokenize, minTokens, rand, cuts);
+    else {
+      const { ids, offsets } = tokenize(story.text);
+      const before = story.mentions.filter((m) => m.recall).map((m) => tokensOf(offsets, story.text.length, m.start, m.end)[0]! - 1);
+      const chosen = shuffled(rand, [...new Set(before)].filter((p) => p >= minTokens)).slice(0, cuts).sort((a, b) => a - b);
+      cs = chosen.map((p) => ({ ...describeCut(story, offsets[p + 1] ?? story.text.length), tokenIndex: p, ids: ids.slice(0, p + 1) }));
+    }
     const ids = tok.encode(story.text, { bos: true });
     docs.push(ids);
     for (const c of cs) rows.push({ story: i, cut: c, token: ids[c.tokenIndex]!, prevToken: c.tokenIndex > 0 ? ids[c.tokenIndex - 1]! : -1 });
