@@ -27,13 +27,15 @@ test('tokensOf: the tokens that cover a character span (a leading space belongs 
   }
 });
 
-// Calibrated on this machine: 64 wide, 2 blocks, 3 rounds of recall, one distractor.
+// Calibrated on this machine: 64 wide, 2 blocks, 3 rounds of recall, one distractor, 300 steps
+// at lr 1e-2 recalled 0.70 of the recalled words (first recalls 0.65 seen vs 0.11 control);
+// about 90 s on an idle 2-core machine.
 const TINY_WORLD: WorldOptions = { distractors: [1, 1], gap: [0, 0], rounds: 3 };
 
 test('a tiny world-M learns its recall tokens above a bound, and above the control that has not seen the fact', { skip: SKIP_NO_MODEL, timeout: 600_000 }, async () => {
   const tokFile = modelFile('tok512.bin');
   const tok = loadTokenizer(tokFile);
-  const { model } = await trainWorldModel(tok, { stories: 2000, seed: 1, dim: 64, layers: 2, heads: 4, steps: 600, batchSize: 8, lr: 5e-3, world: TINY_WORLD });
+  const { model } = await trainWorldModel(tok, { stories: 2000, seed: 1, dim: 64, layers: 2, heads: 4, steps: 300, batchSize: 8, lr: 1e-2, world: TINY_WORLD });
   const r = await recallReport(model, tok, 777, 24, TINY_WORLD);
   // Chance for one recalled word is 1/4 to 1/8 per field; the control cannot know the value.
   assert.ok(r.pooled > 0.5, `recall-token accuracy ${r.pooled.toFixed(3)} should exceed 0.5 (chance <= 0.25)`);

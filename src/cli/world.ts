@@ -59,6 +59,8 @@ export function registerWorld(program: Command): void {
     .option('--heads <n>', 'attention heads', String(WORLD_DEFAULTS.heads))
     .option('--seed <n>', 'seed of the stories and the initial weights', String(WORLD_DEFAULTS.seed))
     .option('--rounds <n>', 'rounds of recall per story (each recalls every recalled fact once)', String(WORLD_DEFAULTS.world?.rounds ?? 1))
+    .option('--distractors <n>', 'fact-free sentences between the setup and the first recall', String(WORLD_DEFAULTS.world?.distractors?.[0] ?? 1))
+    .option('--gap <n>', 'fact-free sentences between two recalls', String(WORLD_DEFAULTS.world?.gap?.[0] ?? 0))
     .option('--eval-stories <n>', 'held-out stories for the recall-token accuracy', '100')
     .option('--json', 'print only the JSON report line on stdout')
     .addHelpText(
@@ -93,7 +95,7 @@ Examples:
       steps: o.int('steps', 1),
       batchSize: o.int('batchSize', 1),
       lr: o.num('lr', { min: 0 }),
-      world: { ...WORLD_DEFAULTS.world, rounds: o.int('rounds', 1) },
+      world: { ...WORLD_DEFAULTS.world, rounds: o.int('rounds', 1), distractors: [o.int('distractors', 0), o.int('distractors', 0)], gap: [o.int('gap', 0), o.int('gap', 0)] },
     };
     await initGpu();
     const bar = progressBar('train world-M', opts.steps);
