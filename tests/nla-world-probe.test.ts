@@ -41,7 +41,7 @@ test('probeWorld: reads a fact where the layer encodes it, chance where it does 
   assert.equal(rep.chance.name, 1 / 8);
 });
 
-test('worldCuts at cues: each cut is the token right before a recalled word', { skip: SKIP_NO_MODEL }, () => {
+test('worldCuts at cues: each cut is the token right before a recalled word, labelled with its field', { skip: SKIP_NO_MODEL }, () => {
   const tok = loadTokenizer(modelFile('tok512.bin'));
   const { rows, docs } = worldCuts(tok, 4, 20, 3, 10, {}, 'cue');
   assert.ok(rows.length >= 40);
@@ -51,6 +51,8 @@ test('worldCuts at cues: each cut is the token right before a recalled word', { 
     const next = tok.decode(ids.slice(0, r.cut.tokenIndex + 2)).length;
     const here = tok.decode(ids.slice(0, r.cut.tokenIndex + 1)).length;
     // The next token starts a recalled value: some recall mention begins inside it.
-    assert.ok(s.mentions.some((m) => m.recall && m.start >= here && m.start < next), `cut ${r.cut.tokenIndex} of story ${r.story}`);
+    const m = s.mentions.find((x) => x.recall && x.start >= here && x.start < next);
+    assert.ok(m, `cut ${r.cut.tokenIndex} of story ${r.story}`);
+    assert.equal(r.cued, m.field);
   }
 });

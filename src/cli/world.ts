@@ -215,4 +215,8 @@ function printProbe(r: WorldProbeReport, name: string): void {
   for (const l of r.layers) {
     console.log(`  ${String(l.layer).padStart(5)}  ${fields.map((f) => (l.probe[f] ? l.probe[f]!.acc.toFixed(3) : '-').padStart(8)).join('')}   ${l.fveToken.toFixed(3).padStart(9)} ${l.fveBigram.toFixed(3).padStart(10)} ${l.fveFloor.toFixed(3).padStart(9)}`);
   }
+  if (r.layers.some((l) => l.probeCued)) {
+    console.log('  cued: each fact probed only where its own recalled word comes next');
+    for (const l of r.layers) console.log(`  ${String(l.layer).padStart(5)}  ${fields.map((f) => (l.probeCued?.[f] ? l.probeCued[f]!.acc.toFixed(3) : '-').padStart(8)).join('')}`);
+  }
 }

@@ -15,7 +15,14 @@ import { tokenizeWithOffsets } from './extract.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
 import { worldStory, type WorldOptions } from './world.js';
 
-export interface WorldCutRow { story: number; cut: TokenCut; token: number; prevToken: number }
+export interface WorldCutRow {
+  story: number;
+  cut: TokenCut;
+  token: number;
+  prevToken: number;
+  /** Cue cuts: the field whose recalled word comes next. */
+  cued?: Field;
+}
 
 /**
  * Where to cut: 'random' = `cuts` random token indices >= minTokens per story (as the NLA data
@@ -32,17 +39,18 @@ export function worldCuts(tok: Tokenizer, seed: number, n: number, cuts: number,
   for (let i = 0; i < n; i++) {
     const story = worldStory(seed, i, world);
     const tokenize = (s: string) => tokenizeWithOffsets(tok, s);
-    let cs: TokenCut[];
+    let cs: (TokenCut & { cued?: Field })[];
     if (at === 'random') cs = cutPoints(story, tokenize, minTokens, rand, cuts);
     else {
       const { ids, offsets } = tokenize(story.text);
-      const before = story.mentions.filter((m) => m.recall).map((m) => tokensOf(offsets, story.text.length, m.start, m.end)[0]! - 1);
-      const chosen = shuffled(rand, [...new Set(before)].filter((p) => p >= minTokens)).slice(0, cuts).sort((a, b) => a - b);
-      cs = chosen.map((p) => ({ ...describeCut(story, offsets[p + 1] ?? story.text.length), tokenIndex: p, ids: ids.slice(0, p + 1) }));
+      const before = new Map<number, Field>();
+      for (const m of story.mentions) if (m.recall) before.set(tokensOf(offsets, story.text.length, m.start, m.end)[0]! - 1, m.field);
+      const chosen = shuffled(rand, [...before.keys()].filter((p) => p >= minTokens)).slice(0, cuts).sort((a, b) => a - b);
+      cs = chosen.map((p) => ({ ...describeCut(story, offsets[p + 1] ?? story.text.length), tokenIndex: p, ids: ids.slice(0, p + 1), cued: before.get(p) }));
     }
     const ids = tok.encode(story.text, { bos: true });
     docs.push(ids);
-    for (const c of cs) rows.push({ story: i, cut: c, token: ids[c.tokenIndex]!, prevToken: c.tokenIndex > 0 ? ids[c.tokenIndex - 1]! : -1 });
+    for (const c of cs) rows.push({ story: i, cut: c, token: ids[c.tokenIndex]!, prevToken: c.tokenIndex > 0 ? ids[c.tokenIndex - 1]! : -1, cued: c.cued });
   }
   return { rows, docs };
 }
@@ -84,6 +92,8 @@ export interface LayerReport {
   layer: number;
   /** Held-out probe accuracy per fact, on test rows where the fact has been read; n = those rows. */
   probe: Record<string, { acc: number; n: number }>;
+  /** Cue cuts only: the probe of each fact on the rows where that fact's recalled word comes next. */
+  probeCued?: Record<string, { acc: number; n: number }>;
   fveToken: number;
   fveBigram: number;
   fveFloor: number;
@@ -118,20 +128,25 @@ export async function probeWorld(layers: Float32Array[], rows: WorldCutRow[], d:
   const tokRows = (h: Float32Array, idx: number[]) => ({ h: take(h, d, idx), ids: Int32Array.from(idx.map((i) => rows[i]!.token)), prevIds: Int32Array.from(idx.map((i) => rows[i]!.prevToken)) });
   for (let l = 0; l < layers.length; l++) {
     const h = layers[l]!;
-    const probe: Record<string, { acc: number; n: number }> = {};
-    for (const f of fields) {
-      const tr = trainIdx.filter((i) => rows[i]!.cut.known[f] !== undefined);
-      const te = testIdx.filter((i) => rows[i]!.cut.known[f] !== undefined);
-      const classes = [...new Set(tr.map((i) => rows[i]!.cut.known[f]!))].sort();
-      if (classes.length < 2 || !te.length) continue;
-      const label = (i: number) => classes.indexOf(rows[i]!.cut.known[f]!);
-      const te2 = te.filter((i) => label(i) >= 0);
-      const acc = te2.length ? await probeAccuracyGpu(take(h, d, tr), Int32Array.from(tr.map(label)), take(h, d, te2), Int32Array.from(te2.map(label)), classes.length, { iters: o.iters }) : 0;
-      // A test value never seen in training counts as wrong.
-      probe[f] = { acc: (acc * te2.length) / te.length, n: te.length };
-    }
+    const probeOn = async (keep: (i: number, f: Field) => boolean) => {
+      const out: Record<string, { acc: number; n: number }> = {};
+      for (const f of fields) {
+        const tr = trainIdx.filter((i) => rows[i]!.cut.known[f] !== undefined && keep(i, f));
+        const te = testIdx.filter((i) => rows[i]!.cut.known[f] !== undefined && keep(i, f));
+        const classes = [...new Set(tr.map((i) => rows[i]!.cut.known[f]!))].sort();
+        if (classes.length < 2 || !te.length) continue;
+        const label = (i: number) => classes.indexOf(rows[i]!.cut.known[f]!);
+        const te2 = te.filter((i) => label(i) >= 0);
+        const acc = te2.length ? await probeAccuracyGpu(take(h, d, tr), Int32Array.from(tr.map(label)), take(h, d, te2), Int32Array.from(te2.map(label)), classes.length, { iters: o.iters }) : 0;
+        // A test value never seen in training counts as wrong.
+        out[f] = { acc: (acc * te2.length) / te.length, n: te.length };
+      }
+      return out;
+    };
+    const probe = await probeOn(() => true);
+    const probeCued = rows.some((r) => r.cued) ? await probeOn((i, f) => rows[i]!.cued === f) : undefined;
     const train = tokRows(h, trainIdx), test = tokRows(h, testIdx);
-    const r: LayerReport = { layer: l, probe, fveToken: fveToken(train, test, d).fve, fveBigram: fveBigram(train, test, d).fve, fveFloor: fveFloor(train, test, d).fve };
+    const r: LayerReport = { layer: l, probe, ...(probeCued ? { probeCued } : {}), fveToken: fveToken(train, test, d).fve, fveBigram: fveBigram(train, test, d).fve, fveFloor: fveFloor(train, test, d).fve };
     o.onLayer?.(r);
     out.push(r);
   }
