@@ -123,6 +123,7 @@ Examples:
     .option('--stories <n>', 'world stories, split by story av/ar/rl/eval 35/35/15/15%', '1200')
     .option('--cuts <n>', 'cut positions per story', '4')
     .option('--min-tokens <n>', 'cut only at token index >= this', '30')
+    .option('--at <rule>', 'random: random tokens; cue: the token just before a recalled word (where world-M holds the fact)', 'random')
     .option('--seed <n>', 'seed of the stories (default: a held-out seed, never a training story of world-M seed 0)', String(3 * HELD_OUT_SEED_OFFSET))
     .addHelpText(
       'after',
@@ -138,7 +139,7 @@ Example:
     const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { llamaOnly: true });
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
-    const items = worldItems(tok, { stories: o.int('stories', 4), cutsPerStory: o.int('cuts', 1), minTokens: o.int('minTokens', 0), seed: o.int('seed'), world: worldOptionsOf(loaded.source) });
+    const items = worldItems(tok, { stories: o.int('stories', 4), cutsPerStory: o.int('cuts', 1), minTokens: o.int('minTokens', 0), seed: o.int('seed'), world: worldOptionsOf(loaded.source), at: o.oneOf('at', ['random', 'cue'] as const) });
     const bar = progressBar('extract', items.length);
     const man = await extractToStore(M, layer, items, o.need('out'), { modelName: loaded.name, sha256: loaded.sha256 }, (d) => bar.update(d));
     bar.done();

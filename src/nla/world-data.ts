@@ -8,9 +8,14 @@ import { cutPoints } from './corpus.js';
 import { SPLITS, type KnownAnswerOptions } from './dataset.js';
 import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
 import { worldStory, type WorldOptions } from './world.js';
+import { cueCuts, type CutRule } from './world-probe.js';
 
-/** Story i of `seed` for i < stories; rows carry source 'known-answer' (they have latents). */
-export function worldItems(tok: Tokenizer, opts: KnownAnswerOptions & { world?: WorldOptions }): ExtractItem[] {
+/**
+ * Story i of `seed` for i < stories; rows carry source 'known-answer' (they have latents).
+ * at 'random': cuts at random tokens (as the built-in corpus); 'cue': right before recalled
+ * words, where world-M's last layer provably holds the recalled fact (README, issue 11).
+ */
+export function worldItems(tok: Tokenizer, opts: KnownAnswerOptions & { world?: WorldOptions; at?: CutRule }): ExtractItem[] {
   const rand = rng(opts.seed + 1);
   const shares = opts.shares ?? [0.35, 0.35, 0.15, 0.15];
   const bounds = shares.map((_, i) => Math.round(opts.stories * shares.slice(0, i + 1).reduce((a, b) => a + b, 0)));
@@ -18,7 +23,7 @@ export function worldItems(tok: Tokenizer, opts: KnownAnswerOptions & { world?: 
   for (let doc = 0; doc < opts.stories; doc++) {
     const story = worldStory(opts.seed, doc, opts.world);
     const split = SPLITS[bounds.findIndex((b) => doc < b)] ?? 'eval';
-    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory);
+    const cuts = opts.at === 'cue' ? cueCuts(tok, story, opts.minTokens, rand, opts.cutsPerStory) : cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory);
     if (!cuts.length) continue;
     items.push({
       ids: tok.encode(story.text, { bos: true }),

@@ -6,14 +6,14 @@
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { Llama } from '../nn/llama.js';
 import * as T from '../tensor/index.js';
-import { rng as seeded, shuffled } from '../util/rng.js';
+import { type Rng, rng as seeded, shuffled } from '../util/rng.js';
 import { padRight } from './batch.js';
 import { fveBigram, fveFloor, fveToken } from './baselines.js';
 import { cutPoints, describeCut, FIELD_VALUES, FIELDS, type Field, type TokenCut } from './corpus.js';
 import { tokensOf } from './world-model.js';
 import { tokenizeWithOffsets } from './extract.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
-import { worldStory, type WorldOptions } from './world.js';
+import { worldStory, type WorldOptions, type WorldStory } from './world.js';
 
 export interface WorldCutRow {
   story: number;
@@ -39,20 +39,21 @@ export function worldCuts(tok: Tokenizer, seed: number, n: number, cuts: number,
   for (let i = 0; i < n; i++) {
     const story = worldStory(seed, i, world);
     const tokenize = (s: string) => tokenizeWithOffsets(tok, s);
-    let cs: (TokenCut & { cued?: Field })[];
-    if (at === 'random') cs = cutPoints(story, tokenize, minTokens, rand, cuts);
-    else {
-      const { ids, offsets } = tokenize(story.text);
-      const before = new Map<number, Field>();
-      for (const m of story.mentions) if (m.recall) before.set(tokensOf(offsets, story.text.length, m.start, m.end)[0]! - 1, m.field);
-      const chosen = shuffled(rand, [...before.keys()].filter((p) => p >= minTokens)).slice(0, cuts).sort((a, b) => a - b);
-      cs = chosen.map((p) => ({ ...describeCut(story, offsets[p + 1] ?? story.text.length), tokenIndex: p, ids: ids.slice(0, p + 1), cued: before.get(p) }));
-    }
+    const cs: (TokenCut & { cued?: Field })[] = at === 'random' ? cutPoints(story, tokenize, minTokens, rand, cuts) : cueCuts(tok, story, minTokens, rand, cuts);
     const ids = tok.encode(story.text, { bos: true });
     docs.push(ids);
     for (const c of cs) rows.push({ story: i, cut: c, token: ids[c.tokenIndex]!, prevToken: c.tokenIndex > 0 ? ids[c.tokenIndex - 1]! : -1, cued: c.cued });
   }
   return { rows, docs };
+}
+
+/** Up to `count` cuts of a story at the token right before a recalled word (index >= minTokens), each with the field recalled next. */
+export function cueCuts(tok: Tokenizer, story: WorldStory, minTokens: number, rand: Rng, count: number): (TokenCut & { cued: Field })[] {
+  const { ids, offsets } = tokenizeWithOffsets(tok, story.text);
+  const before = new Map<number, Field>();
+  for (const m of story.mentions) if (m.recall) before.set(tokensOf(offsets, story.text.length, m.start, m.end)[0]! - 1, m.field);
+  const chosen = shuffled(rand, [...before.keys()].filter((p) => p >= minTokens)).slice(0, count).sort((a, b) => a - b);
+  return chosen.map((p) => ({ ...describeCut(story, offsets[p + 1] ?? story.text.length), tokenIndex: p, ids: ids.slice(0, p + 1), cued: before.get(p)! }));
 }
 
 /** The residual stream after every block at the rows' cut positions: layers[l] is [rows × d]. */
