@@ -2,7 +2,11 @@
 // the activation provably holds (a linear probe's ceiling), on held-out rows of a known-answer
 // or world store (issue 11).
 import type { Command } from 'commander';
+import { ablations, fieldLabels } from '../nla/ablations.js';
+import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from '../nla/corpus.js';
 import { faithfulness, probeCeilings } from '../nla/faithfulness.js';
+import { trainProbe, type Probe } from '../nla/probe.js';
+import { rng } from '../util/rng.js';
 import { loadNLA } from '../nla/nla.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore } from '../nla/store.js';
@@ -32,7 +36,10 @@ Per field, over the scored rows:
   probe          held-out accuracy of a linear probe on the activations themselves (trained on
                  the store's av/ar/rl rows, tested on these rows): the ceiling recall can reach
                  if the explanation reads only h
-and, over whole explanations, the share with no false claim. Run it on the NLA after the warm
+and, over whole explanations, the share with no false claim. Then the content ablations: FVE
+with each explanation's sentences shuffled and with its quotations dropped, and per field, with
+the stated value swapped for another value of the field: FVE, and the share where a probe
+(trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
 start and after RL (the demo saves nla-sft/ and nla/) to see whether RL raises confabulation.
 
 Example:
@@ -57,7 +64,17 @@ ${CHAIN_HELP}`,
     const bar = progressBar('explain', n);
     const r = await faithfulness(nla, h, meta, probe, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
     bar.done();
-    const { claims: _claims, ...out } = r;
+    // Content ablations: the AR on edited explanations; swap probes trained on the store's training rows.
+    const abar = progressBar('ablations', 1);
+    const probes: Partial<Record<Field, Probe>> = {};
+    for (const f of FIELDS) {
+      const y = fieldLabels(trainIdx.map((i) => rows.all.meta[i]!.truth as CutTruth), f);
+      const keep = trainIdx.filter((_, k) => y[k]! >= 0);
+      if (keep.length) probes[f] = trainProbe(rowsOf(rows.all.h, d, keep), y.filter((v) => v >= 0), FIELD_VALUES[f].length);
+    }
+    const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
+    abar.done();
+    const { claims: _claims, examplesAll: _all, ...out } = r;
     if (!o.bool('json')) {
       console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}; FVE ${r.fve.toFixed(3)}`);
       console.log('  field      precision  recall  confab  | chance P  chance R  probe  | known stated');
@@ -66,8 +83,10 @@ ${CHAIN_HELP}`,
         console.log(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
       }
       console.log(`  explanations with no false claim: ${r.no_false_claim.toFixed(3)}; with any claim: ${r.any_claim.toFixed(3)}`);
+      console.log(`content (${ab.rows} parseable explanations): FVE ${ab.fve.toFixed(3)}; sentences shuffled ${ab.fve_shuffled_sentences.toFixed(3)}; quotations dropped ${ab.fve_no_quotes.toFixed(3)}`);
+      for (const [f, x] of Object.entries(ab.swap)) console.log(`  swap ${f.padEnd(8)} FVE ${x.fve.toFixed(3)}, probe on the reconstruction reads the swapped value ${x.follows.toFixed(3)} (${x.rows} rows)`);
     }
-    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out }));
+    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, ablations: ab }));
     nla.dispose();
   });
 }

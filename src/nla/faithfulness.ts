@@ -56,7 +56,7 @@ export async function probeCeilings(trainH: Float32Array, trainMeta: readonly Ro
 }
 
 /** Claims of the NLA's greedy explanations of (h, meta) beside chance and the probe ceilings. */
-export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport }> {
+export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[] }> {
   if (!meta.every((m) => m.truth)) throw new Error('faithfulness: every row needs its truth (a known-answer or world store)');
   const truths = meta.map((m) => m.truth as CutTruth);
   const ev = await evaluate(nla.av, nla.ar, h, meta, nla.meta.variance, { temperature: 0, maxTokens: o.maxTokens ?? nla.meta.maxExplanationTokens, batchSize: o.batchSize, onProgress: o.onProgress });
@@ -76,5 +76,6 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
     fields,
     examples: ev.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, truth: (e.truth?.known ?? {}) as Partial<Record<Field, string>> })),
     claims,
+    examplesAll: explanations,
   };
 }
