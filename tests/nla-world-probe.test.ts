@@ -1,6 +1,7 @@
 // Probes per fact per layer on constructed activations with known content: a layer that encodes
 // the name reads it, a noise layer reads chance, a layer that is a function of the current token
-// has token FVE 1; the train/test split is by story; cue cuts sit right before a recalled word.
+// is explained by the token lookup (wherever the token was seen in training); the train/test split
+// is by story; cue cuts sit right before a recalled word.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadTokenizer } from '../src/io/tokenizer.js';
@@ -11,7 +12,7 @@ import { initGpu } from '../src/tensor/device.js';
 import { gaussian, rng } from '../src/util/rng.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
-test('probeWorld: reads a fact where the layer encodes it, chance where it does not; token FVE 1 for a token function', { skip: SKIP_NO_MODEL, timeout: 300_000 }, async () => {
+test('probeWorld: reads a fact where the layer encodes it, chance where it does not; the token lookup explains a function of the token', { skip: SKIP_NO_MODEL, timeout: 300_000 }, async () => {
   await initGpu();
   const tok = loadTokenizer(modelFile('tok512.bin'));
   const { rows } = worldCuts(tok, 4, 120, 3, 30);
