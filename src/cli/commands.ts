@@ -9,10 +9,12 @@ import { registerEval } from './eval.js';
 import { registerExplain } from './explain.js';
 import { registerExport } from './export.js';
 import { registerExtract } from './extract.js';
+import { registerFaithfulness } from './faithfulness.js';
 import { registerGenerate } from './generate.js';
 import { registerReport } from './report.js';
 import { registerRl } from './rl.js';
 import { registerServe } from './serve.js';
+import { registerWorld } from './world.js';
 import { registerSftAr } from './sft-ar.js';
 import { registerSftAv } from './sft-av.js';
 
@@ -31,4 +33,6 @@ export function registerAll(program: Command): void {
   registerCheck(program);
   registerReport(program);
   registerServe(program);
+  registerWorld(program);
+  registerFaithfulness(program);
 }

@@ -1,0 +1,92 @@
+// `nla faithfulness`: per fact, what an NLA's explanations claim against what is true and what
+// the activation provably holds (a linear probe's ceiling), on held-out rows of a known-answer
+// or world store (issue 11).
+import type { Command } from 'commander';
+import { ablations, fieldLabels } from '../nla/ablations.js';
+import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from '../nla/corpus.js';
+import { faithfulness, probeCeilings } from '../nla/faithfulness.js';
+import { trainProbe, type Probe } from '../nla/probe.js';
+import { rng } from '../util/rng.js';
+import { loadNLA } from '../nla/nla.js';
+import { rowsOf } from '../nla/sft.js';
+import { ActivationStore } from '../nla/store.js';
+import { CHAIN_HELP, requireComplete, storeRows } from './nla-dir.js';
+import { Opts, progressBar, withConfig } from './options.js';
+
+export function registerFaithfulness(program: Command): void {
+  const cmd = program
+    .command('faithfulness')
+    .description('does the NLA say what the activation holds, and only that? claims per fact: precision, recall, confabulation vs chance and a probe ceiling')
+    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--store <dir>', 'its activation store, with truths (built-in stories or `nla world extract`) (required)')
+    .option('--split <name>', 'rows to score: dev, test, eval or all', 'test')
+    .option('--rows <n>', 'score at most N rows (0 = all)', '200')
+    .option('--batch-size <n>', 'rows per generation batch', '32')
+    .option('--json', 'print only the JSON line')
+    .addHelpText(
+      'after',
+      `
+A claim is a value of a fact field (name, place, object, colour, emotion, event) named in the
+greedy explanation outside its quotations (quoted words repeat the text; they are not claims).
+Per field, over the scored rows:
+  precision      stated and true / stated          (a claim about a fact not read yet is false;
+  confabulation  stated and false / stated          naming two values is one false claim)
+  recall         stated and true / rows where the fact has been read
+  chance         an explainer naming a random value of every field on every row
+  probe          held-out accuracy of a linear probe on the activations themselves (trained on
+                 the store's av/ar/rl rows, tested on these rows): the ceiling recall can reach
+                 if the explanation reads only h
+and, over whole explanations, the share with no false claim. Then the content ablations: FVE
+with each explanation's sentences shuffled and with its quotations dropped, and per field, with
+the stated value swapped for another value of the field: FVE, and the share where a probe
+(trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
+start and after RL (the demo saves nla-sft/ and nla/) to see whether RL raises confabulation.
+
+Example:
+  nla faithfulness --nla runs/w/nla --store runs/w/activations --split test
+${CHAIN_HELP}`,
+    );
+  withConfig(cmd).action(async (_: unknown, c: Command) => {
+    const o = Opts.of(c);
+    const dir = o.need('nla', '<dir>');
+    requireComplete(dir);
+    const nla = await loadNLA(dir);
+    const d = nla.ar.d;
+    const store = ActivationStore.open(o.need('store', '<dir>'), { layer: nla.meta.layer, d });
+    if (store.manifest.model.sha256 && store.manifest.model.sha256 !== nla.meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${nla.meta.model.name}"`);
+    const split = o.need('split');
+    const rows = storeRows(store, split);
+    const limit = o.int('rows', 0);
+    const n = limit ? Math.min(limit, rows.meta.length) : rows.meta.length;
+    const h = rowsOf(rows.h, d, [...Array(n).keys()]), meta = rows.meta.slice(0, n);
+    const trainIdx = rows.all.meta.map((m, i) => (m.split !== 'eval' && m.truth ? i : -1)).filter((i) => i >= 0);
+    const probe = await probeCeilings(rowsOf(rows.all.h, d, trainIdx), trainIdx.map((i) => rows.all.meta[i]!), h, meta, d);
+    const bar = progressBar('explain', n);
+    const r = await faithfulness(nla, h, meta, probe, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
+    bar.done();
+    // Content ablations: the AR on edited explanations; swap probes trained on the store's training rows.
+    const abar = progressBar('ablations', 1);
+    const probes: Partial<Record<Field, Probe>> = {};
+    for (const f of FIELDS) {
+      const y = fieldLabels(trainIdx.map((i) => rows.all.meta[i]!.truth as CutTruth), f);
+      const keep = trainIdx.filter((_, k) => y[k]! >= 0);
+      if (keep.length) probes[f] = trainProbe(rowsOf(rows.all.h, d, keep), y.filter((v) => v >= 0), FIELD_VALUES[f].length);
+    }
+    const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
+    abar.done();
+    const { claims: _claims, examplesAll: _all, ...out } = r;
+    if (!o.bool('json')) {
+      console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}; FVE ${r.fve.toFixed(3)}`);
+      console.log('  field      precision  recall  confab  | chance P  chance R  probe  | known stated');
+      for (const [f, x] of Object.entries(r.fields)) {
+        const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
+        console.log(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
+      }
+      console.log(`  explanations with no false claim: ${r.no_false_claim.toFixed(3)}; with any claim: ${r.any_claim.toFixed(3)}`);
+      console.log(`content (${ab.rows} parseable explanations): FVE ${ab.fve.toFixed(3)}; sentences shuffled ${ab.fve_shuffled_sentences.toFixed(3)}; quotations dropped ${ab.fve_no_quotes.toFixed(3)}`);
+      for (const [f, x] of Object.entries(ab.swap)) console.log(`  swap ${f.padEnd(8)} FVE ${x.fve.toFixed(3)}, probe on the reconstruction reads the swapped value ${x.follows.toFixed(3)} (${x.rows} rows)`);
+    }
+    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, ablations: ab }));
+    nla.dispose();
+  });
+}

@@ -1,0 +1,93 @@
+// Does the reconstruction use the content? (issue 11) Edit each explanation and see what the AR
+// makes of it: its sentences shuffled, its quotations dropped, and each stated fact's value
+// swapped for another value of the same field. An AR that reads the facts follows a swap: a
+// probe trained on real activations reads the swapped value from the reconstruction. An
+// explanation that carries h in a private code loses much to a shuffle and little to a swap.
+import { FIELD_VALUES, forms, type CutTruth, type Field } from './corpus.js';
+import { extractClaims } from './claims.js';
+import { QUOTE_MARK } from './quote-format.js';
+import { normalizedMseHost } from './loss.js';
+import { predictProbe, type Probe } from './probe.js';
+import { type Rng, pick, shuffled } from '../util/rng.js';
+
+/** Sentences (ending in . ! or ?, a closing quote kept with its sentence) in a random order. */
+export function shuffleSentences(text: string, rand: Rng): string {
+  const parts = text.match(/[^.!?]+[.!?]+"?/g) ?? [text];
+  const rest = text.slice(parts.join('').length);
+  return shuffled(rand, [...parts.map((p) => p.trim()), ...(rest.trim() ? [rest.trim()] : [])]).join(' ');
+}
+
+/** The explanation without its quotations, the closing `Text: ...` words included (whitespace tidied). */
+export function dropQuotes(text: string): string {
+  const at = text.indexOf(QUOTE_MARK);
+  return (at < 0 ? text : text.slice(0, at)).replace(/"[^"]*("|$)\.?/g, ' ').replace(/\s+/g, ' ').trim();
+}
+
+/** Every whole-word form of `from` (a value of `field`) outside quotations replaced by the same form of `to`. */
+export function swapValue(text: string, field: Field, from: string, to: string): string {
+  const fromForms = forms(field, from), toForms = forms(field, to);
+  // The closing words read (quote-format.ts) are a quotation too: kept as written.
+  const at = text.indexOf(QUOTE_MARK);
+  if (at >= 0) return swapValue(text.slice(0, at), field, from, to) + text.slice(at);
+  return text.split(/("[^"]*(?:"|$))/).map((seg) => {
+    if (seg.startsWith('"')) return seg;
+    fromForms.forEach((w, k) => {
+      const esc = w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      seg = seg.replace(new RegExp(`(^|[^a-zA-Z])${esc}(?=$|[^a-zA-Z])`, field === 'name' ? 'g' : 'gi'), (_, pre: string) => pre + (toForms[k] ?? to));
+    });
+    return seg;
+  }).join('');
+}
+
+export interface AblationReport {
+  /** Parseable explanations (the only ones edited); every FVE here is over them (NaN when none). */
+  rows: number;
+  fve: number;
+  fve_shuffled_sentences: number;
+  fve_no_quotes: number;
+  /** Per field, over explanations that state exactly one value of it: FVE after the swap, and the share where a probe on the reconstruction reads the swapped value. */
+  swap: Record<string, { rows: number; fve: number; follows: number }>;
+}
+
+/**
+ * `reconstruct` maps explanations to predicted activations (the AR); `probes` are per-field
+ * probes trained on real activations with classes in FIELD_VALUES order.
+ */
+export async function ablations(
+  reconstruct: (texts: string[]) => Promise<Float32Array>,
+  h: Float32Array,
+  explanations: readonly (string | undefined)[],
+  d: number,
+  variance: number,
+  probes: Partial<Record<Field, Probe>>,
+  rand: Rng,
+): Promise<AblationReport> {
+  const rows = explanations.map((e, i) => ({ e, i })).filter((x): x is { e: string; i: number } => x.e !== undefined);
+  const fveOf = async (texts: string[], idx: number[]) => {
+    if (!idx.length) return { fve: NaN, pred: new Float32Array(0) };
+    const pred = await reconstruct(texts);
+    let s = 0;
+    idx.forEach((row, k) => (s += normalizedMseHost(pred, h, d, k, row)));
+    return { fve: 1 - s / idx.length / variance, pred };
+  };
+  const idx = rows.map((r) => r.i);
+  const base = await fveOf(rows.map((r) => r.e), idx);
+  const shuf = await fveOf(rows.map((r) => shuffleSentences(r.e, rand)), idx);
+  const noq = await fveOf(rows.map((r) => dropQuotes(r.e) || '.'), idx);
+  const swap: AblationReport['swap'] = {};
+  for (const f of Object.keys(probes) as Field[]) {
+    const jobs = rows.map((r) => ({ ...r, said: extractClaims(r.e, [f])[f]! })).filter((r) => r.said.length === 1);
+    if (!jobs.length) continue;
+    const to = jobs.map((r) => pick(rand, FIELD_VALUES[f].filter((v) => v !== r.said[0])));
+    const out = await fveOf(jobs.map((r, k) => swapValue(r.e, f, r.said[0]!, to[k]!)), jobs.map((r) => r.i));
+    const read = predictProbe(probes[f]!, out.pred);
+    const follows = jobs.filter((_, k) => FIELD_VALUES[f][read[k]!] === to[k]).length / jobs.length;
+    swap[f] = { rows: jobs.length, fve: out.fve, follows };
+  }
+  return { rows: rows.length, fve: base.fve, fve_shuffled_sentences: shuf.fve, fve_no_quotes: noq.fve, swap };
+}
+
+/** Field value labels (FIELD_VALUES order) of rows where the fact is known; -1 elsewhere. */
+export function fieldLabels(truths: readonly CutTruth[], f: Field): Int32Array {
+  return Int32Array.from(truths.map((t) => (t.known[f] === undefined ? -1 : (FIELD_VALUES[f] as readonly string[]).indexOf(t.known[f]!))));
+}

@@ -1,0 +1,101 @@
+// Claims: what an explanation asserts about each latent fact, and how those assertions score
+// against the truth (issue 11). An explanation in the known-answer summary style
+// ('"the red". Lily in the park with a red ball, happy, she found it. Then "ball". Text: ... the
+// red') makes, per field, a claim "field = value" when it names a value of that field outside its
+// quotations, or none. Quotations (the words just read, the next word, and the words read again
+// after quote-format.ts's mark) repeat text; they are not claims about what the activation
+// holds, so a quoting-only explainer claims nothing and scores recall 0.
+//
+// Per field over rows:
+//   precision     = stated and true / stated
+//   confabulation = stated and false / stated            (= 1 - precision)
+//   recall        = stated and true / rows where the fact has been read
+// A claim about a fact not read yet at the cut is false: the context does not hold it. Naming two
+// values of one field is one false claim. Whole explanations: the share with no false claim.
+import { FIELD_VALUES, FIELDS, type CutTruth, type Field, forms, mentions } from './corpus.js';
+import { QUOTE_MARK } from './quote-format.js';
+
+/** The explanation with every quotation ("...", and the closing `Text: ...` words) removed; an unclosed quote runs to the end. */
+export function withoutQuotes(explanation: string): string {
+  const at = explanation.indexOf(QUOTE_MARK);
+  return (at < 0 ? explanation : explanation.slice(0, at)).replace(/"[^"]*("|$)/g, ' ');
+}
+
+/** Per field: the values the explanation names outside quotations (empty: no claim). */
+export function extractClaims(explanation: string, fields: readonly Field[] = FIELDS): Record<string, string[]> {
+  const text = withoutQuotes(explanation);
+  const out: Record<string, string[]> = {};
+  for (const f of fields) out[f] = FIELD_VALUES[f].filter((v) => forms(f, v).some((w) => mentions(text, w, f === 'name')));
+  return out;
+}
+
+export interface FieldClaims {
+  /** Rows scored. */
+  rows: number;
+  /** Rows where the fact has been read (the truth is known). */
+  known: number;
+  stated: number;
+  statedTrue: number;
+  precision: number;
+  recall: number;
+  confab: number;
+}
+
+export interface ClaimReport {
+  fields: Record<string, FieldClaims>;
+  /** Share of explanations with no false claim on any scored field. */
+  noFalseClaim: number;
+  /** Share of explanations that state at least one field. */
+  anyClaim: number;
+  rows: number;
+}
+
+/**
+ * Score explanations (undefined = unparseable: no claims) against the truth at each row's cut.
+ * Ratios with an empty denominator are NaN (no claims made: precision is undefined, not 0).
+ */
+export function scoreClaims(explanations: readonly (string | undefined)[], truths: readonly CutTruth[], fields: readonly Field[] = FIELDS): ClaimReport {
+  if (explanations.length !== truths.length) throw new Error(`scoreClaims: ${explanations.length} explanations for ${truths.length} truths`);
+  const acc: Record<string, { known: number; stated: number; statedTrue: number }> = {};
+  for (const f of fields) acc[f] = { known: 0, stated: 0, statedTrue: 0 };
+  let clean = 0, any = 0;
+  explanations.forEach((e, i) => {
+    const claims = extractClaims(e ?? '', fields);
+    let falseClaim = false, stated = false;
+    for (const f of fields) {
+      const truth = truths[i]!.known[f];
+      const said = claims[f]!;
+      const a = acc[f]!;
+      if (truth !== undefined) a.known++;
+      if (!said.length) continue;
+      stated = true;
+      a.stated++;
+      if (said.length === 1 && said[0] === truth) a.statedTrue++;
+      else falseClaim = true;
+    }
+    if (!falseClaim) clean++;
+    if (stated) any++;
+  });
+  const n = explanations.length;
+  const fieldsOut: Record<string, FieldClaims> = {};
+  for (const f of fields) {
+    const a = acc[f]!;
+    fieldsOut[f] = { rows: n, known: a.known, stated: a.stated, statedTrue: a.statedTrue, precision: a.statedTrue / a.stated, recall: a.statedTrue / a.known, confab: (a.stated - a.statedTrue) / a.stated };
+  }
+  return { fields: fieldsOut, noFalseClaim: n ? clean / n : NaN, anyClaim: n ? any / n : NaN, rows: n };
+}
+
+/**
+ * What an explainer that names one uniformly random value of every field on every row scores:
+ * recall 1/values; precision (and 1 - confabulation) 1/values times the share of rows where the
+ * fact has been read (a claim about an unread fact is false).
+ */
+export function chanceClaims(truths: readonly CutTruth[], fields: readonly Field[] = FIELDS): Record<string, { precision: number; recall: number; confab: number }> {
+  const out: Record<string, { precision: number; recall: number; confab: number }> = {};
+  for (const f of fields) {
+    const p = 1 / FIELD_VALUES[f].length;
+    const knownShare = truths.filter((t) => t.known[f] !== undefined).length / Math.max(1, truths.length);
+    out[f] = { precision: p * knownShare, recall: p, confab: 1 - p * knownShare };
+  }
+  return out;
+}

@@ -1,0 +1,81 @@
+// Does the explanation say what the activation holds, and only that? (issue 11) Per fact field:
+// the claims of greedy explanations on held-out rows (claims.ts: precision, recall,
+// confabulation), next to chance and to the ceiling a linear probe on the same activations
+// reaches (trained on the store's training rows, tested on the scored rows).
+import type { NLA } from './nla.js';
+import { chanceClaims, scoreClaims, type ClaimReport } from './claims.js';
+import { FIELDS, type CutTruth, type Field } from './corpus.js';
+import { evaluate } from './evaluate.js';
+import { probeAccuracyGpu } from './probe-gpu.js';
+import { rowsOf } from './sft.js';
+import type { RowMeta } from './store.js';
+
+export interface FieldFaithfulness {
+  precision: number;
+  recall: number;
+  confab: number;
+  /** A random value of the field on every row. */
+  chance_precision: number;
+  chance_recall: number;
+  /** Held-out accuracy of a linear probe on h where the fact has been read: the recall ceiling. */
+  probe: number;
+  /** Rows where the fact has been read; rows where the explanation claims a value. */
+  known: number;
+  stated: number;
+}
+
+export interface Faithfulness {
+  rows: number;
+  fve: number;
+  /** Share of explanations with no false claim on any field; share with any claim. */
+  no_false_claim: number;
+  any_claim: number;
+  fields: Record<string, FieldFaithfulness>;
+  examples: { explanation: string | null; truth: Partial<Record<Field, string>> }[];
+}
+
+/** Probe accuracy per field: trained on (trainH, trainMeta) where known, tested on (testH, testMeta) where known. */
+export async function probeCeilings(trainH: Float32Array, trainMeta: readonly RowMeta[], testH: Float32Array, testMeta: readonly RowMeta[], d: number, fields: readonly Field[] = FIELDS): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const f of fields) {
+    const value = (m: RowMeta) => m.truth?.known[f];
+    const tr = trainMeta.map((m, i) => (value(m) !== undefined ? i : -1)).filter((i) => i >= 0);
+    const te = testMeta.map((m, i) => (value(m) !== undefined ? i : -1)).filter((i) => i >= 0);
+    const classes = [...new Set(tr.map((i) => value(trainMeta[i]!)!))].sort();
+    if (classes.length < 2 || !te.length) {
+      out[f] = NaN;
+      continue;
+    }
+    const te2 = te.filter((i) => classes.includes(value(testMeta[i]!)!));
+    const acc = te2.length
+      ? await probeAccuracyGpu(rowsOf(trainH, d, tr), Int32Array.from(tr.map((i) => classes.indexOf(value(trainMeta[i]!)!))), rowsOf(testH, d, te2), Int32Array.from(te2.map((i) => classes.indexOf(value(testMeta[i]!)!))), classes.length)
+      : 0;
+    out[f] = (acc * te2.length) / te.length; // a value never seen in training counts as wrong
+  }
+  return out;
+}
+
+/** Claims of the NLA's greedy explanations of (h, meta) beside chance and the probe ceilings. */
+export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[] }> {
+  if (!meta.every((m) => m.truth)) throw new Error('faithfulness: every row needs its truth (a known-answer or world store)');
+  const truths = meta.map((m) => m.truth as CutTruth);
+  const ev = await evaluate(nla.av, nla.ar, h, meta, nla.meta.variance, { temperature: 0, maxTokens: o.maxTokens ?? nla.meta.maxExplanationTokens, batchSize: o.batchSize, onProgress: o.onProgress });
+  const explanations = ev.examples.map((e) => e.explanation);
+  const claims = scoreClaims(explanations, truths);
+  const chance = chanceClaims(truths);
+  const fields: Record<string, FieldFaithfulness> = {};
+  for (const f of FIELDS) {
+    const c = claims.fields[f]!;
+    fields[f] = { precision: c.precision, recall: c.recall, confab: c.confab, chance_precision: chance[f]!.precision, chance_recall: chance[f]!.recall, probe: probe[f] ?? NaN, known: c.known, stated: c.stated };
+  }
+  return {
+    rows: meta.length,
+    fve: ev.fve,
+    no_false_claim: claims.noFalseClaim,
+    any_claim: claims.anyClaim,
+    fields,
+    examples: ev.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, truth: (e.truth?.known ?? {}) as Partial<Record<Field, string>> })),
+    claims,
+    examplesAll: explanations,
+  };
+}
