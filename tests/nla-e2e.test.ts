@@ -1,5 +1,5 @@
 // A seeded end-to-end run of a tiny configuration on stories260K: activations of the
-// known-answer corpus, a short warm start of AR and AV, joint GRPO+KL RL on 16 activations, and
+// known-answer corpus, a short warm start of AR and AV, 32 steps of joint GRPO+KL RL on 16 activations, and
 // the AV scored before and after RL by a frozen copy of the warm-start AR on the stories of the
 // eval split, which neither warm start nor RL saw. The AR that RL trains jointly could fit its 16
 // rows and raise the RL objective without the AV changing at all; a frozen scorer on unseen
@@ -44,24 +44,27 @@ test('tiny seeded NLA: after RL a frozen warm-start AR scores the AV\'s samples 
   const frozenAr = Reconstructor.fromWeights(M.cfg, await AR.model.w.clone(), layer, tok, DEFAULT_PROMPTS);
 
   const hHeld = rowsOf(h, d, held), metaHeld = held.map((i) => meta[i]);
-  // The RL objective's form (4 temperature-1 samples per row, same seed before and after) with the cap RL samples under.
-  const score = (): Promise<EvalResult> => evaluate(AV, frozenAr, hHeld, metaHeld, variance, { temperature: 1, samples: 4, maxTokens: 48, seed: 11 });
+  // The RL objective's form (4 temperature-1 samples per row, same seed before and after) with
+  // the cap RL samples under: the demo's 64 (summaries quote the words read twice, ~45-55 tokens
+  // with every fact known; under a cap of 48 nearly every warm-start sample ran into it).
+  const cap = 64;
+  const score = (): Promise<EvalResult> => evaluate(AV, frozenAr, hHeld, metaHeld, variance, { temperature: 1, samples: 4, maxTokens: cap, seed: 11 });
   const parsedFve = (r: EvalResult) => 1 - (r.mse - 2 * (1 - r.parseRate)) / r.parseRate / variance; // unparseable rows score MSE 2
   const before = await score();
 
   const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, 10);
   const curves = await trainRl(AV, ref, AR, { h: rowsOf(h, d, rlRows) }, {
-    steps: 16, activationsPerStep: 8, groupSize: 6, maxTokens: 48,
+    steps: 32, activationsPerStep: 8, groupSize: 6, maxTokens: cap,
     av: { lr: 1e-4, warmup: 2, clip: 1 }, ar: { lr: 1e-3, warmup: 2, clip: 1 },
     beta: 0.01, epsilon: 0.2, reward: 'mse', seed: 3, variance,
   });
   const after = await score();
   ref.model.w.dispose();
   t.diagnostic(`frozen AR, ${held.length} unseen rows x 4 samples: FVE ${before.fve.toFixed(3)} -> ${after.fve.toFixed(3)}, parsed ${before.parseRate.toFixed(3)} -> ${after.parseRate.toFixed(3)}, FVE of the parsed ${parsedFve(before).toFixed(3)} -> ${parsedFve(after).toFixed(3)}`);
-  assert.equal(curves.length, 16);
+  assert.equal(curves.length, 32);
   for (const c of curves) for (const k of ['reward', 'fveSampled', 'kl', 'loss', 'arLoss', 'length'] as const) assert.ok(Number.isFinite(c[k]), `step ${c.step}: ${k} = ${c[k]}`);
   assert.ok(curves.every((c) => c.kl >= 0), 'the k3 KL estimate is never negative');
-  // At this size what RL teaches is to finish inside the 48-token cap (a capped rollout scores
+  // At this size what RL teaches is to finish inside the token cap (a capped rollout scores
   // -2): about half the warm start's samples run into it. The content of the finished ones does
   // not improve measurably here (see the diagnostic); the demo's test rows measure that.
   assert.ok(after.parseRate > before.parseRate + 0.2, `parsed share ${before.parseRate.toFixed(3)} -> ${after.parseRate.toFixed(3)} should rise by 0.2`);
