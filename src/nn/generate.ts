@@ -51,8 +51,9 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
       T.tidy(() => {
         const t = ids[0].length;
         const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
-        const { logits } = model.forward(x, { cache, inject });
-        return logits!.slice(1, t - 1, t).contiguous();
+        // The head runs on the last position only: no [B, T, V] logits for a prompt.
+        const { head } = model.forward(x, { cache, inject, headless: true });
+        return T.linear(head!.input.slice(1, t - 1, t), head!.weight).contiguous();
       }),
     );
   try {
