@@ -53,7 +53,7 @@ export async function throwFirstBadOutput(): Promise<void> {
       const [x, y = 1, z = 1] = spec.workgroups;
       throw new Error(
         `NLA_CHECK: kernel "${spec.key}"${spec.note ? ` (${spec.note()})` : ''} wrote a NaN or an infinity into binding ${binding + 1} ` +
-          `(a binding of ${boundBytes(spec.buffers[binding])} B; workgroups ${x}x${y}x${z}): the first of ${list.length} checked outputs since the last sync to hold one`,
+          `(a buffer of ${boundBytes(spec.buffers[binding])} B; workgroups ${x}x${y}x${z}): the first of ${list.length} checked outputs since the last sync to hold one`,
       );
     }
   } finally {
