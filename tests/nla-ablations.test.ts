@@ -3,7 +3,7 @@
 // to the swapped value every time, while an AR that ignores the facts never follows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ablations, dropQuotes, fieldLabels, shuffleSentences, swapValue } from '../src/nla/ablations.js';
+import { ablations, dropQuotes, fieldLabels, sentences, shuffleSentences, swapValue } from '../src/nla/ablations.js';
 import { extractClaims } from '../src/nla/claims.js';
 import { FIELD_VALUES, type CutTruth } from '../src/nla/corpus.js';
 import { trainProbe } from '../src/nla/probe.js';
@@ -23,6 +23,9 @@ test('text edits: shuffle keeps the sentences, dropQuotes removes quotations, sw
   const t = '"the ball". Lily, ball. Then "rolled". Text: ... the ball';
   assert.equal(swapValue(t, 'object', 'ball', 'kite'), '"the ball". Lily, kite. Then "rolled". Text: ... the ball');
   assert.equal(dropQuotes(t), 'Lily, ball. Then');
+  assert.deepEqual(sentences(t), [
+    { text: '"the ball".', kind: 'quote' }, { text: 'Lily, ball.', kind: 'facts' }, { text: 'Then "rolled".', kind: 'next' }, { text: 'Text: ... the ball', kind: 'text' },
+  ]);
 });
 
 test('the swap test moves a probe-perfect reconstruction; an AR blind to the facts does not follow', async () => {
@@ -53,6 +56,11 @@ test('the swap test moves a probe-perfect reconstruction; an AR blind to the fac
   assert.ok(r.fve > 0.9, `the reader reconstructs: ${r.fve}`);
   assert.ok(Math.abs(r.fve_shuffled_sentences - r.fve) < 1e-9, 'order does not matter to this reader');
   assert.ok(r.swap.name!.fve < r.fve - 0.5, 'a swapped name reconstructs another story');
+  // Removing the sentence that states the name costs this reader its reconstruction; the quotation costs nothing.
+  assert.equal(r.removed.facts!.sentences, n);
+  assert.equal(r.removed.quote!.sentences, n);
+  assert.ok(r.removed.facts!.fve_drop > 0.5, `facts removed: ${r.removed.facts!.fve_drop}`);
+  assert.ok(Math.abs(r.removed.quote!.fve_drop) < 1e-9, `quote removed: ${r.removed.quote!.fve_drop}`);
   const b = await ablations(blind, h, explanations, d, 1, { name: probe }, rng(2));
   assert.ok(b.swap.name!.follows < 0.2, `a blind AR follows ${b.swap.name!.follows}`);
   // Unparseable explanations are not edited; with none parseable there is nothing to measure.
@@ -60,4 +68,5 @@ test('the swap test moves a probe-perfect reconstruction; an AR blind to the fac
   assert.equal(none.rows, 0);
   assert.ok(Number.isNaN(none.fve));
   assert.deepEqual(none.swap, {});
+  assert.deepEqual(none.removed, {});
 });

@@ -85,6 +85,7 @@ ${CHAIN_HELP}`,
       console.log(`  explanations with no false claim: ${r.no_false_claim.toFixed(3)}; with any claim: ${r.any_claim.toFixed(3)}`);
       console.log(`content (${ab.rows} parseable explanations): FVE ${ab.fve.toFixed(3)}; sentences shuffled ${ab.fve_shuffled_sentences.toFixed(3)}; quotations dropped ${ab.fve_no_quotes.toFixed(3)}`);
       for (const [f, x] of Object.entries(ab.swap)) console.log(`  swap ${f.padEnd(8)} FVE ${x.fve.toFixed(3)}, probe on the reconstruction reads the swapped value ${x.follows.toFixed(3)} (${x.rows} rows)`);
+      for (const [k, x] of Object.entries(ab.removed)) console.log(`  one ${k} sentence removed: FVE falls ${x.fve_drop.toFixed(3)} on average (${x.sentences} removals)`);
     }
     console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, ablations: ab }));
     nla.dispose();

@@ -39,6 +39,23 @@ export function swapValue(text: string, field: Field, from: string, to: string):
   }).join('');
 }
 
+/** What a sentence of an explanation is, by its form in the summary layout (quote-format.ts). */
+export type SentenceKind = 'quote' | 'facts' | 'next' | 'text';
+
+/**
+ * The explanation's sentences in order, each with its kind: a quotation (`"..."`), the next
+ * word (`Then "..."`), the closing words read (`Text: ... words`, one unit) or stated facts.
+ */
+export function sentences(text: string): { text: string; kind: SentenceKind }[] {
+  const at = text.indexOf(QUOTE_MARK);
+  const head = at < 0 ? text : text.slice(0, at), tail = at < 0 ? '' : text.slice(at).trim();
+  const parts = head.match(/[^.!?]+[.!?]+"?/g) ?? [];
+  const rest = head.slice(parts.join('').length).trim();
+  const all = [...parts.map((p) => p.trim()), ...(rest ? [rest] : [])].filter(Boolean);
+  const kindOf = (x: string): SentenceKind => (x.startsWith('"') ? 'quote' : /^Then\b/.test(x) ? 'next' : 'facts');
+  return [...all.map((x) => ({ text: x, kind: kindOf(x) })), ...(tail ? [{ text: tail, kind: 'text' as const }] : [])];
+}
+
 export interface AblationReport {
   /** Parseable explanations (the only ones edited); every FVE here is over them (NaN when none). */
   rows: number;
@@ -47,6 +64,11 @@ export interface AblationReport {
   fve_no_quotes: number;
   /** Per field, over explanations that state exactly one value of it: FVE after the swap, and the share where a probe on the reconstruction reads the swapped value. */
   swap: Record<string, { rows: number; fve: number; follows: number }>;
+  /**
+   * Each sentence removed in turn, by kind: how many were removed and the mean drop in FVE
+   * (rise in normalised MSE over Var) it caused: which sentences carry the reconstruction.
+   */
+  removed: Partial<Record<SentenceKind, { sentences: number; fve_drop: number }>>;
 }
 
 /**
@@ -84,7 +106,19 @@ export async function ablations(
     const follows = jobs.filter((_, k) => FIELD_VALUES[f][read[k]!] === to[k]).length / jobs.length;
     swap[f] = { rows: jobs.length, fve: out.fve, follows };
   }
-  return { rows: rows.length, fve: base.fve, fve_shuffled_sentences: shuf.fve, fve_no_quotes: noq.fve, swap };
+  // Sentence removal: each sentence of each explanation left out once, scored against its row's unedited MSE.
+  const cuts = rows.flatMap((r, k) => {
+    const ss = sentences(r.e);
+    return ss.length < 2 ? [] : ss.map((x, j) => ({ row: r.i, k, kind: x.kind, text: ss.filter((_, q) => q !== j).map((y) => y.text).join(' ') }));
+  });
+  const removed: AblationReport['removed'] = {};
+  if (cuts.length) {
+    const pred = await reconstruct(cuts.map((c) => c.text));
+    const rise: Partial<Record<SentenceKind, number[]>> = {};
+    cuts.forEach((c, q) => (rise[c.kind] ??= []).push((normalizedMseHost(pred, h, d, q, c.row) - normalizedMseHost(base.pred, h, d, c.k, c.row)) / variance));
+    for (const [kind, xs] of Object.entries(rise)) removed[kind as SentenceKind] = { sentences: xs.length, fve_drop: xs.reduce((a, b) => a + b, 0) / xs.length };
+  }
+  return { rows: rows.length, fve: base.fve, fve_shuffled_sentences: shuf.fve, fve_no_quotes: noq.fve, swap, removed };
 }
 
 /** Field value labels (FIELD_VALUES order) of rows where the fact is known; -1 elsewhere. */
