@@ -6,15 +6,21 @@ import type { Command } from 'commander';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { renderPage } from '../viewer/page.js';
 import { ViewerSession } from '../viewer/session.js';
-import { checkSettings } from '../viewer/view-data.js';
+import { checkFacts } from '../nla/fact-marks.js';
+import { checkSettings, type ViewInput } from '../viewer/view-data.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
-/** The texts of --data: a .jsonl file holds one {"text": ...} a line, any other file is one text. */
-export function readDataTexts(file: string): string[] {
+/**
+ * The texts of --data: a .jsonl file holds one {"text": ...} a line, optionally with the text's
+ * latent facts {"facts": {"name": "Lily", ...}} (known-answer text: the page then marks each
+ * fact an explanation states true or false; `nla world sample --jsonl` writes such lines); any
+ * other file is one text.
+ */
+export function readDataTexts(file: string): ViewInput[] {
   if (!fs.existsSync(file)) throw new Error(`--data ${file}: file not found`);
   const raw = fs.readFileSync(file, 'utf8');
-  if (!file.endsWith('.jsonl')) return [raw.replace(/\n+$/, '')];
-  const texts: string[] = [];
+  if (!file.endsWith('.jsonl')) return [{ text: raw.replace(/\n+$/, '') }];
+  const texts: ViewInput[] = [];
   raw.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let o: unknown;
@@ -23,9 +29,10 @@ export function readDataTexts(file: string): string[] {
     } catch (e) {
       throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
-    const t = (o as { text?: unknown } | null)?.text;
+    const row = o as { text?: unknown; facts?: unknown } | null;
+    const t = row?.text;
     if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "text" missing or not a string`);
-    texts.push(t);
+    texts.push(row?.facts === undefined ? { text: t } : { text: t, facts: checkFacts(row.facts, `${file}:${i + 1}: field "facts"`) });
   });
   if (!texts.length) throw new Error(`${file}: no lines with a "text" field`);
   return texts;
@@ -37,7 +44,7 @@ export function registerReport(program: Command): void {
     .description('write the viewer as one self-contained HTML file: a text\'s tokens coloured by their best explanation\'s FVE, each token\'s explanations and baselines on click, and the training curves and eval table')
     .option('--nla <dir>', 'NLA directory (required)')
     .option('--text <text>', 'the text to explain (BOS is prepended and is position 0)')
-    .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line, or any other file as one text')
+    .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line (with "facts": {"name": "Lily", ...} for known-answer text, whose stated facts the page marks true or false), or any other file as one text')
     .option('--out <file>', 'the HTML file to write', 'report.html')
     .option('--samples <k>', 'explanations per token, sorted best-first by the AR (1 to 16)', '4')
     .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
@@ -68,11 +75,11 @@ For an interactive page (type text, change the sampling): nla serve --nla runs/d
     const o = Opts.of(c);
     const dir = o.need('nla', '<dir>');
     if (o.has('text') === o.has('data')) throw new Error('`nla report` needs exactly one of --text TEXT or --data FILE; see `nla report --help`');
-    const texts = o.has('text') ? [o.need('text')] : readDataTexts(o.need('data'));
+    const texts = o.has('text') ? [{ text: o.need('text') }] : readDataTexts(o.need('data'));
     const out = o.need('out');
     const settings = checkSettings({ samples: o.str('samples'), temperature: o.str('temperature'), seed: o.str('seed') }, '--');
     const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model') });
-    session.check(dir, texts);
+    session.check(dir, texts.map((t) => t.text));
     let bar: ReturnType<typeof progressBar> | undefined, doc = 0;
     const data = await session.view(dir, texts, settings, (done, total) => {
       if (done === 0) bar = progressBar(texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);

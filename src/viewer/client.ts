@@ -21,6 +21,11 @@ main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; }
 .tok.bos { font-size: 11px; color: #666; }
 .tok.sel { outline: 2px solid #1a56db; }
 .legend { font-size: 12px; color: #555; display: flex; gap: 6px; align-items: center; }
+.claims { margin-top: 2px; display: flex; flex-wrap: wrap; gap: 4px; }
+.claim { font-size: 12px; padding: 0 5px; border-radius: 3px; }
+.claim.true { background: #dcf5dc; color: #0b5d0b; }
+.claim.false { background: #fde0e0; color: #8a1010; }
+.facts-line { font-size: 12px; color: #555; margin-bottom: 4px; white-space: normal; }
 .legend .bar { width: 160px; height: 10px; background: linear-gradient(to right, hsl(0,80%,80%), hsl(60,80%,80%), hsl(120,60%,78%)); }
 table { border-collapse: collapse; font-size: 13px; }
 td, th { border-bottom: 1px solid #eee; padding: 3px 6px; text-align: left; vertical-align: top; }
@@ -48,6 +53,16 @@ export const PAGE_JS = String.raw`
     var t = Math.max(0, Math.min(1, fve));
     return 'hsl(' + Math.round(t * 120) + ',75%,' + (80 - 2 * t) + '%)';
   }
+  function factsText(f) { return Object.keys(f).map(function (k) { return k + '=' + f[k]; }).join(' ') || 'none'; }
+  // One claim of an explanation, marked against the facts read at this token.
+  function claimEl(c) {
+    var said = c.field + ' = ' + c.said.join(' / ');
+    var why = c.ok ? '' : (c.truth === undefined ? ' (not read yet)' : ' (text: ' + c.truth + ')');
+    var e = el('span', 'claim ' + (c.ok ? 'true' : 'false'), (c.ok ? '\u2713 ' : '\u2717 ') + said + why);
+    e.dataset.field = c.field; e.dataset.ok = String(c.ok);
+    e.title = c.ok ? 'true: the text has stated this by here' : 'false: ' + (c.truth === undefined ? 'the text has not stated this field by here' : 'the text says ' + c.truth);
+    return e;
+  }
   function shown(token) { return token.replace(/^\n?<s>\n?$/, '<s>'); }
 
   function message(text) {
@@ -69,6 +84,7 @@ export const PAGE_JS = String.raw`
     data.docs.forEach(function (doc, di) {
       var d = el('div', 'doc');
       d.dataset.doc = String(di);
+      if (doc.facts) d.appendChild(el('div', 'facts-line', 'known facts of this text: ' + factsText(doc.facts)));
       doc.tokens.forEach(function (t) {
         var best = t.explanations[0];
         var s = el('span', 'tok' + (t.position === 0 ? ' bos' : ''), shown(t.token));
@@ -108,10 +124,24 @@ export const PAGE_JS = String.raw`
       r.appendChild(el('td', 'num rank', String(i + 1)));
       r.appendChild(el('td', 'num fve', f3(e.fve)));
       r.appendChild(el('td', 'num mse', f3(e.mse)));
-      r.appendChild(el('td', 'text', e.text));
+      var td = el('td', 'text');
+      td.appendChild(el('span', 'expl-text', e.text));
+      if (e.claims) {
+        var cs = el('div', 'claims');
+        if (!e.claims.length) cs.appendChild(el('span', 'muted', 'states no known fact'));
+        e.claims.forEach(function (c) { cs.appendChild(claimEl(c)); });
+        td.appendChild(cs);
+      }
+      r.appendChild(td);
       tb.appendChild(r);
     });
     p.appendChild(tb);
+    if (t.known) {
+      var doc = view.docs[di];
+      var unread = Object.keys(doc.facts).filter(function (k) { return !(k in t.known); });
+      p.appendChild(el('p', 'known-here', 'facts read by this token: ' + factsText(t.known) + (unread.length ? ' · not read yet: ' + unread.join(', ') : '')));
+      p.appendChild(el('p', 'muted', 'Each fact an explanation states (outside its quotations) is marked \u2713 when the text has stated that value by this token, \u2717 when it states another value or one not read yet.'));
+    }
 
     p.appendChild(el('h2', null, 'Baselines at this token'));
     var bt = el('table', 'baselines');
@@ -173,7 +203,7 @@ export const PAGE_JS = String.raw`
   function submit(ev) {
     ev.preventDefault();
     message('');
-    var body = { text: $('text').value, samples: $('samples').value, temperature: $('temperature').value, seed: $('seed').value, nla: $('nla-dir').value };
+    var body = { text: $('text').value, facts: $('facts').value, samples: $('samples').value, temperature: $('temperature').value, seed: $('seed').value, nla: $('nla-dir').value };
     var btn = $('go'); btn.disabled = true;
     $('status').textContent = 'sending…';
     $('progress').hidden = false; $('progress').removeAttribute('value');

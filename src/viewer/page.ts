@@ -69,6 +69,7 @@ export function renderPage(boot: PageBoot): string {
           <progress id="progress" hidden></progress>
           <span id="status"></span>
         </div>
+        <div class="row"><label>known facts <input id="facts" class="dir" placeholder="name=Lily place=park (optional)" title="for known-answer text: its latent facts (fields name, place, object, colour, emotion, event); each fact an explanation states is then marked true or false"></label></div>
         <div class="row"><label>NLA directory <input id="nla-dir" class="dir" title="an NLA directory on this machine (nla.json, av/ar.safetensors)"></label></div>
       </form>
     </section>

@@ -1,6 +1,6 @@
 // `nla serve`'s HTTP server (Node's own http module, no framework):
 //   GET  /               the page; 500 with the message on it when the --nla directory does not load
-//   POST /api/explain    {"text","samples","temperature","seed","nla"?} -> JSON lines:
+//   POST /api/explain    {"text","samples","temperature","seed","nla"?,"facts"?} -> JSON lines:
 //                        {"type":"queued","ahead"}, {"type":"progress","done","total"},
 //                        then {"type":"result","data":ViewData} or {"type":"error","error"}
 // A bad request is refused before anything streams, with a status and {"error": message}:
@@ -10,6 +10,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { renderPage } from './page.js';
 import { NlaLoadError, probeNla, ViewerSession } from './session.js';
+import { checkFacts, parseFactsText, type Facts } from '../nla/fact-marks.js';
 import { checkSettings, InputError, summarize } from './view-data.js';
 
 const MAX_BODY = 1 << 20;
@@ -126,7 +127,7 @@ export class ViewerServer {
   }
 
   private async explain(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let dir: string, text: string, settings;
+    let dir: string, text: string, settings, facts: Facts | undefined;
     try {
       const raw = await readBody(req);
       let body: Record<string, unknown>;
@@ -140,6 +141,12 @@ export class ViewerServer {
       settings = checkSettings(body);
       if (typeof body.text !== 'string') throw new InputError('text: missing; send {"text": "..."}');
       text = body.text;
+      // Known-answer text: its latent facts, as {"name": "Lily", ...} or "name=Lily place=park".
+      try {
+        facts = typeof body.facts === 'string' ? parseFactsText(body.facts) : body.facts === undefined || body.facts === null ? undefined : checkFacts(body.facts);
+      } catch (e) {
+        throw new InputError((e as Error).message);
+      }
       this.session.check(dir, [text]);
     } catch (e) {
       const status = (e as { status?: number }).status ?? statusOf(e);
@@ -151,7 +158,7 @@ export class ViewerServer {
     send({ type: 'queued', ahead: this.session.ahead });
     try {
       const t0 = Date.now();
-      const data = await this.session.enqueue(() => this.session.view(dir, [text], settings, (done, total) => send({ type: 'progress', done, total })));
+      const data = await this.session.enqueue(() => this.session.view(dir, [{ text, facts }], settings, (done, total) => send({ type: 'progress', done, total })));
       send({ type: 'result', data });
       this.opts.log?.(`POST /api/explain -> 200: ${data.docs[0].tokens.length} tokens in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {

@@ -8,7 +8,7 @@ import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { loadNLA, type NLA, type NlaMeta } from '../nla/nla.js';
 import { findMetrics, readMetrics, type MetricsView } from './metrics.js';
 import { findStore, fitBaselines, type BaselineFit } from './position-baselines.js';
-import { checkText, explainDoc, summarize, type ViewData, type ViewSettings } from './view-data.js';
+import { checkText, explainDoc, summarize, type ViewData, type ViewInput, type ViewSettings } from './view-data.js';
 
 /** The NLA directory is missing, incomplete or unreadable (HTTP 422 in the server). */
 export class NlaLoadError extends Error {}
@@ -115,10 +115,10 @@ export class ViewerSession {
   }
 
   /** Explain each text (call inside the queue). */
-  async view(dir: string, texts: string[], settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
+  async view(dir: string, inputs: ViewInput[], settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
     const l = await this.load(dir);
     const docs = [];
-    for (const t of texts) docs.push(await explainDoc(l.nla, t, settings, l.fit, progress));
+    for (const t of inputs) docs.push(await explainDoc(l.nla, t, settings, l.fit, progress));
     return { format: 'nla-view/1', nla: summarize(l.nla, dir), settings, docs, baselines: { store: l.fit?.store, note: l.baselineNote }, metrics: l.metrics };
   }
 

@@ -3,6 +3,9 @@
 // the AR's reconstruction, FVE = 1 - MSE/Var) and the text-free baselines there. The same JSON
 // is inlined into a report and returned by the server, so both pages draw from one shape.
 import type { Tokenizer } from '../io/tokenizer.js';
+import type { ClaimMark } from '../nla/claims.js';
+import { tokenizeWithOffsets } from '../nla/extract.js';
+import { knownPerToken, markExplanation, type Facts } from '../nla/fact-marks.js';
 import type { NLA, NlaMeta } from '../nla/nla.js';
 import type { MetricsView } from './metrics.js';
 import { positionBaselines, type BaselineFit, type PositionBaselines } from './position-baselines.js';
@@ -17,14 +20,27 @@ export interface ViewToken {
   position: number;
   id: number;
   token: string;
-  /** Best first (lowest MSE); an unparseable AV output scores MSE 2. */
-  explanations: { text: string; mse: number; fve: number }[];
+  /**
+   * Best first (lowest MSE); an unparseable AV output scores MSE 2. With known facts, `claims`
+   * marks each fact the explanation states true or false (none for an unparseable output).
+   */
+  explanations: { text: string; mse: number; fve: number; claims?: ClaimMark[] }[];
   baselines: PositionBaselines;
+  /** With known facts: those read once this token has been read. */
+  known?: Facts;
 }
 
 export interface ViewDoc {
   text: string;
   tokens: ViewToken[];
+  /** The text's latent facts, when it is known-answer text (--data rows with "facts"). */
+  facts?: Facts;
+}
+
+/** One text to explain, with its latent facts when it is known-answer text. */
+export interface ViewInput {
+  text: string;
+  facts?: Facts;
 }
 
 export interface NlaSummary {
@@ -82,7 +98,8 @@ export function checkSettings(s: { samples?: unknown; temperature?: unknown; see
  * (as `nla explain --batch 32` does), batch b seeded with seed + its first position, and
  * `progress` hears after each batch.
  */
-export async function explainDoc(nla: NLA, text: string, settings: ViewSettings, fit: BaselineFit | undefined, progress?: (done: number, total: number) => void): Promise<ViewDoc> {
+export async function explainDoc(nla: NLA, input: ViewInput, settings: ViewSettings, fit: BaselineFit | undefined, progress?: (done: number, total: number) => void): Promise<ViewDoc> {
+  const { text, facts } = input;
   const ids = checkText(nla.tok, nla.meta.model.config.maxSeqLen, text);
   const { h } = await nla.activations(text);
   const d = nla.ar.d;
@@ -96,5 +113,21 @@ export async function explainDoc(nla: NLA, text: string, settings: ViewSettings,
     progress?.(end, ids.length);
   }
   const base = positionBaselines(h, ids, nla.meta, fit);
-  return { text, tokens: ids.map((id, p) => ({ position: p, id, token: pieces[p], explanations: explanations[p], baselines: base[p] })) };
+  const known = facts ? knownAt(nla.tok, text, ids, facts) : undefined;
+  const tokens: ViewToken[] = ids.map((id, p) => ({ position: p, id, token: pieces[p], explanations: explanations[p], baselines: base[p] }));
+  if (facts && known) {
+    tokens.forEach((t, p) => {
+      t.known = known[p];
+      // An unparseable output states nothing (as scoreClaims counts it).
+      for (const e of t.explanations) e.claims = e.mse === 2 && e.text.startsWith('(unparseable)') ? [] : markExplanation(e.text, known[p], facts);
+    });
+  }
+  return facts ? { text, tokens, facts } : { text, tokens };
+}
+
+/** The facts read at each token of `ids` (the text's tokens as explained). */
+function knownAt(tok: Tokenizer, text: string, ids: number[], facts: Facts): Facts[] {
+  const { ids: again, offsets } = tokenizeWithOffsets(tok, text);
+  if (again.length !== ids.length || again.some((x, i) => x !== ids[i])) throw new InputError('facts: this tokenizer\'s tokens do not map back to characters of the text (facts are marked for tokenizers with a BOS, as tok512)');
+  return knownPerToken(text, offsets, facts);
 }
