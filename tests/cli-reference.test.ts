@@ -1,11 +1,13 @@
 // The CLI on a reference NLA pair (fixture: tests/reference-fixture.ts): `nla explain` with
-// --nla DIR (holding av/ and ar/) and with --av DIR --ar DIR gives the same greedy output;
+// --nla DIR (holding av/ and ar/) and with --av DIR --ar DIR gives the same greedy output, with
+// FVE over Var computed from the text's own activations (the sidecars carry none);
 // half a pair, both forms at once, or `nla rl` on a pair are refused saying why.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { loadNLA } from '../src/nla/nla.js';
 import { okCli, runCli } from './cli-helpers.js';
 import { SKIP_NO_MODEL } from './helpers.js';
 import { buildReferencePair, type Fixture } from './reference-fixture.js';
@@ -24,9 +26,16 @@ test('nla explain reads a reference pair by --nla DIR and by --av/--ar, with --m
   assert.deepEqual(a.tokens.map((t: { position: number }) => t.position), [0, 2]);
   // Llama 3 has a BOS: position 0 is <|begin_of_text|>, 2 is the second byte of "Once".
   assert.deepEqual(a.tokens.map((t: { token: string }) => t.token), ['<|begin_of_text|>', 'n']);
+  // The sidecars carry no Var: it is computed over this text's activations at every token, and said.
+  assert.match(a.variance_note, /^Var \d+\.\d{3} computed over the activations at every token of this text: the reference sidecars carry no Var/);
+  const nla = await loadNLA(f.nla, { model: f.base });
+  const { variance } = nla.statsOf((await nla.activations('Once upon')).h);
+  nla.dispose();
+  assert.equal(a.variance, variance);
   for (const t of a.tokens) {
     assert.match(t.explanations[0].text, /^\(unparseable\)/);
     assert.equal(t.explanations[0].mse, 2);
+    assert.equal(t.explanations[0].fve, 1 - 2 / variance);
   }
   const b = JSON.parse((await okCli(['explain', '--av', f.av, '--ar', f.ar, ...args], 120_000)).stdout);
   assert.deepEqual(b.tokens, a.tokens);
