@@ -133,8 +133,9 @@ test('nla report refuses bad input with a message naming it (no file written)', 
   const cases: [string[], RegExp][] = [
     [['--text', '  '], /text: empty/],
     [['--text', 'Once upon a time '.repeat(200)], /text: \d+ tokens \(with BOS\), longer than the model's context of 512/],
-    [[], /needs exactly one of --text TEXT or --data FILE/],
-    [['--text', 'a', '--data', 'x.jsonl'], /needs exactly one of --text TEXT or --data FILE/],
+    [[], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
+    [['--text', 'a', '--data', 'x.jsonl'], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
+    [['--text', 'a', '--vectors', 'v.npy'], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
     [['--text', 'a', '--samples', '0'], /--samples: "0" is not an integer from 1 to 16/],
   ];
   for (const [args, msg] of cases) {

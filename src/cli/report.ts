@@ -8,6 +8,7 @@ import { renderPage } from '../viewer/page.js';
 import { ViewerSession } from '../viewer/session.js';
 import { checkFacts } from '../nla/fact-marks.js';
 import { checkSettings, type ViewInput } from '../viewer/view-data.js';
+import { nlaSource, PAIR_OPTIONS } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
 /**
@@ -42,16 +43,22 @@ export function registerReport(program: Command): void {
   const cmd = program
     .command('report')
     .description('write the viewer as one self-contained HTML file: a text\'s tokens coloured by their best explanation\'s FVE, each token\'s explanations and baselines on click, and the training curves and eval table')
-    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--nla <dir>', 'NLA directory: nla\'s own (nla.json) or a reference pair (av/ and ar/ with nla_meta.yaml) (required, or --av/--ar)')
+    .option(...PAIR_OPTIONS[0])
+    .option(...PAIR_OPTIONS[1])
     .option('--text <text>', 'the text to explain (BOS is prepended and is position 0)')
     .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line (with "facts": {"name": "Lily", ...} for known-answer text, whose stated facts the page marks true or false), or any other file as one text')
+    .option('--vectors <file>', 'explain vectors from a file instead of text: .npy ((d,) or (n, d)), .safetensors (--tensor), .jsonl (arrays, or objects with --field) or .parquet (activation_vector), as `nla explain --vectors`')
+    .option('--tensor <name>', 'the tensor of a .safetensors --vectors file (default: its only one)')
+    .option('--field <name>', 'the field of a .jsonl --vectors file holding the array, when lines are objects', 'vector')
+    .option('--max-tokens <n>', 'explanation length cap (default: the NLA\'s)')
     .option('--out <file>', 'the HTML file to write', 'report.html')
     .option('--samples <k>', 'explanations per token, sorted best-first by the AR (1 to 16)', '4')
     .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--store <dir>', 'activation store to fit the token baselines on (default: from nla.json\'s training records, or <nla>/../activations)')
     .option('--metrics <file>', 'training metrics to chart (default: <nla>/metrics.jsonl, or <nla>/../metrics.jsonl)')
-    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json)')
+    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json); for a reference pair, the base model\'s HF directory')
     .addHelpText(
       'after',
       `
@@ -73,23 +80,27 @@ For an interactive page (type text, change the sampling): nla serve --nla runs/d
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const dir = o.need('nla', '<dir>');
-    if (o.has('text') === o.has('data')) throw new Error('`nla report` needs exactly one of --text TEXT or --data FILE; see `nla report --help`');
-    const texts = o.has('text') ? [{ text: o.need('text') }] : readDataTexts(o.need('data'));
+    const { source, label: dir, pair } = nlaSource(o);
+    if ([o.has('text'), o.has('data'), o.has('vectors')].filter(Boolean).length !== 1) throw new Error('`nla report` needs exactly one of --text TEXT, --data FILE or --vectors FILE; see `nla report --help`');
+    const vectors = o.str('vectors');
+    const texts = vectors !== undefined ? [] : o.has('text') ? [{ text: o.need('text') }] : readDataTexts(o.need('data'));
     const out = o.need('out');
     const settings = checkSettings({ samples: o.str('samples'), temperature: o.str('temperature'), seed: o.str('seed') }, '--');
-    const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model') });
+    const maxTokens = o.optNum('maxTokens', { int: true, min: 1 });
+    const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model'), pair: typeof source === 'string' ? undefined : pair, maxTokens });
     session.check(dir, texts.map((t) => t.text));
     let bar: ReturnType<typeof progressBar> | undefined, doc = 0;
-    const data = await session.view(dir, texts, settings, (done, total) => {
-      if (done === 0) bar = progressBar(texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);
+    const progress = (done: number, total: number) => {
+      if (done === 0) bar = progressBar(vectors !== undefined ? 'vectors' : texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);
       bar?.update(done);
       if (done === total) bar?.done();
-    });
+    };
+    const vecs = vectors !== undefined ? await ViewerSession.readVectors(vectors, { tensor: o.str('tensor'), field: o.str('field') }) : undefined;
+    const data = vectors !== undefined && vecs ? await session.viewVectors(dir, vectors, vecs, settings, progress) : await session.view(dir, texts, settings, progress);
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     writeFileAtomic(out, [new TextEncoder().encode(renderPage({ mode: 'report', nla: data.nla, data }))]);
-    const n = data.docs.reduce((s, d) => s + d.tokens.length, 0);
-    console.log(`${out}: ${data.docs.length} text(s), ${n} tokens, ${settings.samples} explanation(s) each${data.metrics ? `, training charts from ${data.metrics.file}` : ''}; open it in a browser`);
+    const what = data.vectors ? `${data.vectors.rows.length} vector(s) of ${data.vectors.file}` : `${data.docs.length} text(s), ${data.docs.reduce((s, d) => s + d.tokens.length, 0)} tokens`;
+    console.log(`${out}: ${what}, ${settings.samples} explanation(s) each${data.metrics ? `, training charts from ${data.metrics.file}` : ''}${data.nla.varianceNote ? `; ${data.nla.varianceNote}` : ''}; open it in a browser`);
     session.dispose();
   });
 }
