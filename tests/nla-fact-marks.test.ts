@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { markClaims, scoreClaims } from '../src/nla/claims.js';
 import { cutPoints, describeCut, FIELD_VALUES, FIELDS, generateStories, type Field } from '../src/nla/corpus.js';
-import { checkFacts, factSpans, knownPerToken, markExplanation, parseFactsText } from '../src/nla/fact-marks.js';
+import { checkFacts, factSpans, knownPerToken, markExplanation, markScored, parseFactsText } from '../src/nla/fact-marks.js';
 import { tokenizeWithOffsets } from '../src/nla/extract.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { worldStory } from '../src/nla/world.js';
@@ -60,6 +60,9 @@ test('markClaims: true when the one stated value has been read, false for anothe
   assert.deepEqual(markClaims('"Tom at the beach". Then "ran". Text: ... Tom', known, FIELDS), []);
   // Only the declared fields are judged.
   assert.deepEqual(markExplanation('Tom with a red ball.', { name: 'Lily' }, { name: 'Lily' }), [{ field: 'name', said: ['Tom'], truth: 'Lily', ok: false }]);
+  // An unparseable output (NLA.explain: MSE 2, raw text after "(unparseable) ") states nothing, as scoreClaims counts it.
+  assert.deepEqual(markScored({ text: '(unparseable) Tom at the park', mse: 2 }, known, { name: 'Lily' }), []);
+  assert.deepEqual(markScored({ text: 'Tom at the park', mse: 0.5 }, known, { name: 'Lily' }), [{ field: 'name', said: ['Tom'], truth: 'Lily', ok: false }]);
 });
 
 test('scoreClaims counts exactly the marks (stated = marks, stated true = true marks) on random explanations', () => {

@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { ClaimMark } from '../src/nla/claims.js';
 import { tokenizeWithOffsets } from '../src/nla/extract.js';
-import { knownPerToken, markExplanation, type Facts } from '../src/nla/fact-marks.js';
+import { knownPerToken, markScored, type Facts } from '../src/nla/fact-marks.js';
 import { normalizedMseHost } from '../src/nla/loss.js';
 import { worldStory } from '../src/nla/world.js';
 import { loadNLA, type NLA } from '../src/nla/nla.js';
@@ -239,7 +239,7 @@ test('nla serve: submit text, progress, click a token = the library; bad input -
 async function libraryMarks(text: string, facts: Facts, p: number): Promise<{ known: Facts; marks: string[] }> {
   const [t] = await nla.explain(text, [p]);
   const known = knownPerToken(text, tokenizeWithOffsets(nla.tok, text).offsets, facts)[p];
-  const marks = markExplanation(t.explanations[0].text, known, facts);
+  const marks = markScored(t.explanations[0], known, facts);
   return { known, marks: marks.map(shownMark) };
 }
 const shownMark = (c: ClaimMark) => `${c.ok}|${c.ok ? '\u2713' : '\u2717'} ${c.field} = ${c.said.join(' / ')}${c.ok ? '' : c.truth === undefined ? ' (not read yet)' : ` (text: ${c.truth})`}`;
@@ -260,9 +260,23 @@ test('known-answer text (nla world sample --jsonl -> report --data): each stated
   await page.goto(pathToFileURL(out).href);
   await page.waitForSelector('body[data-ready="1"]');
   assert.match((await page.locator('.doc .facts-line').textContent())!, /known facts of this text: name=Mia place=house object=hat colour=red emotion=happy event=lost/);
-  // Tokens whose best explanation the page marks with a true fact and with a false one.
+  // Every token's data on the page = the library: the best explanation, the facts read there
+  // and each mark (computed here from the library's explanations and knownPerToken).
   const boot = await page.evaluate(() => JSON.parse(document.getElementById('nla-boot')!.textContent!));
-  const toks = boot.data.docs[0].tokens as { position: number; explanations: { claims: ClaimMark[] }[] }[];
+  const toks = boot.data.docs[0].tokens as { position: number; known: Facts; explanations: { text: string; claims: ClaimMark[] }[] }[];
+  const libAll = await nla.explain(story.text);
+  const knownAll = knownPerToken(story.text, tokenizeWithOffsets(nla.tok, story.text).offsets, story.latents);
+  assert.equal(toks.length, libAll.length);
+  for (const [p, t] of toks.entries()) {
+    assert.equal(t.explanations[0].text, libAll[p].explanations[0].text, `token ${p}`);
+    assert.deepEqual(t.known, knownAll[p], `facts read by token ${p}`);
+    assert.deepEqual(t.explanations[0].claims.map(shownMark), markScored(libAll[p].explanations[0], knownAll[p], story.latents).map(shownMark), `marks at token ${p}`);
+  }
+  // The token where the name is read: the panel's list of facts read changes there.
+  const nameAt = knownAll.findIndex((k) => k.name !== undefined);
+  await page.click(`.tok[data-doc="0"][data-pos="${nameAt}"]`);
+  assert.match((await page.locator('#panel-body .known-here').textContent())!, new RegExp(`^facts read by this token: name=${story.latents.name} · not read yet: place`));
+  // Tokens whose best explanation the page marks with a true fact and with a false one.
   const withTrue = toks.find((t) => t.explanations[0].claims.some((c) => c.ok));
   const withFalse = toks.find((t) => t.explanations[0].claims.some((c) => !c.ok) && t !== withTrue);
   assert.ok(withTrue, 'the fixture NLA states at least one true fact of this story (else the test has nothing to check)');

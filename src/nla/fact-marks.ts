@@ -85,3 +85,11 @@ export function knownPerToken(text: string, offsets: readonly number[], facts: F
 export function markExplanation(explanation: string, known: Facts, facts: Facts): ClaimMark[] {
   return markClaims(explanation, known, factFields(facts));
 }
+
+/**
+ * Marks of a scored explanation as NLA.explain returns it: an unparseable output (MSE 2, its
+ * raw text shown after "(unparseable) ") states nothing, as scoreClaims counts it.
+ */
+export function markScored(e: { text: string; mse: number }, known: Facts, facts: Facts): ClaimMark[] {
+  return e.mse === 2 && e.text.startsWith('(unparseable) ') ? [] : markExplanation(e.text, known, facts);
+}

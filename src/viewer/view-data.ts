@@ -5,7 +5,7 @@
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { ClaimMark } from '../nla/claims.js';
 import { tokenizeWithOffsets } from '../nla/extract.js';
-import { knownPerToken, markExplanation, type Facts } from '../nla/fact-marks.js';
+import { knownPerToken, markScored, type Facts } from '../nla/fact-marks.js';
 import type { NLA, NlaMeta } from '../nla/nla.js';
 import type { Vectors } from '../nla/vectors.js';
 import type { MetricsView } from './metrics.js';
@@ -136,8 +136,7 @@ export async function explainDoc(nla: NLA, input: ViewInput, settings: ViewSetti
   if (facts && known) {
     tokens.forEach((t, p) => {
       t.known = known[p];
-      // An unparseable output states nothing (as scoreClaims counts it).
-      for (const e of t.explanations) e.claims = e.mse === 2 && e.text.startsWith('(unparseable)') ? [] : markExplanation(e.text, known[p], facts);
+      for (const e of t.explanations) e.claims = markScored(e, known[p], facts);
     });
   }
   return facts ? { text, tokens, facts } : { text, tokens };
