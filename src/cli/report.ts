@@ -73,9 +73,16 @@ An explanation below the current-token baseline says less than the token itself.
 text: the training curves (loss, FVE, reward, KL, length, logit scale) and the eval table
 from metrics.jsonl, when the NLA was trained by nla.
 
+Known-answer text (--data lines with "facts", e.g. from \`nla world sample --jsonl\`): each
+fact an explanation states outside its quotations is marked ✓ when the text has stated that
+value by the clicked token, ✗ when it names another value or a fact not read yet.
+Reference pairs (--nla PAIR or --av/--ar, with --model) carry no Var: FVE is computed over the
+activations (or --vectors) shown, and the page says so.
+
 Example:
   nla demo --quick --out runs/demo
   nla report --nla runs/demo/nla --text "Once upon a time, there was a little girl named Lily." --out report.html
+  nla world sample --jsonl --n 3 > world.jsonl && nla report --nla runs/demo/nla --data world.jsonl --out facts.html
 For an interactive page (type text, change the sampling): nla serve --nla runs/demo/nla`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {

@@ -27,7 +27,9 @@ load) is answered with a message on the page and a 4xx status; the server keeps 
 The page's "NLA directory" field switches to another NLA on this machine (nla's own or a
 reference pair's directory); its "vectors file" field explains vectors from a file on this
 machine instead of text (the formats of \`nla explain --vectors\`). A reference pair carries no
-Var: FVE is then computed over the activations shown (the page says so).
+Var: FVE is then computed over the activations shown (the page says so). For known-answer text,
+its "known facts" field (name=Lily place=park ...) marks each fact an explanation states true or
+false at the clicked token.
 
 How to read the page: see \`nla report --help\` (the same page, written to a file).
 
