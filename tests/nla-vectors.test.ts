@@ -74,6 +74,8 @@ test('nla explain --vectors: the same explanations from every file type, equal t
   const nla = await loadNLA(pair.nla);
   nla.meta.maxExplanationTokens = 4;
   const want = await nla.explainActivations(V);
+  // A reference pair carries no Var: FVE is relative to the evaluated vectors' own spread.
+  const { variance } = nla.statsOf(V);
   nla.dispose();
   // (An untrained AV's few greedy tokens need not differ between vectors; that the AV reads the
   // injected vector is tested on its log-probs in nla-reference.test.ts.)
@@ -84,8 +86,9 @@ test('nla explain --vectors: the same explanations from every file type, equal t
     assert.deepEqual(out.vectors.map((r: { index: number }) => r.index), [0, 1]);
     assert.deepEqual(out.vectors.map((r: { label: string }) => r.label), file === 'v.parquet' ? ['c:av:0@5', 'c:av:1@6'] : file === 'v.npy' ? ['array[0]', 'array[1]'] : ['directions[0]', 'directions[1]']);
     assert.deepEqual(out.vectors.map((r: { explanations: { text: string; mse: number }[] }) => r.explanations.map((e) => [e.text, e.mse])), want.map((ex) => ex.map((e) => [e.text, e.mse])), file);
-    // A reference pair has no Var: no FVE.
-    assert.equal(out.vectors[0].explanations[0].fve, null);
+    assert.equal(out.variance, variance);
+    assert.match(out.variance_note, /^Var \d\.\d{3} computed over the 2 vector\(s\) of .*: the reference sidecars carry no Var/);
+    for (const [i, r] of (out.vectors as { explanations: { mse: number; fve: number }[] }[]).entries()) assert.equal(r.explanations[0].fve, 1 - want[i][0].mse / variance);
   }
   const wrong = await runCli([...args, '--vectors', f('v.safetensors'), '--tensor', 'other']);
   assert.notEqual(wrong.code, 0);

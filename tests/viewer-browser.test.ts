@@ -10,7 +10,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
+import type { ClaimMark } from '../src/nla/claims.js';
+import { tokenizeWithOffsets } from '../src/nla/extract.js';
+import { knownPerToken, markScored, type Facts } from '../src/nla/fact-marks.js';
 import { normalizedMseHost } from '../src/nla/loss.js';
+import { worldStory } from '../src/nla/world.js';
 import { loadNLA, type NLA } from '../src/nla/nla.js';
 import { launchChromium, localOnlyContext, screenshotPath } from './browser.js';
 import { okCli, runCli } from './cli-helpers.js';
@@ -54,7 +58,7 @@ async function libraryAt(text: string, p: number): Promise<{ text: string; fve: 
 
 async function panelBest(page: Page): Promise<{ text: string; fve: string; rank: string }> {
   const row = page.locator('#panel-body tr.expl').first();
-  return { text: (await row.locator('td.text').textContent())!, fve: (await row.locator('td.fve').textContent())!, rank: (await row.locator('td.rank').textContent())! };
+  return { text: (await row.locator('td.text .expl-text').textContent())!, fve: (await row.locator('td.fve').textContent())!, rank: (await row.locator('td.rank').textContent())! };
 }
 
 function startServe(nlaDir: string): Promise<{ url: string; child: ChildProcess; stderr: () => string }> {
@@ -129,8 +133,9 @@ test('nla report refuses bad input with a message naming it (no file written)', 
   const cases: [string[], RegExp][] = [
     [['--text', '  '], /text: empty/],
     [['--text', 'Once upon a time '.repeat(200)], /text: \d+ tokens \(with BOS\), longer than the model's context of 512/],
-    [[], /needs exactly one of --text TEXT or --data FILE/],
-    [['--text', 'a', '--data', 'x.jsonl'], /needs exactly one of --text TEXT or --data FILE/],
+    [[], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
+    [['--text', 'a', '--data', 'x.jsonl'], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
+    [['--text', 'a', '--vectors', 'v.npy'], /needs exactly one of --text TEXT, --data FILE or --vectors FILE/],
     [['--text', 'a', '--samples', '0'], /--samples: "0" is not an integer from 1 to 16/],
   ];
   for (const [args, msg] of cases) {
@@ -224,6 +229,104 @@ test('nla serve: submit text, progress, click a token = the library; bad input -
   assert.ok(firstResult && secondWork.length > 0);
   assert.ok(secondWork.every((l) => l.t >= firstResult.t), `the second request's progress comes after the first's result: ${JSON.stringify(log)}`);
   assert.ok(!srv.stderr().includes('error:'), srv.stderr());
+  await context.close();
+});
+
+/**
+ * What the library marks at a position of known-answer text: the best (greedy) explanation's
+ * claims against the facts read by that token, as the page should show them.
+ */
+async function libraryMarks(text: string, facts: Facts, p: number): Promise<{ known: Facts; marks: string[] }> {
+  const [t] = await nla.explain(text, [p]);
+  const known = knownPerToken(text, tokenizeWithOffsets(nla.tok, text).offsets, facts)[p];
+  const marks = markScored(t.explanations[0], known, facts);
+  return { known, marks: marks.map(shownMark) };
+}
+const shownMark = (c: ClaimMark) => `${c.ok}|${c.ok ? '\u2713' : '\u2717'} ${c.field} = ${c.said.join(' / ')}${c.ok ? '' : c.truth === undefined ? ' (not read yet)' : ` (text: ${c.truth})`}`;
+
+async function panelMarks(page: Page): Promise<string[]> {
+  return page.locator('#panel-body tr.expl').first().locator('.claim').evaluateAll((es) => es.map((e) => `${(e as HTMLElement).dataset.ok}|${e.textContent}`));
+}
+
+test('known-answer text (nla world sample --jsonl -> report --data): each stated fact is marked true or false as the library marks it', { skip: SKIP_NO_MODEL, timeout: 240_000 }, async () => {
+  const story = worldStory(3, 0);
+  const data = path.join(run, 'world.jsonl'), out = path.join(run, 'facts.html');
+  const r0 = await okCli(['world', 'sample', '--jsonl', '--n', '1', '--seed', '3']);
+  fs.writeFileSync(data, r0.stdout);
+  assert.deepEqual(JSON.parse(r0.stdout), { text: story.text, facts: story.latents, seed: 3, story: 0 }, 'the generator\'s story and its latents');
+  await okCli(['report', '--nla', dir, '--data', data, '--samples', '1', '--out', out], 180_000);
+  const { context, outside } = await localOnlyContext(browser);
+  const page = await context.newPage();
+  await page.goto(pathToFileURL(out).href);
+  await page.waitForSelector('body[data-ready="1"]');
+  assert.match((await page.locator('.doc .facts-line').textContent())!, /known facts of this text: name=Mia place=house object=hat colour=red emotion=happy event=lost/);
+  // Every token's data on the page = the library: the best explanation, the facts read there
+  // and each mark (computed here from the library's explanations and knownPerToken).
+  const boot = await page.evaluate(() => JSON.parse(document.getElementById('nla-boot')!.textContent!));
+  const toks = boot.data.docs[0].tokens as { position: number; known: Facts; explanations: { text: string; claims: ClaimMark[] }[] }[];
+  const libAll = await nla.explain(story.text);
+  const knownAll = knownPerToken(story.text, tokenizeWithOffsets(nla.tok, story.text).offsets, story.latents);
+  assert.equal(toks.length, libAll.length);
+  for (const [p, t] of toks.entries()) {
+    assert.equal(t.explanations[0].text, libAll[p].explanations[0].text, `token ${p}`);
+    assert.deepEqual(t.known, knownAll[p], `facts read by token ${p}`);
+    assert.deepEqual(t.explanations[0].claims.map(shownMark), markScored(libAll[p].explanations[0], knownAll[p], story.latents).map(shownMark), `marks at token ${p}`);
+  }
+  // The token where the name is read: the panel's list of facts read changes there.
+  const nameAt = knownAll.findIndex((k) => k.name !== undefined);
+  await page.click(`.tok[data-doc="0"][data-pos="${nameAt}"]`);
+  assert.match((await page.locator('#panel-body .known-here').textContent())!, new RegExp(`^facts read by this token: name=${story.latents.name} · not read yet: place`));
+  // Tokens whose best explanation the page marks with a true fact and with a false one.
+  const withTrue = toks.find((t) => t.explanations[0].claims.some((c) => c.ok));
+  const withFalse = toks.find((t) => t.explanations[0].claims.some((c) => !c.ok) && t !== withTrue);
+  assert.ok(withTrue, 'the fixture NLA states at least one true fact of this story (else the test has nothing to check)');
+  assert.ok(withFalse, 'and at least one false fact');
+  const seen = { true: 0, false: 0 };
+  for (const p of [withTrue.position, withFalse.position]) {
+    await page.click(`.tok[data-doc="0"][data-pos="${p}"]`);
+    const lib = await libraryMarks(story.text, story.latents, p);
+    assert.deepEqual(await panelMarks(page), lib.marks, `marks at token ${p}`);
+    const kv = Object.entries(lib.known).map(([k, v]) => `${k}=${v}`).join(' ');
+    assert.match((await page.locator('#panel-body .known-here').textContent())!, new RegExp(`^facts read by this token: ${kv || 'none'}`));
+    for (const m of lib.marks) seen[m.startsWith('true') ? 'true' : 'false']++;
+  }
+  assert.ok(seen.true > 0 && seen.false > 0, JSON.stringify(seen));
+  await page.screenshot({ path: screenshotPath('viewer-facts.png'), fullPage: true });
+  assert.deepEqual(outside, []);
+  await context.close();
+});
+
+test('nla serve with known facts: the form\'s facts field marks the clicked token as the library does; bad facts -> 400 naming the field', { skip: SKIP_NO_MODEL, timeout: 180_000 }, async () => {
+  const srv = await startServe(dir);
+  const { context, outside } = await localOnlyContext(browser);
+  const page = await context.newPage();
+  await page.goto(srv.url);
+  await page.waitForSelector('body[data-ready="1"]');
+  const text = 'Mia was a little girl. She liked to play at the house. There, she saw a red hat.';
+  const facts = { name: 'Mia', place: 'house', colour: 'red' } as Facts;
+  await page.fill('#samples', '1');
+  await page.fill('#temperature', '0');
+  await page.fill('#text', text);
+  await page.fill('#facts', 'name=Mia place=house colour=red');
+  const submit = async (): Promise<number> => {
+    const [res] = await Promise.all([page.waitForResponse('**/api/explain'), page.click('#go')]);
+    await page.waitForFunction(() => !(document.getElementById('go') as HTMLButtonElement).disabled);
+    return res.status();
+  };
+  assert.equal(await submit(), 200);
+  // The library's marks at every token; click the first token with any, and one without.
+  const n = nla.tok.encode(text, { bos: true }).length;
+  let marked = -1;
+  for (let p = n - 1; p > 0 && marked < 0; p--) if ((await libraryMarks(text, facts, p)).marks.length) marked = p;
+  assert.ok(marked > 0, 'the fixture NLA states a fact somewhere in the text');
+  await page.click(`.tok[data-pos="${marked}"]`);
+  assert.deepEqual(await panelMarks(page), (await libraryMarks(text, facts, marked)).marks);
+  await page.click('.tok[data-pos="1"]');
+  assert.deepEqual(await panelMarks(page), (await libraryMarks(text, facts, 1)).marks);
+  await page.fill('#facts', 'place=moon');
+  assert.equal(await submit(), 400);
+  assert.match((await page.locator('#message').textContent())!, /^facts\.place: "moon" is not one of park, garden/);
+  assert.deepEqual(outside, []);
   await context.close();
 });
 

@@ -47,16 +47,22 @@ test('findMetrics: --metrics, else <nla>/metrics.jsonl, else <nla>/../metrics.js
   assert.throws(() => findMetrics(nla, path.join(run, 'nope.jsonl')), /--metrics .*nope\.jsonl: file not found/);
 });
 
-test('readDataTexts: .jsonl is one {"text"} a line (errors name the line), any other file is one text', () => {
+test('readDataTexts: .jsonl is one {"text"} a line, optionally with its "facts" (errors name the line), any other file is one text', () => {
   const dir = tmp();
   const j = path.join(dir, 'texts.jsonl');
   fs.writeFileSync(j, '{"text": "Once upon a time"}\n\n{"text": "The cat sat."}\n');
-  assert.deepEqual(readDataTexts(j), ['Once upon a time', 'The cat sat.']);
+  assert.deepEqual(readDataTexts(j), [{ text: 'Once upon a time' }, { text: 'The cat sat.' }]);
   fs.writeFileSync(j, '{"text": "a"}\n{"txt": "b"}\n');
   assert.throws(() => readDataTexts(j), /texts\.jsonl:2: field "text" missing/);
+  fs.writeFileSync(j, '{"text": "Lily went to the park.", "facts": {"name": "Lily", "place": "park"}}\n');
+  assert.deepEqual(readDataTexts(j), [{ text: 'Lily went to the park.', facts: { name: 'Lily', place: 'park' } }]);
+  fs.writeFileSync(j, '{"text": "a"}\n{"text": "b", "facts": {"place": "moon"}}\n');
+  assert.throws(() => readDataTexts(j), /texts\.jsonl:2: field "facts"\.place: "moon" is not one of park, garden/);
+  fs.writeFileSync(j, '{"text": "b", "facts": {"hair": "red"}}\n');
+  assert.throws(() => readDataTexts(j), /texts\.jsonl:1: field "facts": field "hair" is not a known-answer field/);
   const t = path.join(dir, 'story.txt');
   fs.writeFileSync(t, 'One line.\nTwo lines.\n\n');
-  assert.deepEqual(readDataTexts(t), ['One line.\nTwo lines.']);
+  assert.deepEqual(readDataTexts(t), [{ text: 'One line.\nTwo lines.' }]);
   assert.throws(() => readDataTexts(path.join(dir, 'none.txt')), /--data .*none\.txt: file not found/);
 });
 

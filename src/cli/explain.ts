@@ -24,7 +24,7 @@ export function registerExplain(program: Command): void {
     .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json); for a reference pair, the base model\'s HF directory')
     .option('--batch <n>', 'positions explained per generation batch', '32')
     .option('--seed <n>', 'sampling seed', '0')
-    .option('--json', 'print {"nla","layer","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}; with --vectors, "vectors":[{"index","label","explanations":[...]}] (fve null when the NLA has no Var)')
+    .option('--json', 'print {"nla","layer","variance","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}; with --vectors, "vectors":[{"index","label","explanations":[...]}]. For a reference pair (its sidecars carry no Var) Var is computed over the evaluated data (every token of --text, or the vectors) and "variance_note" says so; fve null for a single vector')
     .addHelpText(
       'after',
       `
@@ -51,12 +51,14 @@ ${CHAIN_HELP}`,
       if (vecs.d !== nla.ar.d) throw new Error(`${vectorsFile}: vectors of ${vecs.d} values, the NLA reads d = ${nla.ar.d}`);
       const samples = o.int('samples', 1), temperature = o.optNum('temperature', { min: 0 }), seed = o.int('seed');
       const bs = Math.max(1, Math.floor(o.int('batch', 1) / samples));
+      const varNote = nla.useEvaluatedVariance(vecs.data, `the ${vecs.n} vector(s) of ${vectorsFile}`);
+      if (varNote) console.error(`${dir}: ${varNote}`);
       const res: { index: number; label: string; explanations: { text: string; mse: number; fve: number }[] }[] = [];
       for (let i = 0; i < vecs.n; i += bs) {
         const rows = vecs.data.subarray(i * vecs.d, Math.min(vecs.n, i + bs) * vecs.d);
         (await nla.explainActivations(rows, { samples, temperature, seed: seed + i })).forEach((ex, k) => res.push({ index: i + k, label: vecs.labels[i + k], explanations: ex }));
       }
-      if (o.bool('json')) console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, vectors: res }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
+      if (o.bool('json')) console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, variance: nla.meta.variance, ...(varNote ? { variance_note: varNote } : {}), vectors: res }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
       else for (const r of res) {
         console.log(`\n[${r.index}] ${r.label}`);
         for (const e of r.explanations) console.log(`  mse ${e.mse.toFixed(3).padStart(6)}${Number.isFinite(e.fve) ? `  fve ${e.fve.toFixed(3).padStart(7)}` : ''}  ${e.text}`);
@@ -64,6 +66,8 @@ ${CHAIN_HELP}`,
       nla.dispose();
       return;
     }
+    // A reference pair has no Var: FVE is taken relative to the spread of this text's activations.
+    const varNote = nla.lacksVariance ? nla.useEvaluatedVariance((await nla.activations(text)).h, 'the activations at every token of this text') : undefined;
     const n = nla.textIds(text).length;
     const spec = o.need('position').trim();
     const positions = spec === 'all' ? [...Array(n).keys()] : spec.split(',').map((p) => {
@@ -82,10 +86,10 @@ ${CHAIN_HELP}`,
     }
     bar.done();
     if (o.bool('json')) {
-      console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, tokens: out }));
+      console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, variance: nla.meta.variance, ...(varNote ? { variance_note: varNote } : {}), tokens: out }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
     } else {
       const v = nla.meta.variance;
-      console.log(`${dir}: layer ${nla.meta.layer}; ` + (Number.isFinite(v) ? `fve = 1 - MSE/Var of the AR's reconstruction (Var ${v.toFixed(3)})` : 'mse = normalised MSE of the AR\'s reconstruction (2(1-cos); no FVE: the sidecars carry no Var)'));
+      console.log(`${dir}: layer ${nla.meta.layer}; ` + (Number.isFinite(v) ? `fve = 1 - MSE/Var of the AR's reconstruction (Var ${v.toFixed(3)}${varNote ? '; ' + varNote : ''})` : `mse = normalised MSE of the AR's reconstruction (${varNote ?? 'no FVE: the sidecars carry no Var'})`));
       for (const t of out) {
         console.log(`\n[${t.position}] ${JSON.stringify(t.token)}`);
         for (const e of t.explanations) console.log(Number.isFinite(v) ? `  fve ${e.fve.toFixed(3).padStart(7)}  ${e.text}` : `  mse ${e.mse.toFixed(3).padStart(6)}  ${e.text}`);

@@ -6,15 +6,22 @@ import type { Command } from 'commander';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { renderPage } from '../viewer/page.js';
 import { ViewerSession } from '../viewer/session.js';
-import { checkSettings } from '../viewer/view-data.js';
+import { checkFacts } from '../nla/fact-marks.js';
+import { checkSettings, type ViewInput } from '../viewer/view-data.js';
+import { nlaSource, PAIR_OPTIONS } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
-/** The texts of --data: a .jsonl file holds one {"text": ...} a line, any other file is one text. */
-export function readDataTexts(file: string): string[] {
+/**
+ * The texts of --data: a .jsonl file holds one {"text": ...} a line, optionally with the text's
+ * latent facts {"facts": {"name": "Lily", ...}} (known-answer text: the page then marks each
+ * fact an explanation states true or false; `nla world sample --jsonl` writes such lines); any
+ * other file is one text.
+ */
+export function readDataTexts(file: string): ViewInput[] {
   if (!fs.existsSync(file)) throw new Error(`--data ${file}: file not found`);
   const raw = fs.readFileSync(file, 'utf8');
-  if (!file.endsWith('.jsonl')) return [raw.replace(/\n+$/, '')];
-  const texts: string[] = [];
+  if (!file.endsWith('.jsonl')) return [{ text: raw.replace(/\n+$/, '') }];
+  const texts: ViewInput[] = [];
   raw.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
     let o: unknown;
@@ -23,9 +30,10 @@ export function readDataTexts(file: string): string[] {
     } catch (e) {
       throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
     }
-    const t = (o as { text?: unknown } | null)?.text;
+    const row = o as { text?: unknown; facts?: unknown } | null;
+    const t = row?.text;
     if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "text" missing or not a string`);
-    texts.push(t);
+    texts.push(row?.facts === undefined ? { text: t } : { text: t, facts: checkFacts(row.facts, `${file}:${i + 1}: field "facts"`) });
   });
   if (!texts.length) throw new Error(`${file}: no lines with a "text" field`);
   return texts;
@@ -35,16 +43,22 @@ export function registerReport(program: Command): void {
   const cmd = program
     .command('report')
     .description('write the viewer as one self-contained HTML file: a text\'s tokens coloured by their best explanation\'s FVE, each token\'s explanations and baselines on click, and the training curves and eval table')
-    .option('--nla <dir>', 'NLA directory (required)')
+    .option('--nla <dir>', 'NLA directory: nla\'s own (nla.json) or a reference pair (av/ and ar/ with nla_meta.yaml) (required, or --av/--ar)')
+    .option(...PAIR_OPTIONS[0])
+    .option(...PAIR_OPTIONS[1])
     .option('--text <text>', 'the text to explain (BOS is prepended and is position 0)')
-    .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line, or any other file as one text')
+    .option('--data <file>', 'texts to explain instead of --text: a .jsonl file with one {"text": ...} a line (with "facts": {"name": "Lily", ...} for known-answer text, whose stated facts the page marks true or false), or any other file as one text')
+    .option('--vectors <file>', 'explain vectors from a file instead of text: .npy ((d,) or (n, d)), .safetensors (--tensor), .jsonl (arrays, or objects with --field) or .parquet (activation_vector), as `nla explain --vectors`')
+    .option('--tensor <name>', 'the tensor of a .safetensors --vectors file (default: its only one)')
+    .option('--field <name>', 'the field of a .jsonl --vectors file holding the array, when lines are objects', 'vector')
+    .option('--max-tokens <n>', 'explanation length cap (default: the NLA\'s)')
     .option('--out <file>', 'the HTML file to write', 'report.html')
     .option('--samples <k>', 'explanations per token, sorted best-first by the AR (1 to 16)', '4')
     .option('--temperature <t>', 'sampling temperature (default: 0 for one sample, 1 for several)')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--store <dir>', 'activation store to fit the token baselines on (default: from nla.json\'s training records, or <nla>/../activations)')
     .option('--metrics <file>', 'training metrics to chart (default: <nla>/metrics.jsonl, or <nla>/../metrics.jsonl)')
-    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json)')
+    .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json); for a reference pair, the base model\'s HF directory')
     .addHelpText(
       'after',
       `
@@ -59,30 +73,41 @@ An explanation below the current-token baseline says less than the token itself.
 text: the training curves (loss, FVE, reward, KL, length, logit scale) and the eval table
 from metrics.jsonl, when the NLA was trained by nla.
 
+Known-answer text (--data lines with "facts", e.g. from \`nla world sample --jsonl\`): each
+fact an explanation states outside its quotations is marked ✓ when the text has stated that
+value by the clicked token, ✗ when it names another value or a fact not read yet.
+Reference pairs (--nla PAIR or --av/--ar, with --model) carry no Var: FVE is computed over the
+activations (or --vectors) shown, and the page says so.
+
 Example:
   nla demo --quick --out runs/demo
   nla report --nla runs/demo/nla --text "Once upon a time, there was a little girl named Lily." --out report.html
+  nla world sample --jsonl --n 3 > world.jsonl && nla report --nla runs/demo/nla --data world.jsonl --out facts.html
 For an interactive page (type text, change the sampling): nla serve --nla runs/demo/nla`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const dir = o.need('nla', '<dir>');
-    if (o.has('text') === o.has('data')) throw new Error('`nla report` needs exactly one of --text TEXT or --data FILE; see `nla report --help`');
-    const texts = o.has('text') ? [o.need('text')] : readDataTexts(o.need('data'));
+    const { source, label: dir, pair } = nlaSource(o);
+    if ([o.has('text'), o.has('data'), o.has('vectors')].filter(Boolean).length !== 1) throw new Error('`nla report` needs exactly one of --text TEXT, --data FILE or --vectors FILE; see `nla report --help`');
+    const vectors = o.str('vectors');
+    const texts = vectors !== undefined ? [] : o.has('text') ? [{ text: o.need('text') }] : readDataTexts(o.need('data'));
     const out = o.need('out');
     const settings = checkSettings({ samples: o.str('samples'), temperature: o.str('temperature'), seed: o.str('seed') }, '--');
-    const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model') });
-    session.check(dir, texts);
+    const maxTokens = o.optNum('maxTokens', { int: true, min: 1 });
+    const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model'), pair: typeof source === 'string' ? undefined : pair, maxTokens });
+    session.check(dir, texts.map((t) => t.text));
     let bar: ReturnType<typeof progressBar> | undefined, doc = 0;
-    const data = await session.view(dir, texts, settings, (done, total) => {
-      if (done === 0) bar = progressBar(texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);
+    const progress = (done: number, total: number) => {
+      if (done === 0) bar = progressBar(vectors !== undefined ? 'vectors' : texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);
       bar?.update(done);
       if (done === total) bar?.done();
-    });
+    };
+    const vecs = vectors !== undefined ? await ViewerSession.readVectors(vectors, { tensor: o.str('tensor'), field: o.str('field') }) : undefined;
+    const data = vectors !== undefined && vecs ? await session.viewVectors(dir, vectors, vecs, settings, progress) : await session.view(dir, texts, settings, progress);
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     writeFileAtomic(out, [new TextEncoder().encode(renderPage({ mode: 'report', nla: data.nla, data }))]);
-    const n = data.docs.reduce((s, d) => s + d.tokens.length, 0);
-    console.log(`${out}: ${data.docs.length} text(s), ${n} tokens, ${settings.samples} explanation(s) each${data.metrics ? `, training charts from ${data.metrics.file}` : ''}; open it in a browser`);
+    const what = data.vectors ? `${data.vectors.rows.length} vector(s) of ${data.vectors.file}` : `${data.docs.length} text(s), ${data.docs.reduce((s, d) => s + d.tokens.length, 0)} tokens`;
+    console.log(`${out}: ${what}, ${settings.samples} explanation(s) each${data.metrics ? `, training charts from ${data.metrics.file}` : ''}${data.nla.varianceNote ? `; ${data.nla.varianceNote}` : ''}; open it in a browser`);
     session.dispose();
   });
 }

@@ -8,20 +8,23 @@ import { Llama } from '../nn/llama.js';
 import { Weights } from '../nn/weights.js';
 import { Verbalizer } from '../nla/av.js';
 import { loadNLA } from '../nla/nla.js';
-import { referencePairIn } from '../nla/reference.js';
+import { writeReferencePair } from '../nla/reference-export.js';
 import { writeCurvesSvg } from '../nla/plot.js';
 import { trainRl, type RewardKind, type RlMetrics } from '../nla/rl.js';
 import { ActivationStore } from '../nla/store.js';
-import { AV_FILE, AV_REF_FILE, CHAIN_HELP, copyWritable, META, requireComplete, storeRows } from './nla-dir.js';
+import { AV_FILE, AV_REF_FILE, CHAIN_HELP, copyWritable, META, nlaSource, PAIR_OPTIONS, storeRows, trainingStats } from './nla-dir.js';
 import { CHECKPOINT_HELP, checkpointOptions, Metrics, Opts, progressBar, withCheckpointFlags, withConfig } from './options.js';
 
 export function registerRl(program: Command): void {
   const cmd = program
     .command('rl')
     .description('joint RL of an SFT\'d NLA: GRPO on the AV rewarded by the current AR, one AR step per batch (step 4 of the chain)')
-    .option('--nla <dir>', 'NLA directory with av.safetensors and ar.safetensors (from sft-ar and sft-av) (required)')
+    .option('--nla <dir>', 'NLA directory with av.safetensors and ar.safetensors (from sft-ar and sft-av), or a reference pair (av/ and ar/ with nla_meta.yaml) (required, or --av/--ar)')
+    .option(...PAIR_OPTIONS[0])
+    .option(...PAIR_OPTIONS[1])
+    .option('--model <path>', 'for a reference pair: the base model\'s HF directory (checked against nothing: the sidecars name only its Hub id)')
     .option('--store <dir>', 'activation store of the same model and layer (required)')
-    .option('--out <dir>', 'where to write the updated NLA (default: --nla, in place)')
+    .option('--out <dir>', 'where to write the updated NLA (default: --nla, in place; required for a reference pair, written there as a new pair)')
     .option('--split <name>', 'store split to sample activations from (or all); score sweeps with nla eval --split dev, never test', 'rl')
     .option('--steps <n>', 'RL steps', '60')
     .option('--activations-per-step <n>', 'activations per step', '8')
@@ -56,6 +59,10 @@ av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes 
 av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
 {"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,logitScale,seconds,
 phases:{generate,score,ar,av}}.
+A reference pair (--nla PAIR or --av/--ar): the KL reference is the pair's own AV as given, Var
+(for the sampled FVE) comes from the store's training rows (the sidecars carry none), and the
+result is written to --out as a new reference pair (av/ + ar/ with sidecars, as nla export
+--format reference writes it), ready for the reference trainer or for nla.
 Checkpoints (every 10 steps by default):
 ${CHECKPOINT_HELP}
 
@@ -68,25 +75,33 @@ ${CHAIN_HELP}`,
     );
   withConfig(withCheckpointFlags(cmd, 10)).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const dir = o.need('nla', '<dir>');
+    const { source, label: dir, pair } = nlaSource(o);
+    // A reference pair is written back as a new pair: never over the one it was read from.
+    if (pair && !o.has('out')) throw new Error(`${dir}: a reference NLA pair is written to a new directory: give --out DIR (it gets av/ and ar/)`);
     const out = o.str('out') ?? dir;
-    // RL rewrites av/ar.safetensors and nla.json; a reference pair would need writing back in its own layout.
-    if (referencePairIn(dir)) throw new Error(`${dir}: a reference NLA pair (av/ + ar/); \`nla rl\` trains nla's own layout only (writing reference packages back is not implemented)`);
-    requireComplete(dir);
     const reward = o.oneOf('reward', ['mse', 'logmse', 'contrastive'] as const satisfies readonly RewardKind[]);
     const steps = o.int('steps', 0);
     const { checkpoint, resume } = checkpointOptions(o, path.join(out, 'checkpoints', 'rl.ckpt'));
     const metrics = Metrics.open(o.str('metrics') ?? path.join(out, 'metrics.jsonl'), 'rl', resume?.step);
 
     // The KL reference: the warm-start AV, kept beside the NLA the first time RL touches it.
+    // (For a pair: the pair's own AV, loaded a second time.)
     const refFile = path.join(dir, AV_REF_FILE);
-    if (!fs.existsSync(refFile)) fs.copyFileSync(path.join(dir, AV_FILE), refFile);
-    const nla = await loadNLA(dir);
+    if (!pair && !fs.existsSync(refFile)) fs.copyFileSync(path.join(dir, AV_FILE), refFile);
+    const nla = await loadNLA(source, { model: o.str('model') });
     const meta = nla.meta;
     const store = ActivationStore.open(o.need('store', '<dir>'), { layer: meta.layer, d: nla.ar.d });
-    if (store.manifest.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
+    // A pair records no model hash (only a Hub id): nothing to compare against.
+    if (store.manifest.model.sha256 && meta.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
+    if (store.manifest.d !== nla.ar.d) throw new Error(`${store.dir}: activations of d = ${store.manifest.d}, the NLA reads d = ${nla.ar.d}`);
     const rows = storeRows(store, o.need('split'));
-    const ref = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(refFile))), nla.tok, meta.prompts, meta.alpha);
+    if (nla.lacksVariance) {
+      meta.variance = trainingStats(rows.all, nla.ar.d).variance;
+      console.error(`nla: Var ${meta.variance.toFixed(4)} from ${store.dir}'s training rows (the reference sidecars carry none)`);
+    }
+    const refNla = pair ? await loadNLA(source, { model: o.str('model') }) : undefined;
+    if (refNla) refNla.ar.model.w.dispose();
+    const ref = refNla ? refNla.av : new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(refFile))), nla.tok, meta.prompts, meta.alpha);
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
     const clip = o.num('clip', { min: 0 });
     const onNonFinite = o.oneOf('onNan', ['stop', 'skip'] as const);
@@ -127,8 +142,11 @@ ${CHAIN_HELP}`,
     // The learned scale is folded into the AV; recorded so `nla eval --temperature <scale>` can sample it as the warm start did.
     const logitScale = curves.length ? curves[curves.length - 1].logitScale : undefined;
     meta.training = { ...(meta.training ?? {}), rl: { ...settings, store: path.resolve(store.dir), stepsDone: steps, logitScale, finished: new Date().toISOString() } };
-    await nla.save(out);
-    if (out !== dir) {
+    if (pair) {
+      const w = await writeReferencePair(nla, out, { createdBy: 'nla rl' });
+      console.log(`wrote the reference pair ${w.av} + ${w.ar}; next: nla eval --nla ${out} --model ${meta.model.path || 'BASE_DIR'} --store ${store.dir}`);
+    } else await nla.save(out);
+    if (!pair && out !== dir) {
       copyWritable(path.join(dir, meta.tokenizer), path.join(out, meta.tokenizer));
       copyWritable(refFile, path.join(out, AV_REF_FILE));
     }
@@ -143,7 +161,7 @@ ${CHAIN_HELP}`,
     const last = curves.slice(-Math.min(10, curves.length));
     const avg = (f: (m: RlMetrics) => number) => last.reduce((a, m) => a + f(m), 0) / Math.max(1, last.length);
     if (last.length) console.log(`last ${last.length} steps: reward ${avg((m) => m.reward).toFixed(3)}, sampled FVE ${avg((m) => m.fveSampled).toFixed(3)}, KL ${avg((m) => m.kl).toFixed(4)}, length ${avg((m) => m.length).toFixed(1)}, parsed ${(avg((m) => m.parseRate) * 100).toFixed(0)}%, logit scale ${last[last.length - 1].logitScale.toFixed(3)}`);
-    console.log(`wrote ${path.join(out, META)}, av.safetensors, ar.safetensors; next: nla eval --nla ${out} --store ${store.dir}`);
+    if (!pair) console.log(`wrote ${path.join(out, META)}, av.safetensors, ar.safetensors; next: nla eval --nla ${out} --store ${store.dir}`);
     nla.dispose();
   });
 }

@@ -33,12 +33,17 @@ export function registerWorld(program: Command): void {
     .command('sample')
     .description('print world stories with their facts and where each is recalled')
     .option('--n <n>', 'stories', '2')
-    .option('--seed <n>', 'seed (story i of a seed is always the same story)', '0');
+    .option('--seed <n>', 'seed (story i of a seed is always the same story)', '0')
+    .option('--jsonl', 'print one {"text","facts","seed","story"} line per story instead: known-answer text for `nla report --data`, which marks each fact an explanation states true or false');
   withConfig(sample).action((_: unknown, c: Command) => {
     const o = Opts.of(c);
     const seed = o.int('seed');
     for (let i = 0; i < o.int('n', 1); i++) {
       const s = worldStory(seed, i);
+      if (o.bool('jsonl')) {
+        console.log(JSON.stringify({ text: s.text, facts: s.latents, seed, story: i }));
+        continue;
+      }
       console.log(`story ${i} of seed ${seed}: ${FIELDS.map((f) => `${f}=${s.latents[f]}`).join(' ')}`);
       console.log(`  ${s.text}`);
       console.log(`  recalls: ${s.mentions.filter((m) => m.recall).map((m) => `${m.field}@${m.start}`).join(' ')}\n`);

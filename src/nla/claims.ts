@@ -29,6 +29,33 @@ export function extractClaims(explanation: string, fields: readonly Field[] = FI
   return out;
 }
 
+/** One field's claim in one explanation, judged against the facts read at its cut. */
+export interface ClaimMark {
+  field: Field;
+  /** The values the explanation names for this field (outside quotations). */
+  said: string[];
+  /** The field's value in the text read so far; undefined = not read yet. */
+  truth?: string;
+  /** True when it names exactly one value and that value is the truth. */
+  ok: boolean;
+}
+
+/**
+ * The claims an explanation makes on `fields`, each marked true or false against `known` (the
+ * facts read so far). Fields it names no value of are left out. scoreClaims counts these marks.
+ */
+export function markClaims(explanation: string, known: Partial<Record<Field, string>>, fields: readonly Field[] = FIELDS): ClaimMark[] {
+  const claims = extractClaims(explanation, fields);
+  const out: ClaimMark[] = [];
+  for (const f of fields) {
+    const said = claims[f]!;
+    if (!said.length) continue;
+    const truth = known[f];
+    out.push({ field: f, said, truth, ok: said.length === 1 && said[0] === truth });
+  }
+  return out;
+}
+
 export interface FieldClaims {
   /** Rows scored. */
   rows: number;
@@ -60,18 +87,13 @@ export function scoreClaims(explanations: readonly (string | undefined)[], truth
   for (const f of fields) acc[f] = { known: 0, stated: 0, statedTrue: 0 };
   let clean = 0, any = 0;
   explanations.forEach((e, i) => {
-    const claims = extractClaims(e ?? '', fields);
-    let falseClaim = false, stated = false;
-    for (const f of fields) {
-      const truth = truths[i]!.known[f];
-      const said = claims[f]!;
-      const a = acc[f]!;
-      if (truth !== undefined) a.known++;
-      if (!said.length) continue;
-      stated = true;
-      a.stated++;
-      if (said.length === 1 && said[0] === truth) a.statedTrue++;
-      else falseClaim = true;
+    const known = truths[i]!.known;
+    for (const f of fields) if (known[f] !== undefined) acc[f]!.known++;
+    const marks = markClaims(e ?? '', known, fields);
+    const stated = marks.length > 0, falseClaim = marks.some((m) => !m.ok);
+    for (const m of marks) {
+      acc[m.field]!.stated++;
+      if (m.ok) acc[m.field]!.statedTrue++;
     }
     if (!falseClaim) clean++;
     if (stated) any++;

@@ -15,6 +15,7 @@ import * as T from '../tensor/index.js';
 import { Reconstructor } from './ar.js';
 import { Verbalizer, type Explained } from './av.js';
 import { extractActivations } from './extract.js';
+import { meanRow, normalizeRows, varianceNormalized } from './fve.js';
 import { normalizedMseHost } from './loss.js';
 import type { PromptSpec } from './prompts.js';
 import { loadReferenceNLA, referencePairIn, type ReferenceInfo, type ReferencePair } from './reference.js';
@@ -105,6 +106,43 @@ export class NLA {
     const d = this.ar.d, s = this.meta.reference?.mseScale;
     return normalizedMseHost(pred, h, d, row, hrow) * (s === undefined ? 1 : (s * s) / d);
   }
+
+  /** True when FVE has no denominator: a reference pair's sidecars carry no Var (nla.json always does). */
+  get lacksVariance(): boolean {
+    return !Number.isFinite(this.meta.variance);
+  }
+
+  /**
+   * Var and mean of normalised h rows ([n*d], n >= 2) on this NLA's MSE scale (see mse): FVE's
+   * denominator and the mean predictor, for data this NLA is evaluated on when it carries none.
+   */
+  statsOf(h: Float32Array): { variance: number; mean: number[] } {
+    const d = this.ar.d, n = h.length / d, s = this.meta.reference?.mseScale;
+    if (!Number.isInteger(n) || n < 2) throw new Error(`statsOf: Var needs at least 2 activation rows of ${d} values, got ${h.length / d}`);
+    return { variance: varianceNormalized(h, d) * (s === undefined ? 1 : (s * s) / d), mean: Array.from(meanRow(normalizeRows(h, d), d)) };
+  }
+
+  /**
+   * For an NLA without Var (a reference pair): take Var and the mean from the evaluated rows h
+   * and say so; `what` names them ("the 12 activations of this text"). Returns the note to show,
+   * or undefined when the NLA has its own Var or h has fewer than 2 rows (FVE stays NaN).
+   */
+  useEvaluatedVariance(h: Float32Array, what: string): string | undefined {
+    if (!this.lacksVariance && !this.evaluatedVariance) return undefined;
+    this.evaluatedVariance = true;
+    if (h.length / this.ar.d < 2) {
+      this.meta.variance = NaN;
+      this.meta.mean = [];
+      return `no FVE: the sidecars carry no Var and ${what} is a single row (Var needs 2 or more)`;
+    }
+    const st = this.statsOf(h);
+    this.meta.variance = st.variance;
+    this.meta.mean = st.mean;
+    return `Var ${st.variance.toFixed(3)} computed over ${what}: the reference sidecars carry no Var, so FVE here is relative to this data's own spread`;
+  }
+
+  /** Set once Var comes from evaluated data (it is then recomputed for each new evaluation). */
+  private evaluatedVariance = false;
 
   /** Explain h rows: `samples` per row, reranked best-first by the AR. */
   async explainActivations(h: Float32Array, opts: { samples?: number; temperature?: number; seed?: number } = {}): Promise<{ text: string; mse: number; fve: number }[][]> {

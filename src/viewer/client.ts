@@ -21,6 +21,11 @@ main { display: flex; gap: 16px; padding: 12px 16px; align-items: flex-start; }
 .tok.bos { font-size: 11px; color: #666; }
 .tok.sel { outline: 2px solid #1a56db; }
 .legend { font-size: 12px; color: #555; display: flex; gap: 6px; align-items: center; }
+.claims { margin-top: 2px; display: flex; flex-wrap: wrap; gap: 4px; }
+.claim { font-size: 12px; padding: 0 5px; border-radius: 3px; }
+.claim.true { background: #dcf5dc; color: #0b5d0b; }
+.claim.false { background: #fde0e0; color: #8a1010; }
+.facts-line { font-size: 12px; color: #555; margin-bottom: 4px; white-space: normal; }
 .legend .bar { width: 160px; height: 10px; background: linear-gradient(to right, hsl(0,80%,80%), hsl(60,80%,80%), hsl(120,60%,78%)); }
 table { border-collapse: collapse; font-size: 13px; }
 td, th { border-bottom: 1px solid #eee; padding: 3px 6px; text-align: left; vertical-align: top; }
@@ -48,6 +53,16 @@ export const PAGE_JS = String.raw`
     var t = Math.max(0, Math.min(1, fve));
     return 'hsl(' + Math.round(t * 120) + ',75%,' + (80 - 2 * t) + '%)';
   }
+  function factsText(f) { return Object.keys(f).map(function (k) { return k + '=' + f[k]; }).join(' ') || 'none'; }
+  // One claim of an explanation, marked against the facts read at this token.
+  function claimEl(c) {
+    var said = c.field + ' = ' + c.said.join(' / ');
+    var why = c.ok ? '' : (c.truth === undefined ? ' (not read yet)' : ' (text: ' + c.truth + ')');
+    var e = el('span', 'claim ' + (c.ok ? 'true' : 'false'), (c.ok ? '\u2713 ' : '\u2717 ') + said + why);
+    e.dataset.field = c.field; e.dataset.ok = String(c.ok);
+    e.title = c.ok ? 'true: the text has stated this by here' : 'false: ' + (c.truth === undefined ? 'the text has not stated this field by here' : 'the text says ' + c.truth);
+    return e;
+  }
   function shown(token) { return token.replace(/^\n?<s>\n?$/, '<s>'); }
 
   function message(text) {
@@ -58,17 +73,77 @@ export const PAGE_JS = String.raw`
 
   function header(nla) {
     if (!nla) return;
-    $('nla-info').textContent = nla.dir + ' · ' + nla.model + ' · layer ' + nla.layer + ' · Var ' + f3(nla.variance) +
-      ' · context ' + nla.maxSeqLen + ' tokens';
+    $('nla-info').textContent = (nla.reference ? 'reference pair ' + nla.reference.av + ' + ' + nla.reference.ar : nla.dir) + ' · ' + nla.model + ' · layer ' + nla.layer +
+      ' · Var ' + f3(nla.variance) + ' · context ' + nla.maxSeqLen + ' tokens';
+    $('variance-note').textContent = nla.varianceNote || '';
+  }
+
+  // Vectors from a file: one row each (its label, coloured by the best explanation's FVE).
+  function renderVectors(data) {
+    var box = $('docs');
+    var v = el('div', 'doc vectors');
+    v.appendChild(el('div', 'facts-line', 'vectors of ' + data.vectors.file));
+    data.vectors.rows.forEach(function (r) {
+      var best = r.explanations[0];
+      var s = el('span', 'tok vec', '[' + r.index + '] ' + r.label);
+      s.dataset.index = String(r.index);
+      s.style.background = colour(best ? best.fve : 0);
+      s.title = 'vector ' + r.index + ' · best FVE ' + f3(best && best.fve);
+      s.addEventListener('click', function () { selectVector(r.index); });
+      v.appendChild(s);
+      v.appendChild(document.createTextNode(' '));
+    });
+    box.appendChild(v);
+  }
+
+  function explanationTable(list) {
+    var tb = el('table', 'expls');
+    var hr = el('tr'); ['#', 'FVE', 'MSE', 'explanation'].forEach(function (c, i) { hr.appendChild(el('th', i < 3 ? 'num' : null, c)); }); tb.appendChild(hr);
+    list.forEach(function (e, i) {
+      var r = el('tr', 'expl');
+      r.appendChild(el('td', 'num rank', String(i + 1)));
+      r.appendChild(el('td', 'num fve', f3(e.fve)));
+      r.appendChild(el('td', 'num mse', f3(e.mse)));
+      var td = el('td', 'text');
+      td.appendChild(el('span', 'expl-text', e.text));
+      if (e.claims) {
+        var cs = el('div', 'claims');
+        if (!e.claims.length) cs.appendChild(el('span', 'muted', 'states no known fact'));
+        e.claims.forEach(function (c) { cs.appendChild(claimEl(c)); });
+        td.appendChild(cs);
+      }
+      r.appendChild(td);
+      tb.appendChild(r);
+    });
+    return tb;
+  }
+
+  function selectVector(i) {
+    var r = view.vectors.rows[i];
+    Array.prototype.forEach.call(document.querySelectorAll('.tok.sel'), function (e) { e.classList.remove('sel'); });
+    var s = document.querySelector('.vec[data-index="' + i + '"]');
+    if (s) s.classList.add('sel');
+    var p = $('panel-body');
+    p.textContent = '';
+    p.className = '';
+    var h = el('div');
+    h.appendChild(el('b', 'sel-token', r.label));
+    h.appendChild(el('span', 'muted', '  vector ' + r.index + ' of ' + view.vectors.file));
+    p.appendChild(h);
+    p.appendChild(el('h2', null, 'Explanations (best first)'));
+    p.appendChild(explanationTable(r.explanations));
+    p.appendChild(el('p', 'muted', 'The vector is rescaled to the AV\u2019s injection scale, as the reference does; FVE = 1 \u2212 MSE/Var of the AR\u2019s reconstruction.'));
   }
 
   function renderDocs(data) {
     view = data;
     var box = $('docs');
     box.textContent = '';
+    if (data.vectors) renderVectors(data);
     data.docs.forEach(function (doc, di) {
       var d = el('div', 'doc');
       d.dataset.doc = String(di);
+      if (doc.facts) d.appendChild(el('div', 'facts-line', 'known facts of this text: ' + factsText(doc.facts)));
       doc.tokens.forEach(function (t) {
         var best = t.explanations[0];
         var s = el('span', 'tok' + (t.position === 0 ? ' bos' : ''), shown(t.token));
@@ -85,6 +160,7 @@ export const PAGE_JS = String.raw`
     var st = data.settings;
     $('settings-note').textContent = st ? ('samples ' + st.samples + ', temperature ' + st.temperature + ', seed ' + st.seed) : '';
     if (data.docs.length && data.docs[0].tokens.length > 1) select(0, 1);
+    else if (data.vectors && data.vectors.rows.length) selectVector(0);
   }
 
   function select(di, pos) {
@@ -101,17 +177,13 @@ export const PAGE_JS = String.raw`
     p.appendChild(h);
 
     p.appendChild(el('h2', null, 'Explanations (best first)'));
-    var tb = el('table', 'expls');
-    var hr = el('tr'); ['#', 'FVE', 'MSE', 'explanation'].forEach(function (c, i) { hr.appendChild(el('th', i < 3 ? 'num' : null, c)); }); tb.appendChild(hr);
-    t.explanations.forEach(function (e, i) {
-      var r = el('tr', 'expl');
-      r.appendChild(el('td', 'num rank', String(i + 1)));
-      r.appendChild(el('td', 'num fve', f3(e.fve)));
-      r.appendChild(el('td', 'num mse', f3(e.mse)));
-      r.appendChild(el('td', 'text', e.text));
-      tb.appendChild(r);
-    });
-    p.appendChild(tb);
+    p.appendChild(explanationTable(t.explanations));
+    if (t.known) {
+      var doc = view.docs[di];
+      var unread = Object.keys(doc.facts).filter(function (k) { return !(k in t.known); });
+      p.appendChild(el('p', 'known-here', 'facts read by this token: ' + factsText(t.known) + (unread.length ? ' · not read yet: ' + unread.join(', ') : '')));
+      p.appendChild(el('p', 'muted', 'Each fact an explanation states (outside its quotations) is marked \u2713 when the text has stated that value by this token, \u2717 when it states another value or one not read yet.'));
+    }
 
     p.appendChild(el('h2', null, 'Baselines at this token'));
     var bt = el('table', 'baselines');
@@ -173,7 +245,7 @@ export const PAGE_JS = String.raw`
   function submit(ev) {
     ev.preventDefault();
     message('');
-    var body = { text: $('text').value, samples: $('samples').value, temperature: $('temperature').value, seed: $('seed').value, nla: $('nla-dir').value };
+    var body = { text: $('vectors').value.trim() ? '' : $('text').value, vectors: $('vectors').value, facts: $('vectors').value.trim() ? '' : $('facts').value, samples: $('samples').value, temperature: $('temperature').value, seed: $('seed').value, nla: $('nla-dir').value };
     var btn = $('go'); btn.disabled = true;
     $('status').textContent = 'sending…';
     $('progress').hidden = false; $('progress').removeAttribute('value');
@@ -186,8 +258,8 @@ export const PAGE_JS = String.raw`
         if (!l.trim()) return;
         var m = JSON.parse(l);
         if (m.type === 'queued') $('status').textContent = m.ahead ? 'waiting for the GPU: ' + m.ahead + ' request(s) ahead' : 'reading the activations…';
-        else if (m.type === 'progress') { $('status').textContent = 'explaining: ' + m.done + ' / ' + m.total + ' tokens'; $('progress').max = m.total; $('progress').value = m.done; }
-        else if (m.type === 'result') { header(m.data.nla); renderDocs(m.data); renderMetrics(m.data.metrics); $('status').textContent = 'done: ' + m.data.docs[0].tokens.length + ' tokens'; }
+        else if (m.type === 'progress') { $('status').textContent = 'explaining: ' + m.done + ' / ' + m.total + (body.vectors.trim() ? ' vectors' : ' tokens'); $('progress').max = m.total; $('progress').value = m.done; }
+        else if (m.type === 'result') { header(m.data.nla); renderDocs(m.data); renderMetrics(m.data.metrics); $('status').textContent = 'done: ' + (m.data.vectors ? m.data.vectors.rows.length + ' vectors' : m.data.docs[0].tokens.length + ' tokens'); }
         else if (m.type === 'error') throw new Error(m.error);
       }
       function pump() {

@@ -55,6 +55,7 @@ export function renderPage(boot: PageBoot): string {
 <header>
   <h1>${escapeHtml(title)}</h1>
   <div class="sub" id="nla-info">${boot.nlaDir ? escapeHtml(boot.nlaDir) : ''}</div>
+  <div class="sub" id="variance-note"></div>
 </header>
 <main>
   <div id="left">
@@ -69,7 +70,9 @@ export function renderPage(boot: PageBoot): string {
           <progress id="progress" hidden></progress>
           <span id="status"></span>
         </div>
-        <div class="row"><label>NLA directory <input id="nla-dir" class="dir" title="an NLA directory on this machine (nla.json, av/ar.safetensors)"></label></div>
+        <div class="row"><label>known facts <input id="facts" class="dir" placeholder="name=Lily place=park (optional)" title="for known-answer text: its latent facts (fields name, place, object, colour, emotion, event); each fact an explanation states is then marked true or false"></label></div>
+        <div class="row"><label>vectors file <input id="vectors" class="dir" placeholder="explain vectors from a file instead of the text (optional)" title="a file on this machine: .npy, .safetensors (its only tensor), .jsonl (one array a line, or objects with a vector field) or .parquet (activation_vector), as nla explain --vectors"></label></div>
+        <div class="row"><label>NLA directory <input id="nla-dir" class="dir" title="an NLA directory on this machine: nla's own (nla.json, av/ar.safetensors) or a reference pair (av/ and ar/ with nla_meta.yaml)"></label></div>
       </form>
     </section>
     <div id="message" role="alert" hidden></div>

@@ -43,7 +43,8 @@ export function findStore(nlaDir: string, meta: NlaMeta, explicit?: string): str
 export function fitBaselines(storeDir: string, meta: NlaMeta): BaselineFit {
   const store = ActivationStore.open(storeDir, { layer: meta.layer, d: meta.model.config.dim });
   const sha = store.manifest.model.sha256;
-  if (sha && sha !== meta.model.sha256) throw new Error(`${storeDir}/manifest.json: field "model.sha256" is ${sha.slice(0, 12)}…, the NLA's model is ${meta.model.sha256.slice(0, 12)}…`);
+  // A reference pair names its base model but records no hash: nothing to compare.
+  if (sha && meta.model.sha256 && sha !== meta.model.sha256) throw new Error(`${storeDir}/manifest.json: field "model.sha256" is ${sha.slice(0, 12)}…, the NLA's model is ${meta.model.sha256.slice(0, 12)}…`);
   const all = store.readAll();
   const idx = all.meta.map((m, i) => (m.split !== 'eval' ? i : -1)).filter((i) => i >= 0);
   const d = store.manifest.d;

@@ -1,6 +1,7 @@
 // `nla serve`'s HTTP server (Node's own http module, no framework):
 //   GET  /               the page; 500 with the message on it when the --nla directory does not load
-//   POST /api/explain    {"text","samples","temperature","seed","nla"?} -> JSON lines:
+//   POST /api/explain    {"text","samples","temperature","seed","nla"?,"facts"?} or, instead of
+//                        "text", {"vectors": FILE, "tensor"?, "field"?} -> JSON lines:
 //                        {"type":"queued","ahead"}, {"type":"progress","done","total"},
 //                        then {"type":"result","data":ViewData} or {"type":"error","error"}
 // A bad request is refused before anything streams, with a status and {"error": message}:
@@ -8,9 +9,11 @@
 // over 1 MB. Requests wait in one queue so GPU work never interleaves.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { ReferencePair } from '../nla/reference.js';
 import { renderPage } from './page.js';
 import { NlaLoadError, probeNla, ViewerSession } from './session.js';
-import { checkSettings, InputError, summarize } from './view-data.js';
+import { checkFacts, parseFactsText, type Facts } from '../nla/fact-marks.js';
+import { checkSettings, InputError, summarize, type ViewData } from './view-data.js';
 
 const MAX_BODY = 1 << 20;
 
@@ -38,7 +41,10 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 export interface ServeOptions {
+  /** The NLA directory, or a reference pair's label when `pair` gives its --av/--ar. */
   nla: string;
+  pair?: ReferencePair;
+  maxTokens?: number;
   store?: string;
   metrics?: string;
   model?: string;
@@ -53,7 +59,7 @@ export class ViewerServer {
   private server: http.Server;
 
   constructor(private readonly opts: ServeOptions) {
-    this.session = new ViewerSession(opts.nla, { store: opts.store, metrics: opts.metrics, model: opts.model });
+    this.session = new ViewerSession(opts.nla, { store: opts.store, metrics: opts.metrics, model: opts.model, pair: opts.pair, maxTokens: opts.maxTokens });
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e) => {
         // Nothing may take the server down: a failure answers this request only.
@@ -105,7 +111,8 @@ export class ViewerServer {
     try {
       if (this.session.loadedDir !== undefined && this.session.loadedDir !== dir) {
         // The page switched to another NLA: describe --nla from its files, without reloading it.
-        nla = summarize(probeNla(dir), dir);
+        const probed = this.opts.pair ? undefined : probeNla(dir);
+        nla = probed && summarize(probed, dir);
         metrics = this.session.metricsFor(dir);
       } else {
         const l = await this.session.enqueue(() => this.session.load(dir));
@@ -126,7 +133,7 @@ export class ViewerServer {
   }
 
   private async explain(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let dir: string, text: string, settings;
+    let dir: string, job: (progress: (done: number, total: number) => void) => Promise<ViewData>;
     try {
       const raw = await readBody(req);
       let body: Record<string, unknown>;
@@ -137,10 +144,29 @@ export class ViewerServer {
       }
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InputError('request body: expected a JSON object {"text": ...}');
       dir = typeof body.nla === 'string' && body.nla.trim() ? body.nla.trim() : this.opts.nla;
-      settings = checkSettings(body);
-      if (typeof body.text !== 'string') throw new InputError('text: missing; send {"text": "..."}');
-      text = body.text;
-      this.session.check(dir, [text]);
+      const settings = checkSettings(body);
+      const opt = (k: string) => (typeof body[k] === 'string' && (body[k] as string).trim() ? (body[k] as string).trim() : undefined);
+      const file = opt('vectors');
+      if (file !== undefined) {
+        // Vectors from a file on this machine (the formats of `nla explain --vectors`), read in the queue.
+        if (typeof body.text === 'string' && body.text.trim()) throw new InputError('give a text or a vectors file, not both');
+        if (opt('facts') !== undefined) throw new InputError('facts: known facts are for a text, not for vectors');
+        this.session.check(dir, []);
+        const vecs = await ViewerSession.readVectors(file, { tensor: opt('tensor'), field: opt('field') });
+        job = (progress) => this.session.viewVectors(dir, file, vecs, settings, progress);
+      } else {
+        if (typeof body.text !== 'string') throw new InputError('text: missing; send {"text": "..."} (or {"vectors": FILE})');
+        const text = body.text;
+        // Known-answer text: its latent facts, as {"name": "Lily", ...} or "name=Lily place=park".
+        let facts: Facts | undefined;
+        try {
+          facts = typeof body.facts === 'string' ? parseFactsText(body.facts) : body.facts === undefined || body.facts === null ? undefined : checkFacts(body.facts);
+        } catch (e) {
+          throw new InputError((e as Error).message);
+        }
+        this.session.check(dir, [text]);
+        job = (progress) => this.session.view(dir, [{ text, facts }], settings, progress);
+      }
     } catch (e) {
       const status = (e as { status?: number }).status ?? statusOf(e);
       this.opts.log?.(`POST /api/explain -> ${status}: ${(e as Error).message}`);
@@ -151,9 +177,10 @@ export class ViewerServer {
     send({ type: 'queued', ahead: this.session.ahead });
     try {
       const t0 = Date.now();
-      const data = await this.session.enqueue(() => this.session.view(dir, [text], settings, (done, total) => send({ type: 'progress', done, total })));
+      const data = await this.session.enqueue(() => job((done, total) => send({ type: 'progress', done, total })));
       send({ type: 'result', data });
-      this.opts.log?.(`POST /api/explain -> 200: ${data.docs[0].tokens.length} tokens in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      const what = data.vectors ? `${data.vectors.rows.length} vectors` : `${data.docs[0].tokens.length} tokens`;
+      this.opts.log?.(`POST /api/explain -> 200: ${what} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } catch (e) {
       // Headers are sent; the failure travels as the last line and the page shows it.
       this.opts.log?.(`POST /api/explain failed: ${(e as Error).message}`);

@@ -6,9 +6,11 @@ import * as path from 'node:path';
 import { requireComplete } from '../cli/nla-dir.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { loadNLA, type NLA, type NlaMeta } from '../nla/nla.js';
+import { referencePairIn, type ReferencePair } from '../nla/reference.js';
+import { readVectors, type Vectors } from '../nla/vectors.js';
 import { findMetrics, readMetrics, type MetricsView } from './metrics.js';
 import { findStore, fitBaselines, type BaselineFit } from './position-baselines.js';
-import { checkText, explainDoc, summarize, type ViewData, type ViewSettings } from './view-data.js';
+import { checkText, explainDoc, explainVectors, InputError, summarize, type ViewData, type ViewInput, type ViewSettings } from './view-data.js';
 
 /** The NLA directory is missing, incomplete or unreadable (HTTP 422 in the server). */
 export class NlaLoadError extends Error {}
@@ -17,7 +19,9 @@ export class NlaLoadError extends Error {}
  * What can be checked of an NLA directory without the GPU: its files, nla.json and tokenizer.
  * Lets a bad directory or a bad text be refused before the request waits in the queue.
  */
-export function probeNla(dir: string): { meta: NlaMeta; tok: Tokenizer } {
+export function probeNla(dir: string): { meta: NlaMeta; tok: Tokenizer } | undefined {
+  // A reference pair is checked field by field as it loads (reference.ts), on the GPU queue.
+  if (referencePairIn(dir)) return undefined;
   try {
     requireComplete(dir);
     const file = path.join(dir, 'nla.json');
@@ -44,10 +48,12 @@ export class ViewerSession {
   private waiting = 0;
 
   /**
-   * `store`/`metrics` override the lookup, and `model` the studied model's path in nla.json,
-   * for `defaultDir` only (other directories use the lookup and their nla.json).
+   * `store`/`metrics` override the lookup, `model` the studied model's path (nla.json's, or the
+   * base model a reference pair only names), and `pair` a reference pair given as --av/--ar
+   * (then `defaultDir` is its label), for `defaultDir` only (other directories use the lookup
+   * and their own files).
    */
-  constructor(readonly defaultDir: string, private readonly overrides: { store?: string; metrics?: string; model?: string } = {}) {}
+  constructor(readonly defaultDir: string, private readonly overrides: { store?: string; metrics?: string; model?: string; pair?: ReferencePair; maxTokens?: number } = {}) {}
 
   /** The directory whose NLA is loaded now, if any. */
   get loadedDir(): string | undefined {
@@ -76,18 +82,22 @@ export class ViewerSession {
   /** The NLA of `dir`, loading it (and disposing of the one before) when it is another. Queue it. */
   async load(dir: string): Promise<Loaded> {
     if (this.loaded?.dir === dir) return this.loaded;
-    probeNla(dir);
+    const own = dir === this.defaultDir;
+    const source = own && this.overrides.pair ? this.overrides.pair : dir;
+    if (typeof source === 'string') probeNla(source);
     let nla: NLA;
     try {
-      nla = await loadNLA(dir);
+      nla = await loadNLA(source);
     } catch (e) {
       throw new NlaLoadError((e as Error).message);
     }
     this.loaded?.nla.dispose();
     this.loaded = undefined;
-    if (dir === this.defaultDir && this.overrides.model) nla.meta.model.path = this.overrides.model;
-    const explicitStore = dir === this.defaultDir ? this.overrides.store : undefined;
-    const store = findStore(dir, nla.meta, explicitStore);
+    if (own && this.overrides.model) nla.meta.model.path = this.overrides.model;
+    if (own && this.overrides.maxTokens) nla.meta.maxExplanationTokens = this.overrides.maxTokens;
+    const explicitStore = own ? this.overrides.store : undefined;
+    // A reference pair records no training store: only an explicit --store fits its baselines.
+    const store = nla.meta.reference ? explicitStore : findStore(dir, nla.meta, explicitStore);
     let fit: BaselineFit | undefined, baselineNote: string;
     if (store) {
       try {
@@ -101,6 +111,8 @@ export class ViewerSession {
         }
         baselineNote = `Token baselines not shown: the store found at ${store} did not load (${(e as Error).message}); pass --store DIR.`;
       }
+    } else if (nla.meta.reference) {
+      baselineNote = 'A reference pair records no activation store: pass --store DIR for the token baselines; the floor is the mean of the activations shown.';
     } else {
       baselineNote = `No activation store found for the token baselines (looked in nla.json's training records and ${path.join(dir, '..', 'activations')}; pass --store DIR); only the floor (the mean activation) is shown.`;
     }
@@ -110,16 +122,48 @@ export class ViewerSession {
 
   /** Check texts against the NLA's tokenizer and context without the GPU (throws InputError). */
   check(dir: string, texts: string[]): void {
-    const { meta, tok } = this.loaded?.dir === dir ? { meta: this.loaded.nla.meta, tok: this.loaded.nla.tok } : probeNla(dir);
+    const probed = this.loaded?.dir === dir ? { meta: this.loaded.nla.meta, tok: this.loaded.nla.tok } : probeNla(dir);
+    if (!probed) return; // a reference pair not loaded yet: checked in the queue (explainDoc)
+    const { meta, tok } = probed;
     texts.forEach((t, i) => checkText(tok, meta.model.config.maxSeqLen, t, texts.length > 1 ? `text ${i + 1}` : 'text'));
   }
 
   /** Explain each text (call inside the queue). */
-  async view(dir: string, texts: string[], settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
+  async view(dir: string, inputs: ViewInput[], settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
     const l = await this.load(dir);
+    let varianceNote: string | undefined;
+    if (l.nla.lacksVariance || l.nla.meta.reference) {
+      // A reference pair carries no Var: take it over every token of the texts shown.
+      const hs: Float32Array[] = [];
+      for (const t of inputs) {
+        checkText(l.nla.tok, l.nla.meta.model.config.maxSeqLen, t.text);
+        hs.push((await l.nla.activations(t.text)).h);
+      }
+      const all = new Float32Array(hs.reduce((a, h) => a + h.length, 0));
+      hs.reduce((at, h) => (all.set(h, at), at + h.length), 0);
+      varianceNote = l.nla.useEvaluatedVariance(all, `the ${all.length / l.nla.ar.d} activations at every token of ${inputs.length > 1 ? 'these texts' : 'this text'}`);
+    }
     const docs = [];
-    for (const t of texts) docs.push(await explainDoc(l.nla, t, settings, l.fit, progress));
-    return { format: 'nla-view/1', nla: summarize(l.nla, dir), settings, docs, baselines: { store: l.fit?.store, note: l.baselineNote }, metrics: l.metrics };
+    for (const t of inputs) docs.push(await explainDoc(l.nla, t, settings, l.fit, progress));
+    return { format: 'nla-view/1', nla: summarize(l.nla, dir, varianceNote), settings, docs, baselines: { store: l.fit?.store, note: l.baselineNote }, metrics: l.metrics };
+  }
+
+  /** Vectors from a file, or an InputError naming what is wrong with it (no GPU: check before queueing). */
+  static async readVectors(file: string, opts: { tensor?: string; field?: string }): Promise<Vectors> {
+    try {
+      return await readVectors(file, opts);
+    } catch (e) {
+      throw new InputError(`vectors: ${(e as Error).message}`);
+    }
+  }
+
+  /** Explain vectors read from `file` (call inside the queue). */
+  async viewVectors(dir: string, file: string, vecs: Vectors, settings: ViewSettings, progress?: (done: number, total: number) => void): Promise<ViewData> {
+    const l = await this.load(dir);
+    if (vecs.d !== l.nla.ar.d) throw new InputError(`vectors: ${file} holds vectors of ${vecs.d} values, the NLA reads d = ${l.nla.ar.d}`);
+    const varianceNote = l.nla.useEvaluatedVariance(vecs.data, `the ${vecs.n} vector(s) of ${file}`);
+    const vectors = await explainVectors(l.nla, vecs, settings, progress);
+    return { format: 'nla-view/1', nla: summarize(l.nla, dir, varianceNote), settings, docs: [], vectors: { file, rows: vectors }, baselines: { note: 'Vectors have no token: no token baselines.' }, metrics: l.metrics };
   }
 
   dispose(): void {
