@@ -17,6 +17,8 @@ import { readModelSidecar } from '../src/nla/reference-sidecar.js';
 import { readReferenceDataset, writeBaseDataset } from '../src/nla/reference-dataset.js';
 import { readJsonlVectors, readNpy } from '../src/nla/vectors.js';
 import { Metrics } from '../src/cli/options.js';
+import { readMeta } from '../src/cli/nla-dir.js';
+import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { fcRuns } from '../src/testing/runs.js';
 import { check, cleanRead, cleanReadOf, editJson, jsonEditsArb, mutate, mutationArb, rejectsNaming, Tally, toJsonText } from './fuzz.js';
 import { sidecarYaml } from './reference-fixture.js';
@@ -252,6 +254,50 @@ describe('fuzz: vector files', () => {
       { seed: 1418, numRuns: fcRuns(300) },
     );
     assert.ok(t.ok > 0 && t.errors > 0, `fuzz reached both outcomes (ok ${t.ok}, errors ${t.errors})`);
+  });
+});
+
+describe('fuzz: nla.json', () => {
+  const META = {
+    format: 'nla/1',
+    model: { name: 'stories260K', path: '/models/stories260K.bin', sha256: 'ab'.repeat(32), config: { arch: 'llama', dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 10, maxSeqLen: 16, normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'interleaved', tieEmbeddings: true, qkvBias: false, bosId: 1, eosId: 2 } },
+    tokenizer: 'tokenizer.bin', layer: 1, alpha: 10, variance: 0.77, mean: [0, 0.1, 0, 0, 0, 0, 0, -0.1],
+    prompts: DEFAULT_PROMPTS, placeholderId: 3, maxExplanationTokens: 12, created: '2026-01-01T00:00:00Z', training: { 'sft-ar': { steps: 3 } },
+  };
+  const metaIn = (text: string) => {
+    const dir = path.join(tmp, `nla-${serial++}`);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'nla.json'), text);
+    return dir;
+  };
+
+  test('edits: metadata that is whole and consistent, or an error naming nla.json and the field', async () => {
+    const t = new Tally();
+    await check(
+      fc.asyncProperty(jsonEditsArb, async (edits) => {
+        const dir = metaIn(toJsonText(editJson(META, edits)));
+        const o = await cleanRead(path.join(dir, 'nla.json'), 2000, () => readMeta(dir));
+        t.add(o);
+      }),
+      { seed: 1420, numRuns: fcRuns(400) },
+    );
+    assert.ok(t.ok > 0 && t.errors > 0, `fuzz reached both outcomes (ok ${t.ok}, errors ${t.errors})`);
+  });
+
+  test('a tokenizer outside the directory, a context that would allocate gigabytes, a placeholder past the vocabulary: refused by name', async () => {
+    for (const [edit, field] of [
+      [(m: typeof META) => (m.tokenizer = '../../etc/passwd'), 'tokenizer'],
+      [(m: typeof META) => (m.model.config.maxSeqLen = 2 ** 40), 'model.config.maxSeqLen'],
+      [(m: typeof META) => (m.placeholderId = 10), 'placeholderId'],
+      [(m: typeof META) => (m.mean = [1, 2]), 'mean'],
+      [(m: typeof META) => (m.layer = 2), 'layer'],
+    ] as const) {
+      const m = structuredClone(META);
+      edit(m);
+      const dir = metaIn(JSON.stringify(m));
+      await rejectsNaming(() => readMeta(dir), path.join(dir, 'nla.json'), `field "${field}"`);
+    }
+    assert.equal(readMeta(metaIn(JSON.stringify(META)))?.layer, 1, 'the unedited metadata reads');
   });
 });
 
