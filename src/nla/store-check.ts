@@ -67,9 +67,9 @@ export function checkRowMeta(meta: unknown, count: number, file: string): assert
     if (!isObj(r)) throw new FormatError(file, `[${i}]`, `row ${i} is ${show(r)}, expected an object`);
     for (const k of ['doc', 'pos', 'token']) int(r, k, file, `[${i}].`);
     int(r, 'prevToken', file, `[${i}].`, -1); // -1: the row is at position 0
-    if (r.source !== undefined && !(ROW_SOURCES as readonly unknown[]).includes(r.source)) throw new FormatError(file, `[${i}].source`, `field "[${i}].source" is ${show(r.source)}, expected one of ${ROW_SOURCES.join(', ')}`);
-    for (const k of ['summary', 'split']) if (r[k] !== undefined && typeof r[k] !== 'string') throw new FormatError(file, `[${i}].${k}`, `field "[${i}].${k}" is ${show(r[k])}, expected a string`);
-    if (r.seed !== undefined && !Number.isSafeInteger(r.seed)) throw new FormatError(file, `[${i}].seed`, `field "[${i}].seed" is ${show(r.seed)}, expected an integer`);
-    if (r.truth !== undefined && !(isObj(r.truth) && isObj(r.truth.known) && typeof r.truth.currentWord === 'string')) throw new FormatError(file, `[${i}].truth`, `field "[${i}].truth" is ${show(r.truth)}, expected {"known": {...}, "currentWord": ...}`);
+    if (r.source != null && !(ROW_SOURCES as readonly unknown[]).includes(r.source)) throw new FormatError(file, `[${i}].source`, `field "[${i}].source" is ${show(r.source)}, expected one of ${ROW_SOURCES.join(', ')}`);
+    for (const k of ['summary', 'split']) if (r[k] != null && typeof r[k] !== 'string') throw new FormatError(file, `[${i}].${k}`, `field "[${i}].${k}" is ${show(r[k])}, expected a string`);
+    if (r.seed != null && !Number.isSafeInteger(r.seed)) throw new FormatError(file, `[${i}].seed`, `field "[${i}].seed" is ${show(r.seed)}, expected an integer`);
+    if (r.truth != null && !(isObj(r.truth) && isObj(r.truth.known) && typeof r.truth.currentWord === 'string')) throw new FormatError(file, `[${i}].truth`, `field "[${i}].truth" is ${show(r.truth)}, expected {"known": {...}, "currentWord": ...}`);
   });
 }
