@@ -183,7 +183,7 @@ describe('fuzz: reference sidecars and datasets', () => {
         const o = await cleanReadOf(fresh('.parquet'), mutate(PQ, muts), (f) => readReferenceDataset(f, { deadlineMs: 5000 }));
         t.add(o);
       }),
-      { seed: 1415, numRuns: fcRuns(150) },
+      { seed: 1415, numRuns: fcRuns(100) },
     );
     assert.ok(t.ok > 0 && t.errors > 0, `fuzz reached both outcomes (ok ${t.ok}, errors ${t.errors})`);
   });
@@ -206,7 +206,7 @@ describe('fuzz: reference sidecars and datasets', () => {
         fs.writeFileSync(`${f}.nla_meta.yaml`, toJsonText(editJson(PQ_SIDECAR, edits)));
         await cleanRead(f, PQ.length + 2000, () => readReferenceDataset(f));
       }),
-      { seed: 1416, numRuns: fcRuns(100) },
+      { seed: 1416, numRuns: fcRuns(40) },
     );
   });
 });
