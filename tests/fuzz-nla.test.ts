@@ -198,6 +198,13 @@ describe('fuzz: reference sidecars and datasets', () => {
     assert.deepEqual([...ok.vectors.subarray(4, 8)], [1, -1, 0.5, 1]);
   });
 
+  test('a dataset sidecar nesting 5,000 deep is an error naming the sidecar, not a stack overflow', async () => {
+    const f = fresh('.parquet');
+    fs.writeFileSync(f, PQ);
+    fs.writeFileSync(`${f}.nla_meta.yaml`, '['.repeat(5000) + ']'.repeat(5000));
+    await rejectsNaming(() => readReferenceDataset(f, { deadlineMs: 30_000 }), `${f}.nla_meta.yaml`);
+  });
+
   test('dataset sidecar edits: rows or an error naming the sidecar', async () => {
     await check(
       fc.asyncProperty(jsonEditsArb, async (edits) => {
