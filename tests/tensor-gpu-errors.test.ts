@@ -1,8 +1,8 @@
 // GPU errors surface (src/tensor/gpu-errors.ts): each test makes WebGPU fail one way (a dispatch
 // past the workgroup limit, a destroyed buffer in a submit, WGSL that does not compile, an upload
-// out of range, a tensor past the buffer limit, a destroyed device) and checks the next sync
-// point throws an Error naming the kernel, its shapes and WebGPU's message, and that the engine
-// then works on. The device is destroyed last: nothing on the GPU runs after it in this file.
+// out of range, a tensor past the buffer limit, an elementwise op on a destroyed buffer, an error
+// outside any scope, a destroyed device) and checks the next sync point throws an Error naming
+// the kernel, its operands' shapes and WebGPU's message, and that the engine then works on. The device is destroyed last: nothing on the GPU runs after it in this file.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../src/tensor/index.js';
@@ -113,6 +113,39 @@ test('a tensor beyond one storage binding: ops that split it work, an op that do
   assert.throws(() => T.tidy(() => T.softmax(doubled.reshape([1, n]), -1)), (e: Error) =>
     /kernel "softmax[^"]*".* would bind [\d.]+ MiB as binding 1, beyond this GPU's maxStorageBufferBindingSize/.test(e.message) && e.message.includes(`(${limit} B)`));
   for (const t of [tail, doubled, big]) t.dispose();
+  await stillWorks();
+});
+
+test('an elementwise kernel\'s error names its operands\' tensor shapes, not only their byte sizes', async () => {
+  const x = T.Tensor.from([1, 2, 3, 4, 5, 6], [2, 3]);
+  const y = T.Tensor.from([1, 1, 1, 1, 1, 1], [2, 3]);
+  await x.data();
+  // A buffer destroyed under a live tensor (x is deliberately never disposed: its buffer must
+  // not return to the pool). The add that reads it fails at submit.
+  x.buffer.destroy();
+  const z = T.add(x, y);
+  await assert.rejects(T.sync(), (e: Error) => {
+    assert.match(e.message, /GPU error in a batch with kernel\(s\) "ew\|x0 \+ x1\|/);
+    // Byte sizes are the pool's size class; the shapes are the tensors'.
+    assert.match(e.message, /buffers \d+ B \(\[2,3\] f32\), \d+ B \(\[2,3\] f32\), \d+ B \(\[2,3\] f32\)/);
+    assert.match(e.message, /used in submit while destroyed/);
+    return true;
+  });
+  y.dispose();
+  z.dispose();
+  await stillWorks();
+});
+
+test('an error outside any scope arrives by the uncaptured-error event and is thrown at the next sync', async () => {
+  const device = gpu().device;
+  // Every call runs inside the engine's open scope; close it for one bad call, then reopen it.
+  await device.popErrorScope();
+  device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE, label: 'unscoped' });
+  device.pushErrorScope('validation');
+  // The event is delivered asynchronously: give Dawn a moment, as a real run's next step would.
+  await new Promise((r) => setTimeout(r, 200));
+  await assert.rejects(T.sync(), /nla: GPU error outside any batch: [^]*unscoped/);
+  await T.sync(); // reported once
   await stillWorks();
 });
 

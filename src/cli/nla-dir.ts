@@ -8,6 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write.js';
+import { parseJson } from '../io/json.js';
+import { checkNlaMeta } from '../nla/meta-check.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { LoadedModel } from '../nn/load.js';
@@ -29,11 +31,9 @@ export const AV_REF_FILE = 'av-ref.safetensors';
 export function readMeta(dir: string): NlaMeta | undefined {
   const f = path.join(dir, META);
   if (!fs.existsSync(f)) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(f, 'utf8')) as NlaMeta;
-  } catch (e) {
-    throw new Error(`${f}: not valid JSON (${(e as Error).message})`);
-  }
+  const meta = parseJson(fs.readFileSync(f, 'utf8'), f);
+  checkNlaMeta(meta, f);
+  return meta;
 }
 
 export function writeMeta(dir: string, meta: NlaMeta): void {

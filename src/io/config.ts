@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { writeFileAtomic } from './atomic-write.js';
 import { FormatError } from './errors.js';
+import { parseJson } from './json.js';
 
 interface BaseConfig {
   dim: number;
@@ -107,14 +108,7 @@ export interface HfConfigResult {
 
 /** Read a Hugging Face config.json (model_type llama, mistral, qwen2 or gpt2). */
 export function readHfConfig(file: string): HfConfigResult {
-  let json: unknown;
-  try {
-    json = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code) throw e;
-    throw new FormatError(file, 'json', `not valid JSON (${(e as Error).message})`);
-  }
-  return parseHfConfig(json, file);
+  return parseHfConfig(parseJson(fs.readFileSync(file, 'utf8'), file), file);
 }
 
 export function parseHfConfig(json: unknown, file: string): HfConfigResult {

@@ -142,6 +142,13 @@ function patternOf(p: unknown, file: string, field: string): RegExp {
   throw new FormatError(file, field, `${field} must be {"String": ...} or {"Regex": ...}, got ${JSON.stringify(p)}`);
 }
 
+/** `v` as a list, or a FormatError naming the file and the field that should have been one. */
+export function listOf(v: unknown, file: string, field: string, missingOk = false): unknown[] {
+  if (missingOk && (v === undefined || v === null)) return [];
+  if (!Array.isArray(v)) throw new FormatError(file, field, `${field} is ${JSON.stringify(v) ?? 'missing'}, expected a list`);
+  return v;
+}
+
 // ---------------------------------------------------------------------------------------------
 export type Normalizer = (s: string) => string;
 
@@ -150,7 +157,7 @@ export function buildNormalizer(json: unknown, file: string, field = 'normalizer
   const j = json as Record<string, unknown>;
   switch (j.type) {
     case 'Sequence': {
-      const list = (j.normalizers as unknown[]).map((n, i) => buildNormalizer(n, file, `${field}.normalizers[${i}]`));
+      const list = listOf(j.normalizers, file, `${field}.normalizers`).map((n, i) => buildNormalizer(n, file, `${field}.normalizers[${i}]`));
       return (s) => list.reduce((acc, f) => f(acc), s);
     }
     case 'NFC': case 'NFD': case 'NFKC': case 'NFKD': {
@@ -201,7 +208,7 @@ export function buildPreTokenizer(json: unknown, file: string, field = 'pre_toke
     pieces.flatMap((s, i) => f(s, atStart && i === 0));
   switch (j.type) {
     case 'Sequence': {
-      const steps = (j.pretokenizers as unknown[]).map((p, i) => buildPreTokenizer(p, file, `${field}.pretokenizers[${i}]`));
+      const steps = listOf(j.pretokenizers, file, `${field}.pretokenizers`).map((p, i) => buildPreTokenizer(p, file, `${field}.pretokenizers[${i}]`));
       return { run: (p, atStart) => steps.reduce((acc, s) => s.run(acc, atStart), p), byteLevel: steps.some((s) => s.byteLevel) };
     }
     case 'ByteLevel': {

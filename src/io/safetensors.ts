@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readFully, writeFileAtomic } from './atomic-write.js';
 import { FormatError } from './errors.js';
+import { parseJson } from './json.js';
 import { decodeBf16, decodeF16, encodeBf16, encodeF16 } from './half.js';
 import { assertLittleEndianHost, HOST_DTYPE_BYTES, numel, type HostDType, type HostTensor } from './host-tensor.js';
 
@@ -71,12 +72,13 @@ export function parseSafetensorsHeader(
     throw new FormatError(file, 'header_size', `header_size=${n} but file has only ${fileSize} bytes (truncated?)`);
   }
   if (prefix.length < 8 + n) throw new Error(`parseSafetensorsHeader: need ${8 + n} prefix bytes`);
-  let json: unknown;
+  let text: string;
   try {
-    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(prefix.subarray(8, 8 + n)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(prefix.subarray(8, 8 + n));
   } catch (e) {
-    throw new FormatError(file, 'header', `header is not valid UTF-8 JSON (${(e as Error).message})`);
+    throw new FormatError(file, 'header', `header is not valid UTF-8 (${(e as Error).message})`);
   }
+  const json = parseJson(text, file, 'header');
   if (!isObject(json)) throw new FormatError(file, 'header', 'header JSON is not an object');
   const dataLength = fileSize - 8 - n;
   const metadata: Record<string, string> = {};
@@ -238,12 +240,7 @@ export function readSafetensorsDir(dir: string, opts: SafetensorsOptions = {}): 
   if (!fs.existsSync(indexFile)) {
     throw new FormatError(dir, 'model.safetensors', `${dir}: neither model.safetensors nor model.safetensors.index.json found`);
   }
-  let index: unknown;
-  try {
-    index = JSON.parse(fs.readFileSync(indexFile, 'utf8'));
-  } catch (e) {
-    throw new FormatError(indexFile, 'json', `not valid JSON (${(e as Error).message})`);
-  }
+  const index = parseJson(fs.readFileSync(indexFile, 'utf8'), indexFile);
   const weightMap = isObject(index) ? index.weight_map : undefined;
   if (!isObject(weightMap)) throw new FormatError(indexFile, 'weight_map', 'weight_map missing or not an object');
   const byShard = new Map<string, string[]>();

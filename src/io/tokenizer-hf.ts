@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bpeMerge } from './bpe.js';
 import { FormatError } from './errors.js';
-import { buildNormalizer, buildPreTokenizer, CHAR_TO_BYTE, metaspaceScheme, type Normalizer, type PreTokenizer } from './hf-pretokenize.js';
+import { parseJson } from './json.js';
+import { buildNormalizer, buildPreTokenizer, CHAR_TO_BYTE, listOf, metaspaceScheme, type Normalizer, type PreTokenizer } from './hf-pretokenize.js';
 import type { EncodeOptions, Tokenizer } from './tokenizer.js';
 
 export interface HfTokenizerOptions {
@@ -34,6 +35,8 @@ interface DecodePlan {
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 const utf8 = new TextEncoder();
 const CACHE_LIMIT = 50_000;
+// Token ids past this are refused: real vocabularies stop near 260k, and ids index arrays.
+const MAX_ID = 1 << 24;
 
 export class HfTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -56,23 +59,11 @@ export class HfTokenizer implements Tokenizer {
   private readonly cache = new Map<string, number[]>();
 
   static fromFile(file: string, opts: HfTokenizerOptions = {}): HfTokenizer {
-    let json: unknown;
-    try {
-      json = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code) throw e;
-      throw new FormatError(file, 'json', `not valid JSON (${(e as Error).message})`);
-    }
+    const json = parseJson(fs.readFileSync(file, 'utf8'), file);
     // tokenizer_config.json beside it names the BOS/EOS tokens most reliably.
     const cfgFile = path.join(path.dirname(file), 'tokenizer_config.json');
     let tokCfg: Record<string, unknown> | undefined;
-    if (fs.existsSync(cfgFile)) {
-      try {
-        tokCfg = JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
-      } catch (e) {
-        throw new FormatError(cfgFile, 'json', `not valid JSON (${(e as Error).message})`);
-      }
-    }
+    if (fs.existsSync(cfgFile)) tokCfg = parseJson(fs.readFileSync(cfgFile, 'utf8'), cfgFile) as Record<string, unknown>;
     return new HfTokenizer(json, file, opts, tokCfg);
   }
 
@@ -90,22 +81,25 @@ export class HfTokenizer implements Tokenizer {
     const vocab = model.vocab as Record<string, unknown>;
     if (typeof vocab !== 'object' || vocab === null) throw new FormatError(file, 'model.vocab', 'model.vocab is missing');
     for (const [tok, id] of Object.entries(vocab)) {
-      if (!Number.isSafeInteger(id) || (id as number) < 0) throw new FormatError(file, `model.vocab`, `model.vocab[${JSON.stringify(tok)}]=${JSON.stringify(id)} is not a token id`);
+      if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= MAX_ID) throw new FormatError(file, `model.vocab`, `model.vocab[${JSON.stringify(tok)}]=${JSON.stringify(id)} is not a token id`);
       this.vocab.set(tok, id as number);
       this.idToToken[id as number] = tok;
     }
-    for (const [i, a] of ((j.added_tokens as unknown[]) ?? []).entries()) {
-      const t = a as Record<string, unknown>;
-      if (typeof t.content !== 'string' || !Number.isSafeInteger(t.id)) throw new FormatError(file, `added_tokens[${i}]`, `added_tokens[${i}] needs "id" and "content"`);
+    for (const [i, a] of listOf(j.added_tokens, file, 'added_tokens', true).entries()) {
+      const t = (a ?? {}) as Record<string, unknown>;
+      if (typeof t.content !== 'string' || !Number.isSafeInteger(t.id) || (t.id as number) < 0 || (t.id as number) >= MAX_ID) throw new FormatError(file, `added_tokens[${i}]`, `added_tokens[${i}] needs "id" and "content"`);
       this.added.set(t.id as number, { id: t.id as number, content: t.content, special: t.special === true });
       this.idToToken[t.id as number] = t.content;
       if (!this.vocab.has(t.content)) this.vocab.set(t.content, t.id as number);
     }
     this.vocabSize = this.idToToken.length;
     const M = this.vocabSize;
-    for (const [i, m] of ((model.merges as unknown[]) ?? []).entries()) {
+    for (const [i, m] of listOf(model.merges, file, 'model.merges', true).entries()) {
       // "a b" (classic) or ["a", "b"] (tokenizers >= 0.20, allows spaces inside tokens)
       const pair = typeof m === 'string' ? [m.slice(0, m.indexOf(' ')), m.slice(m.indexOf(' ') + 1)] : (m as string[]);
+      if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((x) => typeof x === 'string')) {
+        throw new FormatError(file, `model.merges[${i}]`, `model.merges[${i}]=${JSON.stringify(m)} is not "a b" or ["a", "b"]`);
+      }
       const a = this.vocab.get(pair[0]!);
       const b = this.vocab.get(pair[1]!);
       const merged = this.vocab.get(pair.join(''));
@@ -275,9 +269,9 @@ function decodePlan(json: unknown, file: string, byteLevelInput: boolean): Decod
     return plan;
   }
   const visit = (d: Record<string, unknown>, field: string): void => {
-    switch (d.type) {
+    switch (d?.type) {
       case 'Sequence':
-        (d.decoders as Record<string, unknown>[]).forEach((x, i) => visit(x, `${field}.decoders[${i}]`));
+        (listOf(d.decoders, file, `${field}.decoders`) as Record<string, unknown>[]).forEach((x, i) => visit(x, `${field}.decoders[${i}]`));
         return;
       case 'ByteLevel':
         plan.byteLevel = true;
@@ -302,7 +296,7 @@ function decodePlan(json: unknown, file: string, byteLevelInput: boolean): Decod
         plan.stripStart = metaspaceScheme(d) === 'never' ? 0 : 1;
         return;
       default:
-        throw new FormatError(file, `${field}.type`, `${field}.type=${JSON.stringify(d.type)} is not supported (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace)`);
+        throw new FormatError(file, `${field}.type`, `${field}.type=${JSON.stringify(d?.type)} is not supported (supported: Sequence, ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace)`);
     }
   };
   visit(json as Record<string, unknown>, 'decoder');

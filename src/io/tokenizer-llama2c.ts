@@ -76,6 +76,13 @@ export class Llama2cTokenizer implements Tokenizer {
       throw new FormatError(file, 'vocab_size', `has ${pieces.length} tokens but the model's vocab_size=${vocabSize}`);
     }
     if (pieces.length < 3) throw new FormatError(file, 'vocab_size', `has ${pieces.length} tokens; need at least <unk>, BOS, EOS`);
+    // run.c's byte fallback emits id byte + 3 unchecked: ids 3..258 must be <0x00>..<0xFF>, or
+    // encoding would hand out ids past the vocabulary (or the wrong pieces) for unknown characters.
+    if (pieces.length < 259) throw new FormatError(file, 'vocab_size', `vocab_size: has ${pieces.length} tokens; need at least 259 (<unk>, BOS, EOS and the 256 byte pieces <0x00>..<0xFF> that byte fallback uses)`);
+    for (let b = 0; b < 256; b++) {
+      const want = `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`;
+      if (binary(pieces[b + 3]!) !== want) throw new FormatError(file, `token[${b + 3}]`, `token ${b + 3} is ${JSON.stringify(binary(pieces[b + 3]!))}, expected the byte piece ${want} (byte fallback maps byte ${b} to id ${b + 3})`);
+    }
     return new Llama2cTokenizer(pieces, Float32Array.from(scores), maxLen);
   }
 

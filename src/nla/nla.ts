@@ -1,6 +1,8 @@
 // An NLA on disk and in memory: the AV and AR weights plus the metadata that fixes how they
 // are used (prompts, placeholder, alpha, layer, Var, the studied model's identity). Everything
 // is read from the metadata at use, never hard-coded.
+import { parseJson } from '../io/json.js';
+import { checkNlaMeta } from './meta-check.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../io/config.js';
@@ -196,11 +198,8 @@ export async function loadNLA(dir: string | ReferencePair, opts: { model?: strin
   await initGpu();
   const metaFile = path.join(dir, 'nla.json');
   if (!fs.existsSync(metaFile)) throw new Error(`${dir}: not an NLA directory (no nla.json, nor av/ and ar/ with nla_meta.yaml)`);
-  const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as NlaMeta;
-  if (meta.format !== 'nla/1') throw new Error(`${metaFile}: field "format" is ${JSON.stringify(meta.format)}, expected "nla/1"`);
-  for (const k of ['layer', 'alpha', 'variance', 'placeholderId', 'maxExplanationTokens'] as const) {
-    if (typeof meta[k] !== 'number') throw new Error(`${metaFile}: field "${k}" missing or not a number`);
-  }
+  const meta = parseJson(fs.readFileSync(metaFile, 'utf8'), metaFile);
+  checkNlaMeta(meta, metaFile);
   const tok = loadTokenizer(path.join(dir, meta.tokenizer));
   const av = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'av.safetensors')))), tok, meta.prompts, meta.alpha);
   if (av.prompt.placeholderId !== meta.placeholderId) throw new Error(`${metaFile}: placeholderId ${meta.placeholderId} does not match the prompt's placeholder token ${av.prompt.placeholderId}`);

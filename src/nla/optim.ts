@@ -1,7 +1,7 @@
 // The NLA trainers' optimizer: AdamW with linear warm-up and cosine decay, and gradient
 // clipping by global norm, on the engine's fused update kernel.
 import { AdamW, cosineWithWarmup, gradNormCoef } from '../tensor/optim/index.js';
-import { nonFinite } from '../tensor/optim/finite.js';
+import { nonFinite, NonFiniteError } from '../tensor/optim/finite.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { zeroGrad } from '../tensor/autograd.js';
 
@@ -12,10 +12,7 @@ import { zeroGrad } from '../tensor/autograd.js';
  */
 export type OnNonFinite = 'stop' | 'skip';
 
-/** A NaN or an infinity in a training step, naming where (loss, gradient of P, parameter P). */
-export class NonFiniteError extends Error {
-  override name = 'NonFiniteError';
-}
+export { NonFiniteError };
 
 export interface TrainSchedule {
   lr: number;

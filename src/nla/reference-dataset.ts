@@ -9,10 +9,10 @@
 // Written with hyparquet-writer, read with hyparquet.
 import * as fs from 'node:fs';
 import { createHash } from 'node:crypto';
-import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { writeFileAtomic } from '../io/atomic-write.js';
+import { readParquetRows } from './parquet-worker.js';
 
 export interface BaseRow {
   /** Position + 1 (tokens up to and including the one whose activation this is). */
@@ -110,17 +110,11 @@ export interface DatasetRows {
  * fixed_size_list, list<float> or list<double>) and its sidecar when present (kind must be
  * nla_dataset, schema_version 1).
  */
-export async function readReferenceDataset(file: string): Promise<DatasetRows> {
+export async function readReferenceDataset(file: string, opts: { deadlineMs?: number } = {}): Promise<DatasetRows> {
   const bytes = fs.readFileSync(file);
   const buf = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-  let names: string[];
-  try {
-    names = parquetMetadata(buf).schema.slice(1).map((s) => s.name);
-  } catch (e) {
-    throw new Error(`${file}: not a parquet file (${(e as Error).message})`);
-  }
-  if (!names.includes('activation_vector')) throw new Error(`${file}: no column "activation_vector"`);
-  const rows = (await parquetReadObjects({ file: buf })) as Record<string, unknown>[];
+  const { names, rows } = await readParquetRows(buf, file, 'activation_vector', opts.deadlineMs);
+  if (!rows) throw new Error(`${file}: no column "activation_vector" (columns: ${names.slice(0, 12).join(', ')}${names.length > 12 ? ', …' : ''})`);
   const first = rows[0]?.activation_vector;
   const d = Array.isArray(first) || ArrayBuffer.isView(first) ? (first as ArrayLike<number>).length : 0;
   const vectors = new Float32Array(rows.length * d);
@@ -132,7 +126,11 @@ export async function readReferenceDataset(file: string): Promise<DatasetRows> {
   let sidecar: Record<string, unknown> | undefined;
   const sc = datasetSidecarPath(file);
   if (fs.existsSync(sc)) {
-    sidecar = parseYaml(fs.readFileSync(sc, 'utf8')) as Record<string, unknown>;
+    try {
+      sidecar = parseYaml(fs.readFileSync(sc, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${sc}: not valid YAML (${(e as Error).message})`);
+    }
     if (sidecar?.kind !== 'nla_dataset') throw new Error(`${sc}: field "kind" is ${JSON.stringify(sidecar?.kind)}, expected "nla_dataset"`);
     if (sidecar.schema_version !== DATASET_SCHEMA_VERSION) throw new Error(`${sc}: field "schema_version" is ${JSON.stringify(sidecar.schema_version)}, expected ${DATASET_SCHEMA_VERSION}`);
     const ext = sidecar.extraction as Record<string, unknown> | undefined;

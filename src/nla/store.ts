@@ -6,6 +6,8 @@ import * as path from 'node:path';
 import { pack, unpack } from 'msgpackr';
 import { decodeF16, encodeF16 } from '../io/half.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
+import { parseJson } from '../io/json.js';
+import { checkManifest, checkRowMeta } from './store-check.js';
 
 export interface RowMeta {
   doc: number;
@@ -140,14 +142,8 @@ export class ActivationStore {
   static open(dir: string, expect?: { model?: string; layer?: number; d?: number }): ActivationStore {
     const file = path.join(dir, 'manifest.json');
     if (!fs.existsSync(file)) throw new Error(`${file}: no activation store here (run \`nla extract\` first)`);
-    let m: StoreManifest;
-    try {
-      m = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (e) {
-      throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-    }
-    if (m.format !== 'nla-activations/1') throw new Error(`${file}: field "format" is ${JSON.stringify(m.format)}, expected "nla-activations/1"`);
-    for (const k of ['layer', 'd', 'count', 'variance'] as const) if (typeof m[k] !== 'number') throw new Error(`${file}: field "${k}" missing or not a number`);
+    const m = parseJson(fs.readFileSync(file, 'utf8'), file);
+    checkManifest(m, file);
     if (expect?.model !== undefined && m.model?.name !== expect.model) throw new Error(`${file}: activations are from model "${m.model?.name}", not "${expect.model}"`);
     if (expect?.layer !== undefined && m.layer !== expect.layer) throw new Error(`${file}: activations are from layer ${m.layer}, not layer ${expect.layer}`);
     if (expect?.d !== undefined && m.d !== expect.d) throw new Error(`${file}: activation width ${m.d}, model width ${expect.d}`);
@@ -163,8 +159,14 @@ export class ActivationStore {
     if (buf.byteLength !== s.count * this.manifest.d * bytesPer) throw new Error(`${file}: ${buf.byteLength} bytes, manifest says ${s.count} rows of ${this.manifest.d} ${this.manifest.dtype}`);
     const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
     const h = this.manifest.dtype === 'f16' ? decodeF16(new Uint16Array(ab)) : new Float32Array(ab);
-    const meta = unpack(fs.readFileSync(path.join(this.dir, s.meta))) as RowMeta[];
-    if (meta.length !== s.count) throw new Error(`${path.join(this.dir, s.meta)}: ${meta.length} rows, manifest says ${s.count}`);
+    const metaFile = path.join(this.dir, s.meta);
+    let meta: unknown;
+    try {
+      meta = unpack(fs.readFileSync(metaFile));
+    } catch (e) {
+      throw new Error(`${metaFile}: not readable msgpack (${(e as Error).message}); truncated or damaged?`);
+    }
+    checkRowMeta(meta, s.count, metaFile);
     return { h, meta };
   }
 

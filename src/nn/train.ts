@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import type { ModelConfig } from '../io/config.js';
 import type { HostTensor } from '../io/host-tensor.js';
 import * as T from '../tensor/index.js';
+import { nonFinite, NonFiniteError } from '../tensor/optim/finite.js';
 import { upload } from '../tensor/runtime.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
@@ -42,6 +43,15 @@ export interface TrainOptions {
   /** Held-out loss every `every` steps over `batches` batches (its own fixed-seed draws). */
   eval?: { data: DataLoader; every: number; batches?: number };
   onEval?: (m: { step: number; loss: number }) => void;
+  /**
+   * Every step checks the loss and the global gradient norm for NaN/Inf (one fused check, one
+   * readback) before updating. 'stop' (default) throws NonFiniteError naming the loss, the
+   * gradients and the parameters at fault; 'skip' drops the batch, leaving parameters and
+   * AdamW state untouched, and goes on. A parameter already holding NaN/Inf always stops.
+   */
+  onNonFinite?: 'stop' | 'skip';
+  /** Called for each batch skipped under onNonFinite 'skip'. */
+  onSkip?: (m: { step: number; bad: string[] }) => void;
 }
 
 export interface TrainLog {
@@ -60,6 +70,8 @@ export interface TrainResult {
   /** (step, loss) at every log point. */
   losses: { step: number; loss: number }[];
   evals: { step: number; loss: number }[];
+  /** Batches dropped for a NaN or an infinity (onNonFinite 'skip'). */
+  skipped: number;
   seconds: number;
 }
 
@@ -90,6 +102,8 @@ export function decayGroups(params: Tensor[], weightDecay: number): T.ParamGroup
 }
 
 const CHECKPOINT_KIND = 'nla-lm-train/1';
+// Under 'skip', this many skipped batches in a row means the run itself is broken: stop.
+const MAX_SKIPS_IN_A_ROW = 20;
 
 export class Trainer {
   readonly opt: T.AdamW;
@@ -123,6 +137,7 @@ export class Trainer {
   /**
    * One update on the next batch: forward, backward, clip + AdamW. Returns the loss and the
    * pre-clip gradient norm as tensors (not read back: call .item() only when you need them).
+   * Unchecked: run() uses checkedStep, which looks for NaN/Inf before updating.
    */
   trainStep(batch: Batch = this.data.next()): { loss: Tensor; gradNorm?: Tensor } {
     const loss = T.tidy(() => {
@@ -131,6 +146,41 @@ export class Trainer {
       return l.detach();
     });
     const gradNorm = this.opt.step();
+    this.opt.zeroGrad();
+    this.tokensSinceLog += batch.count;
+    return { loss, gradNorm };
+  }
+
+  /**
+   * trainStep with the NaN/Inf check of `onNonFinite` before the update. Returns `skipped` (the
+   * names at fault) instead of the loss when the batch was dropped under 'skip'.
+   */
+  async checkedStep(batch: Batch = this.data.next()): Promise<{ loss: Tensor; gradNorm?: Tensor } | { skipped: string[] }> {
+    const loss = T.tidy(() => {
+      const l = lmLoss(this.model, batch);
+      l.backward();
+      return l.detach();
+    });
+    // The global gradient norm is NaN/Inf when any gradient element is; when clipping it is
+    // computed anyway, and handed to the update. Only after a hit is each tensor checked, to name it.
+    const grads = this.params.filter((p) => p.grad);
+    const gradOf = (p: Tensor): [string, Tensor] => [`gradient of ${p.name ?? '#' + p.id}`, p.grad!];
+    const paramOf = (p: Tensor): [string, Tensor] => [`parameter ${p.name ?? '#' + p.id}`, p];
+    const nc = this.opt.maxGradNorm !== undefined && grads.length ? T.gradNormCoef(this.params, this.opt.maxGradNorm, 'Trainer') : undefined;
+    let bad = await nonFinite([['loss', loss], ...(nc ? [['gradient norm', nc] as [string, Tensor]] : grads.map(gradOf))]);
+    if (bad.length) {
+      bad = await nonFinite([['loss', loss], ...this.params.map(paramOf), ...grads.map(gradOf)]); // parameters first: the cause
+      nc?.dispose();
+      loss.dispose();
+      T.zeroGrad(this.params);
+      const poisoned = bad.some((b) => b.startsWith('parameter '));
+      if (poisoned || this.o.onNonFinite !== 'skip') {
+        const why = poisoned ? 'the parameters are already poisoned; resume from the last checkpoint' : 'the update was not applied (onNonFinite "skip" drops such batches)';
+        throw new NonFiniteError(`Trainer step ${this.step + 1}: NaN or Inf in ${bad.length > 6 ? `${bad.slice(0, 6).join(', ')} and ${bad.length - 6} more` : bad.join(', ')}; ${why}`);
+      }
+      return { skipped: bad };
+    }
+    const gradNorm = this.opt.step(nc);
     this.opt.zeroGrad();
     this.tokensSinceLog += batch.count;
     return { loss, gradNorm };
@@ -159,14 +209,23 @@ export class Trainer {
     const o = this.o;
     const until = Math.min(opts.until ?? o.steps, o.steps);
     const logEvery = o.logEvery ?? 10;
-    const res: TrainResult = { steps: this.step, losses: [], evals: [], seconds: 0 };
+    const res: TrainResult = { steps: this.step, losses: [], evals: [], skipped: 0, seconds: 0 };
     const t0 = performance.now();
     this.lastLogTime = t0;
     this.tokensSinceLog = 0;
     const first = this.step + 1;
+    let inARow = 0;
     while (this.step < until) {
       const lr = this.opt.currentLr();
-      const { loss, gradNorm } = this.trainStep();
+      const r = await this.checkedStep();
+      if ('skipped' in r) {
+        res.skipped++;
+        o.onSkip?.({ step: this.step + 1, bad: r.skipped });
+        if (++inARow >= MAX_SKIPS_IN_A_ROW) throw new NonFiniteError(`Trainer step ${this.step + 1}: ${inARow} batches in a row skipped for NaN or Inf (last: ${r.skipped.slice(0, 6).join(', ')}); the run is broken, not one batch`);
+        continue;
+      }
+      inARow = 0;
+      const { loss, gradNorm } = r;
       const done = this.step;
       if (done % logEvery === 0 || done === until || done === first) {
         const l = await loss.item();
@@ -196,6 +255,9 @@ export class Trainer {
 
   /** Write a checkpoint: weights, AdamW state (moments and per-parameter steps), step, data RNG state. */
   async save(file: string): Promise<void> {
+    // Never write a poisoned checkpoint: a resume from it could not recover.
+    const bad = await nonFinite(this.params.map((p) => [`parameter ${p.name ?? '#' + p.id}`, p]));
+    if (bad.length) throw new NonFiniteError(`Trainer: not writing checkpoint ${file} at step ${this.step}: NaN or Inf in ${bad.slice(0, 6).join(', ')}`);
     const st = await this.opt.state();
     const names = this.params.map((p) => p.name!);
     const m: Record<string, HostTensor> = {}, v: Record<string, HostTensor> = {};

@@ -9,6 +9,22 @@
 // throw at once instead of hanging.
 import type { KernelSpec } from './runtime.js';
 
+/**
+ * The tensor each buffer was last handed out for (shape and dtype, no string built until an
+ * error is described): a kernel's error names its operands' shapes, not just byte counts.
+ */
+const owners = new WeakMap<GPUBuffer, { shape: readonly number[]; dtype: string }>();
+
+/** Record that `buffer` now holds a tensor of `shape` and `dtype` (called where tensors get storage). */
+export function ownBuffer(buffer: GPUBuffer, shape: readonly number[], dtype: string): void {
+  owners.set(buffer, { shape, dtype });
+}
+
+function ownerText(buffer: GPUBuffer): string {
+  const o = owners.get(buffer);
+  return o ? ` ([${o.shape.join(',')}] ${o.dtype})` : '';
+}
+
 /** What the open scope covers: the dispatches recorded and other GPU calls made since the last submit. */
 let covered: (KernelSpec | string)[] = [];
 const errors: string[] = [];
@@ -105,5 +121,5 @@ function describe(message: string, batch: (KernelSpec | string)[]): string {
 function dispatchText(s: KernelSpec): string {
   const [x, y = 1, z = 1] = s.workgroups;
   const note = s.note ? ` ${s.note()}` : '';
-  return `kernel "${s.key}"${note}: workgroups ${x}x${y}x${z}, buffers ${s.buffers.map((b) => ('buffer' in b ? `${b.size} B at ${b.offset} of ${b.buffer.size} B` : `${b.size} B`)).join(', ')}`;
+  return `kernel "${s.key}"${note}: workgroups ${x}x${y}x${z}, buffers ${s.buffers.map((b) => ('buffer' in b ? `${b.size} B at ${b.offset} of ${b.buffer.size} B${ownerText(b.buffer)}` : `${b.size} B${ownerText(b)}`)).join(', ')}`;
 }

@@ -8,6 +8,7 @@ import { readback, upload } from './runtime.js';
 import { axisOf, contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
 import { track, untrack } from './scope.js';
 import { initGpu } from './device.js';
+import { ownBuffer } from './gpu-errors.js';
 import { decodeBf16, encodeBf16 } from '../io/half.js';
 
 export class Storage {
@@ -114,7 +115,9 @@ export class Tensor {
   static empty(shape: Shape, dtype: DType = 'f32', op?: string): Tensor {
     for (const d of shape) if (!Number.isInteger(d) || d < 0) throw new Error(`empty: bad shape ${fmt(shape)}`);
     const bytes = Math.max(4, numel(shape) * BYTES[dtype]);
-    return new Tensor([...shape], dtype, new Storage(acquire(bytes, () => `${op ?? callerOp()}: a tensor ${fmt(shape)} ${dtype}`), bytes));
+    const t = new Tensor([...shape], dtype, new Storage(acquire(bytes, () => `${op ?? callerOp()}: a tensor ${fmt(shape)} ${dtype}`), bytes));
+    ownBuffer(t.storage.buffer, t.shape, dtype); // so a GPU error names the shapes of the buffers involved
+    return t;
   }
 
   static from(data: ArrayLike<number>, shape: Shape = [data.length], dtype: DType = data instanceof Int32Array ? 'i32' : 'f32'): Tensor {

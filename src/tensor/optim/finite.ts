@@ -11,6 +11,11 @@ import type { Tensor } from '../tensor.js';
 
 const PER_GROUP = 16384;
 
+/** A NaN or an infinity in a training step, naming where (loss, gradient of P, parameter P). */
+export class NonFiniteError extends Error {
+  override name = 'NonFiniteError';
+}
+
 /** The names of the tensors that hold a NaN or an infinity (empty when all are finite). */
 export async function nonFinite(named: [string, Tensor][]): Promise<string[]> {
   if (named.length === 0) return [];
