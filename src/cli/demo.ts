@@ -58,23 +58,31 @@ export function registerDemo(program: Command): void {
     .option('--stories <n>', 'known-answer stories generated', String(DEMO_DEFAULTS.stories))
     .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
+    .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
     .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (default: all the text read; 0: none)')
+    .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }) => {
+    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
         return n;
+      };
+      const positive = (flag: string, v: string) => {
+        const x = Number(v);
+        if (!Number.isFinite(x) || x <= 0) throw new Error(`nla demo: ${flag} needs a number > 0, got ${v}`);
+        return x;
       };
       const D = DEMO_DEFAULTS;
       const base = {
         ...D,
         stories: whole('--stories', o.stories, 1),
         arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1) },
-        avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1) },
-        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0) },
+        avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr) },
+        maxTokens: whole('--max-tokens', o.maxTokens, 1),
+        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1) },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
         summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : whole('--facts-window', o.factsWindow, 0) },
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
