@@ -61,21 +61,25 @@ class Model:
     def norm(self, x, w):
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
 
-    def rope(self, x, T):
-        # x [T, heads, hd]; rotate-half layout as transformers' Llama/Qwen2.
+    def rope(self, x, start):
+        # x [B, T, heads, hd] at positions start..start+T-1; rotate-half layout as transformers' Llama/Qwen2.
+        T = x.shape[1]
         inv = 1.0 / (self.theta ** (torch.arange(0, self.hd, 2, dtype=torch.float64) / self.hd))
-        f = torch.outer(torch.arange(T, dtype=torch.float64), inv)
+        f = torch.outer(torch.arange(start, start + T, dtype=torch.float64), inv)
         cos = torch.cat([f, f], -1).cos().float()[:, None, :]
         sin = torch.cat([f, f], -1).sin().float()[:, None, :]
         h = self.hd // 2
         rot = torch.cat([-x[..., h:], x[..., :h]], -1)
         return x * cos + rot * sin
 
-    def forward(self, ids, until=None):
-        """Residual after block `until` (no final norm), or the logits [T, V] when until is None."""
-        w, T = self.w, len(ids)
-        x = w["model.embed_tokens.weight"][torch.tensor(ids)]
-        mask = torch.full((T, T), float("-inf")).triu(1)
+    def forward(self, ids, until=None, cache=None):
+        """ids [B, T]. The residual after block `until` (no final norm), else the logits [B, T, V].
+        With `cache` (a list, one (k, v) per block, filled as it goes) positions continue after it."""
+        w = self.w
+        B, T = ids.shape
+        start = cache[0][0].shape[1] if cache else 0
+        x = w["model.embed_tokens.weight"][ids]
+        mask = torch.full((T, start + T), float("-inf")).triu(start + 1)
         for l in range(self.L):
             p = f"model.layers.{l}."
             h = self.norm(x, w[p + "input_layernorm.weight"])
@@ -84,13 +88,19 @@ class Model:
                 y = h @ w[p + f"self_attn.{n}.weight"].T
                 return y + w[p + f"self_attn.{n}.bias"] if self.bias else y
 
-            q = self.rope(proj("q_proj").view(T, self.H, self.hd), T)
-            k = self.rope(proj("k_proj").view(T, self.Hkv, self.hd), T)
-            v = proj("v_proj").view(T, self.Hkv, self.hd)
+            q = self.rope(proj("q_proj").view(B, T, self.H, self.hd), start)
+            k = self.rope(proj("k_proj").view(B, T, self.Hkv, self.hd), start)
+            v = proj("v_proj").view(B, T, self.Hkv, self.hd)
+            if cache is not None:
+                if len(cache) > l:
+                    k, v = torch.cat([cache[l][0], k], 1), torch.cat([cache[l][1], v], 1)
+                    cache[l] = (k, v)
+                else:
+                    cache.append((k, v))
             g = self.H // self.Hkv
-            k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
-            att = torch.einsum("thd,shd->hts", q, k) / math.sqrt(self.hd) + mask
-            o = torch.einsum("hts,shd->thd", att.softmax(-1), v).reshape(T, self.D)
+            kk, vv = k.repeat_interleave(g, 2), v.repeat_interleave(g, 2)
+            att = torch.einsum("bthd,bshd->bhts", q, kk) / math.sqrt(self.hd) + mask
+            o = torch.einsum("bhts,bshd->bthd", att.softmax(-1), vv).reshape(B, T, self.D)
             x = x + o @ w[p + "self_attn.o_proj.weight"].T
             h = self.norm(x, w[p + "post_attention_layernorm.weight"])
             gate = torch.nn.functional.silu(h @ w[p + "mlp.gate_proj.weight"].T)
@@ -117,12 +127,12 @@ def main():
     m = Model(a.model)
     t_load = time.time() - t0
     t0 = time.time()
-    h = m.forward(ids, until=a.layer)
+    h = m.forward(torch.tensor([ids]), until=a.layer)[0]
     t_act = time.time() - t0
     t0 = time.time()
     seq, tokens, gaps = list(ids), [], []
     for _ in range(a.steps):
-        logits = m.forward(seq)[-1]
+        logits = m.forward(torch.tensor([seq]))[0, -1]
         top = logits.topk(2)
         tokens.append(int(top.indices[0]))
         gaps.append(float(top.values[0] - top.values[1]))
