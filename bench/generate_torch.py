@@ -41,7 +41,7 @@ def main():
         cache = []
         ids = torch.full((a.batch, 1), a.bos, dtype=torch.long)
         for _ in range(n):
-            logits = m.forward(ids, cache=cache)[:, -1]
+            logits = m.forward(ids, cache=cache, last_only=True)[:, -1]
             ids = torch.multinomial(logits.softmax(-1), 1, generator=g)
 
     run(4)  # warm-up (allocator, BLAS threads)

@@ -14,12 +14,14 @@
 //        [--text "..."] [--weights-dtype f32|f16|bf16|auto] [--json-out runs/large-check.json]
 // (default model: the seeded Qwen2.5-0.5B shape from scripts/large-model.ts, built if missing)
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { generate } from '../src/nn/generate.js';
 import { loadModel } from '../src/nn/load.js';
 import { WEIGHT_DTYPES, type WeightDType } from '../src/nn/stream-load.js';
+import { cpuCores, torchEnv } from '../bench/common.js';
 import { defaultLargeDir, shapeConfig, writeSyntheticModel } from './large-model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,8 +35,8 @@ function arg(name: string, def?: string): string | undefined {
 interface Timed { stdout: string; stderr: string; seconds: number; maxRssMiB: number; status: number | null }
 
 /** Run under GNU time: wall seconds and peak resident set of the child (its last stderr line). */
-function timed(cmd: string, args: string[]): Timed {
-  const r = spawnSync('/usr/bin/time', ['-f', 'TIME %e %M', cmd, ...args], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 30 });
+function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Timed {
+  const r = spawnSync('/usr/bin/time', ['-f', 'TIME %e %M', cmd, ...args], { cwd: root, env, encoding: 'utf8', maxBuffer: 1 << 30 });
   const m = /TIME ([\d.]+) (\d+)\s*$/.exec(r.stderr ?? '');
   if (!m) throw new Error(`large-check: /usr/bin/time gave no measurement for ${cmd} ${args.join(' ')}:\n${r.stderr}`);
   return { stdout: r.stdout, stderr: r.stderr.replace(/TIME [\d.]+ \d+\s*$/, ''), seconds: Number(m[1]), maxRssMiB: Math.round(Number(m[2]) / 1024), status: r.status };
@@ -103,8 +105,21 @@ async function main(): Promise<void> {
   if (gen.status !== 0) console.log(`# nla generate failed (exit ${gen.status}):\n${gen.stderr.split('\n').slice(-15).map((l) => '#   ' + l).join('\n')}`);
   const nlaGen = gen.status === 0 ? jsonLine(gen.stdout, 'nla generate') : undefined;
 
-  const ref = timed('/usr/bin/python3', [path.join(root, 'scripts', 'large_reference.py'), '--model', model, '--ids', ids.join(','), '--layer', String(layer), '--steps', String(steps)]);
-  if (ref.status !== 0) throw new Error(`large-check: the torch reference failed:\n${ref.stderr}`);
+  // The reference costs minutes at real size and depends only on the file and the request: kept
+  // under runs/large-ref/ (not committed), keyed by the weights file's size and mtime.
+  const st = fs.statSync(path.join(model, 'model.safetensors'));
+  const key = createHash('sha256').update(JSON.stringify([path.resolve(model), st.size, st.mtimeMs, ids, layer, steps])).digest('hex').slice(0, 16);
+  const cacheFile = path.join(root, 'runs', 'large-ref', `${key}.json`);
+  let ref: Timed;
+  if (fs.existsSync(cacheFile)) {
+    ref = JSON.parse(fs.readFileSync(cacheFile, 'utf8')) as Timed;
+    console.log(`# torch reference: cached ${path.relative(root, cacheFile)}`);
+  } else {
+    ref = timed('/usr/bin/python3', [path.join(root, 'scripts', 'large_reference.py'), '--model', model, '--ids', ids.join(','), '--layer', String(layer), '--steps', String(steps), '--threads', String(cpuCores())], torchEnv('tuned'));
+    if (ref.status !== 0) throw new Error(`large-check: the torch reference failed:\n${ref.stderr}`);
+    fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
+    fs.writeFileSync(cacheFile, JSON.stringify(ref));
+  }
   const r = jsonLine(ref.stdout, 'torch reference');
 
   const summary: Record<string, unknown> = {

@@ -26,6 +26,10 @@ export const SHAPES: Record<string, () => LlamaConfig> = {
       modelType: 'qwen2', dim: 896, nLayers: 24, nHeads: 14, nKvHeads: 2, hiddenDim: 4864, vocabSize: 151_936,
       qkvBias: true, tieEmbeddings: true, ropeTheta: 1e6, normEps: 1e-6, maxSeqLen: 32_768, bosId: 151_643, eosId: 151_643,
     }),
+  // Qwen2.5-0.5B's 24 blocks with a 32,768 vocabulary: every tensor fits one storage binding
+  // (embedding 112 MiB as f32), so loading and the blocks can be measured before the engine
+  // splits bindings; 387M parameters, 739 MiB as bf16.
+  'qwen2.5-0.5b-v32k': () => ({ ...SHAPES['qwen2.5-0.5b']!(), vocabSize: 32_768, bosId: 32_767, eosId: 32_767 }),
   // The same architecture at a size where everything fits one binding: checks the check itself.
   'qwen2-small': () =>
     llamaConfig({

@@ -72,8 +72,9 @@ class Model:
         rot = torch.cat([-x[..., h:], x[..., :h]], -1)
         return x * cos + rot * sin
 
-    def forward(self, ids, until=None, cache=None):
-        """ids [B, T]. The residual after block `until` (no final norm), else the logits [B, T, V].
+    def forward(self, ids, until=None, cache=None, last_only=False):
+        """ids [B, T]. The residual after block `until` (no final norm), else the logits [B, T, V]
+        (of the last position only, [B, 1, V], with last_only).
         With `cache` (a list, one (k, v) per block, filled as it goes) positions continue after it."""
         w = self.w
         B, T = ids.shape
@@ -107,6 +108,8 @@ class Model:
             x = x + (gate * (h @ w[p + "mlp.up_proj.weight"].T)) @ w[p + "mlp.down_proj.weight"].T
             if until == l:
                 return x
+        if last_only:
+            x = x[:, -1:]
         return self.norm(x, w["model.norm.weight"]) @ self.head.T
 
 
@@ -132,7 +135,7 @@ def main():
     t0 = time.time()
     seq, tokens, gaps = list(ids), [], []
     for _ in range(a.steps):
-        logits = m.forward(torch.tensor([seq]))[0, -1]
+        logits = m.forward(torch.tensor([seq]), last_only=True)[0, -1]
         top = logits.topk(2)
         tokens.append(int(top.indices[0]))
         gaps.append(float(top.values[0] - top.values[1]))
