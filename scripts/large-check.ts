@@ -11,7 +11,7 @@
 // Prints JSON lines and "#" lines; --json-out FILE also writes the summary.
 //
 // Run: node --import tsx scripts/large-check.ts [--model DIR | --shape qwen2.5-0.5b|qwen2-small] [--layer 11] [--steps 16]
-//        [--text "..."] [--weights-dtype f32|f16|bf16|auto] [--json-out runs/large-check.json]
+//        [--text "..."] [--weights-dtype auto|f32|f16|bf16] [--json-out runs/large-check.json]
 // (default model: the seeded Qwen2.5-0.5B shape from scripts/large-model.ts, built if missing)
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -75,7 +75,7 @@ function rowRelErrors(a: number[][], b: number[][]): number[] {
 
 async function main(): Promise<void> {
   const layer = Number(arg('layer', '11')), steps = Number(arg('steps', '16'));
-  const dtype = (arg('weights-dtype', 'f32') ?? 'f32') as WeightDType;
+  const dtype = (arg('weights-dtype', 'auto') ?? 'auto') as WeightDType;
   if (!WEIGHT_DTYPES.includes(dtype)) throw new Error(`--weights-dtype ${dtype}: expected one of ${WEIGHT_DTYPES.join(', ')}`);
   let model = arg('model');
   if (!model) {

@@ -8,7 +8,7 @@ export function registerActivations(program: Command): void {
     .command('activations')
     .description('print the activations h of a text at layer K (the output of block K), one row per token')
     .option('--model <path>', 'llama2.c checkpoint (.bin) or Hugging Face directory (required)')
-    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'f32')
+    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'auto')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model)')
     .option('--layer <k>', 'layer K = the output of block K (Hugging Face hidden_states[K+1]); 0..blocks-1 (required)')
     .option('--text <text>', 'the text (BOS is prepended; its row comes first) (required)')

@@ -10,7 +10,7 @@ export function registerGenerate(program: Command): void {
     .command('generate')
     .description('generate text from a model (llama2.c run semantics) and print it')
     .option('--model <path>', 'llama2.c checkpoint (.bin) or Hugging Face directory (required)')
-    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'f32')
+    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'auto')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model, or tokenizer.json in an HF directory)')
     .option('--prompt <text>', 'text to continue', '')
     .option('--steps <n>', 'total positions from BOS, prompt tokens included, as llama2.c -n', '256')

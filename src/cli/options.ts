@@ -141,9 +141,9 @@ export async function loadStudied(model: string, tokenizer?: string, o: { llamaO
 }
 
 /** `--weights-dtype`: the GPU dtype of a loaded model's matrices (inference commands). */
-export const WEIGHTS_DTYPE_HELP = 'GPU dtype of the model\'s matrices: f32, f16, bf16, or auto = the checkpoint\'s own 16-bit dtype (norms and biases stay f32)';
+export const WEIGHTS_DTYPE_HELP = 'GPU dtype of the model\'s matrices: f32, f16, bf16, or auto = a bf16/f16 checkpoint\'s own dtype when the GPU engine has it, else f32 (norms and biases stay f32; products accumulate in f32)';
 export function weightsDtype(o: Opts): WeightDType {
-  return o.has('weightsDtype') ? o.oneOf('weightsDtype', WEIGHT_DTYPES) : 'f32';
+  return o.has('weightsDtype') ? o.oneOf('weightsDtype', WEIGHT_DTYPES) : 'auto';
 }
 
 /** Layer K must name a block of M (K = output of block K, HF hidden_states[K+1]). */
