@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Float16Array } from '@petamoriken/float16';
+import { decodeBf16, encodeBf16 } from '../src/io/half.js';
 import * as T from '../src/tensor/index.js';
 import * as ref from '../src/tensor/reference/core.js';
 import { checkOp, fcRuns, Nd, property, randomNd, rng } from '../src/testing/property.js';
@@ -16,15 +17,17 @@ import type { MatmulProblem, MatmulVariant, MatOperand } from '../src/kernels/ma
 
 /** One operand's storage: logical [b, rows, cols], stored [b, sRows, ld] (transposed if t), viewed at column `start`. */
 interface OperandSpec { b: number; rows: number; cols: number; t: boolean; start: number; ld: number }
-interface Case { batch: number; m: number; n: number; k: number; a: OperandSpec; b: OperandSpec; f16: boolean; acc: boolean; seed: number }
+interface Case { batch: number; m: number; n: number; k: number; a: OperandSpec; b: OperandSpec; dt: Half; acc: boolean; seed: number }
 
-const round16 = (x: Float64Array) => Float64Array.from(new Float16Array(x));
+type Half = 'f32' | 'f16' | 'bf16';
+/** Values as the 16-bit storage holds them, so the float64 reference multiplies the same numbers. */
+const round16 = (x: Float64Array, dt: Half) => (dt === 'f16' ? Float64Array.from(new Float16Array(x)) : Float64Array.from(decodeBf16(encodeBf16(Float32Array.from(x)))));
 
 /** Upload an operand and return the view's MatOperand plus its logical values as an Nd [b, rows, cols]. */
-function makeOperand(s: OperandSpec, seed: number, dtype: 'f32' | 'f16'): { op: MatOperand; nd: Nd; t: T.Tensor[] } {
+function makeOperand(s: OperandSpec, seed: number, dtype: Half): { op: MatOperand; nd: Nd; t: T.Tensor[] } {
   const sRows = s.t ? s.cols : s.rows, sCols = s.t ? s.rows : s.cols;
   let store = randomNd([s.b, sRows, s.ld], seed);
-  if (dtype === 'f16') store = new Nd(store.shape, round16(store.data));
+  if (dtype !== 'f32') store = new Nd(store.shape, round16(store.data, dtype));
   const base = T.Tensor.from(store.data, store.shape, dtype);
   const sliced = base.slice(2, s.start, s.start + sCols);
   const view = s.t ? sliced.transpose(1, 2) : sliced;
@@ -58,20 +61,20 @@ function arbCase(aligned: 'both' | 'mixed'): fc.Arbitrary<Case> {
   return fc
     .record({
       batch: fc.integer({ min: 1, max: 3 }), m: arbDim, n: arbDim, k: arbDim,
-      la: arbOperandLayout, lb: arbOperandLayout, allAligned: fc.boolean(), f16: fc.boolean(), acc: fc.boolean(), seed: fc.integer({ min: 1, max: 1e6 }),
+      la: arbOperandLayout, lb: arbOperandLayout, allAligned: fc.boolean(), dt: fc.constantFrom<Half>('f32', 'f16', 'bf16'), acc: fc.boolean(), seed: fc.integer({ min: 1, max: 1e6 }),
     })
-    .map(({ batch, m, n, k, la, lb, allAligned, f16, acc, seed }) => {
+    .map(({ batch, m, n, k, la, lb, allAligned, dt, acc, seed }) => {
       // Half the mixed cases have both layouts aligned, so the vec4 paths get as many as the scalar ones.
       const al = aligned === 'both' || allAligned;
       return {
-        batch, m, n, k, f16, acc, seed,
+        batch, m, n, k, dt, acc, seed,
         a: spec({ ...la, align: al || la.align }, batch, m, k), b: spec({ ...lb, align: al || lb.align, bcast: lb.bcast && !la.bcast }, batch, k, n),
       };
     });
 }
 
 /** The view makeOperand builds, without the GPU: slice(2, start, ...) of [b, sRows, ld], transposed if t. */
-function layoutOf(s: OperandSpec, dtype: 'f32' | 'f16'): MatOperand {
+function layoutOf(s: OperandSpec, dtype: Half): MatOperand {
   const sRows = s.t ? s.cols : s.rows;
   return {
     buffer: undefined as unknown as GPUBuffer, dtype, offset: s.start,
@@ -80,7 +83,7 @@ function layoutOf(s: OperandSpec, dtype: 'f32' | 'f16'): MatOperand {
 }
 
 function hostProblem(c: Case): MatmulProblem {
-  const dt = c.f16 ? 'f16' : 'f32';
+  const dt = c.dt;
   return { batch: c.batch, m: c.m, n: c.n, k: c.k, a: layoutOf(c.a, dt), b: layoutOf(c.b, dt), out: undefined as unknown as GPUBuffer, accumulate: c.acc };
 }
 
@@ -88,11 +91,11 @@ function hostProblem(c: Case): MatmulProblem {
 const vec4Layout = (p: MatmulProblem) => aModeOf(p) !== 's' && bModeOf(p) !== 's';
 
 const describeCase = (c: Case) =>
-  `batch ${c.batch} m ${c.m} n ${c.n} k ${c.k} A{b${c.a.b}${c.a.t ? ' T' : ''} start ${c.a.start} ld ${c.a.ld}} B{b${c.b.b}${c.b.t ? ' T' : ''} start ${c.b.start} ld ${c.b.ld}}${c.f16 ? ' f16' : ''}${c.acc ? ' accumulate' : ''}`;
+  `batch ${c.batch} m ${c.m} n ${c.n} k ${c.k} A{b${c.a.b}${c.a.t ? ' T' : ''} start ${c.a.start} ld ${c.a.ld}} B{b${c.b.b}${c.b.t ? ' T' : ''} start ${c.b.start} ld ${c.b.ld}}${c.dt === 'f32' ? '' : ` ${c.dt}`}${c.acc ? ' accumulate' : ''}`;
 
 /** Run `launch` on the case and compare with the float64 reference; returns false if `accept` rejects the problem. */
 async function runCase(c: Case, launch: (p: MatmulProblem) => void, accept: (p: MatmulProblem) => boolean = () => true): Promise<boolean> {
-  const dtype = c.f16 ? 'f16' : 'f32';
+  const dtype = c.dt;
   const A = makeOperand(c.a, c.seed, dtype), B = makeOperand(c.b, c.seed + 1, dtype);
   const c0 = randomNd([c.batch, c.m, c.n], c.seed + 2);
   const out = c.acc ? T.Tensor.from(c0.data, c0.shape) : T.Tensor.empty([c.batch, c.m, c.n]);
@@ -121,11 +124,11 @@ async function runCase(c: Case, launch: (p: MatmulProblem) => void, accept: (p: 
 const VARIANT_RUNS = 50;
 
 for (const v of allMatmulVariants()) {
-  test(`matmul variant ${v.name}: ${VARIANT_RUNS} random problems (aligned and unaligned shapes and layouts where accepted; broadcast batch, offsets, f16, accumulate) vs float64 reference`, async (t) => {
+  test(`matmul variant ${v.name}: ${VARIANT_RUNS} random problems (aligned and unaligned shapes and layouts where accepted; broadcast batch, offsets, f16 and bf16 operands, accumulate) vs float64 reference`, async (t) => {
     await T.initGpu();
     if (v.name.startsWith('subgroup') && softwareSubgroupLanes() === 0) return t.skip('no llvmpipe subgroups on this adapter: the subgroup variants cannot run');
     // A variant that reads any layout gets every kind of problem; a vec4-only one gets aligned layouts.
-    const unaligned: Case = { batch: 1, m: 5, n: 6, k: 7, f16: false, acc: false, seed: 1, a: { b: 1, rows: 5, cols: 7, t: false, start: 1, ld: 9 }, b: { b: 1, rows: 7, cols: 6, t: false, start: 0, ld: 6 } };
+    const unaligned: Case = { batch: 1, m: 5, n: 6, k: 7, dt: 'f32', acc: false, seed: 1, a: { b: 1, rows: 5, cols: 7, t: false, start: 1, ld: 9 }, b: { b: 1, rows: 7, cols: 6, t: false, start: 0, ld: 6 } };
     const general = v.supports(hostProblem(unaligned));
     // Aligned storage can still be scalar (a 1 x 1 operand has no unit stride); the filter keeps what the variant takes.
     const arb = arbCase(general ? 'mixed' : 'both').filter((c) => v.supports(hostProblem(c)));
@@ -155,7 +158,7 @@ test('register tile: every A/B read mode (vec4 along either dim, scalar) in subg
       for (const [bm, bt] of bModes) {
         // K % 4 != 0 (masked K loop), M, N off the tile, padded aligned storage so vec4 reads are legal.
         const c: Case = {
-          batch: 2, m: 37, n: 42, k: 23, f16: am === 's' && bm === 's', acc: bm === 'vk', seed: 11,
+          batch: 2, m: 37, n: 42, k: 23, dt: am === 's' && bm === 's' ? 'f16' : am === 'vk' ? 'bf16' : 'f32', acc: bm === 'vk', seed: 11,
           a: { b: 2, rows: 37, cols: 23, t: at, start: 4, ld: at ? 44 : 28 }, b: { b: 2, rows: 23, cols: 42, t: bt, start: 0, ld: bt ? 24 : 44 },
         };
         const ok = await runCase(c, (p) => launchTiled(p, cfg, am, bm), (p) => (am === 's' || aModeOf(p) === am) && (bm === 's' || bModeOf(p) === bm));

@@ -12,23 +12,35 @@ import { MAIN_1D, storage, uniformBlock } from './uniforms.js';
 export const GATHER_WG = 256;
 const CLAMP = (e: string) => `u32(clamp(${e}, 0, i32(u(2u)) - 1))`;
 
-/** Over rowChunkGrid(rows, D, NARROW). Uniforms: [0]=rows, [1]=D, [2]=V, [3]=w offset, [4]=ids offset. */
+/**
+ * Over rowChunkGrid(rows, D, NARROW), for the vocabulary rows [lo, hi) bound (a weight bigger
+ * than one binding is gathered one vocabulary chunk per dispatch; rows of other chunks are left
+ * to their own dispatch). Uniforms: [0]=rows, [1]=D, [2]=V, [3]=w offset (from the binding's
+ * start), [4]=ids offset, [5]=lo, [6]=hi. bf16 weights are read as packed words into f32 rows.
+ */
 export function gatherRowsKernel(dtype: DType) {
   const key = `gather_rows|${dtype}`;
+  const bf = dtype === 'bf16';
+  const read = bf ? `bitcast<f32>(select(w[(wb + j) >> 1u] << 16u, w[(wb + j) >> 1u] & 0xffff0000u, ((wb + j) & 1u) == 1u))` : `w[wb + j]`;
   const source = () =>
-    f16Header(dtype) + uniformBlock(8) + storage(1, 'w', dtype, false) + storage(2, 'ids', 'i32', false) + storage(3, 'out', dtype, true) +
-    ROW_CHUNK_MAIN(`let wb = u(3u) + ${CLAMP('ids[u(4u) + row]')} * n; let ob = row * n;`, `out[ob + j] = w[wb + j];`, NARROW);
+    f16Header(dtype) + uniformBlock(8) + storage(1, 'w', bf ? 'u32' : dtype, false) + storage(2, 'ids', 'i32', false) + storage(3, 'out', bf ? 'f32' : dtype, true) +
+    ROW_CHUNK_MAIN(
+      `let id = ${CLAMP('ids[u(4u) + row]')}; if (id < u(5u) || id >= u(6u)) { return; }
+  let wb = u(3u) + (id - u(5u)) * n; let ob = row * n;`,
+      `out[ob + j] = ${read};`,
+      NARROW,
+    );
   return { key, source };
 }
 
-/** dw [V, D], rows summed in position order per vocab entry, over rowChunkGrid(V, D, NARROW).
- * Uniforms: [0]=V, [1]=D, [2]=V, [3]=g offset. rowPtr [V+1], rowsOf [n]. */
+/** dw rows [lo, lo + rows) of [V, D], rows summed in position order per vocab entry, over rowChunkGrid(rows, D, NARROW).
+ * Uniforms: [0]=rows, [1]=D, [2]=V, [3]=g offset, [4]=lo, [5]=dw offset (from the binding's start). rowPtr [V+1], rowsOf [n]. */
 export function scatterCsrKernel() {
   const key = 'scatter_csr';
   const source = () =>
-    uniformBlock(4) + storage(1, 'rowPtr', 'i32', false) + storage(2, 'rowsOf', 'i32', false) + storage(3, 'gy', 'f32', false) + storage(4, 'dw', 'f32', true) +
+    uniformBlock(8) + storage(1, 'rowPtr', 'i32', false) + storage(2, 'rowsOf', 'i32', false) + storage(3, 'gy', 'f32', false) + storage(4, 'dw', 'f32', true) +
     ROW_CHUNK_MAIN(
-      `let k0 = rowPtr[row]; let k1 = rowPtr[row + 1u]; let ob = row * n;`,
+      `let k0 = rowPtr[u(4u) + row]; let k1 = rowPtr[u(4u) + row + 1u]; let ob = u(5u) + row * n;`,
       `var acc = 0.0;
     for (var k = k0; k < k1; k++) { acc += gy[u(3u) + u32(rowsOf[k]) * n + j]; }
     dw[ob + j] = acc;`,
@@ -37,7 +49,8 @@ export function scatterCsrKernel() {
   return { key, source };
 }
 
-/** One thread per (r, d) of g [rows, D], adding into a zeroed dw. Uniforms: [0]=rows*D, [1]=D, [2]=V, [3]=g offset, [4]=ids offset. */
+/** One thread per (r, d) of g [rows, D], adding into a zeroed dw the rows whose id is in [lo, hi).
+ * Uniforms: [0]=rows*D, [1]=D, [2]=V, [3]=g offset, [4]=ids offset, [5]=lo, [6]=hi, [7]=dw offset (from the binding's start). */
 export function scatterAtomicKernel() {
   const key = 'scatter_atomic';
   const source = () =>
@@ -46,8 +59,9 @@ export function scatterAtomicKernel() {
     `  if (gid >= u(0u)) { return; }
   let dd = u(1u); let r = gid / dd; let d = gid % dd;
   let v = ${CLAMP('ids[u(4u) + r]')};
+  if (v < u(5u) || v >= u(6u)) { return; }
   let add = gy[u(3u) + gid];
-  let i = v * dd + d;
+  let i = u(7u) + (v - u(5u)) * dd + d;
   var old = atomicLoad(&dw[i]);
   loop {
     let res = atomicCompareExchangeWeak(&dw[i], old, bitcast<u32>(bitcast<f32>(old) + add));

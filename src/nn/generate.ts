@@ -84,16 +84,32 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
 }
 
 /**
+ * Logits at or above this many bytes are never made by the training losses: the head runs a
+ * vocabulary chunk at a time (T.headLogProbs). Below it the one-product path is faster.
+ */
+export const CHUNKED_HEAD_BYTES = 32 * 2 ** 20;
+
+/** Whether a loss over `rows` positions of this model runs its head in vocabulary chunks. */
+export const headInChunks = (model: LanguageModel, rows: number, force?: boolean): boolean => force ?? rows * model.cfg.vocabSize * 4 >= CHUNKED_HEAD_BYTES;
+
+/**
  * Teacher-forced log p(ids[b, t+1] | ids[b, ..t]) for a right-padded batch: [B, T-1], with
  * gradient. Positions where `mask` (host [B, T-1], 1 = counted) is 0 still hold values; the
- * caller masks them. Uses the fused log-softmax + gather: no [B, T, V] probabilities.
+ * caller masks them. Uses the fused log-softmax + gather: no [B, T, V] probabilities; for a big
+ * vocabulary (or `chunkedHead`) not even the logits.
  */
-export function sequenceLogProbs(model: LanguageModel, ids: Int32Array, B: number, Tn: number, inject?: GenerateOptions['inject']): Tensor {
+export function sequenceLogProbs(model: LanguageModel, ids: Int32Array, B: number, Tn: number, inject?: GenerateOptions['inject'], chunkedHead?: boolean): Tensor {
   const x = T.Tensor.from(ids, [B, Tn], 'i32');
-  const { logits } = model.forward(x, { inject });
   const V = model.cfg.vocabSize;
   const targets = new Int32Array(B * (Tn - 1));
   for (let b = 0; b < B; b++) for (let t = 0; t < Tn - 1; t++) targets[b * (Tn - 1) + t] = ids[b * Tn + t + 1];
+  const tt = T.Tensor.from(targets, [B * (Tn - 1)], 'i32');
+  if (headInChunks(model, B * (Tn - 1), chunkedHead)) {
+    const { head } = model.forward(x, { inject, headless: true });
+    const h = head!.input.slice(1, 0, Tn - 1).contiguous().reshape([B * (Tn - 1), model.cfg.dim]);
+    return T.headLogProbs(h, head!.weight, tt).reshape([B, Tn - 1]);
+  }
+  const { logits } = model.forward(x, { inject });
   const flat = logits!.slice(1, 0, Tn - 1).reshape([B * (Tn - 1), V]);
-  return T.tokenLogProbs(flat, T.Tensor.from(targets, [B * (Tn - 1)], 'i32')).reshape([B, Tn - 1]);
+  return T.tokenLogProbs(flat, tt).reshape([B, Tn - 1]);
 }

@@ -61,6 +61,7 @@ export class Gpt2 {
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.layerNorm(x, w('transformer.ln_f.weight'), w('transformer.ln_f.bias'), c.normEps);
     const [B] = ids.shape;
+    if (opts.headless) return { hidden: x, captured, head: { input: h, weight: w('transformer.wte.weight') } };
     const logits = T.linear(h.reshape([B * Tn, c.dim]), w('transformer.wte.weight')).reshape([B, Tn, c.vocabSize]);
     return { logits, hidden: x, captured };
   }

@@ -23,12 +23,20 @@ export interface ForwardOptions {
    * 0.6 GB per forward).
    */
   packed?: boolean;
+  /**
+   * Return the final-normed hidden state and the head weight (`head`) instead of logits, for
+   * losses that run the head a vocabulary chunk at a time (T.headLogProbs): [B, T, V] logits of
+   * a big vocabulary are never made.
+   */
+  headless?: boolean;
 }
 
 export interface ForwardResult {
   logits?: Tensor; // [B, T, V]
   hidden: Tensor; // residual after the last block run (before the final norm)
   captured: Map<number, Tensor>;
+  /** With `headless`: the head's input [B, T, D] (final norm applied, logit scale folded in) and its weight [V, D]. */
+  head?: { input: Tensor; weight: Tensor };
 }
 
 export class Llama {
@@ -98,6 +106,7 @@ export class Llama {
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.rmsNorm(x, this.gain('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
+    if (opts.headless) return { hidden: x, captured, head: { input: this.logitScale ? T.mul(h, this.logitScale) : h, weight: head } };
     const logits = T.linear(h, head);
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }

@@ -11,6 +11,7 @@ import { upload } from '../tensor/runtime.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { IGNORE_INDEX, type Batch, type DataLoader } from './data.js';
+import { headInChunks } from './generate.js';
 import { build, type AnyModel } from './load.js';
 import type { LanguageModel } from './model.js';
 
@@ -63,10 +64,18 @@ export interface TrainResult {
 }
 
 /** Mean next-token cross-entropy of a batch; IGNORE_INDEX targets (padding) are skipped and not counted. */
-export function lmLoss(model: LanguageModel, batch: Batch): Tensor {
+export function lmLoss(model: LanguageModel, batch: Batch, chunkedHead?: boolean): Tensor {
   const { B, T: Tn } = batch;
   const V = model.cfg.vocabSize;
   const ids = T.Tensor.from(batch.inputs, [B, Tn], 'i32');
+  if (headInChunks(model, B * Tn, chunkedHead)) {
+    // A big vocabulary: the head runs in chunks; ignored rows are scored at token 0 and weighted 0.
+    const counted = Float32Array.from(batch.targets, (t) => (t === IGNORE_INDEX ? 0 : 1));
+    const n = counted.reduce((a, b) => a + b, 0);
+    const { head } = model.forward(ids, { headless: true });
+    const lp = T.headLogProbs(head!.input.reshape([B * Tn, model.cfg.dim]), head!.weight, T.Tensor.from(Int32Array.from(batch.targets, (t) => (t === IGNORE_INDEX ? 0 : t))));
+    return T.mul(T.sum(T.mul(lp, T.Tensor.from(counted))), -1 / Math.max(1, n));
+  }
   const { logits } = model.forward(ids);
   const targets = T.Tensor.from(batch.targets, [B * Tn], 'i32');
   return T.crossEntropy(logits!.reshape([B * Tn, V]), targets, { ignoreIndex: IGNORE_INDEX });

@@ -105,5 +105,5 @@ function describe(message: string, batch: (KernelSpec | string)[]): string {
 function dispatchText(s: KernelSpec): string {
   const [x, y = 1, z = 1] = s.workgroups;
   const note = s.note ? ` ${s.note()}` : '';
-  return `kernel "${s.key}"${note}: workgroups ${x}x${y}x${z}, buffers ${s.buffers.map((b) => `${b.size} B`).join(', ')}`;
+  return `kernel "${s.key}"${note}: workgroups ${x}x${y}x${z}, buffers ${s.buffers.map((b) => ('buffer' in b ? `${b.size} B at ${b.offset} of ${b.buffer.size} B` : `${b.size} B`)).join(', ')}`;
 }

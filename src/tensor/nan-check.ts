@@ -5,6 +5,7 @@
 // was noticed. Slow (a scan per dispatch), for debugging; off, it costs one boolean per dispatch.
 import { nonFiniteKernel } from '../kernels/optim.js';
 import { Uniforms } from '../kernels/uniforms.js';
+import { boundBytes } from './binding.js';
 import { acquire } from './pool.js';
 import { dispatch, readback, upload, type KernelSpec } from './runtime.js';
 
@@ -26,7 +27,7 @@ export function checkOutputs(spec: KernelSpec): void {
       const slot = checked.length;
       if (slot === flagBuffers.length * SLOTS) flagBuffers.push(zeroed(acquire(SLOTS * 4)));
       checked.push({ spec, binding });
-      const n = Math.floor(buffer.size / 4), groups = Math.min(64, Math.max(1, Math.ceil(n / 16384)));
+      const n = Math.floor(boundBytes(buffer) / 4), groups = Math.min(64, Math.max(1, Math.ceil(n / 16384)));
       const u = new Uniforms(4).set(0, n).set(1, 0).set(2, slot % SLOTS).set(3, groups);
       dispatch({ ...nonFiniteKernel(), buffers: [buffer, flagBuffers[Math.floor(slot / SLOTS)]], uniforms: u.u32, workgroups: [groups] });
     });
@@ -52,7 +53,7 @@ export async function throwFirstBadOutput(): Promise<void> {
       const [x, y = 1, z = 1] = spec.workgroups;
       throw new Error(
         `NLA_CHECK: kernel "${spec.key}"${spec.note ? ` (${spec.note()})` : ''} wrote a NaN or an infinity into binding ${binding + 1} ` +
-          `(a buffer of ${spec.buffers[binding].size} B; workgroups ${x}x${y}x${z}): the first of ${list.length} checked outputs since the last sync to hold one`,
+          `(a binding of ${boundBytes(spec.buffers[binding])} B; workgroups ${x}x${y}x${z}): the first of ${list.length} checked outputs since the last sync to hold one`,
       );
     }
   } finally {

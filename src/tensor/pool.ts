@@ -20,20 +20,17 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-let limit: { bytes: number; name: string } | undefined;
-
 /**
- * The largest buffer a tensor may have: every tensor is bound whole as a storage buffer, so the
- * smaller of maxStorageBufferBindingSize and maxBufferSize.
+ * The largest buffer a tensor may have: maxBufferSize. Beyond maxStorageBufferBindingSize a
+ * tensor still fits one buffer; the ops that meet it bind ranges of it (binding.ts), and any
+ * other op refuses it at dispatch, naming the kernel.
  */
 export function bufferLimit(): { bytes: number; name: string } {
-  if (limit) return limit;
-  const l = gpu().device.limits;
-  limit = l.maxStorageBufferBindingSize <= l.maxBufferSize
-    ? { bytes: l.maxStorageBufferBindingSize, name: 'maxStorageBufferBindingSize' }
-    : { bytes: l.maxBufferSize, name: 'maxBufferSize' };
-  return limit;
+  return { bytes: gpu().device.limits.maxBufferSize, name: 'maxBufferSize' };
 }
+
+/** Above this a size class would waste up to a quarter of a big weight: such buffers get their exact size. */
+const EXACT_ABOVE = 64 * 2 ** 20;
 
 /**
  * A buffer of at least `bytes`. Beyond the device's limit it throws, naming `what()` (the op and
@@ -42,8 +39,7 @@ export function bufferLimit(): { bytes: number; name: string } {
 export function acquire(bytes: number, what: () => string = () => 'a buffer'): GPUBuffer {
   const max = bufferLimit();
   if (bytes > max.bytes) throw new Error(`${what()} needs ${mib(bytes)}, more than this GPU's ${max.name} of ${mib(max.bytes)}`);
-  // The size class may round past the limit while the request fits: then take the exact size.
-  const size = sizeClass(bytes) <= max.bytes ? sizeClass(bytes) : Math.ceil(bytes / 4) * 4;
+  const size = bytes > EXACT_ABOVE || sizeClass(bytes) > max.bytes ? Math.min(Math.ceil(bytes / 16) * 16, Math.floor(max.bytes / 4) * 4) : sizeClass(bytes);
   const list = free.get(size);
   let buf = list?.pop();
   if (buf) {

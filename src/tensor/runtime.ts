@@ -2,6 +2,7 @@
 // upload into a recycled buffer, or when many dispatches are pending. Each dispatch gets
 // its own slot in a uniform arena that is written once per submit (queue.writeBuffer is
 // ordered with submits, so the arena can be reused by the next batch).
+import { bindingLimit, boundBytes, type Binding } from './binding.js';
 import { debugLevel, gpu } from './device.js';
 import { assertDeviceAlive, closeBatch, cover, throwGpuErrors, unlessLost, watchCompile } from './gpu-errors.js';
 import { CHECK_KERNELS, checkOutputs, throwFirstBadOutput } from './nan-check.js';
@@ -12,8 +13,8 @@ export interface KernelSpec {
   key: string;
   /** Produces the WGSL; called once per key. */
   source: () => string;
-  /** Storage buffers in binding order (bindings 1..n; binding 0 is the uniform block). */
-  buffers: GPUBuffer[];
+  /** Storage buffers (or byte ranges of one) in binding order (bindings 1..n; binding 0 is the uniform block). */
+  buffers: Binding[];
   /** Which storage bindings are read-only (default: all but the last). */
   readOnly?: boolean[];
   /** Uniform words (u32 view; write f32 through a Float32Array over the same buffer). */
@@ -96,6 +97,7 @@ export async function compileChecked(spec: Pick<KernelSpec, 'key' | 'source' | '
 export function dispatch(spec: KernelSpec): void {
   assertDeviceAlive();
   const device = gpu().device;
+  refuseOversize(spec);
   const { pipeline, layout } = getPipeline(spec);
   if (arenaUsed >= ARENA_SLOTS) flush();
   if (!arena) arena = device.createBuffer({ size: SLOT * ARENA_SLOTS, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -108,7 +110,7 @@ export function dispatch(spec: KernelSpec): void {
     layout,
     entries: [
       { binding: 0, resource: { buffer: arena, offset: slot * SLOT, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } },
-      ...spec.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+      ...spec.buffers.map((b, i) => ({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } })),
     ],
   });
   encoder ??= device.createCommandEncoder();
@@ -128,6 +130,21 @@ export function dispatch(spec: KernelSpec): void {
   if (profiler) { pass.end(); pass = undefined; }
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
   if (CHECK_KERNELS) checkOutputs(spec);
+}
+
+/**
+ * A binding beyond the device's limit would be an invalid bind group and a wrong number later:
+ * refuse it now, naming the kernel. Ops that meet big tensors bind ranges of them (binding.ts).
+ */
+function refuseOversize(spec: KernelSpec): void {
+  const limit = bindingLimit();
+  const i = spec.buffers.findIndex((b) => boundBytes(b) > limit);
+  if (i < 0) return;
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  throw new Error(
+    `nla: kernel "${spec.key}"${spec.note ? ` (${spec.note()})` : ''} would bind ${mib(boundBytes(spec.buffers[i]))} as binding ${i + 1}, ` +
+      `beyond this GPU's maxStorageBufferBindingSize of ${mib(limit)} (${limit} B); this op does not split tensors that big`,
+  );
 }
 
 /** Submit everything recorded so far. */

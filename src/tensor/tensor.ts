@@ -8,6 +8,7 @@ import { readback, upload } from './runtime.js';
 import { axisOf, contiguousStrides, fmt, isContiguous, numel, type Shape } from './shape.js';
 import { track, untrack } from './scope.js';
 import { initGpu } from './device.js';
+import { decodeBf16, encodeBf16 } from '../io/half.js';
 
 export class Storage {
   refs = 1;
@@ -155,6 +156,7 @@ export class Tensor {
     const bytes = await readback(this.storage.buffer, this.offset * BYTES[this.dtype], n * BYTES[this.dtype]);
     if (this.dtype === 'f32') return new Float32Array(bytes);
     if (this.dtype === 'i32') return new Int32Array(bytes);
+    if (this.dtype === 'bf16') return decodeBf16(new Uint16Array(bytes));
     return Float32Array.from(new Float16Array(bytes));
   }
 
@@ -183,6 +185,7 @@ export function toHostArray(data: ArrayLike<number>, dtype: DType): HostArray {
     for (let i = 0; i < a.length; i++) if (a[i] !== data[i]) throw new Error(`Tensor.from: value ${data[i]} at ${i} is not an int32`);
     return a;
   }
+  if (dtype === 'bf16') return encodeBf16(data instanceof Float32Array ? data : Float32Array.from(data));
   return new Uint16Array(new Float16Array(Array.from(data)).buffer);
 }
 

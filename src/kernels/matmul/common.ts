@@ -1,5 +1,5 @@
 // Helpers shared by the matmul variants: operand layout classification (which dimension, if
-// any, can be read as vec4), stride canonicalisation, WGSL load helpers for f32/f16 storage,
+// any, can be read as vec4), stride canonicalisation, WGSL load helpers for f32/f16/bf16 storage,
 // and adapter facts (software rasteriser SIMD width = subgroup size).
 import { gpu } from '../../tensor/device.js';
 import type { MatOperand, MatmulProblem } from './types.js';
@@ -51,20 +51,35 @@ export function operandWords(op: MatOperand, vec: boolean): number[] {
 
 /** WGSL storage element type and a load expression builder for an operand read as vec4 or scalar. */
 export function loader(name: string, dtype: string, vec: boolean): { type: string; load: (idx: string) => string } {
+  // 16-bit storage is read as packed u32 words and unpacked (f16 needs no shader-f16 feature,
+  // bf16 has no WGSL type at all), and a vec4 of halves costs two 32-bit lane loads.
   if (dtype === 'f16') {
-    // f16 storage is read as packed u32 words and unpacked, so it needs no shader-f16 feature,
-    // and a vec4 of halves costs two 32-bit lane loads instead of four.
     if (vec) return { type: 'vec2<u32>', load: (i) => `h4(${name}[${i}])` };
     return { type: 'u32', load: (i) => `h1_${name}(${i})` };
+  }
+  if (dtype === 'bf16') {
+    if (vec) return { type: 'vec2<u32>', load: (i) => `b4(${name}[${i}])` };
+    return { type: 'u32', load: (i) => `b1_${name}(${i})` };
   }
   if (dtype !== 'f32') throw new Error(`matmul: unsupported operand dtype ${dtype}`);
   return { type: vec ? 'vec4<f32>' : 'f32', load: (i) => `${name}[${i}]` };
 }
 
-/** Helper functions the f16 loaders call (harmless when unused). */
-export function f16Helpers(names: string[]): string {
-  let s = `fn h4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }\n`;
-  for (const n of names) s += `fn h1_${n}(i: u32) -> f32 { let v = unpack2x16float(${n}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }\n`;
+/**
+ * The unpacking functions the loaders of these operands call ([name, dtype, read as vec4]).
+ * bf16 is the top half of an f32: a shift or a mask, exact.
+ */
+export function halfHelpers(ops: [string, string, boolean][]): string {
+  let s = '';
+  if (ops.some(([, d, v]) => d === 'f16' && v)) s += `fn h4(w: vec2<u32>) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }\n`;
+  if (ops.some(([, d, v]) => d === 'bf16' && v)) {
+    s += `fn b4(w: vec2<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u)); }\n`;
+  }
+  for (const [n, d, v] of ops) {
+    if (v) continue;
+    if (d === 'f16') s += `fn h1_${n}(i: u32) -> f32 { let v = unpack2x16float(${n}[i >> 1u]); return select(v.x, v.y, (i & 1u) == 1u); }\n`;
+    if (d === 'bf16') s += `fn b1_${n}(i: u32) -> f32 { let w = ${n}[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }\n`;
+  }
   return s;
 }
 

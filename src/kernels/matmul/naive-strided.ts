@@ -3,7 +3,7 @@
 // point in the benchmarks.
 import { dispatch } from '../../tensor/runtime.js';
 import { storage, uniformBlock, Uniforms } from '../uniforms.js';
-import { batchChunks, f16Helpers, loader } from './common.js';
+import { batchChunks, halfHelpers, loader } from './common.js';
 import type { MatmulProblem, MatmulVariant } from './types.js';
 
 const WG = 8;
@@ -15,7 +15,7 @@ function kernel(ad: string, bd: string, acc: boolean) {
     const la = loader('A', ad, false), lb = loader('B', bd, false);
     let s = uniformBlock(12);
     s += storage(1, 'A', la.type, false) + storage(2, 'B', lb.type, false) + storage(3, 'C', 'f32', true);
-    if (ad === 'f16' || bd === 'f16') s += f16Helpers([ad === 'f16' ? 'A' : '', bd === 'f16' ? 'B' : ''].filter(Boolean));
+    s += halfHelpers([['A', ad, false], ['B', bd, false]]);
     s += `@compute @workgroup_size(${WG}, ${WG}, 1)
 fn main(@builtin(global_invocation_id) g: vec3u) {
   let M = u(0u); let N = u(1u); let K = u(2u);

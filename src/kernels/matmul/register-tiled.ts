@@ -18,7 +18,7 @@
 // padding cannot leak in as 0 * Inf).
 import { dispatch } from '../../tensor/runtime.js';
 import { storage, uniformBlock, Uniforms } from '../uniforms.js';
-import { batchChunks, canonical, f16Helpers, loader, operandWords, type AMode, type BMode } from './common.js';
+import { batchChunks, canonical, halfHelpers, loader, operandWords, type AMode, type BMode } from './common.js';
 import type { MatmulProblem } from './types.js';
 
 export interface TileConfig {
@@ -65,8 +65,7 @@ export function tiledSource(k: TileKernelKey): string {
   let s = L > 1 ? 'enable subgroups;\n' : '';
   s += uniformBlock(12);
   s += storage(1, 'A', la.type, false) + storage(2, 'B', lb.type, false) + storage(3, 'C', k.vecStore ? 'vec4<f32>' : 'f32', true);
-  const f16 = [k.aType === 'f16' && !aVec ? 'A' : '', k.bType === 'f16' && !bVec ? 'B' : ''].filter(Boolean);
-  if (k.aType === 'f16' || k.bType === 'f16') s += f16Helpers(f16);
+  s += halfHelpers([['A', k.aType, aVec], ['B', k.bType, bVec]]);
   s += `@compute @workgroup_size(${WG}, ${GY}, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = u(0u); let N = u(1u); let K = u(2u); let bi = wid.z + u(3u);

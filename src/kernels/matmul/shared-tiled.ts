@@ -6,7 +6,7 @@
 // (see BENCHMARKS.md); select.ts prefers it only on hardware adapters.
 import { dispatch } from '../../tensor/runtime.js';
 import { storage, uniformBlock, Uniforms } from '../uniforms.js';
-import { batchChunks, f16Helpers, loader } from './common.js';
+import { batchChunks, halfHelpers, loader } from './common.js';
 import type { MatmulProblem, MatmulVariant } from './types.js';
 
 const TS = 64; // output tile edge
@@ -16,7 +16,7 @@ function source(ad: string, bd: string, acc: boolean): string {
   const la = loader('A', ad, false), lb = loader('B', bd, false);
   let s = uniformBlock(12);
   s += storage(1, 'A', la.type, false) + storage(2, 'B', lb.type, false) + storage(3, 'C', 'f32', true);
-  if (ad === 'f16' || bd === 'f16') s += f16Helpers([ad === 'f16' ? 'A' : '', bd === 'f16' ? 'B' : ''].filter(Boolean));
+  s += halfHelpers([['A', ad, false], ['B', bd, false]]);
   s += `var<workgroup> As: array<vec4<f32>, ${(TK * TS) / 4}>; // As[kk][r/4]: 4 consecutive rows
 var<workgroup> Bs: array<vec4<f32>, ${(TK * TS) / 4}>; // Bs[kk][c/4]: 4 consecutive columns
 @compute @workgroup_size(16, 16, 1)

@@ -1,9 +1,10 @@
 // The contract every matmul kernel variant implements: C[b] = A[b] @ B[b] over strided
 // operands, so transposed inputs (a permuted view) never need materialising.
+import type { Binding } from '../../tensor/binding.js';
 import type { DType } from '../../tensor/dtype.js';
 
 export interface MatOperand {
-  buffer: GPUBuffer;
+  buffer: Binding;
   dtype: DType;
   offset: number; // elements
   batchStride: number; // 0 broadcasts one matrix over the batch
@@ -18,7 +19,7 @@ export interface MatmulProblem {
   k: number;
   a: MatOperand; // [batch, m, k]
   b: MatOperand; // [batch, k, n]
-  out: GPUBuffer; // dense f32 [batch, m, n]
+  out: Binding; // dense f32 [batch, m, n] from the binding's start
   /** Optional: add `alpha * A@B` into out instead of overwriting (beta = 1). */
   accumulate?: boolean;
 }

@@ -2,6 +2,7 @@
 import { copyKernel, copyLayout, COPY_WG } from '../../kernels/copy.js';
 import { ewTuning } from '../../kernels/elementwise.js';
 import { Uniforms } from '../../kernels/uniforms.js';
+import { bindingLimit } from '../binding.js';
 import type { DType } from '../dtype.js';
 import { gpu } from '../device.js';
 import { dispatch, grid } from '../runtime.js';
@@ -40,7 +41,9 @@ export function copyInto(dst: Tensor, src: Tensor): void {
     tmp.dispose();
     return;
   }
-  if (ewTuning.force === 'odo' || (ewTuning.force !== 'flat' && gpu().info.isSoftware)) {
+  // Tensors beyond one binding take the odometer path too: it binds the ranges it touches.
+  const big = Math.max(src.buffer.size, dst.buffer.size) > bindingLimit();
+  if (big || ewTuning.force === 'odo' || (ewTuning.force !== 'flat' && gpu().info.isSoftware)) {
     const stream = (t: Tensor) => ({ strides: t.strides, offset: t.offset, dtype: t.dtype });
     dispatchElementwise('copy', 'x0', [{ buffer: src.buffer, stream: stream(src) }], { buffer: dst.buffer, dtype: dst.dtype, stream: stream(dst) }, src.shape);
     return;

@@ -1,8 +1,9 @@
 // Elementwise ops with broadcasting, each gradient rule beside its op.
 import { elementwiseKernel, ewLayout, ewTuning, EW_WG, odoKernel, odoUniforms, planElementwise, type EwStream } from '../../kernels/elementwise.js';
 import { Uniforms } from '../../kernels/uniforms.js';
+import { bindElements, bindingLimit, boundBytes, spanOf, type Binding } from '../binding.js';
 import { gpu } from '../device.js';
-import type { DType } from '../dtype.js';
+import { BYTES, type DType } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { broadcastShapes, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -29,11 +30,12 @@ export function broadcastStream(t: Tensor, shape: readonly number[]): EwStream {
  * kernel in profiles ('ew', 'copy').
  */
 export function dispatchElementwise(
-  family: string, expr: string, inputs: { buffer: GPUBuffer; stream: EwStream }[], out: { buffer: GPUBuffer; dtype: DType; stream?: EwStream },
+  family: string, expr: string, inputs: { buffer: Binding; stream: EwStream }[], out: { buffer: Binding; dtype: DType; stream?: EwStream },
   shape: readonly number[], params: P = [],
 ): void {
   const n = numel(shape);
   if (n === 0) return;
+  if ([...inputs, out].some((s) => boundBytes(s.buffer) > bindingLimit())) return dispatchInRanges(family, expr, inputs, out, shape, params);
   const variant = ewTuning.force ?? (gpu().info.isSoftware ? 'odo' : 'flat');
   const streams = inputs.map((i) => i.stream);
   const plan = planElementwise(shape, streams, out.stream, ewTuning.vec);
@@ -57,6 +59,38 @@ export function dispatchElementwise(
   plan.strides.forEach((st, k) => u.setAll(L.input(k), st).set(L.input(k) + rank, plan.offsets[k]));
   const k = elementwiseKernel(expr, dts, out.dtype, rank, linear);
   dispatch({ ...k, buffers, uniforms: u.u32, workgroups: grid(Math.ceil(n / EW_WG)) });
+}
+
+/**
+ * An elementwise launch over a tensor bigger than one binding: every stream is bound as the
+ * range it touches; when one range is still too big, the work is halved along its outermost
+ * dimension (each half touches a part of every stream), recursively.
+ */
+function dispatchInRanges(
+  family: string, expr: string, inputs: { buffer: Binding; stream: EwStream }[], out: { buffer: Binding; dtype: DType; stream?: EwStream },
+  shape: readonly number[], params: P,
+): void {
+  const dense: number[] = [];
+  for (let d = shape.length - 1, acc = 1; d >= 0; d--) { dense[d] = acc; acc *= shape[d]; }
+  const all = [...inputs, { buffer: out.buffer, stream: out.stream ?? { strides: dense, offset: 0, dtype: out.dtype } }];
+  const bound = all.map(({ buffer, stream }) => {
+    if ('buffer' in buffer) throw new Error(`elementwise: a stream is already a range binding (${family} ${expr})`);
+    const [s, e] = spanOf(shape, stream.strides, stream.offset);
+    const b = bindElements(buffer, BYTES[stream.dtype], s, e);
+    return b && { buffer: b.binding, stream: { ...stream, offset: stream.offset - b.base } };
+  });
+  if (bound.every((b) => b !== undefined)) {
+    const o = bound.pop()!;
+    return dispatchElementwise(family, expr, bound as { buffer: Binding; stream: EwStream }[], { buffer: o.buffer, dtype: out.dtype, stream: o.stream }, shape, params);
+  }
+  const d = shape.findIndex((x) => x > 1);
+  if (d < 0) throw new Error(`elementwise ${family} "${expr}": one element does not fit one binding`);
+  const h = Math.floor(shape[d] / 2);
+  for (const [start, len] of [[0, h], [h, shape[d] - h]]) {
+    const part = shape.map((x, i) => (i === d ? len : x));
+    const shift = (st: EwStream) => ({ ...st, offset: st.offset + start * st.strides[d] });
+    dispatchInRanges(family, expr, all.slice(0, -1).map((i) => ({ buffer: i.buffer, stream: shift(i.stream) })), { buffer: out.buffer, dtype: out.dtype, stream: shift(all[all.length - 1].stream) }, part, params);
+  }
 }
 
 /** Launch an elementwise kernel over already-broadcast-compatible inputs. */

@@ -6,6 +6,8 @@ import { gatherRowsKernel, GATHER_WG, scatterAtomicKernel, scatterCsrKernel, tak
 import { NARROW, rowChunkGrid } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
+import { rowChunks } from '../binding.js';
+import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -33,8 +35,10 @@ function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape:
   host.forEach((v, r) => (rowsOf[fillAt[v]++] = r)); // ascending r within each vocab row
   const rp = Tensor.from(rowPtr), ro = Tensor.from(rowsOf.length ? rowsOf : new Int32Array(1));
   const dw = Tensor.empty(outShape, 'f32');
-  const u = new Uniforms(4).set(0, V).set(1, D).set(2, V).set(3, g.offset);
-  dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: rowChunkGrid(V, D, NARROW) });
+  for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
+    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, V).set(3, g.offset).set(4, c.lo).set(5, c.lo * D - c.base);
+    dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, c.binding], uniforms: u.u32, workgroups: rowChunkGrid(c.hi - c.lo, D, NARROW) });
+  }
   rp.dispose();
   ro.dispose();
   return dw;
@@ -43,8 +47,10 @@ function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape:
 function scatterAtomic(ids: Tensor, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
   const dw = zeros(outShape);
   const n = numel(ids.shape) * D;
-  const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, g.offset).set(4, ids.offset);
-  dispatch({ ...scatterAtomicKernel(), buffers: [ids.buffer, g.buffer, dw.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+  for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
+    const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, g.offset).set(4, ids.offset).set(5, c.lo).set(6, c.hi).set(7, c.lo * D - c.base);
+    dispatch({ ...scatterAtomicKernel(), buffers: [ids.buffer, g.buffer, c.binding], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+  }
   return dw;
 }
 
@@ -59,13 +65,17 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const D = numel(weight.shape.slice(1));
   checkIds('embedding', ids, V, `weight ${fmt(weight.shape)}`);
   const outShape = [...ids.shape, ...weight.shape.slice(1)];
-  const out = Tensor.empty(outShape, weight.dtype);
+  // bf16 rows come out as f32 (bf16 is a weight format; activations are f32 or f16).
+  const out = Tensor.empty(outShape, weight.dtype === 'bf16' ? 'f32' : weight.dtype);
   const rows = numel(ids.shape);
   if (rows * D === 0) return out;
   if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
   const w = denseRows('embedding', weight), id = denseRows('embedding', ids);
-  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, V).set(3, w.t.offset).set(4, id.t.offset);
-  dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [w.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: rowChunkGrid(rows, D, NARROW) });
+  // A weight bigger than one binding (a 0.5B model's embedding) is gathered a vocabulary chunk at a time.
+  for (const c of rowChunks(w.t.buffer, BYTES[w.t.dtype], w.t.offset, V, D)) {
+    const u = new Uniforms(8).set(0, rows).set(1, D).set(2, V).set(3, w.t.offset + c.lo * D - c.base).set(4, id.t.offset).set(5, c.lo).set(6, c.hi);
+    dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [c.binding, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: rowChunkGrid(rows, D, NARROW) });
+  }
   if (w.owned) w.t.dispose();
   const host = ids.host;
   const y = withGrad('embedding', out, [weight], (g) => {

@@ -1,6 +1,5 @@
 // Batched matmul with broadcast batch dims. Transposed operands are strided views: the
 // kernel reads them through strides, so A^T in a backward pass costs no copy.
-import { pickMatmul } from '../../kernels/matmul/select.js';
 import type { MatOperand } from '../../kernels/matmul/types.js';
 import { withGrad } from '../autograd.js';
 import { broadcastShapes, fmt, numel } from '../shape.js';
@@ -8,6 +7,7 @@ import { Tensor } from '../tensor.js';
 import { contiguous } from './copy.js';
 import { add } from './elementwise.js';
 import { sumTo } from './reduce.js';
+import { runMatmul } from './matmul-split.js';
 import { expand, reshape, transpose } from './view.js';
 
 /** One batch stride for the leading dims of `t` broadcast to `batch`, or undefined if they do not collapse. */
@@ -26,7 +26,7 @@ function batchStride(t: Tensor, batch: number[]): number | undefined {
   return s;
 }
 
-function operand(t: Tensor, batch: number[]): { op: MatOperand; owned?: Tensor } {
+function operand(t: Tensor, batch: number[]): { op: MatOperand & { buffer: GPUBuffer }; owned?: Tensor } {
   let bs = batchStride(t, batch);
   let src = t;
   let owned: Tensor | undefined;
@@ -52,13 +52,12 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
   const nb = numel(batch);
   if (nb * m * n === 0) return out;
   const A = operand(a, batch), B = operand(b, batch);
-  const p = { batch: nb, m, n, k, a: A.op, b: B.op, out: out.buffer };
   if (k === 0) {
     A.owned?.dispose(); B.owned?.dispose();
     out.dispose();
     return Tensor.from(new Float32Array(nb * m * n), [...batch, m, n]);
   }
-  pickMatmul(p).launch(p);
+  runMatmul({ batch: nb, m, n, k, a: A.op, b: B.op, out, off: 0, ldo: n, bso: m * n, accumulate: false });
   A.owned?.dispose();
   B.owned?.dispose();
   return out;

@@ -2,6 +2,8 @@
 import { colSumKernel, rowReduceKernel, ROW_WG, type ReduceOp } from '../../kernels/reduce.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
+import { bindElements, type Binding } from '../binding.js';
+import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -35,15 +37,22 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   const leading = axes.every((a, i) => a === i);
   const trailing = axes.every((a, i) => a === x.rank - axes.length + i);
   const u = new Uniforms(4);
+  // A view into a tensor bigger than one binding binds just the range it covers.
+  const bind = (t: Tensor): { b: Binding; offset: number } => {
+    const r = bindElements(t.buffer, BYTES[t.dtype], t.offset, t.offset + rows * n);
+    return r ? { b: r.binding, offset: t.offset - r.base } : { b: t.buffer, offset: t.offset };
+  };
   if (op === 'sum' && leading && x.isContiguous && rows > 1) {
-    u.set(0, n).set(1, rows).set(2, x.offset);
-    dispatch({ ...colSumKernel(x.dtype), buffers: [x.buffer, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
+    const s = bind(x);
+    u.set(0, n).set(1, rows).set(2, s.offset);
+    dispatch({ ...colSumKernel(x.dtype), buffers: [s.b, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
     return out;
   }
   let src = x;
   if (!(trailing && x.isContiguous)) src = contiguous(permute(x, [...kept, ...axes]));
-  u.set(0, rows).set(1, n).set(2, src.offset);
-  dispatch({ ...rowReduceKernel(op, src.dtype), buffers: [src.buffer, out.buffer], uniforms: u.u32, workgroups: grid(rows) });
+  const s = bind(src);
+  u.set(0, rows).set(1, n).set(2, s.offset);
+  dispatch({ ...rowReduceKernel(op, src.dtype), buffers: [s.b, out.buffer], uniforms: u.u32, workgroups: grid(rows) });
   if (src !== x) src.dispose();
   void ROW_WG;
   return out;

@@ -4,6 +4,7 @@
 import { clipFinalizeKernel, OPT_WG, sumSquaresKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { launchElementwise } from '../ops/elementwise.js';
+import { flatChunks } from '../binding.js';
 import { dispatch } from '../runtime.js';
 import { keep } from '../scope.js';
 import { Tensor } from '../tensor.js';
@@ -21,15 +22,16 @@ function denseGrad(op: string, p: Tensor): Tensor {
 /** [norm, coef] (shape [2]) of the gradients of `params` (those without .grad are skipped). */
 export function gradNormCoef(params: Iterable<Tensor>, maxNorm = Infinity, op = 'clipGradNorm'): Tensor {
   const grads = [...params].filter((p) => p.grad).map((p) => denseGrad(op, p));
-  const chunks = grads.map((g) => Math.min(64, Math.max(1, Math.ceil(g.size / PER_GROUP))));
-  const total = chunks.reduce((a, b) => a + b, 0) * OPT_WG;
+  // A gradient beyond one binding is summed a range at a time, each range with its own partials.
+  const pieces = grads.flatMap((g) => [...flatChunks([{ buffer: g.buffer, bytesPer: 4, offset: g.offset }], g.size)].map((c) => ({ c, groups: Math.min(64, Math.max(1, Math.ceil((c.hi - c.lo) / PER_GROUP))) })));
+  const total = pieces.reduce((a, p) => a + p.groups, 0) * OPT_WG;
   const part = Tensor.empty([Math.max(total, 1)], 'f32');
   let slot = 0;
-  grads.forEach((g, i) => {
-    const u = new Uniforms(4).set(0, g.size).set(1, g.offset).set(2, slot).set(3, chunks[i]);
-    dispatch({ ...sumSquaresKernel(), buffers: [g.buffer, part.buffer], uniforms: u.u32, workgroups: [chunks[i]] });
-    slot += chunks[i] * OPT_WG;
-  });
+  for (const { c, groups } of pieces) {
+    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, slot).set(3, groups);
+    dispatch({ ...sumSquaresKernel(), buffers: [c.bindings[0], part.buffer], uniforms: u.u32, workgroups: [groups] });
+    slot += groups * OPT_WG;
+  }
   const out = Tensor.empty([2], 'f32');
   const u = new Uniforms(4).set(0, total).setF(1, Math.min(maxNorm, 3.4e38));
   dispatch({ ...clipFinalizeKernel(), buffers: [part.buffer, out.buffer], uniforms: u.u32, workgroups: [1] });

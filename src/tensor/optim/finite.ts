@@ -4,6 +4,7 @@
 import { nonFiniteKernel, OPT_WG } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { contiguous, zeros } from '../ops/copy.js';
+import { flatChunks } from '../binding.js';
 import { dispatch } from '../runtime.js';
 import { noGrad } from '../tensor.js';
 import type { Tensor } from '../tensor.js';
@@ -20,9 +21,11 @@ export async function nonFinite(named: [string, Tensor][]): Promise<string[]> {
     if (t0.dtype !== 'f32') throw new Error(`nonFinite: ${named[slot][0]} is ${t0.dtype}; only f32 tensors are checked`);
     const t = t0.isContiguous ? t0 : noGrad(() => contiguous(t0));
     if (t !== t0) copies.push(t);
-    const groups = Math.min(64, Math.max(1, Math.ceil(t.size / PER_GROUP)));
-    const u = new Uniforms(4).set(0, t.size).set(1, t.offset).set(2, slot).set(3, groups);
-    dispatch({ ...nonFiniteKernel(), buffers: [t.buffer, flags.buffer], uniforms: u.u32, workgroups: [groups], note: () => `${named[slot][0]} (${t.size} values, ${OPT_WG * groups} threads)` });
+    for (const c of flatChunks([{ buffer: t.buffer, bytesPer: 4, offset: t.offset }], t.size)) {
+      const n = c.hi - c.lo, groups = Math.min(64, Math.max(1, Math.ceil(n / PER_GROUP)));
+      const u = new Uniforms(4).set(0, n).set(1, c.offsets[0]).set(2, slot).set(3, groups);
+      dispatch({ ...nonFiniteKernel(), buffers: [c.bindings[0], flags.buffer], uniforms: u.u32, workgroups: [groups], note: () => `${named[slot][0]} (${n} values from ${c.lo}, ${OPT_WG * groups} threads)` });
+    }
   });
   const got = (await flags.data()) as Int32Array;
   flags.dispose();

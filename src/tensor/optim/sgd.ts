@@ -2,6 +2,7 @@
 // one fused kernel per parameter.
 import { optGroups, sgdKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
+import { flatChunks } from '../binding.js';
 import { dispatch, grid } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type OptimizerOpts, type ParamGroup } from './optimizer.js';
@@ -24,14 +25,17 @@ export class SGD extends Optimizer {
 
   protected update(p: Tensor, g: Tensor, bufs: Record<string, Tensor>, _step: number, lr: number, wd: number, scale: Tensor): void {
     const mom = bufs.momentum;
-    const u = new Uniforms(8).set(0, p.size).set(1, p.offset).set(2, g.offset).setF(3, lr).setF(4, this.momentum).setF(5, wd);
-    u.set(6, this.nesterov ? 1 : 0).set(7, mom ? mom.offset : 0);
-    dispatch({
-      ...sgdKernel(!!mom),
-      buffers: [p.buffer, g.buffer, scale.buffer, ...(mom ? [mom.buffer] : [])],
-      readOnly: [false, true, true, false],
-      uniforms: u.u32,
-      workgroups: grid(optGroups(p.size)),
-    });
+    const f32 = (t: Tensor) => ({ buffer: t.buffer, bytesPer: 4, offset: t.offset });
+    for (const c of flatChunks([f32(p), f32(g), ...(mom ? [f32(mom)] : [])], p.size)) {
+      const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, c.offsets[1]).setF(3, lr).setF(4, this.momentum).setF(5, wd);
+      u.set(6, this.nesterov ? 1 : 0).set(7, mom ? c.offsets[2] : 0);
+      dispatch({
+        ...sgdKernel(!!mom),
+        buffers: [c.bindings[0], c.bindings[1], scale.buffer, ...(mom ? [c.bindings[2]] : [])],
+        readOnly: [false, true, true, false],
+        uniforms: u.u32,
+        workgroups: grid(optGroups(c.hi - c.lo)),
+      });
+    }
   }
 }
