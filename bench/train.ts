@@ -8,12 +8,19 @@
 // step time; ratio = torch median / nla median (= nla tokens/s over torch tokens/s).
 //
 // Run: npm run bench -- train [--rounds 3] [--steps 10] [--warmup 2] [--threads <cores>] [--no-torch] [--no-profile]
-//      [--layers 4 --dim 256 --heads 4 --hidden 704 --vocab 4096 --seq 128 --batch 8]
+//      [--layers 4 --dim 256 --heads 4 --hidden 704 --vocab 4096 --seq 128 --batch 8] [--kv <kv heads> --bias 0|1]
+//      [--shape qwen2.5-0.5b]: a named shape (scripts/large-model.ts: its layers, dim, heads, KV
+//      heads, MLP, vocab, q/k/v biases; --seq and --batch stay flags, default 128 and 1 there).
+//      Both sides report their process's peak RSS (on lavapipe nla's GPU memory is host memory).
 // Internal: --child nla|profile runs one side in this process and prints its JSON line.
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DataLoader, TokenDataset } from '../src/nn/data.js';
-import { initLlama, llamaConfig } from '../src/nn/init.js';
+import { initLlamaTensors, llamaConfig } from '../src/nn/init.js';
+import { Llama } from '../src/nn/llama.js';
+import { Weights } from '../src/nn/weights.js';
+import type { LlamaConfig } from '../src/io/config.js';
+import { shapeConfig } from '../scripts/large-model.js';
 import { Trainer } from '../src/nn/train.js';
 import { profileDetail, profileReport, startProfiling } from '../src/tensor/profile.js';
 import * as T from '../src/tensor/index.js';
@@ -23,19 +30,38 @@ import {
   runChild, summarize, TORCH_MISSING, torchEnv, type TorchConfig,
 } from './common.js';
 
-const SHAPE_FLAGS = ['layers', 'dim', 'heads', 'hidden', 'vocab', 'seq', 'batch'] as const;
+const SHAPE_FLAGS = ['layers', 'dim', 'heads', 'kv', 'hidden', 'vocab', 'bias', 'seq', 'batch'] as const;
 type Config = Record<(typeof SHAPE_FLAGS)[number], number>;
-const DEFAULTS: Config = { layers: 4, dim: 256, heads: 4, hidden: 704, vocab: 4096, seq: 128, batch: 8 };
+const DEFAULTS: Config = { layers: 4, dim: 256, heads: 4, kv: 4, hidden: 704, vocab: 4096, bias: 0, seq: 128, batch: 8 };
+
+/** Flags' defaults for a named shape (seq 128, batch 1: one real-size step is already long). */
+function shapeDefaults(name: string): Config {
+  const s = shapeConfig(name);
+  return { layers: s.nLayers, dim: s.dim, heads: s.nHeads, kv: s.nKvHeads, hidden: s.hiddenDim, vocab: s.vocabSize, bias: s.qkvBias ? 1 : 0, seq: 128, batch: 1 };
+}
 
 function family(kernel: string): string {
   return kernel.split('|')[0];
 }
 
+/** initLlama, but each tensor uploaded as soon as it is made and its host copy dropped. */
+async function initLlamaStreamed(cfg: LlamaConfig, seed: number): Promise<Llama> {
+  await T.initGpu();
+  const w = new Weights();
+  for (const [name, h] of initLlamaTensors(cfg, seed)) w.map.set(name, T.param(T.Tensor.from(h.data as Float32Array, h.shape, 'f32'), name));
+  return new Llama(cfg, w);
+}
+
 /** The nla model, data and trainer of the bench; `step()` is one timed training step. */
 async function setup(c: Config) {
   const gpu = await T.initGpu();
-  const cfg = llamaConfig({ dim: c.dim, nLayers: c.layers, nHeads: c.heads, hiddenDim: c.hidden, vocabSize: c.vocab, maxSeqLen: c.seq });
-  const model = await initLlama(cfg, 0);
+  const cfg = llamaConfig({
+    dim: c.dim, nLayers: c.layers, nHeads: c.heads, nKvHeads: c.kv, hiddenDim: c.hidden, vocabSize: c.vocab, maxSeqLen: c.seq,
+    qkvBias: c.bias === 1, modelType: c.bias === 1 ? 'qwen2' : 'llama',
+  });
+  // Initialised a tensor at a time (initLlama would hold the whole model as host f32 first,
+  // which at real size doubles the peak memory measured).
+  const model = await initLlamaStreamed(cfg, 0);
   const r = new SeededRng(1);
   const corpus = new TokenDataset([Array.from({ length: 200_000 }, () => Math.floor(r.next() * c.vocab))], c.vocab);
   const data = new DataLoader(corpus, { batchSize: c.batch, seqLen: c.seq, seed: 2 });
@@ -75,7 +101,7 @@ async function nlaRound(c: Config, steps: number, warmup: number): Promise<Recor
     bench: 'train-round', engine: 'nla', adapter: gpu.info.description, lp_num_threads: process.env.LP_NUM_THREADS, ...c,
     params: model.w.params().reduce((a, p) => a + p.size, 0), warmup, steps,
     ms_per_step: round(times.reduce((a, b) => a + b, 0) / steps, 2), best_ms_per_step: round(Math.min(...times), 2),
-    step_ms: times.map((t) => round(t, 1)), host_record_ms: round(hostMs / steps, 1),
+    step_ms: times.map((t) => round(t, 1)), host_record_ms: round(hostMs / steps, 1), peak_rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
     dispatches_per_step: Math.round((s1.dispatches - s0.dispatches) / steps), submits_per_step: round((s1.submits - s0.submits) / steps, 1),
   };
   dispose();
@@ -120,7 +146,10 @@ async function nlaProfile(c: Config, warmup: number): Promise<Record<string, unk
 interface Side { engine: string; label: string; run: () => Record<string, unknown> }
 
 export async function run(args: string[] = []): Promise<Record<string, unknown>[]> {
-  const c = Object.fromEntries(SHAPE_FLAGS.map((k) => [k, argNum(args, k, DEFAULTS[k], { integer: true })])) as Config;
+  const shape = argStr(args, 'shape');
+  const defaults = shape ? shapeDefaults(shape) : DEFAULTS;
+  const c = Object.fromEntries(SHAPE_FLAGS.map((k) => [k, k === 'bias' ? argCount(args, k, defaults[k]) : argNum(args, k, k === 'kv' && !shape ? argNum(args, 'heads', defaults.heads) : defaults[k], { integer: true })])) as Config;
+  if (c.bias > 1) throw new Error(`bench: --bias is 0 or 1, got ${c.bias}`);
   const steps = argNum(args, 'steps', 10, { integer: true }), rounds = argNum(args, 'rounds', 3, { integer: true });
   const warmup = argCount(args, 'warmup', 2);
   const threads = argNum(args, 'threads', cpuCores(), { integer: true });
@@ -167,7 +196,7 @@ export async function run(args: string[] = []): Promise<Record<string, unknown>[
     const first = rs[0];
     emit({
       bench: 'train', engine: s.engine, ...(s.engine === 'torch' ? { variant: first.variant, torch: first.torch, threads: first.threads, blas: first.blas, env: first.env, attention: first.attention, optimizer: first.optimizer } : { adapter: first.adapter, lp_num_threads: first.lp_num_threads, dispatches_per_step: first.dispatches_per_step, host_record_ms: round(summarize(rs.map((o) => Number(o.host_record_ms))).median, 1) }),
-      ...c, params: first.params, rounds, steps, warmup,
+      ...c, ...(shape ? { shape } : {}), params: first.params, rounds, steps, warmup, peak_rss_mib: Math.max(...rs.map((o) => Number(o.peak_rss_mib))),
       ms_per_step: round(ms.median, 1), ms_per_step_min: round(ms.min, 1), ms_per_step_max: round(ms.max, 1), tokens_per_s: round(tokens / (ms.median / 1000), 1),
       round_ms: ms.rounds.map((x) => round(x, 1)),
     });

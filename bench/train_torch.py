@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import time
 
 import torch
@@ -50,13 +51,15 @@ def rotate_half(x):
 
 
 class Block(nn.Module):
-    def __init__(self, d, h, hidden):
+    def __init__(self, d, h, hidden, kv=None, bias=False):
         super().__init__()
         self.h = h
+        self.kv = kv or h
+        kvd = self.kv * (d // h)
         self.n1 = RMSNorm(d)
-        self.q = nn.Linear(d, d, bias=False)
-        self.k = nn.Linear(d, d, bias=False)
-        self.v = nn.Linear(d, d, bias=False)
+        self.q = nn.Linear(d, d, bias=bias)
+        self.k = nn.Linear(d, kvd, bias=bias)
+        self.v = nn.Linear(d, kvd, bias=bias)
         self.o = nn.Linear(d, d, bias=False)
         self.n2 = RMSNorm(d)
         self.gate = nn.Linear(d, hidden, bias=False)
@@ -68,10 +71,13 @@ class Block(nn.Module):
         hd = D // self.h
         y = self.n1(x)
         q = self.q(y).view(B, T, self.h, hd).transpose(1, 2)
-        k = self.k(y).view(B, T, self.h, hd).transpose(1, 2)
-        v = self.v(y).view(B, T, self.h, hd).transpose(1, 2)
+        k = self.k(y).view(B, T, self.kv, hd).transpose(1, 2)
+        v = self.v(y).view(B, T, self.kv, hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        if self.kv != self.h:  # grouped-query attention: each KV head serves h / kv query heads
+            k = k.repeat_interleave(self.h // self.kv, 1)
+            v = v.repeat_interleave(self.h // self.kv, 1)
         if SDPA:
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -83,17 +89,19 @@ class Block(nn.Module):
 
 
 class Llama(nn.Module):
-    def __init__(self, vocab, d, layers, heads, hidden, T):
+    def __init__(self, vocab, d, layers, heads, hidden, T, kv=None, bias=False):
         super().__init__()
         self.emb = nn.Embedding(vocab, d)
-        self.blocks = nn.ModuleList([Block(d, heads, hidden) for _ in range(layers)])
+        self.blocks = nn.ModuleList([Block(d, heads, hidden, kv, bias) for _ in range(layers)])
         self.norm = RMSNorm(d)
         cos, sin = rope_tables(T, d // heads)
         self.register_buffer('cos', cos, persistent=False)
         self.register_buffer('sin', sin, persistent=False)
         self.register_buffer('mask', torch.ones(T, T, dtype=torch.bool).triu(1), persistent=False)
         for n, p in self.named_parameters():
-            if p.dim() >= 2:
+            if p.dim() == 1 and n.endswith('.bias'):
+                nn.init.zeros_(p)
+            elif p.dim() >= 2:
                 std = 0.02 / math.sqrt(2 * layers) if n.endswith(('o.weight', 'down.weight')) else 0.02
                 nn.init.normal_(p, 0.0, std)
 
@@ -110,6 +118,8 @@ def main():
     ap.add_argument('--layers', type=int, default=4)
     ap.add_argument('--dim', type=int, default=256)
     ap.add_argument('--heads', type=int, default=4)
+    ap.add_argument('--kv', type=int, default=0, help='KV heads (0: = heads)')
+    ap.add_argument('--bias', type=int, default=0, help='1: q/k/v biases (Qwen2)')
     ap.add_argument('--hidden', type=int, default=704)
     ap.add_argument('--vocab', type=int, default=4096)
     ap.add_argument('--seq', type=int, default=128)
@@ -122,7 +132,7 @@ def main():
     threads = pin_threads(a.threads)
     blas = blas_info()
     torch.manual_seed(0)
-    model = Llama(a.vocab, a.dim, a.layers, a.heads, a.hidden, a.seq)
+    model = Llama(a.vocab, a.dim, a.layers, a.heads, a.hidden, a.seq, a.kv or a.heads, a.bias == 1)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': 0.1}, {'params': other, 'weight_decay': 0.0}], lr=3e-4, betas=(0.9, 0.95), foreach=True)
@@ -152,10 +162,11 @@ def main():
         'threads': threads, 'blas': blas, 'env': env_info(),
         'attention': 'F.scaled_dot_product_attention' if SDPA else 'materialised [B, H, T, T] (no SDPA in this torch)',
         'optimizer': 'AdamW(foreach=True)',
-        'layers': a.layers, 'dim': a.dim, 'heads': a.heads, 'hidden': a.hidden, 'vocab': a.vocab, 'seq': a.seq, 'batch': a.batch,
+        'layers': a.layers, 'dim': a.dim, 'heads': a.heads, 'kv': a.kv or a.heads, 'bias': a.bias, 'hidden': a.hidden, 'vocab': a.vocab, 'seq': a.seq, 'batch': a.batch,
         'params': sum(p.numel() for p in model.parameters()),
         'warmup': a.warmup, 'steps': a.steps, 'ms_per_step': round(dt * 1000, 2), 'best_ms_per_step': round(best * 1000, 2),
         'step_ms': [round(t * 1000, 1) for t in times],
+        'peak_rss_mib': round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }), flush=True)
 
 

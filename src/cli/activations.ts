@@ -1,13 +1,14 @@
 // `nla activations`: the layer-K residual stream of a text, one row per token.
 import type { Command } from 'commander';
 import { extractActivations } from '../nla/extract.js';
-import { checkLayer, loadStudied, Opts, withConfig } from './options.js';
+import { checkLayer, loadStudied, Opts, WEIGHTS_DTYPE_HELP, weightsDtype, withConfig } from './options.js';
 
 export function registerActivations(program: Command): void {
   const cmd = program
     .command('activations')
     .description('print the activations h of a text at layer K (the output of block K), one row per token')
     .option('--model <path>', 'llama2.c checkpoint (.bin) or Hugging Face directory (required)')
+    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'auto')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model)')
     .option('--layer <k>', 'layer K = the output of block K (Hugging Face hidden_states[K+1]); 0..blocks-1 (required)')
     .option('--text <text>', 'the text (BOS is prepended; its row comes first) (required)')
@@ -23,7 +24,7 @@ Example:
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'));
+    const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { dtype: weightsDtype(o) });
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
     const text = o.need('text');

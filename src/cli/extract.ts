@@ -14,13 +14,14 @@ import type { Llama } from '../nn/llama.js';
 import { randomCuts } from '../nla/corpus.js';
 import { rng } from '../util/rng.js';
 import { CHAIN_HELP } from './nla-dir.js';
-import { checkLayer, loadStudied, Opts, progressBar, withConfig } from './options.js';
+import { checkLayer, loadStudied, Opts, progressBar, WEIGHTS_DTYPE_HELP, weightsDtype, withConfig } from './options.js';
 
 export function registerExtract(program: Command): void {
   const cmd = program
     .command('extract')
     .description('extract layer-K activations of a corpus into an activation store directory (step 1 of the chain)')
     .option('--model <path>', 'the studied model M: llama2.c .bin or HF directory (required)')
+    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'auto')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model)')
     .option('--layer <k>', 'layer K = the output of block K (required)')
     .option('--out <dir>', 'the activation store directory to write (required)')
@@ -86,7 +87,7 @@ ${CHAIN_HELP}`,
     if (format === 'reference' && dtype !== 'f32') throw new Error('--format reference writes raw fp32 vectors; drop --dtype f16');
     prepareOut(out, o.bool('force'));
 
-    const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'));
+    const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { dtype: weightsDtype(o) });
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
     const seed = o.int('seed'), cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0);

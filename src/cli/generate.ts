@@ -3,13 +3,14 @@
 import type { Command } from 'commander';
 import { StreamDecoder } from '../io/tokenizer.js';
 import { generate } from '../nn/generate.js';
-import { loadStudied, Opts, withConfig } from './options.js';
+import { loadStudied, Opts, WEIGHTS_DTYPE_HELP, weightsDtype, withConfig } from './options.js';
 
 export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
     .description('generate text from a model (llama2.c run semantics) and print it')
     .option('--model <path>', 'llama2.c checkpoint (.bin) or Hugging Face directory (required)')
+    .option('--weights-dtype <d>', WEIGHTS_DTYPE_HELP, 'auto')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model, or tokenizer.json in an HF directory)')
     .option('--prompt <text>', 'text to continue', '')
     .option('--steps <n>', 'total positions from BOS, prompt tokens included, as llama2.c -n', '256')
@@ -29,7 +30,7 @@ Example:
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
     const o = Opts.of(c);
-    const { M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'));
+    const { M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { dtype: weightsDtype(o) });
     const prompt = tok.encode(o.str('prompt') ?? '', { bos: true });
     let steps = o.int('steps', 1);
     const cap = M.cfg.maxSeqLen - 1;

@@ -8,6 +8,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { loadCheckpoint, type Checkpoint } from '../nn/checkpoint.js';
 import type { Llama } from '../nn/llama.js';
 import { loadModel, loadTokenizerFor, resolveTokenizerPath, type LoadedModel } from '../nn/load.js';
+import { WEIGHT_DTYPES, type WeightDType } from '../nn/stream-load.js';
 import type { CheckpointSpec } from '../nla/train-state.js';
 import { Progress } from '../util/progress.js';
 
@@ -132,11 +133,17 @@ export interface Studied {
 }
 
 /** Load the studied model M and its tokenizer; NLAs need a Llama-family model. */
-export async function loadStudied(model: string, tokenizer?: string, o: { llamaOnly?: boolean } = {}): Promise<Studied> {
-  const loaded = await loadModel(model);
+export async function loadStudied(model: string, tokenizer?: string, o: { llamaOnly?: boolean; dtype?: WeightDType } = {}): Promise<Studied> {
+  const loaded = await loadModel(model, { dtype: o.dtype });
   if (o.llamaOnly && loaded.model.cfg.arch !== 'llama') throw new Error(`${loaded.source}: the NLA trainer supports Llama-family models (this is ${loaded.model.cfg.arch})`);
   const tokenizerPath = resolveTokenizerPath(model, tokenizer);
   return { loaded, M: loaded.model as Llama, tok: loadTokenizerFor(model, tokenizer), tokenizerPath };
+}
+
+/** `--weights-dtype`: the GPU dtype of a loaded model's matrices (inference commands). */
+export const WEIGHTS_DTYPE_HELP = 'GPU dtype of the model\'s matrices: f32, f16, bf16, or auto = a bf16/f16 checkpoint\'s own dtype when the GPU engine has it, else f32 (norms and biases stay f32; products accumulate in f32)';
+export function weightsDtype(o: Opts): WeightDType {
+  return o.has('weightsDtype') ? o.oneOf('weightsDtype', WEIGHT_DTYPES) : 'auto';
 }
 
 /** Layer K must name a block of M (K = output of block K, HF hidden_states[K+1]). */

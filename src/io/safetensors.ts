@@ -234,8 +234,37 @@ export function readSafetensorsWithMetadata(
  * by `model.safetensors.index.json` ({"weight_map": {tensor: shard file}}).
  */
 export function readSafetensorsDir(dir: string, opts: SafetensorsOptions = {}): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  for (const { file, names, indexFile } of safetensorsShards(dir)) {
+    const { tensors, skipped } = readSafetensorsWithMetadata(file, opts);
+    if (!names) return tensors;
+    for (const name of names) {
+      const t = tensors.get(name);
+      if (!t) {
+        if (opts.skipUnsupportedDtypes || skipped.includes(name)) continue;
+        throw new FormatError(indexFile!, `weight_map.${name}`, `weight_map says "${name}" is in ${path.basename(file)} but that shard has no such tensor`);
+      }
+      out.set(name, t);
+    }
+  }
+  return out;
+}
+
+/** One file of a model directory and, when sharded, the tensors the index puts in it. */
+export interface SafetensorsShard {
+  file: string;
+  /** undefined for a single model.safetensors: every tensor in it. */
+  names?: string[];
+  indexFile?: string;
+}
+
+/**
+ * The safetensors files of a Hugging Face model directory: `model.safetensors`, or the shards
+ * `model.safetensors.index.json` names (checked to be plain file names that exist).
+ */
+export function safetensorsShards(dir: string): SafetensorsShard[] {
   const single = path.join(dir, 'model.safetensors');
-  if (fs.existsSync(single)) return readSafetensors(single, opts);
+  if (fs.existsSync(single)) return [{ file: single }];
   const indexFile = path.join(dir, 'model.safetensors.index.json');
   if (!fs.existsSync(indexFile)) {
     throw new FormatError(dir, 'model.safetensors', `${dir}: neither model.safetensors nor model.safetensors.index.json found`);
@@ -251,21 +280,13 @@ export function readSafetensorsDir(dir: string, opts: SafetensorsOptions = {}): 
     }
     byShard.set(shard, [...(byShard.get(shard) ?? []), name]);
   }
-  const out = new Map<string, HostTensor>();
+  const out: SafetensorsShard[] = [];
   for (const [shard, names] of byShard) {
     const shardPath = path.join(dir, shard);
     if (!fs.existsSync(shardPath)) {
       throw new FormatError(indexFile, `weight_map`, `weight_map refers to missing shard ${shard}`);
     }
-    const { tensors, skipped } = readSafetensorsWithMetadata(shardPath, opts);
-    for (const name of names) {
-      const t = tensors.get(name);
-      if (!t) {
-        if (opts.skipUnsupportedDtypes || skipped.includes(name)) continue;
-        throw new FormatError(indexFile, `weight_map.${name}`, `weight_map says "${name}" is in ${shard} but that shard has no such tensor`);
-      }
-      out.set(name, t);
-    }
+    out.push({ file: shardPath, names, indexFile });
   }
   return out;
 }

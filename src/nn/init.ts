@@ -69,33 +69,39 @@ function checkDims(c: LlamaConfig | Gpt2Config): void {
 
 class Init {
   private readonly normal: () => number;
-  readonly out = new Map<string, HostTensor>();
   constructor(seed: number, readonly std: number) {
     this.normal = gaussian(new SeededRng(seed).fn());
   }
-  randn(name: string, shape: number[], std = this.std): void {
+  randn(shape: number[], std = this.std): HostTensor {
     const n = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(n);
     for (let i = 0; i < n; i++) data[i] = this.normal() * std;
-    this.out.set(name, { dtype: 'f32', shape, data });
+    return { dtype: 'f32', shape, data };
   }
-  constant(name: string, shape: number[], v: number): void {
-    this.out.set(name, { dtype: 'f32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v) });
+  constant(shape: number[], v: number): HostTensor {
+    return { dtype: 'f32', shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(v) };
   }
 }
 
 /** Host weights of a freshly initialised Llama, in Llama.expectedWeights order. */
 export function initLlamaHost(cfg: LlamaConfig, seed: number, opts: InitOptions = {}): Map<string, HostTensor> {
+  return new Map(initLlamaTensors(cfg, seed, opts));
+}
+
+/**
+ * The same weights one tensor at a time (same values in the same order): a caller that uploads
+ * each as it comes never holds the whole model on the host (at real size, gigabytes).
+ */
+export function* initLlamaTensors(cfg: LlamaConfig, seed: number, opts: InitOptions = {}): Generator<[string, HostTensor]> {
   checkDims(cfg);
   const init = new Init(seed, opts.std ?? 0.02);
   const resid = init.std / Math.sqrt(2 * cfg.nLayers);
   for (const [name, shape] of Llama.expectedWeights(cfg)) {
-    if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') init.constant(name, shape, 1);
-    else if (name.endsWith('.bias')) init.constant(name, shape, 0);
-    else if (name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight')) init.randn(name, shape, resid);
-    else init.randn(name, shape);
+    if (name.endsWith('layernorm.weight') || name === 'model.norm.weight') yield [name, init.constant(shape, 1)];
+    else if (name.endsWith('.bias')) yield [name, init.constant(shape, 0)];
+    else if (name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight')) yield [name, init.randn(shape, resid)];
+    else yield [name, init.randn(shape)];
   }
-  return init.out;
 }
 
 /** Host weights of a freshly initialised GPT-2 (HF Conv1D layout), in Gpt2.expectedWeights order. */
@@ -103,13 +109,14 @@ export function initGpt2Host(cfg: Gpt2Config, seed: number, opts: InitOptions = 
   checkDims(cfg);
   const init = new Init(seed, opts.std ?? 0.02);
   const resid = init.std / Math.sqrt(2 * cfg.nLayers);
+  const out = new Map<string, HostTensor>();
   for (const [name, shape] of Gpt2.expectedWeights(cfg)) {
-    if (/ln_(1|2|f)\.weight$/.test(name)) init.constant(name, shape, 1);
-    else if (name.endsWith('.bias')) init.constant(name, shape, 0);
-    else if (name.endsWith('c_proj.weight')) init.randn(name, shape, resid);
-    else init.randn(name, shape);
+    if (/ln_(1|2|f)\.weight$/.test(name)) out.set(name, init.constant(shape, 1));
+    else if (name.endsWith('.bias')) out.set(name, init.constant(shape, 0));
+    else if (name.endsWith('c_proj.weight')) out.set(name, init.randn(shape, resid));
+    else out.set(name, init.randn(shape));
   }
-  return init.out;
+  return out;
 }
 
 /** A randomly initialised Llama on the GPU (trainable parameters). */

@@ -8,12 +8,14 @@ import type { HostTensor } from '../io/host-tensor.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { findModelFile } from '../io/model-files.js';
 import { permuteRopeTensor } from '../io/rope-permute.js';
-import { readSafetensorsDir, writeSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { listSafetensorsDir } from '../io/safetensors-stream.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { initGpu } from '../tensor/device.js';
 import { bufferSkipper } from './buffers.js';
 import { Gpt2 } from './gpt2.js';
 import { Llama } from './llama.js';
+import { uploadSpans, type WeightDType } from './stream-load.js';
 import { Weights } from './weights.js';
 
 export type AnyModel = Llama | Gpt2;
@@ -31,7 +33,12 @@ export function resolveModelPath(p: string): string {
   return fs.existsSync(p) ? p : findModelFile(p);
 }
 
-export async function loadModel(p: string): Promise<LoadedModel> {
+export interface LoadOptions {
+  /** GPU dtype of the matrices of a Hugging Face checkpoint (default f32); see stream-load.ts. */
+  dtype?: WeightDType;
+}
+
+export async function loadModel(p: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   await initGpu();
   const file = resolveModelPath(p);
   const stat = fs.statSync(file);
@@ -40,10 +47,15 @@ export async function loadModel(p: string): Promise<LoadedModel> {
     if (!fs.existsSync(cfgFile)) throw new Error(`${file}: no config.json (a Hugging Face model directory needs config.json and model.safetensors)`);
     const { config, warnings } = readHfConfig(cfgFile);
     for (const w of warnings) if (process.env.NLA_DEBUG) console.error(`nla: ${w}`);
-    // Known non-parameter buffers (GPT-2 causal masks, RoPE inv_freq) are never read.
-    const host = readSafetensorsDir(file, { skip: bufferSkipper(config, file) });
-    return { model: build(config, host, file), source: file, sha256: hashFile(path.join(file, 'config.json')) + ':' + hashDirWeights(file), name: path.basename(file) };
+    // Known non-parameter buffers (GPT-2 causal masks, RoPE inv_freq) are never read; nor is a
+    // tied model's redundant lm_head. Tensors stream from the file to the GPU one chunk at a time.
+    const spans = listSafetensorsDir(file, { skip: bufferSkipper(config, file) })
+      .filter((s) => !(config.arch === 'llama' && config.tieEmbeddings && s.name === 'lm_head.weight'));
+    const w = new Weights();
+    for (const [k, t] of await uploadSpans(spans, { dtype: opts.dtype })) w.map.set(k, t);
+    return { model: buildFrom(config, w, file), source: file, sha256: hashFile(path.join(file, 'config.json')) + ':' + hashDirWeights(file), name: path.basename(file) };
   }
+  if (opts.dtype && opts.dtype !== 'f32' && opts.dtype !== 'auto') throw new Error(`${file}: a llama2.c checkpoint loads as f32 only (asked for ${opts.dtype})`);
   const ck = readLlama2c(file);
   return { model: build(ck.config, ck.weights, file), source: file, sha256: hashFile(file), name: path.basename(file).replace(/\.bin$/, '') };
 }
@@ -51,7 +63,11 @@ export async function loadModel(p: string): Promise<LoadedModel> {
 export function build(config: ModelConfig, host: Map<string, HostTensor>, source: string): AnyModel {
   // Host maps from elsewhere may still hold known buffers: drop them (shape-checked) before upload.
   const isBuffer = bufferSkipper(config, source);
-  const w = Weights.fromHost(new Map([...host].filter(([k, t]) => !isBuffer(k, t.shape))));
+  return buildFrom(config, Weights.fromHost(new Map([...host].filter(([k, t]) => !isBuffer(k, t.shape)))), source);
+}
+
+/** The model over uploaded weights: names normalised, redundant heads dropped, shapes checked. */
+function buildFrom(config: ModelConfig, w: Weights, source: string): AnyModel {
   if (config.arch === 'gpt2') {
     // Some GPT-2 exports drop the "transformer." prefix; accept both.
     for (const [k, t] of [...w.map]) if (!k.startsWith('transformer.') && k !== 'lm_head.weight') (w.map.delete(k), w.map.set('transformer.' + k, t));
@@ -98,11 +114,26 @@ export async function saveHf(model: AnyModel, dir: string): Promise<void> {
   writeHfConfig(path.join(dir, 'config.json'), cfg);
 }
 
+// Hashes read files in chunks: a whole-file read of a real-size checkpoint would be its size again in RSS.
 function hashFile(f: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+  return hashInto(crypto.createHash('sha256'), f).digest('hex');
 }
 function hashDirWeights(dir: string): string {
   const h = crypto.createHash('sha256');
-  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort()) h.update(fs.readFileSync(path.join(dir, f)));
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.safetensors')).sort()) hashInto(h, path.join(dir, f));
   return h.digest('hex').slice(0, 16);
+}
+function hashInto(h: crypto.Hash, file: string): crypto.Hash {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(8 << 20);
+    for (let pos = 0; ; ) {
+      const got = fs.readSync(fd, buf, 0, buf.length, pos);
+      if (got === 0) return h;
+      h.update(buf.subarray(0, got));
+      pos += got;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
 }
