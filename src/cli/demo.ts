@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
+import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
@@ -60,14 +61,26 @@ export function registerDemo(program: Command): void {
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
     .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (default: all the text read; 0: none)')
+    .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
+    .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
         return n;
       };
+      if (o.world) {
+        if (o.model) throw new Error('nla demo --world: world-M is the model; pass --world-model DIR, not --model');
+        const opt = (flag: string, v: string, def: string, min: number) => (v === def ? undefined : whole(flag, v, min));
+        const D = DEMO_DEFAULTS;
+        return demoWorld({
+          out: o.out === 'runs/demo' ? 'runs/demo-world' : o.out, worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
+          layer: o.layer === String(D.layer) ? undefined : whole('--layer', o.layer, 0), seed: opt('--seed', o.seed, String(D.seed), 0),
+          rlSteps: opt('--rl-steps', o.rlSteps, String(D.rl.steps), 0), arSteps: opt('--ar-steps', o.arSteps, String(D.arSft.steps), 1), avSteps: opt('--av-steps', o.avSteps, String(D.avSft.steps), 1), stories: opt('--stories', o.stories, String(D.stories), 1),
+        });
+      }
       const D = DEMO_DEFAULTS;
       const base = {
         ...D,
