@@ -47,7 +47,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run the end-to-end NLA on stories260K (layer 3): extract, SFT of AV and AR, joint RL, eval, examples')
+    .description('run the end-to-end NLA on stories260K (layer 3): extract, SFT of AV and AR, joint RL, eval, examples; --world: the same on world-M with claims per fact (issue 11)')
     .option('--model <path>', 'llama2.c checkpoint or HF directory (default: stories260K.bin from $NLA_MODELS, the cache or ../shared/models)')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model)')
     .option('--out <dir>', 'where the NLA, activations and metrics.jsonl go', 'runs/demo')
@@ -65,7 +65,7 @@ export function registerDemo(program: Command): void {
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; quoteWords: string; factsWindow?: string; dev?: boolean }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -73,12 +73,13 @@ export function registerDemo(program: Command): void {
       };
       if (o.world) {
         if (o.model) throw new Error('nla demo --world: world-M is the model; pass --world-model DIR, not --model');
-        const opt = (flag: string, v: string, def: string, min: number) => (v === def ? undefined : whole(flag, v, min));
-        const D = DEMO_DEFAULTS;
+        // Only flags given on the command line: the stories260K defaults are not world-M's.
+        const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+        const opt = (k: string, flag: string, v: string, min: number) => (given(k) ? whole(flag, v, min) : undefined);
         return demoWorld({
-          out: o.out === 'runs/demo' ? 'runs/demo-world' : o.out, worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
-          layer: o.layer === String(D.layer) ? undefined : whole('--layer', o.layer, 0), seed: opt('--seed', o.seed, String(D.seed), 0),
-          rlSteps: opt('--rl-steps', o.rlSteps, String(D.rl.steps), 0), arSteps: opt('--ar-steps', o.arSteps, String(D.arSft.steps), 1), avSteps: opt('--av-steps', o.avSteps, String(D.avSft.steps), 1), stories: opt('--stories', o.stories, String(D.stories), 1),
+          out: given('out') ? o.out : 'runs/demo-world', worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
+          layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
+          rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
         });
       }
       const D = DEMO_DEFAULTS;

@@ -108,7 +108,7 @@ export interface WorldDemoResult {
 }
 
 /** world-M: loaded from its directory, or trained and saved there. Returns the .bin path. */
-async function worldModel(o: WorldDemoOptions, log: (s: string) => void): Promise<{ bin: string; trained: boolean; report: { recall?: { pooled?: number; seen?: number; control?: number } } }> {
+export async function loadOrTrainWorldModel(o: Pick<WorldDemoOptions, 'worldModel' | 'tokenizer' | 'train' | 'recallStories'>, log: (s: string) => void): Promise<{ bin: string; trained: boolean; report: { recall?: { pooled?: number; seen?: number; control?: number } } }> {
   const bin = path.join(o.worldModel, WORLD_FILES.bin);
   const reportFile = path.join(o.worldModel, WORLD_FILES.report);
   if (fs.existsSync(bin)) {
@@ -134,7 +134,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   fs.mkdirSync(o.out, { recursive: true });
-  const wm = await worldModel(o, log);
+  const wm = await loadOrTrainWorldModel(o, log);
   const tok = loadTokenizer(path.join(o.worldModel, WORLD_FILES.tokenizer));
   const hfConfig = JSON.parse(fs.readFileSync(path.join(o.worldModel, WORLD_FILES.hf, 'config.json'), 'utf8')) as { num_hidden_layers: number; hidden_size: number };
   const cfgLayers = hfConfig.num_hidden_layers;
