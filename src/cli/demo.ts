@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
+import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
@@ -46,7 +47,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('run the end-to-end NLA on stories260K (layer 3): extract, SFT of AV and AR, joint RL, eval, examples')
+    .description('run the end-to-end NLA on stories260K (layer 3): extract, SFT of AV and AR, joint RL, eval, examples; --world: the same on world-M with claims per fact (issue 11)')
     .option('--model <path>', 'llama2.c checkpoint or HF directory (default: stories260K.bin from $NLA_MODELS, the cache or ../shared/models)')
     .option('--tokenizer <path>', 'tokenizer file (default: beside the model)')
     .option('--out <dir>', 'where the NLA, activations and metrics.jsonl go', 'runs/demo')
@@ -62,9 +63,11 @@ export function registerDemo(program: Command): void {
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
     .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (default: all the text read; 0: none)')
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
+    .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
+    .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -75,6 +78,17 @@ export function registerDemo(program: Command): void {
         if (!Number.isFinite(x) || x <= 0) throw new Error(`nla demo: ${flag} needs a number > 0, got ${v}`);
         return x;
       };
+      if (o.world) {
+        if (o.model) throw new Error('nla demo --world: world-M is the model; pass --world-model DIR, not --model');
+        // Only flags given on the command line: the stories260K defaults are not world-M's.
+        const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+        const opt = (k: string, flag: string, v: string, min: number) => (given(k) ? whole(flag, v, min) : undefined);
+        return demoWorld({
+          out: given('out') ? o.out : 'runs/demo-world', worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
+          layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
+          rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
+        });
+      }
       const D = DEMO_DEFAULTS;
       const base = {
         ...D,

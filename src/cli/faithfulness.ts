@@ -2,11 +2,7 @@
 // the activation provably holds (a linear probe's ceiling), on held-out rows of a known-answer
 // or world store (issue 11).
 import type { Command } from 'commander';
-import { ablations, fieldLabels } from '../nla/ablations.js';
-import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from '../nla/corpus.js';
-import { faithfulness, probeCeilings } from '../nla/faithfulness.js';
-import { trainProbe, type Probe } from '../nla/probe.js';
-import { rng } from '../util/rng.js';
+import { faithfulnessReport, type FaithfulnessReport } from '../nla/faithfulness.js';
 import { loadNLA } from '../nla/nla.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore } from '../nla/store.js';
@@ -59,35 +55,30 @@ ${CHAIN_HELP}`,
     const limit = o.int('rows', 0);
     const n = limit ? Math.min(limit, rows.meta.length) : rows.meta.length;
     const h = rowsOf(rows.h, d, [...Array(n).keys()]), meta = rows.meta.slice(0, n);
-    const trainIdx = rows.all.meta.map((m, i) => (m.split !== 'eval' && m.truth ? i : -1)).filter((i) => i >= 0);
-    const probe = await probeCeilings(rowsOf(rows.all.h, d, trainIdx), trainIdx.map((i) => rows.all.meta[i]!), h, meta, d);
     const bar = progressBar('explain', n);
-    const r = await faithfulness(nla, h, meta, probe, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
+    const r = await faithfulnessReport(nla, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
     bar.done();
-    // Content ablations: the AR on edited explanations; swap probes trained on the store's training rows.
-    const abar = progressBar('ablations', 1);
-    const probes: Partial<Record<Field, Probe>> = {};
-    for (const f of FIELDS) {
-      const y = fieldLabels(trainIdx.map((i) => rows.all.meta[i]!.truth as CutTruth), f);
-      const keep = trainIdx.filter((_, k) => y[k]! >= 0);
-      if (keep.length) probes[f] = trainProbe(rowsOf(rows.all.h, d, keep), y.filter((v) => v >= 0), FIELD_VALUES[f].length);
-    }
-    const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
-    abar.done();
-    const { claims: _claims, examplesAll: _all, ...out } = r;
+    const { ablations: ab, claims_per_row: _perRow, ...out } = r;
     if (!o.bool('json')) {
-      console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}; FVE ${r.fve.toFixed(3)}`);
-      console.log('  field      precision  recall  confab  | chance P  chance R  probe  | known stated');
-      for (const [f, x] of Object.entries(r.fields)) {
-        const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
-        console.log(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
-      }
-      console.log(`  explanations with no false claim: ${r.no_false_claim.toFixed(3)}; with any claim: ${r.any_claim.toFixed(3)}`);
-      console.log(`content (${ab.rows} parseable explanations): FVE ${ab.fve.toFixed(3)}; sentences shuffled ${ab.fve_shuffled_sentences.toFixed(3)}; quotations dropped ${ab.fve_no_quotes.toFixed(3)}`);
-      for (const [f, x] of Object.entries(ab.swap)) console.log(`  swap ${f.padEnd(8)} FVE ${x.fve.toFixed(3)}, probe on the reconstruction reads the swapped value ${x.follows.toFixed(3)} (${x.rows} rows)`);
-      for (const [k, x] of Object.entries(ab.removed)) console.log(`  one ${k} sentence removed: FVE falls ${x.fve_drop.toFixed(3)} on average (${x.sentences} removals)`);
+      console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}`);
+      printFaithfulness(r, (s) => console.log(s));
     }
     console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, ablations: ab }));
     nla.dispose();
   });
+}
+
+/** The faithfulness table: claims per field beside chance and the probe ceiling, then the content ablations. */
+export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => void): void {
+  const ab = r.ablations;
+  const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
+  print(`  FVE ${v(r.fve)} (${r.rows} rows)`);
+  print('  field      precision  recall  confab  | chance P  chance R  probe  | known stated');
+  for (const [f, x] of Object.entries(r.fields)) {
+    print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
+  }
+  print(`  explanations with no false claim: ${v(r.no_false_claim)}; with any claim: ${v(r.any_claim)}`);
+  print(`  content (${ab.rows} parseable explanations): FVE ${v(ab.fve)}; sentences shuffled ${v(ab.fve_shuffled_sentences)}; quotations dropped ${v(ab.fve_no_quotes)}`);
+  for (const [f, x] of Object.entries(ab.swap)) print(`  swap ${f.padEnd(8)} FVE ${v(x.fve)}, probe on the reconstruction reads the swapped value ${v(x.follows)} (${x.rows} rows)`);
+  for (const [k, x] of Object.entries(ab.removed)) print(`  one ${k} sentence removed: FVE falls ${v(x.fve_drop)} on average (${x.sentences} removals)`);
 }

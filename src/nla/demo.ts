@@ -14,7 +14,7 @@ import { docSeed, evaluateModelText, sampleModelText, splitByDoc, textCutItems, 
 import { quoteAccuracy } from './quotes.js';
 import { rng } from '../util/rng.js';
 import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
-import { extractToStore } from './extract.js';
+import { extractToStore, type ExtractItem } from './extract.js';
 import { varianceNormalized, meanRow, mseNormalized, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
@@ -59,6 +59,8 @@ export interface DemoOptions {
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
+  /** The data in place of the built-in known-answer stories (demo-world.ts: world-M's stories); `stories` still numbers the model samples after them. */
+  items?: ExtractItem[];
   log?: (s: string) => void;
   /** Where the held-out examples go (default: log). The CLI prints them on stdout beside the
    *  table: its stderr reaches the terminal through a filtering pipe and could arrive late. */
@@ -193,7 +195,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const M = loaded.model as Llama;
   const tok = loadTokenizerFor(o.model, o.tokenizer);
   log(`model ${loaded.name}: ${M.cfg.nLayers} blocks, d=${M.cfg.dim}, vocab ${M.cfg.vocabSize}; layer ${o.layer}`);
-  const items = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, lastWordCount: o.summary.quoteWords });
+  const items = o.items ?? knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, lastWordCount: o.summary.quoteWords });
   for (const it of items) it.meta = it.meta.map((m) => ({ ...m, source: 'known-answer' as const }));
   // Samples of M, documents numbered after the stories, split by document in the same shares.
   const ms = o.modelSamples;
@@ -309,7 +311,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     placeholderId: AV.prompt.placeholderId,
     maxExplanationTokens: o.maxTokens,
     created: new Date().toISOString(),
-    training: { demo: { ...o, log: undefined } },
+    training: { demo: { ...o, log: undefined, items: undefined } },
   };
   const nla = new NLA(meta, AV, AR, tok, M);
   await nla.save(path.join(o.out, 'nla-sft'));

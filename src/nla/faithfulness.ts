@@ -3,8 +3,11 @@
 // confabulation), next to chance and to the ceiling a linear probe on the same activations
 // reaches (trained on the store's training rows, tested on the scored rows).
 import type { NLA } from './nla.js';
-import { chanceClaims, scoreClaims, type ClaimReport } from './claims.js';
-import { FIELDS, type CutTruth, type Field } from './corpus.js';
+import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
+import { ablations, fieldLabels, type AblationReport } from './ablations.js';
+import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
+import { trainProbe, type Probe } from './probe.js';
+import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
 import { probeAccuracyGpu } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
@@ -78,4 +81,31 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
     claims,
     examplesAll: explanations,
   };
+}
+
+/** claims_per_row: per scored row, the values each field's claim names (extractClaims; {} when unparseable). */
+export type FaithfulnessReport = Faithfulness & { ablations: AblationReport; claims_per_row: Record<string, string[]>[] };
+
+/**
+ * The whole issue-11 measure of one NLA on rows (h, meta) of a store whose rows are `all`: probe
+ * ceilings and swap probes trained on the store's training rows (every split but eval), claims
+ * of the greedy explanations, and the content ablations on them. `nla faithfulness` and
+ * `nla demo --world` both print this.
+ */
+export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta: RowMeta[] }, h: Float32Array, meta: RowMeta[], o: { batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<FaithfulnessReport> {
+  const d = nla.ar.d;
+  const trainIdx = all.meta.map((m, i) => (m.split !== 'eval' && m.truth ? i : -1)).filter((i) => i >= 0);
+  const trainMeta = trainIdx.map((i) => all.meta[i]!);
+  const probe = await probeCeilings(rowsOf(all.h, d, trainIdx), trainMeta, h, meta, d);
+  const r = await faithfulness(nla, h, meta, probe, o);
+  // Swap probes: CPU probes on real activations, classes in FIELD_VALUES order.
+  const probes: Partial<Record<Field, Probe>> = {};
+  for (const f of FIELDS) {
+    const y = fieldLabels(trainMeta.map((m) => m.truth as CutTruth), f);
+    const keep = trainIdx.filter((_, k) => y[k]! >= 0);
+    if (keep.length) probes[f] = trainProbe(rowsOf(all.h, d, keep), y.filter((v) => v >= 0), FIELD_VALUES[f].length);
+  }
+  const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
+  const { claims: _claims, examplesAll: _all, ...out } = r;
+  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))) };
 }

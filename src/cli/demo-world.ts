@@ -1,0 +1,96 @@
+// `nla demo --world`: the NLA chain on world-M and its faithfulness, as a table with a line per
+// figure on how to read it, then one JSON line {"demo":"world",...} (issue 11).
+import * as path from 'node:path';
+import { findModelFile } from '../io/model-files.js';
+import { runWorldDemo, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
+import { printFaithfulness } from './faithfulness.js';
+
+export interface WorldDemoFlags {
+  out: string;
+  worldModel?: string;
+  tokenizer?: string;
+  layer?: number;
+  seed?: number;
+  quick?: boolean;
+  rlSteps?: number;
+  arSteps?: number;
+  avSteps?: number;
+  stories?: number;
+  dev?: boolean;
+}
+
+/** Where world-M is cached when --world-model is not given. */
+export const WORLD_MODEL_CACHE = 'runs/world-M';
+
+const EXPLAIN: [keyof WorldDemoResult, string][] = [
+  ['world_recall', 'world-M: held-out recall-token accuracy (it predicts recalled facts from earlier mentions)'],
+  ['world_first_seen', 'world-M: first recalls right when the fact was seen'],
+  ['world_first_control', 'the same when the earlier mentions carried another value (chance ~0.2: it reads the context)'],
+  ['fve_sft', 'FVE of greedy explanations after the warm start'],
+  ['fve_rl', 'FVE of greedy explanations after RL (target: above fve_bigram)'],
+  ['fve_token', 'baseline: mean normalised h of the current token'],
+  ['fve_bigram', 'baseline: mean normalised h of the (previous, current) token pair'],
+  ['fve_floor', 'baseline: the best constant direction'],
+  ['fve_ar_true_summary', 'the AR reading the rows\' true summaries: its ceiling, apart from the AV'],
+  ['fve_shuffled_other_story', 'control: each explanation against a row of another story'],
+  ['no_false_claim_sft', 'share of explanations with no false claim on any fact, after the warm start'],
+  ['no_false_claim_rl', 'the same after RL (does RL raise confabulation?)'],
+  ['minutes', 'wall-clock minutes (world-M training included when it was trained)'],
+];
+
+export async function demoWorld(f: WorldDemoFlags): Promise<void> {
+  const D = WORLD_DEMO_DEFAULTS;
+  // --quick: a tiny world-M and NLA that check the chain end to end; its numbers mean nothing.
+  const quick: Partial<WorldDemoOptions> = f.quick
+    ? {
+        train: { ...D.train, stories: 200, dim: 32, layers: 2, heads: 2, steps: 20, batchSize: 4 },
+        recallStories: 4,
+        stories: 60,
+        cutsPerStory: 2,
+        arSft: { ...D.arSft, steps: 20 },
+        avSft: { ...D.avSft, steps: 60 },
+        rl: { ...D.rl, steps: 2, activationsPerStep: 2, groupSize: 2, maxTokens: 24 },
+        evalRows: 8,
+        maxTokens: 24,
+      }
+    : {};
+  const cfg = { ...D, ...quick };
+  const worldModel = f.worldModel ?? (f.quick ? path.join(f.out, 'world-M-quick') : WORLD_MODEL_CACHE);
+  const r = await runWorldDemo({
+    ...cfg,
+    worldModel,
+    tokenizer: f.tokenizer ?? findModelFile('tok512.bin'),
+    out: f.out,
+    layer: f.layer,
+    seed: f.seed ?? cfg.seed,
+    stories: f.stories ?? cfg.stories,
+    arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
+    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps },
+    rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
+    evalPart: f.dev ? 'dev' : cfg.evalPart,
+    report: (s) => console.log(s),
+  });
+  const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ').padStart(7);
+  console.log(`\nworld-M ${r.world_model} (${r.world_trained ? 'trained now' : 'reused'}), layer ${r.layer}, ${r.at} cuts, summaries state ${r.summary === 'cued' ? 'the cued fact' : 'every fact read'}; ${r.eval_rows} rows of the ${r.eval_split} stories`);
+  console.log('metric'.padEnd(28) + '  value  meaning');
+  for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(28)}${v(r[k] as number)}  ${what}`);
+  console.log('\nper fact (greedy explanations; a claim = a value named outside quotations)');
+  console.log('field     ' + ['P sft', 'P rl', 'R sft', 'R rl', 'conf sft', 'conf rl', 'chance', 'chanceR', 'probe', 'probe cue', 'Rcue sft', 'Rcue rl'].map((h) => h.padStart(10)).join('') + '  cue rows');
+  for (const [k, x] of Object.entries(r.fields)) {
+    console.log(k.padEnd(10) + [x.precision_sft, x.precision_rl, x.recall_sft, x.recall_rl, x.confab_sft, x.confab_rl, x.chance, x.chance_recall, x.probe, x.probe_cued, x.recall_cued_sft, x.recall_cued_rl].map((y) => v(y).padStart(10)).join('') + String(x.rows_cued).padStart(10));
+  }
+  console.log(`Read: P = stated and true / stated (target >= 0.9 on name, place, object; chance = a random value);
+R = stated and true / rows where the fact was read (target: within 0.1 of probe, the held-out accuracy
+of a linear probe on h itself); conf = 1 - P (target: rl no higher than sft). At cue cuts h holds the
+fact recalled next: "probe cue" is the probe on the rows where that field is cued (what world-M holds
+there, target >= 0.9), "Rcue" the explanations' recall on those rows.`);
+  for (const [stage, ab] of [['after the warm start', r.ablations_sft], ['after RL', r.ablations_rl]] as const) {
+    console.log(`\ncontent ablations ${stage}:`);
+    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [] }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
+  }
+  console.log(`Read: if the AR reads the facts, a swap keeps FVE but the probe on the reconstruction reads the swapped
+value (target >= 0.7); an explanation in a private code loses little to a swap and much to a shuffle;
+a sentence whose removal costs FVE carries the reconstruction.
+Saved: ${f.out}/nla-sft, ${f.out}/nla, ${f.out}/activations, ${f.out}/metrics.jsonl; world-M in ${worldModel}`);
+  console.log(JSON.stringify(r));
+}

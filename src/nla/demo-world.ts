@@ -1,0 +1,240 @@
+// `nla demo --world` (issue 11): the whole NLA chain on world-M, a model that provably carries
+// its story's facts, then what the explanations claim against that truth. world-M is trained
+// (world-model.ts) or reused from its directory; world stories are cut where world-M holds a fact;
+// the warm starts, RL and FVE baselines are demo.ts's runDemo on those rows; then faithfulness.ts
+// on the NLA after the warm start (nla-sft/) and after RL (nla/).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { loadTokenizer } from '../io/tokenizer.js';
+import { Progress } from '../util/progress.js';
+import { FIELD_VALUES, FIELDS, type Field } from './corpus.js';
+import { heldOutRows } from './dataset.js';
+import { DEMO_DEFAULTS, runDemo, type DemoOptions, type DemoResult } from './demo.js';
+import { faithfulnessReport, type FaithfulnessReport } from './faithfulness.js';
+import { loadNLA } from './nla.js';
+import { probeAccuracyGpu } from './probe-gpu.js';
+import { rowsOf } from './sft.js';
+import { ActivationStore, type RowMeta } from './store.js';
+import { cueKey, worldItems, type WorldSummary } from './world-data.js';
+import { HELD_OUT_SEED_OFFSET, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, worldOptionsOf, type WorldTrainOptions } from './world-model.js';
+import type { CutRule } from './world-probe.js';
+
+export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerStory' | 'minTokens' | 'arSft' | 'avSft' | 'rl' | 'evalRows' | 'evalPart' | 'maxTokens' | 'log' | 'report'> {
+  /** world-M's directory: reused when DIR/world-M.bin exists, else trained with `train` and saved there. */
+  worldModel: string;
+  /** The tokenizer world-M is trained with when it is trained here (tok512.bin). */
+  tokenizer: string;
+  train: WorldTrainOptions;
+  /** Held-out stories for world-M's recall-token accuracy when it is trained here. */
+  recallStories: number;
+  /** Layer K (output of block K); undefined: world-M's last block. */
+  layer?: number;
+  at: CutRule;
+  summary: WorldSummary;
+  /** World stories cut (split by story av/ar/rl/eval 35/35/15/15%), from a seed world-M never trained on. */
+  stories: number;
+  out: string;
+}
+
+export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokenizer' | 'out'> = {
+  train: WORLD_DEFAULTS,
+  recallStories: 60,
+  // Cue cuts with summaries of the cued fact: at random cuts world-M's residual holds little of
+  // any fact (probes 0.21-0.45 at every layer), so every claim there is a guess and precision
+  // can only measure the guessing; right before a recalled word layer 2 holds that fact (name,
+  // place, event 1.0, object 0.94), so stating it is possible and stating others is confabulation.
+  at: 'cue',
+  summary: 'cued',
+  stories: 1500,
+  cutsPerStory: 4,
+  minTokens: 30,
+  seed: 3 * HELD_OUT_SEED_OFFSET,
+  // The stories260K demo's warm starts and RL, shorter: world rows are shorter and repetitive.
+  arSft: { ...DEMO_DEFAULTS.arSft, steps: 400 },
+  avSft: { ...DEMO_DEFAULTS.avSft, steps: 400 },
+  rl: { ...DEMO_DEFAULTS.rl, steps: 30 },
+  evalRows: 200,
+  evalPart: 'test',
+  maxTokens: DEMO_DEFAULTS.maxTokens,
+};
+
+/** One fact field after the warm start and after RL, beside chance and the probe ceilings. */
+export interface WorldField {
+  precision_sft: number;
+  precision_rl: number;
+  recall_sft: number;
+  recall_rl: number;
+  confab_sft: number;
+  confab_rl: number;
+  /** A random value of the field on every row: precision and recall. */
+  chance: number;
+  chance_recall: number;
+  /** Linear probe on h over every scored row where the fact has been read: the recall ceiling. */
+  probe: number;
+  /** Cue cuts: the probe on the rows where this field is recalled next (what world-M holds there), and recall on those rows. */
+  probe_cued: number;
+  recall_cued_sft: number;
+  recall_cued_rl: number;
+  rows_cued: number;
+}
+
+export interface WorldDemoResult {
+  demo: 'world';
+  world_model: string;
+  world_trained: boolean;
+  /** world-M's held-out recall-token accuracy (world.json), and its first recalls when the fact was seen vs a control story. */
+  world_recall: number;
+  world_first_seen: number;
+  world_first_control: number;
+  layer: number;
+  at: CutRule;
+  summary: WorldSummary;
+  eval_split: string;
+  eval_rows: number;
+  fve_sft: number;
+  fve_rl: number;
+  fve_token: number;
+  fve_bigram: number;
+  fve_floor: number;
+  fve_ar_true_summary: number;
+  fve_shuffled_other_story: number;
+  fields: Record<string, WorldField>;
+  no_false_claim_sft: number;
+  no_false_claim_rl: number;
+  ablations_sft: FaithfulnessReport['ablations'];
+  ablations_rl: FaithfulnessReport['ablations'];
+  minutes: number;
+}
+
+/** world-M: loaded from its directory, or trained and saved there. Returns the .bin path. */
+export async function loadOrTrainWorldModel(o: Pick<WorldDemoOptions, 'worldModel' | 'tokenizer' | 'train' | 'recallStories'>, log: (s: string) => void): Promise<{ bin: string; trained: boolean; report: { recall?: { pooled?: number; seen?: number; control?: number } } }> {
+  const bin = path.join(o.worldModel, WORLD_FILES.bin);
+  const reportFile = path.join(o.worldModel, WORLD_FILES.report);
+  if (fs.existsSync(bin)) {
+    log(`world-M: reusing ${bin} (delete ${o.worldModel} or pass another --world-model to retrain)`);
+    if (!fs.existsSync(reportFile)) throw new Error(`${reportFile}: missing; ${bin} is not a world-M saved by nla (nla world train writes both)`);
+    return { bin, trained: false, report: JSON.parse(fs.readFileSync(reportFile, 'utf8')) };
+  }
+  log(`world-M: training ${o.train.layers} blocks, d ${o.train.dim}, ${o.train.steps} steps; saving to ${o.worldModel}`);
+  const tok: Tokenizer = loadTokenizer(o.tokenizer);
+  const bar = new Progress('train world-M', o.train.steps);
+  const t0 = performance.now();
+  const { model, seconds, losses } = await trainWorldModel(tok, o.train, (m) => bar.update(m.step, `loss ${m.loss.toFixed(3)}`));
+  bar.done();
+  const recall = await recallReport(model, tok, o.train.seed + HELD_OUT_SEED_OFFSET, o.recallStories, o.train.world);
+  const report = { world: 'M', out: path.resolve(o.worldModel), config: model.cfg, train: o.train, train_seconds: seconds, final_loss: losses.at(-1)?.loss, recall, minutes: (performance.now() - t0) / 60000 };
+  await saveWorldModel(model, o.tokenizer, o.worldModel, report);
+  model.w.dispose();
+  log(`world-M: recall-token accuracy ${recall.pooled.toFixed(3)}; first recalls seen ${recall.seen.toFixed(3)} vs control ${recall.control.toFixed(3)}`);
+  return { bin, trained: true, report };
+}
+
+export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult> {
+  const t0 = performance.now();
+  const log = o.log ?? ((s: string) => console.error(s));
+  fs.mkdirSync(o.out, { recursive: true });
+  const wm = await loadOrTrainWorldModel(o, log);
+  const tok = loadTokenizer(path.join(o.worldModel, WORLD_FILES.tokenizer));
+  const hfConfig = JSON.parse(fs.readFileSync(path.join(o.worldModel, WORLD_FILES.hf, 'config.json'), 'utf8')) as { num_hidden_layers: number; hidden_size: number };
+  const cfgLayers = hfConfig.num_hidden_layers;
+  const layer = o.layer ?? cfgLayers - 1;
+  const cued = new Map<string, Field>();
+  const items = worldItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, world: worldOptionsOf(wm.bin), at: o.at, summary: o.summary, cued });
+  log(`world stories: ${o.stories} (seed ${o.seed}), ${items.reduce((a, it) => a + it.positions.length, 0)} ${o.at} cuts, summaries state ${o.summary === 'cued' ? 'the cued fact only' : 'every fact read'}`);
+
+  // Extract, warm starts, RL, FVE and baselines: the stories260K demo's chain on these rows.
+  const demo: DemoResult = await runDemo({
+    ...DEMO_DEFAULTS,
+    model: wm.bin,
+    layer,
+    out: o.out,
+    seed: o.seed,
+    stories: o.stories,
+    cutsPerStory: o.cutsPerStory,
+    minTokens: o.minTokens,
+    arSft: o.arSft,
+    avSft: o.avSft,
+    rl: o.rl,
+    evalRows: o.evalRows,
+    evalPart: o.evalPart,
+    maxTokens: o.maxTokens,
+    items,
+    modelSamples: { ...DEMO_DEFAULTS.modelSamples, docs: 0 },
+    modelTextEval: { ...DEMO_DEFAULTS.modelTextEval, docs: 0 },
+    log,
+    report: o.report,
+  });
+
+  // Faithfulness on the same reported rows, after the warm start and after RL.
+  const store = ActivationStore.open(path.join(o.out, 'activations'), { layer, d: hfConfig.hidden_size });
+  const all = store.readAll();
+  const d = store.manifest.d;
+  const idx = heldOutRows(all.meta, o.evalPart).slice(0, o.evalRows);
+  const h = rowsOf(all.h, d, idx), meta = idx.map((i) => all.meta[i]!);
+  const faith: Record<'sft' | 'rl', FaithfulnessReport> = {} as Record<'sft' | 'rl', FaithfulnessReport>;
+  for (const [stage, dir] of [['sft', 'nla-sft'], ['rl', 'nla']] as const) {
+    const nla = await loadNLA(path.join(o.out, dir));
+    const bar = new Progress(`faithfulness ${stage}`, meta.length);
+    faith[stage] = await faithfulnessReport(nla, all, h, meta, { onProgress: (x) => bar.update(x) });
+    bar.done();
+    nla.dispose();
+  }
+  const cuedProbe = await cuedProbes(all, meta, h, d, cued);
+  const cuedRecall = (r: FaithfulnessReport, f: Field) => {
+    const rows = meta.map((m, i) => (cued.get(cueKey(m.doc, m.pos)) === f ? i : -1)).filter((i) => i >= 0);
+    return rows.length ? rows.filter((i) => r.claims_per_row[i]![f]?.length === 1 && r.claims_per_row[i]![f]![0] === meta[i]!.truth!.known[f]).length / rows.length : NaN;
+  };
+  const fields: Record<string, WorldField> = {};
+  for (const f of FIELDS) {
+    const s = faith.sft.fields[f]!, r = faith.rl.fields[f]!;
+    fields[f] = {
+      precision_sft: s.precision, precision_rl: r.precision, recall_sft: s.recall, recall_rl: r.recall, confab_sft: s.confab, confab_rl: r.confab,
+      chance: s.chance_precision, chance_recall: s.chance_recall, probe: s.probe,
+      probe_cued: cuedProbe[f]?.acc ?? NaN, recall_cued_sft: cuedRecall(faith.sft, f), recall_cued_rl: cuedRecall(faith.rl, f), rows_cued: cuedProbe[f]?.n ?? 0,
+    };
+  }
+  return {
+    demo: 'world',
+    world_model: path.resolve(o.worldModel),
+    world_trained: wm.trained,
+    world_recall: wm.report.recall?.pooled ?? NaN,
+    world_first_seen: wm.report.recall?.seen ?? NaN,
+    world_first_control: wm.report.recall?.control ?? NaN,
+    layer,
+    at: o.at,
+    summary: o.summary,
+    eval_split: o.evalPart,
+    eval_rows: meta.length,
+    fve_sft: demo.fve_sft,
+    fve_rl: demo.fve_rl,
+    fve_token: demo.fve_token,
+    fve_bigram: demo.fve_bigram,
+    fve_floor: demo.fve_floor,
+    fve_ar_true_summary: demo.fve_ar_true_summary,
+    fve_shuffled_other_story: demo.fve_shuffled_other_story,
+    fields,
+    no_false_claim_sft: faith.sft.no_false_claim,
+    no_false_claim_rl: faith.rl.no_false_claim,
+    ablations_sft: faith.sft.ablations,
+    ablations_rl: faith.rl.ablations,
+    minutes: (performance.now() - t0) / 60000,
+  };
+}
+
+/**
+ * Per field, a probe trained on the training rows where that field is recalled next and tested
+ * on the scored rows where it is: what world-M's activation holds at a cue cut (NaN at random cuts).
+ */
+async function cuedProbes(all: { h: Float32Array; meta: RowMeta[] }, meta: RowMeta[], h: Float32Array, d: number, cued: Map<string, Field>): Promise<Partial<Record<Field, { acc: number; n: number }>>> {
+  const out: Partial<Record<Field, { acc: number; n: number }>> = {};
+  const label = (m: RowMeta, f: Field) => (cued.get(cueKey(m.doc, m.pos)) === f && m.truth?.known[f] !== undefined ? (FIELD_VALUES[f] as readonly string[]).indexOf(m.truth.known[f]!) : -1);
+  for (const f of FIELDS) {
+    const tr = all.meta.map((m, i) => (m.split !== 'eval' && label(m, f) >= 0 ? i : -1)).filter((i) => i >= 0);
+    const te = meta.map((m, i) => (label(m, f) >= 0 ? i : -1)).filter((i) => i >= 0);
+    if (!tr.length || !te.length) continue;
+    const acc = await probeAccuracyGpu(rowsOf(all.h, d, tr), Int32Array.from(tr.map((i) => label(all.meta[i]!, f))), rowsOf(h, d, te), Int32Array.from(te.map((i) => label(meta[i]!, f))), FIELD_VALUES[f].length);
+    out[f] = { acc, n: te.length };
+  }
+  return out;
+}

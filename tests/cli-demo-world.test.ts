@@ -1,0 +1,88 @@
+// `nla demo --world --quick` (issue 11): the whole chain on a tiny world-M (trained, then reused
+// from its directory), ending with the {"demo":"world",...} line. Its numbers mean nothing at
+// this size, so the test checks the contract: every figure present, a number in its range, or
+// null only where its denominator is empty (no claim made, no cued row).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { okCli, runCli } from './cli-helpers.js';
+import { loadOrTrainWorldModel, WORLD_DEMO_DEFAULTS } from '../src/nla/demo-world.js';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-demo-world-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+const FIELDS = ['name', 'place', 'object', 'colour', 'emotion', 'event'];
+
+test('nla demo --world --quick: trains world-M, runs the chain, prints the table and the JSON line; then reuses world-M from its directory', { timeout: 300_000 }, async () => {
+  const out = path.join(tmp, 'w');
+  const r = await okCli(['demo', '--world', '--quick', '--out', out], 280_000);
+  const res = lastJson(r.stdout);
+  assert.equal(res.demo, 'world');
+  assert.equal(res.world_trained, true);
+  assert.equal(res.world_model, path.resolve(out, 'world-M-quick'));
+  for (const f of ['world-M.bin', 'tok512.bin', 'world.json', 'hf/config.json']) assert.ok(fs.existsSync(path.join(out, 'world-M-quick', f)), `world-M saved: ${f}`);
+  for (const f of ['nla-sft/nla.json', 'nla/nla.json', 'metrics.jsonl']) assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
+  assert.equal(res.at, 'cue');
+  assert.equal(res.summary, 'cued');
+  assert.equal(res.layer, 1, 'the last block of the 2-block quick world-M');
+  assert.equal(res.eval_rows, 8);
+  const n = res as Record<string, number>;
+  const variance = (JSON.parse(fs.readFileSync(path.join(out, 'nla', 'nla.json'), 'utf8')) as { variance: number }).variance;
+  assert.ok(variance > 0 && variance < 2, `Var ${variance}`);
+  // Unit vectors are at most 2 apart, so an FVE lies in [1 - 4 / Var, 1].
+  for (const k of ['fve_sft', 'fve_rl', 'fve_token', 'fve_bigram', 'fve_floor', 'fve_ar_true_summary', 'fve_shuffled_other_story']) {
+    assert.equal(typeof res[k], 'number', `${k} is a number`);
+    assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
+  }
+  for (const k of ['world_recall', 'world_first_seen', 'world_first_control', 'no_false_claim_sft', 'no_false_claim_rl']) assert.ok(typeof res[k] === 'number' && n[k] >= 0 && n[k] <= 1, `${k} = ${res[k]} is a share`);
+  assert.ok(n.minutes > 0 && n.minutes < 10, `minutes ${n.minutes}`);
+  const fields = res.fields as Record<string, Record<string, number | null>>;
+  assert.deepEqual(Object.keys(fields), FIELDS);
+  const share = (x: number | null | undefined) => typeof x === 'number' && x >= 0 && x <= 1;
+  for (const f of FIELDS) {
+    const x = fields[f]!;
+    // Always defined: recall (over rows where the fact was read), chance, the probe ceiling.
+    for (const k of ['recall_sft', 'recall_rl', 'chance', 'chance_recall', 'probe']) assert.ok(share(x[k]), `${f}.${k} = ${x[k]}`);
+    // Precision and confabulation: undefined (null) only when nothing was stated; otherwise they sum to 1.
+    for (const s of ['sft', 'rl']) {
+      const p = x[`precision_${s}`], c = x[`confab_${s}`];
+      if (p === null) assert.equal(c, null, `${f}: confab_${s} null with precision`);
+      else assert.ok(share(p) && share(c) && Math.abs(p! + c! - 1) < 1e-9, `${f}: precision_${s} ${p} + confab_${s} ${c} = 1`);
+    }
+    assert.ok(Number.isInteger(x.rows_cued) && x.rows_cued! >= 0);
+    for (const k of ['probe_cued', 'recall_cued_sft', 'recall_cued_rl']) assert.ok(x.rows_cued === 0 ? x[k] === null : share(x[k]), `${f}.${k} = ${x[k]} (${x.rows_cued} cued rows)`);
+  }
+  assert.ok(FIELDS.reduce((a, f) => a + fields[f]!.rows_cued!, 0) > 0, 'some scored rows are cue cuts');
+  assert.equal(fields.emotion!.rows_cued, 0, 'the emotion is never recalled, so never cued');
+  for (const s of ['sft', 'rl']) {
+    const ab = res[`ablations_${s}`] as { rows: number; swap: object; removed: object };
+    assert.ok(Number.isInteger(ab.rows) && ab.rows >= 0 && ab.rows <= 8, `ablations_${s}.rows`);
+    assert.equal(typeof ab.swap, 'object');
+    assert.equal(typeof ab.removed, 'object');
+  }
+  for (const k of ['world_recall', 'fve_rl', 'fve_bigram', 'no_false_claim_rl', 'minutes']) assert.ok(r.stdout.includes(`\n${k.padEnd(28)}`), `the table has a row for ${k}`);
+  assert.match(r.stdout, /\nname {6}/, 'the per-fact table has a row per field');
+  assert.match(r.stdout, /content ablations after RL/);
+
+  assert.match(r.stderr, /world-M: training 2 blocks, d 32/);
+
+  // Reuse: the same directory is loaded, not retrained (checked in-process; the chain after it is the one above).
+  const logs: string[] = [];
+  const dir = path.join(out, 'world-M-quick');
+  const binBefore = fs.statSync(path.join(dir, 'world-M.bin')).mtimeMs;
+  const wm = await loadOrTrainWorldModel({ worldModel: dir, tokenizer: 'no-such-tokenizer.bin', train: WORLD_DEMO_DEFAULTS.train, recallStories: 1 }, (s) => logs.push(s));
+  assert.equal(wm.trained, false);
+  assert.equal(wm.bin, path.join(dir, 'world-M.bin'));
+  assert.equal(wm.report.recall?.pooled, res.world_recall, 'the reused world-M reports its saved recall');
+  assert.equal(fs.statSync(wm.bin).mtimeMs, binBefore, 'world-M.bin untouched');
+  assert.match(logs.join('\n'), /reusing/);
+});
+
+test('nla demo --world refuses --model (world-M is the model) and names the flag', async () => {
+  const r = await runCli(['demo', '--world', '--model', 'x.bin', '--out', path.join(tmp, 'bad')], 60_000);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--world-model/);
+});
