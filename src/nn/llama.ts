@@ -96,10 +96,20 @@ export class Llama {
     if (c.embedScale !== undefined && c.embedScale !== 1) x = T.mul(x, c.embedScale);
     if (opts.inject) x = injectAt(x, opts.inject.positions, opts.inject.vectors);
     const captured = new Map<number, Tensor>();
+    // Without a graph nothing needs a block's intermediates after it: each block runs in its own
+    // scope, so inference holds one block's temporaries at a time (a 0.5B model's 24 blocks
+    // otherwise held them all until the caller's scope ended).
+    const scoped = !T.isGradEnabled();
     for (let l = 0; l <= last; l++) {
       const p = `model.layers.${l}.`;
-      x = T.add(x, this.attention(l, T.rmsNorm(x, this.gain(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
-      x = T.add(x, this.mlp(l, T.rmsNorm(x, this.gain(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
+      const input = x;
+      const block = () => {
+        let y = T.add(input, this.attention(l, T.rmsNorm(input, this.gain(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
+        y = T.add(y, this.mlp(l, T.rmsNorm(y, this.gain(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
+        return y;
+      };
+      x = scoped ? T.tidy(block) : block();
+      if (scoped && l > 0 && ![...captured.values()].includes(input)) input.dispose();
       if (opts.capture?.includes(l)) captured.set(l, x);
     }
     opts.cache?.advance(Tn);

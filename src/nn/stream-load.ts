@@ -6,6 +6,7 @@
 import { CHUNK_ELEMENTS, SpanReader, type ReadAs, type TensorSpan } from '../io/safetensors-stream.js';
 import { param } from '../tensor/autograd.js';
 import { BYTES, type DType } from '../tensor/dtype.js';
+import { exactSizes } from '../tensor/pool.js';
 import { sync, upload } from '../tensor/runtime.js';
 import { Tensor } from '../tensor/tensor.js';
 import { numel } from '../tensor/shape.js';
@@ -47,7 +48,7 @@ export async function uploadSpans(spans: TensorSpan[], opts: { dtype?: WeightDTy
       const as = gpuDTypeFor(span, opts.dtype);
       if (!gpuHasDType(as)) throw new Error(`${span.file}: cannot keep "${span.name}" as ${as} on the GPU: this engine has no ${as} storage (use --weights-dtype f32 or f16)`);
       const n = numel(span.shape);
-      const t = Tensor.empty(span.shape, as, 'load');
+      const t = exactSizes(() => Tensor.empty(span.shape, as, 'load'));
       out.set(span.name, param(t, span.name));
       for (let s = 0; s < n; s += chunk) {
         const count = Math.min(chunk, n - s);

@@ -2,6 +2,7 @@
 // safetensors is a direct mapping and a reader of the forward pass can look names up.
 import type { HostTensor } from '../io/host-tensor.js';
 import { param } from '../tensor/autograd.js';
+import { exactSizes } from '../tensor/pool.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fmt } from '../tensor/shape.js';
 
@@ -21,7 +22,7 @@ export class Weights {
     const w = new Weights();
     for (const [name, h] of host) {
       if (h.dtype === 'i32') throw new Error(`weights: "${name}" is an integer tensor`);
-      w.map.set(name, param(Tensor.from(h.data as Float32Array, h.shape, 'f32'), name));
+      w.map.set(name, param(exactSizes(() => Tensor.from(h.data as Float32Array, h.shape, 'f32')), name));
     }
     return w;
   }

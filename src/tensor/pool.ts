@@ -31,6 +31,21 @@ export function bufferLimit(): { bytes: number; name: string } {
 
 /** Above this a size class would waste up to a quarter of a big weight: such buffers get their exact size. */
 const EXACT_ABOVE = 64 * 2 ** 20;
+let exactDepth = 0;
+
+/**
+ * Buffers acquired inside fn get their exact size (rounded to 16 B), not a size class: for
+ * weights, allocated once and never recycled into other sizes (a 0.5B model's 8.3 MiB block
+ * matrices would take 10 MiB each, 130 MiB in all).
+ */
+export function exactSizes<T>(fn: () => T): T {
+  exactDepth++;
+  try {
+    return fn();
+  } finally {
+    exactDepth--;
+  }
+}
 
 /**
  * A buffer of at least `bytes`. Beyond the device's limit it throws, naming `what()` (the op and
@@ -39,7 +54,7 @@ const EXACT_ABOVE = 64 * 2 ** 20;
 export function acquire(bytes: number, what: () => string = () => 'a buffer'): GPUBuffer {
   const max = bufferLimit();
   if (bytes > max.bytes) throw new Error(`${what()} needs ${mib(bytes)}, more than this GPU's ${max.name} of ${mib(max.bytes)}`);
-  const size = bytes > EXACT_ABOVE || sizeClass(bytes) > max.bytes ? Math.min(Math.ceil(bytes / 16) * 16, Math.floor(max.bytes / 4) * 4) : sizeClass(bytes);
+  const size = exactDepth > 0 || bytes > EXACT_ABOVE || sizeClass(bytes) > max.bytes ? Math.min(Math.ceil(bytes / 16) * 16, Math.floor(max.bytes / 4) * 4) : sizeClass(bytes);
   const list = free.get(size);
   let buf = list?.pop();
   if (buf) {
