@@ -145,6 +145,10 @@ test('nla serve --av --ar: a text and a vectors file through the form = the libr
     });
     child.on('exit', (code) => (clearTimeout(timer), reject(new Error(`nla serve exited ${code}\nstderr: ${err}`))));
   });
+  // Before the pair is loaded: a text past its context is still refused with a status, not a streamed error.
+  const early = await fetch(new URL('api/explain', url), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: 'Once upon a time '.repeat(200) }) });
+  assert.equal(early.status, 400);
+  assert.match(((await early.json()) as { error: string }).error, /context/);
   const { context, outside } = await localOnlyContext(browser);
   const page = await context.newPage();
   assert.equal((await page.goto(url))!.status(), 200);

@@ -164,7 +164,12 @@ export class ViewerServer {
         } catch (e) {
           throw new InputError((e as Error).message);
         }
-        this.session.check(dir, [text]);
+        // A pair that cannot be probed without loading is loaded first (in the queue), so a bad
+        // directory or text is still refused with a status before anything streams.
+        if (!this.session.check(dir, [text])) {
+          await this.session.enqueue(() => this.session.load(dir));
+          this.session.check(dir, [text]);
+        }
         job = (progress) => this.session.view(dir, [{ text, facts }], settings, progress);
       }
     } catch (e) {

@@ -121,11 +121,13 @@ export class ViewerSession {
   }
 
   /** Check texts against the NLA's tokenizer and context without the GPU (throws InputError). */
-  check(dir: string, texts: string[]): void {
+  /** Check texts against the NLA's tokenizer and context; false when it cannot be probed without loading (a reference pair). */
+  check(dir: string, texts: string[]): boolean {
     const probed = this.loaded?.dir === dir ? { meta: this.loaded.nla.meta, tok: this.loaded.nla.tok } : probeNla(dir);
-    if (!probed) return; // a reference pair not loaded yet: checked in the queue (explainDoc)
+    if (!probed) return false;
     const { meta, tok } = probed;
     texts.forEach((t, i) => checkText(tok, meta.model.config.maxSeqLen, t, texts.length > 1 ? `text ${i + 1}` : 'text'));
+    return true;
   }
 
   /** Explain each text (call inside the queue). */
