@@ -7,8 +7,8 @@ import { gpu } from './device.js';
 
 export type Binding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
 
-export const bufferOf = (b: Binding): GPUBuffer => ('buffer' in b ? b.buffer : b);
-export const boundBytes = (b: Binding): number => ('buffer' in b ? b.size : b.size);
+/** Bytes a binding covers (a range's size, or the whole buffer's). */
+export const boundBytes = (b: Binding): number => b.size;
 
 /** The device's largest storage binding, in bytes. */
 export const bindingLimit = (): number => gpu().device.limits.maxStorageBufferBindingSize;
