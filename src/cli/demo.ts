@@ -61,7 +61,7 @@ export function registerDemo(program: Command): void {
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
-    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (default: all the text read; 0: none)')
+    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (0: none)', String(DEMO_DEFAULTS.summary.factsWindow))
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
