@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { type TokenRows, fveBigram, fveFloor, fveToken } from '../src/nla/baselines.js';
 import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
 import { probeAccuracy } from '../src/nla/probe.js';
-import { probeAccuracyGpu } from '../src/nla/probe-gpu.js';
+import { probeAccuracyGpu, probePredictGpu } from '../src/nla/probe-gpu.js';
+import { tokenProbes } from '../src/nla/model-text.js';
 import { initGpu } from '../src/tensor/index.js';
 import { type Rng, randInt, rng } from '../src/util/rng.js';
 
@@ -117,4 +118,27 @@ test('a probe is near chance on random labels', async () => {
   const accGpu = await probeAccuracyGpu(trainX, trainY, testX, testY, 8);
   assert.ok(Math.abs(accGpu - 1 / 8) < 0.06, `GPU accuracy ${accGpu}`);
   await assert.rejects(probeAccuracyGpu(trainX, trainY, testX, testY, 4), /label \d+ at \d+ not in \[0, 4\)/);
+});
+
+test('token probes read the current and previous token when h holds them, and not the previous when it does not', async () => {
+  await initGpu();
+  const r = rng(11);
+  const cur = Array.from({ length: vocab }, () => randomVec(r, d));
+  const prev = Array.from({ length: vocab + 1 }, () => randomVec(r, d)); // index vocab: no previous token
+  const both = (p: number, c: number) => cur[c]!.map((x, j) => x + prev[p < 0 ? vocab : p]![j]!);
+  const rows = (f: (p: number, c: number) => Float64Array, seed: number) => [makeRows(rng(seed), 2000, f), makeRows(rng(seed + 1), 500, f)] as const;
+  const [trainBoth, testBoth] = rows(both, 12);
+  const a = await tokenProbes(trainBoth, testBoth, vocab);
+  assert.ok(a.token > 0.95 && a.prevToken > 0.95 && a.both > 0.9, JSON.stringify(a));
+  const [trainCur, testCur] = rows((_p, c) => cur[c]!, 14);
+  const b = await tokenProbes(trainCur, testCur, vocab);
+  assert.ok(b.token > 0.95, JSON.stringify(b));
+  // Chance for the previous token is about 1/vocab (a row with none is 1 in 20).
+  assert.ok(b.prevToken < 0.25, `h does not hold the previous token, yet the probe reads it in ${b.prevToken}`);
+  assert.ok(b.both <= Math.min(b.token, b.prevToken) + 1e-12, JSON.stringify(b));
+  // Joint means the same rows: counted from the two prediction vectors, not multiplied.
+  const predCur = await probePredictGpu(trainCur.h, trainCur.ids, testCur.h, vocab);
+  assert.equal(predCur.length, testCur.ids.length);
+  const hits = predCur.reduce((s, c, i) => s + +(c === testCur.ids[i]), 0) / predCur.length;
+  assert.ok(Math.abs(hits - b.token) < 0.03, `predictions ${hits} vs accuracy ${b.token}`);
 });

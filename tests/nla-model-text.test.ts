@@ -72,13 +72,15 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   const AV = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, 10);
   const nla = { av: AV, ar: AR, tok, layer: 3, variance: store.manifest.variance };
   const st = { ...all, dir: out, sources: src };
-  const r = await evaluateModelText(nla, M, st, { docs: 3, maxTokens: 6, docTokens: 60, minTokens: 10, cuts: 2 });
+  const r = await evaluateModelText(nla, M, st, { docs: 3, maxTokens: 6, docTokens: 60, minTokens: 10, cuts: 2, tokenProbes: true });
   assert.equal(r.seeds.base, 106, 'the default base seed is above every seed of the store');
   const heldSeeds = new Set(r.meta.map((m) => m.seed!));
   assert.ok([...heldSeeds].every((s) => s >= 106 && !seedOf.has(s) && ![...seedOf.values()].includes(s)), 'held-out seeds disjoint from training seeds');
   assert.ok(r.meta.every((m) => m.source === 'model' && m.split === 'eval'));
   assert.equal(r.contexts.length, r.rows);
   for (const k of ['token', 'bigram', 'floor'] as const) assert.ok(Number.isFinite(r[k]), k);
+  const p = r.tokenProbes!;
+  assert.ok(p.token >= 0 && p.token <= 1 && p.prevToken >= 0 && p.prevToken <= 1 && p.both <= Math.min(p.token, p.prevToken), JSON.stringify(p));
   assert.ok(Number.isFinite(r.greedy.fve) && r.greedy.parseRate >= 0);
   await assert.rejects(evaluateModelText(nla, M, st, { docs: 3, seed: 104, maxTokens: 6 }), /seeds 104\.\.106 overlap 2 seed\(s\) of the store/);
   // The manifest's range counts even where a sample left no row.

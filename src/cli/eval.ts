@@ -38,6 +38,9 @@ const MEANING: Record<string, string> = {
   quote_exact: 'model text: share of explanations whose quote is exactly the text before the cut',
   quote_loose: 'the same, allowing the cut last word to differ',
   invented_name_rate: 'model text: share of explanations naming a character the text does not contain',
+  model_text_probe_token: 'model text: a linear probe of h (fitted on the training rows) reads the current token',
+  model_text_probe_prev_token: 'model text: the same for the previous token',
+  model_text_probe_both: 'model text: both right (the reference for quoting the last words)',
 };
 
 export function registerEval(program: Command): void {
@@ -165,6 +168,7 @@ ${CHAIN_HELP}`,
         maxTokens,
         batchSize: bs,
         evalSeed: seed,
+        tokenProbes: true,
         onProgress: (stage, done, total) => bar.update(stage === 'sample' ? done : modelTextDocs, stage === 'explain' ? `explained ${done}/${total}` : undefined),
       });
       bar.done();
@@ -183,6 +187,9 @@ ${CHAIN_HELP}`,
         quote_exact: q.quoteExact,
         quote_loose: q.quoteLoose,
         invented_name_rate: q.inventedNameRate,
+        model_text_probe_token: mt.tokenProbes?.token,
+        model_text_probe_prev_token: mt.tokenProbes?.prevToken,
+        model_text_probe_both: mt.tokenProbes?.both,
       });
       modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
     }

@@ -176,6 +176,14 @@ export interface DemoResult {
   quote_exact_sft: number;
   quote_loose_sft: number;
   invented_name_rate_sft: number;
+  /**
+   * Linear probes on h over the model-text rows (fitted on the training rows): share whose
+   * current token, previous token, and both, they read right. The reference for the quotes:
+   * what a linear reader of the same activations gets of the last words.
+   */
+  model_text_probe_token: number;
+  model_text_probe_prev_token: number;
+  model_text_probe_both: number;
   /** Sampling seeds of the training samples of M and of the held-out ones (first, count). */
   train_model_seeds: { base: number; count: number };
   model_text_seeds: { base: number; count: number };
@@ -287,17 +295,22 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // Held-out samples of M (fresh seeds, asserted disjoint from the store's by evaluateModelText).
   const storeAll = { h: all.h, meta: all.meta, dir: storeDir, sources: store.manifest.sources };
-  const modelText = async (stage: string): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
+  const modelText = async (stage: string, tokenProbes = false): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
     const me = o.modelTextEval;
     const r = await evaluateModelText({ av: AV, ar: AR, tok, layer: o.layer, variance }, M, storeAll, {
-      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7,
+      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
     });
     const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
     record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
     log(`${stage}: ${r.rows} rows of ${o.modelTextEval.docs} held-out samples of M (seeds ${r.seeds.base}..${r.seeds.base + r.seeds.count - 1}): FVE greedy ${r.greedy.fve.toFixed(3)} (token ${r.token?.toFixed(3)}, bigram ${r.bigram?.toFixed(3)}; AR on true summaries ${r.arTrueSummary.toFixed(3)}), quotes exact ${q.quoteExact.toFixed(3)}, loose ${q.quoteLoose.toFixed(3)}, invented names ${q.inventedNameRate.toFixed(3)}`);
     return { r, q };
   };
-  const mtSft = o.modelTextEval.docs > 0 ? await modelText('model-text-sft') : undefined;
+  // The token probes need only the rows, the same before and after RL: fitted once.
+  const mtSft = o.modelTextEval.docs > 0 ? await modelText('model-text-sft', true) : undefined;
+  if (mtSft?.r.tokenProbes) {
+    const p = mtSft.r.tokenProbes;
+    log(`model-text probes on h: current token ${p.token.toFixed(3)}, previous token ${p.prevToken.toFixed(3)}, both ${p.both.toFixed(3)}`);
+  }
 
   // The warm-started NLA, saved before RL changes it in place (a baseline, and a start for `nla rl`).
   const meta: NlaMeta = {
@@ -424,6 +437,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     invented_name_rate: mtRl?.q.inventedNameRate ?? NaN,
     quote_exact_sft: mtSft?.q.quoteExact ?? NaN,
     quote_loose_sft: mtSft?.q.quoteLoose ?? NaN,
+    model_text_probe_token: mtSft?.r.tokenProbes?.token ?? NaN,
+    model_text_probe_prev_token: mtSft?.r.tokenProbes?.prevToken ?? NaN,
+    model_text_probe_both: mtSft?.r.tokenProbes?.both ?? NaN,
     invented_name_rate_sft: mtSft?.q.inventedNameRate ?? NaN,
     train_model_seeds: { base: o.modelSamples.seedBase, count: o.modelSamples.docs },
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },

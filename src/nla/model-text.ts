@@ -18,6 +18,7 @@ import { SPLITS } from './dataset.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { extractActivations, type ExtractItem } from './extract.js';
 import { mseNormalized } from './fve.js';
+import { probePredictGpu } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import type { RowMeta, RowSource, SourceMix } from './store.js';
 import { decodePieces, describeTextCut } from './text-summary.js';
@@ -197,6 +198,8 @@ export interface ModelTextEvalOptions {
   evalSeed?: number;
   /** How the training summaries were written (textCutItems): the held-out rows' true summaries use the same. */
   summary?: { lastWordCount?: number; factsWindow?: number };
+  /** Also fit linear probes of the current and the previous token on the store's training rows (tokenProbes in the result). */
+  tokenProbes?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -208,12 +211,34 @@ export interface ModelTextEvalResult {
   token?: number;
   bigram?: number;
   floor?: number;
+  /**
+   * Linear probes on h (fitted on the store's training rows, scored on these rows): the share
+   * of rows whose current token, previous token, and both, a linear readout of h gets right.
+   * What a quote of the last words needs, as far as a linear reader can get it; the AV is not
+   * linear, so this is a reference, not a bound.
+   */
+  tokenProbes?: { token: number; prevToken: number; both: number };
   /** FVE of the AR reading each row's true summary (describeTextCut): the AR's ceiling, apart from the AV. */
   arTrueSummary: number;
   /** The held-out rows (for quote checks and examples). */
   meta: RowMeta[];
   /** Decoded context (BOS .. cut token) of each row, as describeTextCut reads it. */
   contexts: string[];
+}
+
+/** Linear probes of the current and previous token fitted on `train`, scored on `test` (alone and jointly). Rows with no previous token (h at the first token) use class `vocab` for it. */
+export async function tokenProbes(train: TokenRows, test: TokenRows, vocab: number): Promise<{ token: number; prevToken: number; both: number }> {
+  const cls = (ids: ArrayLike<number> | undefined) => Int32Array.from(ids ?? [], (t) => (t < 0 ? vocab : t));
+  const cur = await probePredictGpu(train.h, train.ids, test.h, vocab);
+  const prev = await probePredictGpu(train.h, cls(train.prevIds), test.h, vocab + 1);
+  const prevTest = cls(test.prevIds);
+  let a = 0, b = 0, both = 0;
+  for (let i = 0; i < cur.length; i++) {
+    const x = cur[i] === test.ids[i], y = prev[i] === prevTest[i];
+    a += +x; b += +y; both += +(x && y);
+  }
+  const n = Math.max(cur.length, 1);
+  return { token: a / n, prevToken: b / n, both: both / n };
 }
 
 /**
@@ -259,6 +284,7 @@ export async function evaluateModelText(
     res.token = fveToken(train, test, d).fve;
     res.bigram = fveBigram(train, test, d).fve;
     res.floor = fveFloor(train, test, d).fve;
+    if (o.tokenProbes) res.tokenProbes = await tokenProbes(train, test, tok.vocabSize);
   }
   return res;
 }

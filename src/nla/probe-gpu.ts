@@ -15,10 +15,26 @@ export async function probeAccuracyGpu(
   nClasses: number,
   opts: ProbeOptions = {},
 ): Promise<number> {
+  if (testX.length !== testY.length * (trainX.length / Math.max(trainY.length, 1))) throw new Error(`probeAccuracyGpu: x widths do not match the labels (${trainX.length}/${trainY.length}, ${testX.length}/${testY.length})`);
+  for (let i = 0; i < testY.length; i++) if (!(testY[i]! >= 0 && testY[i]! < nClasses)) throw new Error(`probeAccuracyGpu: label ${testY[i]} at ${i} not in [0, ${nClasses})`);
+  const pred = await probePredictGpu(trainX, trainY, testX, nClasses, opts);
+  let hits = 0;
+  for (let i = 0; i < pred.length; i++) if (pred[i] === testY[i]) hits++;
+  return pred.length ? hits / pred.length : 0;
+}
+
+/** The class a probe trained on (trainX, trainY) predicts for each row of testX (for joint accuracies over several probes). */
+export async function probePredictGpu(
+  trainX: ArrayLike<number>,
+  trainY: ArrayLike<number>,
+  testX: ArrayLike<number>,
+  nClasses: number,
+  opts: ProbeOptions = {},
+): Promise<Int32Array> {
   const { iters = 300, lr = 0.05, l2 = 1e-3 } = opts;
   const n = trainY.length, d = trainX.length / n;
-  if (!Number.isInteger(d) || testX.length !== testY.length * d) throw new Error(`probeAccuracyGpu: x widths do not match the labels (${trainX.length}/${n}, ${testX.length}/${testY.length})`);
-  for (const y of [trainY, testY]) for (let i = 0; i < y.length; i++) if (!(y[i]! >= 0 && y[i]! < nClasses)) throw new Error(`probeAccuracyGpu: label ${y[i]} at ${i} not in [0, ${nClasses})`);
+  if (!Number.isInteger(d) || testX.length % d !== 0) throw new Error(`probePredictGpu: x widths do not match the labels (${trainX.length}/${n}, test ${testX.length})`);
+  for (let i = 0; i < n; i++) if (!(trainY[i]! >= 0 && trainY[i]! < nClasses)) throw new Error(`probePredictGpu: label ${trainY[i]} at ${i} not in [0, ${nClasses})`);
   const { mean, std } = standardiser(trainX, d);
   const W = T.param(T.zeros([d, nClasses]), 'probe.w');
   const b = T.param(T.zeros([nClasses]), 'probe.b');
@@ -31,17 +47,18 @@ export async function probeAccuracyGpu(
       opt.step();
       opt.zeroGrad();
     }
-    const m = testY.length;
+    const m = testX.length / d;
+    const pred = new Int32Array(m);
+    if (!m) return pred;
     const scores = T.tidy(() => T.Tensor.from(standardise(testX, d, mean, std), [m, d]).matmul(W).add(b));
     const s = (await scores.data()) as Float32Array;
     scores.dispose();
-    let hits = 0;
     for (let i = 0; i < m; i++) {
       let best = 0;
       for (let c = 1; c < nClasses; c++) if (s[i * nClasses + c]! > s[i * nClasses + best]!) best = c;
-      if (best === testY[i]) hits++;
+      pred[i] = best;
     }
-    return hits / m;
+    return pred;
   } finally {
     opt.dispose();
     for (const t of [W, b, x, y]) t.dispose();
