@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { type TokenRows, fveBigram, fveFloor, fveToken } from '../src/nla/baselines.js';
 import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
 import { probeAccuracy } from '../src/nla/probe.js';
-import { probeAccuracyGpu, probePredictGpu } from '../src/nla/probe-gpu.js';
+import { probeAccuracyGpu, probePredictGpu, probeValues } from '../src/nla/probe-gpu.js';
 import { tokenProbes } from '../src/nla/model-text.js';
 import { initGpu } from '../src/tensor/index.js';
 import { type Rng, randInt, rng } from '../src/util/rng.js';
@@ -141,4 +141,25 @@ test('token probes read the current and previous token when h holds them, and no
   assert.equal(predCur.length, testCur.ids.length);
   const hits = predCur.reduce((s, c, i) => s + +(c === testCur.ids[i]), 0) / predCur.length;
   assert.ok(Math.abs(hits - b.token) < 0.03, `predictions ${hits} vs accuracy ${b.token}`);
+});
+
+test('probeValues: classes are the values training saw; an unseen test value counts as wrong; undefined rows are left out', async () => {
+  await initGpu();
+  const { trainX, trainY, testX, testY } = probeData(5, 3000, 64, 8, 2);
+  const names = ['ant', 'bee', 'cat', 'dog', 'eel', 'fox', 'gnu', 'hen'];
+  const dim = 64;
+  const trainV = Array.from(trainY, (y, i) => (i % 10 === 0 ? undefined : names[y]));
+  // Class 7 ('hen') never appears in training: its test rows must count as wrong.
+  const trainV2 = trainV.map((v) => (v === 'hen' ? undefined : v));
+  const testV = Array.from(testY, (y) => names[y]);
+  const all = (await probeValues(Float32Array.from(trainX), trainV, Float32Array.from(testX), testV, dim))!;
+  assert.equal(all.n, testV.length);
+  assert.ok(all.acc > 0.97, `accuracy ${all.acc}`);
+  const missing = (await probeValues(Float32Array.from(trainX), trainV2, Float32Array.from(testX), testV, dim))!;
+  const henShare = testV.filter((v) => v === 'hen').length / testV.length;
+  assert.ok(henShare > 0.05);
+  assert.ok(Math.abs(missing.acc - (all.acc - henShare)) < 0.03, `unseen value rows count as wrong: ${missing.acc} vs ${all.acc} - ${henShare}`);
+  const one = await probeValues(Float32Array.from(trainX), trainV.map(() => 'ant'), Float32Array.from(testX), testV, dim);
+  assert.equal(one, undefined, 'a single class is no probe');
+  assert.equal(await probeValues(Float32Array.from(trainX), trainV, Float32Array.from(testX), testV.map(() => undefined), dim), undefined);
 });

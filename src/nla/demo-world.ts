@@ -13,7 +13,7 @@ import { heldOutRows } from './dataset.js';
 import { DEMO_DEFAULTS, runDemo, type DemoOptions, type DemoResult } from './demo.js';
 import { faithfulnessReport, type FaithfulnessReport } from './faithfulness.js';
 import { loadNLA } from './nla.js';
-import { probeAccuracyGpu } from './probe-gpu.js';
+import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import { ActivationStore, type RowMeta } from './store.js';
 import { cueKey, worldItems, type WorldSummary } from './world-data.js';
@@ -229,13 +229,11 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
  */
 async function cuedProbes(all: { h: Float32Array; meta: RowMeta[] }, meta: RowMeta[], h: Float32Array, d: number, cued: Map<string, Field>): Promise<Partial<Record<Field, { acc: number; n: number }>>> {
   const out: Partial<Record<Field, { acc: number; n: number }>> = {};
-  const label = (m: RowMeta, f: Field) => (cued.get(cueKey(m.doc, m.pos)) === f && m.truth?.known[f] !== undefined ? (FIELD_VALUES[f] as readonly string[]).indexOf(m.truth.known[f]!) : -1);
+  // A row's value of f where f is the fact recalled next at that cut.
+  const value = (m: RowMeta, f: Field) => (cued.get(cueKey(m.doc, m.pos)) === f ? m.truth?.known[f] : undefined);
   for (const f of FIELDS) {
-    const tr = all.meta.map((m, i) => (m.split !== 'eval' && label(m, f) >= 0 ? i : -1)).filter((i) => i >= 0);
-    const te = meta.map((m, i) => (label(m, f) >= 0 ? i : -1)).filter((i) => i >= 0);
-    if (!tr.length || !te.length) continue;
-    const acc = await probeAccuracyGpu(rowsOf(all.h, d, tr), Int32Array.from(tr.map((i) => label(all.meta[i]!, f))), rowsOf(h, d, te), Int32Array.from(te.map((i) => label(meta[i]!, f))), FIELD_VALUES[f].length);
-    out[f] = { acc, n: te.length };
+    const r = await probeValues(all.h, all.meta.map((m) => (m.split !== 'eval' ? value(m, f) : undefined)), h, meta.map((m) => value(m, f)), d);
+    if (r) out[f] = r;
   }
   return out;
 }

@@ -17,7 +17,7 @@ import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
 import { extractToStore, type ExtractItem } from './extract.js';
 import { varianceNormalized, meanRow, mseNormalized, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
-import { probeAccuracyGpu } from './probe-gpu.js';
+import { probeValues } from './probe-gpu.js';
 import { DEFAULT_PROMPTS } from './prompts.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
@@ -473,18 +473,8 @@ async function probeFields(trainH: Float32Array, trainMeta: RowMeta[], testH: Fl
   const out: Record<string, { acc: number; n: number }> = {};
   const fields: [string, (m: RowMeta) => string | undefined][] = [...SCORED_FIELDS.map((f) => [f, (m: RowMeta) => m.truth?.known[f]] as [string, (m: RowMeta) => string | undefined]), ['currentWord', (m: RowMeta) => m.truth?.currentWord || undefined]];
   for (const [name, get] of fields) {
-    const tr = trainMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
-    const te = testMeta.map((m, i) => [i, get(m)] as const).filter(([, v]) => v !== undefined);
-    const classes = [...new Set(tr.map(([, v]) => v!))];
-    const te2 = te.filter(([, v]) => classes.includes(v!));
-    if (classes.length < 2 || !te2.length) continue;
-    const acc = await probeAccuracyGpu(
-      rowsOf(trainH, d, tr.map(([i]) => i)), Int32Array.from(tr.map(([, v]) => classes.indexOf(v!))),
-      rowsOf(testH, d, te2.map(([i]) => i)), Int32Array.from(te2.map(([, v]) => classes.indexOf(v!))),
-      classes.length,
-    );
-    // Rows whose value never occurred in training count as wrong.
-    out[name] = { acc: (acc * te2.length) / te.length, n: te.length };
+    const r = await probeValues(trainH, trainMeta.map(get), testH, testMeta.map(get), d);
+    if (r) out[name] = r;
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
 import { trainProbe, type Probe } from './probe.js';
 import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
-import { probeAccuracyGpu } from './probe-gpu.js';
+import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import type { RowMeta } from './store.js';
 
@@ -42,18 +42,7 @@ export async function probeCeilings(trainH: Float32Array, trainMeta: readonly Ro
   const out: Record<string, number> = {};
   for (const f of fields) {
     const value = (m: RowMeta) => m.truth?.known[f];
-    const tr = trainMeta.map((m, i) => (value(m) !== undefined ? i : -1)).filter((i) => i >= 0);
-    const te = testMeta.map((m, i) => (value(m) !== undefined ? i : -1)).filter((i) => i >= 0);
-    const classes = [...new Set(tr.map((i) => value(trainMeta[i]!)!))].sort();
-    if (classes.length < 2 || !te.length) {
-      out[f] = NaN;
-      continue;
-    }
-    const te2 = te.filter((i) => classes.includes(value(testMeta[i]!)!));
-    const acc = te2.length
-      ? await probeAccuracyGpu(rowsOf(trainH, d, tr), Int32Array.from(tr.map((i) => classes.indexOf(value(trainMeta[i]!)!))), rowsOf(testH, d, te2), Int32Array.from(te2.map((i) => classes.indexOf(value(testMeta[i]!)!))), classes.length)
-      : 0;
-    out[f] = (acc * te2.length) / te.length; // a value never seen in training counts as wrong
+    out[f] = (await probeValues(trainH, trainMeta.map(value), testH, testMeta.map(value), d))?.acc ?? NaN;
   }
   return out;
 }

@@ -5,6 +5,7 @@
 // Difference from the CPU version: the L2 penalty is AdamW's decoupled weight decay.
 import * as T from '../tensor/index.js';
 import type { ProbeOptions } from './probe.js';
+import { rowsOf } from './sft.js';
 
 /** Held-out accuracy of a probe trained on (trainX, trainY); see probeAccuracy in probe.ts. */
 export async function probeAccuracyGpu(
@@ -77,4 +78,30 @@ function standardise(x: ArrayLike<number>, d: number, mean: Float64Array, std: F
   const z = new Float32Array(x.length);
   for (let i = 0; i < z.length; i++) z[i] = (x[i]! - mean[i % d]!) / std[i % d]!;
   return z;
+}
+
+/**
+ * A probe of a named value (a story fact, a word) read from rows of h (width d): trained on the
+ * training rows whose value is defined, scored on the test rows whose value is. The classes are
+ * the values training saw; a test row whose value it never saw counts as wrong. Undefined when
+ * training saw fewer than two values or no test row has one.
+ */
+export async function probeValues(
+  trainH: Float32Array,
+  trainValues: readonly (string | undefined)[],
+  testH: Float32Array,
+  testValues: readonly (string | undefined)[],
+  d: number,
+  opts: ProbeOptions = {},
+): Promise<{ acc: number; n: number } | undefined> {
+  const tr = trainValues.flatMap((v, i) => (v === undefined ? [] : [i]));
+  const te = testValues.flatMap((v, i) => (v === undefined ? [] : [i]));
+  const classes = [...new Set(tr.map((i) => trainValues[i]!))].sort();
+  if (classes.length < 2 || !te.length) return undefined;
+  const index = new Map(classes.map((c, k) => [c, k]));
+  const seen = te.filter((i) => index.has(testValues[i]!));
+  const acc = seen.length
+    ? await probeAccuracyGpu(rowsOf(trainH, d, tr), Int32Array.from(tr, (i) => index.get(trainValues[i]!)!), rowsOf(testH, d, seen), Int32Array.from(seen, (i) => index.get(testValues[i]!)!), classes.length, opts)
+    : 0;
+  return { acc: (acc * seen.length) / te.length, n: te.length };
 }

@@ -12,7 +12,8 @@ import { fveBigram, fveFloor, fveToken } from './baselines.js';
 import { cutPoints, describeCut, FIELD_VALUES, FIELDS, type Field, type TokenCut } from './corpus.js';
 import { tokensOf } from './world-model.js';
 import { tokenizeWithOffsets } from './extract.js';
-import { probeAccuracyGpu } from './probe-gpu.js';
+import { probeValues } from './probe-gpu.js';
+import { rowsOf } from './sft.js';
 import { worldStory, type WorldOptions, type WorldStory } from './world.js';
 
 export interface WorldCutRow {
@@ -108,12 +109,6 @@ export interface WorldProbeReport {
   layers: LayerReport[];
 }
 
-function take(h: Float32Array, d: number, idx: number[]): Float32Array {
-  const out = new Float32Array(idx.length * d);
-  idx.forEach((i, k) => out.set(h.subarray(i * d, (i + 1) * d), k * d));
-  return out;
-}
-
 /**
  * Probes and baselines per layer. Rows of the first `trainShare` of the stories train, the rest
  * test (split by story, so no story's facts are in both).
@@ -126,21 +121,16 @@ export async function probeWorld(layers: Float32Array[], rows: WorldCutRow[], d:
   if (!trainIdx.length || !testIdx.length) throw new Error(`probeWorld: ${stories} stories leave an empty train or test side`);
   const fields = o.fields ?? FIELDS;
   const out: LayerReport[] = [];
-  const tokRows = (h: Float32Array, idx: number[]) => ({ h: take(h, d, idx), ids: Int32Array.from(idx.map((i) => rows[i]!.token)), prevIds: Int32Array.from(idx.map((i) => rows[i]!.prevToken)) });
+  const trainSet = new Set(trainIdx), testSet = new Set(testIdx);
+  const tokRows = (h: Float32Array, idx: number[]) => ({ h: rowsOf(h, d, idx), ids: Int32Array.from(idx.map((i) => rows[i]!.token)), prevIds: Int32Array.from(idx.map((i) => rows[i]!.prevToken)) });
   for (let l = 0; l < layers.length; l++) {
     const h = layers[l]!;
     const probeOn = async (keep: (i: number, f: Field) => boolean) => {
       const out: Record<string, { acc: number; n: number }> = {};
       for (const f of fields) {
-        const tr = trainIdx.filter((i) => rows[i]!.cut.known[f] !== undefined && keep(i, f));
-        const te = testIdx.filter((i) => rows[i]!.cut.known[f] !== undefined && keep(i, f));
-        const classes = [...new Set(tr.map((i) => rows[i]!.cut.known[f]!))].sort();
-        if (classes.length < 2 || !te.length) continue;
-        const label = (i: number) => classes.indexOf(rows[i]!.cut.known[f]!);
-        const te2 = te.filter((i) => label(i) >= 0);
-        const acc = te2.length ? await probeAccuracyGpu(take(h, d, tr), Int32Array.from(tr.map(label)), take(h, d, te2), Int32Array.from(te2.map(label)), classes.length, { iters: o.iters }) : 0;
-        // A test value never seen in training counts as wrong.
-        out[f] = { acc: (acc * te2.length) / te.length, n: te.length };
+        const value = (side: ReadonlySet<number>) => rows.map((r, i) => (side.has(i) && keep(i, f) ? r.cut.known[f] : undefined));
+        const r = await probeValues(h, value(trainSet), h, value(testSet), d, { iters: o.iters });
+        if (r) out[f] = r;
       }
       return out;
     };
