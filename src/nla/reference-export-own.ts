@@ -22,7 +22,6 @@
 // tokenise with one dummy-prefix "▁" less under tokenizer.json than under run.c.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { readChatTemplate } from '../io/chat-template.js';
 import { hfConfigJson, type LlamaConfig } from '../io/config.js';
@@ -34,7 +33,8 @@ import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { AR_HEAD } from './ar.js';
 import type { NLA } from './nla.js';
-import { SIDECAR } from './reference-sidecar.js';
+import type { AvPrompt, PromptSpec } from './prompts.js';
+import { SIDECAR, yamlText } from './reference-sidecar.js';
 
 /** The reference's SFT target wraps an explanation as "<explanation>\n" + e + "\n</explanation>". */
 const OPEN = '<explanation>\n', CLOSE = '\n</explanation>';
@@ -60,16 +60,23 @@ export interface OwnExportOptions {
 }
 
 /**
- * YAML as PyYAML (the reference's reader) accepts it: PyYAML refuses raw control characters
- * such as nla's DEL marker, so they are written as \u escapes (valid in double-quoted scalars
- * only: the document is parsed back and compared to make sure that is where they were).
+ * The sidecar `tokens` of nla's own prompt (AV prompt ids with BOS, the marker's position):
+ * the same ids the exported tokenizer and chat template give (checked at export).
  */
-export function yamlText(doc: Record<string, unknown>): string {
-  const raw = toYaml(doc, { lineWidth: 0 });
-  // eslint-disable-next-line no-control-regex
-  const text = raw.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (JSON.stringify(parseYaml(text)) !== JSON.stringify(doc)) throw new Error('nla_meta.yaml: a control character outside a double-quoted scalar cannot be escaped');
-  return text;
+export function ownReferenceTokens(own: AvPrompt, p: PromptSpec): Record<string, unknown> {
+  return {
+    injection_char: p.placeholder,
+    injection_token_id: own.placeholderId,
+    injection_left_neighbor_id: own.ids[own.position - 1],
+    injection_right_neighbor_id: own.ids[own.position + 1],
+    // nla's AR template ends with the explanation: there is no text after it.
+    critic_suffix_ids: null,
+  };
+}
+
+/** The sidecar's actor (AV) and critic (AR) templates for nla's prompts. */
+export function ownReferenceTemplates(p: PromptSpec): { actor: string; critic: string } {
+  return { actor: p.av.split('{concept}').join('{injection_char}'), critic: p.ar };
 }
 
 const json = (x: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(x, null, 2) + '\n');
@@ -123,7 +130,7 @@ export async function writeOwnAsReferencePair(nla: NLA, out: string, opts: OwnEx
   // The prompt as the written files give it must be nla's own, id for id (else the exported
   // AV would read a different prompt); this also yields the neighbour ids for the sidecar.
   const hfTok = loadTokenizer(av), chat = readChatTemplate(av)!;
-  const actor = p.av.split('{concept}').join('{injection_char}');
+  const { actor } = ownReferenceTemplates(p);
   const rendered = hfTok.encode(chat.render([{ role: 'user', content: actor.split('{injection_char}').join(p.placeholder) }], { addGenerationPrompt: true }));
   const own = nla.av.prompt;
   if (rendered.join(',') !== own.ids.join(',')) throw new Error(`${av}: the exported tokenizer and chat template give the AV prompt [${rendered}], nla's own prompt is [${own.ids}]`);
@@ -139,14 +146,7 @@ export async function writeOwnAsReferencePair(nla: NLA, out: string, opts: OwnEx
       stage: meta.training && 'rl' in meta.training ? 'rl' : 'sl',
       d_model: d,
       extraction: { injection_scale: role === 'actor' ? meta.alpha : null, mse_scale: Math.sqrt(d) },
-      tokens: {
-        injection_char: p.placeholder,
-        injection_token_id: own.placeholderId,
-        injection_left_neighbor_id: own.ids[own.position - 1],
-        injection_right_neighbor_id: own.ids[own.position + 1],
-        // nla's AR template ends with the explanation: there is no text after it.
-        critic_suffix_ids: null,
-      },
+      tokens: ownReferenceTokens(own, p),
       prompt_templates: { actor, critic: p.ar },
       ...(role === 'critic' ? { critic: { extraction_layer_index: K } } : {}),
       extraction_layer_index: K,

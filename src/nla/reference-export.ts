@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { writeSafetensors, type SaveDType, type TensorToSave } from '../io/safetensors.js';
 import { AR_HEAD } from './ar.js';
-import { writeOwnAsReferencePair, yamlText } from './reference-export-own.js';
+import { writeOwnAsReferencePair } from './reference-export-own.js';
 import type { NLA } from './nla.js';
-import { SIDECAR, type ModelSidecar } from './reference-sidecar.js';
+import { SIDECAR, yamlText, type ModelSidecar } from './reference-sidecar.js';
 
 /** Files of a reference half other than weights and sidecar: copied verbatim when present. */
 const COPIED = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'chat_template.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'];
