@@ -111,6 +111,11 @@ test('reference stage files written by the format document are read: stage, expl
   ], [i64('n_raw_tokens'), str('detokenized_text_truncated'), ...vec, i64('activation_layer'), str('doc_id'), str('api_explanation')], SIDECAR('base', 2, false));
   assert.deepEqual([(await readReferenceDataset(ex)).stage, (await readReferenceDataset(ex)).explanations], ['base', ['one', 'two']]);
 
+  // Without a sidecar there is no contract: the vectors are read, the stage inferred, no explanations.
+  const loose = write('loose.parquet', [{ name: 'prompt', data: ['anything', 'at all'] }, { name: 'activation_vector', data: V }], [str('prompt'), ...vec]);
+  const l = await readReferenceDataset(loose);
+  assert.deepEqual([l.stage, Array.from(l.vectors), l.explanations], ['ar_sft', V.flat(), undefined]);
+
   // Broken files, each refused naming what is wrong.
   const bad = async (name: string, cols: { name: string; data: unknown[] }[], schema: unknown[], sidecar: string | undefined, re: RegExp) => {
     await assert.rejects(readReferenceDataset(write(name, cols, schema, sidecar)), re);

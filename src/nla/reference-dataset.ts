@@ -189,7 +189,7 @@ export interface DatasetRows {
   /** The sidecar's stage, else what the columns say (av_sft: response; rl: prompt list; ar_sft: prompt string; else base). */
   stage: 'base' | 'av_sft' | 'ar_sft' | 'rl';
   /**
-   * The explanation of each row where the stage holds one: *_explained api_explanation,
+   * The explanation of each row where the stage holds one (files with a sidecar): *_explained api_explanation,
    * av_sft's response inside <explanation> tags, ar_sft's prompt with the critic template's
    * text around {explanation} removed. With `vectors` it is SFT data (trainAvSft/trainArSft).
    */
@@ -207,16 +207,19 @@ function stageOf(file: string, rows: Record<string, unknown>[], names: string[],
   const has = (c: string) => names.includes(c);
   const inferred = has('response') ? 'av_sft' : has('prompt') ? (typeof rows[0]?.prompt === 'string' ? 'ar_sft' : 'rl') : 'base';
   const stage = (declared as DatasetRows['stage'] | undefined) ?? inferred;
+  // Without a sidecar there is no contract to check rows against (any parquet with an
+  // activation_vector column serves as vectors, e.g. for nla explain --vectors).
+  if (!sidecar) return { stage };
   const need = (c: string) => {
     if (!has(c)) throw new Error(`${file}: stage ${stage} needs a column "${c}" (columns: ${names.join(', ')})`);
   };
   const templates = (sidecar?.prompt_templates ?? {}) as Record<string, unknown>;
   const template = (k: 'actor' | 'critic'): string | undefined => {
     const t = templates[k] ?? templates[k === 'actor' ? 'av' : 'ar'];
-    if (sidecar && (stage !== 'base') && typeof t !== 'string') throw new Error(`${sc}: field "prompt_templates.${k}" is missing; stage ${stage} needs it`);
+    if (stage !== 'base' && typeof t !== 'string') throw new Error(`${sc}: field "prompt_templates.${k}" is missing; stage ${stage} needs it`);
     return typeof t === 'string' ? t : undefined;
   };
-  if (sidecar && stage !== 'base' && (typeof sidecar.tokens !== 'object' || sidecar.tokens === null)) throw new Error(`${sc}: field "tokens" is missing; stage ${stage} needs the injection token ids`);
+  if (stage !== 'base' && (typeof sidecar.tokens !== 'object' || sidecar.tokens === null)) throw new Error(`${sc}: field "tokens" is missing; stage ${stage} needs the injection token ids`);
   if (stage === 'av_sft' || stage === 'rl') {
     need('prompt');
     const actor = template('actor');
@@ -243,7 +246,7 @@ function stageOf(file: string, rows: Record<string, unknown>[], names: string[],
   if (stage === 'ar_sft') {
     need('prompt');
     const critic = template('critic');
-    if (!critic) throw new Error(`${file}: an ar_sft dataset needs its sidecar's prompt_templates.critic to read the explanations (no ${sc})`);
+    if (!critic) throw new Error(`${sc}: field "prompt_templates.critic" is missing; stage ar_sft needs it`);
     const [pre, post] = critic.split('{explanation}');
     return {
       stage,
