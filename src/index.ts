@@ -40,6 +40,9 @@ export { readModelSidecar, parseModelSidecar } from './nla/reference-sidecar.js'
 export { writeReferencePair } from './nla/reference-export.js';
 export { writeBaseDataset, readReferenceDataset, datasetId } from './nla/reference-dataset.js';
 export type { BaseRow, DatasetExtraction, DatasetRows } from './nla/reference-dataset.js';
+export { writeReferenceStages, referenceSplit, INJECT } from './nla/reference-stages.js';
+export type { StageRow, StageContract } from './nla/reference-stages.js';
+export { llama2cToHfTokenizer } from './io/llama2c-hf-tokenizer.js';
 export { readVectors, readNpy } from './nla/vectors.js';
 export type { Vectors } from './nla/vectors.js';
 export { injectionCheck, nlaCheckParts } from './nla/check.js';

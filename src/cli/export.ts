@@ -11,7 +11,7 @@ export function registerExport(program: Command): void {
     .command('export')
     .description('write an NLA in another layout: --format reference writes av/ and ar/ as the reference implementation (kitft/natural_language_autoencoders) lays them out')
     .option('--format <name>', 'output layout: reference (required)')
-    .option('--nla <dir>', 'the NLA: a reference pair directory (av/ + ar/) (required, or --av/--ar)')
+    .option('--nla <dir>', 'the NLA: nla\'s own directory (nla.json) or a reference pair directory (av/ + ar/) (required, or --av/--ar)')
     .option(...PAIR_OPTIONS[0])
     .option(...PAIR_OPTIONS[1])
     .option('--out <dir>', 'output directory; av/ and ar/ are written inside it (required)')
@@ -21,10 +21,15 @@ export function registerExport(program: Command): void {
       `
 Writes <out>/av (config.json, model.safetensors, tokenizer files, nla_meta.yaml) and <out>/ar
 (config.json with K+1 layers, model.safetensors = embedding + blocks 0..K without the final norm,
-value_head.safetensors, tokenizer files, nla_meta.yaml with parent_checkpoints extended). Only
-NLAs opened from a reference pair can be written this way (nla's own layout has no chat template).
+value_head.safetensors (bf16), tokenizer files, nla_meta.yaml with parent_checkpoints extended).
+An NLA nla trained (nla.json, llama2.c tokenizer) gets a tokenizer.json that encodes as the
+llama2.c tokenizer does, a chat template that renders nla's own AV prompt, and HF-layout q/k
+weights. Its AV prompt opens <explanation> itself: the reference's parser reads the output
+alone, so its inference and RL read such outputs as missing the tag until its SFT has taught
+the AV to write it (see the README, "Handing a run to the reference trainer").
 
-Example:
+Examples:
+  nla export --format reference --nla runs/x/nla --out runs/x/reference
   nla export --format reference --nla downloads/qwen7b-nla --out runs/q/export --dtype bf16`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
@@ -34,7 +39,7 @@ Example:
     const { source } = nlaSource(o);
     const out = o.need('out', '<dir>');
     const nla = await loadNLA(source);
-    const w = await writeReferencePair(nla, out, { dtype, createdBy: `nla export --format ${format}` });
+    const w = await writeReferencePair(nla, out, { dtype, createdBy: `nla export --format ${format}`, source: typeof source === 'string' ? source : undefined });
     console.log(`wrote ${w.av} and ${w.ar}`);
     nla.dispose();
   });

@@ -9,7 +9,11 @@ import { knownAnswerItems, SPLITS } from '../nla/dataset.js';
 import { extractToStore, type ExtractItem } from '../nla/extract.js';
 import { readJsonlDocs, readTextDocs, sampleModelText, splitByDoc, textCutItems, type TextDoc } from '../nla/model-text.js';
 import { ROW_SOURCES, rowSource, ActivationStore, type SourceMix } from '../nla/store.js';
-import { datasetSidecarPath, writeBaseDataset, type BaseRow } from '../nla/reference-dataset.js';
+import { datasetSidecarPath, writeBaseDataset, type DatasetExtraction } from '../nla/reference-dataset.js';
+import { ownReferenceTemplates, ownReferenceTokens } from '../nla/reference-export-own.js';
+import { writeReferenceStages, type StageRow } from '../nla/reference-stages.js';
+import { avPrompt, DEFAULT_PROMPTS } from '../nla/prompts.js';
+import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import type { Llama } from '../nn/llama.js';
 import { randomCuts } from '../nla/corpus.js';
 import { rng } from '../util/rng.js';
@@ -40,7 +44,7 @@ export function registerExtract(program: Command): void {
     .option('--shares <list>', 'shares of documents for the splits av,ar,rl,eval', '0.35,0.35,0.15,0.15')
     .option('--seed <n>', 'seed of the corpus, cuts and splits', '0')
     .option('--dtype <type>', 'storage type of the rows: f32 or f16', 'f32')
-    .option('--format <name>', 'nla (the store only) or reference (also --out/base.parquet + its nla_meta.yaml sidecar in the reference implementation\'s dataset layout; needs --dtype f32)', 'nla')
+    .option('--format <name>', 'nla (the store only) or reference (also, in --out, base.parquet and, when rows have summaries and the tokenizer is llama2.c\'s, splits/*_raw, splits/*_explained, av_sft, ar_sft, rl and *_shuf parquet files, each with its nla_meta.yaml sidecar, in the reference implementation\'s dataset layout; needs --dtype f32)', 'nla')
     .option('--force', 'replace an existing store in --out')
     .addHelpText(
       'after',
@@ -122,8 +126,9 @@ ${CHAIN_HELP}`,
     bar.done();
     if (format === 'reference') {
       const file = path.join(out, 'base.parquet');
-      const n = writeReferenceBase(file, out, items, tok, { baseModel: loaded.name, layer, corpus: source, cuts });
-      console.log(`wrote ${file} (${n} rows) and ${datasetSidecarPath(file)}`);
+      const { rows: base, extraction } = writeReferenceBase(file, out, items, tok, { baseModel: loaded.name, layer, corpus: source, cuts });
+      console.log(`wrote ${file} (${base.length} rows) and ${datasetSidecarPath(file)}`);
+      writeStagesIfPossible(out, base, extraction, tok);
     }
     const counts = SPLITS.map((s) => `${s} ${items.reduce((a, it) => a + it.meta.filter((x) => x.split === s).length, 0)}`).join(', ');
     console.log(`wrote ${out}: ${m.count} activations (${counts}), d = ${m.d}, |h| q25/q50/q75/q95 = ${['q25', 'q50', 'q75', 'q95'].map((q) => m.norms[q].toFixed(2)).join('/')}, Var of normalised h = ${m.variance.toFixed(3)}`);
@@ -191,22 +196,37 @@ async function mixedItems(
  * order (extractToStore writes items in order), with doc_id "{source}:{split}:{doc}",
  * n_raw_tokens = position + 1 and the text of those tokens (specials skipped).
  */
-function writeReferenceBase(file: string, storeDir: string, items: ExtractItem[], tok: Tokenizer, o: { baseModel: string; layer: number; corpus: string; cuts: number }): number {
+function writeReferenceBase(file: string, storeDir: string, items: ExtractItem[], tok: Tokenizer, o: { baseModel: string; layer: number; corpus: string; cuts: number }): { rows: StageRow[]; extraction: DatasetExtraction } {
   const store = ActivationStore.open(storeDir);
   const { h } = store.readAll();
   const d = store.manifest.d;
-  const rows: BaseRow[] = [];
+  const rows: StageRow[] = [];
   let docs = 0;
   for (const it of items) {
     docs++;
     it.positions.forEach((p, k) => {
       const m = it.meta[k];
       const r = rows.length;
-      rows.push({ nRawTokens: p + 1, text: tok.decode(it.ids.slice(0, p + 1)), vector: h.slice(r * d, (r + 1) * d), layer: o.layer, docId: `${rowSource(m)}:${m.split ?? 'all'}:${m.doc}` });
+      rows.push({ nRawTokens: p + 1, text: tok.decode(it.ids.slice(0, p + 1)), vector: h.slice(r * d, (r + 1) * d), layer: o.layer, docId: `${rowSource(m)}:${m.split ?? 'all'}:${m.doc}`, explanation: m.summary });
     });
   }
-  writeBaseDataset(file, rows, { baseModel: o.baseModel, dModel: d, layerIndex: o.layer, corpus: o.corpus, corpusSlice: { start: 0, length: docs }, positionsPerDoc: o.cuts });
-  return rows.length;
+  const extraction: DatasetExtraction = { baseModel: o.baseModel, dModel: d, layerIndex: o.layer, corpus: o.corpus, corpusSlice: { start: 0, length: docs }, positionsPerDoc: o.cuts };
+  writeBaseDataset(file, rows, extraction);
+  return { rows, extraction };
+}
+
+/**
+ * The stages after base (reference-stages.ts), with nla's default prompts as the sidecars'
+ * templates and tokens: the contract an nla NLA exported with `nla export --format reference`
+ * carries, so the two go together. Needs summaries (the warm-start explanations) and a
+ * llama2.c tokenizer (the one nla can export as tokenizer.json); otherwise says why not.
+ */
+function writeStagesIfPossible(out: string, rows: StageRow[], e: DatasetExtraction, tok: Tokenizer): void {
+  if (!(tok instanceof Llama2cTokenizer)) return void console.log('stages after base not written: their sidecars carry the injection token ids of an exported NLA, which nla writes only for llama2.c tokenizers');
+  if (!rows.some((r) => r.explanation)) return void console.log('stages after base not written: no row has a summary (use the known-answer stories or --summaries)');
+  const prompts = DEFAULT_PROMPTS;
+  const written = writeReferenceStages(out, rows, e, { tokens: ownReferenceTokens(avPrompt(tok, prompts), prompts), templates: ownReferenceTemplates(prompts) });
+  console.log(`wrote the reference's later stages (documents split by its random.Random(42) rule, 0.25/0.25/0.50): ${written.map((w) => `${w.file} (${w.rows})`).join(', ')}`);
 }
 
 function prepareOut(out: string, force: boolean): void {

@@ -4,19 +4,17 @@
 //   ar/  config.json with num_hidden_layers = K+1, model.safetensors = embedding + blocks 0..K
 //        (no final norm, no lm_head), value_head.safetensors {weight: [d, d] bf16, PyTorch
 //        Linear layout}, tokenizer files, sidecar
-// Only NLAs opened from a reference pair can be written: their configs, tokenizer files and
-// chat template are copied from where they came from and their sidecars re-written with the
-// provenance updated. nla's own NLAs use prompts without a chat template and parse the
-// explanation after a tag the prompt itself opens, which the reference trainer would score as
-// failures; converting those is not implemented and is refused saying so.
+// An NLA opened from a reference pair has its configs, tokenizer files and chat template copied
+// from where it came from and its sidecars re-written with the provenance updated. nla's own
+// NLAs (nla.json) are converted by reference-export-own.ts.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { stringify as toYaml } from 'yaml';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { writeSafetensors, type SaveDType, type TensorToSave } from '../io/safetensors.js';
 import { AR_HEAD } from './ar.js';
+import { writeOwnAsReferencePair } from './reference-export-own.js';
 import type { NLA } from './nla.js';
-import { SIDECAR, type ModelSidecar } from './reference-sidecar.js';
+import { SIDECAR, yamlText, type ModelSidecar } from './reference-sidecar.js';
 
 /** Files of a reference half other than weights and sidecar: copied verbatim when present. */
 const COPIED = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'chat_template.json', 'tokenizer.model', 'vocab.json', 'merges.txt', 'added_tokens.json'];
@@ -26,6 +24,8 @@ export interface ExportOptions {
   dtype?: SaveDType;
   /** Recorded as created_by. */
   createdBy?: string;
+  /** Directory of an nla-own NLA (recorded in parent_checkpoints). */
+  source?: string;
 }
 
 function sidecarText(s: ModelSidecar, source: string, createdBy: string, update: (doc: Record<string, unknown>) => void): Uint8Array {
@@ -35,17 +35,12 @@ function sidecarText(s: ModelSidecar, source: string, createdBy: string, update:
   doc.created_at = new Date().toISOString();
   doc.created_by = createdBy;
   update(doc);
-  return new TextEncoder().encode(toYaml(doc, { lineWidth: 0 }));
+  return new TextEncoder().encode(yamlText(doc));
 }
 
 export async function writeReferencePair(nla: NLA, out: string, opts: ExportOptions = {}): Promise<{ av: string; ar: string }> {
   const ref = nla.meta.reference;
-  if (!ref) {
-    throw new Error(
-      'writing a reference package needs an NLA opened from one (av/ + ar/ with nla_meta.yaml): nla\'s own NLAs are prompted without a chat template ' +
-        'and the AV\'s prompt opens the <explanation> tag, so the reference trainer would read their outputs as failures; converting them is not implemented',
-    );
-  }
+  if (!ref) return writeOwnAsReferencePair(nla, out, opts);
   const dtype = opts.dtype ?? 'f32', createdBy = opts.createdBy ?? 'nla export';
   const av = path.join(out, 'av'), ar = path.join(out, 'ar');
   for (const [from, to] of [[ref.av, av], [ref.ar, ar]] as const) {

@@ -5,7 +5,7 @@
 // error names the file and the field.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 
 export const SIDECAR = 'nla_meta.yaml';
 
@@ -136,4 +136,17 @@ export function parseModelSidecar(doc: unknown, file: string): ModelSidecar {
     provenance,
     raw: doc,
   };
+}
+
+/**
+ * YAML as PyYAML (the reference's reader) accepts it: PyYAML refuses raw control characters
+ * such as nla's DEL marker, so they are written as \u escapes (valid in double-quoted scalars
+ * only: the document is parsed back and compared to make sure that is where they were).
+ */
+export function yamlText(doc: Record<string, unknown>): string {
+  const raw = toYaml(doc, { lineWidth: 0 });
+  // eslint-disable-next-line no-control-regex
+  const text = raw.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (JSON.stringify(parseYaml(text)) !== JSON.stringify(doc)) throw new Error('nla_meta.yaml: a control character outside a double-quoted scalar cannot be escaped');
+  return text;
 }

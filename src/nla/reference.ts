@@ -134,11 +134,14 @@ export async function loadReferenceNLA(pair: ReferencePair, opts: { model?: stri
   if (avCfg.tieEmbeddings && avW.has('lm_head.weight')) (avW.get('lm_head.weight').dispose(), avW.map.delete('lm_head.weight'));
   avW.validate(Llama.expectedWeights(avCfg), pair.av);
   const stops = stopIds(pair.av, avTok);
+  const opened = /<explanation>\s*$/.test(avp.text) ? '<explanation>' : '';
   const userMsg = { role: 'user', content: canonicalAvContent(avS) };
   const style: AvStyle = {
     prompt: { ids: avp.ids, position: avp.position, placeholderId: avS.tokens.injectionTokenId },
     stopIds: stops,
-    parse: (text) => EXPLANATION_RE.exec(text)?.[1],
+    // A prompt that itself opens the tag (nla's own NLAs exported as pairs) leaves only the
+    // close to the output; the reference parses the output alone and would find no tag.
+    parse: (text) => EXPLANATION_RE.exec(opened + text)?.[1],
     // The SFT target as the reference builds it ("<explanation>\n" + text + "\n</explanation>"),
     // as the assistant turn of the chat template, up to and including its end-of-turn token.
     target: (explanation) => {
