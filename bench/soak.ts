@@ -14,6 +14,7 @@ import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { trainRl } from '../src/nla/rl.js';
 import { findModelFile } from '../src/io/model-files.js';
 import { poolStats } from '../src/tensor/pool.js';
+import { runtimeStats } from '../src/tensor/runtime.js';
 import { argCount } from './common.js';
 
 export interface SoakSample {
@@ -25,6 +26,19 @@ export interface SoakSample {
   pooledBytes: number;
   rssMiB: number;
   heapMiB: number;
+  /** V8's external memory and the part of it held by ArrayBuffers (MiB). */
+  externalMiB: number;
+  arrayBuffersMiB: number;
+  /** Compiled kernels cached (a key that varies per step would grow this). */
+  pipelines: number;
+  /** WebGPU objects made so far: a bind group per dispatch, a command buffer per submit, a
+   * mapped staging buffer per readback (none is freed until V8 collects its wrapper). */
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  /** Full collections the runtime asked for (src/tensor/collect.ts) and the milliseconds they took. */
+  collections: number;
+  collectMs: number;
 }
 
 /** Run `steps` RL steps, sampling memory after every `every`-th step (and after the first). */
@@ -42,8 +56,13 @@ export async function soak(steps: number, every: number, onSample: (s: SoakSampl
   const samples: SoakSample[] = [];
   const t0 = performance.now();
   const sample = (step: number) => {
-    const p = poolStats(), mem = process.memoryUsage();
-    const s = { step, seconds: Math.round((performance.now() - t0) / 100) / 10, liveBuffers: p.liveBuffers, liveBytes: p.liveBytes, pooledBuffers: p.pooledBuffers, pooledBytes: p.pooledBytes, rssMiB: Math.round(mem.rss / 2 ** 20), heapMiB: Math.round(mem.heapUsed / 2 ** 20) };
+    // With --expose-gc, collect first: garbage then cannot pass for a leak.
+    (globalThis as { gc?: () => void }).gc?.();
+    const p = poolStats(), r = runtimeStats(), mem = process.memoryUsage(), mib = (b: number) => Math.round(b / 2 ** 20);
+    const s = {
+      step, seconds: Math.round((performance.now() - t0) / 100) / 10, liveBuffers: p.liveBuffers, liveBytes: p.liveBytes, pooledBuffers: p.pooledBuffers, pooledBytes: p.pooledBytes,
+      rssMiB: mib(mem.rss), heapMiB: mib(mem.heapUsed), externalMiB: mib(mem.external), arrayBuffersMiB: mib(mem.arrayBuffers), pipelines: r.pipelines, dispatches: r.dispatches, submits: r.submits, readbacks: r.readbacks, collections: r.collections, collectMs: Math.round(r.collectMs),
+    };
     samples.push(s);
     onSample(s);
   };

@@ -108,7 +108,7 @@ test('summarizeCorpus does not retry a 400 and needs its API key variable', asyn
   try {
     const outPath = join(dir, 'out.jsonl');
     const opts = { texts: ['bad'], outPath, endpoint: mock.url, model: 'mock-model', retries: 3, baseDelayMs: 5 };
-    await assert.rejects(summarizeCorpus(opts), /item 0 failed after 1 attempt\(s\): HTTP 400/);
+    await assert.rejects(summarizeCorpus(opts), /item 0 failed after 1 attempt\(s\): http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions: HTTP 400/);
     assert.equal(mock.requests.length, 1);
     await assert.rejects(summarizeCorpus({ ...opts, apiKeyEnv: 'NLA_TEST_MISSING_KEY' }), /NLA_TEST_MISSING_KEY/);
     assert.equal(mock.requests.length, 1);

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { FIELDS } from '../nla/corpus.js';
 import { HELD_OUT_SEED_OFFSET, recallReport, worldOptionsOf, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, type RecallReport, type WorldTrainOptions } from '../nla/world-model.js';
 import { allLayerActivations, probeWorld, worldCuts, type WorldProbeReport } from '../nla/world-probe.js';
-import { NEVER_RESTATED, RECALLED_FIELDS, worldStory } from '../nla/world.js';
+import { checkWorldOptions, NEVER_RESTATED, RECALLED_FIELDS, worldStory } from '../nla/world.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { findModelFile } from '../io/model-files.js';
 import { initGpu } from '../tensor/device.js';
@@ -100,7 +100,7 @@ Examples:
       steps: o.int('steps', 1),
       batchSize: o.int('batchSize', 1),
       lr: o.num('lr', { min: 0 }),
-      world: { ...WORLD_DEFAULTS.world, rounds: o.int('rounds', 1), distractors: [o.int('distractors', 0), o.int('distractors', 0)], gap: [o.int('gap', 0), o.int('gap', 0)] },
+      world: checkWorldOptions({ ...WORLD_DEFAULTS.world, rounds: o.int('rounds', 1), distractors: [o.int('distractors', 0), o.int('distractors', 0)], gap: [o.int('gap', 0), o.int('gap', 0)] }, 'nla world train (--rounds, --distractors, --gap)'),
     };
     await initGpu();
     const bar = progressBar('train world-M', opts.steps);

@@ -5,7 +5,15 @@
 // in the output file.
 
 import { appendFileSync, existsSync, readFileSync, truncateSync } from 'node:fs';
+import { parseJson } from '../io/json.js';
 import { readJsonlDocs, readTextDocs } from './model-text.js';
+
+/**
+ * Limits on an endpoint's answer. A chat completion for one summary is a few KB; a body past
+ * `responseBytes` is cut off while it streams in (never buffered whole), and an answer longer
+ * than `summaryChars` is treated as malformed (retried like one).
+ */
+export const RESPONSE_LIMITS = { responseBytes: 4 << 20, summaryChars: 16_384 };
 
 export const DEFAULT_SUMMARY_PROMPT =
   'Below is the beginning of a short story. A small language model reads it and must predict ' +
@@ -138,24 +146,65 @@ async function requestSummary(opts: SummarizeOptions, apiKey: string | undefined
       { role: 'user', content: text },
     ],
   });
-  const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000) });
-  const raw = await res.text();
+  let res: Response;
+  try {
+    res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(opts.timeoutMs ?? 120_000) });
+  } catch (e) {
+    const cause = (e as { cause?: Error }).cause;
+    throw new Error(`${url}: request failed (${(e as Error).message}${cause ? `: ${cause.message}` : ''})`);
+  }
+  const raw = await boundedText(res, url);
   if (!res.ok) {
-    const msg = `HTTP ${res.status}: ${raw.slice(0, 200)}`;
+    const msg = `${url}: HTTP ${res.status}: ${raw.slice(0, 200)}`;
     if (res.status === 429 || res.status >= 500) throw new Error(msg);
     throw new FatalRequestError(msg);
   }
   let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
-    throw new Error(`response is not JSON: ${raw.slice(0, 200)}`);
+    json = parseJson(raw, url, 'response');
+  } catch (e) {
+    // parseJson's message starts with the url it was given; keep only its reason.
+    throw new Error(`${url}: response is not JSON (${(e as Error).message.slice(url.length + 2, url.length + 200)}): ${raw.slice(0, 200)}`);
   }
   const content = (json as { choices?: { message?: { content?: unknown } }[] })?.choices?.[0]?.message?.content;
   if (typeof content !== 'string' || !content.trim()) {
-    throw new Error(`malformed response, no choices[0].message.content: ${raw.slice(0, 200)}`);
+    throw new Error(`${url}: malformed response, no choices[0].message.content: ${raw.slice(0, 200)}`);
+  }
+  if (content.length > RESPONSE_LIMITS.summaryChars) {
+    throw new Error(`${url}: choices[0].message.content is ${content.length.toLocaleString('en-US')} characters, more than the ${RESPONSE_LIMITS.summaryChars.toLocaleString('en-US')} a summary may have`);
   }
   return content.trim();
+}
+
+/** The body as text, refused (naming `url`) once it passes RESPONSE_LIMITS.responseBytes. */
+async function boundedText(res: Response, url: string): Promise<string> {
+  const max = RESPONSE_LIMITS.responseBytes;
+  const tooBig = (n: string) => new Error(`${url}: response body of ${n} bytes, more than the ${max.toLocaleString('en-US')} nla reads`);
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {});
+    throw tooBig(declared.toLocaleString('en-US'));
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader(), chunks: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.byteLength;
+      if (n > max) {
+        await reader.cancel().catch(() => {});
+        throw tooBig(`at least ${n.toLocaleString('en-US')}`);
+      }
+      chunks.push(value);
+    }
+  } catch (e) {
+    if ((e as Error).message.startsWith(url)) throw e;
+    // A connection cut short (a lying Content-Length, a dropped socket) or the timeout.
+    throw new Error(`${url}: reading the response failed (${(e as Error).message}${(e as { cause?: Error }).cause ? `: ${(e as { cause: Error }).cause.message}` : ''})`);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { loadTokenizer } from '../io/tokenizer.js';
+import { readHfConfig } from '../io/config.js';
 import { Progress } from '../util/progress.js';
 import { FIELD_VALUES, FIELDS, type Field } from './corpus.js';
 import { heldOutRows } from './dataset.js';
@@ -17,7 +18,7 @@ import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import { ActivationStore, type RowMeta } from './store.js';
 import { cueKey, worldItems, type WorldSummary } from './world-data.js';
-import { HELD_OUT_SEED_OFFSET, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, worldOptionsOf, type WorldTrainOptions } from './world-model.js';
+import { HELD_OUT_SEED_OFFSET, readWorldReport, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, worldOptionsOf, type WorldTrainOptions } from './world-model.js';
 import type { CutRule } from './world-probe.js';
 
 export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerStory' | 'minTokens' | 'arSft' | 'avSft' | 'rl' | 'evalRows' | 'evalPart' | 'maxTokens' | 'log' | 'report'> {
@@ -115,7 +116,7 @@ export async function loadOrTrainWorldModel(o: Pick<WorldDemoOptions, 'worldMode
   if (fs.existsSync(bin)) {
     log(`world-M: reusing ${bin} (delete ${o.worldModel} or pass another --world-model to retrain)`);
     if (!fs.existsSync(reportFile)) throw new Error(`${reportFile}: missing; ${bin} is not a world-M saved by nla (nla world train writes both)`);
-    return { bin, trained: false, report: JSON.parse(fs.readFileSync(reportFile, 'utf8')) };
+    return { bin, trained: false, report: { recall: readWorldReport(reportFile).recall } };
   }
   log(`world-M: training ${o.train.layers} blocks, d ${o.train.dim}, ${o.train.steps} steps; saving to ${o.worldModel}`);
   const tok: Tokenizer = loadTokenizer(o.tokenizer);
@@ -137,7 +138,9 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
   fs.mkdirSync(o.out, { recursive: true });
   const wm = await loadOrTrainWorldModel(o, log);
   const tok = loadTokenizer(path.join(o.worldModel, WORLD_FILES.tokenizer));
-  const hfConfig = JSON.parse(fs.readFileSync(path.join(o.worldModel, WORLD_FILES.hf, 'config.json'), 'utf8')) as { num_hidden_layers: number; hidden_size: number };
+  // Read as any model's config.json is (checked sizes, errors naming the file and key).
+  const hfCfg = readHfConfig(path.join(o.worldModel, WORLD_FILES.hf, 'config.json')).config;
+  const hfConfig = { num_hidden_layers: hfCfg.nLayers, hidden_size: hfCfg.dim };
   const cfgLayers = hfConfig.num_hidden_layers;
   const layer = o.layer ?? cfgLayers - 1;
   const cued = new Map<string, Field>();

@@ -72,7 +72,11 @@ export function referenceAvPrompt(tok: Tokenizer, chat: ChatTemplate, s: ModelSi
   const ids = tok.encode(text);
   if (tok.bosId >= 0 && ids[0] === tok.bosId && ids[1] === tok.bosId) throw new Error(`${chat.file}: the chat template renders two BOS tokens at the start`);
   const hits = ids.flatMap((id, i) => (id === t.injectionTokenId ? [i] : []));
-  if (hits.length !== 1) throw new Error(`${where}: field "tokens.injection_token_id": ${t.injectionTokenId} occurs ${hits.length} times in the canonical AV prompt, expected once`);
+  if (hits.length !== 1) {
+    // None at all: the template dropped the user's message (and so the placeholder).
+    const why = hits.length === 0 ? ` (rendered by ${chat.file}: does its chat_template write the message content?)` : '';
+    throw new Error(`${where}: field "tokens.injection_token_id": ${t.injectionTokenId} occurs ${hits.length} times in the canonical AV prompt, expected once${why}`);
+  }
   const p = hits[0];
   if (p === 0 || p === ids.length - 1) throw new Error(`${where}: field "tokens.injection_token_id": at position ${p} of ${ids.length}, the edge of the canonical AV prompt`);
   if (ids[p - 1] !== t.leftNeighborId) throw new Error(`${where}: field "tokens.injection_left_neighbor_id": expected ${t.leftNeighborId}, found ${ids[p - 1]} (the template or tokenizer drifted)`);

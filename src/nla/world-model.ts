@@ -4,7 +4,9 @@
 // and therefore every other command reads as M.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../io/atomic-write.js';
 import type { LlamaConfig } from '../io/config.js';
+import { parseJson } from '../io/json.js';
 import { writeLlama2c } from '../io/llama2c.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { DataLoader, TokenDataset } from '../nn/data.js';
@@ -16,7 +18,7 @@ import * as T from '../tensor/index.js';
 import { rng as seeded } from '../util/rng.js';
 import { FIELD_VALUES, type Field } from './corpus.js';
 import { tokenizeWithOffsets } from './extract.js';
-import { controlStory, generateWorldStories, otherValue, RECALLED_FIELDS, worldStory, type WorldOptions, type WorldStory } from './world.js';
+import { checkWorldOptions, controlStory, generateWorldStories, otherValue, RECALLED_FIELDS, worldStory, type WorldOptions, type WorldStory } from './world.js';
 
 export interface WorldTrainOptions {
   /** Training stories (story i = worldStory(seed, i)). */
@@ -206,16 +208,39 @@ export async function recallReport(model: Llama, tok: Tokenizer, seed: number, n
 export function worldOptionsOf(modelPath: string): WorldOptions {
   const dir = fs.existsSync(modelPath) && fs.statSync(modelPath).isDirectory() ? modelPath : path.dirname(modelPath);
   for (const f of [path.join(dir, WORLD_FILES.report), path.join(dir, '..', WORLD_FILES.report)]) {
-    if (!fs.existsSync(f)) continue;
-    let j: { train?: { world?: WorldOptions } };
-    try {
-      j = JSON.parse(fs.readFileSync(f, 'utf8'));
-    } catch (e) {
-      throw new Error(`${f}: not valid JSON (${(e as Error).message})`);
-    }
-    return j.train?.world ?? {};
+    if (fs.existsSync(f)) return readWorldReport(f).world;
   }
   return {};
+}
+
+/** What nla reads back from world.json: the world it was trained on and its recall scores. */
+export interface WorldReport {
+  world: WorldOptions;
+  recall: { pooled?: number; seen?: number; control?: number };
+}
+
+/** world.json nla wrote is a few KB (settings, losses, scores); a file far larger is not one. */
+const MAX_REPORT_BYTES = 16 << 20;
+
+/** Read and check world.json; errors name the file and the field. */
+export function readWorldReport(file: string): WorldReport {
+  const size = fs.statSync(file).size;
+  if (size > MAX_REPORT_BYTES) throw new Error(`${file}: ${size.toLocaleString('en-US')} bytes, more than the ${MAX_REPORT_BYTES.toLocaleString('en-US')} a world.json can be`);
+  const j = parseJson(fs.readFileSync(file, 'utf8'), file);
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new Error(`${file}: expected a JSON object`);
+  const train = (j as { train?: unknown }).train;
+  if (train !== undefined && (train === null || typeof train !== 'object' || Array.isArray(train))) throw new Error(`${file}: field "train": expected an object`);
+  const world = checkWorldOptions((train as { world?: unknown } | undefined)?.world, file, 'train.world');
+  const r = (j as { recall?: unknown }).recall;
+  if (r !== undefined && (r === null || typeof r !== 'object' || Array.isArray(r))) throw new Error(`${file}: field "recall": expected an object`);
+  const recall: WorldReport['recall'] = {};
+  for (const k of ['pooled', 'seen', 'control'] as const) {
+    const v = (r as Record<string, unknown> | undefined)?.[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw new Error(`${file}: field "recall.${k}": expected an accuracy in [0, 1], found ${JSON.stringify(v)?.slice(0, 40)}`);
+    recall[k] = v;
+  }
+  return { world, recall };
 }
 
 /** The files world-M is saved as, inside its directory. */
@@ -233,5 +258,6 @@ export async function saveWorldModel(model: Llama, tokenizerFile: string, dir: s
   fs.copyFileSync(tokenizerFile, path.join(dir, WORLD_FILES.tokenizer));
   await saveHf(model, path.join(dir, WORLD_FILES.hf));
   fs.copyFileSync(tokenizerFile, path.join(dir, WORLD_FILES.hf, WORLD_FILES.tokenizer));
-  fs.writeFileSync(path.join(dir, WORLD_FILES.report), JSON.stringify(report, null, 2) + '\n');
+  // Whole or absent: a run killed mid-write must not leave a world.json that reads as cut.
+  writeFileAtomic(path.join(dir, WORLD_FILES.report), [new TextEncoder().encode(JSON.stringify(report, null, 2) + '\n')]);
 }

@@ -84,6 +84,34 @@ export interface WorldOptions {
   rounds?: number;
 }
 
+/** Largest rounds and distractor counts accepted (the defaults are 1-3; a story grows with each). */
+export const WORLD_LIMIT = 100;
+
+/**
+ * `v` as WorldOptions, or an Error naming `file` (or a command) and the field under `field`: the
+ * options arrive from world.json, so a count of 10^9 or a fraction must not reach plan().
+ */
+export function checkWorldOptions(v: unknown, file: string, field = 'world'): WorldOptions {
+  if (v === undefined || v === null) return {};
+  const where = (k?: string) => `${file}: field "${k === undefined ? field : `${field}.${k}`}"`;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where()}: expected an object {rounds, distractors, gap}, found ${JSON.stringify(v)?.slice(0, 60)}`);
+  const o = v as Record<string, unknown>, out: WorldOptions = {};
+  const count = (x: unknown, name: string, min: number) => {
+    if (!Number.isInteger(x) || (x as number) < min || (x as number) > WORLD_LIMIT) throw new Error(`${where(name)}: expected an integer ${min}..${WORLD_LIMIT}, found ${JSON.stringify(x)?.slice(0, 40)}`);
+    return x as number;
+  };
+  if (o.rounds !== undefined) out.rounds = count(o.rounds, 'rounds', 1);
+  for (const k of ['distractors', 'gap'] as const) {
+    const r = o[k];
+    if (r === undefined) continue;
+    if (!Array.isArray(r) || r.length !== 2) throw new Error(`${where(k)}: expected a range [min, max], found ${JSON.stringify(r)?.slice(0, 40)}`);
+    const lo = count(r[0], `${k}[0]`, 0), hi = count(r[1], `${k}[1]`, 0);
+    if (lo > hi) throw new Error(`${where(k)}: the range [${lo}, ${hi}] has min above max`);
+    out[k] = [lo, hi];
+  }
+  return out;
+}
+
 /** One planned sentence: a template and whether its fact slots are recalls. */
 interface Planned { template: string; recall: boolean }
 

@@ -6,6 +6,7 @@ import { bindingLimit, boundBytes, type Binding } from './binding.js';
 import { debugLevel, gpu } from './device.js';
 import { assertDeviceAlive, closeBatch, cover, throwGpuErrors, unlessLost, watchCompile } from './gpu-errors.js';
 import { CHECK_KERNELS, checkOutputs, throwFirstBadOutput } from './nan-check.js';
+import { collectStats, countDispatches } from './collect.js';
 import { activeProfiler } from './profile.js';
 
 export interface KernelSpec {
@@ -45,7 +46,7 @@ let arenaUsed = 0;
 const MAX_PENDING = 32;
 
 export function runtimeStats() {
-  return { ...stats, pipelines: pipelines.size, pending: pendingDispatches };
+  return { ...stats, pipelines: pipelines.size, pending: pendingDispatches, collections: collectStats.collections, collectMs: collectStats.ms };
 }
 
 function getPipeline(spec: KernelSpec) {
@@ -161,8 +162,11 @@ export function flush(): void {
   encoder = undefined;
   // The next batch may overwrite the arena: writeBuffer is queued after this submit.
   arenaUsed = 0;
+  const done = pendingDispatches;
   pendingDispatches = 0;
   stats.submits++;
+  // After the submit, so wrappers of this batch's bind groups are collectable (collect.ts).
+  countDispatches(done);
 }
 
 /** Upload host data. Writes are queue-ordered before pending commands, so flush first. */

@@ -1,0 +1,71 @@
+// Process RSS under the WebGPU objects an nla step creates and drops, with nla's runtime out of
+// the way: raw Dawn calls in a loop shaped like one RL soak step (bench/soak.ts: ~1,570 bind
+// groups and dispatches, ~58 submits, ~16 mapped staging buffers per step). Dawn frees such an
+// object only when V8 collects its JS wrapper, and V8 does not know the native memory behind a
+// small wrapper, so RSS can climb between full collections. --gc N collects (needs
+// --expose-gc) every N steps to separate garbage from a leak.
+//
+// Run: node --expose-gc --import tsx bench/main.ts dawn-objects [--steps 2000] [--every 100] [--gc 0] [--mode all|bindgroups|staging|submits]
+import { initGpu } from '../src/tensor/device.js';
+import { argCount } from './common.js';
+
+const WGSL = `@group(0) @binding(0) var<uniform> u: vec4<u32>;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read_write> b: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < u.x) { b[g.x] = a[g.x] + 1.0; }
+}`;
+
+export async function run(args: string[]): Promise<void> {
+  const steps = argCount(args, 'steps', 2000), every = argCount(args, 'every', 100), gcEvery = argCount(args, 'gc', 0);
+  const mode = args[args.indexOf('--mode') + 1] && args.includes('--mode') ? args[args.indexOf('--mode') + 1] : 'all';
+  const { device } = await initGpu();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gcEvery && !gc) throw new Error('dawn-objects: --gc needs node --expose-gc');
+  const module = device.createShaderModule({ code: WGSL });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const layout = pipeline.getBindGroupLayout(0);
+  const n = 1024;
+  const uni = device.createBuffer({ size: 256 * 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(uni, 0, new Uint32Array(64 * 64).fill(n));
+  const bufs = Array.from({ length: 8 }, () => device.createBuffer({ size: 4 * n, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+  const dispatches = mode === 'all' || mode === 'bindgroups' ? 1570 : 0;
+  const submits = mode === 'staging' ? 0 : 58;
+  const readbacks = mode === 'all' || mode === 'staging' ? 16 : 0;
+  const t0 = performance.now();
+  const sample = (step: number) => {
+    const m = process.memoryUsage();
+    console.log(JSON.stringify({ bench: 'dawn-objects', mode, gcEvery, step, seconds: Math.round((performance.now() - t0) / 100) / 10, rssMiB: Math.round(m.rss / 2 ** 20), heapMiB: Math.round(m.heapUsed / 2 ** 20) }));
+  };
+  for (let step = 1; step <= steps; step++) {
+    let d = 0;
+    for (let s = 0; s < Math.max(submits, 1); s++) {
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      const per = submits ? Math.ceil(dispatches / submits) : dispatches;
+      for (let k = 0; k < per && d < dispatches; k++, d++) {
+        const bg = device.createBindGroup({ layout, entries: [{ binding: 0, resource: { buffer: uni, offset: 256 * (d % 64), size: 16 } }, { binding: 1, resource: { buffer: bufs[d % 8] } }, { binding: 2, resource: { buffer: bufs[(d + 1) % 8] } }] });
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(n / 64);
+      }
+      pass.end();
+      device.pushErrorScope('validation');
+      device.queue.submit([enc.finish()]);
+      void device.popErrorScope();
+    }
+    for (let r = 0; r < readbacks; r++) {
+      const staging = device.createBuffer({ size: 4 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const enc = device.createCommandEncoder();
+      enc.copyBufferToBuffer(bufs[r % 8], 0, staging, 0, 4 * n);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      staging.getMappedRange().slice(0);
+      staging.unmap();
+      staging.destroy();
+    }
+    await device.queue.onSubmittedWorkDone();
+    if (gcEvery && step % gcEvery === 0) gc!();
+    if (step === 1 || step % every === 0) sample(step);
+  }
+}
