@@ -64,7 +64,7 @@ export function registerDemo(program: Command): void {
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
-    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (0: none)', String(DEMO_DEFAULTS.summary.factsWindow))
+    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (0: none; all: the whole text read)', String(DEMO_DEFAULTS.summary.factsWindow))
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
@@ -101,7 +101,7 @@ export function registerDemo(program: Command): void {
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1) },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
-        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : whole('--facts-window', o.factsWindow, 0) },
+        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : o.factsWindow === 'all' ? undefined : whole('--facts-window', o.factsWindow, 0) },
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
       };
       const cfg = o.quick
