@@ -15,7 +15,7 @@ import { requireModels, SKIP_NO_MODEL } from './helpers.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-demo-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-step RL metrics', { skip: SKIP_NO_MODEL, timeout: 300_000 }, async () => {
+test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-step RL metrics', { skip: SKIP_NO_MODEL, timeout: 600_000 }, async () => {
   requireModels(); // the CLI finds them by the same lookup; missing ones fail here, with how to provide them
   const out = path.join(tmp, 'demo');
   const r = await okCli(['demo', '--quick', '--out', out], 280_000);
