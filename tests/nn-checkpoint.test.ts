@@ -77,7 +77,7 @@ test('round trip: any weights, optimizer slots and extras read back equal (sync 
   );
 });
 
-test('streamed writer: tensors are fetched one at a time, in order, and each is written before the next fetch', async () => {
+test('streamed writer: tensors are fetched in order, at most a window of bytes ahead of the writer', async () => {
   const f = fresh();
   const log: string[] = [];
   const big = (name: string, n: number) => ({
@@ -88,9 +88,14 @@ test('streamed writer: tensors are fetched one at a time, in order, and each is 
       return Float32Array.from({ length: n }, (_, i) => i + n);
     },
   });
-  await saveCheckpointStreamed(f, { step: 1, weights: { a: { x: big('x', 10), y: big('y', 20) } }, optimizer: { o: { slot: big('z', 5) } } });
-  // The temp file grows by each tensor before the next is fetched: 8 bytes of magic, then 40, then 80.
+  const body = { step: 1, weights: { a: { x: big('x', 10), y: big('y', 20) } }, optimizer: { o: { slot: big('z', 5) } } };
+  await saveCheckpointStreamed(f, body, { prefetchBytes: 0 });
+  // No prefetch: the temp file grows by each tensor before the next is fetched: 8 bytes of magic, then 40, then 80.
   assert.deepEqual(log, ['fetch x (file 8 bytes)', 'fetch y (file 48 bytes)', 'fetch z (file 128 bytes)']);
+  // A window of 120 bytes: x and y (120 bytes) are fetched before anything is written, z once x is written.
+  log.length = 0;
+  await saveCheckpointStreamed(f, body, { prefetchBytes: 120 });
+  assert.deepEqual(log, ['fetch x (file 8 bytes)', 'fetch y (file 8 bytes)', 'fetch z (file 48 bytes)']);
   const ck = loadCheckpoint(f);
   assert.deepEqual([...ck.weights.a.y.data].slice(0, 3), [20, 21, 22]);
   assert.deepEqual([...((ck.optimizer!.o as { slot: HostTensor }).slot.data)], [5, 6, 7, 8, 9]);

@@ -70,24 +70,44 @@ export function saveCheckpoint(file: string, ck: Omit<Checkpoint, 'format'>): vo
   }
 }
 
-/** Write a checkpoint fetching each deferred tensor only when its turn comes (one at a time). */
-export async function saveCheckpointStreamed(file: string, ck: CheckpointSource): Promise<void> {
+/**
+ * Write a checkpoint fetching deferred tensors in order as the writer reaches them. Fetches of
+ * the next tensors start early while they total at most `prefetchBytes` (a GPU readback has a
+ * fixed latency: a 0.5B model has hundreds of small tensors), so the host holds at most one
+ * tensor beyond that window.
+ */
+export async function saveCheckpointStreamed(file: string, ck: CheckpointSource, opts: { prefetchBytes?: number } = {}): Promise<void> {
+  const windowBytes = opts.prefetchBytes ?? 64 << 20;
   const w = new SectionWriter(file);
+  const pending = new Map<number, Promise<Float32Array | Int32Array>>();
   try {
-    // Two passes: collect the tensor slots in order, then fetch and write them one by one.
+    // Two passes: collect the tensor slots in order, then fetch and write them.
     const jobs: { name: string; t: HostTensor | DeferredTensor; ref: { $t: number } }[] = [];
     const header = walk(ck, '', (t, name) => {
       const ref = { $t: jobs.length };
       jobs.push({ name, t, ref });
       return ref;
     });
-    for (const j of jobs) {
-      const data = isHostTensor(j.t) ? j.t.data : await (j.t as DeferredTensor).fetch();
+    const bytesOf = (i: number) => 4 * numel(jobs[i].t.shape);
+    let next = 0, inflight = 0;
+    for (let i = 0; i < jobs.length; i++) {
+      while (next < jobs.length && (pending.size === 0 || inflight + bytesOf(next) <= windowBytes)) {
+        const t = jobs[next].t;
+        const p = Promise.resolve(isHostTensor(t) ? t.data : (t as DeferredTensor).fetch());
+        p.catch(() => {}); // awaited in order below; a later failure must not go unhandled meanwhile
+        pending.set(next, p);
+        inflight += bytesOf(next++);
+      }
+      const data = await pending.get(i)!;
+      pending.delete(i);
+      inflight -= bytesOf(i);
+      const j = jobs[i];
       const idx = w.add(j.name, j.t.dtype as 'f32' | 'i32', j.t.shape, data);
       if (idx.$t !== j.ref.$t) throw new Error(`${file}: internal: tensor order changed`);
     }
     w.finish(header);
   } catch (e) {
+    await Promise.allSettled(pending.values()); // no readback still running after we return
     w.abort();
     throw e;
   }
