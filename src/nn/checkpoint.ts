@@ -16,6 +16,7 @@ import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { unpack } from 'msgpackr';
 import { AtomicFile, readFully } from '../io/atomic-write.js';
+import { parseJson } from '../io/json.js';
 import type { HostTensor } from '../io/host-tensor.js';
 
 export interface Checkpoint {
@@ -215,12 +216,7 @@ function loadV2(file: string): Checkpoint {
     const hb = Buffer.alloc(hLen);
     readFully(fd, hb, hOff, file);
     if ((crc32(hb) >>> 0) !== tr.readUInt32LE(16)) throw new Error(`${file}: the header's CRC-32 does not match: the checkpoint is damaged`);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(hb.toString('utf8'));
-    } catch (e) {
-      throw new Error(`${file}: header is not readable JSON (${(e as Error).message})`);
-    }
+    const raw = parseJson(hb.toString('utf8'), file, 'header');
     if (!isObj(raw) || raw.format !== 'nla-checkpoint/2') throw new Error(`${file}: field "format" is ${show(isObj(raw) ? raw.format : raw)}, expected "nla-checkpoint/2"`);
     const entries = checkEntries(file, raw.tensors, hOff);
     // Every section's CRC is checked now, streaming (8 MiB at a time), so a damaged file is
