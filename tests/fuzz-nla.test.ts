@@ -117,18 +117,18 @@ describe('fuzz: training checkpoints', () => {
   });
   const CK = new Uint8Array(fs.readFileSync(file));
 
-  test('byte mutations: clean read or an error naming the file; truncations fail', async () => {
-    const t = new Tally();
+  // Format 2 checksums every byte (tensors, header, trailer): any change is refused, naming the
+  // file. Header edits with a valid CRC and format 1 are fuzzed in tests/nn-checkpoint.test.ts.
+  test('byte mutations: every changed file is refused with an error naming it', async () => {
     await check(
       fc.asyncProperty(mutationArb(CK.length), async (muts) => {
         const bytes = mutate(CK, muts);
         const o = await cleanReadOf(fresh('.ckpt'), bytes, loadCheckpoint);
-        t.add(o);
-        if (muts.every((m) => m.kind === 'truncate') && bytes.length < CK.length) assert.ok(!o.ok, 'a truncated checkpoint loaded');
+        const same = bytes.length === CK.length && bytes.every((b, i) => b === CK[i]);
+        assert.equal(o.ok, same, same ? 'the unchanged checkpoint must load' : 'a changed checkpoint loaded');
       }),
       { seed: 1412, numRuns: fcRuns(500) },
     );
-    assert.ok(t.ok > 0 && t.errors > 0, `fuzz reached both outcomes (ok ${t.ok}, errors ${t.errors})`);
   });
 });
 

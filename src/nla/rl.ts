@@ -120,7 +120,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
     parts.optimizers.scale = makeOptimizer(scale.params(), { lr: o.logitScaleLr, warmup: o.av.warmup, onNonFinite: o.av.onNonFinite }, 'rl (logit scale)');
   }
   try {
-    await run(o.resume ? restoreTrainState(o.resume, parts).step : 0);
+    await run(o.resume ? (await restoreTrainState(o.resume, parts)).step : 0);
     // The last update is checked before the caller saves the weights.
     for (const [g, w] of Object.entries(parts.weights)) await assertFiniteParams(w.params(), `rl (${g})`);
   } finally {

@@ -46,7 +46,7 @@ async function loop(kind: string, group: string, w: Weights, n: number, o: SftOp
   let start = 0;
   try {
     if (o.resume) {
-      const s = restoreTrainState(o.resume, parts);
+      const s = await restoreTrainState(o.resume, parts);
       start = s.step;
       order = s.extra.order as number[];
       if (!Array.isArray(order)) throw new Error('checkpoint: no data order saved');

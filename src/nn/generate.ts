@@ -19,6 +19,12 @@ export interface GenerateOptions extends SamplerOptions {
   inject?: { positions: number[]; vectors: Tensor };
   /** Called after each step with the step index (progress bars). */
   onStep?: (step: number) => void;
+  /**
+   * Draw tokens on the GPU (T.headSample: Gumbel-max over vocabulary chunks, 3 numbers per row
+   * read back instead of [B, V] logits). Same distribution as the host sampler but another
+   * random stream, so other tokens for a seed; greedy is the same argmax. No top-k / top-p.
+   */
+  fusedSample?: boolean;
 }
 
 export interface Generation {
@@ -46,6 +52,16 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
   const out: Generation = { tokens: prompts.map(() => []), logprobs: prompts.map(() => []), stopped: prompts.map(() => false) };
   const seqs = prompts.map((p) => [...p]);
   const cache = opts.noCache ? undefined : model.newCache(B, maxLen);
+  if (opts.fusedSample && ((opts.topK && opts.topK < V) || (opts.topP && opts.topP < 1))) throw new Error('generate: fusedSample draws from the whole distribution; it takes no topK / topP');
+  const lastHidden = (ids: number[][], inject?: GenerateOptions['inject']) =>
+    T.noGrad(() =>
+      T.tidy(() => {
+        const t = ids[0].length;
+        const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
+        const { head } = model.forward(x, { cache, inject, headless: true });
+        return { h: head!.input.slice(1, t - 1, t).contiguous().reshape([B, model.cfg.dim]), w: head!.weight };
+      }),
+    );
   const lastLogits = (ids: number[][], inject?: GenerateOptions['inject']) =>
     T.noGrad(() =>
       T.tidy(() => {
@@ -57,6 +73,10 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
       }),
     );
   try {
+    if (opts.fusedSample) {
+      await fusedLoop(opts, B, seqs, out, stops, (ids, inject) => lastHidden(ids, inject), () => rands?.map((r) => r()) ?? Array.from({ length: B }, () => rand()), cache !== undefined);
+      return out;
+    }
     let logits = lastLogits(seqs, opts.inject);
     for (let step = 0; step < opts.maxNewTokens; step++) {
       const host = (await logits.data()) as Float32Array;
@@ -82,6 +102,36 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
     cache?.dispose();
   }
   return out;
+}
+
+/** generate()'s loop with tokens drawn on the GPU (opts.fusedSample). */
+async function fusedLoop(
+  opts: GenerateOptions, B: number, seqs: number[][], out: Generation, stops: Set<number>,
+  hidden: (ids: number[][], inject?: GenerateOptions['inject']) => { h: Tensor; w: Tensor },
+  uniforms: () => number[], cached: boolean,
+): Promise<void> {
+  const temperature = opts.temperature ?? 1;
+  let { h, w } = hidden(seqs, opts.inject);
+  for (let step = 0; step < opts.maxNewTokens; step++) {
+    // One u32 seed per row per step from the row's own stream (as the host sampler takes one uniform).
+    const seeds = Uint32Array.from(uniforms(), (u) => Math.floor(u * 2 ** 32) >>> 0);
+    const got = await T.headSample(h, w, { temperature, seeds });
+    h.dispose();
+    const next: number[] = [];
+    for (let b = 0; b < B; b++) {
+      const tok = out.stopped[b] ? seqs[b][seqs[b].length - 1] : got.tokens[b];
+      if (!out.stopped[b]) {
+        out.tokens[b].push(tok);
+        out.logprobs[b].push(got.logprobs[b]);
+        if (stops.has(tok)) out.stopped[b] = true;
+      }
+      next.push(tok);
+      seqs[b].push(tok);
+    }
+    opts.onStep?.(step);
+    if (out.stopped.every(Boolean) || step === opts.maxNewTokens - 1) break;
+    ({ h, w } = cached ? hidden(next.map((t) => [t])) : hidden(seqs, opts.inject));
+  }
 }
 
 /**

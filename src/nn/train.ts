@@ -10,7 +10,7 @@ import * as T from '../tensor/index.js';
 import { nonFinite, NonFiniteError } from '../tensor/optim/finite.js';
 import { upload } from '../tensor/runtime.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpointStreamed, type DeferredTensor } from './checkpoint.js';
 import { IGNORE_INDEX, type Batch, type DataLoader } from './data.js';
 import { headInChunks } from './generate.js';
 import { build, type AnyModel } from './load.js';
@@ -258,16 +258,19 @@ export class Trainer {
     // Never write a poisoned checkpoint: a resume from it could not recover.
     const bad = await nonFinite(this.params.map((p) => [`parameter ${p.name ?? '#' + p.id}`, p]));
     if (bad.length) throw new NonFiniteError(`Trainer: not writing checkpoint ${file} at step ${this.step}: NaN or Inf in ${bad.slice(0, 6).join(', ')}`);
-    const st = await this.opt.state();
+    // Streamed: each tensor is downloaded when the writer reaches it (a model of any size).
+    const st = this.opt.deferredState();
     const names = this.params.map((p) => p.name!);
-    const m: Record<string, HostTensor> = {}, v: Record<string, HostTensor> = {};
+    const m: Record<string, DeferredTensor> = {}, v: Record<string, DeferredTensor> = {};
     st.params.forEach((p, i) => {
-      m[names[i]] = { dtype: 'f32', shape: p.shape, data: p.slots.m };
-      v[names[i]] = { dtype: 'f32', shape: p.shape, data: p.slots.v };
+      m[names[i]] = { dtype: 'f32', shape: p.shape, fetch: p.slots.m };
+      v[names[i]] = { dtype: 'f32', shape: p.shape, fetch: p.slots.v };
     });
-    saveCheckpoint(file, {
+    const model: Record<string, DeferredTensor> = {};
+    for (const [name, t] of this.model.w.map) model[name] = { dtype: 'f32', shape: [...t.shape], fetch: async () => (await t.data()) as Float32Array };
+    await saveCheckpointStreamed(file, {
       step: this.step,
-      weights: { model: Object.fromEntries(await this.model.w.toHost()), 'adamw.m': m, 'adamw.v': v },
+      weights: { model, 'adamw.m': m, 'adamw.v': v },
       optimizer: { kind: st.kind, stepCount: st.stepCount, params: st.params.map((p, i) => ({ name: names[i], shape: p.shape, step: p.step })) },
       rngState: this.data.state,
       extra: { ...this.o.checkpointExtra, kind: CHECKPOINT_KIND, modelConfig: this.model.cfg, steps: this.o.steps, lr: this.o.lr },
@@ -280,26 +283,33 @@ export class Trainer {
     const weights = ck.weights.model;
     if (!weights) throw new Error(`${file}: checkpoint has no "model" weights`);
     checkSameConfig(file, ck.extra?.modelConfig as ModelConfig | undefined, this.model.cfg);
-    // Weights: the same names and shapes, uploaded into the existing parameter buffers.
+    // Weights: the same names and shapes, uploaded one at a time into the existing parameter buffers.
+    let pending = 0;
     for (const name of Object.keys(weights)) if (!this.model.w.has(name)) throw new Error(`${file}: checkpoint tensor "${name}" is not a parameter of this model`);
     for (const p of this.params) {
       const h = weights[p.name!];
       if (!h) throw new Error(`${file}: checkpoint lacks parameter "${p.name}"`);
       if (h.shape.join(',') !== p.shape.join(',') || h.dtype !== 'f32') throw new Error(`${file}: parameter "${p.name}" is [${h.shape}] ${h.dtype} in the checkpoint, [${p.shape}] f32 in the model`);
       upload(p.buffer, p.offset * 4, h.data);
+      pending += 4 * p.size;
+      if (pending >= 256 << 20) {
+        await T.sync();
+        pending = 0;
+      }
     }
     // Optimizer: moments and per-parameter steps, matched by name.
     const o = ck.optimizer as { kind?: string; stepCount?: number; params?: { name: string; shape: number[]; step: number }[] } | undefined;
     if (!o || o.kind !== this.opt.kind || !Array.isArray(o.params) || typeof o.stepCount !== 'number') throw new Error(`${file}: checkpoint has no ${this.opt.kind} optimizer state`);
     const byName = new Map(o.params.map((p) => [p.name, p]));
     const m = ck.weights['adamw.m'] ?? {}, v = ck.weights['adamw.v'] ?? {};
-    this.opt.loadState({
+    await this.opt.loadStateStreamed({
       kind: o.kind,
       stepCount: o.stepCount,
       params: this.params.map((p) => {
         const s = byName.get(p.name!);
         if (!s || !m[p.name!] || !v[p.name!]) throw new Error(`${file}: no optimizer state for parameter "${p.name}"`);
-        return { name: p.name, shape: s.shape, step: s.step, slots: { m: m[p.name!].data as Float32Array, v: v[p.name!].data as Float32Array } };
+        // Read when restored (format 2 reads each from the file on access).
+        return { name: p.name, shape: s.shape, step: s.step, slots: { m: () => m[p.name!].data as Float32Array, v: () => v[p.name!].data as Float32Array } };
       }),
     });
     if (o.stepCount !== ck.step) throw new Error(`${file}: step ${ck.step} disagrees with the optimizer's ${o.stepCount}`);

@@ -18,6 +18,7 @@ export * from './ops/matmul.js';
 export * from './ops/softmax.js';
 export * from './ops/loss.js';
 export * from './ops/head.js';
+export * from './ops/head-sample.js';
 export * from './ops/norm.js';
 export * from './ops/attention.js';
 export * from './ops/rope.js';

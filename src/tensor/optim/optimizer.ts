@@ -3,6 +3,7 @@
 // state()/loadState() as host arrays for checkpoints.
 import { zeroGrad } from '../autograd.js';
 import { zeros } from '../ops/copy.js';
+import { sync } from '../runtime.js';
 import { keep } from '../scope.js';
 import { fmt, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -28,6 +29,11 @@ export interface OptimizerOpts {
 
 export interface ParamState { name?: string; shape: number[]; step: number; slots: Record<string, Float32Array> }
 export interface OptimizerState { kind: string; stepCount: number; params: ParamState[] }
+/** State whose slots are read when loadState reaches them (checkpoints too big to hold at once). */
+export interface ParamStateIn { name?: string; shape: number[]; step: number; slots: Record<string, Float32Array | (() => Float32Array)> }
+export interface OptimizerStateIn { kind: string; stepCount: number; params: ParamStateIn[] }
+/** state() with each slot downloaded only when `fetch` is called: one tensor on the host at a time. */
+export interface DeferredParamState { name?: string; shape: number[]; step: number; slots: Record<string, () => Promise<Float32Array>> }
 
 interface Slot { step: number; bufs: Record<string, Tensor> }
 
@@ -136,23 +142,75 @@ export abstract class Optimizer {
     return { kind: this.kind, stepCount: this.stepCount, params };
   }
 
-  /** Restore state() output; parameters are matched by position and checked by shape. */
-  loadState(st: OptimizerState): void {
+  /** state(), with each slot's download deferred until called (streamed checkpoints). */
+  deferredState(): { kind: string; stepCount: number; params: DeferredParamState[] } {
+    const params = this.params.map((p) => {
+      const s = this.slots.get(p);
+      const slots: Record<string, () => Promise<Float32Array>> = {};
+      for (const n of this.slotNames) slots[n] = async () => (s ? ((await s.bufs[n].data()) as Float32Array) : new Float32Array(p.size));
+      return { name: p.name, shape: [...p.shape], step: s?.step ?? 0, slots };
+    });
+    return { kind: this.kind, stepCount: this.stepCount, params };
+  }
+
+  /**
+   * Restore state() output; parameters are matched by position and checked by shape. A slot
+   * given as a function is read when its parameter is restored.
+   */
+  loadState(st: OptimizerStateIn): void {
+    this.checkState(st);
+    this.disposeState();
+    this.params.forEach((p, i) => this.restoreParam(p, i, st.params[i]));
+    this.stepCount = st.stepCount;
+  }
+
+  /**
+   * loadState for states too big for the host: slots given as functions are read one at a time
+   * and the queue is drained every `syncBytes` so the uploads' staging memory stays bounded.
+   */
+  async loadStateStreamed(st: OptimizerStateIn, syncBytes = 256 << 20): Promise<void> {
+    this.checkState(st);
+    this.disposeState();
+    let pending = 0;
+    const ps = this.params;
+    for (let i = 0; i < ps.length; i++) {
+      this.restoreParam(ps[i], i, st.params[i]);
+      pending += 4 * ps[i].size * this.slotNames.length;
+      if (pending >= syncBytes) {
+        await sync();
+        pending = 0;
+      }
+    }
+    this.stepCount = st.stepCount;
+  }
+
+  private checkState(st: OptimizerStateIn): void {
     const ps = this.params;
     if (st.kind !== this.kind) throw new Error(`${this.kind}.loadState: state is for ${st.kind}`);
     if (st.params.length !== ps.length) throw new Error(`${this.kind}.loadState: state has ${st.params.length} parameters, optimizer has ${ps.length}`);
     ps.forEach((p, i) => {
       const s = st.params[i];
       if (!sameShape(s.shape, p.shape)) throw new Error(`${this.kind}.loadState: parameter ${i} (${p.name ?? s.name ?? '#' + p.id}) is ${fmt(p.shape)}, state has ${fmt(s.shape)}`);
-      for (const n of this.slotNames) if (s.slots[n]?.length !== p.size) throw new Error(`${this.kind}.loadState: slot "${n}" of parameter ${i} has ${s.slots[n]?.length} values, expected ${p.size}`);
+      for (const n of this.slotNames) {
+        const v = s.slots[n];
+        if (typeof v !== 'function' && v?.length !== p.size) throw new Error(`${this.kind}.loadState: slot "${n}" of parameter ${i} has ${v?.length} values, expected ${p.size}`);
+      }
     });
-    this.disposeState();
-    ps.forEach((p, i) => {
-      const s = st.params[i];
-      const bufs = Object.fromEntries(this.slotNames.map((n) => [n, keep(Tensor.from(s.slots[n], p.shape))]));
-      this.slots.set(p, { step: s.step, bufs });
-    });
-    this.stepCount = st.stepCount;
+  }
+
+  private restoreParam(p: Tensor, i: number, s: ParamStateIn): void {
+    const bufs: Record<string, Tensor> = {};
+    for (const n of this.slotNames) {
+      const v = s.slots[n];
+      const data = typeof v === 'function' ? v() : v;
+      if (data.length !== p.size) {
+        for (const t of Object.values(bufs)) t.dispose();
+        this.disposeState();
+        throw new Error(`${this.kind}.loadState: slot "${n}" of parameter ${i} has ${data.length} values, expected ${p.size}`);
+      }
+      bufs[n] = keep(Tensor.from(data, p.shape));
+    }
+    this.slots.set(p, { step: s.step, bufs });
   }
 
   private disposeState(): void {
