@@ -53,23 +53,25 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
   const seqs = prompts.map((p) => [...p]);
   const cache = opts.noCache ? undefined : model.newCache(B, maxLen);
   if (opts.fusedSample && ((opts.topK && opts.topK < V) || (opts.topP && opts.topP < 1))) throw new Error('generate: fusedSample draws from the whole distribution; it takes no topK / topP');
+  // The head's input at the last position, and its weight: no [B, T, V] logits for a prompt.
+  const headAtLast = (ids: number[][], inject?: GenerateOptions['inject']) => {
+    const t = ids[0].length;
+    const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
+    const { head } = model.forward(x, { cache, inject, headless: true });
+    return { h: head!.input.slice(1, t - 1, t), w: head!.weight };
+  };
   const lastHidden = (ids: number[][], inject?: GenerateOptions['inject']) =>
     T.noGrad(() =>
       T.tidy(() => {
-        const t = ids[0].length;
-        const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
-        const { head } = model.forward(x, { cache, inject, headless: true });
-        return { h: head!.input.slice(1, t - 1, t).contiguous().reshape([B, model.cfg.dim]), w: head!.weight };
+        const { h, w } = headAtLast(ids, inject);
+        return { h: h.contiguous().reshape([B, model.cfg.dim]), w };
       }),
     );
   const lastLogits = (ids: number[][], inject?: GenerateOptions['inject']) =>
     T.noGrad(() =>
       T.tidy(() => {
-        const t = ids[0].length;
-        const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
-        // The head runs on the last position only: no [B, T, V] logits for a prompt.
-        const { head } = model.forward(x, { cache, inject, headless: true });
-        return T.linear(head!.input.slice(1, t - 1, t), head!.weight).contiguous();
+        const { h, w } = headAtLast(ids, inject);
+        return T.linear(h, w).contiguous();
       }),
     );
   try {
