@@ -50,9 +50,13 @@ test('the swap test moves a probe-perfect reconstruction; an AR blind to the fac
     return out;
   };
   const blind = async (texts: string[]) => new Float32Array(texts.length * d).fill(1);
-  const r = await ablations(reader, h, explanations, d, 1, { name: probe }, rng(2));
+  // The stated-row probe reads names; a probe fitted where every label is the first name reads only that one.
+  const constant = trainProbe(h, new Int32Array(n), 8);
+  const r = await ablations(reader, h, explanations, d, 1, { name: { stated: probe, known: constant } }, rng(2));
   assert.equal(r.swap.name!.rows, n);
   assert.equal(r.swap.name!.follows, 1);
+  assert.equal(r.swap.name!.probe_rows, 'stated');
+  assert.ok(r.swap.name!.follows_known < 0.3, `the every-row probe here reads one name: ${r.swap.name!.follows_known}`);
   assert.ok(r.fve > 0.9, `the reader reconstructs: ${r.fve}`);
   assert.ok(Math.abs(r.fve_shuffled_sentences - r.fve) < 1e-9, 'order does not matter to this reader');
   assert.ok(r.swap.name!.fve < r.fve - 0.5, 'a swapped name reconstructs another story');
@@ -61,10 +65,12 @@ test('the swap test moves a probe-perfect reconstruction; an AR blind to the fac
   assert.equal(r.removed.quote!.sentences, n);
   assert.ok(r.removed.facts!.fve_drop > 0.5, `facts removed: ${r.removed.facts!.fve_drop}`);
   assert.ok(Math.abs(r.removed.quote!.fve_drop) < 1e-9, `quote removed: ${r.removed.quote!.fve_drop}`);
-  const b = await ablations(blind, h, explanations, d, 1, { name: probe }, rng(2));
+  const b = await ablations(blind, h, explanations, d, 1, { name: { known: probe } }, rng(2));
+  assert.equal(b.swap.name!.probe_rows, 'known');
+  assert.equal(b.swap.name!.follows, b.swap.name!.follows_known);
   assert.ok(b.swap.name!.follows < 0.2, `a blind AR follows ${b.swap.name!.follows}`);
   // Unparseable explanations are not edited; with none parseable there is nothing to measure.
-  const none = await ablations(reader, h.subarray(0, 2 * d), [undefined, undefined], d, 1, { name: probe }, rng(2));
+  const none = await ablations(reader, h.subarray(0, 2 * d), [undefined, undefined], d, 1, { name: { known: probe } }, rng(2));
   assert.equal(none.rows, 0);
   assert.ok(Number.isNaN(none.fve));
   assert.deepEqual(none.swap, {});

@@ -62,8 +62,13 @@ export interface AblationReport {
   fve: number;
   fve_shuffled_sentences: number;
   fve_no_quotes: number;
-  /** Per field, over explanations that state exactly one value of it: FVE after the swap, and the share where a probe on the reconstruction reads the swapped value. */
-  swap: Record<string, { rows: number; fve: number; follows: number }>;
+  /**
+   * Per field, over explanations that state exactly one value of it: FVE after the swap, and the
+   * share where a probe on the reconstruction reads the swapped value: `follows` with the probe
+   * trained where the reference summaries state the field (`probe_rows` 'stated'; 'known' when too
+   * few such rows), `follows_known` with one trained on every row where the fact has been read.
+   */
+  swap: Record<string, { rows: number; fve: number; follows: number; follows_known: number; probe_rows: 'stated' | 'known' }>;
   /**
    * Each sentence removed in turn, by kind: how many were removed and the mean drop in FVE
    * (rise in normalised MSE over Var) it caused: which sentences carry the reconstruction.
@@ -72,16 +77,20 @@ export interface AblationReport {
 }
 
 /**
- * `reconstruct` maps explanations to predicted activations (the AR); `probes` are per-field
- * probes trained on real activations with classes in FIELD_VALUES order.
+ * Per field, probes trained on real activations (classes in FIELD_VALUES order): `stated` on rows
+ * whose reference summary states the field (the kind of row a stated value imitates: at a cue
+ * cut h holds the fact, far from its mention it may not), `known` on every row where it was read.
  */
+export interface SwapProbes { stated?: Probe; known: Probe }
+
+/** `reconstruct` maps explanations to predicted activations (the AR). */
 export async function ablations(
   reconstruct: (texts: string[]) => Promise<Float32Array>,
   h: Float32Array,
   explanations: readonly (string | undefined)[],
   d: number,
   variance: number,
-  probes: Partial<Record<Field, Probe>>,
+  probes: Partial<Record<Field, SwapProbes>>,
   rand: Rng,
 ): Promise<AblationReport> {
   const rows = explanations.map((e, i) => ({ e, i })).filter((x): x is { e: string; i: number } => x.e !== undefined);
@@ -102,9 +111,13 @@ export async function ablations(
     if (!jobs.length) continue;
     const to = jobs.map((r) => pick(rand, FIELD_VALUES[f].filter((v) => v !== r.said[0])));
     const out = await fveOf(jobs.map((r, k) => swapValue(r.e, f, r.said[0]!, to[k]!)), jobs.map((r) => r.i));
-    const read = predictProbe(probes[f]!, out.pred);
-    const follows = jobs.filter((_, k) => FIELD_VALUES[f][read[k]!] === to[k]).length / jobs.length;
-    swap[f] = { rows: jobs.length, fve: out.fve, follows };
+    const followed = (p: Probe) => {
+      const read = predictProbe(p, out.pred);
+      return jobs.filter((_, k) => FIELD_VALUES[f][read[k]!] === to[k]).length / jobs.length;
+    };
+    const { stated, known } = probes[f]!;
+    const follows_known = followed(known);
+    swap[f] = { rows: jobs.length, fve: out.fve, follows: stated ? followed(stated) : follows_known, follows_known, probe_rows: stated ? 'stated' : 'known' };
   }
   // Sentence removal: each sentence of each explanation left out once, scored against its row's unedited MSE.
   const cuts = rows.flatMap((r, k) => {

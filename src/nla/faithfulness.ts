@@ -4,9 +4,9 @@
 // reaches (trained on the store's training rows, tested on the scored rows).
 import type { NLA } from './nla.js';
 import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
-import { ablations, fieldLabels, type AblationReport } from './ablations.js';
+import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
-import { trainProbe, type Probe } from './probe.js';
+import { trainProbe } from './probe.js';
 import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
 import { probeValues } from './probe-gpu.js';
@@ -72,6 +72,15 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
   };
 }
 
+/** Fewer stated rows than this per value of a field: its swap is read with the every-row probe only. */
+const MIN_STATED_ROWS_PER_VALUE = 4;
+
+/** The row's reference summary names the fact's true value outside its quotations. */
+function summaryStates(m: RowMeta, f: Field): boolean {
+  const said = m.summary === undefined ? [] : (extractClaims(m.summary, [f])[f] ?? []);
+  return said.length === 1 && said[0] === m.truth?.known[f];
+}
+
 /** claims_per_row: per scored row, the values each field's claim names (extractClaims; {} when unparseable). */
 export type FaithfulnessReport = Faithfulness & { ablations: AblationReport; claims_per_row: Record<string, string[]>[] };
 
@@ -87,12 +96,16 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
   const trainMeta = trainIdx.map((i) => all.meta[i]!);
   const probe = await probeCeilings(rowsOf(all.h, d, trainIdx), trainMeta, h, meta, d);
   const r = await faithfulness(nla, h, meta, probe, o);
-  // Swap probes: CPU probes on real activations, classes in FIELD_VALUES order.
-  const probes: Partial<Record<Field, Probe>> = {};
+  // Swap probes: CPU probes on real activations, classes in FIELD_VALUES order; one on the rows
+  // whose reference summary states the field, one on every row where the fact has been read.
+  const probes: Partial<Record<Field, SwapProbes>> = {};
   for (const f of FIELDS) {
     const y = fieldLabels(trainMeta.map((m) => m.truth as CutTruth), f);
-    const keep = trainIdx.filter((_, k) => y[k]! >= 0);
-    if (keep.length) probes[f] = trainProbe(rowsOf(all.h, d, keep), y.filter((v) => v >= 0), FIELD_VALUES[f].length);
+    const fit = (keep: number[]) => trainProbe(rowsOf(all.h, d, keep.map((k) => trainIdx[k]!)), keep.map((k) => y[k]!), FIELD_VALUES[f].length);
+    const known = Array.from(y, (v, k) => (v >= 0 ? k : -1)).filter((k) => k >= 0);
+    if (!known.length) continue;
+    const stated = known.filter((k) => summaryStates(trainMeta[k]!, f));
+    probes[f] = { known: fit(known), ...(stated.length >= MIN_STATED_ROWS_PER_VALUE * FIELD_VALUES[f].length ? { stated: fit(stated) } : {}) };
   }
   const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
   const { claims: _claims, examplesAll: _all, ...out } = r;
