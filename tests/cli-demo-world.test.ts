@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { okCli, runCli } from './cli-helpers.js';
 import { loadOrTrainWorldModel, WORLD_DEMO_DEFAULTS } from '../src/nla/demo-world.js';
+import { FIELD_VALUES } from '../src/nla/corpus.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-demo-world-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -62,10 +63,18 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
     assert.ok(Number.isInteger(ab.rows) && ab.rows >= 0 && ab.rows <= 8, `ablations_${s}.rows`);
     assert.equal(typeof ab.swap, 'object');
     assert.equal(typeof ab.removed, 'object');
+    for (const [f, x] of Object.entries(ab.swap as Record<string, { follows: number; follows_known: number; probe_rows: string }>)) {
+      assert.ok(share(x.follows) && share(x.follows_known), `swap ${f}: follows ${x.follows}, follows_known ${x.follows_known}`);
+      assert.ok(['stated', 'known'].includes(x.probe_rows), `swap ${f}: probe_rows ${x.probe_rows}`);
+    }
   }
   for (const k of ['world_recall', 'fve_rl', 'fve_bigram', 'no_false_claim_rl', 'minutes']) assert.ok(r.stdout.includes(`\n${k.padEnd(28)}`), `the table has a row for ${k}`);
   assert.match(r.stdout, /\nname {6}/, 'the per-fact table has a row per field');
   assert.match(r.stdout, /content ablations after RL/);
+  const costs = res.confusion_cost as Record<string, { min: number; mean: number; pair: string[] }>;
+  assert.ok(Object.keys(costs).length > 0, 'confusion costs reported');
+  for (const [f, c] of Object.entries(costs)) assert.ok(c.min >= 0 && c.mean >= c.min && c.pair.length === 2 && c.pair.every((v) => (FIELD_VALUES as Record<string, readonly string[]>)[f]!.includes(v)), `confusion cost ${f}: ${JSON.stringify(c)}`);
+  assert.match(r.stdout, /FVE lost by naming another value/);
 
   assert.match(r.stderr, /world-M: training 2 blocks, d 32/);
 

@@ -84,9 +84,11 @@ R = stated and true / rows where the fact was read (target: within 0.1 of probe,
 of a linear probe on h itself); conf = 1 - P (target: rl no higher than sft). At cue cuts h holds the
 fact recalled next: "probe cue" is the probe on the rows where that field is cued (what world-M holds
 there, target >= 0.9), "Rcue" the explanations' recall on those rows.`);
+  console.log('\nFVE lost by naming another value (class means of h at the rows stating the field; near 0 = the MSE and RL\'s reward cannot tell the pair apart):');
+  for (const [f, c] of Object.entries(r.confusion_cost)) console.log(`  ${f.padEnd(8)} closest pair ${c.pair.join('/')} ${v(c.min).trim()}, mean over pairs ${v(c.mean).trim()}`);
   for (const [stage, ab] of [['after the warm start', r.ablations_sft], ['after RL', r.ablations_rl]] as const) {
     console.log(`\ncontent ablations ${stage}:`);
-    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [] }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
+    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [], confusion_cost: {} }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
   }
   console.log(`Read: if the AR reads the facts, a swap keeps FVE but the probe on the reconstruction reads the swapped
 value (target >= 0.7); an explanation in a private code loses little to a swap and much to a shuffle;

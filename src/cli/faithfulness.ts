@@ -78,6 +78,11 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
     print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
   }
   print(`  explanations with no false claim: ${v(r.no_false_claim)}; with any claim: ${v(r.any_claim)}`);
+  const costs = Object.entries(r.confusion_cost);
+  if (costs.length) {
+    print('  FVE lost by naming another value (class means of the activations; near 0 = invisible to the MSE and the RL reward):');
+    for (const [f, c] of costs) print(`    ${f.padEnd(8)} closest pair ${c.pair.join('/')} ${v(c.min)}, mean over pairs ${v(c.mean)}`);
+  }
   print(`  content (${ab.rows} parseable explanations): FVE ${v(ab.fve)}; sentences shuffled ${v(ab.fve_shuffled_sentences)}; quotations dropped ${v(ab.fve_no_quotes)}`);
   for (const [f, x] of Object.entries(ab.swap)) print(`  swap ${f.padEnd(8)} FVE ${v(x.fve)}, probe on the reconstruction reads the swapped value ${v(x.follows)} (probe from ${x.probe_rows} rows; every-read-row probe ${v(x.follows_known)}; ${x.rows} rows)`);
   for (const [k, x] of Object.entries(ab.removed)) print(`  one ${k} sentence removed: FVE falls ${v(x.fve_drop)} on average (${x.sentences} removals)`);

@@ -106,6 +106,8 @@ export interface WorldDemoResult {
   no_false_claim_rl: number;
   ablations_sft: FaithfulnessReport['ablations'];
   ablations_rl: FaithfulnessReport['ablations'];
+  /** Per field: the FVE lost by naming another value (confusion-cost.ts), on the store's training rows. */
+  confusion_cost: FaithfulnessReport['confusion_cost'];
   minutes: number;
 }
 
@@ -222,6 +224,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     no_false_claim_rl: faith.rl.no_false_claim,
     ablations_sft: faith.sft.ablations,
     ablations_rl: faith.rl.ablations,
+    confusion_cost: faith.rl.confusion_cost,
     minutes: (performance.now() - t0) / 60000,
   };
 }

@@ -11,6 +11,7 @@ import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
 import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
+import { confusionCost, type ConfusionCost } from './confusion-cost.js';
 import type { RowMeta } from './store.js';
 
 export interface FieldFaithfulness {
@@ -82,7 +83,12 @@ function summaryStates(m: RowMeta, f: Field): boolean {
 }
 
 /** claims_per_row: per scored row, the values each field's claim names (extractClaims; {} when unparseable). */
-export type FaithfulnessReport = Faithfulness & { ablations: AblationReport; claims_per_row: Record<string, string[]>[] };
+export type FaithfulnessReport = Faithfulness & {
+  ablations: AblationReport;
+  claims_per_row: Record<string, string[]>[];
+  /** Per field, on the rows the swap probe is fitted on: the FVE lost by naming another value (confusion-cost.ts). */
+  confusion_cost: Record<string, ConfusionCost>;
+};
 
 /**
  * The whole issue-11 measure of one NLA on rows (h, meta) of a store whose rows are `all`: probe
@@ -99,15 +105,20 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
   // Swap probes: CPU probes on real activations, classes in FIELD_VALUES order; one on the rows
   // whose reference summary states the field, one on every row where the fact has been read.
   const probes: Partial<Record<Field, SwapProbes>> = {};
+  const costs: Record<string, ConfusionCost> = {};
   for (const f of FIELDS) {
     const y = fieldLabels(trainMeta.map((m) => m.truth as CutTruth), f);
     const fit = (keep: number[]) => trainProbe(rowsOf(all.h, d, keep.map((k) => trainIdx[k]!)), keep.map((k) => y[k]!), FIELD_VALUES[f].length);
     const known = Array.from(y, (v, k) => (v >= 0 ? k : -1)).filter((k) => k >= 0);
     if (!known.length) continue;
     const stated = known.filter((k) => summaryStates(trainMeta[k]!, f));
-    probes[f] = { known: fit(known), ...(stated.length >= MIN_STATED_ROWS_PER_VALUE * FIELD_VALUES[f].length ? { stated: fit(stated) } : {}) };
+    const useStated = stated.length >= MIN_STATED_ROWS_PER_VALUE * FIELD_VALUES[f].length;
+    probes[f] = { known: fit(known), ...(useStated ? { stated: fit(stated) } : {}) };
+    const rows = useStated ? stated : known;
+    const cost = confusionCost(rowsOf(all.h, d, rows.map((k) => trainIdx[k]!)), rows.map((k) => FIELD_VALUES[f][y[k]!]), d, nla.meta.variance);
+    if (cost) costs[f] = cost;
   }
   const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
   const { claims: _claims, examplesAll: _all, ...out } = r;
-  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))) };
+  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), confusion_cost: costs };
 }
