@@ -9,7 +9,7 @@ import { FIELD_VALUES, type CutTruth } from '../src/nla/corpus.js';
 import { trainProbe } from '../src/nla/probe.js';
 import { gaussian, rng } from '../src/util/rng.js';
 
-test('text edits: shuffle keeps the sentences, dropQuotes removes quotations, swapValue changes only claims', () => {
+test('text edits: shuffle keeps the sentences, dropQuotes removes quotations, swapValue changes the claims and the predicted next word, not quotations', () => {
   const e = '"named Lily". Lily in the park with a red ball, happy, she found it. Then "ball".';
   const s = shuffleSentences(e, rng(3));
   assert.deepEqual(s.split(/(?<=\.)\s/).sort(), ['"named Lily".', 'Lily in the park with a red ball, happy, she found it.', 'Then "ball".'].sort());
@@ -17,7 +17,9 @@ test('text edits: shuffle keeps the sentences, dropQuotes removes quotations, sw
   const w = swapValue(e, 'name', 'Lily', 'Tom');
   assert.equal(w, '"named Lily". Tom in the park with a red ball, happy, she found it. Then "ball".');
   assert.deepEqual(extractClaims(swapValue(e, 'object', 'ball', 'kite')).object, ['kite']);
-  assert.equal(swapValue(e, 'object', 'ball', 'kite').endsWith('Then "ball".'), true);
+  // The next-word clause states the value too: swapped with it.
+  assert.equal(swapValue(e, 'object', 'ball', 'kite'), '"named Lily". Lily in the park with a red kite, happy, she found it. Then "kite".');
+  assert.equal(swapValue('"the" . at the park. Then "park". Text: ... at the', 'place', 'park', 'beach'), '"the" . at the beach. Then "beach". Text: ... at the');
   assert.deepEqual(extractClaims(swapValue(e, 'event', 'found', 'lost')).event, ['lost']);
   // The closing words read stay as written under a swap and go with the quotations.
   const t = '"the ball". Lily, ball. Then "rolled". Text: ... the ball';

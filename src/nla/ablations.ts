@@ -23,14 +23,19 @@ export function dropQuotes(text: string): string {
   return (at < 0 ? text : text.slice(0, at)).replace(/"[^"]*("|$)\.?/g, ' ').replace(/\s+/g, ' ').trim();
 }
 
-/** Every whole-word form of `from` (a value of `field`) outside quotations replaced by the same form of `to`. */
+/**
+ * Every whole-word form of `from` (a value of `field`) replaced by the same form of `to` where the
+ * explanation states it: outside quotations, and in the next-word clause (`Then "ball"`), which
+ * predicts the value (at a cue cut it is the recalled fact itself; left alone, the edited
+ * explanation would state both values). Quotations of the text read are kept as written.
+ */
 export function swapValue(text: string, field: Field, from: string, to: string): string {
   const fromForms = forms(field, from), toForms = forms(field, to);
   // The closing words read (quote-format.ts) are a quotation too: kept as written.
   const at = text.indexOf(QUOTE_MARK);
   if (at >= 0) return swapValue(text.slice(0, at), field, from, to) + text.slice(at);
-  return text.split(/("[^"]*(?:"|$))/).map((seg) => {
-    if (seg.startsWith('"')) return seg;
+  return text.split(/("[^"]*(?:"|$))/).map((seg, i, all) => {
+    if (seg.startsWith('"') && !(i > 0 && /\bThen\s*$/.test(all[i - 1]!))) return seg;
     fromForms.forEach((w, k) => {
       const esc = w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       seg = seg.replace(new RegExp(`(^|[^a-zA-Z])${esc}(?=$|[^a-zA-Z])`, field === 'name' ? 'g' : 'gi'), (_, pre: string) => pre + (toForms[k] ?? to));
