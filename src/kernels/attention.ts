@@ -41,11 +41,17 @@ export const AU = {
   // Where output rows of D go (element offset, then batch, head, time strides): O (offset 0),
   // dQ, dK (dV at word AUX2 past dK). Outputs follow their inputs' layout (see oOut/dqOut/dkOut).
   OS: 37, DQS: 40, DKS: 44,
-  words: 48,
+  // Sliding window (i32): query at absolute position P sees keys j with P - WIN < j <= P
+  // (transformers' sliding_window_overlay). NO_WINDOW when attention is not windowed.
+  WIN: 48,
+  words: 52,
 } as const;
 
 /** MODE values: no mask (M is a dummy), M = [B, Tk] 0/1 mask (f32 or i32 bits), M = i32 [B] valid key counts. */
 export const MASK_NONE = 0, MASK_KEYS = 1, MASK_LENGTHS = 2;
+
+/** WIN for unwindowed attention: past any sequence, and small enough that i + qs + WIN cannot overflow i32 (|qs| <= 2^30). */
+export const NO_WINDOW = 2 ** 29;
 
 export const NEG = -3.0e38; // finite "-inf": keeps exp(m_old - m_new) = exp(0) = 1 when nothing is visible yet
 
@@ -201,12 +207,16 @@ export const queryBlockHead = (RQ: number) => `  let H = u(${AU.H}u); let Tq = u
   let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
   let hk = h / (H / u(${AU.HKV}u));
   let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
+  // The block's first row sees nothing before its window: later rows start later still.
+  let win = ui(${AU.WIN}u);
+  let js = u32(clamp(i32(ib) + qs - win + 1, 0, i32(je)));
 `;
 
 /** Owned query row r of that block: its index (clamped to Tq - 1) and causal key end. */
 export const queryRow = (r: number) => `  let il${r} = ib + ${r}u * WG + lid.x;
   let i${r} = min(il${r}, Tq - 1u);
   let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
+  let rowBeg${r} = i32(i${r}) + qs - win + 1;
 `;
 
 function bindings(cfg: AttnKernelCfg): string {
@@ -223,8 +233,8 @@ export function attnForwardBlock(cfg: AttnKernelCfg, RQ = 1) {
   const source = () => `${bindings(cfg)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
-${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = 0u; j < je; j++) {
-${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
+${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = js; j < je; j++) {
+${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r} && i32(j) >= rowBeg${r}`)}  }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
     let row = (b * H + h) * Tq + il${r};
 ${finish(cfg.D, r, 'row', `oOut(b, h, il${r})`)}  }
@@ -252,8 +262,9 @@ ${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.Q
   let i = t % Tq; let hg = (t / Tq) % HG; let b = t / (Tq * HG);
   let hk = (hg * ${RG}u) / (H / u(${AU.HKV}u));
   let rowEnd = u32(clamp(i32(i) + qs + 1, 0, keyEnd(b)));
+  let rowBeg = u32(max(i32(i) + qs - ui(${AU.WIN}u) + 1, 0));
   let chunk = u(${AU.CHUNK}u);
-  let jb = min(g.y * chunk, rowEnd);
+  let jb = max(min(g.y * chunk, rowEnd), rowBeg);
   let je = min(jb + chunk, rowEnd);
 ${rows(RG, (r) => `  let h${r} = hg * ${RG}u + ${r}u; let i${r} = i;\n${loadQ(cfg.D, r, `h${r}`)}`)}${KV_BASE}  for (var j = jb; j < je; j++) {
 ${keyStep(cfg, RG, () => 'true')}  }
