@@ -21,3 +21,18 @@ export function gemma3TextName(name: string): string {
   if (name === 'language_model.lm_head.weight') return 'lm_head.weight';
   return name;
 }
+
+/**
+ * Rename a gemma3-wrapper checkpoint's text tensors in place (any map of name to tensor);
+ * a no-op for other configs. Two names for one weight are an error naming both.
+ */
+export function renameTextTensors<T>(wrapper: string | undefined, map: Map<string, T>, source: string): void {
+  if (wrapper !== 'gemma3') return;
+  for (const [k, t] of [...map]) {
+    const n = gemma3TextName(k);
+    if (n === k) continue;
+    if (map.has(n)) throw new Error(`${source}: tensors "${k}" and "${n}" are the same weight of the text model; the checkpoint holds both`);
+    map.delete(k);
+    map.set(n, t);
+  }
+}

@@ -13,7 +13,7 @@ import { listSafetensorsDir } from '../io/safetensors-stream.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { initGpu } from '../tensor/device.js';
 import { bufferSkipper } from './buffers.js';
-import { gemma3TextName, isGemma3VisionTensor } from './gemma3-names.js';
+import { gemma3TextName, isGemma3VisionTensor, renameTextTensors } from './gemma3-names.js';
 import { Gpt2 } from './gpt2.js';
 import { Llama } from './llama.js';
 import { uploadSpans, type WeightDType } from './stream-load.js';
@@ -85,15 +85,7 @@ function buildFrom(config: ModelConfig, w: Weights, source: string): AnyModel {
     w.validate(Gpt2.expectedWeights(config), source);
     return new Gpt2(config, w);
   }
-  if (config.wrapper === 'gemma3') {
-    for (const [k, t] of [...w.map]) {
-      const n = gemma3TextName(k);
-      if (n === k) continue;
-      if (w.map.has(n)) throw new Error(`${source}: tensor "${k}" and "${n}" are the same weight of the text model; the checkpoint holds both`);
-      w.map.delete(k);
-      w.map.set(n, t);
-    }
-  }
+  renameTextTensors(config.wrapper, w.map, source);
   if (config.tieEmbeddings && w.has('lm_head.weight')) (w.get('lm_head.weight').dispose(), w.map.delete('lm_head.weight'));
   w.validate(Llama.expectedWeights(config), source);
   return new Llama(config, w);
