@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { parseHfConfig, type LlamaConfig } from '../src/io/config.js';
 import { FormatError } from '../src/io/errors.js';
 import { writeSafetensors, type TensorToSave } from '../src/io/safetensors.js';
+import { generate } from '../src/nn/generate.js';
 import { loadModel, saveHf } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import * as T from '../src/tensor/index.js';
@@ -250,6 +251,24 @@ test('KV-cache decoding one token at a time past the window equals the full forw
   assert.deepEqual(steps, [0, 3, 4, 5, 6, 7, 8, 9, 10]);
   cache.dispose();
   m.w.dispose();
+});
+
+test('generate (KV cache, last-position head) greedily continues past the window as the float64 reference does', async () => {
+  const { model } = await loadModel(textDir());
+  const prompt = ids.slice(0, 3);
+  const want: number[] = [];
+  const seq = [...prompt];
+  for (let i = 0; i < 8; i++) {
+    const logits = reference(W, seq).logits.slice((seq.length - 1) * V, seq.length * V);
+    const next = logits.indexOf(Math.max(...logits));
+    want.push(next);
+    seq.push(next);
+  }
+  for (const fusedSample of [false, true]) {
+    const got = await generate(model, [prompt], { maxNewTokens: 8, temperature: 0, fusedSample });
+    assert.deepEqual(got.tokens[0], want, `fusedSample ${fusedSample}`);
+  }
+  model.w.dispose();
 });
 
 test('NLA injection: the vector replaces the row after the embedding scale (not scaled itself)', async () => {
