@@ -14,6 +14,8 @@ export interface AttentionRefOptions {
   lengths?: readonly number[];
   /** Sliding window: query at position P sees keys j with P - window < j <= P (needs causal). */
   window?: number;
+  /** s -> softcap * tanh(s / softcap) after the scale, before the mask. */
+  softcap?: number;
 }
 
 /** q [B,H,Tq,D], k/v [B,Hkv,Tk,D] -> out [B,H,Tq,D] and lse [B,H,Tq]. Fully masked rows: out 0, lse -Infinity. */
@@ -36,7 +38,8 @@ export function attention(q: Nd, k: Nd, v: Nd, o: AttentionRefOptions = {}): { o
           const ok = j <= i + qStart && (o.window === undefined || j > i + qStart - o.window) && (!o.keyMask || o.keyMask.data[b * Tk + j] !== 0) && (!o.lengths || j < o.lengths[b]);
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q.data[row * D + d] * k.data[kv + j * D + d];
-          s[j] = ok ? dot * scale : -Infinity;
+          const sc = o.softcap ? o.softcap * Math.tanh((dot * scale) / o.softcap) : dot * scale;
+          s[j] = ok ? sc : -Infinity;
           m = Math.max(m, s[j]);
         }
         if (m === -Infinity) {
