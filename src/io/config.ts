@@ -30,7 +30,7 @@ interface BaseConfig {
 export interface LlamaConfig extends BaseConfig {
   arch: 'llama';
   /** Which HF family this came from (they share the Llama block, with small differences). */
-  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'gemma3_text';
+  modelType?: 'llama' | 'mistral' | 'qwen2' | 'gemma' | 'gemma2' | 'gemma3_text';
   /**
    * Checkpoint tensor names of a multimodal wrapper whose text model this is: 'gemma3'
    * (Gemma3ForConditionalGeneration: language_model.model.* or model.language_model.*, vision
@@ -47,8 +47,12 @@ export interface LlamaConfig extends BaseConfig {
    * post_feedforward_layernorm. Absent: Llama's pre-norm block (post_attention_layernorm is the MLP's input norm).
    */
   sandwichNorm?: boolean;
-  /** Multiplier of q.k (Gemma 3: query_pre_attn_scalar ** -0.5). 1/sqrt(headDim) if absent. */
+  /** Multiplier of q.k (Gemma 2/3: query_pre_attn_scalar ** -0.5). 1/sqrt(headDim) if absent. */
   attnScale?: number;
+  /** Attention scores soft-capped: s -> c tanh(s / c) after the scale (Gemma 2's attn_logit_softcapping). */
+  attnSoftcap?: number;
+  /** Logits soft-capped: z -> c tanh(z / c) (Gemma 2's final_logit_softcapping). */
+  finalSoftcap?: number;
   /**
    * Token embeddings are multiplied by this before the first block (Gemma: sqrt(hidden_size));
    * an injected vector replaces the row after the scale, as the reference NLA does. 1 if absent.
@@ -87,11 +91,10 @@ export interface Gpt2Config extends BaseConfig {
 
 export type ModelConfig = LlamaConfig | Gpt2Config;
 
-const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'gemma3_text'] as const;
+const LLAMA_TYPES = ['llama', 'mistral', 'qwen2', 'gemma', 'gemma2', 'gemma3_text'] as const;
 // Families that share a name with supported ones but change the math in ways not implemented:
 // refused by name with what is missing, rather than run wrongly.
 const REFUSED_TYPES: Record<string, string> = {
-  gemma2: 'Gemma 2 adds attention and final-logit soft-capping, pre/post-feedforward norms and alternating sliding windows',
   qwen3: 'Qwen3 adds per-head q/k RMSNorm',
   llama4: 'Llama 4 is a mixture of experts with chunked attention',
 };
@@ -100,6 +103,7 @@ const ARCHITECTURES: Record<string, string> = {
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
   gemma: 'GemmaForCausalLM',
+  gemma2: 'Gemma2ForCausalLM',
   gemma3_text: 'Gemma3ForCausalLM',
   gpt2: 'GPT2LMHeadModel',
 };
@@ -116,6 +120,8 @@ const LLAMA_KNOWN = [
   'mlp_bias', 'pretraining_tp', 'rope_scaling', 'head_dim', 'sliding_window', 'use_sliding_window',
   'max_window_layers', 'layer_types', 'hidden_activation', 'rope_parameters',
 ];
+// Gemma2Config's own keys (checked where they change the math).
+const GEMMA2_KNOWN = ['query_pre_attn_scalar', 'attn_logit_softcapping', 'final_logit_softcapping', 'cache_implementation', 'use_bidirectional_attention', 'sliding_window_size'];
 // Gemma3TextConfig's own keys (softcappings and bidirectional attention are checked, not ignored).
 const GEMMA3_KNOWN = [
   'query_pre_attn_scalar', 'sliding_window_pattern', '_sliding_window_pattern', 'rope_local_base_freq', 'attn_logit_softcapping',
@@ -182,7 +188,7 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
   if (!isLlama && mt !== 'gpt2') {
     throw new FormatError(file, 'model_type', `model_type=${JSON.stringify(mt)} is not supported (supported: ${[...LLAMA_TYPES, 'gpt2'].join(', ')})`);
   }
-  const known = new Set([...COMMON_KNOWN, ...(isLlama ? LLAMA_KNOWN : GPT2_KNOWN), ...(mt === 'gemma3_text' ? GEMMA3_KNOWN : [])]);
+  const known = new Set([...COMMON_KNOWN, ...(isLlama ? LLAMA_KNOWN : GPT2_KNOWN), ...(mt === 'gemma3_text' ? GEMMA3_KNOWN : mt === 'gemma2' ? GEMMA2_KNOWN : [])]);
   for (const k of Object.keys(j)) if (!known.has(k)) warnings.push(`${file}: unknown field "${k}" ignored`);
 
   const int = (key: string, fallback?: number): number => {
@@ -247,6 +253,7 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
 
   const modelType = mt as LlamaConfig['modelType'] & string;
   const gemma3 = modelType === 'gemma3_text';
+  const gemma2 = modelType === 'gemma2';
   const nHeads = int('num_attention_heads');
   const config: LlamaConfig = {
     arch: 'llama',
@@ -258,11 +265,11 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
     nKvHeads: j.num_key_value_heads === undefined ? nHeads : int('num_key_value_heads'),
     vocabSize: int('vocab_size'),
     // Defaults are the config classes' (Gemma3TextConfig: 131072 positions, rope_theta 1e6).
-    maxSeqLen: int('max_position_embeddings', gemma3 ? 131072 : 2048),
+    maxSeqLen: int('max_position_embeddings', gemma3 ? 131072 : gemma2 ? 8192 : 2048),
     normEps: num('rms_norm_eps', 1e-6),
     ropeTheta: num('rope_theta', gemma3 ? 1e6 : 10000),
     ropeLayout: 'half', // HF checkpoints are always stored permuted for rotate-half
-    tieEmbeddings: bool('tie_word_embeddings', modelType === 'gemma' || gemma3), // Gemma configs tie by default
+    tieEmbeddings: bool('tie_word_embeddings', modelType === 'gemma' || gemma2 || gemma3), // Gemma configs tie by default
     qkvBias: modelType === 'qwen2',
     bosId: tokenId('bos_token_id'),
     eosId: tokenId('eos_token_id'),
@@ -270,10 +277,10 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
   // Gemma 3's heads need not divide hidden_size (head_dim is its own setting).
   if (!gemma3) checkHeads(config, file, 'hidden_size');
   else if (nHeads % config.nKvHeads !== 0) throw new FormatError(file, 'num_key_value_heads', `num_key_value_heads=${config.nKvHeads} does not divide num_attention_heads=${nHeads}`);
-  const headDim = j.head_dim === undefined || j.head_dim === null ? (gemma3 ? int('head_dim', 256) : config.dim / nHeads) : int('head_dim');
+  const headDim = j.head_dim === undefined || j.head_dim === null ? (gemma2 || gemma3 ? int('head_dim', 256) : config.dim / nHeads) : int('head_dim');
   if (headDim !== config.dim / nHeads) {
-    // Only Gemma 3 is implemented with a free head size (its q/o projections are H * head_dim wide).
-    if (!gemma3) throw new FormatError(file, 'head_dim', `head_dim=${JSON.stringify(j.head_dim)} differs from hidden_size/num_attention_heads=${config.dim / nHeads}, which is not supported for model_type ${JSON.stringify(modelType)}`);
+    // Only Gemma 2/3 are implemented with a free head size (their q/o projections are H * head_dim wide).
+    if (!gemma2 && !gemma3) throw new FormatError(file, 'head_dim', `head_dim=${JSON.stringify(j.head_dim)} differs from hidden_size/num_attention_heads=${config.dim / nHeads}, which is not supported for model_type ${JSON.stringify(modelType)}`);
     config.headDim = headDim;
   }
   if (headDim % 2 !== 0) throw new FormatError(file, 'head_dim', `head size ${headDim} must be even for RoPE`);
@@ -281,7 +288,7 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
   const rope = ropeSettings(j, file, gemma3);
   if (rope.full.theta !== undefined) config.ropeTheta = rope.full.theta;
   if (rope.full.factor !== 1) config.ropeFactor = rope.full.factor;
-  if (modelType === 'gemma' || gemma3) {
+  if (modelType === 'gemma' || gemma2 || gemma3) {
     // Gemma: x * sqrt(d) after the embedding, RMSNorm gains stored as (w - 1), GeGLU MLP with the
     // tanh approximation. The scale is a tensor in the embedding's dtype in transformers
     // (GemmaModel's normalizer, Gemma3TextScaledWordEmbedding's embed_scale.to(weight.dtype)), so
@@ -290,23 +297,33 @@ function parseFlat(j: Record<string, unknown>, file: string): HfConfigResult {
     config.normOffset = 1;
     config.mlpAct = 'gelu_tanh';
     const act = j.hidden_activation ?? j.hidden_act;
-    if (gemma3) {
-      // Gemma 3 uses ACT2FN[hidden_activation] as given (Gemma 1 forces the tanh GELU).
-      if (act !== undefined && act !== null && !GELU_TANH.includes(act as string)) refuse(file, 'hidden_activation', act, `only the tanh GELU (${GELU_TANH.join(', ')}) is implemented for Gemma 3`);
+    if (gemma2 || gemma3) {
+      // Gemma 2/3 use ACT2FN[hidden_activation] as given (Gemma 1 forces the tanh GELU).
+      if (act !== undefined && act !== null && !GELU_TANH.includes(act as string)) refuse(file, 'hidden_activation', act, `only the tanh GELU (${GELU_TANH.join(', ')}) is implemented for Gemma 2/3`);
     } else if (act !== undefined && act !== null && act !== 'gelu_pytorch_tanh' && act !== 'gelu') warnings.push(`${file}: hidden_activation=${JSON.stringify(act)} (Gemma runs gelu_pytorch_tanh here, as transformers does)`);
   } else if (!['silu', 'swish', undefined].includes(j.hidden_act as string)) refuse(file, 'hidden_act', j.hidden_act, 'only silu is implemented');
   // Only LlamaConfig and Gemma3TextConfig have these (transformers ignores them for mistral and
   // qwen2); attention_bias there also biases o_proj.
-  if ((modelType === 'llama' || gemma3) && bool('attention_bias', false)) refuse(file, 'attention_bias', true, 'the o_proj bias it adds is not implemented');
+  if ((modelType === 'llama' || gemma2 || gemma3) && bool('attention_bias', false)) refuse(file, 'attention_bias', true, 'the o_proj bias it adds is not implemented');
   if (modelType === 'llama' && bool('mlp_bias', false)) refuse(file, 'mlp_bias', true, 'MLP biases are not implemented');
-  if (gemma3) {
-    config.qkNorm = true;
+  if (gemma2 || gemma3) {
     config.sandwichNorm = true;
     config.attnScale = 1 / Math.sqrt(num('query_pre_attn_scalar', 256));
-    for (const key of ['attn_logit_softcapping', 'final_logit_softcapping']) {
-      if (j[key] !== undefined && j[key] !== null) refuse(file, key, j[key], 'soft-capping is not implemented (Gemma 3 checkpoints set it null)');
-    }
     if (j.use_bidirectional_attention === true) refuse(file, 'use_bidirectional_attention', true, 'bidirectional attention is not implemented');
+  }
+  if (gemma2) {
+    // Gemma2Config defaults both caps on (50 and 30); null turns them off.
+    const cap = (key: string, dflt: number): number | undefined => (j[key] === null ? undefined : num(key, dflt));
+    const a = cap('attn_logit_softcapping', 50), f = cap('final_logit_softcapping', 30);
+    if (a !== undefined) config.attnSoftcap = a;
+    if (f !== undefined) config.finalSoftcap = f;
+  }
+  if (gemma3) {
+    config.qkNorm = true;
+    // Gemma 3 dropped soft-capping; a checkpoint that sets it is not one transformers runs as written.
+    for (const key of ['attn_logit_softcapping', 'final_logit_softcapping']) {
+      if (j[key] !== undefined && j[key] !== null) refuse(file, key, j[key], 'soft-capping is not applied by Gemma 3 (its checkpoints set it null)');
+    }
     if (rope.local.factor !== 1) refuse(file, 'rope_parameters', j.rope_parameters, 'scaled RoPE on the sliding-window layers is not implemented');
     config.ropeLocalTheta = rope.local.theta ?? num('rope_local_base_freq', 10000);
   }
@@ -386,6 +403,7 @@ function layerTypes(j: Record<string, unknown>, modelType: string, n: number, fi
     if (!Number.isSafeInteger(p) || (p as number) <= 0) throw new FormatError(file, 'sliding_window_pattern', `"sliding_window_pattern"=${JSON.stringify(p)} is not a positive integer`);
     return Array.from({ length: n }, (_, i) => (i + 1) % (p as number) !== 0);
   }
+  if (modelType === 'gemma2') return Array.from({ length: n }, (_, i) => (i + 1) % 2 !== 0); // Gemma2Config: even layers slide
   if (modelType === 'qwen2') {
     const m = j.max_window_layers ?? 28; // Qwen2Config's default
     if (!Number.isSafeInteger(m) || (m as number) < 0) throw new FormatError(file, 'max_window_layers', `"max_window_layers"=${JSON.stringify(m)} is not a non-negative integer`);
@@ -403,11 +421,11 @@ function refuse(file: string, key: string, value: unknown, why: string): never {
 
 /** The attention window in force (Mistral: sliding_window unless null; Qwen2: only with use_sliding_window), or undefined. */
 function slidingWindow(j: Record<string, unknown>, modelType: string, file: string, warnings: string[]): number | undefined {
-  const on = modelType === 'mistral' || modelType === 'gemma3_text' || (modelType === 'qwen2' && j.use_sliding_window === true);
+  const on = modelType === 'mistral' || modelType === 'gemma2' || modelType === 'gemma3_text' || (modelType === 'qwen2' && j.use_sliding_window === true);
   if (!on) return undefined;
   const w = j.sliding_window;
-  if (w === undefined && (modelType === 'mistral' || modelType === 'gemma3_text')) {
-    warnings.push(`${file}: "sliding_window" missing, using 4096`); // MistralConfig's and Gemma3TextConfig's default
+  if (w === undefined && (modelType === 'mistral' || modelType === 'gemma2' || modelType === 'gemma3_text')) {
+    warnings.push(`${file}: "sliding_window" missing, using 4096`); // MistralConfig's, Gemma2Config's and Gemma3TextConfig's default
     return 4096;
   }
   if (w === null || w === undefined) return undefined;
@@ -438,16 +456,18 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
   }
   const mt = cfg.modelType ?? 'llama';
   if (cfg.qkvBias && mt !== 'qwen2') throw new Error(`writeHfConfig: q/k/v biases without an o_proj bias exist in transformers only as qwen2, not ${mt}`);
-  const gemma3 = mt === 'gemma3_text';
-  if (!gemma3 && (cfg.qkNorm || cfg.sandwichNorm || cfg.attnScale !== undefined || cfg.headDim !== undefined || cfg.ropeLocalTheta !== undefined)) {
-    throw new Error(`writeHfConfig: q/k norms, sandwich norms, a free head size or attention scale exist in transformers here only as gemma3_text, not ${mt}`);
+  const gemma3 = mt === 'gemma3_text', gemma2 = mt === 'gemma2';
+  if (!gemma3 && (cfg.qkNorm || cfg.ropeLocalTheta !== undefined)) throw new Error(`writeHfConfig: q/k norms and a local RoPE base exist in transformers here only as gemma3_text, not ${mt}`);
+  if (!gemma2 && !gemma3 && (cfg.sandwichNorm || cfg.attnScale !== undefined || cfg.headDim !== undefined)) {
+    throw new Error(`writeHfConfig: sandwich norms, a free head size or attention scale exist in transformers here only as gemma2/gemma3_text, not ${mt}`);
   }
+  if (!gemma2 && (cfg.attnSoftcap !== undefined || cfg.finalSoftcap !== undefined)) throw new Error(`writeHfConfig: soft-capping exists in transformers here only as gemma2, not ${mt}`);
   const layers = cfg.slidingLayers;
   const leadingFull = layers ? layers.findIndex((t) => t) : 0;
   // Gemma's embedding scale is sqrt(hidden) in the checkpoint's dtype (see parseHfConfig): a
   // model read from a bf16 checkpoint says bfloat16 again, or a reload would change the scale.
   let dtype: string = torchDtype;
-  if ((mt === 'gemma' || gemma3) && cfg.embedScale !== undefined && roundToDtype(Math.sqrt(cfg.dim), dtype) !== cfg.embedScale) {
+  if ((mt === 'gemma' || gemma2 || gemma3) && cfg.embedScale !== undefined && roundToDtype(Math.sqrt(cfg.dim), dtype) !== cfg.embedScale) {
     const match = (['bfloat16', 'float16', 'float32'] as const).find((d) => roundToDtype(Math.sqrt(cfg.dim), d) === cfg.embedScale);
     if (!match) throw new Error(`writeHfConfig: embedScale ${cfg.embedScale} is not sqrt(${cfg.dim}) in any dtype; ${mt} config.json cannot express it`);
     dtype = match;
@@ -457,8 +477,14 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
     hidden_size: cfg.dim, intermediate_size: cfg.hiddenDim, num_hidden_layers: cfg.nLayers,
     num_attention_heads: cfg.nHeads, num_key_value_heads: cfg.nKvHeads, vocab_size: cfg.vocabSize,
     max_position_embeddings: cfg.maxSeqLen, rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta,
-    ...(mt === 'gemma' || gemma3 ? { hidden_activation: 'gelu_pytorch_tanh', head_dim: cfg.headDim ?? cfg.dim / cfg.nHeads } : { hidden_act: 'silu' }),
+    ...(mt === 'gemma' || gemma2 || gemma3 ? { hidden_activation: 'gelu_pytorch_tanh', head_dim: cfg.headDim ?? cfg.dim / cfg.nHeads } : { hidden_act: 'silu' }),
     ...(cfg.ropeFactor !== undefined && cfg.ropeFactor !== 1 ? { rope_scaling: { rope_type: 'linear', factor: cfg.ropeFactor } } : {}),
+    ...(gemma2
+      ? {
+          query_pre_attn_scalar: cfg.attnScale === undefined ? (cfg.headDim ?? cfg.dim / cfg.nHeads) : Number((1 / cfg.attnScale ** 2).toPrecision(12)),
+          attn_logit_softcapping: cfg.attnSoftcap ?? null, final_logit_softcapping: cfg.finalSoftcap ?? null, attention_bias: false,
+        }
+      : {}),
     ...(gemma3
       ? {
           query_pre_attn_scalar: cfg.attnScale === undefined ? (cfg.headDim ?? cfg.dim / cfg.nHeads) : Number((1 / cfg.attnScale ** 2).toPrecision(12)),
@@ -471,9 +497,9 @@ export function hfConfigJson(cfg: ModelConfig, torchDtype: 'float32' | 'float16'
     ...(cfg.slidingWindow !== undefined
       ? {
           sliding_window: cfg.slidingWindow, ...(mt === 'qwen2' ? { use_sliding_window: true, max_window_layers: leadingFull } : {}),
-          ...(layers || gemma3 ? { layer_types: (layers ?? Array<boolean>(cfg.nLayers).fill(true)).map((t) => (t ? 'sliding_attention' : 'full_attention')) } : {}),
+          ...(layers || gemma2 || gemma3 ? { layer_types: (layers ?? Array<boolean>(cfg.nLayers).fill(true)).map((t) => (t ? 'sliding_attention' : 'full_attention')) } : {}),
         }
-      : mt === 'mistral' || gemma3 ? { sliding_window: null } : {}),
+      : mt === 'mistral' || gemma2 || gemma3 ? { sliding_window: null } : {}),
     ...ids,
   };
 }

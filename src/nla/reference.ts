@@ -93,7 +93,7 @@ export function referenceArIds(tok: Tokenizer, template: string, explanation: st
 
 function textConfig(dir: string): LlamaConfig {
   const { config } = readHfConfig(path.join(dir, 'config.json'));
-  if (config.arch !== 'llama') throw new Error(`${dir}/config.json: a reference NLA half must be a Llama-family model (llama, mistral, qwen2, gemma, gemma3); this is ${config.arch}`);
+  if (config.arch !== 'llama') throw new Error(`${dir}/config.json: a reference NLA half must be a Llama-family model (llama, mistral, qwen2, gemma, gemma2, gemma3); this is ${config.arch}`);
   return config;
 }
 

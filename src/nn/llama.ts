@@ -36,8 +36,11 @@ export interface ForwardResult {
   logits?: Tensor; // [B, T, V]
   hidden: Tensor; // residual after the last block run (before the final norm)
   captured: Map<number, Tensor>;
-  /** With `headless`: the head's input [B, T, D] (final norm applied, logit scale folded in) and its weight [V, D]. */
-  head?: { input: Tensor; weight: Tensor };
+  /**
+   * With `headless`: the head's input [B, T, D] (final norm applied, logit scale folded in) and
+   * its weight [V, D]; `softcap` when the logits are soft-capped after the product (capLogits).
+   */
+  head?: { input: Tensor; weight: Tensor; softcap?: number };
 }
 
 export class Llama {
@@ -128,8 +131,11 @@ export class Llama {
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.rmsNorm(x, this.gain('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
-    if (opts.headless) return { hidden: x, captured, head: { input: this.logitScale ? T.mul(h, this.logitScale) : h, weight: head } };
-    const logits = T.linear(h, head);
+    const cap = c.finalSoftcap;
+    // A learned inverse temperature would multiply after the cap, so it cannot fold into the head's input.
+    if (cap !== undefined && this.logitScale) throw new Error('Llama.forward: a learned logit scale on a model with final_logit_softcapping is not implemented');
+    if (opts.headless) return { hidden: x, captured, head: { input: this.logitScale ? T.mul(h, this.logitScale) : h, weight: head, ...(cap !== undefined ? { softcap: cap } : {}) } };
+    const logits = capLogits(T.linear(h, head), cap);
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }
 
@@ -172,7 +178,7 @@ export class Llama {
       v = T.linear(x, wv, bias('v_proj')).reshape([B, Tn, c.nKvHeads, hd]).permute([0, 2, 1, 3]);
     }
     if (cache) ({ k, v } = cache.append(l, k, v));
-    const o = T.attention(q, k, v, { causal: true, scale: c.attnScale, window: sliding ? c.slidingWindow : undefined }); // [B, H, T, Dh]
+    const o = T.attention(q, k, v, { causal: true, scale: c.attnScale, window: sliding ? c.slidingWindow : undefined, softcap: c.attnSoftcap }); // [B, H, T, Dh]
     return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.nHeads * hd]), this.w.get(p + 'o_proj.weight'));
   }
 
@@ -190,6 +196,11 @@ export class Llama {
     }
     return T.linear(T.mul(T.silu(T.linear(x, wg)), T.linear(x, wu)), wd);
   }
+}
+
+/** Gemma 2's final soft-cap c * tanh(z / c) of logits z (z itself without a cap). */
+export function capLogits(z: Tensor, cap: number | undefined): Tensor {
+  return cap === undefined ? z : T.mul(T.tanh(T.mul(z, 1 / cap)), cap);
 }
 
 /** x with row `positions[b]` of each batch row b replaced by vectors[b] (differentiable in both). */
