@@ -1,6 +1,7 @@
 // config.json settings that change a model's outputs are never ignored: each is implemented
-// (the GPT-2 erf GELU: tests/nn-gpt2.test.ts against a float64 reference; a sliding window
-// caps the context, within which it is exact) or refused at load with the key named. The
+// (the GPT-2 erf GELU: tests/nn-gpt2.test.ts against a float64 reference; sliding windows and
+// linear RoPE scaling: the kernels' tests and tests/nn-gemma3.test.ts) or refused at load with
+// the key named. The
 // fixtures are tiny model directories built here (config.json + model.safetensors).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,11 +38,17 @@ function refused(json: Record<string, unknown>, key: string): FormatError {
 }
 
 describe('settings that would change outputs are refused naming the key', () => {
-  test('rope_scaling (any type but "default")', () => {
-    for (const rs of [{ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }, { type: 'linear', factor: 2 }, { rope_type: 'yarn', factor: 4 }, { type: 'dynamic', factor: 2 }]) {
-      assert.match(refused({ ...llama, rope_scaling: rs }, 'rope_scaling').message, /not supported: scaled RoPE/);
+  test('rope_scaling of any type but "default" and "linear"', () => {
+    for (const rs of [{ rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 }, { rope_type: 'yarn', factor: 4 }, { type: 'dynamic', factor: 2 }, { rope_type: 'longrope', factor: 2 }]) {
+      assert.match(refused({ ...llama, rope_scaling: rs }, 'rope_scaling').message, /not supported: RoPE scaling type "\w+" is not implemented/);
     }
     for (const ok of [null, { rope_type: 'default' }, { type: 'default' }]) assert.equal(parseHfConfig({ ...llama, rope_scaling: ok }, 'f').config.arch, 'llama');
+    // Linear scaling is implemented (positions / factor), for Llama and Qwen2 alike.
+    for (const mt of ['llama', 'qwen2']) {
+      const c = parseHfConfig({ ...llama, model_type: mt, rope_scaling: { type: 'linear', factor: 2 } }, 'f').config;
+      assert.ok(c.arch === 'llama' && c.ropeFactor === 2, mt);
+    }
+    assert.throws(() => parseHfConfig({ ...llama, rope_scaling: { rope_type: 'linear' } }, 'f'), (e: Error) => e instanceof FormatError && e.field === 'rope_scaling' && /rope_scaling\.factor=undefined is not a positive number/.test(e.message));
   });
 
   test('hidden_act other than silu; llama attention_bias and mlp_bias', () => {
@@ -70,19 +77,23 @@ describe('settings that are implemented', () => {
     assert.deepEqual(['gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', undefined, 'gelu'].map(gelu), ['tanh', 'tanh', 'tanh', 'tanh', 'erf']);
   });
 
-  test('sliding_window caps the context (mistral always; qwen2 only with use_sliding_window); a larger window changes nothing', () => {
+  test('sliding_window: mistral on every layer; qwen2 only with use_sliding_window, on layers from max_window_layers; the context is not capped', () => {
     const ctx = (j: Record<string, unknown>) => {
       const c = parseHfConfig(j, 'f').config;
-      return c.arch === 'llama' ? [c.maxSeqLen, c.slidingWindow] : [];
+      return c.arch === 'llama' ? [c.maxSeqLen, c.slidingWindow, c.slidingLayers] : [];
     };
-    assert.deepEqual(ctx({ ...llama, model_type: 'mistral', sliding_window: 8 }), [8, 8]);
-    assert.deepEqual(ctx({ ...llama, model_type: 'mistral', sliding_window: 4096 }), [64, 4096]);
-    assert.deepEqual(ctx({ ...llama, model_type: 'mistral', sliding_window: null }), [64, undefined]);
-    assert.deepEqual(ctx({ ...llama, model_type: 'mistral' }), [64, 4096], 'MistralConfig default');
-    assert.deepEqual(ctx({ ...llama, model_type: 'qwen2', sliding_window: 8, use_sliding_window: false }), [64, undefined]);
-    assert.deepEqual(ctx({ ...llama, model_type: 'qwen2', sliding_window: 8, use_sliding_window: true }), [8, 8]);
-    assert.deepEqual(ctx({ ...llama, sliding_window: 8 }), [64, undefined], 'LlamaConfig has no sliding window');
+    const two = { ...llama, num_hidden_layers: 2 };
+    assert.deepEqual(ctx({ ...two, model_type: 'mistral', sliding_window: 8 }), [64, 8, undefined]);
+    assert.deepEqual(ctx({ ...two, model_type: 'mistral', sliding_window: null }), [64, undefined, undefined]);
+    assert.deepEqual(ctx({ ...two, model_type: 'mistral' }), [64, 4096, undefined], 'MistralConfig default');
+    assert.deepEqual(ctx({ ...two, model_type: 'qwen2', sliding_window: 8, use_sliding_window: false }), [64, undefined, undefined]);
+    assert.deepEqual(ctx({ ...two, model_type: 'qwen2', sliding_window: 8, use_sliding_window: true }), [64, undefined, undefined], 'max_window_layers defaults to 28: no layer slides');
+    assert.deepEqual(ctx({ ...two, model_type: 'qwen2', sliding_window: 8, use_sliding_window: true, max_window_layers: 1 }), [64, 8, [false, true]]);
+    assert.deepEqual(ctx({ ...two, model_type: 'qwen2', sliding_window: 8, use_sliding_window: true, max_window_layers: 0 }), [64, 8, undefined]);
+    assert.deepEqual(ctx({ ...two, model_type: 'mistral', sliding_window: 8, layer_types: ['full_attention', 'sliding_attention'] }), [64, 8, [false, true]]);
+    assert.deepEqual(ctx({ ...two, sliding_window: 8 }), [64, undefined, undefined], 'LlamaConfig has no sliding window');
     refused({ ...llama, model_type: 'mistral', sliding_window: -3 }, 'sliding_window');
+    refused({ ...two, model_type: 'mistral', sliding_window: 8, layer_types: ['sliding_attention'] }, 'layer_types');
   });
 });
 
@@ -100,22 +111,27 @@ describe('through loadModel, on model directories', () => {
   }
 
   test('rope_scaling and hidden_act refuse the load naming the file and the key', async () => {
-    for (const [key, value] of [['rope_scaling', { rope_type: 'linear', factor: 2 }], ['hidden_act', 'gelu']] as const) {
+    for (const [key, value] of [['rope_scaling', { rope_type: 'yarn', factor: 2 }], ['hidden_act', 'gelu']] as const) {
       const dir = await dirWith(`bad-${key}`, { [key]: value });
       await assert.rejects(loadModel(dir), (e: Error) => e instanceof FormatError && e.field === key && e.message.startsWith(path.join(dir, 'config.json') + `: ${key}=`));
     }
   });
 
-  test('a sliding window shorter than the context: positions past it are an error, within it the model runs', async () => {
-    const dir = await dirWith('window', { sliding_window: 4 });
-    const { model } = await loadModel(dir);
-    assert.equal(model.cfg.maxSeqLen, 4);
-    const run = (n: number) => T.noGrad(() => T.tidy(() => model.forward(T.Tensor.from(Int32Array.from({ length: n }, (_, i) => i + 1), [1, n], 'i32')).logits!.contiguous()));
-    const ok = run(4);
-    assert.deepEqual(ok.shape, [1, 4, 20]);
-    ok.dispose();
-    assert.throws(() => run(5), /5 positions exceed the model's sliding_window 4/);
-    model.w.dispose();
+  test('a sliding window shorter than the sequence runs windowed attention: equal to full attention within the window, different past it', async () => {
+    const windowed = (await loadModel(await dirWith('window', { sliding_window: 4 }))).model;
+    const full = (await loadModel(await dirWith('no-window', { sliding_window: null }))).model;
+    assert.equal(windowed.cfg.maxSeqLen, 64);
+    const run = async (m: typeof full) => {
+      const t = T.noGrad(() => T.tidy(() => m.forward(T.Tensor.from(Int32Array.from({ length: 9 }, (_, i) => i + 1), [1, 9], 'i32')).logits!.contiguous()));
+      const d = (await t.data()) as Float32Array;
+      t.dispose();
+      return d;
+    };
+    const [a, b] = [await run(windowed), await run(full)];
+    for (let i = 0; i < 4 * 20; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `position ${Math.floor(i / 20)} sees its whole past in both`);
+    assert.ok(a.slice(4 * 20).some((x, i) => Math.abs(x - b[4 * 20 + i]) > 1e-4), 'positions past the window differ');
+    windowed.w.dispose();
+    full.w.dispose();
   });
 
   test('a GPT-2 directory with activation_function "relu" is refused', async () => {

@@ -190,8 +190,8 @@ test('an AR without value_head.safetensors, or whose config (K+1 layers) disagre
 });
 
 test('a pair of an architecture nla does not implement is refused at load with its name', opts, async () => {
-  const f = await buildReferencePair(path.join(tmp, 'gemma3'), 'qwen2');
+  const f = await buildReferencePair(path.join(tmp, 'qwen3'), 'qwen2');
   const cfg = JSON.parse(fs.readFileSync(path.join(f.av, 'config.json'), 'utf8'));
-  fs.writeFileSync(path.join(f.av, 'config.json'), JSON.stringify({ ...cfg, model_type: 'gemma3_text' }));
-  await assert.rejects(loadNLA(f.nla), /av\/config\.json: model_type="gemma3_text" is not supported: Gemma 3 adds q\/k norms/);
+  fs.writeFileSync(path.join(f.av, 'config.json'), JSON.stringify({ ...cfg, model_type: 'qwen3' }));
+  await assert.rejects(loadNLA(f.nla), /av\/config\.json: model_type="qwen3" is not supported: Qwen3 adds per-head q\/k RMSNorm/);
 });

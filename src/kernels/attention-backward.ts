@@ -7,7 +7,7 @@
 // Same scheme as the forward block layout (see attention.ts): loop bounds uniform per
 // workgroup, the walked rows loaded cooperatively and broadcast over the subgroup, several
 // owned rows per lane so each broadcast element feeds several FMAs, per-row validity by select().
-import { AU, attnPrelude, dloop, dloopAgain, forD, mainHead, queryBlockHead, queryRow, rows, sgParam, type AttnKernelCfg } from './attention.js';
+import { AU, attnPrelude, capScore, dloop, dloopAgain, forD, mainHead, queryBlockHead, queryRow, rows, sgParam, type AttnKernelCfg } from './attention.js';
 import { storage } from './uniforms.js';
 
 function inputs(cfg: AttnKernelCfg): string {
@@ -32,10 +32,11 @@ ${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}  let row$
   let L${r} = OL[u(${AU.LOFF}u) + row${r}];
 `)}  let ko = tIdx(${AU.K}u, b, hk, 0u); let kt = u(${AU.K + 2}u);
   let vo = tIdx(${AU.V}u, b, hk, 0u); let vt = u(${AU.V + 2}u);
-  for (var j = 0u; j < je; j++) {
+  for (var j = js; j < je; j++) {
     let kok = keyOk(b, j);
     ${rows(RQ, (r) => `var s${r} = 0.0; var dp${r} = 0.0; `)}
-    ${dloop(cfg, [{ name: 'k', buf: 'K', base: 'ko + j * kt', guard: 'kok' }, { name: 'v', buf: 'V', base: 'vo + j * vt', guard: 'kok' }], (d) => rows(RQ, (r) => `s${r} += q${r}[${d}] * k_${d}; dp${r} += g${r}[${d}] * v_${d}; `))}${rows(RQ, (r) => `    let ds${r} = select(0.0, exp(s${r} - L${r}), i32(j) < rowEnd${r} && kok) * (dp${r} - di${r});
+    ${dloop(cfg, [{ name: 'k', buf: 'K', base: 'ko + j * kt', guard: 'kok' }, { name: 'v', buf: 'V', base: 'vo + j * vt', guard: 'kok' }], (d) => rows(RQ, (r) => `s${r} += q${r}[${d}] * k_${d}; dp${r} += g${r}[${d}] * v_${d}; `))}${rows(RQ, (r) => `    ${capScore(`s${r}`)}
+    let ds${r} = select(0.0, exp(s${r} - L${r}), i32(j) < rowEnd${r} && i32(j) >= rowBeg${r} && kok) * (dp${r} - di${r}) * dt_s${r};
 `)}${dloopAgain(cfg, ['k'], (d, el) => rows(RQ, (r) => `dq${r}[${d}] += ds${r} * ${el('k')}; `))}
   }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
@@ -65,7 +66,12 @@ ${mainHead(cfg)}  let H = u(${AU.H}u); let Hkv = u(${AU.HKV}u); let Tq = u(${AU.
   // Query i sees key j iff j <= i + qs: the block's first key bounds where the walk starts;
   // a block entirely past the valid keys has nothing to do.
   let iStart = u32(clamp(i32(jb) - qs, 0, i32(Tq)));
-  let iEnd = select(Tq, iStart, i32(jb) >= kend);
+  // ... and, with a window, query i sees key j only while j > i + qs - win: the block's last
+  // key bounds where it ends.
+  let win = ui(${AU.WIN}u);
+  let cap = uf(${AU.CAP}u);
+  let iLast = u32(clamp(i32(jb + WG * ${RK}u) - 1 - qs + win, 0, i32(Tq)));
+  let iEnd = select(max(iLast, iStart), iStart, i32(jb) >= kend);
 ${rows(RK, (r) => `  let jl${r} = jb + ${r}u * WG + lid.x;
   let j${r} = min(jl${r}, Tk - 1u);
   let kvalid${r} = i32(jl${r}) < kend && keyOk(b, j${r});
@@ -78,8 +84,10 @@ ${rows(RK, (r) => `  let jl${r} = jb + ${r}u * WG + lid.x;
       let row = (b * H + h) * Tq + i;
       let L = OL[u(${AU.LOFF}u) + row]; let di = DI[row];
       ${rows(RK, (r) => `var s${r} = 0.0; var dp${r} = 0.0; `)}
-    ${dloop(cfg, [{ name: 'q', buf: 'Q', base: `tIdx(${AU.Q}u, b, h, i)` }, { name: 'g', buf: 'DO', base: `tIdx(${AU.DO}u, b, h, i)` }], (d) => rows(RK, (r) => `s${r} += q_${d} * k${r}[${d}]; dp${r} += g_${d} * v${r}[${d}]; `))}${rows(RK, (r) => `      let p${r} = select(0.0, exp(s${r} * scale - L), kvalid${r} && i32(j${r}) <= i32(i) + qs);
-      let ds${r} = p${r} * (dp${r} - di);
+    ${dloop(cfg, [{ name: 'q', buf: 'Q', base: `tIdx(${AU.Q}u, b, h, i)` }, { name: 'g', buf: 'DO', base: `tIdx(${AU.DO}u, b, h, i)` }], (d) => rows(RK, (r) => `s${r} += q_${d} * k${r}[${d}]; dp${r} += g_${d} * v${r}[${d}]; `))}${rows(RK, (r) => `      var sc${r} = s${r} * scale;
+      ${capScore(`sc${r}`)}
+      let p${r} = select(0.0, exp(sc${r} - L), kvalid${r} && i32(j${r}) <= i32(i) + qs && i32(j${r}) > i32(i) + qs - win);
+      let ds${r} = p${r} * (dp${r} - di) * dt_sc${r};
 `)}${dloopAgain(cfg, ['q', 'g'], (d, el) => rows(RK, (r) => `dv${r}[${d}] += p${r} * ${el('g')}; dk${r}[${d}] += ds${r} * ${el('q')}; `))}
     }
   }

@@ -41,11 +41,19 @@ export const AU = {
   // Where output rows of D go (element offset, then batch, head, time strides): O (offset 0),
   // dQ, dK (dV at word AUX2 past dK). Outputs follow their inputs' layout (see oOut/dqOut/dkOut).
   OS: 37, DQS: 40, DKS: 44,
-  words: 48,
+  // Sliding window (i32): query at absolute position P sees keys j with P - WIN < j <= P
+  // (transformers' sliding_window_overlay). NO_WINDOW when attention is not windowed.
+  WIN: 48,
+  // Score soft-capping (f32, 0 = none): s -> CAP * tanh(s / CAP) after the scale (Gemma 2's attn_logit_softcapping).
+  CAP: 49,
+  words: 52,
 } as const;
 
 /** MODE values: no mask (M is a dummy), M = [B, Tk] 0/1 mask (f32 or i32 bits), M = i32 [B] valid key counts. */
 export const MASK_NONE = 0, MASK_KEYS = 1, MASK_LENGTHS = 2;
+
+/** WIN for unwindowed attention: past any sequence, and small enough that i + qs + WIN cannot overflow i32 (|qs| <= 2^30). */
+export const NO_WINDOW = 2 ** 29;
 
 export const NEG = -3.0e38; // finite "-inf": keeps exp(m_old - m_new) = exp(0) = 1 when nothing is visible yet
 
@@ -75,6 +83,14 @@ export function attnPrelude(cfg: AttnKernelCfg, maskBinding: number): string {
   s += `fn oOut(b: u32, h: u32, i: u32) -> u32 { return b * u(${AU.OS}u) + h * u(${AU.OS + 1}u) + i * u(${AU.OS + 2}u); }
 fn dqOut(b: u32, h: u32, i: u32) -> u32 { return u(${AU.DQS}u) + b * u(${AU.DQS + 1}u) + h * u(${AU.DQS + 2}u) + i * u(${AU.DQS + 3}u); }
 fn dkOut(b: u32, h: u32, j: u32) -> u32 { return u(${AU.DKS}u) + b * u(${AU.DKS + 1}u) + h * u(${AU.DKS + 2}u) + j * u(${AU.DKS + 3}u); }\n`;
+  // tanh for the soft-cap: a series near 0, where exp-based tanh loses the small values to
+  // cancellation (cap * tanh(s / cap) must stay s for a cap far above the scores).
+  s += `fn tanhS(x: f32) -> f32 {
+  let a = abs(x);
+  if (a < 0.2) { let x2 = x * x; return x * (1.0 + x2 * (-0.33333334 + x2 * (0.13333334 + x2 * (-0.053968254 + x2 * 0.021869488)))); }
+  let e = exp(-2.0 * min(a, 15.0));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}\n`;
   s += storage(maskBinding, 'M', 'u32', false);
   s += `fn keyOk(b: u32, j: u32) -> bool {
   if (u(${AU.MODE}u) != ${MASK_KEYS}u) { return true; }
@@ -162,7 +178,8 @@ function keyStep(cfg: AttnKernelCfg, RQ: number, okR: (r: number) => string): st
   const D = cfg.D;
   return `    let kok = keyOk(b, j);
     ${rows(RQ, (r) => `var s${r} = 0.0; `)}
-    ${dloop(cfg, [{ name: 'k', buf: 'K', base: 'ko + j * kt' }], (d) => rows(RQ, (r) => `s${r} += q${r}[${d}] * k_${d}; `))}${rows(RQ, (r) => `    let ok${r} = ${okR(r)} && kok;
+    ${dloop(cfg, [{ name: 'k', buf: 'K', base: 'ko + j * kt' }], (d) => rows(RQ, (r) => `s${r} += q${r}[${d}] * k_${d}; `))}${rows(RQ, (r) => `    ${capScore(`s${r}`)}
+    let ok${r} = ${okR(r)} && kok;
     let sv${r} = select(NEG, s${r}, ok${r});
     if (sv${r} > m${r} + ${RESCALE.toFixed(1)}) {
       let c = exp(m${r} - sv${r});
@@ -174,6 +191,13 @@ function keyStep(cfg: AttnKernelCfg, RQ: number, okR: (r: number) => string): st
     l${r} += p${r};
 `)}    ${dloop(cfg, [{ name: 'v', buf: 'V', base: 'vo + j * vt', guard: 'kok' }], (d) => rows(RQ, (r) => `acc${r}[${d}] += p${r} * v_${d}; `))}`;
 }
+
+/**
+ * Soft-caps a scaled score in place (when CAP is set) and declares its derivative factor
+ * dt_<name> = 1 - tanh^2 for the backward passes (tanhS: see attnPrelude).
+ */
+export const capScore = (name: string) =>
+  `var dt_${name} = 1.0; if (cap > 0.0) { let th = tanhS(${name} / cap); ${name} = cap * th; dt_${name} = 1.0 - th * th; }`;
 
 /** Loads pre-scaled query row i{r} and declares its softmax state. Operands have unit d-stride. */
 const loadQ = (D: number, r: number, h = 'h') => `  let qo${r} = tIdx(${AU.Q}u, b, ${h}, i${r});
@@ -201,12 +225,17 @@ export const queryBlockHead = (RQ: number) => `  let H = u(${AU.H}u); let Tq = u
   let b = wg.z; let h = wg.y; let ib = wg.x * WG * ${RQ}u;
   let hk = h / (H / u(${AU.HKV}u));
   let je = u32(clamp(i32(min(ib + WG * ${RQ}u, Tq)) + qs, 0, keyEnd(b)));
+  // The block's first row sees nothing before its window: later rows start later still.
+  let win = ui(${AU.WIN}u);
+  let js = u32(clamp(i32(ib) + qs - win + 1, 0, i32(je)));
+  let cap = uf(${AU.CAP}u);
 `;
 
 /** Owned query row r of that block: its index (clamped to Tq - 1) and causal key end. */
 export const queryRow = (r: number) => `  let il${r} = ib + ${r}u * WG + lid.x;
   let i${r} = min(il${r}, Tq - 1u);
   let rowEnd${r} = min(i32(i${r}) + qs + 1, i32(je));
+  let rowBeg${r} = i32(i${r}) + qs - win + 1;
 `;
 
 function bindings(cfg: AttnKernelCfg): string {
@@ -223,8 +252,8 @@ export function attnForwardBlock(cfg: AttnKernelCfg, RQ = 1) {
   const source = () => `${bindings(cfg)}
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u${sgParam(cfg)}) {
-${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = 0u; j < je; j++) {
-${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r}`)}  }
+${mainHead(cfg)}${queryBlockHead(RQ)}${rows(RQ, (r) => `${queryRow(r)}${loadQ(cfg.D, r)}`)}${KV_BASE}  for (var j = js; j < je; j++) {
+${keyStep(cfg, RQ, (r) => `i32(j) < rowEnd${r} && i32(j) >= rowBeg${r}`)}  }
 ${rows(RQ, (r) => `  if (il${r} < Tq) {
     let row = (b * H + h) * Tq + il${r};
 ${finish(cfg.D, r, 'row', `oOut(b, h, il${r})`)}  }
@@ -252,8 +281,10 @@ ${mainHead(cfg)}  let H = u(${AU.H}u); let Tq = u(${AU.TQ}u); let qs = ui(${AU.Q
   let i = t % Tq; let hg = (t / Tq) % HG; let b = t / (Tq * HG);
   let hk = (hg * ${RG}u) / (H / u(${AU.HKV}u));
   let rowEnd = u32(clamp(i32(i) + qs + 1, 0, keyEnd(b)));
+  let rowBeg = u32(max(i32(i) + qs - ui(${AU.WIN}u) + 1, 0));
+  let cap = uf(${AU.CAP}u);
   let chunk = u(${AU.CHUNK}u);
-  let jb = min(g.y * chunk, rowEnd);
+  let jb = max(min(g.y * chunk, rowEnd), rowBeg);
   let je = min(jb + chunk, rowEnd);
 ${rows(RG, (r) => `  let h${r} = hg * ${RG}u + ${r}u; let i${r} = i;\n${loadQ(cfg.D, r, `h${r}`)}`)}${KV_BASE}  for (var j = jb; j < je; j++) {
 ${keyStep(cfg, RG, () => 'true')}  }

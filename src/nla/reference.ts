@@ -12,7 +12,9 @@ import { readChatTemplate, type ChatTemplate } from '../io/chat-template.js';
 import { readHfConfig, type LlamaConfig } from '../io/config.js';
 import { readSafetensors, readSafetensorsDir } from '../io/safetensors.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
+import type { HostTensor } from '../io/host-tensor.js';
 import { bufferSkipper } from '../nn/buffers.js';
+import { isGemma3VisionTensor, renameTextTensors } from '../nn/gemma3-names.js';
 import { Llama } from '../nn/llama.js';
 import { Weights } from '../nn/weights.js';
 import { initGpu } from '../tensor/device.js';
@@ -91,8 +93,16 @@ export function referenceArIds(tok: Tokenizer, template: string, explanation: st
 
 function textConfig(dir: string): LlamaConfig {
   const { config } = readHfConfig(path.join(dir, 'config.json'));
-  if (config.arch !== 'llama') throw new Error(`${dir}/config.json: a reference NLA half must be a Llama-family model (llama, mistral, qwen2, gemma); this is ${config.arch}`);
+  if (config.arch !== 'llama') throw new Error(`${dir}/config.json: a reference NLA half must be a Llama-family model (llama, mistral, qwen2, gemma, gemma2, gemma3); this is ${config.arch}`);
   return config;
+}
+
+/** A half's tensors by text-model name: known buffers skipped; a Gemma 3 wrapper's vision tensors skipped and text tensors renamed. */
+function readTextTensors(cfg: LlamaConfig, dir: string): Map<string, HostTensor> {
+  const isBuffer = bufferSkipper(cfg, dir);
+  const host = readSafetensorsDir(dir, { skip: (n, shape) => (cfg.wrapper === 'gemma3' && isGemma3VisionTensor(n)) || isBuffer(n, shape) });
+  renameTextTensors(cfg.wrapper, host, dir);
+  return host;
 }
 
 function ids(x: readonly number[]): string {
@@ -134,7 +144,7 @@ export async function loadReferenceNLA(pair: ReferencePair, opts: { model?: stri
   const chat = readChatTemplate(pair.av);
   if (!chat) throw new Error(`${pair.av}: no chat template (tokenizer_config.json "chat_template", chat_template.jinja or chat_template.json); the reference AV is prompted through it`);
   const avp = referenceAvPrompt(avTok, chat, avS);
-  const avW = Weights.fromHost(readSafetensorsDir(pair.av, { skip: bufferSkipper(avCfg, pair.av) }));
+  const avW = Weights.fromHost(readTextTensors(avCfg, pair.av));
   if (avCfg.tieEmbeddings && avW.has('lm_head.weight')) (avW.get('lm_head.weight').dispose(), avW.map.delete('lm_head.weight'));
   avW.validate(Llama.expectedWeights(avCfg), pair.av);
   const stops = stopIds(pair.av, avTok);
@@ -195,7 +205,7 @@ export async function loadReferenceNLA(pair: ReferencePair, opts: { model?: stri
     const tail = probe.slice(-suffix.length);
     if (ids(tail) !== ids(suffix)) throw new Error(`${arS.file}: field "tokens.critic_suffix_ids": expected ${ids(suffix)}, found ${ids(tail)} at the end of the AR prompt`);
   }
-  const arHost = readSafetensorsDir(pair.ar, { skip: bufferSkipper(arCfgFile, pair.ar) });
+  const arHost = readTextTensors(arCfgFile, pair.ar);
   // The reference replaces the final norm and lm_head by the identity; a file that kept them
   // (or the megatron-compat ones-norm and eye lm_head) has them ignored for the same reason.
   arHost.delete('model.norm.weight');

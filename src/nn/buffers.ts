@@ -32,7 +32,7 @@ export function knownBuffer(cfg: ModelConfig, name: string): KnownBuffer | undef
   // frequencies per attention layer (or once per model in some exports): [head_dim / 2].
   const m = /^model\.(?:layers\.(\d+)\.self_attn\.)?rotary_emb\.inv_freq$/.exec(name);
   if (!m || (m[1] !== undefined && Number(m[1]) >= cfg.nLayers)) return undefined;
-  return { what: 'RoPE inv_freq buffer', shape: [cfg.dim / cfg.nHeads / 2] };
+  return { what: 'RoPE inv_freq buffer', shape: [(cfg.headDim ?? cfg.dim / cfg.nHeads) / 2] };
 }
 
 /**

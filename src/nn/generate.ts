@@ -3,6 +3,7 @@
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { rng } from '../util/rng.js';
+import { capLogits } from './llama.js';
 import type { LanguageModel } from './model.js';
 import { logProbOf, sampleToken, type SamplerOptions } from './sample.js';
 
@@ -58,7 +59,7 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
     const t = ids[0].length;
     const x = T.Tensor.from(Int32Array.from(ids.flat()), [B, t], 'i32');
     const { head } = model.forward(x, { cache, inject, headless: true });
-    return { h: head!.input.slice(1, t - 1, t), w: head!.weight };
+    return { h: head!.input.slice(1, t - 1, t), w: head!.weight, cap: head!.softcap };
   };
   const lastHidden = (ids: number[][], inject?: GenerateOptions['inject']) =>
     T.noGrad(() =>
@@ -70,12 +71,14 @@ export async function generate(model: LanguageModel, prompts: number[][], opts: 
   const lastLogits = (ids: number[][], inject?: GenerateOptions['inject']) =>
     T.noGrad(() =>
       T.tidy(() => {
-        const { h, w } = headAtLast(ids, inject);
-        return T.linear(h, w).contiguous();
+        const { h, w, cap } = headAtLast(ids, inject);
+        return capLogits(T.linear(h, w), cap).contiguous();
       }),
     );
   try {
-    if (opts.fusedSample) {
+    // The fused sampler draws from softmax(h W^T) and has no soft-cap: a capped model (Gemma 2)
+    // samples on the host from the capped logits instead (the same distribution, another stream).
+    if (opts.fusedSample && finalSoftcap(model) === undefined) {
       await fusedLoop(opts, B, seqs, out, stops, (ids, inject) => lastHidden(ids, inject), () => rands?.map((r) => r()) ?? Array.from({ length: B }, () => rand()), cache !== undefined);
       return out;
     }
@@ -143,7 +146,19 @@ async function fusedLoop(
 export const CHUNKED_HEAD_BYTES = 32 * 2 ** 20;
 
 /** Whether a loss over `rows` positions of this model runs its head in vocabulary chunks. */
-export const headInChunks = (model: LanguageModel, rows: number, force?: boolean): boolean => force ?? rows * model.cfg.vocabSize * 4 >= CHUNKED_HEAD_BYTES;
+export const headInChunks = (model: LanguageModel, rows: number, force?: boolean): boolean => {
+  // The chunked head (T.headLogProbs) has no soft-cap: a capped model always makes its logits.
+  if (finalSoftcap(model) !== undefined) {
+    if (force) throw new Error('chunkedHead: the chunked head does not apply final_logit_softcapping (Gemma 2); run without it');
+    return false;
+  }
+  return force ?? rows * model.cfg.vocabSize * 4 >= CHUNKED_HEAD_BYTES;
+};
+
+/** The model's final logit soft-cap (Gemma 2), if any. */
+function finalSoftcap(model: LanguageModel): number | undefined {
+  return model.cfg.arch === 'llama' ? model.cfg.finalSoftcap : undefined;
+}
 
 /**
  * Teacher-forced log p(ids[b, t+1] | ids[b, ..t]) for a right-padded batch: [B, T-1], with

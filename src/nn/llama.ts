@@ -1,5 +1,6 @@
-// The Llama family (Llama 2/3, Mistral, Qwen2 with q/k/v biases; stories260K), readable top to
-// bottom like nanoGPT's model.py. Weights use Hugging Face names (see weights.ts).
+// The Llama family (Llama 2/3, Mistral, Qwen2 with q/k/v biases; Gemma and Gemma 3's text model;
+// stories260K), readable top to bottom like nanoGPT's model.py. Weights use Hugging Face names
+// (see weights.ts).
 import type { LlamaConfig } from '../io/config.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -35,8 +36,11 @@ export interface ForwardResult {
   logits?: Tensor; // [B, T, V]
   hidden: Tensor; // residual after the last block run (before the final norm)
   captured: Map<number, Tensor>;
-  /** With `headless`: the head's input [B, T, D] (final norm applied, logit scale folded in) and its weight [V, D]. */
-  head?: { input: Tensor; weight: Tensor };
+  /**
+   * With `headless`: the head's input [B, T, D] (final norm applied, logit scale folded in) and
+   * its weight [V, D]; `softcap` when the logits are soft-capped after the product (capLogits).
+   */
+  head?: { input: Tensor; weight: Tensor; softcap?: number };
 }
 
 export class Llama {
@@ -49,27 +53,35 @@ export class Llama {
   constructor(readonly cfg: LlamaConfig, readonly w: Weights) {}
 
   get headDim(): number {
-    return this.cfg.dim / this.cfg.nHeads;
+    return this.cfg.headDim ?? this.cfg.dim / this.cfg.nHeads;
   }
 
   /** Names and shapes this architecture expects (used to validate loaded checkpoints). */
   static expectedWeights(c: LlamaConfig): Map<string, number[]> {
-    const hd = c.dim / c.nHeads, kv = c.nKvHeads * hd;
+    const hd = c.headDim ?? c.dim / c.nHeads, q = c.nHeads * hd, kv = c.nKvHeads * hd;
     const m = new Map<string, number[]>([['model.embed_tokens.weight', [c.vocabSize, c.dim]], ['model.norm.weight', [c.dim]]]);
     if (!c.tieEmbeddings) m.set('lm_head.weight', [c.vocabSize, c.dim]);
     for (let l = 0; l < c.nLayers; l++) {
       const p = `model.layers.${l}.`;
       m.set(p + 'input_layernorm.weight', [c.dim]);
-      m.set(p + 'self_attn.q_proj.weight', [c.dim, c.dim]);
+      m.set(p + 'self_attn.q_proj.weight', [q, c.dim]);
       m.set(p + 'self_attn.k_proj.weight', [kv, c.dim]);
       m.set(p + 'self_attn.v_proj.weight', [kv, c.dim]);
-      m.set(p + 'self_attn.o_proj.weight', [c.dim, c.dim]);
+      m.set(p + 'self_attn.o_proj.weight', [c.dim, q]);
+      if (c.qkNorm) {
+        m.set(p + 'self_attn.q_norm.weight', [hd]);
+        m.set(p + 'self_attn.k_norm.weight', [hd]);
+      }
       if (c.qkvBias) {
-        m.set(p + 'self_attn.q_proj.bias', [c.dim]);
+        m.set(p + 'self_attn.q_proj.bias', [q]);
         m.set(p + 'self_attn.k_proj.bias', [kv]);
         m.set(p + 'self_attn.v_proj.bias', [kv]);
       }
       m.set(p + 'post_attention_layernorm.weight', [c.dim]);
+      if (c.sandwichNorm) {
+        m.set(p + 'pre_feedforward_layernorm.weight', [c.dim]);
+        m.set(p + 'post_feedforward_layernorm.weight', [c.dim]);
+      }
       m.set(p + 'mlp.gate_proj.weight', [c.hiddenDim, c.dim]);
       m.set(p + 'mlp.up_proj.weight', [c.hiddenDim, c.dim]);
       m.set(p + 'mlp.down_proj.weight', [c.dim, c.hiddenDim]);
@@ -87,9 +99,6 @@ export class Llama {
     const last = opts.untilLayer ?? c.nLayers - 1;
     if (!Number.isInteger(last) || last < 0 || last >= c.nLayers) throw new Error(`Llama.forward: layer ${last} out of range (the model has blocks 0..${c.nLayers - 1})`);
     const start = opts.cache?.length ?? 0;
-    // Within the window, sliding-window attention is full causal attention; past it, it is not
-    // implemented, so refuse rather than differ from the reference.
-    if (c.slidingWindow !== undefined && start + Tn > c.slidingWindow) throw new Error(`Llama.forward: ${start + Tn} positions exceed the model's sliding_window ${c.slidingWindow} (attention past the window is not implemented)`);
     let x = T.embedding(this.w.get('model.embed_tokens.weight'), ids); // [B, T, D]
     // Gemma scales the embeddings; an injected vector replaces the row after the scale (as the
     // reference NLA injects into inputs_embeds that already carry it), so it is not scaled.
@@ -103,10 +112,16 @@ export class Llama {
     for (let l = 0; l <= last; l++) {
       const p = `model.layers.${l}.`;
       const input = x;
+      const norm = (t: Tensor, name: string) => T.rmsNorm(t, this.gain(p + name + '.weight'), c.normEps);
       const block = () => {
-        let y = T.add(input, this.attention(l, T.rmsNorm(input, this.gain(p + 'input_layernorm.weight'), c.normEps), start, opts.cache, opts.packed));
-        y = T.add(y, this.mlp(l, T.rmsNorm(y, this.gain(p + 'post_attention_layernorm.weight'), c.normEps), opts.packed));
-        return y;
+        const a = this.attention(l, norm(input, 'input_layernorm'), start, opts.cache, opts.packed);
+        if (c.sandwichNorm) {
+          // Gemma 2/3: each sublayer's output is normed before it joins the residual stream.
+          const y = T.add(input, norm(a, 'post_attention_layernorm'));
+          return T.add(y, norm(this.mlp(l, norm(y, 'pre_feedforward_layernorm'), opts.packed), 'post_feedforward_layernorm'));
+        }
+        const y = T.add(input, a);
+        return T.add(y, this.mlp(l, norm(y, 'post_attention_layernorm'), opts.packed));
       };
       x = scoped ? T.tidy(block) : block();
       if (scoped && l > 0 && ![...captured.values()].includes(input)) input.dispose();
@@ -116,8 +131,11 @@ export class Llama {
     if (opts.untilLayer !== undefined) return { hidden: x, captured };
     const h = T.rmsNorm(x, this.gain('model.norm.weight'), c.normEps);
     const head = c.tieEmbeddings ? this.w.get('model.embed_tokens.weight') : this.w.get('lm_head.weight');
-    if (opts.headless) return { hidden: x, captured, head: { input: this.logitScale ? T.mul(h, this.logitScale) : h, weight: head } };
-    const logits = T.linear(h, head);
+    const cap = c.finalSoftcap;
+    // A learned inverse temperature would multiply after the cap, so it cannot fold into the head's input.
+    if (cap !== undefined && this.logitScale) throw new Error('Llama.forward: a learned logit scale on a model with final_logit_softcapping is not implemented');
+    if (opts.headless) return { hidden: x, captured, head: { input: this.logitScale ? T.mul(h, this.logitScale) : h, weight: head, ...(cap !== undefined ? { softcap: cap } : {}) } };
+    const logits = capLogits(T.linear(h, head), cap);
     return { logits: this.logitScale ? T.mul(logits, this.logitScale) : logits, hidden: x, captured };
   }
 
@@ -132,10 +150,17 @@ export class Llama {
     const [B, Tn] = x.shape;
     const p = `model.layers.${l}.self_attn.`;
     const bias = (n: string) => (c.qkvBias ? this.w.get(p + n + '.bias') : undefined);
-    const rope = (t: Tensor, heads?: number) => T.rope(t, { start, theta: c.ropeTheta, layout: c.ropeLayout, heads });
+    // Sliding-window layers (Gemma 3's local ones) may have their own RoPE base, unscaled.
+    const sliding = c.slidingWindow !== undefined && (c.slidingLayers?.[l] ?? true);
+    const local = sliding && c.ropeLocalTheta !== undefined;
+    const ropeOpts = { start, theta: local ? c.ropeLocalTheta : c.ropeTheta, factor: local ? 1 : (c.ropeFactor ?? 1), layout: c.ropeLayout };
+    const rope = (t: Tensor, heads?: number) => T.rope(t, { ...ropeOpts, heads });
+    // Gemma 3: each q and k head is RMS-normed (gain 1 + w) before RoPE.
+    const headNorm = (t: Tensor, n: string) => (c.qkNorm ? T.rmsNorm(t, this.gain(p + n + '.weight'), c.normEps) : t);
     const wq = this.w.get(p + 'q_proj.weight'), wk = this.w.get(p + 'k_proj.weight'), wv = this.w.get(p + 'v_proj.weight');
     let q: Tensor, k: Tensor, v: Tensor;
-    if (!cache && (packed ?? (T.isGradEnabled() && (wq.requiresGrad || wk.requiresGrad || wv.requiresGrad)))) {
+    // The packed path ropes q and k in one pass, so per-head norms keep the separate products.
+    if (!cache && !c.qkNorm && (packed ?? (T.isGradEnabled() && (wq.requiresGrad || wk.requiresGrad || wv.requiresGrad)))) {
       // Training: one product with the stacked [q; k; v] weights into [B, T, H + 2Hkv, Dh], one
       // RoPE pass over its q and k heads, and q, k, v as head slices of it. Attention writes
       // their gradients side by side, so the packed gradient needs no assembly, and the three
@@ -148,13 +173,13 @@ export class Llama {
       [q, k, v] = [heads(0, c.nHeads), heads(c.nHeads, c.nKvHeads), heads(c.nHeads + c.nKvHeads, c.nKvHeads)];
     } else {
       // [B, T, H, Dh] -> rope -> [B, H, T, Dh] (a permuted view).
-      q = rope(T.linear(x, wq, bias('q_proj')).reshape([B, Tn, c.nHeads, hd])).permute([0, 2, 1, 3]);
-      k = rope(T.linear(x, wk, bias('k_proj')).reshape([B, Tn, c.nKvHeads, hd])).permute([0, 2, 1, 3]);
+      q = rope(headNorm(T.linear(x, wq, bias('q_proj')).reshape([B, Tn, c.nHeads, hd]), 'q_norm')).permute([0, 2, 1, 3]);
+      k = rope(headNorm(T.linear(x, wk, bias('k_proj')).reshape([B, Tn, c.nKvHeads, hd]), 'k_norm')).permute([0, 2, 1, 3]);
       v = T.linear(x, wv, bias('v_proj')).reshape([B, Tn, c.nKvHeads, hd]).permute([0, 2, 1, 3]);
     }
     if (cache) ({ k, v } = cache.append(l, k, v));
-    const o = T.attention(q, k, v, { causal: true }); // [B, H, T, Dh]
-    return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.dim]), this.w.get(p + 'o_proj.weight'));
+    const o = T.attention(q, k, v, { causal: true, scale: c.attnScale, window: sliding ? c.slidingWindow : undefined, softcap: c.attnSoftcap }); // [B, H, T, Dh]
+    return T.linear(o.permute([0, 2, 1, 3]).reshape([B, Tn, c.nHeads * hd]), this.w.get(p + 'o_proj.weight'));
   }
 
   private mlp(l: number, x: Tensor, packed?: boolean): Tensor {
@@ -171,6 +196,11 @@ export class Llama {
     }
     return T.linear(T.mul(T.silu(T.linear(x, wg)), T.linear(x, wu)), wd);
   }
+}
+
+/** Gemma 2's final soft-cap c * tanh(z / c) of logits z (z itself without a cap). */
+export function capLogits(z: Tensor, cap: number | undefined): Tensor {
+  return cap === undefined ? z : T.mul(T.tanh(T.mul(z, 1 / cap)), cap);
 }
 
 /** x with row `positions[b]` of each batch row b replaced by vectors[b] (differentiable in both). */

@@ -13,6 +13,7 @@ import { listSafetensorsDir } from '../io/safetensors-stream.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { initGpu } from '../tensor/device.js';
 import { bufferSkipper } from './buffers.js';
+import { gemma3TextName, isGemma3VisionTensor, renameTextTensors } from './gemma3-names.js';
 import { Gpt2 } from './gpt2.js';
 import { Llama } from './llama.js';
 import { uploadSpans, type WeightDType } from './stream-load.js';
@@ -49,8 +50,11 @@ export async function loadModel(p: string, opts: LoadOptions = {}): Promise<Load
     for (const w of warnings) if (process.env.NLA_DEBUG) console.error(`nla: ${w}`);
     // Known non-parameter buffers (GPT-2 causal masks, RoPE inv_freq) are never read; nor is a
     // tied model's redundant lm_head. Tensors stream from the file to the GPU one chunk at a time.
-    const spans = listSafetensorsDir(file, { skip: bufferSkipper(config, file) })
-      .filter((s) => !(config.arch === 'llama' && config.tieEmbeddings && s.name === 'lm_head.weight'));
+    // A Gemma 3 multimodal checkpoint's vision tower and projector are skipped by name.
+    const isBuffer = bufferSkipper(config, file);
+    const vision = config.arch === 'llama' && config.wrapper === 'gemma3';
+    const spans = listSafetensorsDir(file, { skip: (n, shape) => (vision && isGemma3VisionTensor(n)) || isBuffer(n, shape) })
+      .filter((s) => !(config.arch === 'llama' && config.tieEmbeddings && textName(config, s.name) === 'lm_head.weight'));
     const w = new Weights();
     for (const [k, t] of await uploadSpans(spans, { dtype: opts.dtype })) w.map.set(k, t);
     return { model: buildFrom(config, w, file), source: file, sha256: hashFile(path.join(file, 'config.json')) + ':' + hashDirWeights(file), name: path.basename(file) };
@@ -63,7 +67,13 @@ export async function loadModel(p: string, opts: LoadOptions = {}): Promise<Load
 export function build(config: ModelConfig, host: Map<string, HostTensor>, source: string): AnyModel {
   // Host maps from elsewhere may still hold known buffers: drop them (shape-checked) before upload.
   const isBuffer = bufferSkipper(config, source);
-  return buildFrom(config, Weights.fromHost(new Map([...host].filter(([k, t]) => !isBuffer(k, t.shape)))), source);
+  const vision = config.arch === 'llama' && config.wrapper === 'gemma3';
+  return buildFrom(config, Weights.fromHost(new Map([...host].filter(([k, t]) => !(vision && isGemma3VisionTensor(k)) && !isBuffer(k, t.shape)))), source);
+}
+
+/** A tensor's name in nla's (Gemma3ForCausalLM / LlamaForCausalLM) spelling. */
+function textName(config: ModelConfig, name: string): string {
+  return config.arch === 'llama' && config.wrapper === 'gemma3' ? gemma3TextName(name) : name;
 }
 
 /** The model over uploaded weights: names normalised, redundant heads dropped, shapes checked. */
@@ -75,6 +85,7 @@ function buildFrom(config: ModelConfig, w: Weights, source: string): AnyModel {
     w.validate(Gpt2.expectedWeights(config), source);
     return new Gpt2(config, w);
   }
+  renameTextTensors(config.wrapper, w.map, source);
   if (config.tieEmbeddings && w.has('lm_head.weight')) (w.get('lm_head.weight').dispose(), w.map.delete('lm_head.weight'));
   w.validate(Llama.expectedWeights(config), source);
   return new Llama(config, w);

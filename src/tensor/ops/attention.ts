@@ -4,7 +4,7 @@
 // [B, T, H, D] projection permuted to [B, H, T, D], or a slice of a KV cache): the kernels
 // read batch/head/time through strides passed as uniforms, without copying. Only a non-unit
 // stride on D itself is densified first (contiguous()). Kernels: src/kernels/attention*.ts.
-import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, type AttnKernelCfg } from '../../kernels/attention.js';
+import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, NO_WINDOW, type AttnKernelCfg } from '../../kernels/attention.js';
 import { attnBackwardDkv, attnBackwardDq } from '../../kernels/attention-backward.js';
 import { CACHE_WG, CACHE_WORDS, cacheWriteKernel } from '../../kernels/attention-cache.js';
 import { Uniforms } from '../../kernels/uniforms.js';
@@ -27,11 +27,18 @@ export interface AttentionOptions {
   keyMask?: Tensor;
   /** Valid keys per batch row (i32 [B] tensor or numbers, clamped to [0, Tk]): keys j >= lengths[b] are masked. Exclusive with keyMask. */
   lengths?: Tensor | readonly number[];
+  /**
+   * Sliding window (needs causal): the query at absolute position P sees keys j with
+   * P - window < j <= P, as transformers' sliding-window mask (Mistral, Gemma 2/3 local layers).
+   */
+  window?: number;
+  /** Soft-cap the scaled scores: s -> softcap * tanh(s / softcap) before the mask (Gemma 2's attn_logit_softcapping). */
+  softcap?: number;
 }
 
 interface Plan {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
-  qStart: number; scale: number;
+  qStart: number; scale: number; window: number; cap: number;
   mode: number;
   /** The output O is stored time-major [B,T,H,D] and returned as a [B,H,T,D] view. */
   tmq: boolean;
@@ -58,10 +65,14 @@ function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
   for (const t of [q, k, v]) if (t.dtype === 'i32') throw new Error(`${op}: q, k, v must be f32 or f16, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   if (o.qStart !== undefined && (!o.causal || !Number.isInteger(o.qStart))) throw new Error(`${op}: qStart ${o.qStart} needs causal: true and an integer`);
   const scale = o.scale ?? 1 / Math.sqrt(D);
+  if (o.softcap !== undefined && !(o.softcap > 0 && Number.isFinite(o.softcap))) throw new Error(`${op}: softcap ${o.softcap} must be a positive number`);
+  if (o.window !== undefined && (!o.causal || !Number.isInteger(o.window) || o.window < 1)) throw new Error(`${op}: window ${o.window} needs causal: true and a positive integer`);
   // Non-causal is causal with every key in the past: qStart = Tk makes j <= i + qStart always hold.
   const qStart = o.causal ? (o.qStart ?? Tk - Tq) : Tk;
   const p: Plan = {
     B, H, Hkv, Tq, Tk, D, qStart: Math.max(-(2 ** 30), Math.min(qStart, 2 ** 30)), scale, mode: MASK_NONE,
+    window: Math.min(o.window ?? NO_WINDOW, NO_WINDOW),
+    cap: o.softcap ?? 0,
     // The few-query (decode) forward path writes head-major; the block kernels and backward follow the inputs.
     tmq: timeMajor(q) && Tq > FLAT_MAX_TQ,
   };
@@ -88,7 +99,7 @@ function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions):
 
 function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniforms {
   const u = new Uniforms(AU.words);
-  u.setAll(AU.B, [p.B, p.H, p.Hkv, p.Tq, p.Tk]).setI(AU.QSTART, p.qStart).setF(AU.SCALE, p.scale);
+  u.setAll(AU.B, [p.B, p.H, p.Hkv, p.Tq, p.Tk]).setI(AU.QSTART, p.qStart).setF(AU.SCALE, p.scale).setI(AU.WIN, p.window).setF(AU.CAP, p.cap);
   const operand = (at: number, t: Tensor) => u.setAll(at, [...t.strides, t.offset]);
   operand(AU.Q, q);
   operand(AU.K, k);
@@ -282,20 +293,21 @@ export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOpt
  * tensor, or numbers which are uploaded). Queries see keys j < length (causally among
  * themselves when Tq > 1 with a number length).
  */
-export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengths: number | readonly number[] | Tensor, opts: { scale?: number; keyMask?: Tensor } = {}): Tensor {
+export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengths: number | readonly number[] | Tensor, opts: { scale?: number; keyMask?: Tensor; window?: number; softcap?: number } = {}): Tensor {
   if (typeof lengths === 'number') {
     const Tmax = kCache.shape[2];
     if (!Number.isInteger(lengths) || lengths < 0 || lengths > Tmax) throw new Error(`attentionDecode: length ${lengths} out of range for cache ${fmt(kCache.shape)}`);
     const k = kCache.slice(2, 0, lengths), v = vCache.slice(2, 0, lengths);
     const mask = opts.keyMask?.slice(1, 0, lengths);
     try {
-      return attention(q, k, v, { scale: opts.scale, causal: true, keyMask: mask });
+      return attention(q, k, v, { scale: opts.scale, causal: true, keyMask: mask, window: opts.window, softcap: opts.softcap });
     } finally {
       k.dispose(); v.dispose(); mask?.dispose();
     }
   }
   if (q.shape[2] !== 1) throw new Error(`attentionDecode: per-batch lengths need one query per row, got q ${fmt(q.shape)}`);
-  return attention(q, kCache, vCache, { scale: opts.scale, keyMask: opts.keyMask, lengths });
+  if (opts.window !== undefined) throw new Error('attentionDecode: a sliding window needs one length for the whole batch (per-batch lengths are not causal positions)');
+  return attention(q, kCache, vCache, { scale: opts.scale, keyMask: opts.keyMask, lengths, softcap: opts.softcap });
 }
 
 /**

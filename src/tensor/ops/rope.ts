@@ -19,6 +19,8 @@ export interface RopeOpts {
   positions?: number | Tensor;
   /** Base of the frequencies (llama: 10000). */
   theta?: number;
+  /** Linear RoPE scaling: positions are divided by this (transformers divides inv_freq by it, in float32). Default 1. */
+  factor?: number;
   /** 'interleaved' pairs (0,1),(2,3),... as llama2.c / Meta; 'half' pairs (i, i+Dh/2) as HF rotate_half. */
   layout?: RopeLayout;
   /** Rotate only the first `heads` of the H heads and copy the rest (default all): one pass over
@@ -26,7 +28,7 @@ export interface RopeOpts {
   heads?: number;
 }
 
-// Tables per (theta, Dh), grown on demand. Backward looks the table up again rather than
+// Tables per (theta, Dh, factor), grown on demand. Backward looks the table up again rather than
 // capturing it, so growing (and freeing the old table) never strands a pending backward.
 const tables = new Map<string, { t: Tensor; len: number }>();
 const MAX_TABLE = 1 << 15;
@@ -37,15 +39,15 @@ function ropeFreq(i: number, dh: number, theta: number): number {
   return f(1 / f(Math.pow(f(theta), f(i / dh))));
 }
 
-function table(theta: number, dh: number, need: number): { t: Tensor; len: number } {
-  const key = `${theta}|${dh}`;
+function table(theta: number, dh: number, need: number, factor: number): { t: Tensor; len: number } {
+  const key = `${theta}|${dh}|${factor}`;
   const cur = tables.get(key);
   if (cur && (cur.len >= need || cur.len >= MAX_TABLE)) return cur;
   const len = Math.min(MAX_TABLE, 2 ** Math.ceil(Math.log2(Math.max(need, 256, (cur?.len ?? 0) * 2))));
   const half = dh / 2;
   const f = Math.fround;
   const data = new Float32Array(half + 2 * len * half);
-  for (let k = 0; k < half; k++) data[k] = ropeFreq(2 * k, dh, theta);
+  for (let k = 0; k < half; k++) data[k] = factor === 1 ? ropeFreq(2 * k, dh, theta) : f(ropeFreq(2 * k, dh, theta) / factor);
   for (let p = 0; p < len; p++)
     for (let k = 0; k < half; k++) {
       const a = f(p * data[k]);
@@ -58,12 +60,12 @@ function table(theta: number, dh: number, need: number): { t: Tensor; len: numbe
   return next;
 }
 
-function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number): Tensor {
+function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number, factor: number): Tensor {
   const [T, H, Dh] = x.shape.slice(-3);
   const pairs = numel(x.shape) / 2;
   const out = Tensor.empty(x.shape, 'f32');
   if (pairs === 0) return out;
-  const tab = table(theta, Dh, needPos);
+  const tab = table(theta, Dh, needPos, factor);
   // Read x through its strides when its head dim is unit-stride and its batch dims collapse to one
   // stride (a [B, T, H, Dh] view of a packed projection, or the permuted gradient); else densify.
   const lead = batchStride(x);
@@ -96,7 +98,8 @@ function batchStride(x: Tensor): number | undefined {
 
 /** Rotate pairs of x [..., T, H, Dh] by pos * theta^(-2k/Dh). Differentiable in x. */
 export function rope(x: Tensor, opts: RopeOpts = {}): Tensor {
-  const { theta = 10000, layout = 'interleaved' } = opts;
+  const { theta = 10000, layout = 'interleaved', factor = 1 } = opts;
+  if (!(factor > 0) || !Number.isFinite(factor)) throw new Error(`rope: factor ${factor} must be a positive number`);
   if (opts.start !== undefined && opts.positions !== undefined) throw new Error('rope: pass either start or positions, not both');
   const positions = opts.positions ?? opts.start ?? 0;
   x.assertAlive('rope');
@@ -124,9 +127,9 @@ export function rope(x: Tensor, opts: RopeOpts = {}): Tensor {
   }
   const H = x.shape[x.rank - 2], heads = opts.heads ?? H;
   if (!Number.isInteger(heads) || heads < 0 || heads > H) throw new Error(`rope: heads ${opts.heads} must be an integer in [0, ${H}] for input ${fmt(x.shape)}`);
-  const y = ropeRaw(x, positions, theta, layout, 1, need, heads);
+  const y = ropeRaw(x, positions, theta, layout, 1, need, heads, factor);
   return withGrad('rope', y, [x], (g) => {
     if (typeof positions !== 'number') positions.assertAlive('rope backward (positions disposed)');
-    return [ropeRaw(g, positions, theta, layout, -1, need, heads)];
+    return [ropeRaw(g, positions, theta, layout, -1, need, heads, factor)];
   });
 }

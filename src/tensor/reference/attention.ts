@@ -12,6 +12,10 @@ export interface AttentionRefOptions {
   keyMask?: Nd;
   /** Per-batch number of valid keys. */
   lengths?: readonly number[];
+  /** Sliding window: query at position P sees keys j with P - window < j <= P (needs causal). */
+  window?: number;
+  /** s -> softcap * tanh(s / softcap) after the scale, before the mask. */
+  softcap?: number;
 }
 
 /** q [B,H,Tq,D], k/v [B,Hkv,Tk,D] -> out [B,H,Tq,D] and lse [B,H,Tq]. Fully masked rows: out 0, lse -Infinity. */
@@ -31,10 +35,11 @@ export function attention(q: Nd, k: Nd, v: Nd, o: AttentionRefOptions = {}): { o
         const row = (b * H + h) * Tq + i;
         let m = -Infinity;
         for (let j = 0; j < Tk; j++) {
-          const ok = j <= i + qStart && (!o.keyMask || o.keyMask.data[b * Tk + j] !== 0) && (!o.lengths || j < o.lengths[b]);
+          const ok = j <= i + qStart && (o.window === undefined || j > i + qStart - o.window) && (!o.keyMask || o.keyMask.data[b * Tk + j] !== 0) && (!o.lengths || j < o.lengths[b]);
           let dot = 0;
           for (let d = 0; d < D; d++) dot += q.data[row * D + d] * k.data[kv + j * D + d];
-          s[j] = ok ? dot * scale : -Infinity;
+          const sc = o.softcap ? o.softcap * Math.tanh((dot * scale) / o.softcap) : dot * scale;
+          s[j] = ok ? sc : -Infinity;
           m = Math.max(m, s[j]);
         }
         if (m === -Infinity) {
