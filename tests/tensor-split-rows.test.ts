@@ -1,0 +1,112 @@
+// Row ops over tensors bigger than one storage binding: split into chunks of whole rows. The
+// engine is told the binding limit is 16 KiB (setBindingLimit), so tensors of a few thousand
+// elements take the split path a real vocabulary's logits take at 128 MiB; every case asserts
+// that its tensor is over that limit (an unsplit op would be refused by the runtime). Values
+// and gradients against the float64 reference over random shapes; the last test lifts the
+// lowering and runs cross-entropy over logits truly above the device's own limit.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import * as T from '../src/tensor/index.js';
+import * as nn from '../src/tensor/reference/nn.js';
+import * as core from '../src/tensor/reference/core.js';
+import { bindingLimit, setBindingLimit } from '../src/tensor/binding.js';
+import { checkOp, property, randomInts, randomNd } from '../src/testing/property.js';
+import { Nd } from '../src/tensor/reference/nd.js';
+
+const LIMIT = 16 * 1024;
+await T.initGpu();
+setBindingLimit(LIMIT);
+
+/** [rows, n] with rows * n f32 above the lowered limit by up to a few chunks. */
+const arbRows = (maxN: number) =>
+  fc.tuple(fc.integer({ min: 1, max: maxN }), fc.integer({ min: 1, max: 3000 }), fc.integer({ min: 1, max: 1e6 })).map(([n, extra, seed]) => {
+    const rows = Math.ceil(LIMIT / 4 / n) + extra;
+    return { rows, n, seed };
+  });
+const over = (shape: number[], bytesPer = 4) => assert.ok(shape.reduce((a, b) => a * b, 1) * bytesPer > LIMIT, `${shape} is not above the lowered limit`);
+
+for (const name of ['softmax', 'logSoftmax'] as const) {
+  test(`${name} split by rows matches float64, gradient too`, async () => {
+    assert.equal(bindingLimit(), LIMIT);
+    await property(arbRows(60), async ({ rows, n, seed }) => {
+      over([rows, n]);
+      await checkOp({ name, inputs: [randomNd([rows, n], seed, -4, 4)], gpu: ([x]) => T[name](x), ref: ([x]) => nn[name](x), atol: 2e-6, rtol: 2e-5, grad: true, maxFdCoords: 40 });
+    }, { numRuns: 8 });
+  });
+}
+
+test('softmax of a strided view of a big tensor, split (other axis)', async () => {
+  const x = randomNd([70, 90], 5, -3, 3);
+  over(x.shape);
+  await checkOp({ name: 'softmax axis 0', inputs: [x], gpu: ([a]) => T.softmax(a, 0), ref: ([a]) => core.permute(nn.softmax(core.permute(a, [1, 0])), [1, 0]), atol: 2e-6, rtol: 2e-5, grad: true });
+});
+
+test('crossEntropy / tokenLogProbs split by rows (mask, ignoreIndex, every reduction) match float64, gradients too', async () => {
+  await property(fc.tuple(arbRows(60), fc.constantFrom('mean', 'sum', 'none' as const), fc.boolean(), fc.boolean()), async ([{ rows, n, seed }, reduction, masked, ignore]) => {
+    over([rows, n]);
+    const x = randomNd([rows, n], seed, -5, 5);
+    const t = randomInts([rows], seed + 1, ignore ? -1 : 0, n);
+    const mask = masked ? randomInts([rows], seed + 2, 0, 2) : undefined;
+    const opts = { reduction, ignoreIndex: ignore ? -1 : undefined };
+    await checkOp({
+      name: `crossEntropy ${reduction}${masked ? ' masked' : ''}${ignore ? ' ignore' : ''}`,
+      inputs: mask ? [x, t, mask] : [x, t],
+      dtypes: mask ? ['f32', 'i32', 'f32'] : ['f32', 'i32'],
+      gpu: ([a, b, m]) => T.crossEntropy(a, b, { ...opts, mask: m }),
+      ref: ([a, b, m]) => nn.crossEntropy(a, b, { ...opts, mask: m }),
+      atol: 3e-5, rtol: 3e-5, grad: [0], maxFdCoords: 40,
+    });
+    const tt = randomInts([rows], seed + 3, 0, n);
+    await checkOp({ name: 'tokenLogProbs', inputs: [x, tt], dtypes: ['f32', 'i32'], gpu: ([a, b]) => T.tokenLogProbs(a, b), ref: ([a, b]) => nn.tokenLogProbs(a, b), atol: 3e-5, rtol: 3e-5, grad: [0] });
+  }, { numRuns: 8 });
+});
+
+test('rmsNorm / layerNorm split by rows match float64, gradients of x, weight and bias too', async () => {
+  await property(fc.tuple(arbRows(60), fc.boolean()), async ([{ rows, n, seed }, bias]) => {
+    over([rows, n]);
+    const x = randomNd([rows, n], seed, -2, 2), w = randomNd([n], seed + 1, 0.5, 1.5), b = randomNd([n], seed + 2);
+    await checkOp({ name: 'rmsNorm', inputs: [x, w], gpu: ([a, c]) => T.rmsNorm(a, c, 1e-5), ref: ([a, c]) => nn.rmsNorm(a, c, 1e-5), atol: 2e-5, rtol: 2e-5, grad: true, maxFdCoords: 40 });
+    await checkOp({
+      name: 'layerNorm', inputs: bias ? [x, w, b] : [x, w],
+      gpu: ([a, c, d]) => T.layerNorm(a, c, d, 1e-5), ref: ([a, c, d]) => nn.layerNorm(a, c, d, 1e-5),
+      atol: 2e-5, rtol: 2e-5, grad: true, gradAtol: 4e-3, maxFdCoords: 40,
+    });
+  }, { numRuns: 6 });
+});
+
+test('a row wider than the lowered limit is refused naming the op', async () => {
+  await T.initGpu();
+  const x = T.Tensor.from(new Float32Array(2 * 5000), [2, 5000]);
+  assert.throws(() => T.softmax(x), /softmax: .* beyond this GPU's maxStorageBufferBindingSize of 16384 B/);
+  x.dispose();
+});
+
+test("crossEntropy over logits above the device's own binding limit matches float64 (loss and gradient)", async () => {
+  setBindingLimit(undefined);
+  const V = 131072, limit = bindingLimit();
+  const rows = Math.floor(limit / (4 * V)) + 24;
+  assert.ok(rows * V * 4 > limit, `logits of ${rows * V * 4} B are not above ${limit} B`);
+  const x = randomNd([rows, V], 11, -6, 6), t = randomInts([rows], 12, 0, V);
+  const xs = T.Tensor.from(Float32Array.from(x.data), [rows, V]);
+  xs.requiresGrad = true;
+  const ts = T.Tensor.from(Int32Array.from(t.data), [rows], 'i32');
+  const loss = T.crossEntropy(xs, ts, { reduction: 'none' });
+  const got = await loss.data();
+  const want = nn.crossEntropy(x, t, { reduction: 'none' });
+  for (let r = 0; r < rows; r++) assert.ok(Math.abs(got[r] - want.data[r]) <= 1e-4 * Math.abs(want.data[r]) + 1e-4, `row ${r}: ${got[r]} vs ${want.data[r]}`);
+  // d sum(w_r * loss_r) / dx = w_r * (softmax(x_r) - onehot(t_r)): checked on rows in every chunk.
+  const wr = randomNd([rows], 13);
+  T.sum(T.mul(loss, T.Tensor.from(Float32Array.from(wr.data), [rows]))).backward();
+  const g = await xs.grad!.data();
+  for (const r of [0, 1, Math.floor(rows / 2), rows - 2, rows - 1]) {
+    const row = x.data.subarray(r * V, (r + 1) * V);
+    const lse = nn.logsumexpRow(row);
+    for (const j of [0, t.data[r], V - 1, (r * 7919) % V]) {
+      const want = wr.data[r] * (Math.exp(row[j] - lse) - (j === t.data[r] ? 1 : 0));
+      assert.ok(Math.abs(g[r * V + j] - want) <= 1e-6 + 1e-4 * Math.abs(want), `grad [${r}, ${j}]: ${g[r * V + j]} vs ${want}`);
+    }
+  }
+  for (const z of [xs, ts, loss]) z.dispose();
+  void Nd;
+});
