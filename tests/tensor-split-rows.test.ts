@@ -75,6 +75,47 @@ test('rmsNorm / layerNorm split by rows match float64, gradients of x, weight an
   }, { numRuns: 6 });
 });
 
+test('swiglu split by rows matches float64, gradient too', async () => {
+  await property(arbRows(30), async ({ rows, n, seed }) => {
+    over([rows, 2 * n]);
+    await checkOp({ name: 'swiglu', inputs: [randomNd([rows, 2 * n], seed, -3, 3)], gpu: ([y]) => T.swiglu(y), ref: ([y]) => nn.swiglu(y), atol: 2e-6, rtol: 2e-5, grad: true, maxFdCoords: 40 });
+  }, { numRuns: 6 });
+});
+
+test('reductions of big tensors (by rows, by leading rows, and rows wider than a binding) match float64, gradients too', async () => {
+  const ops = ['sum', 'mean', 'max', 'min', 'logsumexp'] as const;
+  await property(fc.tuple(arbRows(60), fc.constantFrom(...ops), fc.constantFrom('all', 'last', 'first'), fc.boolean()), async ([{ rows, n, seed }, name, which, keep]) => {
+    const x = randomNd(which === 'all' ? [rows * n] : [rows, n], seed, -3, 3);
+    over(x.shape);
+    // all: one row of every element (wider than the limit); last: rows; first: leading rows (column sums).
+    const axes = which === 'all' ? undefined : which === 'last' ? [1] : [0];
+    await checkOp({ name: `${name}(${which})`, inputs: [x], gpu: ([a]) => T[name](a, axes, keep), ref: ([a]) => core[name](a, axes ?? [0], keep), atol: 1e-4, rtol: 1e-4, grad: true });
+  }, { numRuns: 12 });
+});
+
+test('rope split along batch and time (start, positions [T] and [B, T], a strided packed view) matches float64, gradient too', async () => {
+  await property(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }), fc.constantFrom('interleaved' as const, 'half' as const), fc.constantFrom('start', 'shared', 'batch'), fc.integer({ min: 1, max: 1e6 })), async ([B, H, half, layout, pos, seed]) => {
+    const Dh = 2 * half, Tn = Math.ceil(LIMIT / 4 / (B * H * Dh)) + 37;
+    over([B, Tn, H, Dh]);
+    const pshape = pos === 'shared' ? [Tn] : [B, Tn];
+    const p = randomInts(pshape, seed + 1, 0, 200);
+    if (pos === 'start') {
+      await checkOp({ name: `rope ${layout} start`, inputs: [randomNd([B, Tn, H, Dh], seed)], gpu: ([x]) => T.rope(x, { positions: 5, layout }), ref: ([x]) => nn.rope(x, 5, 10000, layout), atol: 2e-6, rtol: 1e-5, grad: true, maxFdCoords: 40 });
+      // Heads of a packed [B, T, (H + 1) * Dh] projection: a strided view.
+      await checkOp({
+        name: `rope ${layout} packed`, inputs: [randomNd([B, Tn, (H + 1) * Dh], seed + 2)],
+        gpu: ([x]) => T.rope(x.slice(2, 0, H * Dh).reshape([B, Tn, H, Dh]), { positions: 3, layout }),
+        ref: ([x]) => nn.rope(core.slice(x, 2, 0, H * Dh).reshape([B, Tn, H, Dh]), 3, 10000, layout), atol: 2e-6, rtol: 1e-5, grad: true,
+      });
+    } else {
+      await checkOp({
+        name: `rope ${layout} positions ${pshape}`, inputs: [randomNd([B, Tn, H, Dh], seed), p], dtypes: ['f32', 'i32'],
+        gpu: ([x, q]) => T.rope(x, { positions: q, layout, theta: 500 }), ref: ([x, q]) => nn.rope(x, q, 500, layout), atol: 2e-6, rtol: 1e-5, grad: [0], maxFdCoords: 40,
+      });
+    }
+  }, { numRuns: 10 });
+});
+
 test('a row wider than the lowered limit is refused naming the op', async () => {
   await T.initGpu();
   const x = T.Tensor.from(new Float32Array(2 * 5000), [2, 5000]);

@@ -98,21 +98,17 @@ export function* flatChunks(parts: { buffer: GPUBuffer; bytesPer: number; offset
 
 /**
  * One operand of a row op over [rows, ...]: `rowElems` elements per row from element `offset`
- * (its rows split with the op's), or `whole` elements read in full by every chunk (a norm's
- * weight). `fixed`: the kernel indexes it from its binding's start, with no offset uniform (a
- * fresh output), so its chunks must start exactly at their first row.
+ * (its rows split with the op's; the kernel indexes it through an offset uniform), or `whole`
+ * elements read in full by every chunk (a norm's weight).
  */
 export type RowOperand =
-  | { buffer: GPUBuffer; bytesPer: number; offset: number; rowElems: number; fixed?: boolean }
+  | { buffer: GPUBuffer; bytesPer: number; offset: number; rowElems: number }
   | { buffer: GPUBuffer; bytesPer: number; offset: number; whole: number };
-
-const gcd = (a: number, b: number): number => (b ? gcd(b, a % b) : a);
 
 /**
  * Rows [lo, hi) of a row op in chunks where every operand fits one binding: `bindings[i]` and
- * `offsets[i]` (operand i's element offset inside its binding; 0 for fixed operands). One chunk
- * of whole buffers when they all fit already. Chunks hold a multiple of the rows whose bytes
- * are a multiple of the offset alignment in every fixed operand, so their starts are aligned.
+ * `offsets[i]` (operand i's element offset inside its binding, for the kernel's uniforms). One
+ * chunk of whole buffers when they all fit already.
  */
 export function* rowSplit(op: string, rows: number, operands: RowOperand[]): Generator<{ lo: number; hi: number; bindings: Binding[]; offsets: number[] }> {
   const limit = bindingLimit(), align = offsetAlign();
@@ -120,48 +116,26 @@ export function* rowSplit(op: string, rows: number, operands: RowOperand[]): Gen
     yield { lo: 0, hi: rows, bindings: operands.map((o) => o.buffer), offsets: operands.map((o) => o.offset) };
     return;
   }
-  let per = Infinity, step = 1;
-  const whole: ({ binding: Binding; base: number } | undefined)[] = operands.map((o) => {
-    if ('whole' in o) {
-      const b = bindElements(o.buffer, o.bytesPer, o.offset, o.offset + o.whole);
-      if (!b) throw new Error(`${op}: an operand of ${o.whole} elements read whole by every row is beyond this GPU's maxStorageBufferBindingSize of ${limit} B`);
-      return b;
+  let per = rows;
+  const whole = operands.map((o) => {
+    if (!('whole' in o)) {
+      per = Math.min(per, Math.floor((limit - align) / Math.max(1, o.rowElems * o.bytesPer)));
+      return undefined;
     }
-    const rowBytes = Math.max(1, o.rowElems * o.bytesPer);
-    per = Math.min(per, Math.floor((limit - align) / rowBytes));
-    if (o.fixed) {
-      if ((o.offset * o.bytesPer) % align) throw new Error(`${op}: internal: an output at element ${o.offset} is not aligned to ${align} B`);
-      const q = align / gcd(align, rowBytes);
-      step = (step * q) / gcd(step, q);
-    }
-    return undefined;
+    const b = bindElements(o.buffer, o.bytesPer, o.offset, o.offset + o.whole);
+    if (!b) throw new Error(`${op}: an operand of ${o.whole} elements read whole by every row is beyond this GPU's maxStorageBufferBindingSize of ${limit} B`);
+    return b;
   });
-  per = Math.min(rows, Math.floor(per / step) * step);
   if (per < 1) {
-    throw new Error(`${op}: ${step} rows (the fewest that keep outputs aligned to ${align} B) of ${operands.map((o) => ('rowElems' in o ? o.rowElems * o.bytesPer : 0)).join(' + ')} B are beyond this GPU's maxStorageBufferBindingSize of ${limit} B`);
+    throw new Error(`${op}: one row (${operands.map((o) => ('rowElems' in o ? o.rowElems * o.bytesPer : 0)).filter(Boolean).join(' + ')} B across its operands) is beyond this GPU's maxStorageBufferBindingSize of ${limit} B`);
   }
   for (let lo = 0; lo < rows; lo += per) {
     const hi = Math.min(rows, lo + per);
-    const bindings: Binding[] = [], offsets: number[] = [];
-    operands.forEach((o, i) => {
-      const w = whole[i];
-      if (w) {
-        bindings.push(w.binding);
-        offsets.push(o.offset - w.base);
-        return;
-      }
-      const re = (o as { rowElems: number }).rowElems;
-      const first = o.offset + lo * re, end = o.offset + hi * re;
-      if ((o as { fixed?: boolean }).fixed) {
-        // Exactly its rows, even inside a small buffer: the kernel indexes from the binding's start.
-        bindings.push({ buffer: o.buffer, offset: first * o.bytesPer, size: Math.max(4, Math.ceil(((end - first) * o.bytesPer) / 4) * 4) });
-        offsets.push(0);
-        return;
-      }
-      const b = bindElements(o.buffer, o.bytesPer, first, end)!;
-      bindings.push(b.binding);
-      offsets.push(first - b.base);
+    const bound = operands.map((o, i) => {
+      if ('whole' in o) return whole[i]!;
+      return bindElements(o.buffer, o.bytesPer, o.offset + lo * o.rowElems, o.offset + hi * o.rowElems)!;
     });
-    yield { lo, hi, bindings, offsets };
+    const first = operands.map((o) => ('whole' in o ? o.offset : o.offset + lo * o.rowElems));
+    yield { lo, hi, bindings: bound.map((b) => b.binding), offsets: bound.map((b, i) => first[i] - b.base) };
   }
 }

@@ -11,7 +11,7 @@ import { fmt, numel, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { affine, div, maximum } from './elementwise.js';
 import { sum } from './reduce.js';
-import { denseRows, outRows, rowsOf, wholeOf } from './softmax.js';
+import { denseRows, rowsOf, wholeOf } from './softmax.js';
 import { rowSplit } from '../binding.js';
 
 export interface CrossEntropyOpts {
@@ -59,10 +59,11 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
   if (V === 0) throw new Error(`${op}: empty vocab axis in logits ${fmt(logits.shape)}`);
   const x = denseRows(op, logits), t = denseRows(op, targets), m = mask && denseRows(op, mask, true);
   // Logits beyond one binding ([B*T, V] of a real vocabulary) go a chunk of whole rows at a time.
-  const ops = [rowsOf(x.t, V), rowsOf(t.t, 1), ...(m ? [rowsOf(m.t, 1)] : []), outRows(loss, 1), outRows(lse, 1), outRows(w, 1)];
+  const ops = [rowsOf(x.t, V), rowsOf(t.t, 1), ...(m ? [rowsOf(m.t, 1)] : []), rowsOf(loss, 1), rowsOf(lse, 1), rowsOf(w, 1)];
   for (const c of rowSplit(op, rows, ops)) {
-    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
-    u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? c.offsets[2] : 0);
+    const u = new Uniforms(12).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    const k = m ? 3 : 2; // the outputs' offsets follow the inputs'
+    u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? c.offsets[2] : 0).setAll(8, c.offsets.slice(k));
     const rl = rowLaunch(c.hi - c.lo, V);
     dispatch({ ...ceForwardKernel(x.t.dtype, !!m, rl.mode), buffers: c.bindings, readOnly: c.bindings.map((_, i) => i < c.bindings.length - 3), uniforms: u.u32, workgroups: rl.workgroups });
   }
@@ -74,9 +75,9 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
     const gd = bcast ? { t: g, owned: false } : denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(logits.shape, 'f32');
     const gOp = bcast ? { ...wholeOf(gd.t), whole: 1 } : rowsOf(gd.t, 1); // a broadcast scalar: one element
-    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(x.t, V), rowsOf(t.t, 1), outRows(lse, 1), outRows(w, 1), gOp, outRows(dx, V)])) {
-      const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
-      ub.set(4, c.offsets[4]).set(5, bcast ? 0 : 1).setF(6, sign);
+    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(x.t, V), rowsOf(t.t, 1), rowsOf(lse, 1), rowsOf(w, 1), gOp, rowsOf(dx, V)])) {
+      const ub = new Uniforms(12).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
+      ub.set(4, c.offsets[4]).set(5, bcast ? 0 : 1).setF(6, sign).set(7, c.offsets[2]).set(8, c.offsets[3]).set(9, c.offsets[5]);
       dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: c.bindings, uniforms: ub.u32, workgroups: rowChunkGrid(c.hi - c.lo, V) });
     }
     if (gd.owned) gd.t.dispose();

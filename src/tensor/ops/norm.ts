@@ -7,7 +7,7 @@ import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { denseRows, outRows, rowsOf, wholeOf } from './softmax.js';
+import { denseRows, rowsOf, wholeOf } from './softmax.js';
 import { add } from './elementwise.js';
 import { rowSplit, type Binding } from '../binding.js';
 import type { DType } from '../dtype.js';
@@ -40,8 +40,8 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
   if (bs && bs.t.dtype !== ws.t.dtype) throw new Error(`${op}: weight (${ws.t.dtype}) and bias (${bs.t.dtype}) dtypes differ`);
   const S = kind === 'rms' ? 1 : 2; // statistics per row
   // Rows beyond one binding go a chunk of whole rows at a time (the weight and bias read whole).
-  for (const c of rowSplit(op, rows, [rowsOf(xs.t, D), wholeOf(ws.t), ...(bs ? [wholeOf(bs.t)] : []), outRows(y, D), outRows(stats, S)])) {
-    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).setF(4, eps).set(5, bs ? c.offsets[2] : 0);
+  for (const c of rowSplit(op, rows, [rowsOf(xs.t, D), wholeOf(ws.t), ...(bs ? [wholeOf(bs.t)] : []), rowsOf(y, D), rowsOf(stats, S)])) {
+    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).setF(4, eps).set(5, bs ? c.offsets[2] : 0).set(6, c.offsets[bs ? 3 : 2]).set(7, c.offsets[bs ? 4 : 3]);
     const rl = rowLaunch(c.hi - c.lo, D);
     dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs, rl.mode), buffers: c.bindings, readOnly: c.bindings.map((_, i) => i < c.bindings.length - 2), uniforms: u.u32, workgroups: rl.workgroups });
   }
@@ -52,15 +52,15 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape, 'f32');
-      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), wholeOf(ws.t), rowsOf(gd.t, D), outRows(stats, S), outRows(dx, D)])) {
-        const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]);
+      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), wholeOf(ws.t), rowsOf(gd.t, D), rowsOf(stats, S), rowsOf(dx, D)])) {
+        const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]).set(5, c.offsets[3]).set(6, c.offsets[4]);
         const rl = rowLaunch(c.hi - c.lo, D);
         dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype, rl.mode), buffers: c.bindings, uniforms: ub.u32, workgroups: rl.workgroups });
       }
     }
     if (w.requiresGrad || b?.requiresGrad) {
       // Per chunk of rows, then the chunks' sums added (one chunk when everything fits a binding).
-      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), rowsOf(gd.t, D), outRows(stats, S)])) {
+      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), rowsOf(gd.t, D), rowsOf(stats, S)])) {
         const [pw, pb] = paramGrads(kind, xs.t.dtype, c.bindings, c.offsets, c.hi - c.lo, D, !!b);
         dw = dw ? addInto(dw, pw) : pw;
         db = db && pb ? addInto(db, pb) : pb;
@@ -84,7 +84,7 @@ function paramGrads(kind: NormKind, xDtype: DType, bindings: Binding[], offsets:
   const nb = Math.ceil(rows / rb);
   const pw = Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32');
   const pb = bias ? Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32') : undefined;
-  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, offsets[0]).set(3, offsets[1]).set(4, rb);
+  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, offsets[0]).set(3, offsets[1]).set(4, rb).set(5, offsets[2]);
   dispatch({
     ...normBackwardDwKernel(kind, xDtype, bias),
     buffers: [...bindings, pw.buffer, ...(pb ? [pb.buffer] : [])],

@@ -27,10 +27,8 @@ export function denseRows(op: string, t: Tensor, f32 = false): { t: Tensor; owne
   return { t: d, owned: d !== t };
 }
 
-/** `t`'s rows of `n` elements as an operand of rowSplit (read through its offset uniform). */
+/** `t`'s rows of `n` elements as an operand of rowSplit (indexed through its offset uniform). */
 export const rowsOf = (t: Tensor, n: number): RowOperand => ({ buffer: t.buffer, bytesPer: BYTES[t.dtype], offset: t.offset, rowElems: n });
-/** A fresh output's rows: indexed from its binding's start (no offset uniform). */
-export const outRows = (t: Tensor, n: number): RowOperand => ({ ...rowsOf(t, n), fixed: true });
 /** A tensor every row reads in full (a norm's weight). */
 export const wholeOf = (t: Tensor): RowOperand => ({ buffer: t.buffer, bytesPer: BYTES[t.dtype], offset: t.offset, whole: t.size });
 
@@ -52,8 +50,8 @@ function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   if (numel(x.shape) === 0) return y;
   const src = denseRows(op, x);
   // Rows beyond one binding (a [B*T, V] logits tensor) go a chunk of whole rows at a time.
-  for (const c of rowSplit(op, rows, [rowsOf(src.t, n), outRows(y, n)])) {
-    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]);
+  for (const c of rowSplit(op, rows, [rowsOf(src.t, n), rowsOf(y, n)])) {
+    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]);
     const rl = rowLaunch(c.hi - c.lo, n);
     dispatch({ ...softmaxKernel(log, src.t.dtype, rl.mode), buffers: c.bindings, uniforms: u.u32, workgroups: rl.workgroups });
   }
@@ -62,8 +60,8 @@ function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
     y.assertAlive(`${op} backward (its output was disposed before backward)`);
     const gd = denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(x.shape, 'f32');
-    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(y, n), rowsOf(gd.t, n), outRows(dx, n)])) {
-      const ub = new Uniforms(4).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(y, n), rowsOf(gd.t, n), rowsOf(dx, n)])) {
+      const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]);
       dispatch({ ...softmaxBackwardKernel(log, rowLaunch(c.hi - c.lo, n).mode), buffers: c.bindings, uniforms: ub.u32, workgroups: rowLaunch(c.hi - c.lo, n).workgroups });
     }
     if (gd.owned) gd.t.dispose();
