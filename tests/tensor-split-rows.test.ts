@@ -116,6 +116,28 @@ test('rope split along batch and time (start, positions [T] and [B, T], a stride
   }, { numRuns: 10 });
 });
 
+test('embedding with an output and gradient beyond one binding (CSR and atomic scatter), weight split by vocabulary too, matches float64', async () => {
+  await property(fc.tuple(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 2, max: 300 }), fc.integer({ min: 1, max: 2000 }), fc.boolean(), fc.integer({ min: 1, max: 1e6 })), async ([D, V0, extra, atomic, seed]) => {
+    const rows = Math.ceil(LIMIT / 4 / D) + extra;
+    over([rows, D]);
+    // Some weights are beyond one binding as well (vocabulary chunks of the gather and scatter).
+    const V = seed % 2 ? V0 : Math.ceil(LIMIT / 4 / D) + V0;
+    const ids = randomInts([rows], seed + 1, 0, V);
+    await checkOp({
+      name: `embedding ${atomic ? 'atomic' : 'csr'} V ${V}`, inputs: [randomNd([V, D], seed), ids], dtypes: ['f32', 'i32'],
+      // A reshaped view has no host copy of the ids: the atomic scatter.
+      gpu: ([w, i]) => T.embedding(w, atomic ? i.reshape([-1, 1]).reshape([rows]) : i), ref: ([w, i]) => nn.embedding(w, i), atol: 0, rtol: 0, grad: [0], gradAtol: 1e-3, maxFdCoords: 40,
+    });
+  }, { numRuns: 8 });
+});
+
+test('takeAlong over rows beyond one binding matches float64, gradient too', async () => {
+  await property(arbRows(60), async ({ rows, n, seed }) => {
+    over([rows, n]);
+    await checkOp({ name: 'takeAlong', inputs: [randomNd([rows, n], seed), randomInts([rows], seed + 1, 0, n)], dtypes: ['f32', 'i32'], gpu: ([x, i]) => T.takeAlong(x, i), ref: ([x, i]) => nn.takeAlong(x, i), atol: 0, rtol: 0, grad: [0], maxFdCoords: 40 });
+  }, { numRuns: 6 });
+});
+
 test('a row wider than the lowered limit is refused naming the op', async () => {
   await T.initGpu();
   const x = T.Tensor.from(new Float32Array(2 * 5000), [2, 5000]);
