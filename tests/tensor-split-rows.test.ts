@@ -138,6 +138,18 @@ test('takeAlong over rows beyond one binding matches float64, gradient too', asy
   }, { numRuns: 6 });
 });
 
+test('headLogProbs with a weight and logit chunks beyond one binding matches float64, gradients in h and w too', async () => {
+  await property(fc.tuple(fc.integer({ min: 1, max: 12 }), fc.integer({ min: 1, max: 24 }), fc.integer({ min: 1, max: 500 }), fc.integer({ min: 1, max: 1e6 })), async ([rows, d, extra, seed]) => {
+    const V = Math.ceil(LIMIT / 4 / d) + extra;
+    over([V, d]);
+    await checkOp({
+      name: 'headLogProbs', inputs: [randomNd([rows, d], seed, -1.5, 1.5), randomNd([V, d], seed + 1, -1.5, 1.5), randomInts([rows], seed + 2, 0, V)], dtypes: ['f32', 'f32', 'i32'],
+      gpu: ([h, w, t]) => T.headLogProbs(h, w, t), ref: ([h, w, t]) => nn.tokenLogProbs(core.matmul(h, core.permute(w, [1, 0])), t),
+      atol: 2e-5, rtol: 2e-5, grad: [0, 1], maxFdCoords: 40,
+    });
+  }, { numRuns: 6 });
+});
+
 test('a row wider than the lowered limit is refused naming the op', async () => {
   await T.initGpu();
   const x = T.Tensor.from(new Float32Array(2 * 5000), [2, 5000]);
