@@ -13,6 +13,7 @@ import * as core from '../src/tensor/reference/core.js';
 import { bindingLimit, setBindingLimit } from '../src/tensor/binding.js';
 import { checkOp, property, randomInts, randomNd } from '../src/testing/property.js';
 import { Nd } from '../src/tensor/reference/nd.js';
+import { attention as refAttention } from '../src/tensor/reference/attention.js';
 
 const LIMIT = 16 * 1024;
 await T.initGpu();
@@ -148,6 +149,44 @@ test('headLogProbs with a weight and logit chunks beyond one binding matches flo
       atol: 2e-5, rtol: 2e-5, grad: [0, 1], maxFdCoords: 40,
     });
   }, { numRuns: 6 });
+});
+
+test('attention over q/k/v and outputs beyond one binding (batch chunks; plain, permuted and packed q|k|v views; masks) matches float64, gradients too', async () => {
+  const arb = fc.record({
+    heads: fc.constantFrom<[number, number]>([2, 1], [4, 2], [4, 1]), T: fc.integer({ min: 3, max: 20 }), D: fc.constantFrom(8, 16),
+    layout: fc.constantFrom('plain', 'permuted', 'packed'), causal: fc.boolean(), mask: fc.constantFrom('none', 'keys', 'lengths'), seed: fc.integer({ min: 1, max: 1e6 }),
+  });
+  await property(arb, async (c) => {
+    const [H, Hkv] = c.heads, Ht = H + 2 * Hkv;
+    const B = Math.ceil(LIMIT / (4 * c.T * Ht * c.D)) + 1 + (c.seed % 3);
+    over([B, c.T, Ht, c.D]);
+    const r = randomInts([B * c.T], c.seed + 5, 0, 4);
+    const mask = new Nd([B, c.T], Float64Array.from(r.data, (x, i) => +(x > 0 || i % c.T === 0)));
+    const lengths = Array.from({ length: B }, (_, b) => 1 + ((b * 7 + c.seed) % c.T));
+    const opts = (m?: T.Tensor): T.AttentionOptions => ({ causal: c.causal, keyMask: c.mask === 'keys' ? m : undefined, lengths: c.mask === 'lengths' ? lengths : undefined });
+    const refOpts = (m?: Nd) => ({ causal: c.causal, keyMask: c.mask === 'keys' ? m : undefined, lengths: c.mask === 'lengths' ? lengths : undefined });
+    if (c.layout === 'packed') {
+      // One [B, T, H + 2 Hkv, D] projection; q, k, v are its heads viewed as [B, heads, T, D].
+      const heads = (x: T.Tensor, a: number, n: number) => x.slice(2, a, a + n).permute([0, 2, 1, 3]);
+      const headsRef = (x: Nd, a: number, n: number) => core.permute(core.slice(x, 2, a, a + n), [0, 2, 1, 3]);
+      await checkOp({
+        name: `attention packed ${JSON.stringify(c)}`, inputs: [randomNd([B, c.T, Ht, c.D], c.seed, -2, 2), mask],
+        gpu: ([x, m]) => T.attention(heads(x, 0, H), heads(x, H, Hkv), heads(x, H + Hkv, Hkv), opts(m)),
+        ref: ([x, m]) => refAttention(headsRef(x, 0, H), headsRef(x, H, Hkv), headsRef(x, H + Hkv, Hkv), refOpts(m)).out,
+        atol: 2e-5, grad: [0], maxFdCoords: 40, seed: c.seed,
+      });
+      return;
+    }
+    const lay = (h: number) => (c.layout === 'permuted' ? [B, c.T, h, c.D] : [B, h, c.T, c.D]);
+    const view = (x: T.Tensor) => (c.layout === 'permuted' ? x.permute([0, 2, 1, 3]) : x);
+    const viewRef = (x: Nd) => (c.layout === 'permuted' ? core.permute(x, [0, 2, 1, 3]) : x);
+    await checkOp({
+      name: `attention ${JSON.stringify(c)}`, inputs: [randomNd(lay(H), c.seed, -2, 2), randomNd(lay(Hkv), c.seed + 1, -2, 2), randomNd(lay(Hkv), c.seed + 2), mask],
+      gpu: ([q, k, v, m]) => T.attention(view(q), view(k), view(v), opts(m)),
+      ref: ([q, k, v, m]) => refAttention(viewRef(q), viewRef(k), viewRef(v), refOpts(m)).out,
+      atol: 2e-5, grad: [0, 1, 2], maxFdCoords: 40, seed: c.seed,
+    });
+  }, { numRuns: 10 });
 });
 
 test('a row wider than the lowered limit is refused naming the op', async () => {
