@@ -189,6 +189,35 @@ test('attention over q/k/v and outputs beyond one binding (batch chunks; plain, 
   }, { numRuns: 10 });
 });
 
+test('attention against a KV cache whose one batch row is beyond one binding (split by kv-head groups) matches float64, gradients too', async () => {
+  await property(fc.tuple(fc.constantFrom<[number, number]>([8, 4], [6, 3], [4, 4], [4, 2]), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 30 }), fc.integer({ min: 1, max: 1e6 })), async ([[H, Hkv], Tq, Tk, seed]) => {
+    // The bytes a slice of the cache spans (all heads' rows up to the last head's Tk) exceed the limit.
+    const D = 8, Tmax = Math.ceil(LIMIT / (4 * D * (Hkv - 1))) + 8;
+    assert.ok(((Hkv - 1) * Tmax + Tk) * D * 4 > LIMIT);
+    await checkOp({
+      name: `attention cache H ${H} Hkv ${Hkv} Tq ${Tq} Tk ${Tk}`, inputs: [randomNd([1, H, Tq, D], seed, -2, 2), randomNd([1, Hkv, Tmax, D], seed + 1, -2, 2), randomNd([1, Hkv, Tmax, D], seed + 2)],
+      gpu: ([q, kc, vc]) => T.attention(q, kc.slice(2, 0, Tk), vc.slice(2, 0, Tk), { causal: true }),
+      ref: ([q, kc, vc]) => refAttention(q, core.slice(kc, 2, 0, Tk), core.slice(vc, 2, 0, Tk), { causal: true }).out,
+      atol: 2e-5, grad: [0, 1, 2], maxFdCoords: 40, seed,
+    });
+  }, { numRuns: 8 });
+});
+
+test('attention over the heads of one long packed q|k|v projection (one batch row; each head copied dense) matches float64, gradients too', async () => {
+  await property(fc.tuple(fc.constantFrom<[number, number]>([4, 2], [2, 1], [4, 1]), fc.integer({ min: 1, max: 12 }), fc.boolean(), fc.integer({ min: 1, max: 1e6 })), async ([[H, Hkv], extra, causal, seed]) => {
+    const D = 16, Ht = H + 2 * Hkv, Tn = Math.ceil(LIMIT / (4 * Ht * D)) + extra;
+    over([1, Tn, Ht, D]);
+    const heads = (x: T.Tensor, a: number, n: number) => x.slice(2, a, a + n).permute([0, 2, 1, 3]);
+    const headsRef = (x: Nd, a: number, n: number) => core.permute(core.slice(x, 2, a, a + n), [0, 2, 1, 3]);
+    await checkOp({
+      name: `attention packed B 1 H ${H} Hkv ${Hkv} T ${Tn}`, inputs: [randomNd([1, Tn, Ht, D], seed, -2, 2)],
+      gpu: ([x]) => T.attention(heads(x, 0, H), heads(x, H, Hkv), heads(x, H + Hkv, Hkv), { causal }),
+      ref: ([x]) => refAttention(headsRef(x, 0, H), headsRef(x, H, Hkv), headsRef(x, H + Hkv, Hkv), { causal }).out,
+      atol: 2e-5, grad: [0], maxFdCoords: 40, seed,
+    });
+  }, { numRuns: 6 });
+});
+
 test('a row wider than the lowered limit is refused naming the op', async () => {
   await T.initGpu();
   const x = T.Tensor.from(new Float32Array(2 * 5000), [2, 5000]);

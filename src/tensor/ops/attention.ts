@@ -131,31 +131,58 @@ function largestBinding(p: Plan, q: Tensor, k: Tensor, v: Tensor): number {
     return (b - a) * BYTES[t.dtype];
   };
   const rows = p.B * p.H * p.Tq, kv = p.B * p.Hkv * p.Tk * p.D;
-  // Inputs; O with its logsumexp tail; dK|dV side by side; a packed dQ|dK|dV.
-  return Math.max(span(q), span(k), span(v), p.maskT ? span(p.maskT) : 0, 4 * (rows * p.D + rows), 8 * kv, 4 * (rows * p.D + 2 * kv));
+  // Inputs; O with its logsumexp tail; dK|dV side by side; a packed dQ|dK|dV (heads of one tensor).
+  const packed = q.storage === k.storage && k.storage === v.storage ? 4 * (rows * p.D + 2 * kv) : 0;
+  return Math.max(span(q), span(k), span(v), p.maskT ? span(p.maskT) : 0, 4 * (rows * p.D + rows), 8 * kv, packed);
 }
 
 /**
- * attention over inputs or outputs beyond one binding: by chunks of the batch (slices are
- * views; autograd flows through the slices and the concatenation).
+ * attention over inputs or outputs beyond one binding: by chunks of the batch, and when one
+ * batch row is still too big (a long KV cache), by groups of whole kv heads within each row
+ * (slices are views; autograd flows through the slices and the concatenations).
  */
 function attentionSplit(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, p: Plan): { out: Tensor; lse: Tensor } {
   const room = bindingLimit() - offsetAlign();
   const need = largestBinding(p, q, k, v);
+  const views: Tensor[] = [], parts: Tensor[] = [];
+  const cut = (t: Tensor, axis: number, a: number, b: number) => { const x = slice(t, axis, a, b); views.push(x); return x; };
+  const join = (xs: Tensor[], axis: number, grad: boolean) => { const y = grad ? concat(xs, axis) : noGrad(() => concat(xs, axis)); parts.push(...xs); return y; };
   const per = Math.floor((p.B * room) / need);
-  if (per < 1) throw new Error(`attention: one batch row of q ${fmt(q.shape)}, k ${fmt(k.shape)} needs ${need / p.B} B in one binding, beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B`);
-  const outs: Tensor[] = [], lses: Tensor[] = [], views: Tensor[] = [];
-  for (let b0 = 0; b0 < p.B; b0 += per) {
-    const b1 = Math.min(p.B, b0 + per);
-    const cut = (t: Tensor) => { const x = slice(t, 0, b0, b1); views.push(x); return x; };
-    const lengths = opts.lengths instanceof Tensor ? cut(opts.lengths) : opts.lengths?.slice(b0, b1);
-    const r = attentionLse(cut(q), cut(k), cut(v), { ...opts, keyMask: opts.keyMask && cut(opts.keyMask), lengths });
-    outs.push(r.out);
-    lses.push(r.lse);
+  const rows = per >= 1 ? per : 1;
+  const outs: Tensor[] = [], lses: Tensor[] = [];
+  for (let b0 = 0; b0 < p.B; b0 += rows) {
+    const b1 = Math.min(p.B, b0 + rows);
+    const lengths = opts.lengths instanceof Tensor ? cut(opts.lengths, 0, b0, b1) : opts.lengths?.slice(b0, b1);
+    const o = { ...opts, keyMask: opts.keyMask && cut(opts.keyMask, 0, b0, b1), lengths };
+    const [qb, kb, vb] = [q, k, v].map((t) => cut(t, 0, b0, b1));
+    if (per >= 1) {
+      const r = attentionLse(qb, kb, vb, o);
+      outs.push(r.out);
+      lses.push(r.lse);
+      continue;
+    }
+    // One batch row: its kv heads in groups (query heads follow their kv head). When one head's
+    // views still span too much (heads of a long packed projection), each head is copied dense.
+    const G = p.H / p.Hkv;
+    const hk = Math.min(p.Hkv - 1, Math.floor((p.Hkv * room) / (need / p.B)));
+    const dense = hk < 1;
+    if (dense && p.Hkv === 1 && [q, k, v].every((t) => t.isContiguous)) {
+      throw new Error(`attention: one kv head of one batch row of q ${fmt(q.shape)}, k ${fmt(k.shape)} needs ${need} B in one binding, beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B (splitting the time axis is not implemented)`);
+    }
+    const own = (t: Tensor) => { if (!dense) return t; const c = contiguous(t); views.push(c); return c; };
+    const ho: Tensor[] = [], hl: Tensor[] = [];
+    for (let g0 = 0; g0 < p.Hkv; g0 += dense ? 1 : hk) {
+      const g1 = Math.min(p.Hkv, g0 + (dense ? 1 : hk));
+      const r = attentionLse(own(cut(qb, 1, g0 * G, g1 * G)), own(cut(kb, 1, g0, g1)), own(cut(vb, 1, g0, g1)), o);
+      ho.push(r.out);
+      hl.push(r.lse);
+    }
+    outs.push(join(ho, 1, true));
+    lses.push(join(hl, 1, false));
   }
   const out = { out: concat(outs, 0), lse: noGrad(() => concat(lses, 0)) };
   // The parts' backward needs them (and the slices) alive: then they are the caller's scope's.
-  if (!out.out.requiresGrad) for (const t of [...outs, ...lses, ...views]) t.dispose();
+  if (!out.out.requiresGrad) for (const t of [...outs, ...lses, ...views, ...parts]) t.dispose();
   return out;
 }
 
