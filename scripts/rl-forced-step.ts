@@ -8,11 +8,9 @@
 // step's metrics and the process's RSS as JSON lines; run under /usr/bin/time -v for the peak:
 //   node --import tsx scripts/rl-forced-step.ts NLA_DIR STORE_DIR [--steps 2] [--activations 1] [--group 2]
 import * as path from 'node:path';
-import { readSafetensors } from '../src/io/safetensors.js';
 import { Llama } from '../src/nn/llama.js';
-import { Weights } from '../src/nn/weights.js';
 import { Verbalizer } from '../src/nla/av.js';
-import { loadNLA } from '../src/nla/nla.js';
+import { loadNLA, streamWeights } from '../src/nla/nla.js';
 import { trainRl } from '../src/nla/rl.js';
 import { ActivationStore } from '../src/nla/store.js';
 import { storeRows } from '../src/cli/nla-dir.js';
@@ -30,7 +28,7 @@ const rss = () => Math.round(process.memoryUsage().rss / 2 ** 20);
 const t0 = performance.now();
 const nla = await loadNLA(dir);
 const meta = nla.meta;
-const ref = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'av-ref.safetensors')))), nla.tok, meta.prompts, meta.alpha);
+const ref = new Verbalizer(new Llama(meta.model.config, await streamWeights(path.join(dir, 'av-ref.safetensors'))), nla.tok, meta.prompts, meta.alpha);
 const store = ActivationStore.open(storeDir, { layer: meta.layer, d: nla.ar.d });
 const rows = storeRows(store, 'all');
 console.log(JSON.stringify({ loaded_s: (performance.now() - t0) / 1000, rss_mib: rss(), rows: rows.meta.length }));
