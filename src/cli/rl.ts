@@ -3,11 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { readSafetensors } from '../io/safetensors.js';
 import { Llama } from '../nn/llama.js';
-import { Weights } from '../nn/weights.js';
 import { Verbalizer } from '../nla/av.js';
-import { loadNLA } from '../nla/nla.js';
+import { loadNLA, streamWeights } from '../nla/nla.js';
 import { writeReferencePair } from '../nla/reference-export.js';
 import { writeCurvesSvg } from '../nla/plot.js';
 import { trainRl, type RewardKind, type RlMetrics } from '../nla/rl.js';
@@ -101,7 +99,7 @@ ${CHAIN_HELP}`,
     }
     const refNla = pair ? await loadNLA(source, { model: o.str('model') }) : undefined;
     if (refNla) refNla.ar.model.w.dispose();
-    const ref = refNla ? refNla.av : new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(refFile))), nla.tok, meta.prompts, meta.alpha);
+    const ref = refNla ? refNla.av : new Verbalizer(new Llama(meta.model.config, await streamWeights(refFile)), nla.tok, meta.prompts, meta.alpha);
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
     const clip = o.num('clip', { min: 0 });
     const onNonFinite = o.oneOf('onNan', ['stop', 'skip'] as const);

@@ -8,12 +8,12 @@ import { f16Header, ONLINE_LSE, ROW_CHUNK_MAIN, rowPrelude, type RowMode } from 
 import { storage, uniformBlock } from './uniforms.js';
 
 /** Forward uniforms: [0]=rows, [1]=V, [2]=logits offset, [3]=targets offset, [4]=ignoreIndex (i32),
- * [5]=has ignore, [6]=sign (f32), [7]=mask offset. */
+ * [5]=has ignore, [6]=sign (f32), [7]=mask offset, [8..10]=loss, lse and w offsets. */
 export function ceForwardKernel(dtype: DType, masked: boolean, mode: RowMode = 'wg') {
   const key = `ce_fwd|${dtype}|${masked ? 'mask' : 'nomask'}|${mode}`;
   const source = () => {
     let b = 1;
-    let s = f16Header(dtype) + uniformBlock(8) + storage(b++, 'a', dtype, false) + storage(b++, 'tg', 'i32', false);
+    let s = f16Header(dtype) + uniformBlock(12) + storage(b++, 'a', dtype, false) + storage(b++, 'tg', 'i32', false);
     if (masked) s += storage(b++, 'mask', 'f32', false);
     s += storage(b++, 'loss', 'f32', true) + storage(b++, 'lse_out', 'f32', true) + storage(b++, 'w_out', 'f32', true);
     s += rowPrelude(mode);
@@ -26,9 +26,9 @@ export function ceForwardKernel(dtype: DType, masked: boolean, mode: RowMode = '
     var w = ${masked ? 'mask[u(7u) + row]' : '1.0'};
     if (u(5u) != 0u && t == ui(4u)) { w = 0.0; }
     let lse = M + log(S);
-    loss[row] = select(0.0, w * uf(6u) * (lse - f32(a[base + tc])), w != 0.0);
-    lse_out[row] = lse;
-    w_out[row] = w;
+    loss[u(8u) + row] = select(0.0, w * uf(6u) * (lse - f32(a[base + tc])), w != 0.0);
+    lse_out[u(9u) + row] = lse;
+    w_out[u(10u) + row] = w;
   }
 }
 `;
@@ -38,12 +38,12 @@ export function ceForwardKernel(dtype: DType, masked: boolean, mode: RowMode = '
 }
 
 /** Backward over the [rows, V] grid of rowChunkGrid. Uniforms: [0]=rows, [1]=V, [2]=logits offset,
- * [3]=targets offset, [4]=g offset, [5]=g stride, [6]=sign (f32). */
+ * [3]=targets offset, [4]=g offset, [5]=g stride, [6]=sign (f32), [7..9]=lse, w and dx offsets. */
 export function ceBackwardKernel(dtype: DType) {
   const key = `ce_bwd|${dtype}`;
   const source = () =>
     f16Header(dtype) +
-    uniformBlock(8) +
+    uniformBlock(12) +
     storage(1, 'a', dtype, false) +
     storage(2, 'tg', 'i32', false) +
     storage(3, 'lse', 'f32', false) +
@@ -52,9 +52,9 @@ export function ceBackwardKernel(dtype: DType) {
     storage(6, 'dx', 'f32', true) +
     ROW_CHUNK_MAIN(
       `let tc = u32(clamp(tg[u(3u) + row], 0, i32(n) - 1));
-  let l0 = lse[row]; let wr = w[row];
+  let l0 = lse[u(7u) + row]; let wr = w[u(8u) + row];
   let gs = select(uf(6u) * gy[u(4u) + row * u(5u)] * wr, 0.0, wr == 0.0);
-  let ab = u(2u) + row * n; let ob = row * n;`,
+  let ab = u(2u) + row * n; let ob = u(9u) + row * n;`,
       // An ignored row writes exact zeros even if its logits hold inf.
       `dx[ob + j] = select(gs * (exp(f32(a[ab + j]) - l0) - select(0.0, 1.0, j == tc)), 0.0, wr == 0.0);`,
     );

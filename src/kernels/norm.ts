@@ -9,7 +9,7 @@ import { storage, uniformBlock } from './uniforms.js';
 
 export type NormKind = 'rms' | 'layer';
 
-/** Forward. Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=eps (f32), [5]=b offset. */
+/** Forward. Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=eps (f32), [5]=b offset, [6]=y offset, [7]=stats offset. */
 export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: boolean, mode: RowMode = 'wg') {
   const key = `norm_fwd|${kind}|${xt}|${wt}|${bias ? 'b' : 'nb'}|${mode}`;
   const source = () => {
@@ -17,13 +17,13 @@ export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: bo
     let s = f16Header(xt, wt) + uniformBlock(8) + storage(b++, 'x', xt, false) + storage(b++, 'w', wt, false);
     if (bias) s += storage(b++, 'bb', wt, false);
     s += storage(b++, 'y', 'f32', true) + storage(b++, 'stats', 'f32', true) + rowPrelude(mode);
-    s += `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let ob = row * n; let eps = uf(4u);\n`;
+    s += `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let ob = u(6u) + row * n; let eps = uf(4u); let sb = u(7u);\n`;
     if (kind === 'rms') {
       s += `  var ss = 0.0;
   for (var i = l; i < n; i += RW) { let v = f32(x[xb + i]); ss += v * v; }
   let r = inverseSqrt(wg_sum(l, ss) / f32(n) + eps);
   for (var i = l; i < n; i += RW) { y[ob + i] = f32(x[xb + i]) * r * f32(w[wb + i]); }
-  if (l == 0u) { stats[row] = r; }
+  if (l == 0u) { stats[sb + row] = r; }
 }
 `;
     } else {
@@ -35,7 +35,7 @@ export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: bo
   for (var i = l; i < n; i += RW) { let d = f32(x[xb + i]) - mu; sq += d * d; }
   let r = inverseSqrt(wg_sum(l, sq) / f32(n) + eps);
   for (var i = l; i < n; i += RW) { y[ob + i] = (f32(x[xb + i]) - mu) * r * f32(w[wb + i])${bias ? ' + f32(bb[u(5u) + i])' : ''}; }
-  if (l == 0u) { stats[2u * row] = mu; stats[2u * row + 1u] = r; }
+  if (l == 0u) { stats[sb + 2u * row] = mu; stats[sb + 2u * row + 1u] = r; }
 }
 `;
     }
@@ -46,11 +46,11 @@ export function normForwardKernel(kind: NormKind, xt: DType, wt: DType, bias: bo
 
 /** xhat of element i in this row, from the saved statistics. */
 const XHAT = (kind: NormKind) =>
-  kind === 'rms' ? `let r = stats[row]; let mu = 0.0;` : `let mu = stats[2u * row]; let r = stats[2u * row + 1u];`;
+  kind === 'rms' ? `let r = stats[u(5u) + row]; let mu = 0.0;` : `let mu = stats[u(5u) + 2u * row]; let r = stats[u(5u) + 2u * row + 1u];`;
 
 /**
  * dx = r * (dxh - mean(dxh) - xh * mean(dxh * xh)) with dxh = g * w (rms drops the mean(dxh) term).
- * Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=g offset.
+ * Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=w offset, [4]=g offset, [5]=stats offset, [6]=dx offset.
  */
 export function normBackwardDxKernel(kind: NormKind, xt: DType, wt: DType, mode: RowMode = 'wg') {
   const key = `norm_bwd_dx|${kind}|${xt}|${wt}|${mode}`;
@@ -63,7 +63,7 @@ export function normBackwardDxKernel(kind: NormKind, xt: DType, wt: DType, mode:
     storage(4, 'stats', 'f32', false) +
     storage(5, 'dx', 'f32', true) +
     rowPrelude(mode) +
-    `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let gb = u(4u) + row * n; let ob = row * n;
+    `  let n = u(1u); let xb = u(2u) + row * n; let wb = u(3u); let gb = u(4u) + row * n; let ob = u(6u) + row * n;
   ${XHAT(kind)}
   var s1 = 0.0; var s2 = 0.0;
   for (var i = l; i < n; i += RW) {
@@ -85,7 +85,7 @@ export const NORM_COL_WG = 64;
 
 /**
  * Partial column sums over a block of rows: pw[blk, c] = sum g * xh, pb[blk, c] = sum g.
- * Grid: (ceil(D / 64), blocks). Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=g offset, [4]=rows per block.
+ * Grid: (ceil(D / 64), blocks). Uniforms: [0]=rows, [1]=D, [2]=x offset, [3]=g offset, [4]=rows per block, [5]=stats offset.
  */
 export function normBackwardDwKernel(kind: NormKind, xt: DType, bias: boolean) {
   const key = `norm_bwd_dw|${kind}|${xt}|${bias ? 'b' : 'nb'}`;

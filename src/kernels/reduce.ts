@@ -15,7 +15,7 @@ const COMBINE: Record<ReduceOp, (a: string, b: string) => string> = {
   lse: (a, b) => `max(${a}, ${b})`,
 };
 
-/** Uniforms: [0]=rows, [1]=n, [2]=offset. */
+/** Uniforms: [0]=rows, [1]=n, [2]=offset, [3]=output offset. */
 export function rowReduceKernel(op: ReduceOp, dtype: DType) {
   const key = `reduce_rows|${op}|${dtype}`;
   const source = () => {
@@ -49,10 +49,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   sh[l] = e;
   workgroupBarrier();
   for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) { if (l < s) { sh[l] = sh[l] + sh[l + s]; } workgroupBarrier(); }
-  if (l == 0u) { out[row] = select(m + log(sh[0]), m, m <= -3.3e38); }
+  if (l == 0u) { out[u(3u) + row] = select(m + log(sh[0]), m, m <= -3.3e38); }
 }
 `;
-    } else s += `  if (l == 0u) { out[row] = sh[0]; }\n}\n`;
+    } else s += `  if (l == 0u) { out[u(3u) + row] = sh[0]; }\n}\n`;
     return s;
   };
   return { key, source };

@@ -127,12 +127,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 `;
 
-/** Forward. Uniforms: [0]=rows, [1]=n, [2]=input offset. Output dense f32. */
+/** Forward. Uniforms: [0]=rows, [1]=n, [2]=input offset, [3]=output offset. Output dense f32. */
 export function softmaxKernel(log: boolean, dtype: DType, mode: RowMode = 'wg') {
   const key = `softmax|${log ? 'log' : 'exp'}|${dtype}|${mode}`;
   const source = () => {
     let s = f16Header(dtype) + uniformBlock(4) + storage(1, 'a', dtype, false) + storage(2, 'out', 'f32', true) + rowPrelude(mode);
-    s += `  let n = u(1u); let base = u(2u) + row * n; let ob = row * n;\n`;
+    s += `  let n = u(1u); let base = u(2u) + row * n; let ob = u(3u) + row * n;\n`;
     s += ONLINE_LSE((i) => `f32(a[base + ${i}])`);
     if (log) s += `  let lse = M + log(S);\n  for (var i = l; i < n; i += RW) { out[ob + i] = f32(a[base + i]) - lse; }\n}\n`;
     // A fully masked row (S == 0) gives zeros rather than 0/0.
@@ -144,13 +144,13 @@ export function softmaxKernel(log: boolean, dtype: DType, mode: RowMode = 'wg') 
 
 /**
  * Backward from the saved output y. softmax: dx = y * (g - sum(g * y));
- * log-softmax: dx = g - exp(y) * sum(g). Uniforms: [0]=rows, [1]=n, [2]=y offset, [3]=g offset.
+ * log-softmax: dx = g - exp(y) * sum(g). Uniforms: [0]=rows, [1]=n, [2]=y offset, [3]=g offset, [4]=dx offset.
  */
 export function softmaxBackwardKernel(log: boolean, mode: RowMode = 'wg') {
   const key = `softmax_bwd|${log ? 'log' : 'exp'}|${mode}`;
   const source = () => {
-    let s = uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'g', 'f32', false) + storage(3, 'dx', 'f32', true) + rowPrelude(mode);
-    s += `  let n = u(1u); let yb = u(2u) + row * n; let gb = u(3u) + row * n; let ob = row * n;\n  var acc = 0.0;\n`;
+    let s = uniformBlock(8) + storage(1, 'y', 'f32', false) + storage(2, 'g', 'f32', false) + storage(3, 'dx', 'f32', true) + rowPrelude(mode);
+    s += `  let n = u(1u); let yb = u(2u) + row * n; let gb = u(3u) + row * n; let ob = u(4u) + row * n;\n  var acc = 0.0;\n`;
     if (log) {
       s += `  for (var i = l; i < n; i += RW) { acc += g[gb + i]; }\n  let d = wg_sum(l, acc);\n`;
       s += `  for (var i = l; i < n; i += RW) { dx[ob + i] = g[gb + i] - exp(y[yb + i]) * d; }\n}\n`;

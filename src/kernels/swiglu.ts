@@ -27,21 +27,21 @@ fn main(@builtin(global_invocation_id) g: vec3u, @builtin(num_workgroups) nw: ve
 }
 `;
 
-/** out[r, c] = silu(y[r, c]) * y[r, F + c]. Uniforms: [0]=rows*F, [1]=F, [2]=y offset. */
+/** out[r, c] = silu(y[r, c]) * y[r, F + c]. Uniforms: [0]=rows*F, [1]=F, [2]=y offset, [3]=out offset. */
 export function swigluKernel() {
   const source = () =>
     uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'out', 'f32', true) + helpers +
-    walk(`let a = y[ya]; out[i] = a * sig(a) * y[ya + F];`);
+    walk(`let a = y[ya]; out[u(3u) + i] = a * sig(a) * y[ya + F];`);
   return { key: 'swiglu', source };
 }
 
 /** dy[r, c] = g * up * silu'(gate), dy[r, F + c] = g * silu(gate) (dy dense [rows, 2F]).
- * Uniforms: [0]=rows*F, [1]=F, [2]=y offset, [3]=g offset. */
+ * Uniforms: [0]=rows*F, [1]=F, [2]=y offset, [3]=g offset, [4]=dy offset. */
 export function swigluBackwardKernel() {
   const source = () =>
-    uniformBlock(4) + storage(1, 'y', 'f32', false) + storage(2, 'gy', 'f32', false) + storage(3, 'dy', 'f32', true) + helpers +
+    uniformBlock(8) + storage(1, 'y', 'f32', false) + storage(2, 'gy', 'f32', false) + storage(3, 'dy', 'f32', true) + helpers +
     walk(`let a = y[ya]; let b = y[ya + F]; let gv = gy[u(3u) + i]; let s = sig(a);
-    let o = r * 2u * F + c;
+    let o = u(4u) + r * 2u * F + c;
     dy[o] = gv * b * s * (1.0 + a * (1.0 - s));
     dy[o + F] = gv * a * s;`);
   return { key: 'swiglu_bwd', source };

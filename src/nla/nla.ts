@@ -6,7 +6,9 @@ import { checkNlaMeta } from './meta-check.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../io/config.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { listSafetensors } from '../io/safetensors-stream.js';
+import { uploadSpans } from '../nn/stream-load.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { Llama } from '../nn/llama.js';
@@ -184,6 +186,17 @@ export class NLA {
 }
 
 /**
+ * An NLA's weights file (f32, as NLA.save writes it) streamed to the GPU a chunk at a time: the
+ * host never holds the decoded model (2 GB for a 0.5B AV). Parameters in file order, which is
+ * the order NLA.save writes them in.
+ */
+export async function streamWeights(file: string): Promise<Weights> {
+  const w = new Weights();
+  for (const [k, t] of await uploadSpans(listSafetensors(file), { dtype: 'f32' })) w.map.set(k, t);
+  return w;
+}
+
+/**
  * Open an NLA: nla's own directory (nla.json), a reference pair (a directory holding av/ and
  * ar/ with nla_meta.yaml sidecars), or the two reference directories given apart. `model` is
  * the studied model's path (needed to explain text; a reference pair names only its Hub id).
@@ -201,9 +214,9 @@ export async function loadNLA(dir: string | ReferencePair, opts: { model?: strin
   const meta = parseJson(fs.readFileSync(metaFile, 'utf8'), metaFile);
   checkNlaMeta(meta, metaFile);
   const tok = loadTokenizer(path.join(dir, meta.tokenizer));
-  const av = new Verbalizer(new Llama(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'av.safetensors')))), tok, meta.prompts, meta.alpha);
+  const av = new Verbalizer(new Llama(meta.model.config, await streamWeights(path.join(dir, 'av.safetensors'))), tok, meta.prompts, meta.alpha);
   if (av.prompt.placeholderId !== meta.placeholderId) throw new Error(`${metaFile}: placeholderId ${meta.placeholderId} does not match the prompt's placeholder token ${av.prompt.placeholderId}`);
-  const ar = Reconstructor.fromWeights(meta.model.config, Weights.fromHost(readSafetensors(path.join(dir, 'ar.safetensors'))), meta.layer, tok, meta.prompts);
+  const ar = Reconstructor.fromWeights(meta.model.config, await streamWeights(path.join(dir, 'ar.safetensors')), meta.layer, tok, meta.prompts);
   const nla = new NLA(meta, av, ar, tok);
   if (opts.model) meta.model.path = opts.model;
   return nla;

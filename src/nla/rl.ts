@@ -53,6 +53,12 @@ export interface RlOptions {
   /** Continue from a checkpoint this loop wrote. The reference AV is the caller's (keep it the warm-start AV). */
   resume?: Checkpoint;
   onCheckpoint?: (step: number, file: string) => void;
+  /**
+   * Where a step's rollouts come from (default: the AV samples them, as above). Benchmarks of an
+   * untrained AV pass fixed explanations here: one on random weights never closes its tag, so
+   * without them no rollout parses and the AR's update never runs (scripts/rl-forced-step.ts).
+   */
+  rollouts?: (h: Float32Array, o: { samples: number; maxTokens: number; seed: number }) => Promise<Explained[]>;
 }
 
 export interface RlMetrics {
@@ -136,7 +142,11 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
       const idx = Array.from({ length: o.activationsPerStep }, () => Math.floor(r.next() * n));
       const h = rowsOf(data.h, d, idx);
       const tick = lapTimer(t0);
-      const rollouts = await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed: Math.floor(r.next() * 2 ** 31) });
+      const seed = Math.floor(r.next() * 2 ** 31);
+      const rollouts = o.rollouts
+        ? await o.rollouts(h, { samples: G, maxTokens: o.maxTokens, seed })
+        : await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed });
+      if (rollouts.length !== idx.length * G) throw new Error(`trainRl: ${rollouts.length} rollouts for ${idx.length} activations x ${G} samples`);
       const tGen = tick();
       const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
       const tScore = tick();

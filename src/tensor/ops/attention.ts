@@ -15,6 +15,9 @@ import { dispatch, grid } from '../runtime.js';
 import { contiguousStrides, fmt, numel } from '../shape.js';
 import { noGrad, Storage, Tensor } from '../tensor.js';
 import { contiguous, copyInto } from './copy.js';
+import { concat, slice } from './view.js';
+import { bindElements, bindingLimit, offsetAlign, spanOf, type Binding } from '../binding.js';
+import { BYTES } from '../dtype.js';
 
 export interface AttentionOptions {
   /** Multiplier of q·k (default 1/sqrt(D)). */
@@ -111,8 +114,88 @@ function uniforms(p: Plan, q: Tensor, k: Tensor, v: Tensor, g?: Tensor): Uniform
   return u;
 }
 
-// Without a mask the kernels never read M, so any bound buffer will do.
-const maskBuf = (p: Plan, q: Tensor) => (p.maskT ?? q).buffer;
+/** The range of `t`'s buffer its elements span, bound (a whole small buffer as it is). */
+function bindSpan(t: Tensor): { binding: Binding; base: number } {
+  const [first, end] = spanOf(t.shape, t.strides, t.offset);
+  const b = bindElements(t.buffer, BYTES[t.dtype], first, end);
+  if (!b) throw new Error(`attention: internal: a view of ${fmt(t.shape)} spans more than one binding`);
+  return b;
+}
+
+/**
+ * q, k, v and the mask bound as the ranges they span (views into buffers beyond one binding,
+ * such as batch slices of a packed projection), their offsets in `u` made relative to those.
+ * Without a mask the kernels never read M, so q's binding stands in.
+ */
+function boundInputs(u: Uniforms, p: Plan, q: Tensor, k: Tensor, v: Tensor): Binding[] {
+  const b = [q, k, v].map(bindSpan);
+  [AU.Q, AU.K, AU.V].forEach((at, i) => u.set(at + 4, [q, k, v][i].offset - b[i].base));
+  const m = p.maskT && bindSpan(p.maskT);
+  if (m) u.set(AU.MASK + 2, p.maskT!.offset - m.base);
+  return [...b.map((x) => x.binding), m ? m.binding : b[0].binding];
+}
+
+/** Bytes of the largest binding one attention call (forward and backward) needs. */
+function largestBinding(p: Plan, q: Tensor, k: Tensor, v: Tensor): number {
+  const span = (t: Tensor) => {
+    const [a, b] = spanOf(t.shape, t.strides, t.offset);
+    return (b - a) * BYTES[t.dtype];
+  };
+  const rows = p.B * p.H * p.Tq, kv = p.B * p.Hkv * p.Tk * p.D;
+  // Inputs; O with its logsumexp tail; dK|dV side by side; a packed dQ|dK|dV (heads of one tensor).
+  const packed = q.storage === k.storage && k.storage === v.storage ? 4 * (rows * p.D + 2 * kv) : 0;
+  return Math.max(span(q), span(k), span(v), p.maskT ? span(p.maskT) : 0, 4 * (rows * p.D + rows), 8 * kv, packed);
+}
+
+/**
+ * attention over inputs or outputs beyond one binding: by chunks of the batch, and when one
+ * batch row is still too big (a long KV cache), by groups of whole kv heads within each row
+ * (slices are views; autograd flows through the slices and the concatenations).
+ */
+function attentionSplit(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, p: Plan): { out: Tensor; lse: Tensor } {
+  const room = bindingLimit() - offsetAlign();
+  const need = largestBinding(p, q, k, v);
+  const views: Tensor[] = [], parts: Tensor[] = [];
+  const cut = (t: Tensor, axis: number, a: number, b: number) => { const x = slice(t, axis, a, b); views.push(x); return x; };
+  const join = (xs: Tensor[], axis: number, grad: boolean) => { const y = grad ? concat(xs, axis) : noGrad(() => concat(xs, axis)); parts.push(...xs); return y; };
+  const per = Math.floor((p.B * room) / need);
+  const rows = per >= 1 ? per : 1;
+  const outs: Tensor[] = [], lses: Tensor[] = [];
+  for (let b0 = 0; b0 < p.B; b0 += rows) {
+    const b1 = Math.min(p.B, b0 + rows);
+    const lengths = opts.lengths instanceof Tensor ? cut(opts.lengths, 0, b0, b1) : opts.lengths?.slice(b0, b1);
+    const o = { ...opts, keyMask: opts.keyMask && cut(opts.keyMask, 0, b0, b1), lengths };
+    const [qb, kb, vb] = [q, k, v].map((t) => cut(t, 0, b0, b1));
+    if (per >= 1) {
+      const r = attentionLse(qb, kb, vb, o);
+      outs.push(r.out);
+      lses.push(r.lse);
+      continue;
+    }
+    // One batch row: its kv heads in groups (query heads follow their kv head). When one head's
+    // views still span too much (heads of a long packed projection), each head is copied dense.
+    const G = p.H / p.Hkv;
+    const hk = Math.min(p.Hkv - 1, Math.floor((p.Hkv * room) / (need / p.B)));
+    const dense = hk < 1;
+    if (dense && p.Hkv === 1 && [q, k, v].every((t) => t.isContiguous)) {
+      throw new Error(`attention: one kv head of one batch row of q ${fmt(q.shape)}, k ${fmt(k.shape)} needs ${need} B in one binding, beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B (splitting the time axis is not implemented)`);
+    }
+    const own = (t: Tensor) => { if (!dense) return t; const c = contiguous(t); views.push(c); return c; };
+    const ho: Tensor[] = [], hl: Tensor[] = [];
+    for (let g0 = 0; g0 < p.Hkv; g0 += dense ? 1 : hk) {
+      const g1 = Math.min(p.Hkv, g0 + (dense ? 1 : hk));
+      const r = attentionLse(own(cut(qb, 1, g0 * G, g1 * G)), own(cut(kb, 1, g0, g1)), own(cut(vb, 1, g0, g1)), o);
+      ho.push(r.out);
+      hl.push(r.lse);
+    }
+    outs.push(join(ho, 1, true));
+    lses.push(join(hl, 1, false));
+  }
+  const out = { out: concat(outs, 0), lse: noGrad(() => concat(lses, 0)) };
+  // The parts' backward needs them (and the slices) alive: then they are the caller's scope's.
+  if (!out.out.requiresGrad) for (const t of [...outs, ...lses, ...views, ...parts]) t.dispose();
+  return out;
+}
 
 /**
  * Cooperative-load width for the block kernels: lanes of one subgroup share each loaded row
@@ -181,7 +264,7 @@ function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   const [out] = outputs([p.B, p.H, p.Tq, p.D], p.tmq, rows);
   if (rows === 0) return out;
   const u = uniforms(p, q, k, v).setAll(AU.OS, out.strides.slice(0, 3));
-  const ins = [q.buffer, k.buffer, v.buffer, maskBuf(p, q)];
+  const ins = boundInputs(u, p, q, k, v);
   if (p.Tq > FLAT_MAX_TQ) {
     const { wg, fwd: rq } = blockShape(p.D);
     const cfg = cfgOf(p, [q, k, v], wg, coopWidth());
@@ -231,12 +314,15 @@ function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: T
   const [dq] = packed ?? outputs(q.shape, timeMajor(q), 0);
   if (rows === 0) return [dq, null, null];
   const u = uniforms(p, q, k, v, g).setAll(AU.OS, out.strides.slice(0, 3)).setAll(AU.DQS, [dq.offset, ...dq.strides.slice(0, 3)]);
-  const ins = [q.buffer, k.buffer, v.buffer, g.buffer, out.buffer];
+  const [bq, bk, bv, bm] = boundInputs(u, p, q, k, v);
+  const bg = bindSpan(g);
+  u.set(AU.DO + 4, g.offset - bg.base);
+  const ins = [bq, bk, bv, bg.binding, out.buffer];
   const { wg, bwd: r } = blockShape(p.D);
   const cfg = cfgOf(p, [q, k, v, g], wg, coopWidth());
   const di = Tensor.empty([rows]); // Di = rowsum(dO * O), from pass 1 for pass 2
   dispatch({
-    ...attnBackwardDq(cfg, r), buffers: [...ins, maskBuf(p, q), dq.buffer, di.buffer], readOnly: [true, true, true, true, true, true, false, false],
+    ...attnBackwardDq(cfg, r), buffers: [...ins, bm, dq.buffer, di.buffer], readOnly: [true, true, true, true, true, true, false, false],
     uniforms: u.u32, workgroups: [Math.ceil(p.Tq / (wg * r)), p.H, p.B],
   });
   if (!needKv || nk === 0) {
@@ -245,7 +331,7 @@ function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: T
   }
   const [dk, dv] = packed ? packed.slice(1) : outputs(k.shape, timeMajor(k), 0, 2);
   u.setAll(AU.DKS, [dk.offset, ...dk.strides.slice(0, 3)]).set(AU.AUX2, dv.offset - dk.offset);
-  dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, di.buffer, maskBuf(p, q), dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
+  dispatch({ ...attnBackwardDkv(cfg, r), buffers: [...ins, di.buffer, bm, dk.buffer], uniforms: u.u32, workgroups: [Math.ceil(p.Tk / (wg * r)), p.Hkv, p.B] });
   di.dispose();
   return [dq, dk, dv];
 }
@@ -264,6 +350,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 /** attention() plus the per-row logsumexp of the scaled, masked scores [B,H,Tq] (-3e38 for fully masked rows; not differentiable). */
 export function attentionLse(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): { out: Tensor; lse: Tensor } {
   const p = plan('attention', q, k, v, opts);
+  if (largestBinding(p, q, k, v) > bindingLimit() - offsetAlign()) {
+    p.ownedMask?.dispose();
+    return attentionSplit(q, k, v, opts, p);
+  }
   const [qu, ku, vu] = [q, k, v].map(unitD);
   let out: Tensor;
   try {

@@ -83,8 +83,12 @@ function dispatchInRanges(
     const o = bound.pop()!;
     return dispatchElementwise(family, expr, bound as { buffer: Binding; stream: EwStream }[], { buffer: o.buffer, dtype: out.dtype, stream: o.stream }, shape, params);
   }
-  const d = shape.findIndex((x) => x > 1);
-  if (d < 0) throw new Error(`elementwise ${family} "${expr}": one element does not fit one binding`);
+  // Halve the dimension that spans the most elements in some stream (a transpose's input spans
+  // its whole buffer along the inner output dimension: halving the outer one first would go
+  // down to single elements).
+  const reach = shape.map((x, i) => (x - 1) * Math.max(...all.map((t) => Math.abs(t.stream.strides[i] ?? 0))));
+  const d = reach.indexOf(Math.max(...reach));
+  if (shape[d] <= 1) throw new Error(`elementwise ${family} "${expr}": one element does not fit one binding`);
   const h = Math.floor(shape[d] / 2);
   for (const [start, len] of [[0, h], [h, shape[d] - h]]) {
     const part = shape.map((x, i) => (i === d ? len : x));

@@ -4,6 +4,7 @@
 // at temperature 1 (what generation records). Only 3 numbers per row come back to the host.
 import { headSampleKernel } from '../../kernels/head-sample.js';
 import { Uniforms } from '../../kernels/uniforms.js';
+import { bindingLimit, offsetAlign } from '../binding.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { noGrad, Tensor } from '../tensor.js';
@@ -13,6 +14,8 @@ import { concat, reshape, slice, transpose } from './view.js';
 
 /** Logit elements per chunk (rows x chunk width): 8 Mi floats, 32 MiB, as in head.ts. */
 const CHUNK_ELEMS = 8 * 2 ** 20;
+/** ... or fewer, when one binding holds less (each chunk's logits are bound whole). */
+const chunkElems = () => Math.min(CHUNK_ELEMS, Math.floor((bindingLimit() - offsetAlign()) / 4));
 
 export interface HeadSampleOpts {
   /** 0 = greedy (argmax of the logits, ties to the lower id). */
@@ -38,7 +41,7 @@ export async function headSample(h: Tensor, w: Tensor, opts: HeadSampleOpts): Pr
   const t = opts.temperature;
   if (!(t >= 0) || !Number.isFinite(t)) throw new Error(`headSample: temperature must be a finite number >= 0, got ${t}`);
   if (t > 0 && (!opts.seeds || opts.seeds.length !== rows)) throw new Error(`headSample: sampling at temperature ${t} needs one seed per row (${rows}), got ${opts.seeds?.length ?? 'none'}`);
-  const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(CHUNK_ELEMS / Math.max(1, rows))));
+  const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(chunkElems() / Math.max(1, rows))));
   const seeds = Tensor.from(Int32Array.from(opts.seeds ?? new Uint32Array(rows), (x) => x | 0), [rows], 'i32');
   const best = Tensor.from(new Float32Array(2 * rows), [rows, 2]);
   const tok = Tensor.from(new Int32Array(rows).fill(-1), [rows], 'i32');

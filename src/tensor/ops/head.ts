@@ -7,6 +7,7 @@
 import { headGradKernel, rowChunkGrid } from '../../kernels/head.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
+import { bindingLimit, offsetAlign } from '../binding.js';
 import { dispatch } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { noGrad, Tensor } from '../tensor.js';
@@ -19,6 +20,8 @@ import { concat, reshape, slice, transpose } from './view.js';
 
 /** Logit elements per chunk (rows x chunk width): 8 Mi floats, 32 MiB. */
 const CHUNK_ELEMS = 8 * 2 ** 20;
+/** ... or fewer, when one binding holds less (each chunk's logits are bound whole). */
+const chunkElems = () => Math.min(CHUNK_ELEMS, Math.floor((bindingLimit() - offsetAlign()) / 4));
 
 export interface HeadOpts {
   /** Vocabulary entries per chunk (default: as many as keep rows x chunk under 32 MiB). */
@@ -37,7 +40,7 @@ export function headLogProbs(h: Tensor, w: Tensor, targets: Tensor, opts: HeadOp
   const host = targets.host;
   if (targets.dtype !== 'i32' || targets.rank !== 1 || targets.shape[0] !== rows || !host || targets.offset !== 0) throw new Error(`headLogProbs: targets must be i32 [${rows}] made with Tensor.from (a host copy), got ${targets.dtype} ${fmt(targets.shape)}`);
   for (let i = 0; i < rows; i++) if (host[i] < 0 || host[i] >= V) throw new Error(`headLogProbs: target ${host[i]} at row ${i} is out of range for a vocabulary of ${V}`);
-  const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(CHUNK_ELEMS / Math.max(1, rows))));
+  const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(chunkElems() / Math.max(1, rows))));
   const starts: number[] = [];
   for (let v0 = 0; v0 < V; v0 += chunk) starts.push(v0);
   const logitsOf = (v0: number) => matmul(h, transpose(slice(w, 0, v0, Math.min(V, v0 + chunk))));

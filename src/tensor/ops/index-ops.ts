@@ -6,13 +6,13 @@ import { gatherRowsKernel, GATHER_WG, scatterAtomicKernel, scatterCsrKernel, tak
 import { NARROW, rowChunkGrid } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
-import { rowChunks } from '../binding.js';
+import { rowChunks, rowSplit, type Binding } from '../binding.js';
 import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './copy.js';
-import { denseRows } from './softmax.js';
+import { denseRows, rowsOf, wholeOf } from './softmax.js';
 import { permute } from './view.js';
 
 function checkIds(op: string, ids: Tensor, n: number, what: string): void {
@@ -25,8 +25,21 @@ function checkIds(op: string, ids: Tensor, n: number, what: string): void {
   }
 }
 
-/** Deterministic scatter-add of g [rows, D] into [V, D] by a CSR built from host ids. */
+/**
+ * Deterministic scatter-add of g [rows, D] into [V, D] by a CSR built from host ids. A g beyond
+ * one binding goes a chunk of its rows at a time, each chunk's sums added in chunk order.
+ */
 function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
+  const dw = Tensor.empty(outShape, 'f32');
+  let first = true;
+  for (const gc of rowSplit('embedding backward', host.length, [rowsOf(g, D)])) {
+    scatterCsrChunk(host.subarray(gc.lo, gc.hi), gc.bindings[0], gc.offsets[0], dw, V, D, first);
+    first = false;
+  }
+  return dw;
+}
+
+function scatterCsrChunk(host: Int32Array, g: Binding, gOffset: number, dw: Tensor, V: number, D: number, first: boolean): void {
   const rowPtr = new Int32Array(V + 1);
   for (const v of host) rowPtr[v + 1]++;
   for (let v = 0; v < V; v++) rowPtr[v + 1] += rowPtr[v];
@@ -34,22 +47,23 @@ function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape:
   const rowsOf = new Int32Array(host.length);
   host.forEach((v, r) => (rowsOf[fillAt[v]++] = r)); // ascending r within each vocab row
   const rp = Tensor.from(rowPtr), ro = Tensor.from(rowsOf.length ? rowsOf : new Int32Array(1));
-  const dw = Tensor.empty(outShape, 'f32');
   for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
-    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, V).set(3, g.offset).set(4, c.lo).set(5, c.lo * D - c.base);
-    dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g.buffer, c.binding], uniforms: u.u32, workgroups: rowChunkGrid(c.hi - c.lo, D, NARROW) });
+    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, V).set(3, gOffset).set(4, c.lo).set(5, c.lo * D - c.base).set(6, first ? 0 : 1);
+    dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g, c.binding], uniforms: u.u32, workgroups: rowChunkGrid(c.hi - c.lo, D, NARROW) });
   }
   rp.dispose();
   ro.dispose();
-  return dw;
 }
 
 function scatterAtomic(ids: Tensor, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
   const dw = zeros(outShape);
-  const n = numel(ids.shape) * D;
-  for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
-    const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, g.offset).set(4, ids.offset).set(5, c.lo).set(6, c.hi).set(7, c.lo * D - c.base);
-    dispatch({ ...scatterAtomicKernel(), buffers: [ids.buffer, g.buffer, c.binding], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+  // g and the ids beyond one binding: a chunk of their rows at a time (the adds are atomic anyway).
+  for (const gc of rowSplit('embedding backward', numel(ids.shape), [rowsOf(ids, 1), rowsOf(g, D)])) {
+    const n = (gc.hi - gc.lo) * D;
+    for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
+      const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, gc.offsets[1]).set(4, gc.offsets[0]).set(5, c.lo).set(6, c.hi).set(7, c.lo * D - c.base);
+      dispatch({ ...scatterAtomicKernel(), buffers: [gc.bindings[0], gc.bindings[1], c.binding], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+    }
   }
   return dw;
 }
@@ -72,9 +86,12 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
   const w = denseRows('embedding', weight), id = denseRows('embedding', ids);
   // A weight bigger than one binding (a 0.5B model's embedding) is gathered a vocabulary chunk at a time.
+  // An output beyond one binding (many rows) is written a chunk of rows at a time.
   for (const c of rowChunks(w.t.buffer, BYTES[w.t.dtype], w.t.offset, V, D)) {
-    const u = new Uniforms(8).set(0, rows).set(1, D).set(2, V).set(3, w.t.offset + c.lo * D - c.base).set(4, id.t.offset).set(5, c.lo).set(6, c.hi);
-    dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [c.binding, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: rowChunkGrid(rows, D, NARROW) });
+    for (const r of rowSplit('embedding', rows, [rowsOf(id.t, 1), rowsOf(out, D)])) {
+      const u = new Uniforms(8).set(0, r.hi - r.lo).set(1, D).set(2, V).set(3, w.t.offset + c.lo * D - c.base).set(4, r.offsets[0]).set(5, c.lo).set(6, c.hi).set(7, r.offsets[1]);
+      dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [c.binding, r.bindings[0], r.bindings[1]], uniforms: u.u32, workgroups: rowChunkGrid(r.hi - r.lo, D, NARROW) });
+    }
   }
   if (w.owned) w.t.dispose();
   const host = ids.host;
@@ -119,16 +136,22 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
   if (rows === 0) return out;
   if (V === 0) throw new Error(`takeAlong: empty last axis in ${fmt(x.shape)}`);
   const xs = denseRows('takeAlong', x), id = denseRows('takeAlong', idx);
-  const u = new Uniforms(8).set(0, rows).set(1, V).set(2, V).set(3, xs.t.offset).set(4, id.t.offset);
-  dispatch({ ...takeAlongKernel(xs.t.dtype), buffers: [xs.t.buffer, id.t.buffer, out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(rows / GATHER_WG)) });
+  // x beyond one binding ([B*T, V] logits) is read a chunk of whole rows at a time.
+  for (const c of rowSplit('takeAlong', rows, [rowsOf(xs.t, V), rowsOf(id.t, 1), rowsOf(out, 1)])) {
+    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, V).set(2, V).set(3, c.offsets[0]).set(4, c.offsets[1]).set(5, c.offsets[2]);
+    dispatch({ ...takeAlongKernel(xs.t.dtype), buffers: c.bindings, uniforms: u.u32, workgroups: grid(Math.ceil((c.hi - c.lo) / GATHER_WG)) });
+  }
   if (xs.owned) xs.t.dispose();
   const y = withGrad('takeAlong', out, [x], (g) => {
     id.t.assertAlive('takeAlong backward (indices disposed)');
     const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
     const gd = bcast ? { t: g, owned: false } : denseRows('takeAlong backward', g, true);
     const dx = Tensor.empty(x.shape, 'f32');
-    const ub = new Uniforms(8).set(0, rows).set(1, V).set(2, V).set(3, gd.t.offset).set(4, id.t.offset).set(5, bcast ? 0 : 1);
-    dispatch({ ...takeAlongBackwardKernel(), buffers: [id.t.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rowChunkGrid(rows, V) });
+    const gOp = bcast ? { ...wholeOf(gd.t), whole: 1 } : rowsOf(gd.t, 1); // a broadcast scalar: one element
+    for (const c of rowSplit('takeAlong backward', rows, [rowsOf(id.t, 1), gOp, rowsOf(dx, V)])) {
+      const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, V).set(2, V).set(3, c.offsets[1]).set(4, c.offsets[0]).set(5, bcast ? 0 : 1).set(6, c.offsets[2]);
+      dispatch({ ...takeAlongBackwardKernel(), buffers: c.bindings, uniforms: ub.u32, workgroups: rowChunkGrid(c.hi - c.lo, V) });
+    }
     if (gd.owned) gd.t.dispose();
     return [dx];
   });

@@ -11,7 +11,8 @@ import { fmt, numel, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { affine, div, maximum } from './elementwise.js';
 import { sum } from './reduce.js';
-import { denseRows } from './softmax.js';
+import { denseRows, rowsOf, wholeOf } from './softmax.js';
+import { rowSplit } from '../binding.js';
 
 export interface CrossEntropyOpts {
   /** Target value whose rows contribute 0 and are not counted by 'mean' (e.g. -100 or a pad id). */
@@ -57,11 +58,15 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
   const lse = Tensor.empty([rows], 'f32');
   if (V === 0) throw new Error(`${op}: empty vocab axis in logits ${fmt(logits.shape)}`);
   const x = denseRows(op, logits), t = denseRows(op, targets), m = mask && denseRows(op, mask, true);
-  const u = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
-  u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? m.t.offset : 0);
-  const bufs = [x.t.buffer, t.t.buffer, ...(m ? [m.t.buffer] : []), loss.buffer, lse.buffer, w.buffer];
-  const rl = rowLaunch(rows, V);
-  dispatch({ ...ceForwardKernel(x.t.dtype, !!m, rl.mode), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 3), uniforms: u.u32, workgroups: rl.workgroups });
+  // Logits beyond one binding ([B*T, V] of a real vocabulary) go a chunk of whole rows at a time.
+  const ops = [rowsOf(x.t, V), rowsOf(t.t, 1), ...(m ? [rowsOf(m.t, 1)] : []), rowsOf(loss, 1), rowsOf(lse, 1), rowsOf(w, 1)];
+  for (const c of rowSplit(op, rows, ops)) {
+    const u = new Uniforms(12).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    const k = m ? 3 : 2; // the outputs' offsets follow the inputs'
+    u.setI(4, ignoreIndex ?? 0).set(5, ignoreIndex === undefined ? 0 : 1).setF(6, sign).set(7, m ? c.offsets[2] : 0).setAll(8, c.offsets.slice(k));
+    const rl = rowLaunch(c.hi - c.lo, V);
+    dispatch({ ...ceForwardKernel(x.t.dtype, !!m, rl.mode), buffers: c.bindings, readOnly: c.bindings.map((_, i) => i < c.bindings.length - 3), uniforms: u.u32, workgroups: rl.workgroups });
+  }
   if (m?.owned) m.t.dispose();
   const out = withGrad(op, loss, [logits], (g) => {
     for (const s of [x.t, t.t, lse, w]) s.assertAlive(`${op} backward (saved tensor disposed)`);
@@ -69,9 +74,12 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
     const bcast = g.dtype === 'f32' && g.strides.every((s) => s === 0);
     const gd = bcast ? { t: g, owned: false } : denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(logits.shape, 'f32');
-    const ub = new Uniforms(8).set(0, rows).set(1, V).set(2, x.t.offset).set(3, t.t.offset);
-    ub.set(4, gd.t.offset).set(5, bcast ? 0 : 1).setF(6, sign);
-    dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: [x.t.buffer, t.t.buffer, lse.buffer, w.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rowChunkGrid(rows, V) });
+    const gOp = bcast ? { ...wholeOf(gd.t), whole: 1 } : rowsOf(gd.t, 1); // a broadcast scalar: one element
+    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(x.t, V), rowsOf(t.t, 1), rowsOf(lse, 1), rowsOf(w, 1), gOp, rowsOf(dx, V)])) {
+      const ub = new Uniforms(12).set(0, c.hi - c.lo).set(1, V).set(2, c.offsets[0]).set(3, c.offsets[1]);
+      ub.set(4, c.offsets[4]).set(5, bcast ? 0 : 1).setF(6, sign).set(7, c.offsets[2]).set(8, c.offsets[3]).set(9, c.offsets[5]);
+      dispatch({ ...ceBackwardKernel(x.t.dtype), buffers: c.bindings, uniforms: ub.u32, workgroups: rowChunkGrid(c.hi - c.lo, V) });
+    }
     if (gd.owned) gd.t.dispose();
     return [dx];
   });

@@ -7,7 +7,10 @@ import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { denseRows } from './softmax.js';
+import { denseRows, rowsOf, wholeOf } from './softmax.js';
+import { add } from './elementwise.js';
+import { rowSplit, type Binding } from '../binding.js';
+import type { DType } from '../dtype.js';
 
 // Row blocks for the dweight partial sums: enough workgroups to keep every core busy, few
 // enough that the second (column) pass is short.
@@ -35,10 +38,13 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
   const stats = Tensor.empty([rows, kind === 'rms' ? 1 : 2], 'f32');
   const xs = denseRows(op, x), ws = denseRows(op, w), bs = b && denseRows(op, b);
   if (bs && bs.t.dtype !== ws.t.dtype) throw new Error(`${op}: weight (${ws.t.dtype}) and bias (${bs.t.dtype}) dtypes differ`);
-  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).setF(4, eps).set(5, bs ? bs.t.offset : 0);
-  const bufs = [xs.t.buffer, ws.t.buffer, ...(bs ? [bs.t.buffer] : []), y.buffer, stats.buffer];
-  const rl = rowLaunch(rows, D);
-  dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs, rl.mode), buffers: bufs, readOnly: bufs.map((_, i) => i < bufs.length - 2), uniforms: u.u32, workgroups: rl.workgroups });
+  const S = kind === 'rms' ? 1 : 2; // statistics per row
+  // Rows beyond one binding go a chunk of whole rows at a time (the weight and bias read whole).
+  for (const c of rowSplit(op, rows, [rowsOf(xs.t, D), wholeOf(ws.t), ...(bs ? [wholeOf(bs.t)] : []), rowsOf(y, D), rowsOf(stats, S)])) {
+    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).setF(4, eps).set(5, bs ? c.offsets[2] : 0).set(6, c.offsets[bs ? 3 : 2]).set(7, c.offsets[bs ? 4 : 3]);
+    const rl = rowLaunch(c.hi - c.lo, D);
+    dispatch({ ...normForwardKernel(kind, xs.t.dtype, ws.t.dtype, !!bs, rl.mode), buffers: c.bindings, readOnly: c.bindings.map((_, i) => i < c.bindings.length - 2), uniforms: u.u32, workgroups: rl.workgroups });
+  }
   if (bs?.owned) bs.t.dispose();
   const out = withGrad(op, y, b ? [x, w, b] : [x, w], (g) => {
     for (const t of [xs.t, ws.t, stats]) t.assertAlive(`${op} backward (saved tensor disposed)`);
@@ -46,10 +52,20 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
     let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
     if (x.requiresGrad) {
       dx = Tensor.empty(x.shape, 'f32');
-      const ub = new Uniforms(8).set(0, rows).set(1, D).set(2, xs.t.offset).set(3, ws.t.offset).set(4, gd.t.offset);
-      dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype, rl.mode), buffers: [xs.t.buffer, ws.t.buffer, gd.t.buffer, stats.buffer, dx.buffer], uniforms: ub.u32, workgroups: rl.workgroups });
+      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), wholeOf(ws.t), rowsOf(gd.t, D), rowsOf(stats, S), rowsOf(dx, D)])) {
+        const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]).set(5, c.offsets[3]).set(6, c.offsets[4]);
+        const rl = rowLaunch(c.hi - c.lo, D);
+        dispatch({ ...normBackwardDxKernel(kind, xs.t.dtype, ws.t.dtype, rl.mode), buffers: c.bindings, uniforms: ub.u32, workgroups: rl.workgroups });
+      }
     }
-    if (w.requiresGrad || b?.requiresGrad) [dw, db] = paramGrads(kind, xs.t, gd.t, stats, rows, D, !!b);
+    if (w.requiresGrad || b?.requiresGrad) {
+      // Per chunk of rows, then the chunks' sums added (one chunk when everything fits a binding).
+      for (const c of rowSplit(`${op} backward`, rows, [rowsOf(xs.t, D), rowsOf(gd.t, D), rowsOf(stats, S)])) {
+        const [pw, pb] = paramGrads(kind, xs.t.dtype, c.bindings, c.offsets, c.hi - c.lo, D, !!b);
+        dw = dw ? addInto(dw, pw) : pw;
+        db = db && pb ? addInto(db, pb) : pb;
+      }
+    }
     if (gd.owned) gd.t.dispose();
     return [dx, dw, db];
   });
@@ -62,16 +78,16 @@ function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | unde
 }
 
 /** dweight (and dbias): block partial sums then a column sum over the blocks. */
-function paramGrads(kind: NormKind, x: Tensor, g: Tensor, stats: Tensor, rows: number, D: number, bias: boolean): [Tensor, Tensor | null] {
+function paramGrads(kind: NormKind, xDtype: DType, bindings: Binding[], offsets: number[], rows: number, D: number, bias: boolean): [Tensor, Tensor | null] {
   const blocks = Math.min(rows, MAX_BLOCKS);
   const rb = Math.ceil(rows / blocks);
   const nb = Math.ceil(rows / rb);
   const pw = Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32');
   const pb = bias ? Tensor.empty(nb === 1 ? [D] : [nb, D], 'f32') : undefined;
-  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, x.offset).set(3, g.offset).set(4, rb);
+  const u = new Uniforms(8).set(0, rows).set(1, D).set(2, offsets[0]).set(3, offsets[1]).set(4, rb).set(5, offsets[2]);
   dispatch({
-    ...normBackwardDwKernel(kind, x.dtype, bias),
-    buffers: [x.buffer, g.buffer, stats.buffer, pw.buffer, ...(pb ? [pb.buffer] : [])],
+    ...normBackwardDwKernel(kind, xDtype, bias),
+    buffers: [...bindings, pw.buffer, ...(pb ? [pb.buffer] : [])],
     readOnly: [true, true, true, false, false],
     uniforms: u.u32,
     workgroups: [Math.ceil(D / NORM_COL_WG), nb],
@@ -85,6 +101,14 @@ function paramGrads(kind: NormKind, x: Tensor, g: Tensor, stats: Tensor, rows: n
     return out;
   };
   return [colSum(pw), pb ? colSum(pb) : null];
+}
+
+/** a + b, disposing both (sums of the per-chunk parameter gradients). */
+function addInto(a: Tensor, b: Tensor): Tensor {
+  const s = add(a, b);
+  a.dispose();
+  b.dispose();
+  return s;
 }
 
 /** x * rsqrt(mean(x^2, -1) + eps) * weight; x [..., D], weight [D]. (llama2.c uses eps 1e-5.) */

@@ -2,14 +2,15 @@
 import { colSumKernel, rowReduceKernel, ROW_WG, type ReduceOp } from '../../kernels/reduce.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
-import { bindElements, type Binding } from '../binding.js';
+import { bindingLimit, offsetAlign, rowSplit } from '../binding.js';
 import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape, type Shape } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { contiguous } from './copy.js';
-import { affine, launchElementwise, mul, sub } from './elementwise.js';
-import { expand, permute, reshape } from './view.js';
+import { contiguous, copyInto } from './copy.js';
+import { add, affine, launchElementwise, mul, sub } from './elementwise.js';
+import { rowsOf } from './softmax.js';
+import { expand, permute, reshape, slice } from './view.js';
 
 export type Axes = number | number[] | undefined;
 
@@ -36,23 +37,55 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   if (rows === 0) return out;
   const leading = axes.every((a, i) => a === i);
   const trailing = axes.every((a, i) => a === x.rank - axes.length + i);
-  const u = new Uniforms(4);
-  // A view into a tensor bigger than one binding binds just the range it covers.
-  const bind = (t: Tensor): { b: Binding; offset: number } => {
-    const r = bindElements(t.buffer, BYTES[t.dtype], t.offset, t.offset + rows * n);
-    return r ? { b: r.binding, offset: t.offset - r.base } : { b: t.buffer, offset: t.offset };
-  };
   if (op === 'sum' && leading && x.isContiguous && rows > 1) {
-    const s = bind(x);
-    u.set(0, n).set(1, rows).set(2, s.offset);
-    dispatch({ ...colSumKernel(x.dtype), buffers: [s.b, out.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
-    return out;
+    // Column sums of [n, rows]; beyond one binding, per chunk of the n leading rows, then added.
+    let acc: Tensor | undefined;
+    for (const c of rowSplit('sum', n, [rowsOf(x, rows)])) {
+      const part = acc ? Tensor.empty(outShape, 'f32') : out;
+      const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, rows).set(2, c.offsets[0]);
+      dispatch({ ...colSumKernel(x.dtype), buffers: [c.bindings[0], part.buffer], uniforms: u.u32, workgroups: [Math.ceil(rows / 64)] });
+      if (acc) {
+        const s = add(acc, part);
+        if (acc !== out) acc.dispose();
+        part.dispose();
+        acc = s;
+      } else acc = out;
+    }
+    if (acc !== out) out.dispose();
+    return acc!;
   }
   let src = x;
   if (!(trailing && x.isContiguous)) src = contiguous(permute(x, [...kept, ...axes]));
-  const s = bind(src);
-  u.set(0, rows).set(1, n).set(2, s.offset);
-  dispatch({ ...rowReduceKernel(op, src.dtype), buffers: [s.b, out.buffer], uniforms: u.u32, workgroups: grid(rows) });
+  const rowBytes = n * BYTES[src.dtype];
+  if (rowBytes > bindingLimit() - offsetAlign()) {
+    // One reduced row is beyond a binding (the sum of a whole big tensor): reduce column ranges
+    // to partials [rows, k], then the partials (sum, max, min and logsumexp all compose so).
+    out.dispose();
+    const flat = reshape(src, [rows, n]);
+    const width = Math.floor((bindingLimit() - 2 * offsetAlign()) / BYTES[src.dtype]);
+    const k = Math.ceil(n / width);
+    const parts = Tensor.empty([rows, k], 'f32');
+    for (let j = 0; j < k; j++) {
+      const cols = slice(flat, 1, j * width, Math.min(n, (j + 1) * width));
+      const dense = contiguous(cols);
+      const p = reduceRaw(op, dense, [1]);
+      const dst = slice(parts, 1, j, j + 1);
+      copyInto(dst, p);
+      for (const t of [cols, dense, p, dst]) t.dispose();
+    }
+    flat.dispose();
+    if (src !== x) src.dispose();
+    const r = reduceRaw(op, parts, [1]);
+    parts.dispose();
+    const shaped = reshape(r, outShape);
+    r.dispose();
+    return shaped;
+  }
+  // Rows beyond one binding go a chunk of whole rows at a time.
+  for (const c of rowSplit(op, rows, [rowsOf(src, n), rowsOf(out, 1)])) {
+    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    dispatch({ ...rowReduceKernel(op, src.dtype), buffers: c.bindings, uniforms: u.u32, workgroups: grid(c.hi - c.lo) });
+  }
   if (src !== x) src.dispose();
   void ROW_WG;
   return out;

@@ -6,8 +6,12 @@ import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
 import { keep } from '../scope.js';
 import { fmt, numel, sameShape } from '../shape.js';
-import { Tensor } from '../tensor.js';
+import { noGrad, Tensor } from '../tensor.js';
 import { denseRows } from './softmax.js';
+import { bindElements, bindingLimit, offsetAlign, spanOf, type Binding } from '../binding.js';
+import { BYTES } from '../dtype.js';
+import { copyInto } from './copy.js';
+import { slice } from './view.js';
 
 export type { RopeLayout };
 
@@ -63,6 +67,7 @@ function table(theta: number, dh: number, need: number, factor: number): { t: Te
 function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number, factor: number): Tensor {
   const [T, H, Dh] = x.shape.slice(-3);
   const pairs = numel(x.shape) / 2;
+  if (pairs > 0 && !fitsOneBinding(x, positions)) return ropeSplit(x, positions, theta, layout, sign, needPos, heads);
   const out = Tensor.empty(x.shape, 'f32');
   if (pairs === 0) return out;
   const tab = table(theta, Dh, needPos, factor);
@@ -75,11 +80,64 @@ function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: R
   const ps = explicit ? denseRows('rope', positions) : undefined;
   const u = new Uniforms(16).set(0, pairs).set(1, Dh / 2).set(2, H).set(3, T).set(4, xs.t.offset).setAll(12, [sB, sT, sH]).set(15, heads);
   u.setI(5, explicit ? 0 : positions).set(6, ps ? ps.t.offset : 0).set(7, explicit && positions.rank > 1 ? T : 0).set(8, tab.len).setF(9, sign);
-  const bufs = [xs.t.buffer, tab.t.buffer, ...(ps ? [ps.t.buffer] : []), out.buffer];
+  // x and the positions may be views into buffers beyond one binding: bind the ranges they span.
+  const xb = bindSpan(xs.t), pb = ps && bindSpan(ps.t);
+  u.set(4, xs.t.offset - xb.base);
+  if (ps) u.set(6, ps.t.offset - pb!.base);
+  const bufs = [xb.binding, bindSpan(tab.t).binding, ...(pb ? [pb.binding] : []), { buffer: out.buffer, offset: 0, size: out.size * 4 }];
   dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(ropeGroups(pairs)) });
   if (xs.owned) xs.t.dispose();
   if (ps?.owned) ps.t.dispose();
   return out;
+}
+
+/** The range of `t`'s buffer its elements span, bound (a whole small buffer as it is). */
+function bindSpan(t: Tensor): { binding: Binding; base: number } {
+  const [first, end] = spanOf(t.shape, t.strides, t.offset);
+  const b = bindElements(t.buffer, BYTES[t.dtype], first, end);
+  if (!b) throw new Error(`rope: internal: a span of ${end - first} elements does not fit one binding`);
+  return b;
+}
+
+/** Whether x's span, the output and the positions' span each fit one binding. */
+function fitsOneBinding(x: Tensor, positions: number | Tensor): boolean {
+  const room = bindingLimit() - offsetAlign();
+  const spanBytes = (t: Tensor) => {
+    const [a, b] = spanOf(t.shape, t.strides, t.offset);
+    return (b - a) * BYTES[t.dtype];
+  };
+  return spanBytes(x) <= room && x.size * 4 <= room && (typeof positions === 'number' || spanBytes(positions) <= room);
+}
+
+/**
+ * rope over an x (or output) beyond one binding: split along the first batch or time axis
+ * longer than 1 into parts that fit, each rotated on its own (with its positions) and copied
+ * into the output.
+ */
+function ropeSplit(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number): Tensor {
+  const tAxis = x.rank - 3;
+  const d = x.shape.findIndex((n, i) => i <= tAxis && n > 1);
+  return noGrad(() => {
+    if (d < 0) throw new Error(`rope: one position of ${fmt(x.shape)} (${x.shape[x.rank - 2] * x.shape[x.rank - 1] * 4} B) is beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B`);
+    const out = Tensor.empty(x.shape, 'f32');
+    const parts = Math.min(x.shape[d], 2 * Math.ceil((x.size * 4) / (bindingLimit() - offsetAlign())));
+    const per = Math.ceil(x.shape[d] / parts);
+    for (let a = 0; a < x.shape[d]; a += per) {
+      const b = Math.min(x.shape[d], a + per);
+      const xs = slice(x, d, a, b);
+      // Positions follow x: a start moves with the time axis; a tensor is cut on the same axis
+      // ([T] positions only on the time axis, [..., T] on any).
+      let ps: number | Tensor = positions;
+      if (typeof positions === 'number') ps = d === tAxis ? positions + a : positions;
+      else if (positions.rank > 1 || d === tAxis) ps = slice(positions, positions.rank > 1 ? d : 0, a, b);
+      const y = ropeRaw(xs, ps, theta, layout, sign, needPos, heads);
+      const dst = slice(out, d, a, b);
+      copyInto(dst, y);
+      for (const t of [xs, y, dst]) t.dispose();
+      if (ps !== positions && typeof ps !== 'number') ps.dispose();
+    }
+    return out;
+  });
 }
 
 /** The single stride of x's dims before [T, H, Dh] (0 if none) when Dh is unit-stride, else undefined. */

@@ -2,6 +2,8 @@
 import { rowLaunch, softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
+import { rowSplit, type RowOperand } from '../binding.js';
+import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
@@ -25,6 +27,11 @@ export function denseRows(op: string, t: Tensor, f32 = false): { t: Tensor; owne
   return { t: d, owned: d !== t };
 }
 
+/** `t`'s rows of `n` elements as an operand of rowSplit (indexed through its offset uniform). */
+export const rowsOf = (t: Tensor, n: number): RowOperand => ({ buffer: t.buffer, bytesPer: BYTES[t.dtype], offset: t.offset, rowElems: n });
+/** A tensor every row reads in full (a norm's weight). */
+export const wholeOf = (t: Tensor): RowOperand => ({ buffer: t.buffer, bytesPer: BYTES[t.dtype], offset: t.offset, whole: t.size });
+
 function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   x.assertAlive(op);
   if (x.rank === 0) throw new Error(`${op}: needs at least one axis, got a scalar`);
@@ -42,16 +49,21 @@ function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   const y = Tensor.empty(x.shape, 'f32');
   if (numel(x.shape) === 0) return y;
   const src = denseRows(op, x);
-  const u = new Uniforms(4).set(0, rows).set(1, n).set(2, src.t.offset);
-  const rl = rowLaunch(rows, n);
-  dispatch({ ...softmaxKernel(log, src.t.dtype, rl.mode), buffers: [src.t.buffer, y.buffer], uniforms: u.u32, workgroups: rl.workgroups });
+  // Rows beyond one binding (a [B*T, V] logits tensor) go a chunk of whole rows at a time.
+  for (const c of rowSplit(op, rows, [rowsOf(src.t, n), rowsOf(y, n)])) {
+    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    const rl = rowLaunch(c.hi - c.lo, n);
+    dispatch({ ...softmaxKernel(log, src.t.dtype, rl.mode), buffers: c.bindings, uniforms: u.u32, workgroups: rl.workgroups });
+  }
   if (src.owned) src.t.dispose();
   return withGrad(op, y, [x], (g) => {
     y.assertAlive(`${op} backward (its output was disposed before backward)`);
     const gd = denseRows(`${op} backward`, g, true);
     const dx = Tensor.empty(x.shape, 'f32');
-    const ub = new Uniforms(4).set(0, rows).set(1, n).set(2, y.offset).set(3, gd.t.offset);
-    dispatch({ ...softmaxBackwardKernel(log, rl.mode), buffers: [y.buffer, gd.t.buffer, dx.buffer], uniforms: ub.u32, workgroups: rl.workgroups });
+    for (const c of rowSplit(`${op} backward`, rows, [rowsOf(y, n), rowsOf(gd.t, n), rowsOf(dx, n)])) {
+      const ub = new Uniforms(8).set(0, c.hi - c.lo).set(1, n).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]);
+      dispatch({ ...softmaxBackwardKernel(log, rowLaunch(c.hi - c.lo, n).mode), buffers: c.bindings, uniforms: ub.u32, workgroups: rowLaunch(c.hi - c.lo, n).workgroups });
+    }
     if (gd.owned) gd.t.dispose();
     return [dx];
   });

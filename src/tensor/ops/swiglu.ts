@@ -7,7 +7,8 @@ import { withGrad } from '../autograd.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
-import { denseRows } from './softmax.js';
+import { denseRows, rowsOf } from './softmax.js';
+import { rowSplit } from '../binding.js';
 
 /** silu(y[..., :F]) * y[..., F:] for y [..., 2F]; returns [..., F]. Differentiable in y. */
 export function swiglu(y: Tensor): Tensor {
@@ -20,14 +21,22 @@ export function swiglu(y: Tensor): Tensor {
   const out = Tensor.empty(shape);
   if (n === 0) return out;
   const ys = denseRows('swiglu', y);
-  const u = new Uniforms(4).set(0, n).set(1, F).set(2, ys.t.offset);
-  dispatch({ ...swigluKernel(), buffers: [ys.t.buffer, out.buffer], uniforms: u.u32, workgroups: grid(swigluGroups(n)) });
+  const rows = n / F;
+  // Beyond one binding ([B*T, 2F] of a big batch) a chunk of whole rows at a time.
+  for (const c of rowSplit('swiglu', rows, [rowsOf(ys.t, 2 * F), rowsOf(out, F)])) {
+    const m = (c.hi - c.lo) * F;
+    const u = new Uniforms(4).set(0, m).set(1, F).set(2, c.offsets[0]).set(3, c.offsets[1]);
+    dispatch({ ...swigluKernel(), buffers: c.bindings, uniforms: u.u32, workgroups: grid(swigluGroups(m)) });
+  }
   if (ys.owned) ys.t.dispose();
   return withGrad('swiglu', out, [y], (g) => {
     const yd = denseRows('swiglu backward', y), gd = denseRows('swiglu backward', g);
     const dy = Tensor.empty([...y.shape]);
-    const ub = new Uniforms(4).set(0, n).set(1, F).set(2, yd.t.offset).set(3, gd.t.offset);
-    dispatch({ ...swigluBackwardKernel(), buffers: [yd.t.buffer, gd.t.buffer, dy.buffer], uniforms: ub.u32, workgroups: grid(swigluGroups(n)) });
+    for (const c of rowSplit('swiglu backward', rows, [rowsOf(yd.t, 2 * F), rowsOf(gd.t, F), rowsOf(dy, 2 * F)])) {
+      const m = (c.hi - c.lo) * F;
+      const ub = new Uniforms(8).set(0, m).set(1, F).set(2, c.offsets[0]).set(3, c.offsets[1]).set(4, c.offsets[2]);
+      dispatch({ ...swigluBackwardKernel(), buffers: c.bindings, uniforms: ub.u32, workgroups: grid(swigluGroups(m)) });
+    }
     if (yd.owned) yd.t.dispose();
     if (gd.owned) gd.t.dispose();
     return [dy];

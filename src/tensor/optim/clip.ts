@@ -4,7 +4,8 @@
 import { clipFinalizeKernel, OPT_WG, sumSquaresKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { launchElementwise } from '../ops/elementwise.js';
-import { flatChunks } from '../binding.js';
+import { bindElements, bindingLimit, flatChunks } from '../binding.js';
+import { sum } from '../ops/reduce.js';
 import { dispatch } from '../runtime.js';
 import { keep } from '../scope.js';
 import { Tensor } from '../tensor.js';
@@ -28,13 +29,20 @@ export function gradNormCoef(params: Iterable<Tensor>, maxNorm = Infinity, op = 
   const part = Tensor.empty([Math.max(total, 1)], 'f32');
   let slot = 0;
   for (const { c, groups } of pieces) {
-    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, slot).set(3, groups);
-    dispatch({ ...sumSquaresKernel(), buffers: [c.bindings[0], part.buffer], uniforms: u.u32, workgroups: [groups] });
+    // Partials beyond one binding (many gradients): each piece binds its own range of them.
+    const pb = bindElements(part.buffer, 4, slot, slot + groups * OPT_WG)!;
+    const u = new Uniforms(4).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, slot - pb.base).set(3, groups);
+    dispatch({ ...sumSquaresKernel(), buffers: [c.bindings[0], pb.binding], uniforms: u.u32, workgroups: [groups] });
     slot += groups * OPT_WG;
   }
+  // Too many partials for one binding: summed first (split by ranges), then finalized from one.
+  const wide = part.buffer.size > bindingLimit();
+  const fin = wide ? sum(part) : part;
+  if (fin.offset !== 0) throw new Error('clipGradNorm: internal: the summed partials are a view at an offset');
   const out = Tensor.empty([2], 'f32');
-  const u = new Uniforms(4).set(0, total).setF(1, Math.min(maxNorm, 3.4e38));
-  dispatch({ ...clipFinalizeKernel(), buffers: [part.buffer, out.buffer], uniforms: u.u32, workgroups: [1] });
+  const u = new Uniforms(4).set(0, wide ? 1 : total).setF(1, Math.min(maxNorm, 3.4e38));
+  dispatch({ ...clipFinalizeKernel(), buffers: [fin.buffer, out.buffer], uniforms: u.u32, workgroups: [1] });
+  if (fin !== part) fin.dispose();
   part.dispose();
   return out;
 }
