@@ -10,7 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { DATA_MAX_BYTES, readDataFile } from '../src/cli/report.js';
+import { AR_FILE, AV_FILE, META } from '../src/cli/nla-dir.js';
+import { findModelFile } from '../src/io/model-files.js';
 import { FIELD_VALUES, FIELDS } from '../src/nla/corpus.js';
+import { ViewerSession } from '../src/viewer/session.js';
 import { fcRuns } from '../src/testing/runs.js';
 import { adversarialJson, check, cleanReadOf, editJson, jsonEditsArb, mutate, mutationArb, rejectsNaming, Tally, toJsonText } from './fuzz.js';
 
@@ -157,4 +160,19 @@ describe('fuzz: nla report --data files', () => {
     fs.writeFileSync(badLine, Uint8Array.from([...enc('{"text": "ok."}\n{"text": "caf'), 0xe9, ...enc('"}\n')]));
     await rejectsNaming(() => readDataFile(badLine), `${badLine}:2:`, 'not valid UTF-8');
   });
+
+  test('a --data text too long for the context is named by its file and line (the report checks texts before loading)', async () => {
+    // An NLA directory as far as the check reads it: nla.json's context and the tokenizer.
+    const dir = fresh('-nla');
+    fs.mkdirSync(dir);
+    fs.copyFileSync(findModelFile('tok512.bin'), path.join(dir, 'tok512.bin'));
+    fs.writeFileSync(path.join(dir, META), JSON.stringify({ model: { config: { maxSeqLen: 12 } }, tokenizer: 'tok512.bin' }));
+    for (const f of [AR_FILE, AV_FILE]) fs.writeFileSync(path.join(dir, f), '');
+    const file = fresh();
+    fs.writeFileSync(file, '{"text": "A cat."}\n\n{"text": "Once upon a time there was a little girl named Lily who went to the park."}\n');
+    const { texts, where } = readDataFile(file);
+    await rejectsNaming(() => new ViewerSession(dir).check(dir, texts.map((t) => t.text), where), `${file}:3:`, 'longer than the model\'s context of 12');
+    assert.equal(new ViewerSession(dir).check(dir, [texts[0].text], [where[0]]), true);
+  });
 });
+
