@@ -26,6 +26,8 @@ export interface SoakSample {
   pooledBytes: number;
   rssMiB: number;
   heapMiB: number;
+  /** V8's committed heap (MiB): what the JS heap holds of RSS, garbage included. */
+  heapTotalMiB: number;
   /** V8's external memory and the part of it held by ArrayBuffers (MiB). */
   externalMiB: number;
   arrayBuffersMiB: number;
@@ -36,6 +38,11 @@ export interface SoakSample {
   dispatches: number;
   submits: number;
   readbacks: number;
+  /** Bind groups made so far (a cache miss each) and held in the cache now, and staging buffers
+   * made so far (bind-groups.ts, staging.ts): after warm-up these stop growing. */
+  bindGroupsCreated: number;
+  bindGroupsCached: number;
+  stagingCreated: number;
   /** Full collections the runtime asked for (src/tensor/collect.ts) and the milliseconds they took. */
   collections: number;
   collectMs: number;
@@ -61,7 +68,7 @@ export async function soak(steps: number, every: number, onSample: (s: SoakSampl
     const p = poolStats(), r = runtimeStats(), mem = process.memoryUsage(), mib = (b: number) => Math.round(b / 2 ** 20);
     const s = {
       step, seconds: Math.round((performance.now() - t0) / 100) / 10, liveBuffers: p.liveBuffers, liveBytes: p.liveBytes, pooledBuffers: p.pooledBuffers, pooledBytes: p.pooledBytes,
-      rssMiB: mib(mem.rss), heapMiB: mib(mem.heapUsed), externalMiB: mib(mem.external), arrayBuffersMiB: mib(mem.arrayBuffers), pipelines: r.pipelines, dispatches: r.dispatches, submits: r.submits, readbacks: r.readbacks, collections: r.collections, collectMs: Math.round(r.collectMs),
+      rssMiB: mib(mem.rss), heapMiB: mib(mem.heapUsed), heapTotalMiB: mib(mem.heapTotal), externalMiB: mib(mem.external), arrayBuffersMiB: mib(mem.arrayBuffers), pipelines: r.pipelines, dispatches: r.dispatches, submits: r.submits, readbacks: r.readbacks, collections: r.collections, collectMs: Math.round(r.collectMs), bindGroupsCreated: r.bindGroupsCreated, bindGroupsCached: r.bindGroupsCached, stagingCreated: r.stagingCreated,
     };
     samples.push(s);
     onSample(s);
@@ -79,9 +86,21 @@ export async function soak(steps: number, every: number, onSample: (s: SoakSampl
   return samples;
 }
 
+/** Least-squares slope of RSS over the samples from `fromStep` on, in MiB per 1,000 steps. */
+export function rssSlope(samples: readonly SoakSample[], fromStep: number): number {
+  const xs = samples.filter((s) => s.step >= fromStep);
+  if (xs.length < 2) throw new Error(`soak: fewer than 2 samples from step ${fromStep}`);
+  const mx = xs.reduce((a, s) => a + s.step, 0) / xs.length, my = xs.reduce((a, s) => a + s.rssMiB, 0) / xs.length;
+  const sxy = xs.reduce((a, s) => a + (s.step - mx) * (s.rssMiB - my), 0), sxx = xs.reduce((a, s) => a + (s.step - mx) ** 2, 0);
+  return (1000 * sxy) / sxx;
+}
+
 export async function run(args: string[]): Promise<void> {
   const steps = argCount(args, 'steps', 2000), every = argCount(args, 'every', 50);
   const samples = await soak(steps, every, (s) => console.log(JSON.stringify({ bench: 'soak', ...s })));
   const first = samples.find((s) => s.step >= every) ?? samples[0], last = samples[samples.length - 1];
   console.log(`# ${steps} RL steps in ${last.seconds} s: live buffers ${first.liveBuffers} -> ${last.liveBuffers}, live MiB ${(first.liveBytes / 2 ** 20).toFixed(2)} -> ${(last.liveBytes / 2 ** 20).toFixed(2)}, pooled ${first.pooledBuffers} -> ${last.pooledBuffers}, RSS MiB ${first.rssMiB} -> ${last.rssMiB} (max ${Math.max(...samples.map((s) => s.rssMiB))}), heap MiB ${first.heapMiB} -> ${last.heapMiB}`);
+  // "Flat" (BENCHMARKS.md, soak): the slope after the first quarter of the run (warm-up).
+  const from = Math.round(steps / 4 / every) * every;
+  console.log(`# RSS slope from step ${from}: ${rssSlope(samples, from).toFixed(1)} MiB per 1,000 steps; bind groups made ${first.bindGroupsCreated} -> ${last.bindGroupsCreated} (cached ${last.bindGroupsCached}), staging buffers made ${first.stagingCreated} -> ${last.stagingCreated}, ${last.collections} collections (${last.collectMs} ms)`);
 }

@@ -11,32 +11,72 @@ import { checkSettings, type ViewInput } from '../viewer/view-data.js';
 import { nlaSource, PAIR_OPTIONS } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
+/** A --data file larger than this is refused: far beyond any text a model's context holds. */
+export const DATA_MAX_BYTES = 64 * 2 ** 20;
+
 /**
  * The texts of --data: a .jsonl file holds one {"text": ...} a line, optionally with the text's
  * latent facts {"facts": {"name": "Lily", ...}} (known-answer text: the page then marks each
  * fact an explanation states true or false; `nla world sample --jsonl` writes such lines); any
- * other file is one text.
+ * other file is one text. `where` names each text's origin for later errors ("file:line").
+ * Every error names the file (and the line, for .jsonl): a missing or non-regular file, one
+ * beyond DATA_MAX_BYTES, bytes that are not UTF-8, a line that is not a JSON object with a
+ * non-blank string "text", or facts that are not known-answer facts.
  */
-export function readDataTexts(file: string): ViewInput[] {
-  if (!fs.existsSync(file)) throw new Error(`--data ${file}: file not found`);
-  const raw = fs.readFileSync(file, 'utf8');
-  if (!file.endsWith('.jsonl')) return [{ text: raw.replace(/\n+$/, '') }];
-  const texts: ViewInput[] = [];
-  raw.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
+export function readDataFile(file: string): { texts: ViewInput[]; where: string[] } {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw new Error(`--data ${file}: file not found`);
+  }
+  if (!st.isFile()) throw new Error(`--data ${file}: not a regular file`);
+  if (st.size > DATA_MAX_BYTES) throw new Error(`--data ${file}: ${st.size} bytes, more than the ${DATA_MAX_BYTES} a --data file may have`);
+  const bytes = fs.readFileSync(file);
+  // Fatal decoding: a byte that is not UTF-8 is an error, never a silent U+FFFD. A BOM is dropped.
+  const utf8 = new TextDecoder('utf-8', { fatal: true });
+  const decode = (b: Uint8Array, where: string) => {
+    try {
+      return utf8.decode(b);
+    } catch {
+      throw new Error(`${where}: not valid UTF-8 text`);
+    }
+  };
+  if (!file.endsWith('.jsonl')) {
+    const text = decode(bytes, file).replace(/\n+$/, '');
+    if (!text.trim()) throw new Error(`${file}: no text (the file is empty or blank)`);
+    return { texts: [{ text }], where: [file] };
+  }
+  const texts: ViewInput[] = [], where: string[] = [];
+  let start = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  for (let i = 0; start <= bytes.length; i++) {
+    let end = bytes.indexOf(0x0a, start);
+    if (end < 0) end = bytes.length;
+    const at = `${file}:${i + 1}`;
+    const line = decode(bytes.subarray(start, end), at);
+    start = end + 1;
+    if (!line.trim()) continue;
     let o: unknown;
     try {
       o = JSON.parse(line);
     } catch (e) {
-      throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
+      throw new Error(`${at}: not valid JSON (${(e as Error).message.slice(0, 200)})`);
     }
-    const row = o as { text?: unknown; facts?: unknown } | null;
-    const t = row?.text;
-    if (typeof t !== 'string') throw new Error(`${file}:${i + 1}: field "text" missing or not a string`);
-    texts.push(row?.facts === undefined ? { text: t } : { text: t, facts: checkFacts(row.facts, `${file}:${i + 1}: field "facts"`) });
-  });
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error(`${at}: expected a JSON object like {"text": "..."}`);
+    const row = o as { text?: unknown; facts?: unknown };
+    const t = row.text;
+    if (typeof t !== 'string') throw new Error(`${at}: field "text" missing or not a string`);
+    if (!t.trim()) throw new Error(`${at}: field "text" is blank`);
+    texts.push(row.facts === undefined ? { text: t } : { text: t, facts: checkFacts(row.facts, `${at}: field "facts"`) });
+    where.push(at);
+  }
   if (!texts.length) throw new Error(`${file}: no lines with a "text" field`);
-  return texts;
+  return { texts, where };
+}
+
+/** The texts of --data (readDataFile without their origins). */
+export function readDataTexts(file: string): ViewInput[] {
+  return readDataFile(file).texts;
 }
 
 export function registerReport(program: Command): void {
@@ -90,12 +130,14 @@ For an interactive page (type text, change the sampling): nla serve --nla runs/d
     const { source, label: dir, pair } = nlaSource(o);
     if ([o.has('text'), o.has('data'), o.has('vectors')].filter(Boolean).length !== 1) throw new Error('`nla report` needs exactly one of --text TEXT, --data FILE or --vectors FILE; see `nla report --help`');
     const vectors = o.str('vectors');
-    const texts = vectors !== undefined ? [] : o.has('text') ? [{ text: o.need('text') }] : readDataTexts(o.need('data'));
+    const dataFile = vectors !== undefined || o.has('text') ? undefined : readDataFile(o.need('data'));
+    const texts = dataFile?.texts ?? (o.has('text') ? [{ text: o.need('text') }] : []);
     const out = o.need('out');
     const settings = checkSettings({ samples: o.str('samples'), temperature: o.str('temperature'), seed: o.str('seed') }, '--');
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 });
     const session = new ViewerSession(dir, { store: o.str('store'), metrics: o.str('metrics'), model: o.str('model'), pair: typeof source === 'string' ? undefined : pair, maxTokens });
-    session.check(dir, texts.map((t) => t.text));
+    // A --data text too long for the context is named by its file and line.
+    session.check(dir, texts.map((t) => t.text), dataFile?.where);
     let bar: ReturnType<typeof progressBar> | undefined, doc = 0;
     const progress = (done: number, total: number) => {
       if (done === 0) bar = progressBar(vectors !== undefined ? 'vectors' : texts.length > 1 ? `text ${++doc}/${texts.length}` : 'explain', total);

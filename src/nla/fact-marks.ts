@@ -17,13 +17,20 @@ export function checkFacts(v: unknown, where = 'facts'): Facts {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${where}: expected an object of field -> value, e.g. {"name": "Lily", "place": "park"}`);
   const out: Facts = {};
   for (const [k, value] of Object.entries(v)) {
-    if (!(FIELDS as string[]).includes(k)) throw new Error(`${where}: field "${k}" is not a known-answer field (${FIELDS.join(', ')})`);
+    if (!(FIELDS as string[]).includes(k)) throw new Error(`${where}: field ${shortly(k)} is not a known-answer field (${FIELDS.join(', ')})`);
     const f = k as Field;
-    if (typeof value !== 'string' || !(FIELD_VALUES[f] as readonly string[]).includes(value)) throw new Error(`${where}.${f}: ${JSON.stringify(value)} is not one of ${FIELD_VALUES[f].join(', ')}`);
+    if (typeof value !== 'string' || !(FIELD_VALUES[f] as readonly string[]).includes(value)) throw new Error(`${where}.${f}: ${shortly(value)} is not one of ${FIELD_VALUES[f].join(', ')}`);
     out[f] = value;
   }
   if (!Object.keys(out).length) throw new Error(`${where}: no facts given`);
   return out;
+}
+
+/** A value in an error message: a string (cut at 40 characters) or a number as written, else its kind (never a deep or huge value stringified). */
+function shortly(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  return Array.isArray(v) ? 'an array' : `a value of type ${typeof v}`;
 }
 
 /** Facts written as "name=Lily place=park" (the serve page's field); empty text = none. */

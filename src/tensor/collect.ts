@@ -1,15 +1,16 @@
 // Periodic full garbage collection, for native memory V8 cannot see. Dawn frees a bind group,
-// a command buffer or a staging buffer only when V8 collects its JS wrapper, and V8 counts the
-// small wrapper, not the native memory behind it, so it collects old wrappers rarely and process
-// RSS creeps up: ~45 MiB per 1,000 steps of the RL soak (BENCHMARKS.md, soak), while GPU buffers
-// and the JS heap stay flat. The same creep shows with raw Dawn calls alone
-// (bench/dawn-objects.ts), and a full collection every few dozen steps flattens both. So the
-// runtime asks for one every COLLECT_EVERY dispatches (~30 RL soak steps; a collection of the
-// small heap costs milliseconds). NLA_COLLECT_EVERY overrides it (0 turns it off).
+// a command encoder or buffer, or a staging buffer's wrapper state only when V8 collects its
+// small JS wrapper, and V8 counts the wrapper, not the native memory behind it, so it collects
+// old wrappers rarely and process RSS creeps up (bench/dawn-objects.ts --object ...: a bind
+// group holds ~4.7 KB until collected). The runtime reuses what it can (bind-groups.ts, the
+// staging pool) and counts every native object it still makes and drops (a bind group on a
+// cache miss, a command encoder per submit, a readback); after COLLECT_EVERY of them it asks
+// for one full collection. NLA_COLLECT_EVERY overrides it (0 turns it off).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-const COLLECT_EVERY = 50_000;
+/** ~4.7 KB each at most: a collection before ~25 MiB of garbage is held (soak: every ~60 RL steps). */
+const COLLECT_EVERY = 5_000;
 
 let every: number | undefined;
 let gcFn: (() => void) | undefined;
@@ -20,7 +21,7 @@ function collectEvery(): number {
   if (every !== undefined) return every;
   const raw = process.env.NLA_COLLECT_EVERY;
   const n = raw === undefined || raw === '' ? COLLECT_EVERY : Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`NLA_COLLECT_EVERY must be a whole number of dispatches (0 = never); got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`NLA_COLLECT_EVERY must be a whole number of native objects (0 = never); got ${JSON.stringify(raw)}`);
   return (every = n);
 }
 
@@ -34,8 +35,8 @@ function gc(): () => void {
   return (gcFn = runInNewContext('gc') as () => void);
 }
 
-/** Count `n` dispatches; collect once enough have passed since the last collection. */
-export function countDispatches(n = 1): void {
+/** Count `n` native objects made and dropped; collect once enough have passed since the last collection. */
+export function countNative(n = 1): void {
   const k = collectEvery();
   if (k === 0 || (since += n) < k) return;
   since = 0;

@@ -39,6 +39,7 @@ export function watchDevice(device: GPUDevice): void {
   });
   lostSignal = device.lost.then((info) => {
     lost = `nla: the GPU device was lost (${info.reason}${info.message ? `: ${info.message}` : ''}); every tensor on it is gone, so this process cannot continue its GPU work`;
+    for (const drop of waiting) drop(new Error(lost));
     return lost;
   });
   device.pushErrorScope('validation');
@@ -91,17 +92,31 @@ export async function throwGpuErrors(): Promise<void> {
 }
 
 /**
+ * Calls waiting in unlessLost, each rejected if the device is lost first. A Set, not a race
+ * against one long-lived promise: every race (or then) on a promise that never settles leaves a
+ * reaction on it for good, 3 promises and a closure per readback (~8 MiB of JS heap per 1,000
+ * RL soak steps, BENCHMARKS.md, soak).
+ */
+const waiting = new Set<(e: Error) => void>();
+
+/**
  * `work` (a mapAsync or onSubmittedWorkDone), or the device-lost error if the device goes first.
  * A rejection is rethrown as the loss or the pending GPU errors when there are some, since those
  * say more than a bare "operation aborted".
  */
 export async function unlessLost<T>(work: Promise<T>): Promise<T> {
+  let drop!: (e: Error) => void;
+  const dropped = new Promise<never>((_, reject) => (drop = reject));
+  if (lost) drop(new Error(lost));
+  else waiting.add(drop);
   try {
-    return await Promise.race([work, lostSignal.then((m) => Promise.reject(new Error(m)))]);
+    return await Promise.race([work, dropped]);
   } catch (e) {
     await Promise.race([lostSignal, new Promise((r) => setTimeout(r, 50))]);
     await throwGpuErrors();
     throw e;
+  } finally {
+    waiting.delete(drop);
   }
 }
 

@@ -2,7 +2,9 @@
 // the same sizes every step, so freed buffers wait in per-size free lists. Sizes are rounded
 // up to a size class (powers of two split in 4) so near-equal requests share buffers.
 // Counters of live buffers/bytes let tests assert that memory stays flat.
+import { forgetBindGroups } from './bind-groups.js';
 import { gpu } from './device.js';
+import { trimStaging } from './staging.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -81,8 +83,11 @@ export function release(buf: GPUBuffer): void {
   stats.pooledBytes += size;
 }
 
-/** Destroy every pooled (free) buffer, e.g. between unrelated jobs. */
+/** Destroy every pooled (free) buffer and waiting staging buffer, e.g. between unrelated jobs. */
 export function trimPool(): void {
+  // A cached bind group may name a buffer destroyed here: forget them all first.
+  forgetBindGroups();
+  trimStaging();
   for (const list of free.values()) for (const b of list) b.destroy();
   free.clear();
   stats.pooledBuffers = 0;

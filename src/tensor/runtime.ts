@@ -1,12 +1,16 @@
 // Records kernel dispatches into one command encoder and submits rarely: on readback, on
 // upload into a recycled buffer, or when many dispatches are pending. Each dispatch gets
 // its own slot in a uniform arena that is written once per submit (queue.writeBuffer is
-// ordered with submits, so the arena can be reused by the next batch).
+// ordered with submits, so the arena can be reused by the next batch). The arena is bound at a
+// dynamic offset, so a dispatch's bind group depends only on its pipeline and buffers and is
+// reused from a cache (bind-groups.ts) rather than made anew.
 import { bindingLimit, boundBytes, type Binding } from './binding.js';
 import { debugLevel, gpu } from './device.js';
 import { assertDeviceAlive, closeBatch, cover, throwGpuErrors, unlessLost, watchCompile } from './gpu-errors.js';
 import { CHECK_KERNELS, checkOutputs, throwFirstBadOutput } from './nan-check.js';
-import { collectStats, countDispatches } from './collect.js';
+import { bindGroupFor, bindGroupStats, cachedBindGroups } from './bind-groups.js';
+import { collectStats, countNative } from './collect.js';
+import { acquireStaging, releaseStaging, stagingStats } from './staging.js';
 import { activeProfiler } from './profile.js';
 
 export interface KernelSpec {
@@ -46,7 +50,10 @@ let arenaUsed = 0;
 const MAX_PENDING = 32;
 
 export function runtimeStats() {
-  return { ...stats, pipelines: pipelines.size, pending: pendingDispatches, collections: collectStats.collections, collectMs: collectStats.ms };
+  return {
+    ...stats, pipelines: pipelines.size, pending: pendingDispatches, collections: collectStats.collections, collectMs: collectStats.ms,
+    bindGroupsCreated: bindGroupStats.created, bindGroupsCached: cachedBindGroups(), stagingCreated: stagingStats.created,
+  };
 }
 
 function getPipeline(spec: KernelSpec) {
@@ -59,7 +66,7 @@ function getPipeline(spec: KernelSpec) {
   const module = device.createShaderModule({ code, label: spec.key });
   const ro = spec.readOnly ?? spec.buffers.map((_, i) => i < spec.buffers.length - 1);
   const entries: GPUBindGroupLayoutEntry[] = [
-    { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+    { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform', hasDynamicOffset: true } },
     ...spec.buffers.map((_, i) => ({
       binding: i + 1,
       visibility: GPUShaderStage.COMPUTE,
@@ -106,14 +113,7 @@ export function dispatch(spec: KernelSpec): void {
   const bytes = new Uint8Array(spec.uniforms.buffer, spec.uniforms.byteOffset, spec.uniforms.byteLength);
   if (bytes.byteLength > SLOT) throw new Error(`nla: kernel "${spec.key}" uniforms exceed ${SLOT} bytes`);
   arenaHost.set(bytes, slot * SLOT);
-  const bindGroup = device.createBindGroup({
-    label: spec.key,
-    layout,
-    entries: [
-      { binding: 0, resource: { buffer: arena, offset: slot * SLOT, size: Math.max(16, Math.ceil(bytes.byteLength / 16) * 16) } },
-      ...spec.buffers.map((b, i) => ({ binding: i + 1, resource: 'buffer' in b ? b : { buffer: b } })),
-    ],
-  });
+  const bindGroup = bindGroupFor(device, layout, arena, Math.max(16, Math.ceil(bytes.byteLength / 16) * 16), spec.buffers, spec.key);
   encoder ??= device.createCommandEncoder();
   const profiler = activeProfiler();
   if (profiler) {
@@ -123,7 +123,7 @@ export function dispatch(spec: KernelSpec): void {
   }
   pass ??= encoder.beginComputePass();
   pass.setPipeline(pipeline);
-  pass.setBindGroup(0, bindGroup);
+  pass.setBindGroup(0, bindGroup, [slot * SLOT]);
   const [x, y = 1, z = 1] = spec.workgroups;
   if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
   stats.dispatches++;
@@ -162,11 +162,10 @@ export function flush(): void {
   encoder = undefined;
   // The next batch may overwrite the arena: writeBuffer is queued after this submit.
   arenaUsed = 0;
-  const done = pendingDispatches;
   pendingDispatches = 0;
   stats.submits++;
-  // After the submit, so wrappers of this batch's bind groups are collectable (collect.ts).
-  countDispatches(done);
+  // The encoder, its pass and command buffer are garbage now (collect.ts).
+  countNative();
 }
 
 /** Upload host data. Writes are queue-ordered before pending commands, so flush first. */
@@ -188,7 +187,8 @@ export async function readback(src: GPUBuffer, offsetBytes: number, bytes: numbe
   assertDeviceAlive();
   const device = gpu().device;
   const size = Math.ceil(bytes / 4) * 4;
-  const staging = device.createBuffer({ size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const span = Math.max(4, size);
+  const staging = acquireStaging(span);
   encoder ??= device.createCommandEncoder();
   if (pass) { pass.end(); pass = undefined; }
   if (size > 0) encoder.copyBufferToBuffer(src, offsetBytes, staging, 0, size);
@@ -197,14 +197,14 @@ export async function readback(src: GPUBuffer, offsetBytes: number, bytes: numbe
   stats.readbacks++;
   await new Promise((r) => setTimeout(r, 0));
   try {
-    await unlessLost(staging.mapAsync(GPUMapMode.READ));
+    await unlessLost(staging.mapAsync(GPUMapMode.READ, 0, span));
   } catch (e) {
     staging.destroy();
     throw e;
   }
-  const out = staging.getMappedRange().slice(0, bytes);
+  const out = staging.getMappedRange(0, span).slice(0, bytes);
   staging.unmap();
-  staging.destroy();
+  releaseStaging(staging);
   // Data read after a failed batch may be stale: the error wins over the bytes.
   await throwGpuErrors();
   if (CHECK_KERNELS) await throwFirstBadOutput();

@@ -122,11 +122,11 @@ export class ViewerSession {
 
   /** Check texts against the NLA's tokenizer and context without the GPU (throws InputError). */
   /** Check texts against the NLA's tokenizer and context; false when it cannot be probed without loading (a reference pair). */
-  check(dir: string, texts: string[]): boolean {
+  check(dir: string, texts: string[], labels?: string[]): boolean {
     const probed = this.loaded?.dir === dir ? { meta: this.loaded.nla.meta, tok: this.loaded.nla.tok } : probeNla(dir);
     if (!probed) return false;
     const { meta, tok } = probed;
-    texts.forEach((t, i) => checkText(tok, meta.model.config.maxSeqLen, t, texts.length > 1 ? `text ${i + 1}` : 'text'));
+    texts.forEach((t, i) => checkText(tok, meta.model.config.maxSeqLen, t, labels?.[i] ?? (texts.length > 1 ? `text ${i + 1}` : 'text')));
     return true;
   }
 
