@@ -67,7 +67,7 @@ function table(theta: number, dh: number, need: number, factor: number): { t: Te
 function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number, factor: number): Tensor {
   const [T, H, Dh] = x.shape.slice(-3);
   const pairs = numel(x.shape) / 2;
-  if (pairs > 0 && !fitsOneBinding(x, positions)) return ropeSplit(x, positions, theta, layout, sign, needPos, heads);
+  if (pairs > 0 && !fitsOneBinding(x, positions)) return ropeSplit(x, positions, theta, layout, sign, needPos, heads, factor);
   const out = Tensor.empty(x.shape, 'f32');
   if (pairs === 0) return out;
   const tab = table(theta, Dh, needPos, factor);
@@ -114,7 +114,7 @@ function fitsOneBinding(x: Tensor, positions: number | Tensor): boolean {
  * longer than 1 into parts that fit, each rotated on its own (with its positions) and copied
  * into the output.
  */
-function ropeSplit(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number): Tensor {
+function ropeSplit(x: Tensor, positions: number | Tensor, theta: number, layout: RopeLayout, sign: 1 | -1, needPos: number, heads: number, factor: number): Tensor {
   const tAxis = x.rank - 3;
   const d = x.shape.findIndex((n, i) => i <= tAxis && n > 1);
   return noGrad(() => {
@@ -130,7 +130,7 @@ function ropeSplit(x: Tensor, positions: number | Tensor, theta: number, layout:
       let ps: number | Tensor = positions;
       if (typeof positions === 'number') ps = d === tAxis ? positions + a : positions;
       else if (positions.rank > 1 || d === tAxis) ps = slice(positions, positions.rank > 1 ? d : 0, a, b);
-      const y = ropeRaw(xs, ps, theta, layout, sign, needPos, heads);
+      const y = ropeRaw(xs, ps, theta, layout, sign, needPos, heads, factor);
       const dst = slice(out, d, a, b);
       copyInto(dst, y);
       for (const t of [xs, y, dst]) t.dispose();
