@@ -11,12 +11,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseHfConfig, type LlamaConfig } from '../src/io/config.js';
 import { FormatError } from '../src/io/errors.js';
-import { writeSafetensors, type TensorToSave } from '../src/io/safetensors.js';
+import type { TensorToSave } from '../src/io/safetensors.js';
 import { generate, sequenceLogProbs } from '../src/nn/generate.js';
 import { loadModel, saveHf } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import * as T from '../src/tensor/index.js';
-import { gaussian, SeededRng } from '../src/util/rng.js';
+import { close, gemmaReference, gemmaWeights, runGemma, writeGemmaDir, type GemmaSpec, type Host } from './gemma-reference.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-gemma2-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -33,148 +33,12 @@ const json = {
 };
 const ids = [2, 7, 19, 4, 11, 0, 33, 5, 5, 28];
 
-/** bf16 value of x (round to nearest even), so the file's bf16 weights hold exactly these values. */
-function bf16(x: number): number {
-  const u = new Uint32Array(new Float32Array([x]).buffer);
-  u[0] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) & 0xffff0000;
-  return new Float32Array(u.buffer)[0];
-}
-
-type Host = Map<string, { shape: number[]; data: Float64Array }>;
-
-/** Seeded weights of Gemma2ForCausalLM's names and shapes (bf16-exact values). */
-function weights(seed: number): Host {
-  const n = gaussian(new SeededRng(seed).fn());
-  const m: Host = new Map();
-  const add = (name: string, shape: number[], s: number) => m.set(name, { shape, data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => bf16(s * n())) });
-  add('model.embed_tokens.weight', [V, D], 0.5);
-  add('model.norm.weight', [D], 0.3);
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}.`;
-    for (const nm of ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm']) add(p + nm + '.weight', [D], 0.3);
-    add(p + 'self_attn.q_proj.weight', [H * HD, D], 0.3);
-    add(p + 'self_attn.k_proj.weight', [HKV * HD, D], 0.3);
-    add(p + 'self_attn.v_proj.weight', [HKV * HD, D], 0.3);
-    add(p + 'self_attn.o_proj.weight', [D, H * HD], 0.3);
-    add(p + 'mlp.gate_proj.weight', [FF, D], 0.3);
-    add(p + 'mlp.up_proj.weight', [FF, D], 0.3);
-    add(p + 'mlp.down_proj.weight', [D, FF], 0.3);
-  }
-  return m;
-}
-
-function writeDir(name: string, config: unknown, tensors: Host, rename = (k: string) => k, extra: Record<string, TensorToSave> = {}): string {
-  const dir = path.join(tmp, name);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-  const out: Record<string, TensorToSave> = { ...extra };
-  for (const [k, t] of tensors) out[rename(k)] = { dtype: 'f32', shape: t.shape, data: Float32Array.from(t.data), saveAs: 'bf16' };
-  writeSafetensors(path.join(dir, 'model.safetensors'), out);
-  return dir;
-}
-
-// ---- float64 reference (transformers' Gemma 2, written out) ----
-
-/** x [T, n] @ W^T for W [m, n] (PyTorch Linear). */
-function linear(x: Float64Array, Tn: number, w: { shape: number[]; data: Float64Array }): Float64Array {
-  const [m, n] = w.shape;
-  const y = new Float64Array(Tn * m);
-  for (let t = 0; t < Tn; t++) for (let i = 0; i < m; i++) {
-    let s = 0;
-    for (let j = 0; j < n; j++) s += x[t * n + j] * w.data[i * n + j];
-    y[t * m + i] = s;
-  }
-  return y;
-}
-
-/** Gemma2RMSNorm over rows of width n: x / sqrt(mean(x^2) + eps) * (1 + w). */
-function rms(x: Float64Array, n: number, w: Float64Array, eps = 1e-6): Float64Array {
-  const y = new Float64Array(x.length);
-  for (let r = 0; r < x.length / n; r++) {
-    let ss = 0;
-    for (let i = 0; i < n; i++) ss += x[r * n + i] ** 2;
-    const inv = 1 / Math.sqrt(ss / n + eps);
-    for (let i = 0; i < n; i++) y[r * n + i] = x[r * n + i] * inv * (1 + w[i]);
-  }
-  return y;
-}
-
-const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
-
-/** rotate_half RoPE on rows [T, heads, HD] in place: inv_freq = 1 / base^(2k/HD) (float32, as torch), / factor. */
-function ropeInPlace(x: Float64Array, Tn: number, heads: number, base: number, factor: number): void {
-  const half = HD / 2;
-  for (let t = 0; t < Tn; t++) for (let h = 0; h < heads; h++) for (let k = 0; k < half; k++) {
-    const inv = Math.fround(Math.fround(1 / Math.fround(base ** Math.fround((2 * k) / HD))) / factor);
-    const a = Math.fround(t * inv);
-    const o = (t * heads + h) * HD;
-    const [x1, x2] = [x[o + k], x[o + k + half]];
-    x[o + k] = x1 * Math.cos(a) - x2 * Math.sin(a);
-    x[o + k + half] = x2 * Math.cos(a) + x1 * Math.sin(a);
-  }
-}
-
-/** Gemma2ForCausalLM forward for one sequence: residual after each block, and capped logits. */
-function reference(w: Host, tokens: number[]): { blocks: Float64Array[]; logits: Float64Array } {
-  const Tn = tokens.length, g = (n: string) => w.get(n)!;
-  const E = g('model.embed_tokens.weight').data;
-  const scale = bf16(Math.sqrt(D)); // normalizer = tensor(hidden_size ** 0.5, dtype=bf16)
-  let x = new Float64Array(Tn * D);
-  tokens.forEach((id, t) => { for (let i = 0; i < D; i++) x[t * D + i] = E[id * D + i] * scale; });
-  const blocks: Float64Array[] = [];
-  for (let l = 0; l < L; l++) {
-    const p = `model.layers.${l}.`;
-    const sliding = l % 2 === 0;
-    const h = rms(x, D, g(p + 'input_layernorm.weight').data);
-    const q = linear(h, Tn, g(p + 'self_attn.q_proj.weight'));
-    const k = linear(h, Tn, g(p + 'self_attn.k_proj.weight'));
-    const v = linear(h, Tn, g(p + 'self_attn.v_proj.weight'));
-    ropeInPlace(q, Tn, H, 10000, 1);
-    ropeInPlace(k, Tn, HKV, 10000, 1);
-    const att = new Float64Array(Tn * H * HD);
-    for (let hh = 0; hh < H; hh++) {
-      const kh = Math.floor(hh / (H / HKV));
-      for (let i = 0; i < Tn; i++) {
-        const s: number[] = [];
-        for (let j = 0; j <= i; j++) {
-          if (sliding && j <= i - WINDOW) { s.push(-Infinity); continue; }
-          let dot = 0;
-          for (let d = 0; d < HD; d++) dot += q[(i * H + hh) * HD + d] * k[(j * HKV + kh) * HD + d];
-          s.push(ACAP * Math.tanh((dot * 12 ** -0.5) / ACAP)); // scaled, then capped, then masked
-        }
-        const mx = Math.max(...s), e = s.map((z) => Math.exp(z - mx)), z = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j <= i; j++) for (let d = 0; d < HD; d++) att[(i * H + hh) * HD + d] += (e[j] / z) * v[(j * HKV + kh) * HD + d];
-      }
-    }
-    const a = rms(linear(att, Tn, g(p + 'self_attn.o_proj.weight')), D, g(p + 'post_attention_layernorm.weight').data);
-    x = x.map((r, i) => r + a[i]);
-    const f = rms(x, D, g(p + 'pre_feedforward_layernorm.weight').data);
-    const gate = linear(f, Tn, g(p + 'mlp.gate_proj.weight')), up = linear(f, Tn, g(p + 'mlp.up_proj.weight'));
-    const m = rms(linear(gate.map((z, i) => gelu(z) * up[i]), Tn, g(p + 'mlp.down_proj.weight')), D, g(p + 'post_feedforward_layernorm.weight').data);
-    x = x.map((r, i) => r + m[i]);
-    blocks.push(x);
-  }
-  const logits = linear(rms(x, D, g('model.norm.weight').data), Tn, g('model.embed_tokens.weight')).map((z) => FCAP * Math.tanh(z / FCAP));
-  return { blocks, logits };
-}
-
-function close(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  for (let i = 0; i < got.length; i++) {
-    const e = Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i]));
-    assert.ok(e <= tol, `${what}: element ${i}: ${got[i]} vs ${want[i]} (relative error ${e})`);
-  }
-}
-
-async function run(model: Llama, tokens: number[]): Promise<{ logits: Float32Array; layer1: Float32Array }> {
-  const out = T.noGrad(() => T.tidy(() => {
-    const r = model.forward(T.Tensor.from(Int32Array.from(tokens), [1, tokens.length], 'i32'), { capture: [1] });
-    return [r.logits!.contiguous(), r.captured.get(1)!.contiguous()];
-  }));
-  const [l, h] = [(await out[0].data()) as Float32Array, (await out[1].data()) as Float32Array];
-  out.forEach((t) => t.dispose());
-  return { logits: l, layer1: h };
-}
+// The float64 forward and helpers are shared with the other Gemma test (gemma-reference.ts).
+const SPEC: GemmaSpec = { D, H, HKV, HD, FF, V, L, window: WINDOW, sliding: (l) => l % 2 === 0, rope: () => [10000, 1], qkNorm: false, scalar: 12, attnCap: ACAP, finalCap: FCAP };
+const weights = (seed: number) => gemmaWeights(seed, SPEC);
+const reference = (w: Host, tokens: number[], inject?: { pos: number; v: Float64Array }) => gemmaReference(SPEC, w, tokens, inject);
+const writeDir = (name: string, config: unknown, tensors: Host, rename?: (k: string) => string, extra?: Record<string, TensorToSave>) => writeGemmaDir(tmp, name, config, tensors, rename, extra);
+const run = runGemma;
 
 const W = weights(20261207);
 let dirPath = '';
