@@ -186,3 +186,29 @@ export async function runGemma(model: Llama, tokens: number[], opts: { inject?: 
   out.forEach((t) => t.dispose());
   return { logits: l, layer1: h };
 }
+
+/**
+ * Autograd through nla's model (trainable, as the AR and AV train) against central finite
+ * differences of the float64 reference, for loss = sum(logits * R) with fixed R, at `coords`.
+ */
+export async function gradientsMatchReference(m: Llama, s: GemmaSpec, W: Host, tokens: number[], coords: [string, number][]): Promise<void> {
+  m.w.setTrainable(true);
+  const Tn = tokens.length;
+  const R = Float64Array.from({ length: Tn * s.V }, (_, i) => Math.sin(0.7 * i + 1));
+  T.tidy(() => {
+    const r = m.forward(T.Tensor.from(Int32Array.from(tokens), [1, Tn], 'i32'));
+    T.sum(T.mul(r.logits!, T.Tensor.from(Float32Array.from(R), [1, Tn, s.V]))).backward();
+  });
+  const refLoss = (w: Host) => gemmaReference(s, w, tokens).logits.reduce((a, x, i) => a + x * R[i], 0);
+  for (const [name, i] of coords) {
+    const g = ((await m.w.get(name).grad!.data()) as Float32Array)[i];
+    const eps = 1e-4, wp = new Map(W), wm = new Map(W);
+    const bump = (d: number) => { const t = W.get(name)!; const c = t.data.slice(); c[i] += d; return { shape: t.shape, data: c }; };
+    wp.set(name, bump(eps));
+    wm.set(name, bump(-eps));
+    const fd = (refLoss(wp) - refLoss(wm)) / (2 * eps);
+    assert.ok(Math.abs(g - fd) <= 2e-3 * (1 + Math.abs(fd)), `d loss / d ${name}[${i}]: autograd ${g} vs float64 finite difference ${fd}`);
+    assert.ok(Math.abs(fd) > 1e-3, `${name}[${i}]: the coordinate matters (fd ${fd})`);
+  }
+  for (const t of m.w.params()) t.grad?.dispose();
+}
