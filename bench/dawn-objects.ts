@@ -17,10 +17,8 @@ const WGSL = `@group(0) @binding(0) var<uniform> u: vec4<u32>;
   if (g.x < u.x) { b[g.x] = a[g.x] + 1.0; }
 }`;
 
-export async function run(args: string[]): Promise<void> {
-  if (args.includes('--object')) return runObject(args);
-  const steps = argCount(args, 'steps', 2000), every = argCount(args, 'every', 100), gcEvery = argCount(args, 'gc', 0);
-  const mode = args[args.indexOf('--mode') + 1] && args.includes('--mode') ? args[args.indexOf('--mode') + 1] : 'all';
+/** The device, one compute pipeline, a uniform arena and 8 storage buffers of n floats: what each loop binds. */
+async function setup(gcEvery: number) {
   const { device } = await initGpu();
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gcEvery && !gc) throw new Error('dawn-objects: --gc needs node --expose-gc');
@@ -29,8 +27,16 @@ export async function run(args: string[]): Promise<void> {
   const layout = pipeline.getBindGroupLayout(0);
   const n = 1024;
   const uni = device.createBuffer({ size: 256 * 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  device.queue.writeBuffer(uni, 0, new Uint32Array(64 * 64).fill(n));
   const bufs = Array.from({ length: 8 }, () => device.createBuffer({ size: 4 * n, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+  return { device, gc, pipeline, layout, n, uni, bufs };
+}
+
+export async function run(args: string[]): Promise<void> {
+  if (args.includes('--object')) return runObject(args);
+  const steps = argCount(args, 'steps', 2000), every = argCount(args, 'every', 100), gcEvery = argCount(args, 'gc', 0);
+  const mode = args[args.indexOf('--mode') + 1] && args.includes('--mode') ? args[args.indexOf('--mode') + 1] : 'all';
+  const { device, gc, pipeline, layout, n, uni, bufs } = await setup(gcEvery);
+  device.queue.writeBuffer(uni, 0, new Uint32Array(64 * 64).fill(n));
   const dispatches = mode === 'all' || mode === 'bindgroups' ? 1570 : 0;
   const submits = mode === 'staging' ? 0 : 58;
   const readbacks = mode === 'all' || mode === 'staging' ? 16 : 0;
@@ -79,15 +85,7 @@ async function runObject(args: string[]): Promise<void> {
   const object = args[args.indexOf('--object') + 1] as (typeof OBJECTS)[number];
   if (!OBJECTS.includes(object)) throw new Error(`dawn-objects: --object must be one of ${OBJECTS.join(', ')}; got ${object}`);
   const count = argCount(args, 'count', 100_000), every = argCount(args, 'every', 10_000), gcEvery = argCount(args, 'gc', 0);
-  const { device } = await initGpu();
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gcEvery && !gc) throw new Error('dawn-objects: --gc needs node --expose-gc');
-  const module = device.createShaderModule({ code: WGSL });
-  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const layout = pipeline.getBindGroupLayout(0);
-  const n = 1024;
-  const uni = device.createBuffer({ size: 256 * 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-  const bufs = Array.from({ length: 8 }, () => device.createBuffer({ size: 4 * n, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST }));
+  const { device, gc, pipeline, layout, n, uni, bufs } = await setup(gcEvery);
   const host = new Uint8Array(256 * 64);
   let enc: GPUCommandEncoder | undefined, pass: GPUComputePassEncoder | undefined, staging: GPUBuffer | undefined;
   const t0 = performance.now();
