@@ -1,6 +1,8 @@
 // Memory scopes. Every tensor created inside tidy() is disposed when it returns, except the
 // returned tensors (handed to the enclosing scope) and tensors marked with keep(). This is
-// what keeps a training loop's memory flat without a dispose() call per intermediate.
+// what keeps a training loop's memory flat without a dispose() call per intermediate. When fn
+// throws, every tensor it created is disposed before the error goes on (an op refused halfway
+// must not leak the outputs it already allocated).
 import type { Tensor } from './tensor.js';
 
 const stack: Set<Tensor>[] = [];
@@ -29,6 +31,10 @@ function collect(r: unknown, into: Set<Tensor>): void {
   else if (Object.getPrototypeOf(r) === Object.prototype) Object.values(r).forEach((x) => collect(x, into));
 }
 
+function dropAll(scope: Set<Tensor>): void {
+  for (const t of scope) if (!t.kept) t.dispose();
+}
+
 /** Run fn; dispose every tensor it created except those it returns (nested arrays/objects are searched). */
 export function tidy<T extends Returned | unknown>(fn: () => T): T {
   const scope = new Set<Tensor>();
@@ -36,6 +42,9 @@ export function tidy<T extends Returned | unknown>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
+  } catch (e) {
+    dropAll(scope);
+    throw e;
   } finally {
     stack.pop();
   }
@@ -53,6 +62,9 @@ export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   let result: T;
   try {
     result = await fn();
+  } catch (e) {
+    dropAll(scope);
+    throw e;
   } finally {
     const i = stack.lastIndexOf(scope);
     if (i >= 0) stack.splice(i, 1);
