@@ -4,6 +4,7 @@
 // [B, T, H, D] projection permuted to [B, H, T, D], or a slice of a KV cache): the kernels
 // read batch/head/time through strides passed as uniforms, without copying. Only a non-unit
 // stride on D itself is densified first (contiguous()). Kernels: src/kernels/attention*.ts.
+// Beyond one storage binding: split by batch, kv-head groups, then time (attention-time.ts).
 import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, NO_WINDOW, type AttnKernelCfg } from '../../kernels/attention.js';
 import { attnBackwardDkv, attnBackwardDq } from '../../kernels/attention-backward.js';
 import { CACHE_WG, CACHE_WORDS, cacheWriteKernel } from '../../kernels/attention-cache.js';
@@ -18,6 +19,7 @@ import { contiguous, copyInto } from './copy.js';
 import { concat, slice } from './view.js';
 import { bindElements, bindingLimit, offsetAlign, spanOf, type Binding } from '../binding.js';
 import { BYTES } from '../dtype.js';
+import { attentionTime } from './attention-time.js';
 
 export interface AttentionOptions {
   /** Multiplier of q·k (default 1/sqrt(D)). */
@@ -39,7 +41,8 @@ export interface AttentionOptions {
   softcap?: number;
 }
 
-interface Plan {
+/** @internal (shared with attention-time.ts) */
+export interface Plan {
   B: number; H: number; Hkv: number; Tq: number; Tk: number; D: number;
   qStart: number; scale: number; window: number; cap: number;
   mode: number;
@@ -56,7 +59,8 @@ interface Plan {
  */
 const timeMajor = (t: Tensor) => t.shape[1] > 1 && t.shape[2] > 1 && t.strides[1] < t.strides[2];
 
-function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Plan {
+/** @internal */
+export function plan(op: string, q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Plan {
   for (const t of [q, k, v]) t.assertAlive(op);
   const shapes = `q ${fmt(q.shape)}, k ${fmt(k.shape)}, v ${fmt(v.shape)}`;
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) throw new Error(`${op}: expected q [B,H,Tq,D], k/v [B,Hkv,Tk,D]; got ${shapes}`);
@@ -153,6 +157,8 @@ function largestBinding(p: Plan, q: Tensor, k: Tensor, v: Tensor): number {
  * (slices are views; autograd flows through the slices and the concatenations).
  */
 function attentionSplit(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, p: Plan): { out: Tensor; lse: Tensor } {
+  // One kv head of one batch row, dense, still too big: split its time axis (attention-time.ts).
+  if (p.B === 1 && p.Hkv === 1 && [q, k, v].every((t) => t.isContiguous)) return attentionTime(q, k, v, opts);
   const room = bindingLimit() - offsetAlign();
   const need = largestBinding(p, q, k, v);
   const views: Tensor[] = [], parts: Tensor[] = [];
@@ -177,8 +183,12 @@ function attentionSplit(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions,
     const G = p.H / p.Hkv;
     const hk = Math.min(p.Hkv - 1, Math.floor((p.Hkv * room) / (need / p.B)));
     const dense = hk < 1;
-    if (dense && p.Hkv === 1 && [q, k, v].every((t) => t.isContiguous)) {
-      throw new Error(`attention: one kv head of one batch row of q ${fmt(q.shape)}, k ${fmt(k.shape)} needs ${need} B in one binding, beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B (splitting the time axis is not implemented)`);
+    if (dense && p.Hkv === 1 && [qb, kb, vb].every((t) => t.isContiguous)) {
+      // Already one dense head: the row goes to the time split as it is (no copy).
+      const r = attentionLse(qb, kb, vb, o);
+      outs.push(r.out);
+      lses.push(r.lse);
+      continue;
     }
     const own = (t: Tensor) => { if (!dense) return t; const c = contiguous(t); views.push(c); return c; };
     const ho: Tensor[] = [], hl: Tensor[] = [];
@@ -241,7 +251,7 @@ function withTail(shape: number[], extra: number): Tensor {
  * `copies` outputs [B,H,T,D] side by side (dV after dK), then `extra` floats (the logsumexp),
  * stored head-major or, with `tm`, time-major [B,T,H,D] and returned as [B,H,T,D] views.
  */
-function outputs(shape: number[], tm: boolean, extra: number, copies = 1): Tensor[] {
+export function outputs(shape: number[], tm: boolean, extra: number, copies = 1): Tensor[] {
   const [B, H, T, D] = shape;
   const st = withTail(tm ? [B, T, H, D] : shape, extra + (copies - 1) * numel(shape));
   const strides = tm ? [T * H * D, D, H * D, 1] : contiguousStrides(shape);
@@ -259,7 +269,7 @@ const SPLIT_MIN_ROWS = 64, SPLIT_CHUNK = 256;
  * Forward without autograd. The logsumexp L [B,H,Tq] lives in the output's own storage after
  * the data, so it is exactly as long-lived as the output the backward pass already needs.
  */
-function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
+export function forwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor): Tensor {
   const rows = p.B * p.H * p.Tq;
   const [out] = outputs([p.B, p.H, p.Tq, p.D], p.tmq, rows);
   if (rows === 0) return out;
@@ -307,7 +317,7 @@ function packedGrads(p: Plan, q: Tensor, k: Tensor, v: Tensor): [Tensor, Tensor,
   return views as [Tensor, Tensor, Tensor];
 }
 
-function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: Tensor, needKv: boolean): [Tensor, Tensor | null, Tensor | null] {
+export function backwardRaw(p: Plan, q: Tensor, k: Tensor, v: Tensor, out: Tensor, g: Tensor, needKv: boolean): [Tensor, Tensor | null, Tensor | null] {
   const rows = p.B * p.H * p.Tq;
   const nk = p.B * p.Hkv * p.Tk * p.D;
   const packed = needKv && rows > 0 && nk > 0 ? packedGrads(p, q, k, v) : undefined;

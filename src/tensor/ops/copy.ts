@@ -21,7 +21,8 @@ export const ones = (shape: Shape, dtype: DType = 'f32') => fill(shape, 1, dtype
 /** Dense row-major copy of any view (a no-op view when already dense). */
 export function contiguous(x: Tensor): Tensor {
   x.assertAlive('contiguous');
-  if (x.isContiguous) return x.view(x.shape, x.strides, x.offset);
+  // Already dense: a view, still on the graph (a gradient must reach x through it).
+  if (x.isContiguous) return withGrad('contiguous', x.view(x.shape, x.strides, x.offset), [x], (g) => [g]);
   const y = launchElementwise('contiguous', 'x0', [x], x.dtype);
   return withGrad('contiguous', y, [x], (g) => [g]);
 }
