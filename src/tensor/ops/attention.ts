@@ -7,7 +7,6 @@
 // Beyond one storage binding: split by batch, kv-head groups, then time (attention-time.ts).
 import { AU, ATTN_HEAD_SIZES, attnCombine, attnForwardBlock, attnForwardFlat, MASK_KEYS, MASK_LENGTHS, MASK_NONE, NO_WINDOW, type AttnKernelCfg } from '../../kernels/attention.js';
 import { attnBackwardDkv, attnBackwardDq } from '../../kernels/attention-backward.js';
-import { CACHE_WG, CACHE_WORDS, cacheWriteKernel } from '../../kernels/attention-cache.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
 import { acquire } from '../pool.js';
@@ -410,42 +409,4 @@ export function attentionDecode(q: Tensor, kCache: Tensor, vCache: Tensor, lengt
   return attention(q, kCache, vCache, { scale: opts.scale, keyMask: opts.keyMask, lengths, softcap: opts.softcap });
 }
 
-/**
- * Write rows [B,Hkv,Tn,D] into cache [B,Hkv,Tmax,D] at positions pos..pos+Tn-1 (pos a number,
- * or per batch row: numbers or an i32 [B] tensor). Not differentiable. With a tensor pos,
- * rows past Tmax are dropped on the GPU; numbers are bounds-checked here.
- */
-export function writeKV(cache: Tensor, rows: Tensor, pos: number | readonly number[] | Tensor): void {
-  cache.assertAlive('writeKV');
-  rows.assertAlive('writeKV');
-  const [B, Hkv, Tmax, D] = cache.shape;
-  const Tn = rows.shape[2];
-  if (cache.rank !== 4 || rows.rank !== 4 || rows.shape[0] !== B || rows.shape[1] !== Hkv || rows.shape[3] !== D || cache.dtype === 'i32') {
-    throw new Error(`writeKV: rows ${fmt(rows.shape)} do not fit cache ${fmt(cache.shape)} ([B,Hkv,T,D], f32/f16)`);
-  }
-  const check = (p: number) => {
-    if (!Number.isInteger(p) || p < 0 || p + Tn > Tmax) throw new Error(`writeKV: positions [${p}, ${p + Tn}) out of range for cache ${fmt(cache.shape)}`);
-  };
-  if (typeof pos === 'number') {
-    check(pos);
-    const dst = cache.slice(2, pos, pos + Tn);
-    copyInto(dst, rows);
-    dst.dispose();
-    return;
-  }
-  let pt = pos as Tensor;
-  if (!(pos instanceof Tensor)) {
-    if (pos.length !== B) throw new Error(`writeKV: ${pos.length} positions for a batch of ${B}`);
-    pos.forEach(check);
-    pt = Tensor.from(Int32Array.from(pos), [B], 'i32');
-  }
-  if (pt.rank !== 1 || pt.shape[0] !== B || pt.dtype !== 'i32') throw new Error(`writeKV: positions must be i32 [${B}], got ${pt.dtype} ${fmt(pt.shape)}`);
-  const n = rows.size;
-  if (n > 0) {
-    const u = new Uniforms(CACHE_WORDS);
-    u.set(0, n).setAll(1, rows.shape).setAll(5, [...rows.strides, rows.offset]).setAll(10, [...cache.strides, cache.offset]);
-    u.set(15, pt.offset).set(16, pt.strides[0]).set(17, Tmax);
-    dispatch({ ...cacheWriteKernel(rows.dtype, cache.dtype), buffers: [rows.buffer, pt.buffer, cache.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(n / CACHE_WG)) });
-  }
-  if (pt !== pos) pt.dispose();
-}
+export { writeKV } from './write-kv.js';
