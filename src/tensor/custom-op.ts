@@ -9,7 +9,9 @@
 //   helpers: param(k) -> f32 scalar parameter k; numel(t), rank(t), dim(t, d) for tensor t,
 //            where t = 0..N-1 are the inputs and OUT, Y, GY name the others. Every buffer is
 //            dense row-major f32 (or i32 for inputs declared i32), starting at index 0.
-// Names main, P, u, ui, uf are reserved. Definition is async: it compiles every kernel and
+// Names main, P, u, ui, uf are reserved. A user kernel may index anywhere in its tensors, so
+// nla cannot split its work: an operand beyond one storage binding is refused before anything
+// is allocated or dispatched, naming the op, the operand and the limit. Definition is async: it compiles every kernel and
 // throws an error naming the op and the line in the user's WGSL if one does not compile.
 import { Uniforms, uniformBlock, storage } from '../kernels/uniforms.js';
 import type { DType } from './dtype.js';
@@ -20,6 +22,8 @@ import type { Nd } from './reference/nd.js';
 import { fmt, numel } from './shape.js';
 import { isGradEnabled, Tensor } from './tensor.js';
 import { copyInto } from './ops/copy.js';
+import { bindingLimit, type Binding } from './binding.js';
+import { BYTES } from './dtype.js';
 
 export interface KernelDef {
   /** WGSL defining `fn kernel(i: u32)`. */
@@ -122,6 +126,17 @@ function dense0(t: Tensor): { t: Tensor; owned: boolean } {
   return { t: c, owned: true };
 }
 
+/** Refuse (by name) an operand whose data is beyond one storage binding. */
+function fitsBinding(op: string, what: string, shape: readonly number[], dtype: DType): void {
+  const bytes = numel(shape) * BYTES[dtype], limit = bindingLimit();
+  if (bytes > limit) {
+    throw new Error(`${op}: ${what} ${fmt(shape)} (${bytes} B) is beyond this GPU's maxStorageBufferBindingSize of ${limit} B; a custom op binds each tensor whole (call it on slices)`);
+  }
+}
+
+/** The tensor's data (dense, offset 0) as a binding: its buffer may be a larger pooled size class. */
+const dataBinding = (t: Tensor): Binding => (t.buffer.size <= bindingLimit() ? t.buffer : { buffer: t.buffer, offset: 0, size: Math.max(4, Math.ceil((t.size * BYTES[t.dtype]) / 4) * 4) });
+
 function launch(c: Compiled, bound: Tensor[], out: Tensor, params: number[]): void {
   const shapes = [...bound, out].map((t) => [...t.shape]);
   const threads = c.k.threads ? c.k.threads(shapes, params) : out.size;
@@ -129,7 +144,7 @@ function launch(c: Compiled, bound: Tensor[], out: Tensor, params: number[]): vo
   params.forEach((p, i) => u.setF(1 + i, p));
   shapes.forEach((s, t) => u.set(TINFO + TW * t, numel(s)).set(TINFO + TW * t + 1, s.length).setAll(TINFO + TW * t + 2, s));
   const ds = bound.map(dense0);
-  if (threads > 0) dispatch({ key: c.key, source: c.source, buffers: [...ds.map((d) => d.t.buffer), out.buffer], uniforms: u.u32, workgroups: grid(Math.ceil(threads / 64)) });
+  if (threads > 0) dispatch({ key: c.key, source: c.source, buffers: [...ds.map((d) => dataBinding(d.t)), dataBinding(out)], uniforms: u.u32, workgroups: grid(Math.ceil(threads / 64)) });
   for (const d of ds) if (d.owned) d.t.dispose();
 }
 
@@ -165,6 +180,8 @@ export async function defineOp(def: OpDef): Promise<CustomOp> {
     if (!Array.isArray(outShape) || outShape.length > MAX_RANK || outShape.some((d) => !Number.isInteger(d) || d < 0)) {
       throw new Error(`${name}: outputShape returned ${JSON.stringify(outShape)} for inputs ${shapes.map(fmt).join(', ')}`);
     }
+    xs.forEach((x, i) => fitsBinding(name, `input ${i}`, x.shape, x.dtype));
+    fitsBinding(name, 'output', outShape, 'f32');
     const y = Tensor.empty(outShape, 'f32');
     launch(fwd, xs, y, params);
     const diff = xs.map((x, i) => dtypes[i] === 'f32' && x.requiresGrad && isGradEnabled());
