@@ -10,11 +10,11 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { parseJson } from '../io/json.js';
 import { checkNlaMeta } from '../nla/meta-check.js';
-import { writeSafetensors } from '../io/safetensors.js';
 import type { Tokenizer } from '../io/tokenizer.js';
 import type { LoadedModel } from '../nn/load.js';
 import type { Llama } from '../nn/llama.js';
 import type { Weights } from '../nn/weights.js';
+import { writeWeights } from '../nn/weights-save.js';
 import { HELD_OUT_PARTS, heldOutRows, type HeldOutPart } from '../nla/dataset.js';
 import { meanRow, normalizeRows, varianceNormalized } from '../nla/fve.js';
 import type { NlaMeta } from '../nla/nla.js';
@@ -43,7 +43,7 @@ export function writeMeta(dir: string, meta: NlaMeta): void {
 
 export async function saveWeights(file: string, w: Weights): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeSafetensors(file, Object.fromEntries(await w.toHost()));
+  await writeWeights(file, w); // streamed: one parameter on the host at a time
 }
 
 /** Copy a file, replacing `to`, and leave the copy writable (model files are often read-only). */

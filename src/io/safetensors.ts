@@ -307,24 +307,40 @@ export function writeSafetensors(file: string, tensors: Record<string, TensorToS
 export function serializeSafetensors(tensors: Record<string, TensorToSave>, metadata: Record<string, string> = {}, file = 'safetensors'): Uint8Array[] {
   assertLittleEndianHost();
   const items = Object.entries(tensors).map(([name, t]) => {
-    if (name === '__metadata__') throw new FormatError(file, name, 'a tensor cannot be named "__metadata__"');
     const dtype: HostDType = t.saveAs ?? t.dtype;
-    if (t.data.length !== numel(t.shape)) {
-      throw new FormatError(file, name, `tensor "${name}": shape [${t.shape}] needs ${numel(t.shape)} elements but data has ${t.data.length}`);
-    }
-    if ((dtype === 'i32') !== (t.data instanceof Int32Array)) {
-      throw new FormatError(file, name, `tensor "${name}": cannot store ${t.data.constructor.name} as ${dtype}`);
-    }
+    checkToSave(file, name, t, dtype);
     return { name, t, dtype, bytes: encode(t.data, dtype) };
   });
+  const { prefix, order } = safetensorsLayout(items.map(({ name, dtype, t }) => ({ name, dtype, shape: t.shape })), metadata);
+  const byName = new Map(items.map((it) => [it.name, it.bytes]));
+  return [prefix, ...order.map((it) => byName.get(it.name)!)];
+}
+
+/** Refuse a tensor whose data does not match its shape or the dtype it is stored as. */
+export function checkToSave(file: string, name: string, t: HostTensor, dtype: HostDType): void {
+  if (name === '__metadata__') throw new FormatError(file, name, 'a tensor cannot be named "__metadata__"');
+  if (t.data.length !== numel(t.shape)) {
+    throw new FormatError(file, name, `tensor "${name}": shape [${t.shape}] needs ${numel(t.shape)} elements but data has ${t.data.length}`);
+  }
+  if ((dtype === 'i32') !== (t.data instanceof Int32Array)) {
+    throw new FormatError(file, name, `tensor "${name}": cannot store ${t.data.constructor.name} as ${dtype}`);
+  }
+}
+
+/**
+ * The header (length prefix and JSON) and the order tensors follow it, from names, stored
+ * dtypes and shapes alone: a streamed writer knows the layout before reading any data.
+ */
+export function safetensorsLayout<T extends { name: string; dtype: HostDType; shape: number[] }>(items: T[], metadata: Record<string, string> = {}): { prefix: Uint8Array; order: T[] } {
   // Wider dtypes first, then by name: keeps every tensor aligned to its element size within
   // the (8-byte aligned) data buffer, as the reference writer does, for mmap-based readers.
-  items.sort((a, b) => HOST_DTYPE_BYTES[b.dtype] - HOST_DTYPE_BYTES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const order = [...items].sort((a, b) => HOST_DTYPE_BYTES[b.dtype] - HOST_DTYPE_BYTES[a.dtype] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   let offset = 0;
-  for (const it of items) {
-    header[it.name] = { dtype: TO_ST[it.dtype], shape: it.t.shape, data_offsets: [offset, offset + it.bytes.length] };
-    offset += it.bytes.length;
+  for (const it of order) {
+    const bytes = numel(it.shape) * HOST_DTYPE_BYTES[it.dtype];
+    header[it.name] = { dtype: TO_ST[it.dtype], shape: it.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   const json = JSON.stringify(header);
   // Pad with spaces so the data buffer starts 8-byte aligned (allowed by the spec).
@@ -334,9 +350,11 @@ export function serializeSafetensors(tensors: Record<string, TensorToSave>, meta
   const prefix = new Uint8Array(8 + jsonBytes.length);
   new DataView(prefix.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
   prefix.set(jsonBytes, 8);
-  return [prefix, ...items.map((it) => it.bytes)];
+  return { prefix, order };
 }
 
+/** A tensor's bytes as stored (`dtype`: f16/bf16 rounded from f32). */
+export 
 function encode(data: Float32Array | Int32Array, dtype: HostDType): Uint8Array {
   if (dtype === 'f16') return u8(encodeF16(data as Float32Array));
   if (dtype === 'bf16') return u8(encodeBf16(data as Float32Array));

@@ -6,7 +6,6 @@ import { checkNlaMeta } from './meta-check.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LlamaConfig } from '../io/config.js';
-import { writeSafetensors } from '../io/safetensors.js';
 import { listSafetensors } from '../io/safetensors-stream.js';
 import { uploadSpans } from '../nn/stream-load.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
@@ -14,6 +13,7 @@ import { writeFileAtomic } from '../io/atomic-write.js';
 import { Llama } from '../nn/llama.js';
 import { loadModel, resolveModelPath } from '../nn/load.js';
 import { Weights } from '../nn/weights.js';
+import { writeWeights } from '../nn/weights-save.js';
 import { initGpu } from '../tensor/device.js';
 import * as T from '../tensor/index.js';
 import { Reconstructor } from './ar.js';
@@ -61,8 +61,9 @@ export class NLA {
 
   async save(dir: string): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    writeSafetensors(path.join(dir, 'av.safetensors'), Object.fromEntries(await this.av.model.w.toHost()));
-    writeSafetensors(path.join(dir, 'ar.safetensors'), Object.fromEntries(await this.ar.model.w.toHost()));
+    // One parameter at a time (no host copy of a whole model: 2 GB each at 0.5B).
+    await writeWeights(path.join(dir, 'av.safetensors'), this.av.model.w);
+    await writeWeights(path.join(dir, 'ar.safetensors'), this.ar.model.w);
     const { reference: _, ...meta } = this.meta; // where a reference pair came from is not part of nla.json
     writeFileAtomic(path.join(dir, 'nla.json'), [new TextEncoder().encode(JSON.stringify(meta, null, 1))]);
   }

@@ -28,7 +28,8 @@ import { hfConfigJson, type LlamaConfig } from '../io/config.js';
 import type { HostTensor } from '../io/host-tensor.js';
 import { HF_SPECIALS, llama2cToHfTokenizer } from '../io/llama2c-hf-tokenizer.js';
 import { permuteRopeTensor } from '../io/rope-permute.js';
-import { writeSafetensors, type SaveDType, type TensorToSave } from '../io/safetensors.js';
+import { writeSafetensors, type SaveDType } from '../io/safetensors.js';
+import { writeWeights } from '../nn/weights-save.js';
 import { Llama2cTokenizer } from '../io/tokenizer-llama2c.js';
 import { loadTokenizer } from '../io/tokenizer.js';
 import { AR_HEAD } from './ar.js';
@@ -159,18 +160,20 @@ export async function writeOwnAsReferencePair(nla: NLA, out: string, opts: OwnEx
     return new TextEncoder().encode(yamlText(doc));
   };
 
-  const save = (host: Map<string, HostTensor>): Record<string, TensorToSave> => Object.fromEntries([...host].map(([k, t]) => [k, { ...t, saveAs: dtype }]));
-  const avHost = await nla.av.model.w.toHost();
-  toHalfLayout(avHost, cfg);
-  writeSafetensors(path.join(av, 'model.safetensors'), save(avHost));
+  // Streamed: one parameter on the host at a time, put in the half RoPE layout as it passes.
+  const transform = (k: string, t: HostTensor): HostTensor => {
+    const one = new Map([[k, t]]);
+    toHalfLayout(one, cfg);
+    return one.get(k)!;
+  };
+  await writeWeights(path.join(av, 'model.safetensors'), nla.av.model.w, { saveAs: dtype, transform });
   writeFileAtomic(path.join(av, SIDECAR), [sidecar('actor')]);
 
-  const arHost = await nla.ar.model.w.toHost();
-  const head = arHost.get(AR_HEAD);
-  if (!head) throw new Error(`the AR has no head "${AR_HEAD}"`);
-  arHost.delete(AR_HEAD);
-  toHalfLayout(arHost, cfg);
-  writeSafetensors(path.join(ar, 'model.safetensors'), save(arHost));
+  const w = nla.ar.model.w;
+  if (!w.has(AR_HEAD)) throw new Error(`the AR has no head "${AR_HEAD}"`);
+  await writeWeights(path.join(ar, 'model.safetensors'), w, { saveAs: dtype, omit: [AR_HEAD], transform });
+  const headT = w.get(AR_HEAD);
+  const head: HostTensor = { dtype: 'f32', shape: [...headT.shape], data: (await headT.data()) as Float32Array };
   // Always bf16, as the reference writes it (an f32 head is rounded).
   writeSafetensors(path.join(ar, 'value_head.safetensors'), { weight: { ...head, saveAs: 'bf16' } });
   writeFileAtomic(path.join(ar, SIDECAR), [sidecar('critic')]);

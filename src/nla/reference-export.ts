@@ -10,7 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomic-write.js';
-import { writeSafetensors, type SaveDType, type TensorToSave } from '../io/safetensors.js';
+import { writeSafetensors, type SaveDType } from '../io/safetensors.js';
+import { writeWeights } from '../nn/weights-save.js';
 import { AR_HEAD } from './ar.js';
 import { writeOwnAsReferencePair } from './reference-export-own.js';
 import type { NLA } from './nla.js';
@@ -48,23 +49,19 @@ export async function writeReferencePair(nla: NLA, out: string, opts: ExportOpti
     fs.mkdirSync(to, { recursive: true });
     for (const f of COPIED) if (fs.existsSync(path.join(from, f))) fs.copyFileSync(path.join(from, f), path.join(to, f));
   }
-  const save = (host: Map<string, { dtype: 'f32' | 'f16' | 'bf16' | 'i32'; shape: number[]; data: Float32Array | Int32Array }>): Record<string, TensorToSave> =>
-    Object.fromEntries([...host].map(([k, t]) => [k, { ...t, saveAs: dtype }]));
-
-  // AV: every weight; config and tokenizer as loaded; the sidecar with the scale in use.
-  writeSafetensors(path.join(av, 'model.safetensors'), save(await nla.av.model.w.toHost()));
+  // AV: every weight (streamed, one on the host at a time); config and tokenizer as loaded; the sidecar with the scale in use.
+  await writeWeights(path.join(av, 'model.safetensors'), nla.av.model.w, { saveAs: dtype });
   writeFileAtomic(path.join(av, SIDECAR), [sidecarText(ref.avSidecar, ref.av, createdBy, (doc) => {
     (doc.extraction as Record<string, unknown> | undefined) ?? (doc.extraction = {});
     (doc.extraction as Record<string, unknown>).injection_scale = nla.meta.alpha;
   })]);
 
   // AR: the backbone without the head; the head alone in value_head.safetensors.
-  const host = await nla.ar.model.w.toHost();
-  const head = host.get(AR_HEAD);
-  if (!head) throw new Error(`the AR has no head "${AR_HEAD}"`);
-  host.delete(AR_HEAD);
-  writeSafetensors(path.join(ar, 'model.safetensors'), save(host));
-  writeSafetensors(path.join(ar, 'value_head.safetensors'), { weight: { ...head, saveAs: 'bf16' } });
+  const w = nla.ar.model.w;
+  if (!w.has(AR_HEAD)) throw new Error(`the AR has no head "${AR_HEAD}"`);
+  await writeWeights(path.join(ar, 'model.safetensors'), w, { saveAs: dtype, omit: [AR_HEAD] });
+  const head = w.get(AR_HEAD);
+  writeSafetensors(path.join(ar, 'value_head.safetensors'), { weight: { dtype: 'f32', shape: [...head.shape], data: (await head.data()) as Float32Array, saveAs: 'bf16' } });
   writeFileAtomic(path.join(ar, SIDECAR), [sidecarText(ref.arSidecar, ref.ar, createdBy, () => {})]);
   return { av, ar };
 }

@@ -8,7 +8,6 @@ import type { HostTensor } from '../io/host-tensor.js';
 import { readLlama2c } from '../io/llama2c.js';
 import { findModelFile } from '../io/model-files.js';
 import { permuteRopeTensor } from '../io/rope-permute.js';
-import { writeSafetensors } from '../io/safetensors.js';
 import { listSafetensorsDir } from '../io/safetensors-stream.js';
 import { loadTokenizer, type Tokenizer } from '../io/tokenizer.js';
 import { initGpu } from '../tensor/device.js';
@@ -18,6 +17,7 @@ import { Gpt2 } from './gpt2.js';
 import { Llama } from './llama.js';
 import { uploadSpans, type WeightDType } from './stream-load.js';
 import { Weights } from './weights.js';
+import { writeWeights } from './weights-save.js';
 
 export type AnyModel = Llama | Gpt2;
 
@@ -111,17 +111,19 @@ export function loadTokenizerFor(modelPath: string, tokenizerPath?: string): Tok
 /** Save as a Hugging Face directory (rotate-half q/k rows, config.json, model.safetensors). */
 export async function saveHf(model: AnyModel, dir: string): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
-  const host = await model.w.toHost();
   let cfg: ModelConfig = model.cfg;
+  let transform: ((k: string, t: HostTensor) => HostTensor) | undefined;
   if (cfg.arch === 'llama' && cfg.ropeLayout === 'interleaved') {
     const c = cfg as LlamaConfig;
-    for (const [k, t] of host) {
-      if (k.endsWith('self_attn.q_proj.weight')) host.set(k, permuteRopeTensor(t, c.nHeads, 'half'));
-      if (k.endsWith('self_attn.k_proj.weight')) host.set(k, permuteRopeTensor(t, c.nKvHeads, 'half'));
-    }
+    transform = (k, t) => {
+      if (k.endsWith('self_attn.q_proj.weight')) return permuteRopeTensor(t, c.nHeads, 'half');
+      if (k.endsWith('self_attn.k_proj.weight')) return permuteRopeTensor(t, c.nKvHeads, 'half');
+      return t;
+    };
     cfg = { ...c, ropeLayout: 'half' };
   }
-  writeSafetensors(path.join(dir, 'model.safetensors'), Object.fromEntries(host), { format: 'pt' });
+  // Streamed: one parameter on the host at a time.
+  await writeWeights(path.join(dir, 'model.safetensors'), model.w, { transform, metadata: { format: 'pt' } });
   writeHfConfig(path.join(dir, 'config.json'), cfg);
 }
 
