@@ -26,14 +26,13 @@ export class Reconstructor {
   /** Build from M: copy blocks 0..K and the embedding; add the identity head. */
   static async fromModel(m: Llama, layer: number, tok: Tokenizer, prompts: PromptSpec): Promise<Reconstructor> {
     if (!Number.isInteger(layer) || layer < 0 || layer >= m.cfg.nLayers) throw new Error(`AR: layer ${layer} out of range (M has blocks 0..${m.cfg.nLayers - 1})`);
-    const host = await m.w.toHost();
     const keepName = (n: string) => n === 'model.embed_tokens.weight' || (/^model\.layers\.(\d+)\./.test(n) && Number(/^model\.layers\.(\d+)\./.exec(n)![1]) <= layer);
-    for (const n of [...host.keys()]) if (!keepName(n)) host.delete(n);
+    const w = await m.w.copy(keepName); // one tensor at a time through the host, in M's order
     const d = m.cfg.dim;
     const eye = new Float32Array(d * d);
     for (let i = 0; i < d; i++) eye[i * d + i] = 1;
-    host.set(AR_HEAD, { dtype: 'f32', shape: [d, d], data: eye });
-    return Reconstructor.fromWeights(m.cfg, Weights.fromHost(host), layer, tok, prompts);
+    for (const [name, t] of Weights.fromHost(new Map([[AR_HEAD, { dtype: 'f32' as const, shape: [d, d], data: eye }]])).map) w.map.set(name, t);
+    return Reconstructor.fromWeights(m.cfg, w, layer, tok, prompts);
   }
 
   static fromWeights(base: LlamaConfig, w: Weights, layer: number, tok: Tokenizer, prompts: PromptSpec, encodeExplanation?: (explanation: string) => number[]): Reconstructor {

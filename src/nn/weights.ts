@@ -42,7 +42,20 @@ export class Weights {
   }
   /** Copy another model's values into fresh parameters (e.g. AV = a copy of M). */
   async clone(): Promise<Weights> {
-    return Weights.fromHost(await this.toHost());
+    return this.copy();
+  }
+  /**
+   * Fresh f32 parameters holding the values of those tensors `keep` accepts (all by default), in
+   * this map's order. One tensor at a time through the host: never a host copy of the model.
+   */
+  async copy(keep: (name: string) => boolean = () => true): Promise<Weights> {
+    const w = new Weights();
+    for (const [name, t] of this.map) {
+      if (!keep(name)) continue;
+      const data = (await t.data()) as Float32Array;
+      w.map.set(name, param(exactSizes(() => Tensor.from(data, [...t.shape], 'f32')), name));
+    }
+    return w;
   }
   params(): Tensor[] {
     return [...this.map.values()];
