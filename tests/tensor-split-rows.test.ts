@@ -225,6 +225,18 @@ test('a row wider than the lowered limit is refused naming the op', async () => 
   x.dispose();
 });
 
+test('a RoPE cos/sin table beyond the lowered limit is refused naming rope and the table, leaking nothing', async () => {
+  // Dh 64: 32 frequencies; 70 positions need at least 4 * (32 + 2 * 70 * 32) = 18,048 B of table.
+  const x = T.Tensor.from(new Float32Array(70 * 64), [1, 70, 1, 64]);
+  const refused = /rope: the cos\/sin table of \d+ positions x 32 frequencies \(\d+ B\) is beyond this GPU's maxStorageBufferBindingSize of 16384 B/;
+  assert.throws(() => T.tidy(() => T.rope(x, { positions: 0 })), refused);
+  // The first call built (and cached) the table; a second refusal allocates nothing more.
+  const before = T.poolStats().liveBytes;
+  assert.throws(() => T.tidy(() => T.rope(x, { positions: 0 })), refused);
+  assert.equal(T.poolStats().liveBytes, before);
+  x.dispose();
+});
+
 test("crossEntropy over logits above the device's own binding limit matches float64 (loss and gradient)", async () => {
   setBindingLimit(undefined);
   const V = 131072, limit = bindingLimit();

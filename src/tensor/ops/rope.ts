@@ -84,6 +84,9 @@ function ropeRaw(x: Tensor, positions: number | Tensor, theta: number, layout: R
   const xb = bindSpan(xs.t), pb = ps && bindSpan(ps.t);
   u.set(4, xs.t.offset - xb.base);
   if (ps) u.set(6, ps.t.offset - pb!.base);
+  // The cos/sin table (built in float64, stored f32, so results match the references exactly)
+  // is read whole: only at a test's tiny lowered limit can it exceed one binding.
+  if (tab.t.size * 4 > bindingLimit()) throw new Error(`rope: the cos/sin table of ${tab.len} positions x ${Dh / 2} frequencies (${tab.t.size * 4} B) is beyond this GPU's maxStorageBufferBindingSize of ${bindingLimit()} B`);
   const bufs = [xb.binding, bindSpan(tab.t).binding, ...(pb ? [pb.binding] : []), { buffer: out.buffer, offset: 0, size: out.size * 4 }];
   dispatch({ ...ropeKernel(xs.t.dtype, layout, explicit), buffers: bufs, uniforms: u.u32, workgroups: grid(ropeGroups(pairs)) });
   if (xs.owned) xs.t.dispose();
