@@ -7,8 +7,8 @@ import { CHUNK_ELEMENTS, SpanReader, type ReadAs, type TensorSpan } from '../io/
 import { param } from '../tensor/autograd.js';
 import { BYTES, type DType } from '../tensor/dtype.js';
 import { exactSizes } from '../tensor/pool.js';
-import { sync, upload } from '../tensor/runtime.js';
-import { Tensor } from '../tensor/tensor.js';
+import { sync } from '../tensor/runtime.js';
+import { Tensor, uploadAt } from '../tensor/tensor.js';
 import { numel } from '../tensor/shape.js';
 
 /**
@@ -48,13 +48,13 @@ export async function uploadSpans(spans: TensorSpan[], opts: { dtype?: WeightDTy
       const as = gpuDTypeFor(span, opts.dtype);
       if (!gpuHasDType(as)) throw new Error(`${span.file}: cannot keep "${span.name}" as ${as} on the GPU: this engine has no ${as} storage (use --weights-dtype f32 or f16)`);
       const n = numel(span.shape);
-      const t = exactSizes(() => Tensor.empty(span.shape, as, 'load'));
+      const t = exactSizes(() => Tensor.empty(span.shape, as, 'load', true));
       out.set(span.name, param(t, span.name));
       for (let s = 0; s < n; s += chunk) {
         const count = Math.min(chunk, n - s);
         const data = reader.read(span, s, count, as);
         // Tensor.from uploads a whole host array; a chunk goes to its byte offset instead.
-        upload(t.storage.buffer, s * BYTES[as], data);
+        uploadAt(t, s, data);
         sinceSync += data.byteLength;
         if (sinceSync >= SYNC_EVERY_BYTES) {
           await sync();

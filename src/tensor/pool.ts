@@ -25,10 +25,24 @@ export function sizeClass(bytes: number): number {
 /**
  * The largest buffer a tensor may have: maxBufferSize. Beyond maxStorageBufferBindingSize a
  * tensor still fits one buffer; the ops that meet it bind ranges of it (binding.ts), and any
- * other op refuses it at dispatch, naming the kernel.
+ * other op refuses it at dispatch, naming the kernel. Beyond maxBufferSize it lives in several
+ * buffers of whole rows (pieces.ts).
  */
 export function bufferLimit(): { bytes: number; name: string } {
-  return { bytes: gpu().device.limits.maxBufferSize, name: 'maxBufferSize' };
+  const device = gpu().device.limits.maxBufferSize;
+  return { bytes: loweredBuffer === undefined ? device : Math.min(device, loweredBuffer), name: 'maxBufferSize' };
+}
+
+let loweredBuffer: number | undefined = process.env.NLA_BUFFER_LIMIT ? Number(process.env.NLA_BUFFER_LIMIT) : undefined;
+
+/**
+ * Treat maxBufferSize as `bytes` when that is below the device's (undefined: the device's again).
+ * For tests: small tensors then live in several buffers (pieces.ts), as only huge ones do on a
+ * real device. NLA_BUFFER_LIMIT sets it for a whole process.
+ */
+export function setBufferLimit(bytes: number | undefined): void {
+  if (bytes !== undefined && !(Number.isInteger(bytes) && bytes >= 256 && bytes % 16 === 0)) throw new Error(`setBufferLimit: ${bytes} must be a multiple of 16 of at least 256 B`);
+  loweredBuffer = bytes;
 }
 
 /** Above this a size class would waste up to a quarter of a big weight: such buffers get their exact size. */

@@ -8,6 +8,7 @@ import { bindingLimit, offsetAlign } from '../binding.js';
 import { dispatch, grid } from '../runtime.js';
 import { fmt } from '../shape.js';
 import { noGrad, Tensor } from '../tensor.js';
+import { rowRanges } from '../pieces.js';
 import { matmul } from './matmul.js';
 import { logsumexp } from './reduce.js';
 import { concat, reshape, slice, transpose } from './view.js';
@@ -48,8 +49,9 @@ export async function headSample(h: Tensor, w: Tensor, opts: HeadSampleOpts): Pr
   let lse: Tensor | undefined;
   try {
     noGrad(() => {
-      for (let v0 = 0; v0 < V; v0 += chunk) {
-        const l = matmul(h, transpose(slice(w, 0, v0, Math.min(V, v0 + chunk)))).contiguous();
+      // Chunks never cross the pieces of a weight beyond one buffer (pieces.ts), so each slice is one buffer.
+      for (const [v0, v1] of rowRanges(w, chunk)) {
+        const l = matmul(h, transpose(slice(w, 0, v0, v1))).contiguous();
         const n = l.shape[1];
         const u = new Uniforms(5).set(0, rows).set(1, n).set(2, v0).set(3, v0 === 0 ? 1 : 0).setF(4, t > 0 ? 1 / t : 0);
         dispatch({ ...headSampleKernel(), buffers: [l.buffer, seeds.buffer, best.buffer, tok.buffer], readOnly: [true, true, false, false], uniforms: u.u32, workgroups: grid(rows) });

@@ -10,7 +10,8 @@ import { withGrad } from '../autograd.js';
 import { bindingLimit, offsetAlign } from '../binding.js';
 import { dispatch } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { noGrad, Tensor } from '../tensor.js';
+import { isGradEnabled, noGrad, Tensor } from '../tensor.js';
+import { refuseMultiGrad, rowRanges } from '../pieces.js';
 import { contiguous, copyInto, zeros } from './copy.js';
 import { add, sub, where } from './elementwise.js';
 import { takeAlong } from './index-ops.js';
@@ -41,13 +42,14 @@ export function headLogProbs(h: Tensor, w: Tensor, targets: Tensor, opts: HeadOp
   if (targets.dtype !== 'i32' || targets.rank !== 1 || targets.shape[0] !== rows || !host || targets.offset !== 0) throw new Error(`headLogProbs: targets must be i32 [${rows}] made with Tensor.from (a host copy), got ${targets.dtype} ${fmt(targets.shape)}`);
   for (let i = 0; i < rows; i++) if (host[i] < 0 || host[i] >= V) throw new Error(`headLogProbs: target ${host[i]} at row ${i} is out of range for a vocabulary of ${V}`);
   const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(chunkElems() / Math.max(1, rows))));
-  const starts: number[] = [];
-  for (let v0 = 0; v0 < V; v0 += chunk) starts.push(v0);
-  const logitsOf = (v0: number) => matmul(h, transpose(slice(w, 0, v0, Math.min(V, v0 + chunk))));
+  refuseMultiGrad('headLogProbs', w, isGradEnabled());
+  // Chunks never cross the pieces of a weight beyond one buffer (pieces.ts), so each slice is one buffer.
+  const ranges = rowRanges(w, chunk);
+  const logitsOf = ([v0, v1]: [number, number]) => matmul(h, transpose(slice(w, 0, v0, v1)));
   const [lse, picked] = noGrad(() => {
     let lse: Tensor | undefined, picked = zeros([rows]);
-    for (const v0 of starts) {
-      const l = logitsOf(v0), n = l.shape[1];
+    for (const range of ranges) {
+      const v0 = range[0], l = logitsOf(range), n = l.shape[1];
       const part = logsumexp(l, 1);
       const both = lse ? logsumexp(concat([reshape(lse, [rows, 1]), reshape(part, [rows, 1])], 1), 1) : part;
       if (lse) (lse.dispose(), part.dispose());
@@ -68,9 +70,9 @@ export function headLogProbs(h: Tensor, w: Tensor, targets: Tensor, opts: HeadOp
     const gd = contiguous(g);
     const dh = h.requiresGrad ? zeros(h.shape) : undefined;
     const dw = w.requiresGrad ? zeros(w.shape) : undefined;
-    for (const v0 of starts) {
+    for (const range of ranges) {
       noGrad(() => {
-        const l = logitsOf(v0), n = l.shape[1];
+        const v0 = range[0], l = logitsOf(range), n = l.shape[1];
         const dl = Tensor.empty([rows, n], 'f32', 'headLogProbs backward');
         const u = new Uniforms(4).set(0, rows).set(1, n).set(2, v0);
         dispatch({ ...headGradKernel(), buffers: [l.buffer, lse.buffer, gd.buffer, targets.buffer, dl.buffer], uniforms: u.u32, workgroups: rowChunkGrid(rows, n) });

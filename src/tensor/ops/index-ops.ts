@@ -10,10 +10,11 @@ import { rowChunks, rowSplit, type Binding } from '../binding.js';
 import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape } from '../shape.js';
-import { Tensor } from '../tensor.js';
+import { isGradEnabled, noGrad, Tensor } from '../tensor.js';
+import { isMulti, multiError, refuseMultiGrad, rowRanges } from '../pieces.js';
 import { zeros } from './copy.js';
 import { denseRows, rowsOf, wholeOf } from './softmax.js';
-import { permute } from './view.js';
+import { permute, slice } from './view.js';
 
 function checkIds(op: string, ids: Tensor, n: number, what: string): void {
   ids.assertAlive(op);
@@ -84,16 +85,24 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const rows = numel(ids.shape);
   if (rows * D === 0) return out;
   if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
-  const w = denseRows('embedding', weight), id = denseRows('embedding', ids);
-  // A weight bigger than one binding (a 0.5B model's embedding) is gathered a vocabulary chunk at a time.
-  // An output beyond one binding (many rows) is written a chunk of rows at a time.
-  for (const c of rowChunks(w.t.buffer, BYTES[w.t.dtype], w.t.offset, V, D)) {
-    for (const r of rowSplit('embedding', rows, [rowsOf(id.t, 1), rowsOf(out, D)])) {
-      const u = new Uniforms(8).set(0, r.hi - r.lo).set(1, D).set(2, V).set(3, w.t.offset + c.lo * D - c.base).set(4, r.offsets[0]).set(5, c.lo).set(6, c.hi).set(7, r.offsets[1]);
-      dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [c.binding, r.bindings[0], r.bindings[1]], uniforms: u.u32, workgroups: rowChunkGrid(r.hi - r.lo, D, NARROW) });
+  refuseMultiGrad('embedding', weight, isGradEnabled());
+  if (isMulti(weight) && !weight.isContiguous) throw multiError('embedding (a strided view of the weight)', weight);
+  const id = denseRows('embedding', ids);
+  // A weight beyond one buffer (pieces.ts) is gathered piece by piece (each an ordinary tensor of rows [v0, v1)).
+  for (const [v0, v1] of isMulti(weight) ? rowRanges(weight, V) : [[0, V]]) {
+    const part = isMulti(weight) ? noGrad(() => slice(weight, 0, v0, v1)) : weight;
+    const w = denseRows('embedding', part);
+    // A weight bigger than one binding (a 0.5B model's embedding) is gathered a vocabulary chunk at a time.
+    // An output beyond one binding (many rows) is written a chunk of rows at a time.
+    for (const c of rowChunks(w.t.buffer, BYTES[w.t.dtype], w.t.offset, v1 - v0, D)) {
+      for (const r of rowSplit('embedding', rows, [rowsOf(id.t, 1), rowsOf(out, D)])) {
+        const u = new Uniforms(8).set(0, r.hi - r.lo).set(1, D).set(2, V).set(3, w.t.offset + c.lo * D - c.base).set(4, r.offsets[0]).set(5, v0 + c.lo).set(6, v0 + c.hi).set(7, r.offsets[1]);
+        dispatch({ ...gatherRowsKernel(w.t.dtype), buffers: [c.binding, r.bindings[0], r.bindings[1]], uniforms: u.u32, workgroups: rowChunkGrid(r.hi - r.lo, D, NARROW) });
+      }
     }
+    if (w.owned) w.t.dispose();
+    if (part !== weight) part.dispose();
   }
-  if (w.owned) w.t.dispose();
   const host = ids.host;
   const y = withGrad('embedding', out, [weight], (g) => {
     const gd = denseRows('embedding backward', g, true);

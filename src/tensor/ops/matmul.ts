@@ -3,12 +3,13 @@
 import type { MatOperand } from '../../kernels/matmul/types.js';
 import { withGrad } from '../autograd.js';
 import { broadcastShapes, fmt, numel } from '../shape.js';
-import { Tensor } from '../tensor.js';
+import { isGradEnabled, Tensor } from '../tensor.js';
+import { isMulti, multiError, refuseMultiGrad, rowRanges } from '../pieces.js';
 import { contiguous } from './copy.js';
 import { add } from './elementwise.js';
 import { sumTo } from './reduce.js';
 import { runMatmul } from './matmul-split.js';
-import { expand, reshape, transpose } from './view.js';
+import { concat, expand, reshape, slice, transpose } from './view.js';
 
 /** One batch stride for the leading dims of `t` broadcast to `batch`, or undefined if they do not collapse. */
 function batchStride(t: Tensor, batch: number[]): number | undefined {
@@ -51,6 +52,7 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
   const out = Tensor.empty([...batch, m, n]);
   const nb = numel(batch);
   if (nb * m * n === 0) return out;
+  for (const t of [a, b]) if (isMulti(t)) throw multiError('matmul', t);
   const A = operand(a, batch), B = operand(b, batch);
   if (k === 0) {
     A.owned?.dispose(); B.owned?.dispose();
@@ -67,6 +69,7 @@ function matmulRaw(a: Tensor, b: Tensor): Tensor {
 export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank === 1) return reshape(matmul(reshape(a, [1, a.shape[0]]), b), b.rank === 1 ? [] : [...b.shape.slice(0, -2), b.shape[b.rank - 1]]);
   if (b.rank === 1) return reshape(matmul(a, reshape(b, [b.shape[0], 1])), a.shape.slice(0, -1));
+  if (isMulti(a) || isMulti(b)) return matmulPieces(a, b);
   // Dense [..., M, K] @ [K, N]: one [(...)*M, K] @ [K, N] product (bigger tiles, fewer dispatches),
   // and the weight gradient becomes a single product instead of a batch summed afterwards.
   if (b.rank === 2 && a.rank > 2 && a.isContiguous) {
@@ -90,6 +93,30 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
  */
 function isTransposedDense(t: Tensor): boolean {
   return t.rank === 2 && t.shape[0] > 1 && t.strides[0] === 1 && t.strides[1] === t.shape[0];
+}
+
+/**
+ * a @ b where an operand lives in several buffers (pieces.ts): a dense [V, K] a (rows of the
+ * output) or the transpose of a dense [V, K] b (linear's w^T: columns of the output, an LM head),
+ * one product per piece, concatenated. Gradients into the piece tensor are refused by name.
+ */
+function matmulPieces(a: Tensor, b: Tensor): Tensor {
+  if (isMulti(b) && b.rank === 2 && isTransposedDense(b) && !isMulti(a)) {
+    const w = transpose(b);
+    refuseMultiGrad('matmul', w, isGradEnabled());
+    const parts = rowRanges(w, w.shape[0]).map(([v0, v1]) => matmul(a, transpose(slice(w, 0, v0, v1))));
+    const y = parts.length === 1 ? parts[0] : concat(parts, -1);
+    if (parts.length > 1) for (const p of parts) if (!p.requiresGrad) p.dispose();
+    return y;
+  }
+  if (isMulti(a) && a.rank === 2 && a.isContiguous && !isMulti(b)) {
+    refuseMultiGrad('matmul', a, isGradEnabled());
+    const parts = rowRanges(a, a.shape[0]).map(([v0, v1]) => matmul(slice(a, 0, v0, v1), b));
+    const y = parts.length === 1 ? parts[0] : concat(parts, -2);
+    if (parts.length > 1) for (const p of parts) if (!p.requiresGrad) p.dispose();
+    return y;
+  }
+  throw multiError('matmul (only a dense [V, K] left operand or the transpose of one as the right operand work over pieces)', isMulti(a) ? a : b);
 }
 
 /** x @ w^T (+ bias): the Linear layer with weights stored [out, in], as PyTorch and HF do. */
