@@ -16,13 +16,8 @@ import * as T from '../src/tensor/index.js';
 import { Weights } from '../src/nn/weights.js';
 import { writeWeights } from '../src/nn/weights-save.js';
 import type { HostTensor } from '../src/io/host-tensor.js';
-import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
-import { Llama } from '../src/nn/llama.js';
-import { Reconstructor } from '../src/nla/ar.js';
-import { Verbalizer } from '../src/nla/av.js';
-import { NLA, type NlaMeta } from '../src/nla/nla.js';
-import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
-import { modelFile, SKIP_NO_MODEL } from './helpers.js';
+import { SKIP_NO_MODEL } from './helpers.js';
+import { untrainedStoriesNla } from './stories-nla.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'st-write-stream-'));
 process.on('exit', () => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -103,16 +98,7 @@ test('writeWeights (stored f32 / bf16, a parameter left out, a transform) equals
 
 test('NLA.save writes av/ar byte-identical to the host-copy writer (stories260K)', { skip: SKIP_NO_MODEL }, async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'nla-'));
-  const loaded = await loadModel(modelFile('stories260K.bin'));
-  const M = loaded.model as Llama;
-  const tok = loadTokenizerFor(modelFile('stories260K.bin'));
-  const av = new Verbalizer(new Llama(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, 10);
-  const ar = await Reconstructor.fromModel(M, 3, tok, DEFAULT_PROMPTS);
-  const meta: NlaMeta = {
-    format: 'nla/1', model: { name: loaded.name, path: path.resolve(loaded.source), sha256: loaded.sha256, config: M.cfg }, tokenizer: 'tokenizer.bin', layer: 3, alpha: 10,
-    variance: 0.77, mean: new Array(M.cfg.dim).fill(0), prompts: DEFAULT_PROMPTS, placeholderId: av.prompt.placeholderId, maxExplanationTokens: 24, created: new Date().toISOString(),
-  };
-  const nla = new NLA(meta, av, ar, tok, M);
+  const { nla, av, ar } = await untrainedStoriesNla();
   await nla.save(dir);
   for (const [name, w] of [['av', av.model.w], ['ar', ar.model.w]] as const) {
     const old = concat(serializeSafetensors(Object.fromEntries(await w.toHost())));
