@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { quoteAccuracy, quoteRow } from '../src/nla/quotes.js';
-import { parseQuote, renderQuote } from '../src/nla/quote-format.js';
+import { parseQuote, parseQuoteParts, renderQuote, renderSummary, tokenQuote } from '../src/nla/quote-format.js';
 import { fcRuns } from '../src/testing/runs.js';
 
 const CONTEXT = 'Lily and Tom went to the park with a ball. They were very happy bec';
@@ -91,7 +91,7 @@ test('quoteAccuracy: names are capitalised whole words; contexts ending in a wor
   assert.equal(quoteRow('Then "Once". Text: ...', '').exact, true);
   assert.equal(quoteRow('Then "Once". Text: ...', 'Once').exact, false);
   assert.equal(quoteRow('Then "Once". Text: ...', 'Once').ignoringCutWord, true);
-  assert.deepEqual(quoteAccuracy([], []), { rows: [], n: 0, quoteExact: 0, quoteLoose: 0, inventedNameRate: 0, unparseable: 0, noQuote: 0 });
+  assert.deepEqual(quoteAccuracy([], []), { rows: [], n: 0, quoteExact: 0, quoteLoose: 0, inventedNameRate: 0, fragmentRate: 0, unparseable: 0, noQuote: 0 });
   assert.throws(() => quoteAccuracy(['Text: ... a'], []), /1 explanations but 0 contexts/);
 });
 
@@ -125,4 +125,44 @@ test('quoteAccuracy: any suffix of the context starting at a word is exact; chan
     }),
     { numRuns: fcRuns(300) },
   );
+});
+
+test('fragments: written with no space after the mark, read back, exact when the context ends with them', () => {
+  // Written and read.
+  assert.equal(renderQuote('ck', true), 'Text: ...ck');
+  assert.equal(renderQuote('', true), 'Text: ...');
+  assert.equal(renderSummary('ck', 'Lily, park', 'pocket', true), '"...ck". Lily, park. Then "pocket". Text: ...ck');
+  assert.equal(renderSummary('pock', '', '', false), '"pock". Text: ... pock');
+  assert.deepEqual(parseQuoteParts('"...ck". Then "pocket". Text: ...ck'), { quote: 'ck', fragment: true });
+  assert.deepEqual(parseQuoteParts('Text: ... ck'), { quote: 'ck', fragment: false });
+  assert.deepEqual(parseQuoteParts('Text: ...'), { quote: '', fragment: false });
+  assert.equal(parseQuoteParts('no mark'), undefined);
+  assert.equal(parseQuote('Text: ...ck'), 'ck');
+  // The token's text, a fragment only when it starts between two letters.
+  const text = 'in its pocket. Then';
+  const at = text.indexOf('ck');
+  assert.deepEqual(tokenQuote(text, at, at + 2), { words: 'ck', fragment: true });
+  assert.deepEqual(tokenQuote(text, at - 3, at + 2), { words: 'pock', fragment: false }); // " pock" starts at the space
+  assert.deepEqual(tokenQuote(text, at + 4, at + 5), { words: '.', fragment: false }); // "." after a letter: not inside a word
+  assert.deepEqual(tokenQuote(text, at + 5, at + 6), { words: '', fragment: false }); // whitespace alone
+  assert.throws(() => tokenQuote(text, 5, 4), RangeError);
+  // Scored: a fragment is exact when the context ends with it, wherever its word starts.
+  const ctx = 'The bunny hid it in its pock';
+  const rows = [
+    quoteRow('"...ck". Then "pocket". Text: ...ck', ctx), // right
+    quoteRow('"...ock". Text: ...ock', ctx), // right, longer
+    quoteRow('"...ket". Text: ...ket', ctx), // wrong
+    quoteRow('"ck". Text: ... ck', ctx), // the same letters as a word: not a quote of "pock"
+    quoteRow('Text: ... pock', ctx), // the whole word
+  ];
+  assert.deepEqual(rows.map((r) => [r.fragment, r.exact, r.ignoringCutWord]), [
+    [true, true, true],
+    [true, true, true],
+    [true, false, false],
+    [false, false, false],
+    [false, true, true],
+  ]);
+  const acc = quoteAccuracy(rows.map((_, i) => ['Text: ...ck', 'Text: ...ock', 'Text: ...ket', 'Text: ... ck', 'Text: ... pock'][i]), rows.map(() => ctx));
+  assert.equal(acc.fragmentRate, 3 / 5);
+  assert.equal(acc.quoteExact, 3 / 5);
 });

@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer.js';
-import { FIELD_VALUES, describeCut, generateStories, wordUnits, type Latents } from '../src/nla/corpus.js';
+import { FIELD_VALUES, cutPoints, describeCut, generateStories, wordUnits, type Latents } from '../src/nla/corpus.js';
+import { rng } from '../src/util/rng.js';
 import { tokenizeWithOffsets } from '../src/nla/extract.js';
 import { decodePieces, describeTextCut, parseTextSummary, renderFacts, textFacts } from '../src/nla/text-summary.js';
 import { quoteRow } from '../src/nla/quotes.js';
@@ -225,4 +226,51 @@ test('describeTextCut: factsWindow states only the facts of the last n word unit
   assert.equal(none.summary, `"${all.lastWords}". Text: ... ${all.lastWords}`, 'no facts and no next word: the words read, twice');
   // A window larger than the text is the whole text.
   assert.deepEqual(describeTextCut(t, ids, end, { factsWindow: 1000 }).facts, all.facts);
+});
+
+test('describeTextCut quote "token": the last token read, "...ck" inside a word, the same as describeCut on stories', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  const word = fc.constantFrom('Lily', 'Tom', 'the', 'pocket', 'balls', 'because', 'happy', 'Timmy', 'said', 'chimney', "didn't", 'kite', 'a', 'up');
+  const sep = fc.constantFrom(' ', ' ', ', ', '. ', '\n', '! "', '" ', '  ');
+  const textArb = fc.array(fc.tuple(word, sep), { minLength: 1, maxLength: 20 }).map((xs) => xs.map(([w, s]) => w + s).join('').trim());
+  let fragments = 0, words = 0;
+  fc.assert(
+    fc.property(textArb, fc.nat(), (text, k) => {
+      fc.pre(text.length > 0);
+      const { ids, offsets } = tokenizeWithOffsets(t, text);
+      const i = 1 + (k % Math.max(ids.length - 1, 1));
+      fc.pre(i < ids.length);
+      const cut = describeTextCut(t, ids, i, { quote: 'token', lastWordCount: 1 });
+      const start = offsets[i]!, end = offsets[i + 1] ?? text.length;
+      const piece = text.slice(start, end);
+      if (piece.trim() === '') {
+        // A whitespace token quotes the last word unit instead, as quote "words" does.
+        assert.equal(cut.lastWords, describeTextCut(t, ids, i, { lastWordCount: 1 }).lastWords);
+      } else {
+        assert.equal(cut.lastWords, piece.replace(/\s+/g, ' ').trim());
+        const inside = /[A-Za-z]/.test(text[start - 1] ?? '') && /[A-Za-z]/.test(text[start]!);
+        assert.equal(cut.fragment, inside);
+        if (inside) fragments++;
+        else words++;
+        assert.ok(cut.summary.startsWith(`"${inside ? '...' : ''}${cut.lastWords}".`));
+        assert.ok(cut.summary.endsWith(inside ? `Text: ...${cut.lastWords}` : `Text: ... ${cut.lastWords}`));
+      }
+      const q = quoteRow(cut.summary, cut.context!);
+      assert.ok(q.exact, `${JSON.stringify(cut.summary)} quotes ${JSON.stringify(cut.context)}`);
+      assert.equal(q.fragment, cut.fragment);
+    }),
+    { numRuns: fcRuns(300) },
+  );
+  assert.ok(fragments > 0 && words > 0, `both kinds drawn (${fragments} fragments, ${words} words)`);
+  // On generator stories describeCut (through cutPoints' token offsets) writes the same summary.
+  for (let seed = 0; seed < 20; seed++) {
+    const story = generateStories(1, seed)[0]!;
+    const ids = t.encode(story.text, { bos: true });
+    for (const c of cutPoints(story, (s) => tokenizeWithOffsets(t, s), 5, rng(seed), 4, { quote: 'token', lastWordCount: 1 })) {
+      const mine = describeTextCut(t, ids, c.tokenIndex, { quote: 'token', lastWordCount: 1 });
+      assert.equal(c.lastWords, mine.lastWords);
+      assert.equal(parseQuote(c.summary), mine.lastWords);
+      assert.equal(c.summary.endsWith(`Text: ...${mine.lastWords}`), mine.fragment);
+    }
+  }
 });

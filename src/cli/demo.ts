@@ -38,6 +38,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['quote_exact', 'share of model-text explanations whose quote is exactly the text before the cut (after RL)'],
   ['quote_loose', 'the same, the cut last word allowed to be completed or shortened'],
   ['invented_name_rate', 'share naming a character (the generator\'s names) not in the text (target < 0.05)'],
+  ['quote_fragment_rate', 'share of those quotes that are the end of a word ("...ck", --quote token), exact or not'],
   ['quote_exact_sft', 'quote_exact after the warm start'],
   ['quote_loose_sft', 'quote_loose after the warm start'],
   ['invented_name_rate_sft', 'invented_name_rate after the warm start'],
@@ -63,6 +64,7 @@ export function registerDemo(program: Command): void {
     .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
+    .option('--quote <unit>', 'what the warm-start summaries quote of the text just read: words (--quote-words word units) or token (the last token; "...ck" when it starts inside a word)', DEMO_DEFAULTS.summary.quote)
     .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
     .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (0: none; all: the whole text read)', String(DEMO_DEFAULTS.summary.factsWindow))
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
@@ -70,11 +72,15 @@ export function registerDemo(program: Command): void {
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
         return n;
+      };
+      const quoteUnit = (v: string): 'words' | 'token' => {
+        if (v !== 'words' && v !== 'token') throw new Error(`nla demo: --quote is words or token, got ${v}`);
+        return v;
       };
       const positive = (flag: string, v: string) => {
         const x = Number(v);
@@ -101,7 +107,7 @@ export function registerDemo(program: Command): void {
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1) },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
-        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : o.factsWindow === 'all' ? undefined : whole('--facts-window', o.factsWindow, 0) },
+        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), quote: quoteUnit(o.quote), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : o.factsWindow === 'all' ? undefined : whole('--facts-window', o.factsWindow, 0) },
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
       };
       const cfg = o.quick

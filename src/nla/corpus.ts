@@ -5,7 +5,7 @@
 // explanation names the true value and no other" is a clean test.
 
 import { type Rng, pick, randInt, rng as seeded } from '../util/rng.js';
-import { renderSummary } from './quote-format.js';
+import { renderSummary, tokenQuote } from './quote-format.js';
 
 export const FIELD_VALUES = {
   name: ['Lily', 'Tom', 'Ben', 'Mia', 'Max', 'Sue', 'Tim', 'Anna'],
@@ -183,7 +183,17 @@ export function eventPhrase(event: string, name: string): string {
  * the words only first). They go first too because the AV reads them off h best before it
  * writes anything else.
  */
-export interface DescribeOptions { lastWordCount?: number }
+export interface DescribeOptions {
+  /** Word units quoted (default 3); with quote 'token', only when the last token is whitespace. */
+  lastWordCount?: number;
+  /** 'words' (default): the last lastWordCount word units; 'token': the last token read (quote-format.ts tokenQuote). */
+  quote?: QuoteUnit;
+  /** Where the last token read starts (a character offset; needed by quote 'token'). */
+  tokenStart?: number;
+}
+
+/** What a summary quotes of the text just read: whole word units, or the last token (a fragment when it starts inside a word). */
+export type QuoteUnit = 'words' | 'token';
 
 /** Describe the state of a story after reading `endChar` characters. */
 export function describeCut(story: Story, endChar: number, opts: DescribeOptions = {}): Cut {
@@ -195,7 +205,13 @@ export function describeCut(story: Story, endChar: number, opts: DescribeOptions
   const units = wordUnits(text);
   const read = units.filter((u) => u.start < endChar);
   const tail = read.slice(-lastWordCount);
-  const lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
+  let lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
+  let fragment = false;
+  if (opts.quote === 'token') {
+    if (opts.tokenStart === undefined) throw new Error('describeCut: quote "token" needs the last token\'s start (tokenStart)');
+    const t = tokenQuote(text, opts.tokenStart, endChar);
+    if (t.words) ({ words: lastWords, fragment } = t);
+  }
   const lastAlpha = [...read].reverse().find((u) => u.alpha);
   const currentWord = lastAlpha ? text.slice(lastAlpha.start, Math.min(lastAlpha.end, endChar)) : '';
   const inside = read.at(-1);
@@ -210,7 +226,7 @@ export function describeCut(story: Story, endChar: number, opts: DescribeOptions
   const event = known.event ? eventPhrase(known.event, latents.name) : '';
 
   const facts = [scene.join(' '), known.emotion ?? '', event].filter(Boolean).join(', ');
-  return { endChar, known, currentWord, lastWords, nextWord, summary: renderSummary(lastWords, facts, nextWord) };
+  return { endChar, known, currentWord, lastWords, nextWord, summary: renderSummary(lastWords, facts, nextWord, fragment) };
 }
 
 /** Token ids and the character offset where each token starts (same length). */
@@ -245,7 +261,7 @@ export function cutPoints(
   if (ids.length !== offsets.length) throw new Error('cutPoints: ids and offsets differ in length');
   return randomCuts(ids.length, minTokens, count, rng).map((i) => {
     const endChar = offsets[i + 1] ?? story.text.length;
-    return { ...describeCut(story, endChar, opts), tokenIndex: i, ids: ids.slice(0, i + 1) };
+    return { ...describeCut(story, endChar, { ...opts, tokenStart: offsets[i] }), tokenIndex: i, ids: ids.slice(0, i + 1) };
   });
 }
 

@@ -4,7 +4,7 @@
 // evaluation so no story is seen by two stages; the evaluation stories are halved again into
 // dev (tuning) and test (reported only).
 import type { Tokenizer } from '../io/tokenizer.js';
-import { cutPoints, generateStories } from './corpus.js';
+import { cutPoints, generateStories, type QuoteUnit } from './corpus.js';
 import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
 import type { RowMeta } from './store.js';
 import { rng } from '../util/rng.js';
@@ -21,6 +21,8 @@ export interface KnownAnswerOptions {
   shares?: [number, number, number, number];
   /** Word units the summaries quote (corpus.ts describeCut; default 3). */
   lastWordCount?: number;
+  /** 'words' (default) or 'token' (corpus.ts QuoteUnit). */
+  quote?: QuoteUnit;
 }
 
 export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): ExtractItem[] {
@@ -31,7 +33,7 @@ export function knownAnswerItems(tok: Tokenizer, opts: KnownAnswerOptions): Extr
   const items: ExtractItem[] = [];
   stories.forEach((story, doc) => {
     const split = SPLITS[bounds.findIndex((b) => doc < b)] ?? 'eval';
-    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory, { lastWordCount: opts.lastWordCount });
+    const cuts = cutPoints(story, (s) => tokenizeWithOffsets(tok, s), opts.minTokens, rand, opts.cutsPerStory, { lastWordCount: opts.lastWordCount, quote: opts.quote });
     if (!cuts.length) return;
     const ids = tok.encode(story.text, { bos: true });
     items.push({

@@ -8,7 +8,7 @@ import { Progress } from '../util/progress.js';
 import { Reconstructor } from './ar.js';
 import { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
-import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from './corpus.js';
+import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth, type QuoteUnit } from './corpus.js';
 import { heldOutRows, knownAnswerItems, type HeldOutPart } from './dataset.js';
 import { docSeed, evaluateModelText, sampleModelText, splitByDoc, textCutItems, type ModelTextEvalResult } from './model-text.js';
 import { quoteAccuracy } from './quotes.js';
@@ -48,7 +48,7 @@ export interface DemoOptions {
    * of word units before the cut whose names, places and objects a model-text summary states
    * (undefined: the whole text read; 0: none). text-summary.ts describeTextCut.
    */
-  summary: { quoteWords: number; factsWindow?: number };
+  summary: { quoteWords: number; quote: QuoteUnit; factsWindow?: number };
   /**
    * Documents sampled from M itself (BOS, temperature 1, until EOS or docTokens tokens), document
    * i with seed seedBase + i, cut `cuts` times at token index >= minTokens and mixed with the
@@ -107,7 +107,7 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // exact quotes of M's text 0.155 -> 0.615, its greedy FVE there 0.242 -> 0.367 (token lookup
   // 0.358): a layer-3 activation holds the current token (probe 0.90), the one before it much
   // less (0.56), and a misquoted earlier word cost the AR more than it gained.
-  summary: { quoteWords: 1, factsWindow: 8 },
+  summary: { quoteWords: 1, quote: 'words', factsWindow: 8 },
   // Explanation cap (greedy and sampled evaluation, RL rollouts). With the words read quoted first
   // and last, 39% of the default's story summaries (with "</explanation>") take 64 tokens or more
   // (median 62, max 91): at 64 only 46-53% of greedy explanations closed and the warm start's
@@ -176,7 +176,10 @@ export interface DemoResult {
   quote_loose: number;
   /** Share naming a character (generator's names) that the text does not contain. */
   invented_name_rate: number;
-  /** The same three after the warm start. */
+  /** Share of those quotes written as a fragment, the end of a word (quote unit 'token'): easier to get exact than a whole word. */
+  quote_fragment_rate: number;
+  /** The same four after the warm start. */
+  quote_fragment_rate_sft: number;
   quote_exact_sft: number;
   quote_loose_sft: number;
   invented_name_rate_sft: number;
@@ -208,7 +211,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const M = loaded.model as Llama;
   const tok = loadTokenizerFor(o.model, o.tokenizer);
   log(`model ${loaded.name}: ${M.cfg.nLayers} blocks, d=${M.cfg.dim}, vocab ${M.cfg.vocabSize}; layer ${o.layer}`);
-  const items = o.items ?? knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, lastWordCount: o.summary.quoteWords });
+  const items = o.items ?? knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, lastWordCount: o.summary.quoteWords, quote: o.summary.quote });
   for (const it of items) it.meta = it.meta.map((m) => ({ ...m, source: 'known-answer' as const }));
   // Samples of M, documents numbered after the stories, split by document in the same shares.
   const ms = o.modelSamples;
@@ -220,7 +223,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     sbar.done();
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
       cuts: ms.cuts, minTokens: o.minTokens, rand: rng(o.seed + 11), docBase: o.stories, splits: splitByDoc(docs.length, [0.35, 0.35, 0.15, 0.15], o.seed + 12),
-      lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow,
+      lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow,
     });
     const kaRows = items.reduce((a, it) => a + it.positions.length, 0), mRows = sampled.reduce((a, it) => a + it.positions.length, 0);
     const total = o.stories + ms.docs;
@@ -302,7 +305,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const modelText = async (stage: string, tokenProbes = false): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
     const me = o.modelTextEval;
     const r = await evaluateModelText({ av: AV, ar: AR, tok, layer: o.layer, variance }, M, storeAll, {
-      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
+      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
     });
     const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
     record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
@@ -439,6 +442,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     quote_exact: mtRl?.q.quoteExact ?? NaN,
     quote_loose: mtRl?.q.quoteLoose ?? NaN,
     invented_name_rate: mtRl?.q.inventedNameRate ?? NaN,
+    quote_fragment_rate: mtRl?.q.fragmentRate ?? NaN,
+    quote_fragment_rate_sft: mtSft?.q.fragmentRate ?? NaN,
     quote_exact_sft: mtSft?.q.quoteExact ?? NaN,
     quote_loose_sft: mtSft?.q.quoteLoose ?? NaN,
     model_text_probe_token: mtSft?.r.tokenProbes?.token ?? NaN,

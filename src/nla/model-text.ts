@@ -13,7 +13,7 @@ import { rng, shuffled, type Rng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
-import { randomCuts } from './corpus.js';
+import { randomCuts, type QuoteUnit } from './corpus.js';
 import { SPLITS } from './dataset.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { extractActivations, type ExtractItem } from './extract.js';
@@ -142,7 +142,7 @@ export function splitByDoc(n: number, shares: readonly number[], seed: number): 
  * the summary of the text up to and including the cut token. Doc ids start at docBase;
  * splits[i] is document i's split (undefined: none).
  */
-export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; factsWindow?: number }): ExtractItem[] {
+export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number }): ExtractItem[] {
   const items: ExtractItem[] = [];
   docs.forEach((d, i) => {
     const positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
@@ -154,7 +154,7 @@ export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number;
       positions,
       meta: positions.map((p) => ({
         doc: o.docBase + i,
-        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, factsWindow: o.factsWindow, pieces }).summary,
+        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, quote: o.quote, factsWindow: o.factsWindow, pieces }).summary,
         ...(split ? { split } : {}),
         source: d.source,
         ...(d.seed !== undefined ? { seed: d.seed } : {}),
@@ -197,7 +197,7 @@ export interface ModelTextEvalOptions {
   batchSize?: number;
   evalSeed?: number;
   /** How the training summaries were written (textCutItems): the held-out rows' true summaries use the same. */
-  summary?: { lastWordCount?: number; factsWindow?: number };
+  summary?: { lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number };
   /** Also fit linear probes of the current and the previous token on the store's training rows (tokenProbes in the result). */
   tokenProbes?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;

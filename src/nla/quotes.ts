@@ -10,6 +10,10 @@
 //    context (the character before it is not a letter, or the quote itself does not start with
 //    a letter), so "ig red" is not a quote of "the big red". An empty quote is exact only for an
 //    empty context.
+//  - fragment: the quote is written as the end of a word (quote-format.ts, `Text: ...ck`): exact
+//    when the context ends with it, wherever the word it ends starts ("ck" of "its pock"). A
+//    fragment's loose is its exact. quoteAccuracy reports the share of fragments beside the
+//    rates, since a fragment is easier to get right than a whole word.
 //  - ignoringCutWord (loose): exact, or the quote is right except for the context's last word,
 //    which may be cut off at the cut ("bec" of "because"). Let cw be the letters at the end of
 //    the context (its possibly cut last word, '' when the context does not end in a letter) and
@@ -27,7 +31,7 @@
 //    clause (`Then "Lily"`) is left out: it predicts the word after the cut, which the context
 //    cannot contain yet (opts.countNextWord counts it too).
 import { FIELD_VALUES, mentions } from './corpus.js';
-import { parseQuote } from './quote-format.js';
+import { parseQuoteParts } from './quote-format.js';
 
 /** Whitespace runs as one space, trimmed. */
 export function normSpace(s: string): string {
@@ -50,6 +54,8 @@ function splitLastWord(s: string): [rest: string, word: string] {
 export interface QuoteRow {
   /** The quote as written (undefined: no explanation or no quote in it). */
   quoted: string | undefined;
+  /** The quote is written as a fragment (the end of a word). */
+  fragment: boolean;
   exact: boolean;
   ignoringCutWord: boolean;
   inventedNames: string[];
@@ -67,6 +73,8 @@ export interface QuoteAccuracy {
   quoteLoose: number;
   /** Share of rows naming at least one character the context does not contain. */
   inventedNameRate: number;
+  /** Share of rows whose quote is a fragment (the end of a word), exact or not. */
+  fragmentRate: number;
   /** Rows whose explanation was undefined. */
   unparseable: number;
   /** Parseable rows with no quote. */
@@ -87,16 +95,18 @@ const NEXT_CLAUSE = /\bThen "[^"]*"/g;
 /** Score one explanation against its context (the decoded text read up to the cut). */
 export function quoteRow(explanation: string | undefined, context: string, opts: QuoteOptions = {}): QuoteRow {
   const names = opts.names ?? FIELD_VALUES.name;
-  if (explanation === undefined) return { quoted: undefined, exact: false, ignoringCutWord: false, inventedNames: [], unparseable: true };
-  const quoted = parseQuote(explanation);
+  if (explanation === undefined) return { quoted: undefined, fragment: false, exact: false, ignoringCutWord: false, inventedNames: [], unparseable: true };
+  const parts = parseQuoteParts(explanation);
+  const quoted = parts?.quote;
+  const fragment = parts?.fragment ?? false;
   const ctx = normSpace(context);
   let exact = false;
   let loose = false;
   if (quoted !== undefined) {
     const q = normSpace(quoted);
-    exact = endsWithQuote(ctx, q);
+    exact = fragment ? ctx.endsWith(q) : endsWithQuote(ctx, q);
     const [ctxRest, cw] = splitLastWord(ctx);
-    if (!exact && cw) {
+    if (!exact && cw && !fragment) {
       const [qRest, qw] = splitLastWord(q);
       const compatible = qw !== '' && (qw.startsWith(cw) || cw.startsWith(qw));
       loose = (compatible && (qRest === '' || endsWithQuote(ctxRest, qRest))) || endsWithQuote(ctxRest, q);
@@ -109,7 +119,7 @@ export function quoteRow(explanation: string | undefined, context: string, opts:
     .map((name) => ({ name, at: stated.search(new RegExp(`(^|[^a-zA-Z])${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^a-zA-Z])`)) }))
     .sort((a, b) => a.at - b.at)
     .map((x) => x.name);
-  return { quoted, exact, ignoringCutWord: loose, inventedNames, unparseable: false };
+  return { quoted, fragment, exact, ignoringCutWord: loose, inventedNames, unparseable: false };
 }
 
 /** Quote accuracy of explanations against their contexts (same length). */
@@ -126,6 +136,7 @@ export function quoteAccuracy(explanations: (string | undefined)[], contexts: st
     quoteExact: share(rows.filter((r) => r.exact).length),
     quoteLoose: share(rows.filter((r) => r.ignoringCutWord).length),
     inventedNameRate: share(rows.filter((r) => r.inventedNames.length > 0).length),
+    fragmentRate: share(rows.filter((r) => r.fragment).length),
     unparseable: rows.filter((r) => r.unparseable).length,
     noQuote: rows.filter((r) => !r.unparseable && r.quoted === undefined).length,
   };

@@ -15,6 +15,8 @@
 //    punctuation mark) of the context, cut exactly where the context ends, whitespace runs
 //    written as one space. It is always a suffix of the whitespace-normalised context; written
 //    first in quotes and again at the end of the summary (quote-format.ts).
+//    With quote 'token', the last token read instead: a whole word unit when it starts one
+//    (" happy"), else a fragment written `"...ck".` and `Text: ...ck` (quote-format.ts).
 //  - <facts>: omitted (with its full stop) when empty. The generator's vocabulary (corpus.ts
 //    FIELD_VALUES) read off the context's complete words, each group in order of first
 //    occurrence: names (written capitalised as whole words) joined as "Lily", "Lily and Tom",
@@ -31,14 +33,16 @@
 // Words are ASCII letters as in wordUnits (so "café" is the word "caf" and the mark "é"), which
 // is all the generator and stories260K's TinyStories text use.
 import type { Tokenizer } from '../io/tokenizer.js';
-import { FIELD_VALUES, type Latents, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
-import { middleOf, parseQuote, renderSummary } from './quote-format.js';
+import { FIELD_VALUES, type Latents, type QuoteUnit, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
+import { middleOf, parseQuote, renderSummary, tokenQuote } from './quote-format.js';
 
 export interface TextCutSummary {
   /** As corpus.ts describeCut: '"<last words>". <facts>. Then "<next>". Text: ... <last words>'. */
   summary: string;
   /** The quoted words, exactly the decoded text ending at the cut (whitespace runs as one space). */
   lastWords: string;
+  /** lastWords is the end of a word, not a whole one (quote 'token'); written "...ck". */
+  fragment: boolean;
   /** '' when the document ends at the cut or the rest is unknown. */
   nextWord: string;
   /** The last word read (partial when the cut is inside it); '' when no word has been read. */
@@ -50,8 +54,10 @@ export interface TextCutSummary {
 }
 
 export interface TextCutOptions {
-  /** Word units quoted (default 3, as describeCut). */
+  /** Word units quoted (default 3, as describeCut); with quote 'token', only when the last token is whitespace. */
   lastWordCount?: number;
+  /** 'words' (default) or 'token': the last token, a fragment when it starts inside a word (corpus.ts QuoteUnit). */
+  quote?: QuoteUnit;
   /**
    * Facts are read off only the last `factsWindow` word units before the cut (default: the whole
    * context). A small model's activation at one position holds little of a story's start (see
@@ -124,7 +130,12 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   const units = wordUnits(text);
   const read = units.filter((u) => u.start < endChar);
   const tail = read.slice(-Math.max(1, lastWordCount));
-  const lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
+  let lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
+  let fragment = false;
+  if (opts.quote === 'token') {
+    const t = tokenQuote(text, endChar - pieces[tokenIndex]!.length, endChar);
+    if (t.words) ({ words: lastWords, fragment } = t);
+  }
 
   const lastAlpha = [...read].reverse().find((u) => u.alpha);
   const currentWord = lastAlpha ? text.slice(lastAlpha.start, Math.min(lastAlpha.end, endChar)) : '';
@@ -144,7 +155,7 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   if (known.emotion) latent.push(known.emotion);
   if (known.event) latent.push(eventPhrase(known.event, opts.latentName ?? known.name ?? ''));
   const factText = [renderFacts(facts), ...latent].filter(Boolean).join(', ');
-  return { summary: renderSummary(lastWords, factText, nextWord), lastWords, nextWord, currentWord, facts, context };
+  return { summary: renderSummary(lastWords, factText, nextWord, fragment), lastWords, fragment, nextWord, currentWord, facts, context };
 }
 
 export interface ParsedTextSummary {
