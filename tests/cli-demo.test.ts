@@ -26,7 +26,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const shares = ['facts_sft', 'facts_rl', 'facts_chance', 'facts_probe', 'fields_sft', 'fields_rl', 'fields_chance', 'fields_probe'];
   // Held-out samples of M (issue 10): FVEs on them, their baselines, the gap, quote accuracy.
   const mtFves = ['fve_model_text_sft', 'fve_model_text', 'fve_model_text_token', 'fve_model_text_bigram', 'fve_model_text_floor', 'fve_model_text_ar_true_summary'];
-  const mtShares = ['quote_exact', 'quote_loose', 'invented_name_rate', 'quote_exact_sft', 'quote_loose_sft', 'invented_name_rate_sft'];
+  const mtShares = ['quote_exact', 'quote_loose', 'invented_name_rate', 'quote_fragment_rate', 'quote_exact_sft', 'quote_loose_sft', 'invented_name_rate_sft', 'quote_fragment_rate_sft'];
   const keys = [...fves, 'gain_sampled_same_t', 'gain_sampled', ...shares, 'rl_logit_scale', ...mtFves, 'fve_model_text_gap', ...mtShares, 'model_text_rows', 'minutes'];
   for (const k of keys) {
     assert.equal(typeof res[k], 'number', `${k} is a number`);

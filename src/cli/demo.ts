@@ -42,6 +42,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['quote_exact_sft', 'quote_exact after the warm start'],
   ['quote_loose_sft', 'quote_loose after the warm start'],
   ['invented_name_rate_sft', 'invented_name_rate after the warm start'],
+  ['quote_fragment_rate_sft', 'quote_fragment_rate after the warm start'],
   ['model_text_probe_token', 'reference for the quotes: a linear probe of h reads the current token (model-text rows)'],
   ['model_text_probe_prev_token', 'the same for the previous token'],
   ['model_text_probe_both', 'both tokens right: what a linear reader gets of the last two tokens'],
