@@ -13,7 +13,7 @@ import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { Reconstructor } from '../src/nla/ar.js';
 import { Verbalizer } from '../src/nla/av.js';
-import { assertSeedsDisjoint, evaluateModelText, readJsonlDocs, readTextDocs, sampleModelText } from '../src/nla/model-text.js';
+import { assertSeedsDisjoint, evaluateModelText, readJsonlDocs, readTextDocs, sampleModelText, summaryOptionsOf } from '../src/nla/model-text.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { decodePieces, describeTextCut } from '../src/nla/text-summary.js';
@@ -27,12 +27,13 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   const run = fs.mkdtempSync(path.join(os.tmpdir(), 'nla-model-text-'));
   const out = path.join(run, 'store'), textFile = path.join(run, 'docs.txt');
   fs.writeFileSync(textFile, 'Once upon a time there was a girl named Lily.\nShe went to the park with her ball and played all day.\n\nTom had a red kite. He ran to the beach and flew the kite high in the sky, and he laughed.\n');
-  const ex = await okCli(['extract', '--model', file, '--layer', '3', '--out', out, '--stories', '6', '--sample', '6', '--sample-seed', '100', '--sample-tokens', '80', '--text', textFile, '--cuts', '2', '--min-tokens', '10']);
+  const ex = await okCli(['extract', '--model', file, '--layer', '3', '--out', out, '--stories', '6', '--sample', '6', '--sample-seed', '100', '--sample-tokens', '80', '--text', textFile, '--cuts', '2', '--min-tokens', '10', '--quote', 'token', '--facts-window', '4']);
   assert.match(ex.stdout, /known-answer +6 \/ +6 +12 rows +42\.9%/);
   assert.match(ex.stdout, /seeds 100\.\.105/);
 
   const store = ActivationStore.open(out);
   const src = store.manifest.sources!;
+  assert.deepEqual(store.manifest.summary, { quote: 'token', quoteWords: 1, factsWindow: 4 }, 'the summary format is recorded');
   assert.deepEqual(src.asked, { 'known-answer': 6, model: 6, text: 2 });
   assert.deepEqual(src.model, { seedBase: 100, count: 6, temperature: 1, maxTokens: 80 });
   assert.equal(src.proportions.model, 6 / 14);
@@ -56,16 +57,20 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   const M = (await loadModel(file)).model as Llama;
   const tok = loadTokenizerFor(file);
   const docs = await sampleModelText(M, tok, { docs: 6, seed: 100, maxTokens: 80 });
+  let fragments = 0;
   for (const m of sampled) {
     const d = docs[m.seed! - 100];
     assert.equal(d.seed, m.seed);
     assert.equal(d.ids[m.pos], m.token, `doc ${m.doc}: the row's token is the sample's token at pos ${m.pos}`);
-    const s = describeTextCut(tok, d.ids, m.pos);
+    const s = describeTextCut(tok, d.ids, m.pos, summaryOptionsOf(store.manifest.summary));
     assert.equal(m.summary, s.summary);
+    if (s.fragment) fragments++;
     const context = norm(decodePieces(tok, d.ids).slice(0, m.pos + 1).join(''));
     assert.ok(s.lastWords.length > 0 && context.endsWith(s.lastWords), `doc ${m.doc} pos ${m.pos}: ${JSON.stringify(context.slice(-30))} ends with ${JSON.stringify(s.lastWords)}`);
-    assert.ok(m.summary!.endsWith(`Text: ... ${s.lastWords}`), m.summary);
+    assert.ok(m.summary!.endsWith(`Text: ...${s.fragment ? '' : ' '}${s.lastWords}`), m.summary);
+    assert.equal(s.lastWords, norm(decodePieces(tok, d.ids)[m.pos]!) || s.lastWords, 'quote "token": the last token read (or a word unit after a whitespace token)');
   }
+  assert.ok(fragments > 0, 'some cut of the samples is inside a word');
 
   // Held-out model text: an untrained NLA (the numbers mean nothing; the bookkeeping does).
   const AR = await Reconstructor.fromModel(M, 3, tok, DEFAULT_PROMPTS);

@@ -1,5 +1,6 @@
 // `nla demo`: the whole NLA pipeline on stories260K with the built-in known-answer corpus.
 import type { Command } from 'commander';
+import { SUMMARY_FLAGS, parseSummaryFlags } from './summary-flags.js';
 import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
 import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
@@ -65,9 +66,9 @@ export function registerDemo(program: Command): void {
     .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
-    .option('--quote <unit>', 'what the warm-start summaries quote of the text just read: words (--quote-words word units) or token (the last token; "...ck" when it starts inside a word)', DEMO_DEFAULTS.summary.quote)
-    .option('--quote-words <n>', 'word units the warm-start summaries quote', String(DEMO_DEFAULTS.summary.quoteWords))
-    .option('--facts-window <n>', 'model-text summaries state the names, places and objects of only the last n word units (0: none; all: the whole text read)', String(DEMO_DEFAULTS.summary.factsWindow))
+    .option(...SUMMARY_FLAGS[0])
+    .option(...SUMMARY_FLAGS[1])
+    .option(...SUMMARY_FLAGS[2])
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
@@ -78,10 +79,6 @@ export function registerDemo(program: Command): void {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
         return n;
-      };
-      const quoteUnit = (v: string): 'words' | 'token' => {
-        if (v !== 'words' && v !== 'token') throw new Error(`nla demo: --quote is words or token, got ${v}`);
-        return v;
       };
       const positive = (flag: string, v: string) => {
         const x = Number(v);
@@ -108,7 +105,7 @@ export function registerDemo(program: Command): void {
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1) },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
-        summary: { quoteWords: whole('--quote-words', o.quoteWords, 1), quote: quoteUnit(o.quote), factsWindow: o.factsWindow === undefined ? D.summary.factsWindow : o.factsWindow === 'all' ? undefined : whole('--facts-window', o.factsWindow, 0) },
+        summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
       };
       const cfg = o.quick

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from '../nla/baselines.js';
 import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth } from '../nla/corpus.js';
 import { evaluate, type EvalResult } from '../nla/evaluate.js';
-import { evaluateModelText } from '../nla/model-text.js';
+import { evaluateModelText, summaryOptionsOf } from '../nla/model-text.js';
 import { loadNLA, type NlaMeta } from '../nla/nla.js';
 import { quoteAccuracy } from '../nla/quotes.js';
 import type { Llama } from '../nn/llama.js';
@@ -169,6 +169,7 @@ ${CHAIN_HELP}`,
         batchSize: bs,
         evalSeed: seed,
         tokenProbes: true,
+        summary: summaryOptionsOf(store.manifest.summary),
         onProgress: (stage, done, total) => bar.update(stage === 'sample' ? done : modelTextDocs, stage === 'explain' ? `explained ${done}/${total}` : undefined),
       });
       bar.done();

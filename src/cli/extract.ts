@@ -18,6 +18,8 @@ import type { Llama } from '../nn/llama.js';
 import { randomCuts } from '../nla/corpus.js';
 import { rng } from '../util/rng.js';
 import { CHAIN_HELP } from './nla-dir.js';
+import { SUMMARY_FLAGS, parseSummaryFlags } from './summary-flags.js';
+import type { SummaryFormat } from '../nla/corpus.js';
 import { checkLayer, loadStudied, Opts, progressBar, WEIGHTS_DTYPE_HELP, weightsDtype, withConfig } from './options.js';
 
 export function registerExtract(program: Command): void {
@@ -40,6 +42,9 @@ export function registerExtract(program: Command): void {
     .option('--jsonl <file>', 'also cut documents of a JSONL file, one object per line with the text in --jsonl-field')
     .option('--jsonl-field <name>', 'field of --jsonl holding the document', 'text')
     .option('--cuts <n>', 'cut positions per story / document', '4')
+    .option(...SUMMARY_FLAGS[0])
+    .option(...SUMMARY_FLAGS[1])
+    .option(...SUMMARY_FLAGS[2])
     .option('--min-tokens <n>', 'cut only at token index >= this', '30')
     .option('--shares <list>', 'shares of documents for the splits av,ar,rl,eval', '0.35,0.35,0.15,0.15')
     .option('--seed <n>', 'seed of the corpus, cuts and splits', '0')
@@ -95,13 +100,14 @@ ${CHAIN_HELP}`,
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
     const seed = o.int('seed'), cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0);
+    const summary = parseSummaryFlags({ quote: o.str('quote'), quoteWords: o.str('quoteWords'), factsWindow: o.str('factsWindow') }, 'nla extract');
     let items: ExtractItem[];
     let source: string;
     let sources: SourceMix | undefined;
     if (mixing) {
       const stories = o.optNum('stories', { int: true, min: 0 }) ?? 0;
       const mixed = await mixedItems(M, tok, {
-        stories, sample, textDocs, jsonlDocs, cuts, minTokens, seed, shares,
+        stories, sample, textDocs, jsonlDocs, cuts, minTokens, seed, shares, summary,
         sampleSeed: o.int('sampleSeed', 0), sampleTokens: o.optNum('sampleTokens', { int: true, min: 1 }), temperature: o.num('sampleTemperature', { min: 0 }),
         files: { ...(textFile ? { text: textFile } : {}), ...(jsonlFile ? { jsonl: jsonlFile } : {}) },
       });
@@ -115,14 +121,14 @@ ${CHAIN_HELP}`,
       items = corpusItems(readTextCorpus(corpus), tok, M.cfg.maxSeqLen, { cuts, minTokens, shares, seed, source: corpus.endsWith('.jsonl') ? 'jsonl' : 'text' });
       source = corpus;
     } else {
-      items = knownAnswerItems(tok, { stories: o.optNum('stories', { int: true, min: 1 }) ?? 1200, cutsPerStory: cuts, minTokens, seed, shares: shares as [number, number, number, number] });
+      items = knownAnswerItems(tok, { stories: o.optNum('stories', { int: true, min: 1 }) ?? 1200, cutsPerStory: cuts, minTokens, seed, shares: shares as [number, number, number, number], lastWordCount: summary.quoteWords, quote: summary.quote });
       source = 'the built-in known-answer stories';
     }
     if (!items.length) throw new Error(`no activations to extract from ${source} (documents shorter than --min-tokens ${minTokens}?)`);
     const rows = items.reduce((a, it) => a + it.positions.length, 0);
     console.error(`nla: ${rows} activations from ${items.length} documents of ${source}, layer ${layer} of ${loaded.name}`);
     const bar = progressBar('extract', items.length);
-    const m = await extractToStore(M, layer, items, out, { modelName: loaded.name, sha256: loaded.sha256, dtype, sources }, (done) => bar.update(done));
+    const m = await extractToStore(M, layer, items, out, { modelName: loaded.name, sha256: loaded.sha256, dtype, sources, ...(corpus || summaries ? {} : { summary }) }, (done) => bar.update(done));
     bar.done();
     if (format === 'reference') {
       const file = path.join(out, 'base.parquet');
@@ -145,20 +151,20 @@ ${CHAIN_HELP}`,
 async function mixedItems(
   M: Llama,
   tok: Tokenizer,
-  o: { stories: number; sample: number; textDocs: string[]; jsonlDocs: string[]; cuts: number; minTokens: number; seed: number; shares: number[]; sampleSeed: number; sampleTokens?: number; temperature: number; files: SourceMix['files'] },
+  o: { stories: number; sample: number; textDocs: string[]; jsonlDocs: string[]; cuts: number; minTokens: number; seed: number; shares: number[]; summary: SummaryFormat; sampleSeed: number; sampleTokens?: number; temperature: number; files: SourceMix['files'] },
 ): Promise<{ items: ExtractItem[]; sources: SourceMix }> {
   const asked: SourceMix['asked'] = {};
   const all: ExtractItem[] = [];
   let docBase = 0;
   if (o.stories > 0) {
     asked['known-answer'] = o.stories;
-    const ka = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cuts, minTokens: o.minTokens, seed: o.seed, shares: o.shares as [number, number, number, number] });
+    const ka = knownAnswerItems(tok, { stories: o.stories, cutsPerStory: o.cuts, minTokens: o.minTokens, seed: o.seed, shares: o.shares as [number, number, number, number], lastWordCount: o.summary.quoteWords, quote: o.summary.quote });
     for (const it of ka) it.meta = it.meta.map((m) => ({ ...m, source: 'known-answer' as const }));
     all.push(...ka);
     docBase = o.stories;
   }
   const add = (docs: TextDoc[], salt: number) => {
-    all.push(...textCutItems(tok, docs, { cuts: o.cuts, minTokens: o.minTokens, rand: rng(o.seed + salt), docBase, splits: splitByDoc(docs.length, o.shares, o.seed + salt + 1) }));
+    all.push(...textCutItems(tok, docs, { cuts: o.cuts, minTokens: o.minTokens, rand: rng(o.seed + salt), docBase, splits: splitByDoc(docs.length, o.shares, o.seed + salt + 1), lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow }));
     docBase += docs.length;
   };
   let model: SourceMix['model'];

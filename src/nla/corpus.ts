@@ -195,6 +195,24 @@ export interface DescribeOptions {
 /** What a summary quotes of the text just read: whole word units, or the last token (a fragment when it starts inside a word). */
 export type QuoteUnit = 'words' | 'token';
 
+/**
+ * How warm-start summaries are written, for every source: the quote unit, the word units quoted
+ * (quote 'words', or a whitespace token under 'token'), and the window of word units whose names,
+ * places and objects a summary of text without latents states (undefined: the whole text read).
+ * Recorded in a store's manifest (sources.summary) so held-out rows are summarised the same way.
+ */
+export interface SummaryFormat { quote: QuoteUnit; quoteWords: number; factsWindow?: number }
+
+/**
+ * The summaries `nla demo` and `nla extract` write. One quoted word unit (a word, or one
+ * punctuation mark), and model-text facts from the last 8 only. Chosen on dev (README, "One word
+ * read, on dev"): against two units, the warm start's exact quotes of M's text 0.155 -> 0.615,
+ * its greedy FVE there 0.242 -> 0.367 (token lookup 0.358): a layer-3 activation holds the
+ * current token (probe 0.90), the one before it much less (0.56), and a misquoted earlier word
+ * cost the AR more than it gained.
+ */
+export const DEFAULT_SUMMARY: SummaryFormat = { quote: 'words', quoteWords: 1, factsWindow: 8 };
+
 /** Describe the state of a story after reading `endChar` characters. */
 export function describeCut(story: Story, endChar: number, opts: DescribeOptions = {}): Cut {
   const { lastWordCount = 3 } = opts;

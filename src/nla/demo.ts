@@ -8,9 +8,9 @@ import { Progress } from '../util/progress.js';
 import { Reconstructor } from './ar.js';
 import { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
-import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth, type QuoteUnit } from './corpus.js';
+import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth, DEFAULT_SUMMARY, type SummaryFormat } from './corpus.js';
 import { heldOutRows, knownAnswerItems, type HeldOutPart } from './dataset.js';
-import { docSeed, evaluateModelText, sampleModelText, splitByDoc, textCutItems, type ModelTextEvalResult } from './model-text.js';
+import { docSeed, evaluateModelText, sampleModelText, splitByDoc, summaryOptionsOf, textCutItems, type ModelTextEvalResult } from './model-text.js';
 import { quoteAccuracy } from './quotes.js';
 import { rng } from '../util/rng.js';
 import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
@@ -48,7 +48,7 @@ export interface DemoOptions {
    * of word units before the cut whose names, places and objects a model-text summary states
    * (undefined: the whole text read; 0: none). text-summary.ts describeTextCut.
    */
-  summary: { quoteWords: number; quote: QuoteUnit; factsWindow?: number };
+  summary: SummaryFormat;
   /**
    * Documents sampled from M itself (BOS, temperature 1, until EOS or docTokens tokens), document
    * i with seed seedBase + i, cut `cuts` times at token index >= minTokens and mixed with the
@@ -102,12 +102,8 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones.
   modelTextEval: { docs: 100, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 200 },
   evalPart: 'test',
-  // One quoted word unit (a word, or one punctuation mark), and model-text facts from the last 8
-  // only. Chosen on dev (README, "One word read, on dev"): against two units, the warm start's
-  // exact quotes of M's text 0.155 -> 0.615, its greedy FVE there 0.242 -> 0.367 (token lookup
-  // 0.358): a layer-3 activation holds the current token (probe 0.90), the one before it much
-  // less (0.56), and a misquoted earlier word cost the AR more than it gained.
-  summary: { quoteWords: 1, quote: 'words', factsWindow: 8 },
+  // How summaries quote and which facts they state: corpus.ts DEFAULT_SUMMARY (why there).
+  summary: DEFAULT_SUMMARY,
   // Explanation cap (greedy and sampled evaluation, RL rollouts). With the words read quoted first
   // and last, 39% of the default's story summaries (with "</explanation>") take 64 tokens or more
   // (median 62, max 91): at 64 only 46-53% of greedy explanations closed and the warm start's
@@ -241,7 +237,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const storeDir = path.join(o.out, 'activations');
   const bar = new Progress('extract', items.length);
-  await extractToStore(M, o.layer, items, storeDir, { modelName: loaded.name, sha256: loaded.sha256, sources }, (d) => bar.update(d));
+  await extractToStore(M, o.layer, items, storeDir, { modelName: loaded.name, sha256: loaded.sha256, sources, ...(o.items ? {} : { summary: o.summary }) }, (d) => bar.update(d));
   bar.done();
   const store = ActivationStore.open(storeDir, { layer: o.layer, d: M.cfg.dim });
   const all = store.readAll();
@@ -305,7 +301,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const modelText = async (stage: string, tokenProbes = false): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
     const me = o.modelTextEval;
     const r = await evaluateModelText({ av: AV, ar: AR, tok, layer: o.layer, variance }, M, storeAll, {
-      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: { lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow }, minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
+      docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: summaryOptionsOf(o.summary), minTokens: o.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
     });
     const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
     record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });

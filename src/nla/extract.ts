@@ -5,6 +5,7 @@ import type { LanguageModel } from '../nn/model.js';
 import * as T from '../tensor/index.js';
 import { padRight } from './batch.js';
 import { StoreWriter, type RowMeta, type SourceMix, type StoreManifest } from './store.js';
+import type { SummaryFormat } from './corpus.js';
 
 export interface ExtractItem {
   ids: number[]; // the document's tokens, BOS first
@@ -60,11 +61,11 @@ export async function extractToStore(
   layer: number,
   items: ExtractItem[],
   dir: string,
-  header: { modelName: string; sha256?: string; dtype?: 'f16' | 'f32'; sources?: SourceMix },
+  header: { modelName: string; sha256?: string; dtype?: 'f16' | 'f32'; sources?: SourceMix; summary?: SummaryFormat },
   onProgress?: (done: number, total: number) => void,
 ): Promise<StoreManifest> {
   const d = model.cfg.dim;
-  const w = new StoreWriter(dir, { model: { name: header.modelName, sha256: header.sha256, dim: d, nLayers: model.cfg.nLayers }, layer, dtype: header.dtype ?? 'f32', d, ...(header.sources ? { sources: header.sources } : {}) });
+  const w = new StoreWriter(dir, { model: { name: header.modelName, sha256: header.sha256, dim: d, nLayers: model.cfg.nLayers }, layer, dtype: header.dtype ?? 'f32', d, ...(header.sources ? { sources: header.sources } : {}), ...(header.summary ? { summary: header.summary } : {}) });
   const chunk = 256;
   for (let i = 0; i < items.length; i += chunk) {
     const part = items.slice(i, i + chunk);

@@ -13,7 +13,7 @@ import { rng, shuffled, type Rng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
-import { randomCuts, type QuoteUnit } from './corpus.js';
+import { randomCuts, type QuoteUnit, type SummaryFormat } from './corpus.js';
 import { SPLITS } from './dataset.js';
 import { evaluate, type EvalResult } from './evaluate.js';
 import { extractActivations, type ExtractItem } from './extract.js';
@@ -184,6 +184,11 @@ export function assertSeedsDisjoint(base: number, n: number, used: ReadonlySet<n
 
 /** Default held-out base seed: above every seed used (a gap of 1,000,000 from 0 when none). */
 export const heldOutSeed = (used: ReadonlySet<number>): number => (used.size ? Math.max(...used) + 1 : 1_000_000);
+
+/** textCutItems' summary options for a store's recorded format (a store from before it was recorded: 3 words, every fact). */
+export function summaryOptionsOf(f: SummaryFormat | undefined): { lastWordCount: number; quote?: QuoteUnit; factsWindow?: number } {
+  return f ? { lastWordCount: f.quoteWords, quote: f.quote, factsWindow: f.factsWindow } : { lastWordCount: 3 };
+}
 
 export interface ModelTextEvalOptions {
   docs: number;

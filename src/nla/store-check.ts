@@ -47,6 +47,13 @@ export function checkManifest(m: unknown, file: string): asserts m is StoreManif
   if (!Array.isArray(m.mean) || m.mean.length !== d || !m.mean.every(finite)) throw new FormatError(file, 'mean', `field "mean" must be ${d} finite numbers (d = ${d})`);
   if (!isObj(m.norms) || !['q25', 'q50', 'q75', 'q95'].every((q) => finite((m.norms as Obj)[q]))) throw new FormatError(file, 'norms', `field "norms" is ${show(m.norms)}, expected finite q25, q50, q75, q95`);
   if (m.sources !== undefined && !isObj(m.sources)) throw new FormatError(file, 'sources', `field "sources" is ${show(m.sources)}, expected an object`);
+  const sm = m.summary;
+  if (sm !== undefined) {
+    if (!isObj(sm)) throw new FormatError(file, 'summary', `field "summary" is ${show(sm)}, expected {"quote", "quoteWords", "factsWindow"?}`);
+    if (sm.quote !== 'words' && sm.quote !== 'token') throw new FormatError(file, 'summary.quote', `field "summary.quote" is ${show(sm.quote)}, expected "words" or "token"`);
+    int(sm, 'quoteWords', file, 'summary.', 1);
+    if (sm.factsWindow !== undefined) int(sm, 'factsWindow', file, 'summary.', 0);
+  }
   if (!Array.isArray(m.shards)) throw new FormatError(file, 'shards', `field "shards" is ${show(m.shards)}, expected a list`);
   let total = 0;
   m.shards.forEach((s, i) => {

@@ -8,6 +8,7 @@ import { decodeF16, encodeF16 } from '../io/half.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { parseJson } from '../io/json.js';
 import { checkManifest, checkRowMeta } from './store-check.js';
+import type { SummaryFormat } from './corpus.js';
 
 export interface RowMeta {
   doc: number;
@@ -62,6 +63,8 @@ export interface StoreManifest {
   mean: number[];
   variance: number;
   sources?: SourceMix;
+  /** How the rows' summaries were written (absent in stores written before it was recorded: 3 words quoted, every fact). */
+  summary?: SummaryFormat;
 }
 
 export class StoreWriter {
