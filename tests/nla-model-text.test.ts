@@ -115,3 +115,15 @@ test('bad JSONL and text input: errors name the file and line', { skip: SKIP_NO_
   assert.ok(!fs.existsSync(path.join(run, 'store', 'manifest.json')));
   fs.rmSync(run, { recursive: true, force: true });
 });
+
+test('samples of M do not depend on the batch they are drawn in (each document has its own seed)', { skip: SKIP_NO_MODEL, timeout: 120_000 }, async () => {
+  const file = modelFile('stories260K.bin');
+  const M = (await loadModel(file)).model as Llama;
+  const tok = loadTokenizerFor(file);
+  const a = await sampleModelText(M, tok, { docs: 5, seed: 7, maxTokens: 40, batchSize: 2 });
+  const b = await sampleModelText(M, tok, { docs: 5, seed: 7, maxTokens: 40, batchSize: 5 });
+  assert.deepEqual(a.map((d) => d.seed), [7, 8, 9, 10, 11]);
+  assert.deepEqual(b.map((d) => d.ids), a.map((d) => d.ids));
+  assert.notDeepEqual(a[0]!.ids, a[1]!.ids, 'different seeds, different documents');
+  M.w.dispose();
+});
