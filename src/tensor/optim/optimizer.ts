@@ -8,6 +8,7 @@ import { keep } from '../scope.js';
 import { fmt, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { gradNormCoef } from './clip.js';
+import { isMulti } from '../pieces.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -119,7 +120,8 @@ export abstract class Optimizer {
   private slotOf(p: Tensor): Slot {
     let s = this.slots.get(p);
     if (!s) {
-      s = { step: 0, bufs: Object.fromEntries(this.slotNames.map((n) => [n, keep(zeros(p.shape))])) };
+      // A parameter in several buffers (pieces.ts) gets its moments in pieces.
+      s = { step: 0, bufs: Object.fromEntries(this.slotNames.map((n) => [n, keep(zeros(p.shape, 'f32', isMulti(p)))])) };
       this.slots.set(p, s);
     }
     return s;
