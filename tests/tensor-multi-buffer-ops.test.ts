@@ -1,8 +1,8 @@
 // Row ops and reductions over a tensor in several buffers (src/tensor/pieces.ts): with maxBufferSize
 // lowered to 16 KiB (setBufferLimit), an [N, D] f32 input of a few thousand elements lives in 2-6
-// pieces. rmsNorm, layerNorm, softmax and logSoftmax run once per one-buffer range of rows and
-// concatenate (the output in pieces); sum / max / logsumexp / mean reduce each piece's rows and
-// combine the partials. Values against the float64 references and gradients (inputs in pieces
+// pieces. rmsNorm, layerNorm, softmax, logSoftmax, SwiGLU, cross-entropy / token log-probs and
+// takeAlong run once per one-buffer range of rows and concatenate (an output above the limit in
+// pieces); sum / max / logsumexp / mean reduce each piece's rows and combine the partials. Values against the float64 references and gradients (inputs in pieces
 // included) against finite differences of them, through checkOp, over random shapes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ import * as nn from '../src/tensor/reference/nn.js';
 import * as core from '../src/tensor/reference/core.js';
 import { setBufferLimit } from '../src/tensor/pool.js';
 import { isMulti } from '../src/tensor/pieces.js';
-import { checkOp, property as prop, randomNd, type Nd } from '../src/testing/property.js';
+import { checkOp, property as prop, randomInts, randomNd, type Nd } from '../src/testing/property.js';
 
 const property: typeof prop = (arb, fn, opts) => prop(arb, async (v) => { try { await fn(v); } catch (e) { console.error(e); throw e; } }, opts);
 
@@ -24,8 +24,9 @@ setBufferLimit(LIMIT);
 const arbCase = fc.record({ D: fc.integer({ min: 4, max: 48 }), extra: fc.integer({ min: 1, max: 300 }), seed: fc.integer({ min: 1, max: 1e6 }) })
   .map((c) => ({ ...c, N: Math.ceil(LIMIT / (4 * c.D)) + c.extra }));
 
-function inPieces(t: T.Tensor, what: string): T.Tensor {
-  assert.ok(isMulti(t) && t.storage.pieces!.length >= 2, `${what} ${t.shape} is not in several buffers`);
+function inPieces(t: T.Tensor, what: string, yes = true): T.Tensor {
+  if (yes) assert.ok(isMulti(t) && t.storage.pieces!.length >= 2, `${what} ${t.shape} is not in several buffers`);
+  else assert.ok(!isMulti(t), `${what} ${t.shape} is in several buffers`);
   return t;
 }
 
@@ -75,6 +76,33 @@ test('sum, mean, max and logsumexp of a tensor in pieces, over axis 0, the last 
       grad: op !== 'max', maxFdCoords: 40, seed,
     });
   }, { numRuns: 12 });
+});
+
+for (const op of ['ceMean', 'ceSum', 'tokenLogProbs', 'takeAlong', 'swiglu'] as const) test(`${op} over an input in pieces, with gradient (ceMean: cross-entropy with ignored rows; ceSum: with a mask)`, async () => {
+  await property(arbCase, async ({ N, D, seed }) => {
+    const V = D % 2 === 0 ? D : D + 1;
+    const x = randomNd([N, V], seed, -3, 3);
+    const t = randomInts([N], seed + 1, 0, V);
+    if (op === 'ceMean') for (let i = 0; i < N; i += 3) t.data[i] = -100; // ignored rows
+    const mask = randomInts([N], seed + 2, 0, 2);
+    const spec = {
+      ceMean: { gpu: (a: T.Tensor[]) => T.crossEntropy(a[0], a[1], { ignoreIndex: -100 }), ref: (a: Nd[]) => nn.crossEntropy(a[0], a[1], { ignoreIndex: -100 }) },
+      ceSum: { gpu: (a: T.Tensor[]) => T.crossEntropy(a[0], a[1], { reduction: 'sum', mask: a[2] }), ref: (a: Nd[]) => nn.crossEntropy(a[0], a[1], { reduction: 'sum', mask: a[2] }) },
+      tokenLogProbs: { gpu: (a: T.Tensor[]) => inPieces(T.tokenLogProbs(a[0], a[1]), 'log-probs', false), ref: (a: Nd[]) => nn.tokenLogProbs(a[0], a[1]) },
+      takeAlong: { gpu: (a: T.Tensor[]) => T.takeAlong(a[0], a[1]), ref: (a: Nd[]) => nn.takeAlong(a[0], a[1]) },
+      swiglu: { gpu: (a: T.Tensor[]) => T.swiglu(a[0]), ref: (a: Nd[]) => nn.swiglu(a[0]) },
+    }[op];
+    const withMask = op === 'ceSum';
+    await checkOp({
+      name: op,
+      inputs: op === 'swiglu' ? [x] : withMask ? [x, t, mask] : [x, t],
+      dtypes: op === 'swiglu' ? ['f32'] : withMask ? ['f32', 'i32', 'f32'] : ['f32', 'i32'],
+      gpu: (a) => spec.gpu([inPieces(a[0], 'x'), ...a.slice(1)]),
+      ref: spec.ref,
+      atol: 1e-4, rtol: 1e-4,
+      grad: [0], maxFdCoords: 40, seed,
+    });
+  }, { numRuns: 4 });
 });
 
 test('concat along axis 0 beyond the limit gives a tensor in pieces; its gradient goes back to each part', async () => {

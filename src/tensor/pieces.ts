@@ -67,7 +67,7 @@ export function multiError(op: string, t: Tensor): Error {
   const bytes = t.size * BYTES[t.dtype];
   return new Error(
     `${op}: tensor ${t.name ?? '#' + t.id} ${fmt(t.shape)} ${t.dtype} (${bytes} B) lives in ${t.storage.pieces!.length} buffers, beyond this GPU's maxBufferSize of ${t.storage.pieceLimit} B; ` +
-      'only upload, readback, embedding, matmul/linear, the head ops (headLogProbs, headSample), elementwise ops and copies along its rows, row norms/softmax and the optimizers take such a tensor (slice it by rows for anything else)',
+      'only upload, readback, embedding, matmul/linear, the head ops (headLogProbs, headSample), the optimizers and, along its rows, elementwise ops, copies, reductions, norms, softmax, SwiGLU, cross-entropy and takeAlong take such a tensor (slice it by rows for anything else)',
   );
 }
 

@@ -11,10 +11,10 @@ import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape } from '../shape.js';
 import { noGrad, Tensor } from '../tensor.js';
-import { isMulti, multiError, rowRanges } from '../pieces.js';
+import { isMulti, multiError, rowPieceRanges, rowRanges } from '../pieces.js';
 import { zeros } from './copy.js';
 import { denseRows, rowsOf, wholeOf } from './softmax.js';
-import { permute, slice } from './view.js';
+import { concat, permute, slice } from './view.js';
 
 function checkIds(op: string, ids: Tensor, n: number, what: string): void {
   ids.assertAlive(op);
@@ -156,6 +156,15 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
   if (!sameShape(idx.shape, x.shape.slice(0, -1))) throw new Error(`takeAlong: indices ${fmt(idx.shape)} must match the leading dims of ${fmt(x.shape)}`);
   const V = x.shape[x.rank - 1];
   checkIds('takeAlong', idx, V, `last axis of ${fmt(x.shape)}`);
+  if (isMulti(x) && x.rank >= 2) {
+    // x in several buffers (pieces.ts): each one-buffer range of rows (axis 0) with its indices.
+    const parts = rowPieceRanges([x], x.shape[0]).map(([lo, hi]) => {
+      const rows = slice(x, 0, lo, hi);
+      if (isMulti(rows)) throw multiError('takeAlong (rows of a strided view across pieces)', rows);
+      return takeAlong(rows, slice(idx, 0, lo, hi));
+    });
+    return parts.length === 1 ? parts[0] : concat(parts, 0);
+  }
   const rows = numel(idx.shape);
   const out = Tensor.empty(idx.shape, 'f32');
   if (rows === 0) return out;
