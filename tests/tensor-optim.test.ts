@@ -120,6 +120,41 @@ test('state()/loadState() round trip continues training identically', async () =
   assert.throws(() => optB.loadState(bad), /AdamW.loadState: state has 3 parameters, optimizer has 4/);
 });
 
+test('loadState: a parameter never updated (step 0, zero moments) gets no state tensors until its first update, and training continues identically', async () => {
+  await T.initGpu();
+  // As an RL step whose rollouts never parsed leaves the AR without moments: only p0 and p1 are updated before saving.
+  const A = setup(41), B = setup(41);
+  const optA = new T.AdamW(A.params, { lr: 0.02, weightDecay: 0.05 });
+  const some = (gs: ReturnType<typeof A.grads>) => A.params.forEach((p, i) => { p.grad?.dispose(); p.grad = i < 2 ? T.keep(T.Tensor.from(gs[i].data, gs[i].shape)) : undefined; });
+  for (let step = 0; step < 2; step++) { some(A.grads(step)); optA.step(); }
+  const st = await optA.state();
+  assert.deepEqual(st.params.map((p) => p.step), [2, 2, 0, 0]);
+  const live = () => T.poolStats().liveBuffers;
+  for (let i = 0; i < shapes.length; i++) {
+    const d = await A.params[i].data();
+    B.params[i].dispose();
+    B.params[i] = T.param(T.Tensor.from(d, shapes[i]));
+  }
+  const optB = new T.AdamW(B.params, { lr: 0.02, weightDecay: 0.05 });
+  const before = live();
+  await optB.loadStateStreamed({ ...st, params: st.params.map((p) => ({ ...p, slots: Object.fromEntries(Object.entries(p.slots).map(([k, v]) => [k, () => v])) })) });
+  assert.equal(live() - before, 4, 'moments for the two updated parameters only (m and v each)');
+  assert.deepEqual((await optB.state()).params.map((p) => p.step), [2, 2, 0, 0]);
+  // All four now updated: the never-updated ones start from zero moments in both runs.
+  A.setGrads(A.grads(2)); optA.step();
+  B.setGrads(A.grads(2)); optB.step();
+  for (let i = 0; i < shapes.length; i++) assert.deepEqual(Array.from(await B.params[i].data()), Array.from(await A.params[i].data()), `p${i}`);
+  // Step 0 with a non-zero moment (not what state() writes) is kept as given.
+  const odd = await optA.state();
+  odd.params[3] = { ...odd.params[3], step: 0, slots: { m: new Float32Array(odd.params[3].slots.m.length), v: Float32Array.from(odd.params[3].slots.v) } };
+  const optC = new T.AdamW(B.params, { lr: 0.02 });
+  optC.loadState(odd);
+  const got = (await optC.state()).params[3];
+  assert.deepEqual(Array.from(got.slots.v), Array.from(odd.params[3].slots.v));
+  assert.ok(got.slots.v.some((x) => x !== 0));
+  for (const o of [optA, optB, optC]) o.dispose();
+});
+
 test('schedules: warm-up then cosine decay', () => {
   const f = T.cosineSchedule({ maxLr: 1, minLr: 0.1, warmupSteps: 4, totalSteps: 14 });
   assert.deepEqual([0, 1, 2, 3].map(f), [0.25, 0.5, 0.75, 1]);

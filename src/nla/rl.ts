@@ -5,7 +5,7 @@
 import type { Checkpoint } from '../nn/checkpoint.js';
 import * as T from '../tensor/index.js';
 import { Weights } from '../nn/weights.js';
-import { upload } from '../tensor/runtime.js';
+import { uploadAt } from '../tensor/tensor.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
@@ -228,7 +228,7 @@ async function foldLogitScale(av: Verbalizer, scale: Weights): Promise<void> {
   const s = await scale.get(LOGIT_SCALE).item();
   const g = av.model.w.get('model.norm.weight');
   const host = Float32Array.from((await g.data()) as Float32Array, (v) => v * s);
-  upload(g.buffer, g.offset * 4, host);
+  uploadAt(g, 0, host);
   av.model.logitScale = undefined;
   scale.dispose();
 }

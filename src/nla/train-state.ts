@@ -7,7 +7,8 @@ import type { HostTensor } from '../io/host-tensor.js';
 import { saveCheckpointStreamed, type Checkpoint, type DeferredTensor } from '../nn/checkpoint.js';
 import type { Weights } from '../nn/weights.js';
 import type { OptimizerState, OptimizerStateIn, ParamState } from '../tensor/optim/optimizer.js';
-import { sync, upload } from '../tensor/runtime.js';
+import { sync } from '../tensor/runtime.js';
+import { uploadAt } from '../tensor/tensor.js';
 import { fmt } from '../tensor/shape.js';
 import type { SeededRng } from '../util/rng.js';
 import { assertFiniteParams, type StepOptimizer } from './optim.js';
@@ -94,7 +95,7 @@ export async function restoreWeights(w: Weights, saved: Record<string, HostTenso
     if (!s) throw new Error(`${where}: parameter "${name}" is missing from the checkpoint`);
     if (fmt(s.shape) !== fmt(t.shape)) throw new Error(`${where}: parameter "${name}" is ${fmt(t.shape)}, checkpoint has ${fmt(s.shape)}`);
     if (t.dtype !== 'f32' || !t.isContiguous || s.dtype !== 'f32') throw new Error(`${where}: parameter "${name}" must be a dense f32 tensor`);
-    upload(t.buffer, t.offset * 4, s.data);
+    uploadAt(t, 0, s.data); // piece by piece for a parameter in several buffers
     pending += 4 * t.size;
     if (pending >= 256 << 20) {
       await sync();

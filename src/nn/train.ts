@@ -8,7 +8,7 @@ import type { ModelConfig } from '../io/config.js';
 import type { HostTensor } from '../io/host-tensor.js';
 import * as T from '../tensor/index.js';
 import { nonFinite, NonFiniteError } from '../tensor/optim/finite.js';
-import { upload } from '../tensor/runtime.js';
+import { uploadAt } from '../tensor/tensor.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadCheckpoint, saveCheckpointStreamed, type DeferredTensor } from './checkpoint.js';
 import { IGNORE_INDEX, type Batch, type DataLoader } from './data.js';
@@ -290,7 +290,7 @@ export class Trainer {
       const h = weights[p.name!];
       if (!h) throw new Error(`${file}: checkpoint lacks parameter "${p.name}"`);
       if (h.shape.join(',') !== p.shape.join(',') || h.dtype !== 'f32') throw new Error(`${file}: parameter "${p.name}" is [${h.shape}] ${h.dtype} in the checkpoint, [${p.shape}] f32 in the model`);
-      upload(p.buffer, p.offset * 4, h.data);
+      uploadAt(p, 0, h.data); // piece by piece for a parameter in several buffers
       pending += 4 * p.size;
       if (pending >= 256 << 20) {
         await T.sync();

@@ -1,7 +1,9 @@
 // Reverse-mode autodiff. Each op attaches a GradNode {parents, backward} to its output (see
 // withGrad); backward() walks the graph in reverse topological order, calls each node's rule
 // once with the summed upstream gradient, and accumulates into leaves' .grad.
-import { isGradEnabled, PlacedGrad, Tensor, type BackwardFn } from './tensor.js';
+import { isGradEnabled, PlacedGrad, Storage, Tensor, type BackwardFn } from './tensor.js';
+import { isMulti } from './pieces.js';
+import { bufferLimit } from './pool.js';
 import { keep, tidy } from './scope.js';
 import { contiguousStrides, fmt, sameShape } from './shape.js';
 import { add } from './ops/elementwise.js';
@@ -51,7 +53,7 @@ export function backward(root: Tensor, seed?: Tensor): void {
       const partial = grads.get(t.id);
       if (!partial) continue;
       grads.delete(t.id);
-      const g = Array.isArray(partial) ? assemble(partial, t.shape) : partial;
+      const g = Array.isArray(partial) ? assemble(partial, t.shape, isMulti(t)) : partial;
       if (!t.node) {
         // A leaf: accumulate into .grad, which outlives this scope.
         if (!sameShape(g.shape, t.shape)) throw new Error(`backward: gradient ${fmt(g.shape)} does not match leaf ${fmt(t.shape)}`);
@@ -74,11 +76,11 @@ export function backward(root: Tensor, seed?: Tensor): void {
           if (!fits) throw new Error(`backward of ${t.node!.op}: gradient ${fmt(piece.shape)} placed at ${start} on axis ${axis} does not fit input ${k} of shape ${fmt(p.shape)}`);
           if (!prev) grads.set(p.id, [gp]);
           else if (Array.isArray(prev)) prev.push(gp);
-          else grads.set(p.id, add(prev, assemble([gp], p.shape)));
+          else grads.set(p.id, add(prev, assemble([gp], p.shape, isMulti(p))));
           return;
         }
         if (!sameShape(gp.shape, p.shape)) throw new Error(`backward of ${t.node!.op}: gradient ${fmt(gp.shape)} for input ${k} of shape ${fmt(p.shape)}`);
-        grads.set(p.id, !prev ? gp : add(Array.isArray(prev) ? assemble(prev, p.shape) : prev, gp));
+        grads.set(p.id, !prev ? gp : add(Array.isArray(prev) ? assemble(prev, p.shape, isMulti(p)) : prev, gp));
       });
     }
   });
@@ -87,9 +89,11 @@ export function backward(root: Tensor, seed?: Tensor): void {
 /**
  * The dense gradient of shape `shape` that placed pieces add up to. Disjoint pieces along one
  * axis that cover it (the parts of a split) cost one copy each into a fresh buffer; gaps are
- * zero-filled first, and overlapping pieces are added into their region.
+ * zero-filled first, and overlapping pieces are added into their region. `big`: the gradient of
+ * a tensor in several buffers (pieces.ts), itself made in pieces; the row parts of such a tensor
+ * (matmul per piece) become its pieces as they are, with no copy.
  */
-function assemble(pieces: PlacedGrad[], shape: readonly number[]): Tensor {
+function assemble(pieces: PlacedGrad[], shape: readonly number[], big = false): Tensor {
   const axis = pieces[0].axis;
   const spans = pieces.map((p) => [p.start, p.start + p.piece.shape[axis]] as const).sort((a, b) => a[0] - b[0]);
   const oneAxis = pieces.every((p) => p.axis === axis);
@@ -104,8 +108,12 @@ function assemble(pieces: PlacedGrad[], shape: readonly number[]): Tensor {
       piece.storage === first.storage && piece.dtype === first.dtype && piece.offset === base + start * strides[axis] &&
       piece.strides.every((st, j) => piece.shape[j] === 1 || st === strides[j]));
     if (inPlace) return first.view([...shape], strides, base);
+    if (big) {
+      const own = asPieces(pieces, shape);
+      if (own) return own;
+    }
   }
-  const out = covered ? Tensor.empty([...shape]) : zeros([...shape]);
+  const out = covered ? Tensor.empty([...shape], 'f32', 'backward', big) : zeros([...shape], 'f32', big);
   for (const { piece, axis: a, start } of pieces) {
     const region = out.view(piece.shape, out.strides, out.offset + start * out.strides[a]);
     if (disjoint) copyInto(region, piece);
@@ -117,6 +125,20 @@ function assemble(pieces: PlacedGrad[], shape: readonly number[]): Tensor {
     region.dispose();
   }
   return out;
+}
+
+/**
+ * Row parts covering axis 0 of `shape` in order, each a dense f32 tensor from the start of its
+ * own buffer (within the buffer limit): one tensor in several buffers made of them (pieces.ts).
+ */
+function asPieces(parts: PlacedGrad[], shape: readonly number[]): Tensor | undefined {
+  const sorted = [...parts].sort((a, b) => a.start - b.start);
+  const row = shape.slice(1).reduce((a, b) => a * b, 1);
+  const limit = bufferLimit().bytes;
+  const ok = sorted.every(({ piece, axis }) => axis === 0 && piece.dtype === 'f32' && piece.offset === 0 && piece.isContiguous && !isMulti(piece) && piece.storage.buffer.size <= limit);
+  if (!ok || sorted.length < 2) return undefined;
+  const ps = sorted.map(({ piece, start }) => ({ storage: piece.storage.retain(), first: start * row, end: (start + piece.shape[0]) * row }));
+  return new Tensor([...shape], 'f32', Storage.multi(ps, row * shape[0] * 4, limit));
 }
 
 /** Clear gradients (dispose their buffers) of the given tensors. */

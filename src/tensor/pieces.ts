@@ -1,17 +1,21 @@
 // Tensors above maxBufferSize. One WebGPU buffer holds at most maxBufferSize bytes (4 GiB on
 // lavapipe, 256 MiB-2 GiB on many GPUs), so a bigger tensor (a 7B model's f32 embedding) lives in
 // several buffers ("pieces"), each holding whole rows of its first axis and starting at its own
-// byte 0 (so every piece binds, whole or in ranges, as binding.ts binds any one buffer). Only
-// tensors made from the host (Tensor.from, checkpoint loading) take pieces; an op's output that
-// big is still refused where it is created (pool.ts), before anything is allocated.
+// byte 0 (so every piece binds, whole or in ranges, as binding.ts binds any one buffer). Tensors
+// made from the host (Tensor.from, checkpoint loading) take pieces, and so do the outputs of the
+// ops that work over pieces when an input is in pieces (elementwise, copies, gradients, optimizer
+// moments); any other output that big is still refused where it is created (pool.ts), before
+// anything is allocated.
 // Design: the tensor's Storage lists its pieces (each an ordinary Storage) with the element range
 // each holds. A view whose elements all lie in one piece becomes an ordinary tensor over that
 // piece (Tensor.view), so slicing rows is how ops work over pieces: the head and its fused
 // log-probs/sampling run over vocabulary chunks cut at piece boundaries, matmul/linear against such
-// a weight runs per piece and concatenates, the embedding gathers from each piece the ids in its
-// rows. Upload and readback go piece by piece. Every other op reaches for `tensor.buffer`, which
-// refuses a multi-buffer tensor by the asking op's name, the tensor's size and the limit, before
-// any dispatch. Gradients into such a tensor are refused by name (not implemented).
+// a weight runs per piece and concatenates, the embedding gathers from (and scatters its gradient
+// into) each piece the ids in its rows, elementwise ops and row ops run once per row range that
+// lies in one piece of every operand (rowPieceRanges), the optimizers and the gradient norm once
+// per element range (flatPieceRanges). Upload and readback go piece by piece. Every other op
+// reaches for `tensor.buffer`, which refuses a multi-buffer tensor by the asking op's name, the
+// tensor's size and the limit, before any dispatch.
 import { BYTES, type DType } from './dtype.js';
 import { acquire, bufferLimit } from './pool.js';
 import { fmt, numel } from './shape.js';
@@ -63,7 +67,7 @@ export function multiError(op: string, t: Tensor): Error {
   const bytes = t.size * BYTES[t.dtype];
   return new Error(
     `${op}: tensor ${t.name ?? '#' + t.id} ${fmt(t.shape)} ${t.dtype} (${bytes} B) lives in ${t.storage.pieces!.length} buffers, beyond this GPU's maxBufferSize of ${t.storage.pieceLimit} B; ` +
-      'only upload, readback, embedding, matmul/linear and the head ops (headLogProbs, headSample) take such a tensor (slice it by rows for anything else)',
+      'only upload, readback, embedding, matmul/linear, the head ops (headLogProbs, headSample), the optimizers and, along its rows, elementwise ops, copies, reductions, norms, softmax, SwiGLU, cross-entropy and takeAlong take such a tensor (slice it by rows for anything else)',
   );
 }
 
@@ -85,9 +89,62 @@ export function askingOp(): string {
   return `${f.name} (${f.file}:${f.line})${i > 0 ? ` via ${frames[0].name}` : ''}`;
 }
 
-/** Refuse a gradient into a multi-buffer tensor where the op would record one. */
-export function refuseMultiGrad(op: string, t: Tensor, gradEnabled: boolean): void {
-  if (isMulti(t) && t.requiresGrad && gradEnabled) throw new Error(`${multiError(op, t).message}; gradients into such a tensor are not implemented (run under noGrad, or set requiresGrad false)`);
+/**
+ * Row cuts of axis 0 (of `rows` rows) at which tensor t's pieces end: t's row r starts at element
+ * offset + r * strides[0], so a piece ending at element e cuts before the first row at or past e.
+ */
+function rowCuts(t: Tensor, rows: number): number[] {
+  const out: number[] = [];
+  const st = t.strides[0];
+  if (!t.storage.pieces || st <= 0) return out;
+  for (const p of t.storage.pieces) {
+    const r = Math.ceil((p.end - t.offset) / st);
+    if (r > 0 && r < rows) out.push(r);
+  }
+  return out;
+}
+
+/**
+ * Row ranges [lo, hi) of axis 0 (of `rows` rows) such that the rows [lo, hi) of every tensor in
+ * `ts` (each with `rows` rows on axis 0) lie in one of its buffers: the union of their piece cuts.
+ * The caller checks its slices (a strided view may still straddle pieces; it is refused by name).
+ */
+export function rowPieceRanges(ts: readonly Tensor[], rows: number): [number, number][] {
+  const cuts = [...new Set(ts.flatMap((t) => rowCuts(t, rows)))].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  let lo = 0;
+  for (const c of [...cuts, rows]) {
+    if (c > lo) out.push([lo, c]);
+    lo = c;
+  }
+  return out;
+}
+
+/**
+ * Element ranges [lo, hi) of dense tensors of the same size (some in pieces) where every tensor's
+ * elements lie in one buffer, with each tensor's buffer and element offset there: how the
+ * optimizers, the gradient norm and the NaN check walk a parameter in pieces.
+ */
+export function* flatPieceRanges(op: string, ts: readonly Tensor[]): Generator<{ lo: number; hi: number; parts: { buffer: GPUBuffer; offset: number }[] }> {
+  const size = ts[0].size;
+  const cuts = new Set<number>();
+  for (const t of ts) {
+    if (t.size !== size) throw new Error(`${op}: tensors of ${size} and ${t.size} elements walked together`);
+    if (!t.storage.pieces) continue;
+    if (!t.isContiguous) throw multiError(`${op} (a strided view)`, t);
+    for (const p of t.storage.pieces) for (const e of [p.first - t.offset, p.end - t.offset]) if (e > 0 && e < size) cuts.add(e);
+  }
+  let lo = 0;
+  for (const hi of [...[...cuts].sort((a, b) => a - b), size]) {
+    if (hi <= lo) continue;
+    const parts = ts.map((t) => {
+      if (!t.storage.pieces) return { buffer: t.buffer, offset: t.offset + lo };
+      const p = pieceHolding(t.storage.pieces, t.offset + lo, t.offset + hi)!;
+      return { buffer: p.storage.buffer, offset: t.offset + lo - p.first };
+    });
+    yield { lo, hi, parts };
+    lo = hi;
+  }
 }
 
 /**
@@ -113,4 +170,9 @@ export function rowRanges(w: Tensor, chunk: number): [number, number][] {
     for (; lo < cut; lo = Math.min(cut, lo + chunk)) out.push([lo, Math.min(cut, lo + chunk)]);
   }
   return out;
+}
+
+/** Rows [lo, hi) of axis 0 of t as a plain view (no autograd): inside one piece, an ordinary tensor. */
+export function rowsView(t: Tensor, lo: number, hi: number): Tensor {
+  return t.view([hi - lo, ...t.shape.slice(1)], [...t.strides], t.offset + lo * t.strides[0]);
 }

@@ -9,14 +9,15 @@ import { dispatch, grid } from '../runtime.js';
 import { fmt, numel, sameShape, type Shape } from '../shape.js';
 import { registerContiguous, Tensor } from '../tensor.js';
 import { withGrad } from '../autograd.js';
+import { isMulti, multiError, rowPieceRanges, rowsView } from '../pieces.js';
 import { dispatchElementwise, launchElementwise } from './elementwise.js';
 
-/** A tensor filled with `value`. */
-export function fill(shape: Shape, value: number, dtype: DType = 'f32'): Tensor {
-  return launchElementwise('fill', 'p0', [], dtype, [value], [...shape]);
+/** A tensor filled with `value`; `pieces`: in several buffers beyond the buffer limit (pieces.ts), as for a parameter's gradient or moments. */
+export function fill(shape: Shape, value: number, dtype: DType = 'f32', pieces = false): Tensor {
+  return launchElementwise('fill', 'p0', [], dtype, [value], [...shape], pieces);
 }
-export const zeros = (shape: Shape, dtype: DType = 'f32') => fill(shape, 0, dtype);
-export const ones = (shape: Shape, dtype: DType = 'f32') => fill(shape, 1, dtype);
+export const zeros = (shape: Shape, dtype: DType = 'f32', pieces = false) => fill(shape, 0, dtype, pieces);
+export const ones = (shape: Shape, dtype: DType = 'f32', pieces = false) => fill(shape, 1, dtype, pieces);
 
 /** Dense row-major copy of any view (a no-op view when already dense). */
 export function contiguous(x: Tensor): Tensor {
@@ -35,6 +36,20 @@ export function copyInto(dst: Tensor, src: Tensor): void {
   if (!sameShape(dst.shape, src.shape)) throw new Error(`copyInto: shapes ${fmt(dst.shape)} and ${fmt(src.shape)} differ`);
   const n = numel(src.shape);
   if (n === 0) return;
+  if (isMulti(dst) || isMulti(src)) {
+    // Either side in pieces (pieces.ts): one copy per row range inside one buffer of both.
+    for (const [lo, hi] of rowPieceRanges([dst, src], dst.shape[0])) {
+      const d = rowsView(dst, lo, hi), s = rowsView(src, lo, hi);
+      try {
+        if (isMulti(d) || isMulti(s)) throw multiError('copyInto (rows of a strided view across pieces)', isMulti(d) ? d : s);
+        copyInto(d, s);
+      } finally {
+        d.dispose();
+        s.dispose();
+      }
+    }
+    return;
+  }
   if (src.buffer === dst.buffer) {
     // One buffer cannot be bound both read-only and writable in a dispatch: stage through a copy.
     const tmp = launchElementwise('contiguous', 'x0', [src], src.dtype);

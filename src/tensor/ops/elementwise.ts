@@ -8,6 +8,7 @@ import { dispatch, grid } from '../runtime.js';
 import { broadcastShapes, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { withGrad } from '../autograd.js';
+import { isMulti, rowPieceRanges, rowsView } from '../pieces.js';
 import { sumTo } from './reduce.js';
 
 export type Scalar = number;
@@ -97,15 +98,49 @@ function dispatchInRanges(
   }
 }
 
-/** Launch an elementwise kernel over already-broadcast-compatible inputs. */
-export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[]): Tensor {
+/**
+ * Launch an elementwise kernel over already-broadcast-compatible inputs. The output lives in
+ * pieces (pieces.ts) when it is above the buffer limit and an input does, or an input is an
+ * expanded view of its whole shape, or `pieces` asks (zeros for a parameter in pieces, casts).
+ */
+export function launchElementwise(op: string, expr: string, inputs: Tensor[], outDtype: DType = 'f32', params: P = [], outShape?: number[], pieces = false): Tensor {
   for (const t of inputs) t.assertAlive(op);
   const shape = outShape ?? broadcastShapes(op, ...inputs.map((t) => t.shape));
-  const out = Tensor.empty(shape, outDtype, op);
+  const multi = inputs.some(isMulti);
+  // An expanded view of the output's whole shape (a reduction's gradient over a tensor in pieces)
+  // commits to that size already: its result may live in pieces as well.
+  const expanded = inputs.some((t) => t.rank === shape.length && t.shape.every((d, i) => d === shape[i]) && t.strides.some((st, i) => st === 0 && t.shape[i] > 1));
+  const out = Tensor.empty(shape, outDtype, op, multi || pieces || expanded);
   if (numel(shape) === 0) return out;
+  if (multi || isMulti(out)) {
+    launchOverPieces(expr, inputs, out, params);
+    return out;
+  }
   const ins = inputs.map((t) => ({ buffer: t.buffer, stream: broadcastStream(t, shape) }));
   dispatchElementwise('ew', expr, ins, { buffer: out.buffer, dtype: outDtype }, shape, params);
   return out;
+}
+
+/**
+ * An elementwise launch with operands in pieces: one launch per range of rows (axis 0) that lies in
+ * one buffer of the output and of every input running along axis 0. An input broadcast along axis
+ * 0 is read whole, so it cannot be in pieces (its buffer getter refuses it by the op's name).
+ */
+function launchOverPieces(expr: string, inputs: Tensor[], out: Tensor, params: P): void {
+  const shape = out.shape, rows = shape[0];
+  const along = inputs.map((t) => t.rank === shape.length && t.shape[0] === rows);
+  for (const [lo, hi] of rowPieceRanges([out, ...inputs.filter((_, i) => along[i])], rows)) {
+    const part = [hi - lo, ...shape.slice(1)];
+    const ins = inputs.map((t, i) => (along[i] ? rowsView(t, lo, hi) : t));
+    const o = rowsView(out, lo, hi);
+    try {
+      const streams = ins.map((t) => ({ buffer: t.buffer, stream: broadcastStream(t, part) }));
+      dispatchElementwise('ew', expr, streams, { buffer: o.buffer, dtype: out.dtype, stream: { strides: o.strides, offset: o.offset, dtype: o.dtype } }, part, params);
+    } finally {
+      ins.forEach((t, i) => t !== inputs[i] && t.dispose());
+      o.dispose();
+    }
+  }
 }
 
 // ---- unary ----------------------------------------------------------------------------------
@@ -143,7 +178,8 @@ export function affine(x: Tensor, s: number, b = 0): Tensor {
 
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.view(x.shape, x.strides, x.offset);
-  const y = launchElementwise('cast', dtype === 'i32' ? 'round(x0)' : 'x0', [x], dtype);
+  // A 16-bit weight cast to f32 doubles: beyond the buffer limit, the result lives in pieces (pieces.ts).
+  const y = launchElementwise('cast', dtype === 'i32' ? 'round(x0)' : 'x0', [x], dtype, [], undefined, true);
   return dtype === 'i32' ? y : withGrad('cast', y, [x], (g) => [x.dtype === 'i32' ? null : cast(g, x.dtype)]);
 }
 

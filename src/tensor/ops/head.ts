@@ -10,8 +10,8 @@ import { withGrad } from '../autograd.js';
 import { bindingLimit, offsetAlign } from '../binding.js';
 import { dispatch } from '../runtime.js';
 import { fmt } from '../shape.js';
-import { isGradEnabled, noGrad, Tensor } from '../tensor.js';
-import { refuseMultiGrad, rowRanges } from '../pieces.js';
+import { noGrad, Tensor } from '../tensor.js';
+import { isMulti, rowRanges } from '../pieces.js';
 import { contiguous, copyInto, zeros } from './copy.js';
 import { add, sub, where } from './elementwise.js';
 import { takeAlong } from './index-ops.js';
@@ -42,7 +42,6 @@ export function headLogProbs(h: Tensor, w: Tensor, targets: Tensor, opts: HeadOp
   if (targets.dtype !== 'i32' || targets.rank !== 1 || targets.shape[0] !== rows || !host || targets.offset !== 0) throw new Error(`headLogProbs: targets must be i32 [${rows}] made with Tensor.from (a host copy), got ${targets.dtype} ${fmt(targets.shape)}`);
   for (let i = 0; i < rows; i++) if (host[i] < 0 || host[i] >= V) throw new Error(`headLogProbs: target ${host[i]} at row ${i} is out of range for a vocabulary of ${V}`);
   const chunk = Math.max(1, Math.min(V, opts.chunk ?? Math.floor(chunkElems() / Math.max(1, rows))));
-  refuseMultiGrad('headLogProbs', w, isGradEnabled());
   // Chunks never cross the pieces of a weight beyond one buffer (pieces.ts), so each slice is one buffer.
   const ranges = rowRanges(w, chunk);
   const logitsOf = ([v0, v1]: [number, number]) => matmul(h, transpose(slice(w, 0, v0, v1)));
@@ -69,7 +68,8 @@ export function headLogProbs(h: Tensor, w: Tensor, targets: Tensor, opts: HeadOp
     for (const s of [h, w, targets, lse]) s.assertAlive('headLogProbs backward (saved tensor disposed)');
     const gd = contiguous(g);
     const dh = h.requiresGrad ? zeros(h.shape) : undefined;
-    const dw = w.requiresGrad ? zeros(w.shape) : undefined;
+    // A weight in pieces (pieces.ts) gets its gradient in pieces; each chunk's rows are copied into place.
+    const dw = w.requiresGrad ? zeros(w.shape, 'f32', isMulti(w)) : undefined;
     for (const range of ranges) {
       noGrad(() => {
         const v0 = range[0], l = logitsOf(range), n = l.shape[1];

@@ -10,11 +10,11 @@ import { rowChunks, rowSplit, type Binding } from '../binding.js';
 import { BYTES } from '../dtype.js';
 import { dispatch, grid } from '../runtime.js';
 import { axisOf, fmt, numel, sameShape } from '../shape.js';
-import { isGradEnabled, noGrad, Tensor } from '../tensor.js';
-import { isMulti, multiError, refuseMultiGrad, rowRanges } from '../pieces.js';
+import { noGrad, Tensor } from '../tensor.js';
+import { isMulti, multiError, rowPieceRanges, rowRanges } from '../pieces.js';
 import { zeros } from './copy.js';
 import { denseRows, rowsOf, wholeOf } from './softmax.js';
-import { permute, slice } from './view.js';
+import { concat, permute, slice } from './view.js';
 
 function checkIds(op: string, ids: Tensor, n: number, what: string): void {
   ids.assertAlive(op);
@@ -27,11 +27,22 @@ function checkIds(op: string, ids: Tensor, n: number, what: string): void {
 }
 
 /**
- * Deterministic scatter-add of g [rows, D] into [V, D] by a CSR built from host ids. A g beyond
- * one binding goes a chunk of its rows at a time, each chunk's sums added in chunk order.
+ * The vocabulary rows [v0, v1) of dw held by each of its buffers (one, or its pieces beyond the
+ * buffer limit: pieces.ts), each with that buffer and the element where row v0 starts in it.
  */
-function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
-  const dw = Tensor.empty(outShape, 'f32');
+function vocabParts(dw: Tensor, V: number, D: number): { v0: number; v1: number; buffer: GPUBuffer; at: number }[] {
+  const ps = dw.storage.pieces;
+  if (!ps) return [{ v0: 0, v1: V, buffer: dw.buffer, at: 0 }];
+  return ps.map((p) => ({ v0: p.first / Math.max(1, D), v1: p.end / Math.max(1, D), buffer: p.storage.buffer, at: 0 }));
+}
+
+/**
+ * Deterministic scatter-add of g [rows, D] into [V, D] by a CSR built from host ids. A g beyond
+ * one binding goes a chunk of its rows at a time, each chunk's sums added in chunk order. `pieces`:
+ * the gradient of a weight in pieces, made in pieces itself (each scattered into separately).
+ */
+function scatterCsr(host: Int32Array, g: Tensor, V: number, D: number, outShape: number[], pieces: boolean): Tensor {
+  const dw = Tensor.empty(outShape, 'f32', 'embedding backward', pieces);
   let first = true;
   for (const gc of rowSplit('embedding backward', host.length, [rowsOf(g, D)])) {
     scatterCsrChunk(host.subarray(gc.lo, gc.hi), gc.bindings[0], gc.offsets[0], dw, V, D, first);
@@ -48,22 +59,26 @@ function scatterCsrChunk(host: Int32Array, g: Binding, gOffset: number, dw: Tens
   const rowsOf = new Int32Array(host.length);
   host.forEach((v, r) => (rowsOf[fillAt[v]++] = r)); // ascending r within each vocab row
   const rp = Tensor.from(rowPtr), ro = Tensor.from(rowsOf.length ? rowsOf : new Int32Array(1));
-  for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
-    const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, V).set(3, gOffset).set(4, c.lo).set(5, c.lo * D - c.base).set(6, first ? 0 : 1);
-    dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g, c.binding], uniforms: u.u32, workgroups: rowChunkGrid(c.hi - c.lo, D, NARROW) });
+  for (const part of vocabParts(dw, V, D)) {
+    for (const c of rowChunks(part.buffer, 4, part.at, part.v1 - part.v0, D)) {
+      const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, D).set(2, V).set(3, gOffset).set(4, part.v0 + c.lo).set(5, part.at + c.lo * D - c.base).set(6, first ? 0 : 1);
+      dispatch({ ...scatterCsrKernel(), buffers: [rp.buffer, ro.buffer, g, c.binding], uniforms: u.u32, workgroups: rowChunkGrid(c.hi - c.lo, D, NARROW) });
+    }
   }
   rp.dispose();
   ro.dispose();
 }
 
-function scatterAtomic(ids: Tensor, g: Tensor, V: number, D: number, outShape: number[]): Tensor {
-  const dw = zeros(outShape);
+function scatterAtomic(ids: Tensor, g: Tensor, V: number, D: number, outShape: number[], pieces: boolean): Tensor {
+  const dw = zeros(outShape, 'f32', pieces);
   // g and the ids beyond one binding: a chunk of their rows at a time (the adds are atomic anyway).
   for (const gc of rowSplit('embedding backward', numel(ids.shape), [rowsOf(ids, 1), rowsOf(g, D)])) {
     const n = (gc.hi - gc.lo) * D;
-    for (const c of rowChunks(dw.buffer, 4, 0, V, D)) {
-      const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, gc.offsets[1]).set(4, gc.offsets[0]).set(5, c.lo).set(6, c.hi).set(7, c.lo * D - c.base);
-      dispatch({ ...scatterAtomicKernel(), buffers: [gc.bindings[0], gc.bindings[1], c.binding], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+    for (const part of vocabParts(dw, V, D)) {
+      for (const c of rowChunks(part.buffer, 4, part.at, part.v1 - part.v0, D)) {
+        const u = new Uniforms(8).set(0, n).set(1, D).set(2, V).set(3, gc.offsets[1]).set(4, gc.offsets[0]).set(5, part.v0 + c.lo).set(6, part.v0 + c.hi).set(7, part.at + c.lo * D - c.base);
+        dispatch({ ...scatterAtomicKernel(), buffers: [gc.bindings[0], gc.bindings[1], c.binding], uniforms: u.u32, workgroups: grid(Math.ceil(n / GATHER_WG)) });
+      }
     }
   }
   return dw;
@@ -85,7 +100,6 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const rows = numel(ids.shape);
   if (rows * D === 0) return out;
   if (V === 0) throw new Error(`embedding: weight ${fmt(weight.shape)} has no rows to index`);
-  refuseMultiGrad('embedding', weight, isGradEnabled());
   if (isMulti(weight) && !weight.isContiguous) throw multiError('embedding (a strided view of the weight)', weight);
   const id = denseRows('embedding', ids);
   // A weight beyond one buffer (pieces.ts) is gathered piece by piece (each an ordinary tensor of rows [v0, v1)).
@@ -107,10 +121,12 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   const y = withGrad('embedding', out, [weight], (g) => {
     const gd = denseRows('embedding backward', g, true);
     let dw: Tensor;
-    if (host) dw = scatterCsr(host, gd.t, V, D, [...weight.shape]);
+    // The gradient of a weight in pieces is made in pieces (each piece scattered into on its own).
+    const big = isMulti(weight);
+    if (host) dw = scatterCsr(host, gd.t, V, D, [...weight.shape], big);
     else {
       id.t.assertAlive('embedding backward (ids disposed)');
-      dw = scatterAtomic(id.t, gd.t, V, D, [...weight.shape]);
+      dw = scatterAtomic(id.t, gd.t, V, D, [...weight.shape], big);
     }
     if (gd.owned) gd.t.dispose();
     return [dw];
@@ -140,6 +156,15 @@ export function takeAlong(x: Tensor, idx: Tensor): Tensor {
   if (!sameShape(idx.shape, x.shape.slice(0, -1))) throw new Error(`takeAlong: indices ${fmt(idx.shape)} must match the leading dims of ${fmt(x.shape)}`);
   const V = x.shape[x.rank - 1];
   checkIds('takeAlong', idx, V, `last axis of ${fmt(x.shape)}`);
+  if (isMulti(x) && x.rank >= 2) {
+    // x in several buffers (pieces.ts): each one-buffer range of rows (axis 0) with its indices.
+    const parts = rowPieceRanges([x], x.shape[0]).map(([lo, hi]) => {
+      const rows = slice(x, 0, lo, hi);
+      if (isMulti(rows)) throw multiError('takeAlong (rows of a strided view across pieces)', rows);
+      return takeAlong(rows, slice(idx, 0, lo, hi));
+    });
+    return parts.length === 1 ? parts[0] : concat(parts, 0);
+  }
   const rows = numel(idx.shape);
   const out = Tensor.empty(idx.shape, 'f32');
   if (rows === 0) return out;

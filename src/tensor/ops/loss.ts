@@ -13,6 +13,8 @@ import { affine, div, maximum } from './elementwise.js';
 import { sum } from './reduce.js';
 import { denseRows, rowsOf, wholeOf } from './softmax.js';
 import { rowSplit } from '../binding.js';
+import { isMulti, multiError, rowPieceRanges } from '../pieces.js';
+import { concat, slice } from './view.js';
 
 export interface CrossEntropyOpts {
   /** Target value whose rows contribute 0 and are not counted by 'mean' (e.g. -100 or a pad id). */
@@ -50,6 +52,7 @@ function checkTargets(op: string, logits: Tensor, targets: Tensor, ignoreIndex: 
 /** Per-row sign * w * (lse - x[t]) with its gradient; also the row weights w (no gradient). */
 function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignoreIndex?: number, mask?: Tensor): { loss: Tensor; w: Tensor } {
   checkTargets(op, logits, targets, ignoreIndex, mask);
+  if (isMulti(logits) && logits.rank >= 2) return rowNllOverPieces(op, logits, targets, sign, ignoreIndex, mask);
   const V = logits.shape[logits.rank - 1];
   const rows = numel(targets.shape);
   const loss = Tensor.empty(targets.shape, 'f32');
@@ -90,6 +93,29 @@ function rowNll(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignor
     if (t.owned) t.t.dispose();
   }
   return { loss: out, w };
+}
+
+/**
+ * rowNll over logits in several buffers (pieces.ts): each one-buffer range of rows (axis 0) with
+ * its targets and mask rows, the per-row losses and weights concatenated (reductions follow as usual).
+ */
+function rowNllOverPieces(op: string, logits: Tensor, targets: Tensor, sign: 1 | -1, ignoreIndex?: number, mask?: Tensor): { loss: Tensor; w: Tensor } {
+  const losses: Tensor[] = [], ws: Tensor[] = [];
+  for (const [lo, hi] of rowPieceRanges([logits], logits.shape[0])) {
+    const part = slice(logits, 0, lo, hi);
+    if (isMulti(part)) throw multiError(`${op} (rows of a strided view across pieces)`, part);
+    const tg = slice(targets, 0, lo, hi), mk = mask && slice(mask, 0, lo, hi);
+    const r = rowNll(op, part, tg, sign, ignoreIndex, mk);
+    losses.push(r.loss);
+    ws.push(r.w);
+    // Without a graph nothing holds the slices (with one, the backward reads them).
+    if (!r.loss.requiresGrad) for (const t of [part, tg, mk]) t?.dispose();
+  }
+  if (losses.length === 1) return { loss: losses[0], w: ws[0] };
+  const loss = concat(losses, 0), w = concat(ws, 0);
+  // Each part's weights are read by its backward: kept while there is a graph.
+  for (const t of [...losses, ...ws]) if (!t.requiresGrad && !losses[0].requiresGrad) t.dispose();
+  return { loss, w };
 }
 
 /**

@@ -3,8 +3,8 @@
 import type { MatOperand } from '../../kernels/matmul/types.js';
 import { withGrad } from '../autograd.js';
 import { broadcastShapes, fmt, numel } from '../shape.js';
-import { isGradEnabled, Tensor } from '../tensor.js';
-import { isMulti, multiError, refuseMultiGrad, rowRanges } from '../pieces.js';
+import { Tensor } from '../tensor.js';
+import { isMulti, multiError, rowRanges } from '../pieces.js';
 import { contiguous } from './copy.js';
 import { add } from './elementwise.js';
 import { sumTo } from './reduce.js';
@@ -98,19 +98,18 @@ function isTransposedDense(t: Tensor): boolean {
 /**
  * a @ b where an operand lives in several buffers (pieces.ts): a dense [V, K] a (rows of the
  * output) or the transpose of a dense [V, K] b (linear's w^T: columns of the output, an LM head),
- * one product per piece, concatenated. Gradients into the piece tensor are refused by name.
+ * one product per piece, concatenated. The weight's gradient comes back as one dense part per
+ * piece (through slice), which autograd makes the pieces of its gradient without a copy.
  */
 function matmulPieces(a: Tensor, b: Tensor): Tensor {
   if (isMulti(b) && b.rank === 2 && isTransposedDense(b) && !isMulti(a)) {
     const w = transpose(b);
-    refuseMultiGrad('matmul', w, isGradEnabled());
     const parts = rowRanges(w, w.shape[0]).map(([v0, v1]) => matmul(a, transpose(slice(w, 0, v0, v1))));
     const y = parts.length === 1 ? parts[0] : concat(parts, -1);
     if (parts.length > 1) for (const p of parts) if (!p.requiresGrad) p.dispose();
     return y;
   }
   if (isMulti(a) && a.rank === 2 && a.isContiguous && !isMulti(b)) {
-    refuseMultiGrad('matmul', a, isGradEnabled());
     const parts = rowRanges(a, a.shape[0]).map(([v0, v1]) => matmul(slice(a, 0, v0, v1), b));
     const y = parts.length === 1 ? parts[0] : concat(parts, -2);
     if (parts.length > 1) for (const p of parts) if (!p.requiresGrad) p.dispose();

@@ -10,6 +10,8 @@ import { Tensor } from '../tensor.js';
 import { denseRows, rowsOf, wholeOf } from './softmax.js';
 import { add } from './elementwise.js';
 import { rowSplit, type Binding } from '../binding.js';
+import { isMulti } from '../pieces.js';
+import { overRowPieces } from './row-pieces.js';
 import type { DType } from '../dtype.js';
 
 // Row blocks for the dweight partial sums: enough workgroups to keep every core busy, few
@@ -31,6 +33,8 @@ function check(op: string, x: Tensor, w: Tensor, b?: Tensor): void {
 
 function norm(kind: NormKind, op: string, x: Tensor, w: Tensor, b: Tensor | undefined, eps: number): Tensor {
   check(op, x, w, b);
+  // An input in several buffers (pieces.ts): each one-buffer range of rows normalised on its own.
+  if (isMulti(x) && x.rank >= 2) return overRowPieces(op, x, (r) => norm(kind, op, r, w, b, eps));
   const D = x.shape[x.rank - 1];
   const rows = numel(x.shape) / D;
   const y = Tensor.empty(x.shape, 'f32');

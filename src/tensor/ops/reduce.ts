@@ -10,7 +10,8 @@ import { Tensor } from '../tensor.js';
 import { contiguous, copyInto } from './copy.js';
 import { add, affine, launchElementwise, mul, sub } from './elementwise.js';
 import { rowsOf } from './softmax.js';
-import { expand, permute, reshape, slice } from './view.js';
+import { concat, expand, permute, reshape, slice } from './view.js';
+import { isMulti, multiError, rowPieceRanges, rowsView } from '../pieces.js';
 
 export type Axes = number | number[] | undefined;
 
@@ -33,6 +34,7 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   const rows = numel(kept.map((i) => x.shape[i]));
   const n = numel(axes.map((i) => x.shape[i]));
   if (n === 0 && op !== 'sum') throw new Error(`${op}: reducing an empty axis of ${fmt(x.shape)}`);
+  if (isMulti(x) && rows * n > 0) return reduceOverPieces(op, x, axes);
   const out = Tensor.empty(outShape, 'f32');
   if (rows === 0) return out;
   const leading = axes.every((a, i) => a === i);
@@ -89,6 +91,29 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   if (src !== x) src.dispose();
   void ROW_WG;
   return out;
+}
+
+/**
+ * x in several buffers (pieces.ts): each range of rows (axis 0) inside one buffer is reduced on
+ * its own. Reduced along axis 0, the partials combine by the same op (sum, max, min and
+ * logsumexp all compose so); otherwise they are the output's rows.
+ */
+function reduceOverPieces(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
+  const parts = rowPieceRanges([x], x.shape[0]).map(([lo, hi]) => {
+    const v = rowsView(x, lo, hi);
+    try {
+      if (isMulti(v)) throw multiError(`${op} (rows of a strided view across pieces)`, v);
+      return reduceRaw(op, v, axes);
+    } finally {
+      v.dispose();
+    }
+  });
+  const all = parts.length === 1 ? parts[0] : concat(parts, 0);
+  if (all !== parts[0]) for (const p of parts) p.dispose();
+  if (!axes.includes(0) || all.shape[0] === 1) return all;
+  const r = reduceRaw(op, all, [0]);
+  all.dispose();
+  return r;
 }
 
 function finish(y: Tensor, x: Tensor, axes: number[], keepdims: boolean): Tensor {

@@ -1,4 +1,6 @@
 // softmax / logSoftmax over one axis (fused row kernels; other axes are moved last first).
+import { isMulti } from '../pieces.js';
+import { overRowPieces } from './row-pieces.js';
 import { rowLaunch, softmaxBackwardKernel, softmaxKernel } from '../../kernels/softmax.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { withGrad } from '../autograd.js';
@@ -37,6 +39,8 @@ function rowOp(op: 'softmax' | 'logSoftmax', x: Tensor, axis: number): Tensor {
   if (x.rank === 0) throw new Error(`${op}: needs at least one axis, got a scalar`);
   if (x.dtype === 'i32') throw new Error(`${op}: integer input ${fmt(x.shape)} (cast to f32 first)`);
   const a = axisOf(op, axis, x.rank);
+  // An input in several buffers (pieces.ts): each one-buffer range of rows on its own.
+  if (isMulti(x) && a > 0) return overRowPieces(op, x, (r) => rowOp(op, r, a));
   if (a !== x.rank - 1) {
     // Move the axis last, run the row kernel, move it back (autograd flows through the permutes).
     const perm = x.shape.map((_, i) => i).filter((i) => i !== a).concat(a);

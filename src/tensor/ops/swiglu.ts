@@ -9,12 +9,16 @@ import { fmt, numel } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { denseRows, rowsOf } from './softmax.js';
 import { rowSplit } from '../binding.js';
+import { isMulti } from '../pieces.js';
+import { overRowPieces } from './row-pieces.js';
 
 /** silu(y[..., :F]) * y[..., F:] for y [..., 2F]; returns [..., F]. Differentiable in y. */
 export function swiglu(y: Tensor): Tensor {
   y.assertAlive('swiglu');
   if (y.rank < 1 || y.shape[y.rank - 1] % 2 !== 0) throw new Error(`swiglu: last dim of ${fmt(y.shape)} must be even ([gate | up])`);
   if (y.dtype !== 'f32') throw new Error(`swiglu: input ${fmt(y.shape)} must be f32, got ${y.dtype}`);
+  // An input in several buffers (pieces.ts): each one-buffer range of rows on its own.
+  if (isMulti(y) && y.rank >= 2) return overRowPieces('swiglu', y, swiglu);
   const F = y.shape[y.rank - 1] / 2;
   const shape = [...y.shape.slice(0, -1), F];
   const n = numel(shape);

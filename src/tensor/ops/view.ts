@@ -100,7 +100,8 @@ export function concat(xs: Tensor[], axis = 0): Tensor {
   }
   const shape = [...xs[0].shape];
   shape[a] = xs.reduce((s, t) => s + t.shape[a], 0);
-  const out = Tensor.empty(shape, xs[0].dtype);
+  // Along axis 0, beyond the buffer limit, the result lives in pieces (pieces.ts): row ops over a tensor in pieces end so.
+  const out = Tensor.empty(shape, xs[0].dtype, 'concat', a === 0);
   let off = 0;
   const bounds: [number, number][] = [];
   for (const t of xs) {

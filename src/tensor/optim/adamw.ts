@@ -3,6 +3,7 @@
 import { adamwKernel, optGroups } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { flatChunks } from '../binding.js';
+import { flatPieceRanges } from '../pieces.js';
 import { dispatch, grid } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type OptimizerOpts, type ParamGroup } from './optimizer.js';
@@ -26,9 +27,10 @@ export class AdamW extends Optimizer {
 
   protected update(p: Tensor, g: Tensor, bufs: Record<string, Tensor>, step: number, lr: number, wd: number, scale: Tensor): void {
     const bc1 = 1 - this.beta1 ** step, bc2 = 1 - this.beta2 ** step;
-    // A parameter beyond one binding (a big embedding) is updated a range at a time.
-    const f32 = (t: Tensor) => ({ buffer: t.buffer, bytesPer: 4, offset: t.offset });
-    for (const c of flatChunks([f32(p), f32(g), f32(bufs.m), f32(bufs.v)], p.size)) {
+    // A parameter beyond one binding (a big embedding) is updated a range at a time; one in
+    // several buffers (pieces.ts), a piece at a time (its gradient and moments are in pieces too).
+    for (const r of flatPieceRanges('AdamW', [p, g, bufs.m, bufs.v]))
+    for (const c of flatChunks(r.parts.map((q) => ({ ...q, bytesPer: 4 })), r.hi - r.lo)) {
       if (c.offsets[2] !== c.offsets[3]) throw new Error('AdamW: moment buffers m and v must share a layout');
       const u = new Uniforms(12).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, c.offsets[1]).setF(3, this.beta1).setF(4, this.beta2).setF(5, this.eps);
       u.setF(6, 1 - lr * wd).setF(7, lr / bc1).setF(8, Math.sqrt(bc2)).set(9, c.offsets[2]);

@@ -5,6 +5,7 @@ import { nonFiniteKernel, OPT_WG } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { contiguous, zeros } from '../ops/copy.js';
 import { flatChunks } from '../binding.js';
+import { flatPieceRanges } from '../pieces.js';
 import { dispatch } from '../runtime.js';
 import { noGrad } from '../tensor.js';
 import type { Tensor } from '../tensor.js';
@@ -26,7 +27,9 @@ export async function nonFinite(named: [string, Tensor][]): Promise<string[]> {
     if (t0.dtype !== 'f32') throw new Error(`nonFinite: ${named[slot][0]} is ${t0.dtype}; only f32 tensors are checked`);
     const t = t0.isContiguous ? t0 : noGrad(() => contiguous(t0));
     if (t !== t0) copies.push(t);
-    for (const c of flatChunks([{ buffer: t.buffer, bytesPer: 4, offset: t.offset }], t.size)) {
+    // A tensor in several buffers (pieces.ts): each piece in turn, flagging the same slot.
+    for (const r of flatPieceRanges('nonFinite', [t]))
+    for (const c of flatChunks([{ ...r.parts[0], bytesPer: 4 }], r.hi - r.lo)) {
       const n = c.hi - c.lo, groups = Math.min(64, Math.max(1, Math.ceil(n / PER_GROUP)));
       const u = new Uniforms(4).set(0, n).set(1, c.offsets[0]).set(2, slot).set(3, groups);
       dispatch({ ...nonFiniteKernel(), buffers: [c.bindings[0], flags.buffer], uniforms: u.u32, workgroups: [groups], note: () => `${named[slot][0]} (${n} values from ${c.lo}, ${OPT_WG * groups} threads)` });

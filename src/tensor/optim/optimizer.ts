@@ -8,6 +8,7 @@ import { keep } from '../scope.js';
 import { fmt, sameShape } from '../shape.js';
 import { Tensor } from '../tensor.js';
 import { gradNormCoef } from './clip.js';
+import { isMulti } from '../pieces.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -119,7 +120,8 @@ export abstract class Optimizer {
   private slotOf(p: Tensor): Slot {
     let s = this.slots.get(p);
     if (!s) {
-      s = { step: 0, bufs: Object.fromEntries(this.slotNames.map((n) => [n, keep(zeros(p.shape))])) };
+      // A parameter in several buffers (pieces.ts) gets its moments in pieces.
+      s = { step: 0, bufs: Object.fromEntries(this.slotNames.map((n) => [n, keep(zeros(p.shape, 'f32', isMulti(p)))])) };
       this.slots.set(p, s);
     }
     return s;
@@ -174,8 +176,7 @@ export abstract class Optimizer {
     let pending = 0;
     const ps = this.params;
     for (let i = 0; i < ps.length; i++) {
-      this.restoreParam(ps[i], i, st.params[i]);
-      pending += 4 * ps[i].size * this.slotNames.length;
+      pending += this.restoreParam(ps[i], i, st.params[i]);
       if (pending >= syncBytes) {
         await sync();
         pending = 0;
@@ -198,9 +199,16 @@ export abstract class Optimizer {
     });
   }
 
-  private restoreParam(p: Tensor, i: number, s: ParamStateIn): void {
+  /**
+   * Upload one parameter's slots. A parameter never updated (step 0, all slots zero: state()
+   * writes zeros for it) gets no state tensors, as in the run that saved it: they are made as
+   * zeros at its first update. (An RL step whose rollouts all failed to parse never updates the
+   * AR; resuming used to upload its two moments, 2.4 GiB of zeros at 0.5B.) Returns the bytes uploaded.
+   */
+  private restoreParam(p: Tensor, i: number, s: ParamStateIn): number {
     const bufs: Record<string, Tensor> = {};
-    for (const n of this.slotNames) {
+    let untouched = s.step === 0; // so far: never updated, and every slot read is zero
+    for (const [k, n] of this.slotNames.entries()) {
       const v = s.slots[n];
       const data = typeof v === 'function' ? v() : v;
       if (data.length !== p.size) {
@@ -208,9 +216,17 @@ export abstract class Optimizer {
         this.disposeState();
         throw new Error(`${this.kind}.loadState: slot "${n}" of parameter ${i} has ${data.length} values, expected ${p.size}`);
       }
+      if (untouched && data.every((x) => x === 0)) continue;
+      if (untouched) {
+        // Step 0 with non-zero state (not what state() writes): kept as given, the zero slots before it made on the GPU.
+        untouched = false;
+        for (const z of this.slotNames.slice(0, k)) bufs[z] = keep(zeros(p.shape, 'f32', isMulti(p)));
+      }
       bufs[n] = keep(Tensor.from(data, p.shape));
     }
+    if (untouched) return 0;
     this.slots.set(p, { step: s.step, bufs });
+    return 4 * p.size * this.slotNames.length;
   }
 
   private disposeState(): void {

@@ -3,6 +3,7 @@
 import { optGroups, sgdKernel } from '../../kernels/optim.js';
 import { Uniforms } from '../../kernels/uniforms.js';
 import { flatChunks } from '../binding.js';
+import { flatPieceRanges } from '../pieces.js';
 import { dispatch, grid } from '../runtime.js';
 import type { Tensor } from '../tensor.js';
 import { Optimizer, type OptimizerOpts, type ParamGroup } from './optimizer.js';
@@ -25,8 +26,9 @@ export class SGD extends Optimizer {
 
   protected update(p: Tensor, g: Tensor, bufs: Record<string, Tensor>, _step: number, lr: number, wd: number, scale: Tensor): void {
     const mom = bufs.momentum;
-    const f32 = (t: Tensor) => ({ buffer: t.buffer, bytesPer: 4, offset: t.offset });
-    for (const c of flatChunks([f32(p), f32(g), ...(mom ? [f32(mom)] : [])], p.size)) {
+    // A parameter in several buffers (pieces.ts): a piece at a time.
+    for (const r of flatPieceRanges('SGD', [p, g, ...(mom ? [mom] : [])]))
+    for (const c of flatChunks(r.parts.map((q) => ({ ...q, bytesPer: 4 })), r.hi - r.lo)) {
       const u = new Uniforms(8).set(0, c.hi - c.lo).set(1, c.offsets[0]).set(2, c.offsets[1]).setF(3, lr).setF(4, this.momentum).setF(5, wd);
       u.set(6, this.nesterov ? 1 : 0).set(7, mom ? c.offsets[2] : 0);
       dispatch({
