@@ -17,6 +17,7 @@ export interface WorldDemoFlags {
   avSteps?: number;
   stories?: number;
   dev?: boolean;
+  factWeight?: number;
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -65,7 +66,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     seed: f.seed ?? cfg.seed,
     stories: f.stories ?? cfg.stories,
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
-    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps },
+    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),
