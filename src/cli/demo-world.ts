@@ -36,6 +36,7 @@ const EXPLAIN: [keyof WorldDemoResult, string][] = [
   ['fve_shuffled_other_story', 'control: each explanation against a row of another story'],
   ['no_false_claim_sft', 'share of explanations with no false claim on any fact, after the warm start'],
   ['no_false_claim_rl', 'the same after RL (does RL raise confabulation?)'],
+  ['fact_weight', 'AV warm start: weight of the summary tokens that state a fact (1 = plain mean over tokens)'],
   ['minutes', 'wall-clock minutes (world-M training included when it was trained)'],
 ];
 

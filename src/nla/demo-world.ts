@@ -112,6 +112,8 @@ export interface WorldDemoResult {
   ablations_rl: FaithfulnessReport['ablations'];
   /** Per field: the FVE lost by naming another value (confusion-cost.ts), on the store's training rows. */
   confusion_cost: FaithfulnessReport['confusion_cost'];
+  /** The AV warm start's weight on the summary tokens that state a fact (1 = plain mean). */
+  fact_weight: number;
   minutes: number;
 }
 
@@ -229,6 +231,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     ablations_sft: faith.sft.ablations,
     ablations_rl: faith.rl.ablations,
     confusion_cost: faith.rl.confusion_cost,
+    fact_weight: o.avSft.factWeight ?? 1,
     minutes: (performance.now() - t0) / 60000,
   };
 }
