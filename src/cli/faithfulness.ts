@@ -34,7 +34,8 @@ Per field, over the scored rows:
   probe          held-out accuracy of a linear probe on the activations themselves (trained on
                  the store's av/ar/rl rows, tested on these rows): the ceiling recall can reach
                  if the explanation reads only h
-and, over whole explanations, the share with no false claim. Then the content ablations: FVE
+and, over whole explanations, the share with no false claim; the false claims per field by
+true > said value (e.g. object cake>cat 7: which values the explainer mixes up). Then the content ablations: FVE
 with each explanation's sentences shuffled and with its quotations dropped, and per field, with
 the stated value swapped for another value of the field: FVE, and the share where a probe
 (trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
