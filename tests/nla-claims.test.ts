@@ -3,7 +3,7 @@
 // the text alone claims nothing (recall 0), and wrong or premature claims are confabulations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chanceClaims, extractClaims, scoreClaims, withoutQuotes } from '../src/nla/claims.js';
+import { chanceClaims, extractClaims, falseClaimPairs, scoreClaims, withoutQuotes } from '../src/nla/claims.js';
 import { describeCut, eventPhrase, FIELD_VALUES, FIELDS, type CutTruth, type Latents } from '../src/nla/corpus.js';
 import { generateWorldStories, sampleWorldLatents } from '../src/nla/world.js';
 import { randInt, rng } from '../src/util/rng.js';
@@ -82,4 +82,11 @@ test('false claims: a wrong value, two values, or a fact not yet read', () => {
   assert.ok(Number.isNaN(rep.fields.object!.recall));
   assert.equal(rep.noFalseClaim, 2 / 5); // row 1 and the unparseable row 5
   assert.throws(() => scoreClaims(['a'], []), /1 explanations for 0 truths/);
+});
+
+test('falseClaimPairs counts each false claim by truth > said; true claims and no claim are not counted', () => {
+  const ex = ['Tom with a cat.', 'Lily with a cat.', '"a cake". Lily with a cake.', 'Mia with a ball and a box.', 'Max.'];
+  const known = [{ name: 'Tom', object: 'cake' }, { name: 'Lily', object: 'cake' }, { name: 'Lily', object: 'cake' }, { name: 'Mia', object: 'box' }, {}];
+  assert.deepEqual(falseClaimPairs(ex.map((e) => extractClaims(e)), known), { object: { 'cake>cat': 2, 'box>ball+box': 1 }, name: { '?>Max': 1 } });
+  assert.throws(() => falseClaimPairs([{}], []), /1 rows of claims for 0 truths/);
 });

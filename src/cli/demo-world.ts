@@ -17,6 +17,7 @@ export interface WorldDemoFlags {
   avSteps?: number;
   stories?: number;
   dev?: boolean;
+  factWeight?: number;
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -35,6 +36,7 @@ const EXPLAIN: [keyof WorldDemoResult, string][] = [
   ['fve_shuffled_other_story', 'control: each explanation against a row of another story'],
   ['no_false_claim_sft', 'share of explanations with no false claim on any fact, after the warm start'],
   ['no_false_claim_rl', 'the same after RL (does RL raise confabulation?)'],
+  ['fact_weight', 'AV warm start: weight of the summary tokens that state a fact (1 = plain mean over tokens)'],
   ['minutes', 'wall-clock minutes (world-M training included when it was trained)'],
 ];
 
@@ -65,7 +67,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     seed: f.seed ?? cfg.seed,
     stories: f.stories ?? cfg.stories,
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
-    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps },
+    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),

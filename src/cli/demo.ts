@@ -72,9 +72,10 @@ export function registerDemo(program: Command): void {
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
+    .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean; factWeight?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -94,6 +95,7 @@ export function registerDemo(program: Command): void {
           out: given('out') ? o.out : 'runs/demo-world', worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
           layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
           rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
+          factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
         });
       }
       const D = DEMO_DEFAULTS;

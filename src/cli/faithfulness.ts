@@ -2,6 +2,8 @@
 // the activation provably holds (a linear probe's ceiling), on held-out rows of a known-answer
 // or world store (issue 11).
 import type { Command } from 'commander';
+import { falseClaimPairs } from '../nla/claims.js';
+import type { Field } from '../nla/corpus.js';
 import { faithfulnessReport, type FaithfulnessReport } from '../nla/faithfulness.js';
 import { loadNLA } from '../nla/nla.js';
 import { rowsOf } from '../nla/sft.js';
@@ -32,7 +34,8 @@ Per field, over the scored rows:
   probe          held-out accuracy of a linear probe on the activations themselves (trained on
                  the store's av/ar/rl rows, tested on these rows): the ceiling recall can reach
                  if the explanation reads only h
-and, over whole explanations, the share with no false claim. Then the content ablations: FVE
+and, over whole explanations, the share with no false claim; the false claims per field by
+true > said value (e.g. object cake>cat 7: which values the explainer mixes up). Then the content ablations: FVE
 with each explanation's sentences shuffled and with its quotations dropped, and per field, with
 the stated value swapped for another value of the field: FVE, and the share where a probe
 (trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
@@ -58,12 +61,15 @@ ${CHAIN_HELP}`,
     const bar = progressBar('explain', n);
     const r = await faithfulnessReport(nla, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
     bar.done();
-    const { ablations: ab, claims_per_row: _perRow, ...out } = r;
+    const { ablations: ab, claims_per_row: perRow, ...out } = r;
+    // Which values are mixed up (e.g. object cake said as cat): the rows' false claims by truth > said.
+    const false_claims = falseClaimPairs(perRow, meta.map((m) => (m.truth?.known ?? {}) as Partial<Record<Field, string>>));
     if (!o.bool('json')) {
       console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}`);
       printFaithfulness(r, (s) => console.log(s));
+      for (const [f, pairs] of Object.entries(false_claims)) console.log(`  false ${f} claims (true>said): ${Object.entries(pairs).sort((a, b) => b[1] - a[1]).map(([k, c]) => `${k} ${c}`).join(', ')}`);
     }
-    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, ablations: ab }));
+    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, false_claims, ablations: ab }));
     nla.dispose();
   });
 }

@@ -78,7 +78,7 @@ export async function prepareSft(c: Command, stage: 'sft-ar' | 'sft-av'): Promis
     idx.forEach((i, k) => outH.set(h.subarray(i * d, (i + 1) * d), k * d));
     return outH;
   };
-  const train: SftData = { h: pick(rows.h, use), texts: use.map((i) => rows.meta[i].summary!) };
+  const train: SftData = { h: pick(rows.h, use), texts: use.map((i) => rows.meta[i].summary!), known: use.map((i) => rows.meta[i].truth?.known) };
   // Watched while choosing settings, so from dev: test stays unseen until it is reported.
   const evalIdx = heldOutRows(rows.all.meta, 'dev').slice(0, o.int('evalRows', 0));
   const evalSet = { h: pick(rows.all.h, evalIdx), meta: evalIdx.map((i) => rows.all.meta[i]) };

@@ -7,6 +7,8 @@ import type { Llama } from '../nn/llama.js';
 import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { padRight, targetMask } from './batch.js';
+import type { Field } from './corpus.js';
+import { factSpans, factTokenWeights } from './fact-weights.js';
 import { avPrompt, continuationIds, parseExplanation, type AvPrompt, type PromptSpec } from './prompts.js';
 
 export interface Explained {
@@ -31,6 +33,14 @@ export interface AvStyle {
   parse(text: string): string | undefined;
   /** Ids the AV is trained to write for an explanation, ending with a stop id. */
   target(explanation: string): number[];
+}
+
+/**
+ * -sum(w * logp) / max(sum(w), 1): the mean NLL over the positions a 0/1 mask selects, or a
+ * weighted mean with fact weights (w = 0 off the targets). `w` carries no gradient.
+ */
+export function weightedNll(logp: Tensor, w: Tensor): Tensor {
+  return T.neg(T.div(T.sum(T.mul(logp, w)), T.maximum(T.sum(w), 1)));
 }
 
 export class Verbalizer {
@@ -127,10 +137,38 @@ export class Verbalizer {
     return { logp, mask };
   }
 
-  /** SFT loss: mean negative log-likelihood of the explanation tokens only. */
-  sftLoss(h: Float32Array, explanations: string[]): Tensor {
-    const { logp, mask } = this.completionLogProbs(h, explanations.map((e) => this.targetIds(e)));
-    return T.neg(T.div(T.sum(T.mul(logp, mask)), T.maximum(T.sum(mask), 1)));
+  /**
+   * SFT loss: mean negative log-likelihood of the explanation tokens only. With `weights` (one
+   * per target id, as targetWeights gives), a weighted mean: sum(w * nll) / sum(w), so all-ones
+   * weights give the plain mean exactly and the loss keeps its scale whatever W is.
+   */
+  sftLoss(h: Float32Array, explanations: string[], weights?: (readonly number[])[]): Tensor {
+    const targets = explanations.map((e) => this.targetIds(e));
+    if (!weights) {
+      const { logp, mask } = this.completionLogProbs(h, targets);
+      return weightedNll(logp, mask);
+    }
+    if (weights.length !== targets.length) throw new Error(`sftLoss: ${weights.length} weight rows for ${targets.length} explanations`);
+    const { logp, mask } = this.completionLogProbs(h, targets);
+    // logp[b, t] scores token t+1: target token k of row b sits at t = P - 1 + k.
+    const [B, Tm] = mask.shape, P = this.prompt.ids.length;
+    const wm = new Float32Array(B * Tm);
+    targets.forEach((ids, b) => {
+      if (weights[b].length !== ids.length) throw new Error(`sftLoss: row ${b} has ${weights[b].length} weights for ${ids.length} target tokens`);
+      ids.forEach((_, k) => (wm[b * Tm + P - 1 + k] = weights[b][k]));
+    });
+    return weightedNll(logp, T.Tensor.from(wm, [B, Tm]));
+  }
+
+  /**
+   * Per target id of an explanation: `w` on the tokens that state a known fact's value outside
+   * quotations (fact-weights.ts), 1 elsewhere. Only for nla's own prompt layout.
+   */
+  targetWeights(explanation: string, known: Partial<Record<Field, string>>, w: number): number[] {
+    if (this.style) throw new Error('fact weights: only for nla\'s own AV prompt layout, not a reference AV\'s');
+    const ids = this.targetIds(explanation);
+    const text = explanation + this.prompts.explanationEnd;
+    return factTokenWeights(this.tok, this.prompt.ids[this.prompt.ids.length - 1], ids, text, factSpans(explanation, known), w);
   }
 
   params(): Tensor[] {

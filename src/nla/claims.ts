@@ -121,3 +121,24 @@ export function chanceClaims(truths: readonly CutTruth[], fields: readonly Field
   }
   return out;
 }
+
+/**
+ * The false claims per field, counted by what was true and what was said ("cake>cat": 3; a claim
+ * about a fact not read yet is "?>cat"; two values named, "cake>cat+cake"): which values an
+ * explainer mixes up. `claims` per row as extractClaims gives them.
+ */
+export function falseClaimPairs(claims: readonly Record<string, string[]>[], known: readonly Partial<Record<Field, string>>[], fields: readonly Field[] = FIELDS): Record<string, Record<string, number>> {
+  if (claims.length !== known.length) throw new Error(`falseClaimPairs: ${claims.length} rows of claims for ${known.length} truths`);
+  const out: Record<string, Record<string, number>> = {};
+  claims.forEach((c, i) => {
+    for (const f of fields) {
+      const said = c[f] ?? [];
+      const truth = known[i]![f];
+      if (!said.length || (said.length === 1 && said[0] === truth)) continue;
+      const key = `${truth ?? '?'}>${said.join('+')}`;
+      const row = (out[f] ??= {});
+      row[key] = (row[key] ?? 0) + 1;
+    }
+  });
+  return out;
+}

@@ -34,7 +34,8 @@ export interface DemoOptions {
   cutsPerStory: number;
   minTokens: number;
   arSft: { steps: number; batchSize: number; lr: number };
-  avSft: { steps: number; batchSize: number; lr: number };
+  /** factWeight: sft.ts SftOptions.factWeight (world demo; needs rows with truths). */
+  avSft: { steps: number; batchSize: number; lr: number; factWeight?: number };
   rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
   /** Rows of the held-out stories that every reported number is measured on. */
   evalRows: number;
@@ -286,7 +287,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     };
   };
   await trainArSft(AR, { h: ar.h, texts: ar.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
-  await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
+  await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!), known: av.meta.map((m) => m.truth?.known) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
 
   const evalBoth = async (stage: string, temperature = 1): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
     const greedy = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 0, maxTokens: o.maxTokens });

@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { SeededRng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
+import type { Field } from './corpus.js';
 import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
 
@@ -30,11 +31,18 @@ export interface SftOptions extends TrainSchedule {
   onCheckpoint?: (step: number, file: string) => void;
   /** Called for a step whose update was skipped for a NaN or an infinity (onNonFinite 'skip'). */
   onSkip?: (step: number) => void;
+  /**
+   * AV only: weight W on the cross-entropy of the summary tokens that state a known fact's value
+   * (fact-weights.ts), the loss a weighted mean over target tokens; 1 or undefined = the plain mean.
+   */
+  factWeight?: number;
 }
 
 export interface SftData {
   h: Float32Array; // [n, d]
   texts: string[]; // the summary of each row
+  /** The facts read at each row's cut (known-answer and world stores): what factWeight finds in the summary. */
+  known?: (Partial<Record<Field, string>> | undefined)[];
 }
 
 async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor, controlOf?: (idx: number[]) => Tensor): Promise<number[]> {
@@ -100,7 +108,17 @@ export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Pro
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
   const texts = (idx: number[]) => idx.map((i) => data.texts[i]);
-  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx)));
+  const weights = avFactWeights(av, data, o.factWeight);
+  const w = weights ? (idx: number[]) => idx.map((i) => weights[i]) : () => undefined;
+  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx), w(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx), w(idx)));
+}
+
+/** Each row's target-token weights for factWeight W, or undefined for the plain mean (W 1 or unset). */
+export function avFactWeights(av: Verbalizer, data: SftData, factWeight: number | undefined): number[][] | undefined {
+  if (factWeight === undefined || factWeight === 1) return undefined;
+  if (!(factWeight > 0) || !Number.isFinite(factWeight)) throw new Error(`factWeight: ${factWeight} is not a positive number`);
+  if (!data.known) throw new Error('factWeight: the training rows carry no facts (a known-answer or world store is needed: rows with truth.known)');
+  return data.texts.map((t, i) => av.targetWeights(t, data.known![i] ?? {}, factWeight));
 }
 
 /** Each row's activation replaced by the next row's (a derangement of the batch, without randomness). */

@@ -1,0 +1,74 @@
+// Fact-token weights for the AV warm start (issue 11). On world-M some values of a field share
+// tok512's first piece (cake ` c a ke` / cat ` c at`): the activation separates them only in a
+// direction worth ~0.001 of FVE, so the AR's MSE and RL's reward cannot tell them apart and the
+// warm start's cross-entropy is the one signal that names the value. These weights let that
+// signal count more on the tokens that state a fact: each target token whose characters overlap a
+// known fact value named outside the summary's quotations (as claims.ts reads claims; quoted
+// words repeat the text and are not facts) gets weight W, every other token 1.
+import type { Tokenizer } from '../io/tokenizer.js';
+import { FIELDS, type Field, forms } from './corpus.js';
+import { QUOTE_MARK } from './quote-format.js';
+
+/** The explanation with every quotation ("...", and the closing `Text: ...` words) blanked to spaces: same length, so offsets hold. */
+export function blankQuotes(explanation: string): string {
+  const at = explanation.indexOf(QUOTE_MARK);
+  const head = at < 0 ? explanation : explanation.slice(0, at) + ' '.repeat(explanation.length - at);
+  return head.replace(/"[^"]*("|$)/g, (m) => ' '.repeat(m.length));
+}
+
+export interface FactSpan {
+  field: Field;
+  value: string;
+  /** Character offsets [start, end) of the word in the explanation. */
+  start: number;
+  end: number;
+}
+
+/**
+ * Where the explanation names each known fact's value (any of its forms, whole words, names with
+ * their capital as corpus.ts `mentions` matches them), outside quotations. Values of a field that
+ * are not the known one are not weighted: a training summary states true facts only.
+ */
+export function factSpans(explanation: string, known: Partial<Record<Field, string>>, fields: readonly Field[] = FIELDS): FactSpan[] {
+  const text = blankQuotes(explanation);
+  const out: FactSpan[] = [];
+  for (const field of fields) {
+    const value = known[field];
+    if (value === undefined) continue;
+    for (const w of forms(field, value)) {
+      const esc = w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const re = new RegExp(`(?<![a-zA-Z])${esc}(?![a-zA-Z])`, field === 'name' ? 'g' : 'gi');
+      for (const m of text.matchAll(re)) out.push({ field, value, start: m.index!, end: m.index! + w.length });
+    }
+  }
+  return out.sort((a, b) => a.start - b.start);
+}
+
+/**
+ * Per target id, W when the token's bytes overlap a fact span, else 1. `prevId` is the token before
+ * the target (the prompt's last), `text` what the target ids decode to (the explanation, then
+ * whatever closes it); the ids must decode to exactly that text, else the offsets would be wrong.
+ */
+export function factTokenWeights(tok: Tokenizer, prevId: number, ids: readonly number[], text: string, spans: readonly FactSpan[], w: number): number[] {
+  const enc = new TextEncoder();
+  const starts: number[] = [];
+  const chunks: Uint8Array[] = [];
+  let off = 0, prev = prevId;
+  for (const id of ids) {
+    const b = tok.tokenBytes(prev, id);
+    starts.push(off);
+    chunks.push(b);
+    off += b.length;
+    prev = id;
+  }
+  const all = new Uint8Array(off);
+  chunks.forEach((c, i) => all.set(c, starts[i]));
+  const decoded = new TextDecoder().decode(all);
+  if (!decoded.startsWith(text) && !text.startsWith(decoded)) throw new Error(`fact weights: the target ids decode to ${JSON.stringify(decoded.slice(0, 60))}, not the summary ${JSON.stringify(text.slice(0, 60))}`);
+  const byteAt = (c: number) => enc.encode(text.slice(0, c)).length;
+  const bspans = spans.map((s) => [byteAt(s.start), byteAt(s.end)] as const);
+  return ids.map((_, i) => {
+    const a = starts[i], b = a + chunks[i].length;
+    return bspans.some(([s, e]) => a < e && s < b) ? w : 1;
+  });
+}
