@@ -46,6 +46,9 @@ fn b2f(c: bool) -> f32 { return select(0.0, 1.0, c); }
 
 export interface EwKernel { key: string; source: () => string; }
 
+/** Element o of a bf16 array bound as packed u32 words (the high half of an f32). */
+export const bf16Read = (a: string, o: string) => `bitcast<f32>(select(${a}[(${o}) >> 1u] << 16u, ${a}[(${o}) >> 1u] & 0xffff0000u, ((${o}) & 1u) == 1u))`;
+
 /** The 'flat' variant: one element per invocation over the (collapsed) rank. */
 export function elementwiseKernel(expr: string, inputs: DType[], out: DType, rank: number, linear: boolean): EwKernel {
   const key = `ew|${expr}|${inputs.join(',')}|${out}|r${rank}|${linear ? 'lin' : 'str'}`;
@@ -54,7 +57,7 @@ export function elementwiseKernel(expr: string, inputs: DType[], out: DType, ran
     const f16 = inputs.includes('f16') || out === 'f16';
     let s = f16 ? 'enable f16;\n' : '';
     s += uniformBlock(L.words) + EW_HELPERS;
-    inputs.forEach((dt, k) => (s += storage(k + 1, `a${k}`, dt, false)));
+    inputs.forEach((dt, k) => (s += storage(k + 1, `a${k}`, dt === 'bf16' ? 'u32' : dt, false)));
     s += storage(inputs.length + 1, 'out', out, true);
     s += MAIN_1D(EW_WG);
     s += `  let n = u(0u);\n  if (gid >= n) { return; }\n  let p0 = uf(1u); let p1 = uf(2u); let p2 = uf(3u);\n`;
@@ -69,7 +72,7 @@ export function elementwiseKernel(expr: string, inputs: DType[], out: DType, ran
         s += ` }\n`;
       }
     }
-    inputs.forEach((_, k) => (s += `  let x${k} = f32(a${k}[o${k}]);\n`));
+    inputs.forEach((dt, k) => (s += `  let x${k} = ${dt === 'bf16' ? bf16Read(`a${k}`, `o${k}`) : `f32(a${k}[o${k}])`};\n`));
     const cast = out === 'f32' ? '' : out;
     s += `  out[gid] = ${cast}(${expr});\n}\n`;
     return s;
@@ -204,7 +207,8 @@ export function odoKernel(expr: string, inputs: DType[], out: DType, plan: EwPla
     s += uniformBlock(L.words) + EW_HELPERS;
     const args = inputs.map((_, k) => `x${k}: f32`).join(', ');
     s += `fn f(${args}${args ? ', ' : ''}p0: f32, p1: f32, p2: f32) -> f32 { return ${expr}; }\n`;
-    inputs.forEach((dt, k) => (s += storage(k + 1, `a${k}`, plan.modes[k] === 'v' ? `vec4<${dt}>` : dt, false)));
+    if (V === 4 && inputs.includes('bf16')) throw new Error('odoKernel: bf16 inputs are read one element at a time (plan with vec 1)');
+    inputs.forEach((dt, k) => (s += storage(k + 1, `a${k}`, dt === 'bf16' ? 'u32' : plan.modes[k] === 'v' ? `vec4<${dt}>` : dt, false)));
     s += storage(inputs.length + 1, 'out', V === 4 ? `vec4<${out}>` : out, true);
     s += MAIN_1D(EW_WG);
     s += `  let G = u(0u);\n  var gi = gid * ${per}u;\n  if (gi >= G) { return; }\n  let end = min(gi + ${per}u, G);\n`;
@@ -231,7 +235,7 @@ export function odoKernel(expr: string, inputs: DType[], out: DType, plan: EwPla
     if (V === 1) {
       if (identity) s += `    let y = a0[o0];\n`;
       else {
-        inputs.forEach((_, k) => (s += `    let x${k} = f32(a${k}[o${k}]);\n`));
+        inputs.forEach((dt, k) => (s += `    let x${k} = ${dt === 'bf16' ? bf16Read(`a${k}`, `o${k}`) : `f32(a${k}[o${k}])`};\n`));
         s += `    let y = ${out === 'f32' ? '' : out}(f(${inputs.map((_, k) => `x${k}, `).join('')}p0, p1, p2));\n`;
       }
     } else {

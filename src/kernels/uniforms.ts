@@ -42,7 +42,7 @@ fn uf(i: u32) -> f32 { return bitcast<f32>(P.v[i / 4u][i % 4u]); }
 
 /** Storage declaration for binding b. */
 export function storage(b: number, name: string, type: string, write: boolean): string {
-  if (type === 'bf16') throw new Error(`nla: this kernel (binding ${b}, "${name}") does not read bf16 tensors; only matmul, the embedding gather and cast take them (cast to f32 first)`);
+  if (type === 'bf16') throw new Error(`nla: this kernel (binding ${b}, "${name}") does not read bf16 tensors; only matmul, the embedding gather and the flat elementwise kernel (cast, and ops on dense outputs) take them: cast to f32 first`);
   return `@group(0) @binding(${b}) var<storage, ${write ? 'read_write' : 'read'}> ${name}: array<${type}>;\n`;
 }
 

@@ -39,7 +39,8 @@ export function dispatchElementwise(
   if ([...inputs, out].some((s) => boundBytes(s.buffer) > bindingLimit())) return dispatchInRanges(family, expr, inputs, out, shape, params);
   const variant = ewTuning.force ?? (gpu().info.isSoftware ? 'odo' : 'flat');
   const streams = inputs.map((i) => i.stream);
-  const plan = planElementwise(shape, streams, out.stream, ewTuning.vec);
+  // bf16 inputs (two to a packed word) are read one element at a time; a bf16 output is refused by storage().
+  const plan = planElementwise(shape, streams, out.stream, ewTuning.vec && !streams.some((st) => st.dtype === 'bf16'));
   const dts = streams.map((s) => s.dtype);
   const buffers = [...inputs.map((i) => i.buffer), out.buffer];
   if (variant === 'odo' || out.stream) {
@@ -180,7 +181,8 @@ export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x.view(x.shape, x.strides, x.offset);
   // A 16-bit weight cast to f32 doubles: beyond the buffer limit, the result lives in pieces (pieces.ts).
   const y = launchElementwise('cast', dtype === 'i32' ? 'round(x0)' : 'x0', [x], dtype, [], undefined, true);
-  return dtype === 'i32' ? y : withGrad('cast', y, [x], (g) => [x.dtype === 'i32' ? null : cast(g, x.dtype)]);
+  // bf16 tensors are weights read as they are: no gradient flows back into one.
+  return dtype === 'i32' ? y : withGrad('cast', y, [x], (g) => [x.dtype === 'i32' || x.dtype === 'bf16' ? null : cast(g, x.dtype)]);
 }
 
 // ---- binary ---------------------------------------------------------------------------------
