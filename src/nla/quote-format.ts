@@ -14,7 +14,9 @@
 // (quote-unit 'token': the last token read, when it starts inside a word). A layer-3 activation
 // of stories260K holds its current token (linear probe 0.90-0.96) far better than the one before
 // it (0.52-0.56), and the AV quoted a one-token word exactly in 93% of M's text but a word of
-// several tokens in 37% (dev): the fragment quotes what h holds, no more.
+// several tokens in 37% (dev): the fragment quotes what a linear probe reads of h. Not the
+// default: on dev its quotes were right more often (0.805 vs 0.615) but the AR, told only the
+// fragment, rebuilt h far worse (0.433 vs 0.764 on true summaries), so FVE fell (README).
 
 /** Opens the words read; everything after it, to the end of the explanation, is the quote. */
 export const QUOTE_MARK = 'Text: ...';
