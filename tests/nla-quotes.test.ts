@@ -117,8 +117,10 @@ test('quoteAccuracy: any suffix of the context starting at a word is exact; chan
       // Another last word that is not prefix-compatible is neither (unless the wrong quote happens
       // to be the text just before the cut word: "the" for "Lily the Lily" stops before it).
       const wrong = quote.slice(0, quote.length - last.length) + other;
-      const beforeCut = context.slice(0, context.length - last.length).trimEnd();
-      if (!other.startsWith(last) && !last.startsWith(other) && !beforeCut.endsWith(wrong)) {
+      // Compared as the scorer compares: whitespace runs as one space ("big big" ends "big\nbig").
+      const ws = (s: string) => s.replace(/\s+/g, ' ').trim();
+      const beforeCut = ws(context.slice(0, context.length - last.length));
+      if (!other.startsWith(last) && !last.startsWith(other) && !beforeCut.endsWith(ws(wrong))) {
         const r = quoteRow(`Text: ... ${wrong}`, context);
         assert.deepEqual([r.exact, r.ignoringCutWord], [false, false]);
       }
