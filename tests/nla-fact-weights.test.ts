@@ -34,12 +34,12 @@ test('blankQuotes keeps offsets: quotations and the closing words read become sp
 });
 
 test('factSpans: each known value outside quotations, whole words, its forms; other values and unread facts are not facts', () => {
-  const e = '"Lily had a cat". Lily in the park with cats, she shared it. Then "cake". Text: ... a cake';
+  const e = '"Lily had a cat". Lily in the park with cats, she shared it. Then "fish". Text: ... a fish';
   const spans = factSpans(e, { name: 'Lily', place: 'park', object: 'cat', event: 'shared' });
   assert.deepEqual(spans.map((s) => [s.field, e.slice(s.start, s.end)]), [['name', 'Lily'], ['place', 'park'], ['object', 'cats'], ['event', 'shared']]);
   assert.equal(spans[0].start, e.indexOf('Lily', 5)); // not the quoted "Lily"
   // A value of the field that is not the known one, and a fact not read, carry no weight.
-  assert.deepEqual(factSpans('Tom with a ball.', { name: 'Lily', object: 'box' }), []);
+  assert.deepEqual(factSpans('Tom with a ball.', { name: 'Lily', object: 'ring' }), []);
   // Names keep their capital ("max" is no name); "scat" is not "cat".
   assert.deepEqual(factSpans('max saw a scat.', { name: 'Max', object: 'cat' }), []);
 });

@@ -24,7 +24,7 @@ const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
 const HANDWRITTEN = [
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.',
   'Tom and his dog Spot went to the beach. "Look, Mom!" Tom said. "I found two shells and a box!" Mom smiled because the sun was warm.',
-  'Timmy had many balls and kites.\nHe liked the garden best.\n\nOne day Mia came to play, and they ate cake under the trees.',
+  'Timmy had many balls and kites.\nHe liked the garden best.\n\nOne day Mia came to play, and they ate fish under the trees.',
   'Sue\'s cat was scared of the rain. It hid in the house, behind a chair. "Don\'t be sad," said Ben. "The rain will stop soon."',
   'The little bird could not fly. Max wanted to help, so he made a tiny nest in a hat and kept it warm all night.',
 ];
@@ -123,8 +123,8 @@ test('describeTextCut: "Tim" of "Timmy" is no name, and facts of hand-written te
   const text = HANDWRITTEN[2]!;
   const { ids } = tokenizeWithOffsets(t, text);
   const last = describeTextCut(t, ids, ids.length - 1);
-  assert.deepEqual(last.facts, { names: ['Mia'], places: ['garden'], objects: ['ball', 'kite', 'cake'] });
-  assert.equal(renderFacts(last.facts), 'Mia, garden, ball, kite, cake');
+  assert.deepEqual(last.facts, { names: ['Mia'], places: ['garden'], objects: ['ball', 'kite', 'fish'] });
+  assert.equal(renderFacts(last.facts), 'Mia, garden, ball, kite, fish');
   assert.deepEqual(textFacts('Tom, Lily and Max saw Tim. tim and max are not names.').names, ['Tom', 'Lily', 'Max', 'Tim']);
   assert.equal(renderFacts({ names: ['Tom', 'Lily', 'Max'], places: [], objects: ['dog'] }), 'Tom, Lily and Max, dog');
   assert.equal(renderFacts({ names: [], places: [], objects: [] }), '');
@@ -196,7 +196,7 @@ test('describeTextCut: latent facts only where they exist; a shared pieces cache
 
   // Curly quotes and an accent are byte-fallback pieces in tok512: the context is the per-token
   // decoding (as extract.ts's offsets count it), and the quote is still its suffix.
-  const text = 'Lily said, \u201cI love caf\u00e9 cake!\u201d Tom\u2019s dog ran.';
+  const text = 'Lily said, \u201cI love caf\u00e9 fish!\u201d Tom\u2019s dog ran.';
   const enc = t.encode(text, { bos: true });
   const ps = decodePieces(t, enc);
   for (let i = 0; i < enc.length; i++) {
@@ -206,7 +206,7 @@ test('describeTextCut: latent facts only where they exist; a shared pieces cache
     assert.equal(parseQuote(cut.summary), cut.lastWords);
   }
   const last = describeTextCut(t, enc, enc.length - 1, { pieces: ps });
-  assert.deepEqual(last.facts, { names: ['Lily', 'Tom'], places: [], objects: ['cake', 'dog'] });
+  assert.deepEqual(last.facts, { names: ['Lily', 'Tom'], places: [], objects: ['fish', 'dog'] });
 });
 
 test('describeTextCut: factsWindow states only the facts of the last n word units read', { skip: SKIP_NO_MODEL }, () => {

@@ -10,7 +10,7 @@ import { renderSummary, tokenQuote } from './quote-format.js';
 export const FIELD_VALUES = {
   name: ['Lily', 'Tom', 'Ben', 'Mia', 'Max', 'Sue', 'Tim', 'Anna'],
   place: ['park', 'garden', 'forest', 'beach', 'house', 'school'],
-  object: ['ball', 'kite', 'dog', 'cat', 'box', 'toy', 'hat', 'cake'],
+  object: ['ball', 'kite', 'dog', 'cat', 'ring', 'toy', 'hat', 'fish'],
   colour: ['red', 'blue', 'green', 'yellow', 'pink', 'purple'],
   emotion: ['happy', 'sad', 'scared', 'excited'],
   event: ['found', 'lost', 'shared', 'broke'],
