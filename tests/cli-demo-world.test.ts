@@ -46,8 +46,10 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   const share = (x: number | null | undefined) => typeof x === 'number' && x >= 0 && x <= 1;
   for (const f of FIELDS) {
     const x = fields[f]!;
-    // Always defined: recall (over rows where the fact was read), chance, the probe ceiling.
-    for (const k of ['recall_sft', 'recall_rl', 'chance', 'chance_recall', 'probe']) assert.ok(share(x[k]), `${f}.${k} = ${x[k]}`);
+    // Always defined: recall (over rows where the fact was read), chance, the probe ceilings.
+    for (const k of ['recall_sft', 'recall_rl', 'chance', 'chance_recall', 'probe', 'probe_recall_p90']) assert.ok(share(x[k]), `${f}.${k} = ${x[k]}`);
+    // The probe held to precision 0.9 states a value on some rows or none: its precision is null only when it states none.
+    assert.ok(x.probe_precision_p90 === null ? x.probe_recall_p90 === 0 : share(x.probe_precision_p90), `${f}: probe_precision_p90 ${x.probe_precision_p90}`);
     // Precision and confabulation: undefined (null) only when nothing was stated; otherwise they sum to 1.
     for (const s of ['sft', 'rl']) {
       const p = x[`precision_${s}`], c = x[`confab_${s}`];

@@ -77,13 +77,15 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
   console.log('metric'.padEnd(28) + '  value  meaning');
   for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(28)}${v(r[k] as number)}  ${what}`);
   console.log('\nper fact (greedy explanations; a claim = a value named outside quotations)');
-  console.log('field     ' + ['P sft', 'P rl', 'R sft', 'R rl', 'conf sft', 'conf rl', 'chance', 'chanceR', 'probe', 'probe cue', 'Rcue sft', 'Rcue rl'].map((h) => h.padStart(10)).join('') + '  cue rows');
+  console.log('field     ' + ['P sft', 'P rl', 'R sft', 'R rl', 'conf sft', 'conf rl', 'chance', 'chanceR', 'probe', 'probe@P.9', 'probe cue', 'Rcue sft', 'Rcue rl'].map((h) => h.padStart(10)).join('') + '  cue rows');
   for (const [k, x] of Object.entries(r.fields)) {
-    console.log(k.padEnd(10) + [x.precision_sft, x.precision_rl, x.recall_sft, x.recall_rl, x.confab_sft, x.confab_rl, x.chance, x.chance_recall, x.probe, x.probe_cued, x.recall_cued_sft, x.recall_cued_rl].map((y) => v(y).padStart(10)).join('') + String(x.rows_cued).padStart(10));
+    console.log(k.padEnd(10) + [x.precision_sft, x.precision_rl, x.recall_sft, x.recall_rl, x.confab_sft, x.confab_rl, x.chance, x.chance_recall, x.probe, x.probe_recall_p90, x.probe_cued, x.recall_cued_sft, x.recall_cued_rl].map((y) => v(y).padStart(10)).join('') + String(x.rows_cued).padStart(10));
   }
   console.log(`Read: P = stated and true / stated (target >= 0.9 on name, place, object; chance = a random value);
-R = stated and true / rows where the fact was read (target: within 0.1 of probe, the held-out accuracy
-of a linear probe on h itself); conf = 1 - P (target: rl no higher than sft). At cue cuts h holds the
+R = stated and true / rows where the fact was read (target: within 0.1 of the probe ceiling; "probe" is
+the held-out accuracy of a linear probe on h itself, guesses included; "probe@P.9" the recall of that
+probe held to precision 0.9, as the explainer is: the like-for-like ceiling, its precision in the
+JSON); conf = 1 - P (target: rl no higher than sft). At cue cuts h holds the
 fact recalled next: "probe cue" is the probe on the rows where that field is cued (what world-M holds
 there, target >= 0.9), "Rcue" the explanations' recall on those rows.`);
   console.log('\nFVE lost by naming another value (class means of h at the rows stating the field; near 0 = the MSE and RL\'s reward cannot tell the pair apart):');

@@ -34,8 +34,11 @@ Per field, over the scored rows:
   probe          held-out accuracy of a linear probe on the activations themselves (trained on
                  the store's av/ar/rl rows, tested on these rows): the ceiling recall can reach
                  if the explanation reads only h
+  probe@P0.9     recall of that probe when it states a value only above a confidence chosen
+                 (on training rows) to be right 9 times in 10: the ceiling for an explainer held
+                 to the precision target (plain accuracy also counts the probe's lucky guesses)
 and, over whole explanations, the share with no false claim; the false claims per field by
-true > said value (e.g. object cake>cat 7: which values the explainer mixes up). Then the content ablations: FVE
+true > said value (e.g. object ball>cat 7: which values the explainer mixes up). Then the content ablations: FVE
 with each explanation's sentences shuffled and with its quotations dropped, and per field, with
 the stated value swapped for another value of the field: FVE, and the share where a probe
 (trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
@@ -79,9 +82,10 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
   const ab = r.ablations;
   const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
   print(`  FVE ${v(r.fve)} (${r.rows} rows)`);
-  print('  field      precision  recall  confab  | chance P  chance R  probe  | known stated');
+  print('  field      precision  recall  confab  | chance P  chance R  probe  probe@P0.9 (its P) | known stated');
   for (const [f, x] of Object.entries(r.fields)) {
-    print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
+    const p90 = `${v(x.probe_recall_p90 ?? NaN)} (${v(x.probe_precision_p90 ?? NaN)})`;
+    print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  ${p90.padStart(18)} | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
   }
   print(`  explanations with no false claim: ${v(r.no_false_claim)}; with any claim: ${v(r.any_claim)}`);
   const costs = Object.entries(r.confusion_cost);

@@ -81,6 +81,9 @@ export interface WorldField {
   chance_recall: number;
   /** Linear probe on h over every scored row where the fact has been read: the recall ceiling. */
   probe: number;
+  /** That probe held to precision 0.9 (probe-precision.ts): its recall, the ceiling for an explainer held to the same precision, and its precision. */
+  probe_recall_p90: number;
+  probe_precision_p90: number;
   /** Cue cuts: the probe on the rows where this field is recalled next (what world-M holds there), and recall on those rows. */
   probe_cued: number;
   recall_cued_sft: number;
@@ -205,7 +208,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     const s = faith.sft.fields[f]!, r = faith.rl.fields[f]!;
     fields[f] = {
       precision_sft: s.precision, precision_rl: r.precision, recall_sft: s.recall, recall_rl: r.recall, confab_sft: s.confab, confab_rl: r.confab,
-      chance: s.chance_precision, chance_recall: s.chance_recall, probe: s.probe,
+      chance: s.chance_precision, chance_recall: s.chance_recall, probe: s.probe, probe_recall_p90: s.probe_recall_p90 ?? NaN, probe_precision_p90: s.probe_precision_p90 ?? NaN,
       probe_cued: cuedProbe[f]?.acc ?? NaN, recall_cued_sft: cuedRecall(faith.sft, f), recall_cued_rl: cuedRecall(faith.rl, f), rows_cued: cuedProbe[f]?.n ?? 0,
     };
   }

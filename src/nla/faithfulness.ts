@@ -7,6 +7,7 @@ import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './cl
 import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
 import { trainProbe } from './probe.js';
+import { probeRecallAtPrecision } from './probe-precision.js';
 import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
 import { probeValues } from './probe-gpu.js';
@@ -23,6 +24,13 @@ export interface FieldFaithfulness {
   chance_recall: number;
   /** Held-out accuracy of a linear probe on h where the fact has been read: the recall ceiling. */
   probe: number;
+  /**
+   * The recall of a linear probe held to the precision target (0.9; probe-precision.ts): what an
+   * explainer that must be right 9 times in 10 could state. Set by faithfulnessReport.
+   */
+  probe_recall_p90?: number;
+  /** That probe's precision on the scored rows (its threshold was chosen on training rows). */
+  probe_precision_p90?: number;
   /** Rows where the fact has been read; rows where the explanation claims a value. */
   known: number;
   stated: number;
@@ -73,6 +81,12 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
   };
 }
 
+/** The issue's precision target: the probe ceiling for recall is the probe held to it. */
+export const PRECISION_TARGET = 0.9;
+
+/** Every CALIB_EVERY-th training story chooses that probe's confidence threshold; the others fit it. */
+const CALIB_EVERY = 4;
+
 /** Fewer stated rows than this per value of a field: its swap is read with the every-row probe only. */
 const MIN_STATED_ROWS_PER_VALUE = 4;
 
@@ -114,6 +128,12 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
     const stated = known.filter((k) => summaryStates(trainMeta[k]!, f));
     const useStated = stated.length >= MIN_STATED_ROWS_PER_VALUE * FIELD_VALUES[f].length;
     probes[f] = { known: fit(known), ...(useStated ? { stated: fit(stated) } : {}) };
+    const testKnown = meta.map((m, i) => (m.truth?.known[f] === undefined ? -1 : i)).filter((i) => i >= 0);
+    const calib = (k: number) => trainMeta[k]!.doc % CALIB_EVERY === CALIB_EVERY - 1;
+    if (testKnown.length && r.fields[f] && known.some(calib) && !known.every(calib)) {
+      const p90 = probeRecallAtPrecision(rowsOf(all.h, d, known.map((k) => trainIdx[k]!)), known.map((k) => y[k]!), known.map((k) => trainMeta[k]!.doc), rowsOf(h, d, testKnown), Array.from(fieldLabels(testKnown.map((i) => meta[i]!.truth as CutTruth), f)), FIELD_VALUES[f].length, PRECISION_TARGET, { calibEvery: CALIB_EVERY });
+      r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p90.recall, probe_precision_p90: p90.precision };
+    }
     const rows = useStated ? stated : known;
     const cost = confusionCost(rowsOf(all.h, d, rows.map((k) => trainIdx[k]!)), rows.map((k) => FIELD_VALUES[f][y[k]!]), d, nla.meta.variance);
     if (cost) costs[f] = cost;

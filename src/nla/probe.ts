@@ -103,6 +103,21 @@ export function predictProbe(p: Probe, x: Rows): Int32Array {
   return out;
 }
 
+/** Class probabilities per row (softmax of the probe's scores), row-major [rows, nClasses]. */
+export function probeProbabilities(p: Probe, x: Rows): Float64Array {
+  const n = x.length / p.d;
+  const out = new Float64Array(n * p.nClasses);
+  const s = new Float64Array(p.nClasses);
+  for (let i = 0; i < n; i++) {
+    logits(p, x, i, s);
+    const max = Math.max(...s);
+    let sum = 0;
+    for (let c = 0; c < p.nClasses; c++) sum += (s[c] = Math.exp(s[c]! - max));
+    for (let c = 0; c < p.nClasses; c++) out[i * p.nClasses + c] = s[c]! / sum;
+  }
+  return out;
+}
+
 /** Held-out accuracy of a probe trained on (trainX, trainY). */
 export function probeAccuracy(
   trainX: Rows,
