@@ -2,7 +2,7 @@
 // figure on how to read it, then one JSON line {"demo":"world",...} (issue 11).
 import * as path from 'node:path';
 import { findModelFile } from '../io/model-files.js';
-import { runWorldDemo, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
+import { runWorldDemo, SUMMARY_WORDS, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
 import { printFaithfulness } from './faithfulness.js';
 
 export interface WorldDemoFlags {
@@ -18,6 +18,7 @@ export interface WorldDemoFlags {
   stories?: number;
   dev?: boolean;
   factWeight?: number;
+  summary?: 'cued' | 'held';
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -68,12 +69,13 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     stories: f.stories ?? cfg.stories,
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
     avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
+    summary: f.summary ?? cfg.summary,
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),
   });
   const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ').padStart(7);
-  console.log(`\nworld-M ${r.world_model} (${r.world_trained ? 'trained now' : 'reused'}), layer ${r.layer}, ${r.at} cuts, summaries state ${r.summary === 'cued' ? 'the cued fact' : 'every fact read'}; ${r.eval_rows} rows of the ${r.eval_split} stories`);
+  console.log(`\nworld-M ${r.world_model} (${r.world_trained ? 'trained now' : 'reused'}), layer ${r.layer}, ${r.at} cuts, summaries state ${SUMMARY_WORDS[r.summary]}; ${r.eval_rows} rows of the ${r.eval_split} stories`);
   console.log('metric'.padEnd(28) + '  value  meaning');
   for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(28)}${v(r[k] as number)}  ${what}`);
   console.log('\nper fact (greedy explanations; a claim = a value named outside quotations)');

@@ -18,6 +18,9 @@ import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import { ActivationStore, type RowMeta } from './store.js';
 import { cueKey, worldItems, type WorldSummary } from './world-data.js';
+import { heldFacts, itemActivations, restateSummaries } from './world-held.js';
+import { loadModel } from '../nn/load.js';
+import type { Llama } from '../nn/llama.js';
 import { HELD_OUT_SEED_OFFSET, readWorldReport, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, worldOptionsOf, type WorldTrainOptions } from './world-model.js';
 import type { CutRule } from './world-probe.js';
 
@@ -91,6 +94,8 @@ export interface WorldField {
   rows_cued: number;
 }
 
+export const SUMMARY_WORDS: Record<WorldSummary, string> = { all: 'every fact read', cued: 'the cued fact only', held: 'the cued fact and the facts a confident probe reads' };
+
 export interface WorldDemoResult {
   demo: 'world';
   world_model: string;
@@ -102,6 +107,8 @@ export interface WorldDemoResult {
   layer: number;
   at: CutRule;
   summary: WorldSummary;
+  /** summary 'held': per field, the share of rows whose summary states it besides the cued fact. */
+  held_share?: Partial<Record<Field, number>>;
   eval_split: string;
   eval_rows: number;
   fve_sft: number;
@@ -159,7 +166,20 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
   const layer = o.layer ?? cfgLayers - 1;
   const cued = new Map<string, Field>();
   const items = worldItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, world: worldOptionsOf(wm.bin), at: o.at, summary: o.summary, cued });
-  log(`world stories: ${o.stories} (seed ${o.seed}), ${items.reduce((a, it) => a + it.positions.length, 0)} ${o.at} cuts, summaries state ${o.summary === 'cued' ? 'the cued fact only' : 'every fact read'}`);
+  log(`world stories: ${o.stories} (seed ${o.seed}), ${items.reduce((a, it) => a + it.positions.length, 0)} ${o.at} cuts, summaries state ${SUMMARY_WORDS[o.summary]}`);
+  let heldShare: Partial<Record<Field, number>> | undefined;
+  if (o.summary === 'held') {
+    if (o.at !== 'cue') throw new Error(`world demo: summary 'held' needs cue cuts (at 'cue'), not '${o.at}'`);
+    const M = (await loadModel(wm.bin)).model as Llama;
+    const h0 = await itemActivations(M, items, layer);
+    M.w.dispose();
+    const rows = items.flatMap((it) => it.meta.map((m) => ({ doc: m.doc, train: m.split !== 'eval', known: (m.truth?.known ?? {}) as Partial<Record<Field, string>> })));
+    const { held } = heldFacts(h0, hfConfig.hidden_size, rows);
+    const cuedOf = items.flatMap((it) => it.positions.map((p) => cued.get(cueKey(it.meta[0]!.doc, p))!));
+    restateSummaries(tok, items, { seed: o.seed, world: worldOptionsOf(wm.bin) }, (r) => new Set([...held[r]!, cuedOf[r]!]));
+    heldShare = Object.fromEntries(FIELDS.map((f) => [f, held.filter((s, r) => s.has(f) && cuedOf[r] !== f).length / held.length]));
+    log(`held summaries: besides the cued fact, the share of rows stating ${FIELDS.map((f) => `${f} ${heldShare![f]!.toFixed(3)}`).join(', ')} (a confident probe on h reads it)`);
+  }
 
   // Extract, warm starts, RL, FVE and baselines: the stories260K demo's chain on these rows.
   const demo: DemoResult = await runDemo({
@@ -222,6 +242,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     layer,
     at: o.at,
     summary: o.summary,
+    ...(heldShare ? { held_share: heldShare } : {}),
     eval_split: o.evalPart,
     eval_rows: meta.length,
     fve_sft: demo.fve_sft,

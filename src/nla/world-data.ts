@@ -14,9 +14,11 @@ import { cueCuts, type CutRule } from './world-probe.js';
  * What a cue cut's warm-start summary states: 'all' facts read so far (as the built-in corpus),
  * or 'cued': only the fact recalled next, the one world-M's last layer provably holds there
  * (README, issue 11: a probe reads it >= 0.94, the other facts ~0.4-0.56), so SFT does not teach
- * the AV to state facts h does not hold. Random cuts always state every fact read.
+ * the AV to state facts h does not hold; or 'held': the cued fact plus the others a confident
+ * probe on h reads (world-held.ts; written here as 'cued', restated after extraction). Random
+ * cuts always state every fact read.
  */
-export type WorldSummary = 'all' | 'cued';
+export type WorldSummary = 'all' | 'cued' | 'held';
 
 /** Key of a row (document, token index) in the `cued` map worldItems fills. */
 export const cueKey = (doc: number, pos: number) => `${doc}:${pos}`;
@@ -41,7 +43,7 @@ export function worldItems(tok: Tokenizer, opts: KnownAnswerOptions & { world?: 
       if (cued === undefined) continue;
       opts.cued?.set(cueKey(doc, c.tokenIndex), cued);
       // Only the recalled fact: the summary is rewritten as if the story had mentioned no other.
-      if (opts.summary === 'cued') c.summary = describeCut({ ...story, spans: story.spans.filter((sp) => sp.field === cued) }, c.endChar, { lastWordCount: opts.lastWordCount }).summary;
+      if (opts.summary === 'cued' || opts.summary === 'held') c.summary = describeCut({ ...story, spans: story.spans.filter((sp) => sp.field === cued) }, c.endChar, { lastWordCount: opts.lastWordCount }).summary;
     }
     items.push({
       ids: tok.encode(story.text, { bos: true }),

@@ -1,0 +1,79 @@
+// 'held' summaries of cue cuts (issue 11): the cued fact, plus every other fact read so far that
+// the activation itself provably holds at that row, so that the warm start teaches the AV to
+// state what h holds and only that. "Provably holds" = a linear probe on h names the true value
+// with a confidence above the threshold that makes the probe right 9 times in 10
+// (probe-precision.ts). Training rows are judged out of fold (the probe never saw the row's
+// story); held-out rows by a probe fitted on every training row. The cued fact is always stated:
+// world-M's layer holds it (probe at the cue 1.0), and the cut's next word names it.
+import type { Llama } from '../nn/llama.js';
+import type { Tokenizer } from '../io/tokenizer.js';
+import { FIELD_VALUES, FIELDS, describeCut, type Field } from './corpus.js';
+import type { ExtractItem } from './extract.js';
+import { tokenizeWithOffsets } from './extract.js';
+import { probeProbabilities, trainProbe } from './probe.js';
+import { thresholdForPrecision } from './probe-precision.js';
+import { rowsOf } from './sft.js';
+import { allLayerActivations, type WorldCutRow } from './world-probe.js';
+import { worldStory, type WorldOptions } from './world.js';
+
+export const HELD_FOLDS = 4;
+
+/** The residual at `layer` at every cut of `items`, rows in item order then position order. */
+export async function itemActivations(model: Llama, items: readonly ExtractItem[], layer: number): Promise<Float32Array> {
+  const rows = items.flatMap((it, story) => it.positions.map((p) => ({ story, cut: { tokenIndex: p } }) as unknown as WorldCutRow));
+  const layers = await allLayerActivations(model, items.map((it) => Array.from(it.ids)), rows);
+  return layers[layer]!;
+}
+
+/**
+ * Per row, the facts (other than the cued one) a confident linear probe on h reads rightly.
+ * `rows` gives each row's document, whether it is a training row, and its known facts.
+ */
+export function heldFacts(h: Float32Array, d: number, rows: readonly { doc: number; train: boolean; known: Partial<Record<Field, string>> }[], precision = 0.9): { held: Set<Field>[]; thresholds: Partial<Record<Field, number>> } {
+  const held = rows.map(() => new Set<Field>());
+  const thresholds: Partial<Record<Field, number>> = {};
+  for (const f of FIELDS) {
+    const values = FIELD_VALUES[f] as readonly string[];
+    const known = rows.map((r, i) => (r.known[f] === undefined ? -1 : i)).filter((i) => i >= 0);
+    const train = known.filter((i) => rows[i]!.train);
+    const test = known.filter((i) => !rows[i]!.train);
+    if (train.length < HELD_FOLDS * values.length) continue;
+    const label = (i: number) => values.indexOf(rows[i]!.known[f]!);
+    // Out-of-fold confidence and rightness of the top class.
+    const judge = (fit: number[], on: number[]) => {
+      const probe = trainProbe(rowsOf(h, d, fit), fit.map(label), values.length);
+      const p = probeProbabilities(probe, rowsOf(h, d, on));
+      return on.map((i, k) => {
+        let best = 0;
+        for (let c = 1; c < values.length; c++) if (p[k * values.length + c]! > p[k * values.length + best]!) best = c;
+        return { i, conf: p[k * values.length + best]!, right: best === label(i) };
+      });
+    };
+    const oof = Array.from({ length: HELD_FOLDS }, (_, k) => {
+      const on = train.filter((i) => rows[i]!.doc % HELD_FOLDS === k);
+      return on.length ? judge(train.filter((i) => rows[i]!.doc % HELD_FOLDS !== k), on) : [];
+    }).flat();
+    const t = thresholdForPrecision(oof.map((r) => r.conf), oof.map((r) => r.right), precision);
+    thresholds[f] = t;
+    for (const r of [...oof, ...(test.length ? judge(train, test) : [])]) if (r.right && r.conf >= t) held[r.i]!.add(f);
+  }
+  return { held, thresholds };
+}
+
+/**
+ * Rewrite each cue cut's summary to state `fields(row)` (row = running index over the items'
+ * cuts): the story's other first mentions are left out, as worldItems' 'cued' summaries do.
+ */
+export function restateSummaries(tok: Tokenizer, items: ExtractItem[], o: { seed: number; world?: WorldOptions; lastWordCount?: number }, fields: (row: number) => ReadonlySet<Field>): void {
+  let row = 0;
+  for (const it of items) {
+    const doc = it.meta[0]!.doc;
+    const story = worldStory(o.seed, doc, o.world);
+    const { offsets } = tokenizeWithOffsets(tok, story.text);
+    it.positions.forEach((p, k) => {
+      const keep = fields(row++);
+      const endChar = offsets[p + 1] ?? story.text.length;
+      it.meta[k]!.summary = describeCut({ ...story, spans: story.spans.filter((sp) => keep.has(sp.field)) }, endChar, { lastWordCount: o.lastWordCount }).summary;
+    });
+  }
+}
