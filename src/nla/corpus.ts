@@ -7,6 +7,10 @@
 import { type Rng, pick, randInt, rng as seeded } from '../util/rng.js';
 import { renderSummary, tokenQuote } from './quote-format.js';
 
+// Each object value starts with its own tok512 piece (after the space piece): values sharing one
+// (cake / cat, box / ball) differ in world-M's activations by ~0.001 of FVE, invisible to the
+// NLA's reconstruction loss (README, issue 11). Colours keep such a pair (pink / purple), which
+// shows the effect on every run.
 export const FIELD_VALUES = {
   name: ['Lily', 'Tom', 'Ben', 'Mia', 'Max', 'Sue', 'Tim', 'Anna'],
   place: ['park', 'garden', 'forest', 'beach', 'house', 'school'],

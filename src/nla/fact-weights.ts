@@ -1,5 +1,6 @@
 // Fact-token weights for the AV warm start (issue 11). On world-M some values of a field share
-// tok512's first piece (cake ` c a ke` / cat ` c at`): the activation separates them only in a
+// tok512's first piece (pink ` p in k` / purple ` p u r p le`; cake / cat before the object values
+// were changed so that each starts with its own piece): the activation separates them only in a
 // direction worth ~0.001 of FVE, so the AR's MSE and RL's reward cannot tell them apart and the
 // warm start's cross-entropy is the one signal that names the value. These weights let that
 // signal count more on the tokens that state a fact: each target token whose characters overlap a
