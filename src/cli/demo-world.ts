@@ -19,6 +19,7 @@ export interface WorldDemoFlags {
   dev?: boolean;
   factWeight?: number;
   summary?: 'cued' | 'held';
+  heldPrecision?: number;
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -70,6 +71,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
     avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
     summary: f.summary ?? cfg.summary,
+    heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),

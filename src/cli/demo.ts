@@ -73,10 +73,11 @@ export function registerDemo(program: Command): void {
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--world-summary <kind>', 'with --world: what a cue cut\'s warm-start summary states: cued (the fact recalled next) or held (that fact and every other fact read that a linear probe on h reads with precision 0.9, judged out of fold) (default: cued)')
+    .option('--held-precision <p>', 'with --world-summary held: the precision (0-1) at which the probe must read a fact for a summary to state it (default: 0.9)')
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean; factWeight?: string; worldSummary?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -85,6 +86,11 @@ export function registerDemo(program: Command): void {
       const positive = (flag: string, v: string) => {
         const x = Number(v);
         if (!Number.isFinite(x) || x <= 0) throw new Error(`nla demo: ${flag} needs a number > 0, got ${v}`);
+        return x;
+      };
+      const share = (flag: string, v: string) => {
+        const x = Number(v);
+        if (!(x > 0 && x < 1)) throw new Error(`nla demo: ${flag} needs a number between 0 and 1, got ${v}`);
         return x;
       };
       const oneOfSummary = (v: string) => {
@@ -102,6 +108,7 @@ export function registerDemo(program: Command): void {
           rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
           summary: o.worldSummary === undefined ? undefined : oneOfSummary(o.worldSummary),
+          heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
         });
       }
       const D = DEMO_DEFAULTS;

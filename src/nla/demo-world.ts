@@ -36,6 +36,8 @@ export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerSto
   layer?: number;
   at: CutRule;
   summary: WorldSummary;
+  /** summary 'held': the precision at which the gating probe (world-held.ts) must read a fact for the summary to state it. */
+  heldPrecision: number;
   /** World stories cut (split by story av/ar/rl/eval 35/35/15/15%), from a seed world-M never trained on. */
   stories: number;
   out: string;
@@ -50,6 +52,7 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   // place, event 1.0, object 0.94), so stating it is possible and stating others is confabulation.
   at: 'cue',
   summary: 'cued',
+  heldPrecision: 0.9,
   stories: 1500,
   cutsPerStory: 4,
   minTokens: 30,
@@ -110,6 +113,7 @@ export interface WorldDemoResult {
   summary: WorldSummary;
   /** summary 'held': per field, the share of rows whose summary states it besides the cued fact. */
   held_share?: Partial<Record<Field, number>>;
+  held_precision?: number;
   eval_split: string;
   eval_rows: number;
   fve_sft: number;
@@ -175,11 +179,11 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     const h0 = await itemActivations(M, items, layer);
     M.w.dispose();
     const rows = items.flatMap((it) => it.meta.map((m) => ({ doc: m.doc, train: m.split !== 'eval', known: (m.truth?.known ?? {}) as Partial<Record<Field, string>> })));
-    const { held } = heldFacts(h0, hfConfig.hidden_size, rows);
+    const { held } = heldFacts(h0, hfConfig.hidden_size, rows, o.heldPrecision);
     const cuedOf = items.flatMap((it) => it.positions.map((p) => cued.get(cueKey(it.meta[0]!.doc, p))!));
     restateSummaries(tok, items, { seed: o.seed, world: worldOptionsOf(wm.bin) }, (r) => new Set([...held[r]!, cuedOf[r]!]));
     heldShare = Object.fromEntries(FIELDS.map((f) => [f, held.filter((s, r) => s.has(f) && cuedOf[r] !== f).length / held.length]));
-    log(`held summaries: besides the cued fact, the share of rows stating ${FIELDS.map((f) => `${f} ${heldShare![f]!.toFixed(3)}`).join(', ')} (a confident probe on h reads it)`);
+    log(`held summaries: besides the cued fact, the share of rows stating ${FIELDS.map((f) => `${f} ${heldShare![f]!.toFixed(3)}`).join(', ')} (a probe on h reads it at precision ${o.heldPrecision})`);
   }
 
   // Extract, warm starts, RL, FVE and baselines: the stories260K demo's chain on these rows.
@@ -243,7 +247,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     layer,
     at: o.at,
     summary: o.summary,
-    ...(heldShare ? { held_share: heldShare } : {}),
+    ...(heldShare ? { held_share: heldShare, held_precision: o.heldPrecision } : {}),
     eval_split: o.evalPart,
     eval_rows: meta.length,
     fve_sft: demo.fve_sft,
