@@ -27,7 +27,12 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   for (const f of ['world-M.bin', 'tok512.bin', 'world.json', 'hf/config.json']) assert.ok(fs.existsSync(path.join(out, 'world-M-quick', f)), `world-M saved: ${f}`);
   for (const f of ['nla-sft/nla.json', 'nla/nla.json', 'metrics.jsonl']) assert.ok(fs.existsSync(path.join(out, f)), `${f} written`);
   assert.equal(res.at, 'cue');
-  assert.equal(res.summary, 'cued');
+  assert.equal(res.summary, 'held');
+  // Held summaries: per field, the share of rows stating it besides the cued fact, and the gate's precision.
+  const held = res.held_share as Record<string, number>;
+  assert.deepEqual(Object.keys(held), FIELDS);
+  for (const f of FIELDS) assert.ok(held[f]! >= 0 && held[f]! <= 1, `held_share.${f} = ${held[f]}`);
+  assert.equal(res.held_precision, 0.9);
   assert.equal(res.layer, 1, 'the last block of the 2-block quick world-M');
   assert.equal(res.eval_rows, 8);
   const n = res as Record<string, number>;

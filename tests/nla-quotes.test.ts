@@ -36,7 +36,7 @@ test('quoteAccuracy: constructed explanations, asserted values', () => {
     'Then "because". Text: ... ery happy bec', // 7 starts inside a word
     undefined, // 8 unparseable (never closed)
     'Lily and Tom in the park.', // 9 no quote
-    'Max and Ben. Then "Sue". Text: ... happy bec', // 10 invents Max and Ben; Sue only as the next word
+    'Jack and Ben. Then "Sue". Text: ... happy bec', // 10 invents Jack and Ben; Sue only as the next word
     'Lily. Text: ...  very\nhappy   bec ', // 11 whitespace differs
   ];
   const res = quoteAccuracy(explanations, explanations.map(() => CONTEXT));
@@ -64,8 +64,8 @@ test('quoteAccuracy: constructed explanations, asserted values', () => {
   assert.equal(rows[9]!.quoted, undefined);
   assert.equal(rows[9]!.unparseable, false);
   assert.deepEqual(rows[6]!.inventedNames, ['Mia']);
-  assert.deepEqual(rows[10]!.inventedNames, ['Max', 'Ben']);
-  assert.deepEqual(quoteRow(explanations[10], CONTEXT, { countNextWord: true }).inventedNames, ['Max', 'Ben', 'Sue']);
+  assert.deepEqual(rows[10]!.inventedNames, ['Jack', 'Ben']);
+  assert.deepEqual(quoteRow(explanations[10], CONTEXT, { countNextWord: true }).inventedNames, ['Jack', 'Ben', 'Sue']);
   for (const i of [0, 1, 2, 3, 4, 5, 7, 8, 9, 11]) assert.deepEqual(rows[i]!.inventedNames, [], `row ${i}`);
   assert.equal(res.n, 12);
   assert.equal(res.quoteExact, 4 / 12);

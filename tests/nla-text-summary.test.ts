@@ -19,14 +19,14 @@ const tok = () => (tokCache ??= loadTokenizer(modelFile('tok512.bin')));
 const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
 
 // TinyStories-like text written for this test (not from the generator): dialogue, newlines,
-// apostrophes, names outside the vocabulary, plurals, a capitalised "Max" and "Tim" inside
-// longer words ("Timmy", "maximum" is not used: "Max" must be capitalised to count).
+// apostrophes, names outside the vocabulary, plurals, a capitalised "Jack" and "Tim" inside
+// longer words ("Timmy"; "jack" must be capitalised to count).
 const HANDWRITTEN = [
   'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.',
   'Tom and his dog Spot went to the beach. "Look, Mom!" Tom said. "I found two shells and a box!" Mom smiled because the sun was warm.',
   'Timmy had many balls and kites.\nHe liked the garden best.\n\nOne day Mia came to play, and they ate fish under the trees.',
   'Sue\'s cat was scared of the rain. It hid in the house, behind a chair. "Don\'t be sad," said Ben. "The rain will stop soon."',
-  'The little bird could not fly. Max wanted to help, so he made a tiny nest in a hat and kept it warm all night.',
+  'The little bird could not fly. Jack wanted to help, so he made a tiny nest in a hat and kept it warm all night.',
 ];
 
 const texts = () => [...HANDWRITTEN, ...generateStories(3, 7).map((s) => s.text)];
@@ -125,8 +125,8 @@ test('describeTextCut: "Tim" of "Timmy" is no name, and facts of hand-written te
   const last = describeTextCut(t, ids, ids.length - 1);
   assert.deepEqual(last.facts, { names: ['Mia'], places: ['garden'], objects: ['ball', 'kite', 'fish'] });
   assert.equal(renderFacts(last.facts), 'Mia, garden, ball, kite, fish');
-  assert.deepEqual(textFacts('Tom, Lily and Max saw Tim. tim and max are not names.').names, ['Tom', 'Lily', 'Max', 'Tim']);
-  assert.equal(renderFacts({ names: ['Tom', 'Lily', 'Max'], places: [], objects: ['dog'] }), 'Tom, Lily and Max, dog');
+  assert.deepEqual(textFacts('Tom, Lily and Jack saw Tim. tim and jack are not names.').names, ['Tom', 'Lily', 'Jack', 'Tim']);
+  assert.equal(renderFacts({ names: ['Tom', 'Lily', 'Jack'], places: [], objects: ['dog'] }), 'Tom, Lily and Jack, dog');
   assert.equal(renderFacts({ names: [], places: [], objects: [] }), '');
 });
 

@@ -7,12 +7,13 @@
 import { type Rng, pick, randInt, rng as seeded } from '../util/rng.js';
 import { renderSummary, tokenQuote } from './quote-format.js';
 
-// Each object value starts with its own tok512 piece (after the space piece): values sharing one
-// (cake / cat, box / ball) differ in world-M's activations by ~0.001 of FVE, invisible to the
-// NLA's reconstruction loss (README, issue 11). Colours keep such a pair (pink / purple), which
-// shows the effect on every run.
+// Each object value and each name starts with its own tok512 piece (after the space piece):
+// values sharing one (cake / cat, box / ball, Mia / Max) differ in world-M's activations by
+// ~0.001-0.03 of FVE, invisible to the NLA's reconstruction loss (README, issue 11), so fish,
+// ring and Jack replaced cake, box and Max. Colours keep such a pair (pink / purple), which shows
+// the effect on every run.
 export const FIELD_VALUES = {
-  name: ['Lily', 'Tom', 'Ben', 'Mia', 'Max', 'Sue', 'Tim', 'Anna'],
+  name: ['Lily', 'Tom', 'Ben', 'Mia', 'Jack', 'Sue', 'Tim', 'Anna'],
   place: ['park', 'garden', 'forest', 'beach', 'house', 'school'],
   object: ['ball', 'kite', 'dog', 'cat', 'ring', 'toy', 'hat', 'fish'],
   colour: ['red', 'blue', 'green', 'yellow', 'pink', 'purple'],
