@@ -13,14 +13,14 @@ import { tokenizeWithOffsets } from './extract.js';
 import { probeProbabilities, trainProbe } from './probe.js';
 import { thresholdForPrecision } from './probe-precision.js';
 import { rowsOf } from './sft.js';
-import { allLayerActivations, type WorldCutRow } from './world-probe.js';
+import { allLayerActivations } from './world-probe.js';
 import { worldStory, type WorldOptions } from './world.js';
 
 export const HELD_FOLDS = 4;
 
 /** The residual at `layer` at every cut of `items`, rows in item order then position order. */
 export async function itemActivations(model: Llama, items: readonly ExtractItem[], layer: number): Promise<Float32Array> {
-  const rows = items.flatMap((it, story) => it.positions.map((p) => ({ story, cut: { tokenIndex: p } }) as unknown as WorldCutRow));
+  const rows = items.flatMap((it, story) => it.positions.map((p) => ({ story, cut: { tokenIndex: p } })));
   const layers = await allLayerActivations(model, items.map((it) => Array.from(it.ids)), rows);
   return layers[layer]!;
 }

@@ -58,7 +58,7 @@ export function cueCuts(tok: Tokenizer, story: WorldStory, minTokens: number, ra
 }
 
 /** The residual stream after every block at the rows' cut positions: layers[l] is [rows × d]. */
-export async function allLayerActivations(model: Llama, docs: number[][], rows: WorldCutRow[], onProgress?: (done: number, total: number) => void): Promise<Float32Array[]> {
+export async function allLayerActivations(model: Llama, docs: number[][], rows: readonly { story: number; cut: Pick<TokenCut, 'tokenIndex'> }[], onProgress?: (done: number, total: number) => void): Promise<Float32Array[]> {
   const L = model.cfg.nLayers, d = model.cfg.dim;
   const layers = Array.from({ length: L }, () => new Float32Array(rows.length * d));
   const byStory = new Map<number, number[]>();
