@@ -8,7 +8,7 @@
 // part (split by document, so a story's rows do not make the probe look surer than it is), and
 // both are then applied to the scored rows.
 import type { Rows } from './fve.js';
-import { probeProbabilities, trainProbe, type ProbeOptions } from './probe.js';
+import { probeProbabilities, trainProbe, type Probe, type ProbeOptions } from './probe.js';
 
 export interface RecallAtPrecision {
   /** Scored rows where the probe is confident and right / scored rows. */
@@ -19,6 +19,21 @@ export interface RecallAtPrecision {
   threshold: number;
   /** Scored rows. */
   n: number;
+}
+
+/** Per row, the probe's top-class probability and whether that class is the label. */
+export function topClass(probe: Probe, rows: Rows, labels: ArrayLike<number>): { conf: Float64Array; right: boolean[] } {
+  const k = probe.nClasses;
+  const p = probeProbabilities(probe, rows);
+  const conf = new Float64Array(labels.length);
+  const right: boolean[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (p[i * k + c]! > p[i * k + best]!) best = c;
+    conf[i] = p[i * k + best]!;
+    right.push(best === labels[i]);
+  }
+  return { conf, right };
 }
 
 /**
@@ -66,21 +81,9 @@ export function probeRecallAtPrecision(
     return out;
   };
   const probe = trainProbe(take(fitIdx), fitIdx.map((i) => y[i]!), nClasses, o);
-  const top = (rows: Rows, labels: ArrayLike<number>) => {
-    const p = probeProbabilities(probe, rows);
-    const conf = new Float64Array(labels.length);
-    const right: boolean[] = [];
-    for (let i = 0; i < labels.length; i++) {
-      let best = 0;
-      for (let c = 1; c < nClasses; c++) if (p[i * nClasses + c]! > p[i * nClasses + best]!) best = c;
-      conf[i] = p[i * nClasses + best]!;
-      right.push(best === labels[i]);
-    }
-    return { conf, right };
-  };
-  const cal = top(take(calIdx), calIdx.map((i) => y[i]!));
+  const cal = topClass(probe, take(calIdx), calIdx.map((i) => y[i]!));
   const threshold = thresholdForPrecision(cal.conf, cal.right, target);
-  const test = top(testX, testY);
+  const test = topClass(probe, testX, testY);
   let stated = 0;
   let hits = 0;
   for (let i = 0; i < testY.length; i++) {

@@ -10,8 +10,8 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELD_VALUES, FIELDS, describeCut, type Field } from './corpus.js';
 import type { ExtractItem } from './extract.js';
 import { tokenizeWithOffsets } from './extract.js';
-import { probeProbabilities, trainProbe } from './probe.js';
-import { thresholdForPrecision } from './probe-precision.js';
+import { trainProbe } from './probe.js';
+import { thresholdForPrecision, topClass } from './probe-precision.js';
 import { rowsOf } from './sft.js';
 import { allLayerActivations } from './world-probe.js';
 import { worldStory, type WorldOptions } from './world.js';
@@ -26,7 +26,8 @@ export async function itemActivations(model: Llama, items: readonly ExtractItem[
 }
 
 /**
- * Per row, the facts (other than the cued one) a confident linear probe on h reads rightly.
+ * Per row, the facts a confident linear probe on h reads rightly (the cued one included when it
+ * does; the caller adds the cued fact in any case).
  * `rows` gives each row's document, whether it is a training row, and its known facts.
  */
 export function heldFacts(h: Float32Array, d: number, rows: readonly { doc: number; train: boolean; known: Partial<Record<Field, string>> }[], precision = 0.9): { held: Set<Field>[]; thresholds: Partial<Record<Field, number>> } {
@@ -41,13 +42,8 @@ export function heldFacts(h: Float32Array, d: number, rows: readonly { doc: numb
     const label = (i: number) => values.indexOf(rows[i]!.known[f]!);
     // Out-of-fold confidence and rightness of the top class.
     const judge = (fit: number[], on: number[]) => {
-      const probe = trainProbe(rowsOf(h, d, fit), fit.map(label), values.length);
-      const p = probeProbabilities(probe, rowsOf(h, d, on));
-      return on.map((i, k) => {
-        let best = 0;
-        for (let c = 1; c < values.length; c++) if (p[k * values.length + c]! > p[k * values.length + best]!) best = c;
-        return { i, conf: p[k * values.length + best]!, right: best === label(i) };
-      });
+      const top = topClass(trainProbe(rowsOf(h, d, fit), fit.map(label), values.length), rowsOf(h, d, on), on.map(label));
+      return on.map((i, k) => ({ i, conf: top.conf[k]!, right: top.right[k]! }));
     };
     const oof = Array.from({ length: HELD_FOLDS }, (_, k) => {
       const on = train.filter((i) => rows[i]!.doc % HELD_FOLDS === k);
