@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type TokenRows, fveBigram, fveFloor, fveToken } from '../src/nla/baselines.js';
 import { meanRow, mseNormalized, normalizeRows } from '../src/nla/fve.js';
-import { probeAccuracy } from '../src/nla/probe.js';
-import { probeAccuracyGpu, probePredictGpu, probeValues } from '../src/nla/probe-gpu.js';
+import { probeAccuracy, probeProbabilities, trainProbe } from '../src/nla/probe.js';
+import { probeAccuracyGpu, probePredictGpu, probeValues, trainProbeGpu } from '../src/nla/probe-gpu.js';
 import { tokenProbes } from '../src/nla/model-text.js';
 import { initGpu } from '../src/tensor/index.js';
 import { type Rng, randInt, rng } from '../src/util/rng.js';
@@ -107,6 +107,22 @@ test('the GPU probe agrees with the CPU one on overlapping classes', async () =>
   const gpuAcc = await probeAccuracyGpu(trainX, trainY, testX, testY, 12);
   assert.ok(cpu > 0.2 && cpu < 0.97, `the task should be neither trivial nor hopeless: ${cpu}`);
   assert.ok(Math.abs(cpu - gpuAcc) < 0.05, `CPU ${cpu} vs GPU ${gpuAcc}`);
+});
+
+test('trainProbeGpu gives the CPU probe\'s class probabilities (thresholds on confidence depend on them)', async () => {
+  const { trainX, trainY, testX } = probeData(8, 2000, 16, 6, 0.5);
+  await initGpu();
+  const cpu = probeProbabilities(trainProbe(trainX, trainY, 6), testX);
+  const gpu = probeProbabilities(await trainProbeGpu(trainX, trainY, 6), testX);
+  let worst = 0, mean = 0;
+  for (let i = 0; i < cpu.length; i++) {
+    const e = Math.abs(cpu[i]! - gpu[i]!);
+    worst = Math.max(worst, e);
+    mean += e / cpu.length;
+  }
+  // Same model and optimiser; the GPU's L2 is AdamW's decoupled decay and it runs in float32.
+  assert.ok(mean < 0.01 && worst < 0.05, `mean |dp| ${mean}, worst ${worst}`);
+  await assert.rejects(trainProbeGpu(trainX, trainY, 3), /label \d+ at \d+ not in \[0, 3\)/);
 });
 
 test('a probe is near chance on random labels', async () => {

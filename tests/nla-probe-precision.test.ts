@@ -6,7 +6,8 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { probeRecallAtPrecision, thresholdForPrecision } from '../src/nla/probe-precision.js';
-import { probeAccuracy } from '../src/nla/probe.js';
+import { probeAccuracy, trainProbe } from '../src/nla/probe.js';
+import { initGpu } from '../src/tensor/index.js';
 import { rng } from '../src/util/rng.js';
 import { fcRuns } from '../src/testing/runs.js';
 
@@ -47,13 +48,15 @@ function rows(n: number, d: number, k: number, cleanShare: number, seed: number)
   return { x, y, clean };
 }
 
-test('probeRecallAtPrecision: about the clean share at precision 0.9, where plain accuracy counts the guesses', () => {
+for (const [how, fit] of [['engine', undefined], ['CPU', trainProbe]] as const)
+test(`probeRecallAtPrecision (${how} fit): about the clean share at precision 0.9, where plain accuracy counts the guesses`, async () => {
+  await initGpu();
   const [d, k] = [12, 8];
   const tr = rows(2400, d, k, 0.5, 1);
   const te = rows(1200, d, k, 0.5, 2);
   const cleanTest = te.clean.filter(Boolean).length / te.clean.length;
   const groups = tr.y.map((_, i) => Math.floor(i / 3)); // three rows per "document"
-  const r = probeRecallAtPrecision(tr.x, tr.y, groups, te.x, te.y, k, 0.9);
+  const r = await probeRecallAtPrecision(tr.x, tr.y, groups, te.x, te.y, k, 0.9, { fit });
   assert.equal(r.n, 1200);
   assert.ok(r.precision >= 0.85, `precision ${r.precision}`);
   assert.ok(Math.abs(r.recall - cleanTest) < 0.06, `recall ${r.recall} vs clean share ${cleanTest}`);
@@ -62,14 +65,15 @@ test('probeRecallAtPrecision: about the clean share at precision 0.9, where plai
   const acc = probeAccuracy(tr.x, tr.y, te.x, te.y, k);
   assert.ok(acc > r.recall + 0.03, `accuracy ${acc} vs recall at 0.9 ${r.recall}`);
   // Asked for precision 1 on noisy rows it states fewer; asked for 0 it states everything.
-  const loose = probeRecallAtPrecision(tr.x, tr.y, groups, te.x, te.y, k, 0);
+  const loose = await probeRecallAtPrecision(tr.x, tr.y, groups, te.x, te.y, k, 0, { fit });
   assert.ok(Math.abs(loose.recall - acc) < 0.03, `recall at precision 0 ${loose.recall} vs accuracy ${acc}`);
 });
 
-test('probeRecallAtPrecision: pure noise states nothing (recall 0), and names what is missing', () => {
+test('probeRecallAtPrecision: pure noise states nothing (recall 0), and names what is missing', async () => {
+  await initGpu();
   const tr = rows(800, 6, 4, 0, 3);
   const te = rows(200, 6, 4, 0, 4);
-  const r = probeRecallAtPrecision(tr.x, tr.y, tr.y.map((_, i) => i), te.x, te.y, 4, 0.9);
+  const r = await probeRecallAtPrecision(tr.x, tr.y, tr.y.map((_, i) => i), te.x, te.y, 4, 0.9);
   assert.ok(r.recall < 0.03, `recall ${r.recall}`);
-  assert.throws(() => probeRecallAtPrecision(tr.x, tr.y, tr.y.map(() => 0), te.x, te.y, 4, 0.9), /0 calibration rows/);
+  await assert.rejects(probeRecallAtPrecision(tr.x, tr.y, tr.y.map(() => 0), te.x, te.y, 4, 0.9), /0 calibration rows/);
 });

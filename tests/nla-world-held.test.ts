@@ -9,8 +9,12 @@ import { worldItems } from '../src/nla/world-data.js';
 import { loadTokenizer } from '../src/io/tokenizer.js';
 import { findModelFile } from '../src/io/model-files.js';
 import { rng } from '../src/util/rng.js';
+import { trainProbe } from '../src/nla/probe.js';
+import { initGpu } from '../src/tensor/index.js';
 
-test('heldFacts: the name is held on rows whose h carries it, not on noise rows nor on rows where it is unread', () => {
+for (const [how, fit] of [['engine', undefined], ['CPU', trainProbe]] as const)
+test(`heldFacts (${how} fits): the name is held on rows whose h carries it, not on noise rows nor on rows where it is unread`, async () => {
+  await initGpu();
   const d = 16;
   const names = FIELD_VALUES.name as readonly string[];
   const r = rng(7);
@@ -27,7 +31,7 @@ test('heldFacts: the name is held on rows whose h carries it, not on noise rows 
     rows.push({ doc: Math.floor(i / 4), train: i < 1200, known: unread ? {} : { name: names[v]! } });
     carries.push(clean && !unread);
   }
-  const { held, thresholds } = heldFacts(h, d, rows);
+  const { held, thresholds } = await heldFacts(h, d, rows, 0.9, fit);
   assert.ok(thresholds.name! > 1 / names.length && thresholds.name! <= 1, `threshold ${thresholds.name}`);
   const share = (keep: (i: number) => boolean) => {
     const idx = rows.map((_, i) => i).filter(keep);

@@ -12,7 +12,7 @@ import { Progress } from '../util/progress.js';
 import { FIELD_VALUES, FIELDS, type Field } from './corpus.js';
 import { heldOutRows } from './dataset.js';
 import { DEMO_DEFAULTS, runDemo, type DemoOptions, type DemoResult } from './demo.js';
-import { faithfulnessReport, type FaithfulnessReport } from './faithfulness.js';
+import { faithfulnessReport, storeProbes, type FaithfulnessReport, type StoreProbes } from './faithfulness.js';
 import { loadNLA } from './nla.js';
 import { probeValues } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
@@ -184,7 +184,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     const h0 = await itemActivations(M, items, layer);
     M.w.dispose();
     const rows = items.flatMap((it) => it.meta.map((m) => ({ doc: m.doc, train: m.split !== 'eval', known: (m.truth?.known ?? {}) as Partial<Record<Field, string>> })));
-    const { held } = heldFacts(h0, hfConfig.hidden_size, rows, o.heldPrecision);
+    const { held } = await heldFacts(h0, hfConfig.hidden_size, rows, o.heldPrecision);
     const cuedOf = items.flatMap((it) => it.positions.map((p) => cued.get(cueKey(it.meta[0]!.doc, p))!));
     restateSummaries(tok, items, { seed: o.seed, world: worldOptionsOf(wm.bin) }, (r) => new Set([...held[r]!, cuedOf[r]!]));
     heldShare = Object.fromEntries(FIELDS.map((f) => [f, held.filter((s, r) => s.has(f) && cuedOf[r] !== f).length / held.length]));
@@ -221,10 +221,12 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
   const idx = heldOutRows(all.meta, o.evalPart).slice(0, o.evalRows);
   const h = rowsOf(all.h, d, idx), meta = idx.map((i) => all.meta[i]!);
   const faith: Record<'sft' | 'rl', FaithfulnessReport> = {} as Record<'sft' | 'rl', FaithfulnessReport>;
+  let probes: StoreProbes | undefined;
   for (const [stage, dir] of [['sft', 'nla-sft'], ['rl', 'nla']] as const) {
     const nla = await loadNLA(path.join(o.out, dir));
+    probes ??= await storeProbes(all, h, meta, d, nla.meta.variance);
     const bar = new Progress(`faithfulness ${stage}`, meta.length);
-    faith[stage] = await faithfulnessReport(nla, all, h, meta, { onProgress: (x) => bar.update(x) });
+    faith[stage] = await faithfulnessReport(nla, all, h, meta, { onProgress: (x) => bar.update(x), probes });
     bar.done();
     nla.dispose();
   }

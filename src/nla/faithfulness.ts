@@ -6,11 +6,10 @@ import type { NLA } from './nla.js';
 import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
 import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
-import { trainProbe } from './probe.js';
-import { probeRecallAtPrecision } from './probe-precision.js';
+import { probeRecallAtPrecision, type RecallAtPrecision } from './probe-precision.js';
 import { rng } from '../util/rng.js';
 import { evaluate } from './evaluate.js';
-import { probeValues } from './probe-gpu.js';
+import { probeValues, trainProbeGpu } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import { confusionCost, type ConfusionCost } from './confusion-cost.js';
 import type { RowMeta } from './store.js';
@@ -105,40 +104,61 @@ export type FaithfulnessReport = Faithfulness & {
 };
 
 /**
- * The whole issue-11 measure of one NLA on rows (h, meta) of a store whose rows are `all`: probe
- * ceilings and swap probes trained on the store's training rows (every split but eval), claims
- * of the greedy explanations, and the content ablations on them. `nla faithfulness` and
- * `nla demo --world` both print this.
+ * What faithfulnessReport reads from the store alone, the same for every NLA scored on the same
+ * rows (a caller scoring the warm start and RL computes it once): probe ceilings, swap probes,
+ * the probe held to the precision target, and the FVE lost by naming another value.
  */
-export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta: RowMeta[] }, h: Float32Array, meta: RowMeta[], o: { batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<FaithfulnessReport> {
-  const d = nla.ar.d;
+export interface StoreProbes {
+  ceilings: Record<string, number>;
+  swap: Partial<Record<Field, SwapProbes>>;
+  p90: Partial<Record<Field, RecallAtPrecision>>;
+  costs: Record<string, ConfusionCost>;
+}
+
+/**
+ * Probes trained on the store's training rows (every split but eval) of `all`, scored on the
+ * rows (h, meta). Swap probes: classes in FIELD_VALUES order, one on the rows whose reference
+ * summary states the field, one on every row where the fact has been read.
+ */
+export async function storeProbes(all: { h: Float32Array; meta: RowMeta[] }, h: Float32Array, meta: RowMeta[], d: number, variance: number): Promise<StoreProbes> {
   const trainIdx = all.meta.map((m, i) => (m.split !== 'eval' && m.truth ? i : -1)).filter((i) => i >= 0);
   const trainMeta = trainIdx.map((i) => all.meta[i]!);
-  const probe = await probeCeilings(rowsOf(all.h, d, trainIdx), trainMeta, h, meta, d);
-  const r = await faithfulness(nla, h, meta, probe, o);
-  // Swap probes: CPU probes on real activations, classes in FIELD_VALUES order; one on the rows
-  // whose reference summary states the field, one on every row where the fact has been read.
-  const probes: Partial<Record<Field, SwapProbes>> = {};
+  const ceilings = await probeCeilings(rowsOf(all.h, d, trainIdx), trainMeta, h, meta, d);
+  const swap: Partial<Record<Field, SwapProbes>> = {};
+  const p90: Partial<Record<Field, RecallAtPrecision>> = {};
   const costs: Record<string, ConfusionCost> = {};
   for (const f of FIELDS) {
     const y = fieldLabels(trainMeta.map((m) => m.truth as CutTruth), f);
-    const fit = (keep: number[]) => trainProbe(rowsOf(all.h, d, keep.map((k) => trainIdx[k]!)), keep.map((k) => y[k]!), FIELD_VALUES[f].length);
+    const fit = (keep: number[]) => trainProbeGpu(rowsOf(all.h, d, keep.map((k) => trainIdx[k]!)), keep.map((k) => y[k]!), FIELD_VALUES[f].length);
     const known = Array.from(y, (v, k) => (v >= 0 ? k : -1)).filter((k) => k >= 0);
     if (!known.length) continue;
     const stated = known.filter((k) => summaryStates(trainMeta[k]!, f));
     const useStated = stated.length >= MIN_STATED_ROWS_PER_VALUE * FIELD_VALUES[f].length;
-    probes[f] = { known: fit(known), ...(useStated ? { stated: fit(stated) } : {}) };
+    swap[f] = { known: await fit(known), ...(useStated ? { stated: await fit(stated) } : {}) };
     const testKnown = meta.map((m, i) => (m.truth?.known[f] === undefined ? -1 : i)).filter((i) => i >= 0);
     const calib = (k: number) => trainMeta[k]!.doc % CALIB_EVERY === CALIB_EVERY - 1;
-    if (testKnown.length && r.fields[f] && known.some(calib) && !known.every(calib)) {
-      const p90 = probeRecallAtPrecision(rowsOf(all.h, d, known.map((k) => trainIdx[k]!)), known.map((k) => y[k]!), known.map((k) => trainMeta[k]!.doc), rowsOf(h, d, testKnown), Array.from(fieldLabels(testKnown.map((i) => meta[i]!.truth as CutTruth), f)), FIELD_VALUES[f].length, PRECISION_TARGET, { calibEvery: CALIB_EVERY });
-      r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p90.recall, probe_precision_p90: p90.precision };
+    if (testKnown.length && known.some(calib) && !known.every(calib)) {
+      p90[f] = await probeRecallAtPrecision(rowsOf(all.h, d, known.map((k) => trainIdx[k]!)), known.map((k) => y[k]!), known.map((k) => trainMeta[k]!.doc), rowsOf(h, d, testKnown), Array.from(fieldLabels(testKnown.map((i) => meta[i]!.truth as CutTruth), f)), FIELD_VALUES[f].length, PRECISION_TARGET, { calibEvery: CALIB_EVERY });
     }
     const rows = useStated ? stated : known;
-    const cost = confusionCost(rowsOf(all.h, d, rows.map((k) => trainIdx[k]!)), rows.map((k) => FIELD_VALUES[f][y[k]!]), d, nla.meta.variance);
+    const cost = confusionCost(rowsOf(all.h, d, rows.map((k) => trainIdx[k]!)), rows.map((k) => FIELD_VALUES[f][y[k]!]), d, variance);
     if (cost) costs[f] = cost;
   }
-  const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, probes, rng(1));
+  return { ceilings, swap, p90, costs };
+}
+
+/**
+ * The whole issue-11 measure of one NLA on rows (h, meta) of a store whose rows are `all`: the
+ * claims of the greedy explanations beside the store's probes (storeProbes; pass `probes` when
+ * already computed for these rows), and the content ablations on them. `nla faithfulness` and
+ * `nla demo --world` both print this.
+ */
+export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta: RowMeta[] }, h: Float32Array, meta: RowMeta[], o: { batchSize?: number; onProgress?: (done: number) => void; probes?: StoreProbes } = {}): Promise<FaithfulnessReport> {
+  const d = nla.ar.d;
+  const sp = o.probes ?? (await storeProbes(all, h, meta, d, nla.meta.variance));
+  const r = await faithfulness(nla, h, meta, sp.ceilings, o);
+  for (const [f, p] of Object.entries(sp.p90)) if (r.fields[f]) r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p.recall, probe_precision_p90: p.precision };
+  const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, sp.swap, rng(1));
   const { claims: _claims, examplesAll: _all, ...out } = r;
-  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), confusion_cost: costs };
+  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), confusion_cost: sp.costs };
 }

@@ -1,10 +1,10 @@
 // The same linear probe as probe.ts (multinomial logistic regression on standardised inputs,
 // full-batch Adam, 300 iterations), run on the engine. The float64 CPU version is the
-// reference and stays the one the tests pin down; this one exists because the demo probes six
-// fields on ~5,000 rows with up to a few hundred classes, which took the CPU two minutes.
+// reference and stays the one the tests pin down; this one exists because the demos fit dozens
+// of probes on ~5,000 rows (up to a few hundred classes): about half the CPU's time each.
 // Difference from the CPU version: the L2 penalty is AdamW's decoupled weight decay.
 import * as T from '../tensor/index.js';
-import type { ProbeOptions } from './probe.js';
+import { predictProbe, type Probe, type ProbeOptions } from './probe.js';
 import { rowsOf } from './sft.js';
 
 /** Held-out accuracy of a probe trained on (trainX, trainY); see probeAccuracy in probe.ts. */
@@ -32,37 +32,41 @@ export async function probePredictGpu(
   nClasses: number,
   opts: ProbeOptions = {},
 ): Promise<Int32Array> {
+  const p = await trainProbeGpu(trainX, trainY, nClasses, opts);
+  if (testX.length % p.d !== 0) throw new Error(`probePredictGpu: test x length ${testX.length} is not a multiple of the width ${p.d}`);
+  return predictProbe(p, testX instanceof Float32Array || testX instanceof Float64Array ? testX : Float64Array.from(testX));
+}
+
+/**
+ * trainProbe (probe.ts) on the engine: the same model, returned in the same form (weights on
+ * standardised inputs, float64 on the host), so its probabilities, predictions and thresholds
+ * are computed by the CPU code the tests pin down. Used where a run fits dozens of probes.
+ */
+export async function trainProbeGpu(x: ArrayLike<number>, y: ArrayLike<number>, nClasses: number, opts: ProbeOptions = {}): Promise<Probe> {
   const { iters = 300, lr = 0.05, l2 = 1e-3 } = opts;
-  const n = trainY.length, d = trainX.length / n;
-  if (!Number.isInteger(d) || testX.length % d !== 0) throw new Error(`probePredictGpu: x widths do not match the labels (${trainX.length}/${n}, test ${testX.length})`);
-  for (let i = 0; i < n; i++) if (!(trainY[i]! >= 0 && trainY[i]! < nClasses)) throw new Error(`probePredictGpu: label ${trainY[i]} at ${i} not in [0, ${nClasses})`);
-  const { mean, std } = standardiser(trainX, d);
+  const n = y.length, d = x.length / n;
+  if (!n) throw new Error('trainProbeGpu: no samples');
+  if (!Number.isInteger(d)) throw new Error(`trainProbeGpu: x length ${x.length} is not a multiple of ${n} labels`);
+  for (let i = 0; i < n; i++) if (!(Number.isInteger(y[i]) && y[i]! >= 0 && y[i]! < nClasses)) throw new Error(`trainProbeGpu: label ${y[i]} at ${i} not in [0, ${nClasses})`);
+  const { mean, std } = standardiser(x, d);
   const W = T.param(T.zeros([d, nClasses]), 'probe.w');
   const b = T.param(T.zeros([nClasses]), 'probe.b');
   const opt = new T.AdamW([{ params: [W], weightDecay: l2 / lr }, { params: [b], weightDecay: 0 }], { lr });
-  const x = T.keep(T.Tensor.from(standardise(trainX, d, mean, std), [n, d]));
-  const y = T.keep(T.Tensor.from(Int32Array.from(trainY), [n], 'i32'));
+  const xs = T.keep(T.Tensor.from(standardise(x, d, mean, std), [n, d]));
+  const ys = T.keep(T.Tensor.from(Int32Array.from(y), [n], 'i32'));
   try {
     for (let t = 0; t < iters; t++) {
-      T.tidy(() => T.crossEntropy(x.matmul(W).add(b), y).backward());
+      T.tidy(() => T.crossEntropy(xs.matmul(W).add(b), ys).backward());
       opt.step();
       opt.zeroGrad();
     }
-    const m = testX.length / d;
-    const pred = new Int32Array(m);
-    if (!m) return pred;
-    const scores = T.tidy(() => T.Tensor.from(standardise(testX, d, mean, std), [m, d]).matmul(W).add(b));
-    const s = (await scores.data()) as Float32Array;
-    scores.dispose();
-    for (let i = 0; i < m; i++) {
-      let best = 0;
-      for (let c = 1; c < nClasses; c++) if (s[i * nClasses + c]! > s[i * nClasses + best]!) best = c;
-      pred[i] = best;
-    }
-    return pred;
+    const wt = (await W.data()) as Float32Array; // [d, nClasses]
+    const w = new Float64Array(nClasses * d);
+    for (let j = 0; j < d; j++) for (let c = 0; c < nClasses; c++) w[c * d + j] = wt[j * nClasses + c]!;
+    return { d, nClasses, w, b: Float64Array.from((await b.data()) as Float32Array), mean, std };
   } finally {
     opt.dispose();
-    for (const t of [W, b, x, y]) t.dispose();
+    for (const t of [W, b, xs, ys]) t.dispose();
   }
 }
 

@@ -8,7 +8,8 @@
 // part (split by document, so a story's rows do not make the probe look surer than it is), and
 // both are then applied to the scored rows.
 import type { Rows } from './fve.js';
-import { probeProbabilities, trainProbe, type Probe, type ProbeOptions } from './probe.js';
+import { probeProbabilities, type Probe, type ProbeFit, type ProbeOptions } from './probe.js';
+import { trainProbeGpu } from './probe-gpu.js';
 
 export interface RecallAtPrecision {
   /** Scored rows where the probe is confident and right / scored rows. */
@@ -57,9 +58,10 @@ export function thresholdForPrecision(conf: ArrayLike<number>, right: ArrayLike<
 /**
  * Recall at a precision of a probe of labels `y` (class indices < nClasses) on rows `x` (width
  * d): fitted on the training rows whose group (a document) is not calibration, threshold chosen
- * on the others (every `calibEvery`-th group), scored on (testX, testY).
+ * on the others (every `calibEvery`-th group), scored on (testX, testY). `fit` trains the probe
+ * (default: on the engine; trainProbe is the CPU reference).
  */
-export function probeRecallAtPrecision(
+export async function probeRecallAtPrecision(
   x: Rows,
   y: ArrayLike<number>,
   groups: ArrayLike<number>,
@@ -67,8 +69,8 @@ export function probeRecallAtPrecision(
   testY: ArrayLike<number>,
   nClasses: number,
   target: number,
-  o: ProbeOptions & { calibEvery?: number } = {},
-): RecallAtPrecision {
+  o: ProbeOptions & { calibEvery?: number; fit?: ProbeFit } = {},
+): Promise<RecallAtPrecision> {
   const every = o.calibEvery ?? 4;
   const d = x.length / y.length;
   const fitIdx: number[] = [];
@@ -80,7 +82,7 @@ export function probeRecallAtPrecision(
     idx.forEach((i, k) => out.set(x.subarray(i * d, (i + 1) * d), k * d));
     return out;
   };
-  const probe = trainProbe(take(fitIdx), fitIdx.map((i) => y[i]!), nClasses, o);
+  const probe = await (o.fit ?? trainProbeGpu)(take(fitIdx), fitIdx.map((i) => y[i]!), nClasses, o);
   const cal = topClass(probe, take(calIdx), calIdx.map((i) => y[i]!));
   const threshold = thresholdForPrecision(cal.conf, cal.right, target);
   const test = topClass(probe, testX, testY);

@@ -6,6 +6,8 @@
 import type { Rows } from './fve.js';
 
 export interface ProbeOptions { iters?: number; lr?: number; l2?: number }
+/** A probe trainer: trainProbe here, or trainProbeGpu (probe-gpu.ts) where many are fitted. */
+export type ProbeFit = (x: Rows, y: ArrayLike<number>, nClasses: number, opts?: ProbeOptions) => Probe | Promise<Probe>;
 export interface Probe {
   d: number;
   nClasses: number;

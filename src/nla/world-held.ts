@@ -10,7 +10,8 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELD_VALUES, FIELDS, describeCut, type Field } from './corpus.js';
 import type { ExtractItem } from './extract.js';
 import { tokenizeWithOffsets } from './extract.js';
-import { trainProbe } from './probe.js';
+import type { ProbeFit } from './probe.js';
+import { trainProbeGpu } from './probe-gpu.js';
 import { thresholdForPrecision, topClass } from './probe-precision.js';
 import { rowsOf } from './sft.js';
 import { allLayerActivations } from './world-probe.js';
@@ -28,9 +29,10 @@ export async function itemActivations(model: Llama, items: readonly ExtractItem[
 /**
  * Per row, the facts a confident linear probe on h reads rightly (the cued one included when it
  * does; the caller adds the cued fact in any case).
- * `rows` gives each row's document, whether it is a training row, and its known facts.
+ * `rows` gives each row's document, whether it is a training row, and its known facts. `fit`
+ * trains each probe (default: on the engine; about 30 fits in the world demo).
  */
-export function heldFacts(h: Float32Array, d: number, rows: readonly { doc: number; train: boolean; known: Partial<Record<Field, string>> }[], precision = 0.9): { held: Set<Field>[]; thresholds: Partial<Record<Field, number>> } {
+export async function heldFacts(h: Float32Array, d: number, rows: readonly { doc: number; train: boolean; known: Partial<Record<Field, string>> }[], precision = 0.9, fit: ProbeFit = trainProbeGpu): Promise<{ held: Set<Field>[]; thresholds: Partial<Record<Field, number>> }> {
   const held = rows.map(() => new Set<Field>());
   const thresholds: Partial<Record<Field, number>> = {};
   for (const f of FIELDS) {
@@ -41,17 +43,18 @@ export function heldFacts(h: Float32Array, d: number, rows: readonly { doc: numb
     if (train.length < HELD_FOLDS * values.length) continue;
     const label = (i: number) => values.indexOf(rows[i]!.known[f]!);
     // Out-of-fold confidence and rightness of the top class.
-    const judge = (fit: number[], on: number[]) => {
-      const top = topClass(trainProbe(rowsOf(h, d, fit), fit.map(label), values.length), rowsOf(h, d, on), on.map(label));
+    const judge = async (fitRows: number[], on: number[]) => {
+      const top = topClass(await fit(rowsOf(h, d, fitRows), fitRows.map(label), values.length), rowsOf(h, d, on), on.map(label));
       return on.map((i, k) => ({ i, conf: top.conf[k]!, right: top.right[k]! }));
     };
-    const oof = Array.from({ length: HELD_FOLDS }, (_, k) => {
+    const oof: { i: number; conf: number; right: boolean }[] = [];
+    for (let k = 0; k < HELD_FOLDS; k++) {
       const on = train.filter((i) => rows[i]!.doc % HELD_FOLDS === k);
-      return on.length ? judge(train.filter((i) => rows[i]!.doc % HELD_FOLDS !== k), on) : [];
-    }).flat();
+      if (on.length) oof.push(...(await judge(train.filter((i) => rows[i]!.doc % HELD_FOLDS !== k), on)));
+    }
     const t = thresholdForPrecision(oof.map((r) => r.conf), oof.map((r) => r.right), precision);
     thresholds[f] = t;
-    for (const r of [...oof, ...(test.length ? judge(train, test) : [])]) if (r.right && r.conf >= t) held[r.i]!.add(f);
+    for (const r of [...oof, ...(test.length ? await judge(train, test) : [])]) if (r.right && r.conf >= t) held[r.i]!.add(f);
   }
   return { held, thresholds };
 }
