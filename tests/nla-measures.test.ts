@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import type { Reconstructor } from '../src/nla/ar.js';
-import { Verbalizer } from '../src/nla/av.js';
+import { Verbalizer, type Explained } from '../src/nla/av.js';
 import { fieldsChance, type CutTruth } from '../src/nla/corpus.js';
 import { heldOutRows } from '../src/nla/dataset.js';
 import { otherStoryRows, scoreFacts } from '../src/nla/evaluate.js';
@@ -43,6 +43,29 @@ test('a rollout cut off by the token cap is unparseable even with its tag closed
   assert.deepEqual(ok, [0], 'only the finished rollout reaches the AR (its training step uses these rows)');
   assert.deepEqual(seen, [['Lily in the park']]);
   model.w.dispose();
+});
+
+test('the name cost: a rollout naming a character its row\'s summary does not loses nameCost; rows without a summary are not charged', async () => {
+  const d = 2, G = 3;
+  const h = Float32Array.from([1, 0, 0, 1]); // two activations
+  const ar = { d, predictHost: async (texts: string[]) => Float32Array.from(texts.flatMap(() => [1, 0])) } as unknown as Reconstructor;
+  const ex = (explanation: string | undefined) => ({ explanation, tokens: [1, 2], text: explanation ?? '' }) as unknown as Explained;
+  const rollouts = [
+    ex('"day". Lily. Then "she". Text: ... day'), // Lily is in the summary: no cost
+    ex('"day". Tom. Then "she". Text: ... day'), // Tom is not: cost
+    ex(undefined), // unparseable: -2 and nothing else
+    ex('"ran". Tom. Text: ... ran'), // second row has no summary: never charged
+    ex('"ran". Then "Tom". Text: ... ran'),
+    ex('"ran". Text: ... ran'),
+  ];
+  const refs = ['"day". Lily and Ben. Then "Tom". Text: ... day', undefined]; // a name only in Then is not a supported claim
+  const base = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse' }, () => 0, refs);
+  const cost = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', nameCost: 0.5 }, () => 0, refs);
+  assert.deepEqual(cost.unsupported, [false, true, undefined, undefined, undefined, undefined]);
+  assert.deepEqual(cost.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.5, 0, 0, 0, 0]);
+  assert.equal(base.rewards[2], UNPARSEABLE_REWARD);
+  // Not charged without references, whatever the cost.
+  assert.deepEqual((await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', nameCost: 0.5 }, () => 0)).rewards, base.rewards);
 });
 
 const row = (doc: number, split: string) => ({ doc, split });

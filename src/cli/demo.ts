@@ -70,6 +70,7 @@ export function registerDemo(program: Command): void {
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
+    .option('--name-cost <x>', 'RL: subtracted from the reward of a rollout naming a character its row\'s true summary does not (0: off)', String(DEMO_DEFAULTS.rl.nameCost ?? 0))
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--world-summary <kind>', 'with --world: what a cue cut\'s warm-start summary states: cued (the fact recalled next) or held (that fact and every other fact read that a linear probe on h reads at --held-precision, judged out of fold) (default: held)')
@@ -77,7 +78,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; nameCost: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -86,6 +87,11 @@ export function registerDemo(program: Command): void {
       const positive = (flag: string, v: string) => {
         const x = Number(v);
         if (!Number.isFinite(x) || x <= 0) throw new Error(`nla demo: ${flag} needs a number > 0, got ${v}`);
+        return x;
+      };
+      const nonNegative = (flag: string, v: string) => {
+        const x = Number(v);
+        if (!Number.isFinite(x) || x < 0) throw new Error(`nla demo: ${flag} needs a number >= 0, got ${v}`);
         return x;
       };
       const share = (flag: string, v: string) => {
@@ -118,7 +124,7 @@ export function registerDemo(program: Command): void {
         arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1) },
         avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
-        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1) },
+        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), nameCost: nonNegative('--name-cost', o.nameCost) },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
         summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,

@@ -34,6 +34,7 @@ export function registerRl(program: Command): void {
     .option('--iterations <n>', 'GRPO updates of the AV per batch of rollouts (mu; the clip binds from the second)', '1')
     .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
+    .option('--name-cost <x>', 'subtracted from the reward of a rollout naming a character (one of the generator\'s names) that its row\'s true summary does not name; rows without a summary are not charged (0 = off)', '0')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
     .option('--logit-scale-lr <x>', 'learn a scalar inverse temperature on the AV logits at this rate (0 = off); folded into the final norm gain when RL ends', '1e-2')
@@ -107,7 +108,7 @@ ${CHAIN_HELP}`,
     console.error(`nla: rl on ${rows.meta.length} activations of ${store.dir} (split ${o.str('split')}), ${steps} steps x ${o.str('activationsPerStep')} activations x ${o.str('groupSize')} samples${resume ? `; resuming at step ${start}` : ''}`);
     const bar = progressBar('rl', Math.max(0, steps - start));
     const curves: RlMetrics[] = [];
-    await trainRl(nla.av, ref, nla.ar, { h: rows.h }, {
+    await trainRl(nla.av, ref, nla.ar, { h: rows.h, summaries: rows.meta.map((m) => m.summary) }, {
       steps,
       activationsPerStep: o.int('activationsPerStep', 1),
       groupSize: o.int('groupSize', 2),
@@ -119,6 +120,7 @@ ${CHAIN_HELP}`,
       advantageScale: o.oneOf('advantageScale', ['std', 'none'] as const),
       reward,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
+      nameCost: o.num('nameCost', { min: 0 }),
       av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }), onNonFinite },
       ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined, onNonFinite },
       freezeAr: o.bool('freezeAr'),
@@ -130,7 +132,7 @@ ${CHAIN_HELP}`,
       onLog: (m) => {
         curves.push(m);
         metrics.write('rl', m);
-        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}`);
+        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}${Number.isNaN(m.unsupportedNames) ? '' : ` names ${m.unsupportedNames.toFixed(2)}`}`);
       },
     });
     bar.done();

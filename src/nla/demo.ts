@@ -36,7 +36,7 @@ export interface DemoOptions {
   arSft: { steps: number; batchSize: number; lr: number };
   /** factWeight: sft.ts SftOptions.factWeight (world demo; needs rows with truths). */
   avSft: { steps: number; batchSize: number; lr: number; factWeight?: number };
-  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty'> & { lrAv: number; lrAr: number };
+  rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty' | 'nameCost'> & { lrAv: number; lrAr: number };
   /** Rows of the held-out stories that every reported number is measured on. */
   evalRows: number;
   /**
@@ -345,7 +345,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   async function runRl() {
     const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
     const rlBar = new Progress('rl', o.rl.steps);
-    const curves = await trainRl(AV, ref, AR, { h: rl.h }, {
+    const curves = await trainRl(AV, ref, AR, { h: rl.h, summaries: rl.meta.map((m) => m.summary) }, {
       ...o.rl,
       av: { lr: o.rl.lrAv, warmup: 5, clip: 1 },
       ar: { lr: o.rl.lrAr, warmup: 5, clip: 1 },

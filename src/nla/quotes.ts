@@ -122,6 +122,20 @@ export function quoteRow(explanation: string | undefined, context: string, opts:
   return { quoted, fragment, exact, ignoringCutWord: loose, inventedNames, unparseable: false };
 }
 
+/**
+ * The generator's names an explanation states (outside its next-word clause) that a reference
+ * (the row's true summary, also outside its next-word clause) does not: RL's name cost counts
+ * these on training rows, where the summary is the truth, as inventedNames counts names the text
+ * lacks on held-out rows. A summary states the names the text shows near the cut (model text:
+ * the last --facts-window word units; stories: the story's characters), so this is the
+ * stricter of the two.
+ */
+export function unsupportedNames(explanation: string, reference: string, names: readonly string[] = FIELD_VALUES.name): string[] {
+  const said = explanation.replace(NEXT_CLAUSE, '');
+  const ref = reference.replace(NEXT_CLAUSE, '');
+  return names.filter((name) => mentions(said, name, true) && !mentions(ref, name, true));
+}
+
 /** Quote accuracy of explanations against their contexts (same length). */
 export function quoteAccuracy(explanations: (string | undefined)[], contexts: string[], opts: QuoteOptions = {}): QuoteAccuracy {
   if (explanations.length !== contexts.length) {

@@ -11,6 +11,7 @@ import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { normalizedMseHost } from './loss.js';
+import { unsupportedNames } from './quotes.js';
 import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { rowsOf } from './sft.js';
 import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
@@ -44,6 +45,13 @@ export interface RlOptions {
   reward: RewardKind;
   /** Subtracted per generated token. */
   lengthPenalty?: number;
+  /**
+   * Subtracted from the reward of a rollout that names a character its row's true summary does
+   * not (quotes.ts unsupportedNames; rows without a summary are not charged). The AR, trained on
+   * stories that always name someone, scores a stated name well wherever it stands, so without
+   * a cost RL adds names to text that has none (issue 10). 0 or unset: off.
+   */
+  nameCost?: number;
   seed: number;
   /** Variance of normalised h (for the FVE of the rollouts). */
   variance: number;
@@ -73,6 +81,8 @@ export interface RlMetrics {
   arLoss: number;
   /** The learned logit scale after this step (1 when not learned). */
   logitScale: number;
+  /** Share of this step's rollouts naming a character their row's summary does not (NaN: no row has a summary). */
+  unsupportedNames: number;
   seconds: number;
   /** Wall seconds of the step's phases: sampling, AR scoring, AR update, AV update (each ends at a readback). */
   phases: { generate: number; score: number; ar: number; av: number };
@@ -80,13 +90,18 @@ export interface RlMetrics {
 
 export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 2)
 
-/** Rewards of rollouts (activation-major, G per activation). Returns rewards and per-rollout MSE. */
-export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty'>, rand: () => number) {
+/**
+ * Rewards of rollouts (activation-major, G per activation). `references` (one per activation,
+ * optional) are the rows' true summaries, for the name cost. Returns rewards, per-rollout MSE and
+ * whether each parseable rollout names a character its reference does not.
+ */
+export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'nameCost'>, rand: () => number, references?: readonly (string | undefined)[]) {
   const d = ar.d;
   const ok = rollouts.map((r, i) => (r.explanation !== undefined ? i : -1)).filter((i) => i >= 0);
   const preds = await ar.predictHost(ok.map((i) => rollouts[i].explanation!));
   const mse = rollouts.map(() => 2);
   const rewards = rollouts.map(() => UNPARSEABLE_REWARD);
+  const unsupported: (boolean | undefined)[] = rollouts.map(() => undefined);
   const nAct = rollouts.length / G;
   ok.forEach((i, k) => {
     const a = Math.floor(i / G);
@@ -98,13 +113,18 @@ export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts
       if (other >= a) other++;
       r = -mse[i] + normalizedMseHost(preds, h, d, k, other);
     }
-    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length;
+    const ref = references?.[a];
+    if (ref !== undefined) unsupported[i] = unsupportedNames(rollouts[i].explanation!, ref).length > 0;
+    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - (unsupported[i] ? (o.nameCost ?? 0) : 0);
   });
-  return { rewards, mse, ok };
+  return { rewards, mse, ok, unsupported };
 }
 
-export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array }, o: RlOptions): Promise<RlMetrics[]> {
+/** `data.summaries`: each row's true summary (for the name cost; undefined where a row has none). */
+export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array; summaries?: readonly (string | undefined)[] }, o: RlOptions): Promise<RlMetrics[]> {
   const d = av.d, n = data.h.length / d, G = o.groupSize;
+  if (data.summaries && data.summaries.length !== n) throw new Error(`trainRl: ${data.summaries.length} summaries for ${n} rows`);
+  if (o.nameCost && !data.summaries) throw new Error('trainRl: a name cost needs the rows\' summaries (data.summaries)');
   const optAv = makeOptimizer(av.params(), o.av, 'rl (AV)');
   const optAr = makeOptimizer(ar.params(), o.ar, 'rl (AR)');
   const r = new SeededRng(o.seed);
@@ -148,7 +168,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
         : await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed });
       if (rollouts.length !== idx.length * G) throw new Error(`trainRl: ${rollouts.length} rollouts for ${idx.length} activations x ${G} samples`);
       const tGen = tick();
-      const { rewards, mse, ok } = await scoreRollouts(ar, h, rollouts, G, o, r.fn());
+      const { rewards, mse, ok, unsupported } = await scoreRollouts(ar, h, rollouts, G, o, r.fn(), data.summaries && idx.map((i) => data.summaries![i]));
       const tScore = tick();
       const adv = groupAdvantages(rewards, G, o.advantageScale ?? 'std');
       const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
@@ -208,6 +228,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
         loss,
         arLoss,
         logitScale,
+        unsupportedNames: shareTrue(unsupported),
         seconds: (performance.now() - t0) / 1000,
         phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
       };
@@ -245,3 +266,9 @@ function lapTimer(t0: number): () => number {
 }
 
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / Math.max(a.length, 1);
+
+/** Share of true among the defined entries (NaN when none is defined). */
+function shareTrue(a: readonly (boolean | undefined)[]): number {
+  const known = a.filter((x) => x !== undefined);
+  return known.length ? known.filter(Boolean).length / known.length : NaN;
+}
