@@ -39,6 +39,7 @@ const EXPLAIN: [keyof WorldDemoResult, string][] = [
   ['no_false_claim_sft', 'share of explanations with no false claim on any fact, after the warm start'],
   ['no_false_claim_rl', 'the same after RL (does RL raise confabulation?)'],
   ['fact_weight', 'AV warm start: weight of the summary tokens that state a fact (1 = plain mean over tokens)'],
+  ['name_cost', 'RL: reward lost by a rollout naming a character its row\'s summary does not (0 = off)'],
   ['minutes', 'wall-clock minutes (world-M training included when it was trained)'],
 ];
 
