@@ -9,7 +9,7 @@ import { loadNLA, streamWeights } from '../nla/nla.js';
 import { writeReferencePair } from '../nla/reference-export.js';
 import { writeCurvesSvg } from '../nla/plot.js';
 import { trainRl, type RewardKind, type RlMetrics } from '../nla/rl.js';
-import { ActivationStore } from '../nla/store.js';
+import { ActivationStore, rowSource } from '../nla/store.js';
 import { AV_FILE, AV_REF_FILE, CHAIN_HELP, copyWritable, META, nlaSource, PAIR_OPTIONS, storeRows, trainingStats } from './nla-dir.js';
 import { CHECKPOINT_HELP, checkpointOptions, Metrics, Opts, progressBar, withCheckpointFlags, withConfig } from './options.js';
 
@@ -34,6 +34,7 @@ export function registerRl(program: Command): void {
     .option('--iterations <n>', 'GRPO updates of the AV per batch of rollouts (mu; the clip binds from the second)', '1')
     .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
+    .option('--name-cost-rows <which>', 'rows the name cost charges: all (every row with a summary) or text (rows of documents the known-answer generator did not write: samples of M, a corpus)', 'all')
     .option('--name-cost <x>', 'subtracted from the reward of a rollout naming a character (one of the generator\'s names) that its row\'s true summary does not name; rows without a summary are not charged (0 = off)', '0')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
@@ -108,7 +109,9 @@ ${CHAIN_HELP}`,
     console.error(`nla: rl on ${rows.meta.length} activations of ${store.dir} (split ${o.str('split')}), ${steps} steps x ${o.str('activationsPerStep')} activations x ${o.str('groupSize')} samples${resume ? `; resuming at step ${start}` : ''}`);
     const bar = progressBar('rl', Math.max(0, steps - start));
     const curves: RlMetrics[] = [];
-    await trainRl(nla.av, ref, nla.ar, { h: rows.h, summaries: rows.meta.map((m) => m.summary) }, {
+    const costRows = o.oneOf('nameCostRows', ['all', 'text'] as const);
+    const summaries = rows.meta.map((m) => (costRows === 'text' && rowSource(m) === 'known-answer' ? undefined : m.summary));
+    await trainRl(nla.av, ref, nla.ar, { h: rows.h, summaries }, {
       steps,
       activationsPerStep: o.int('activationsPerStep', 1),
       groupSize: o.int('groupSize', 2),
