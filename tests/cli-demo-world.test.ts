@@ -46,7 +46,8 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   for (const k of ['world_recall', 'world_first_seen', 'world_first_control', 'no_false_claim_sft', 'no_false_claim_rl']) assert.ok(typeof res[k] === 'number' && n[k] >= 0 && n[k] <= 1, `${k} = ${res[k]} is a share`);
   assert.ok(n.minutes > 0 && n.minutes < 10, `minutes ${n.minutes}`);
   assert.equal(n.fact_weight, WORLD_DEMO_DEFAULTS.avSft.factWeight ?? 1, 'the AV warm start\'s fact weight is reported');
-  assert.equal(n.name_cost, WORLD_DEMO_DEFAULTS.rl.nameCost, 'RL\'s name cost is reported');
+  assert.equal(n.claim_cost, WORLD_DEMO_DEFAULTS.rl.claimCost, 'RL\'s claim cost is reported');
+  assert.deepEqual(n.claim_fields, WORLD_DEMO_DEFAULTS.rl.claimFields, 'and the fields it charges');
   const fields = res.fields as Record<string, Record<string, number | null>>;
   assert.deepEqual(Object.keys(fields), FIELDS);
   const share = (x: number | null | undefined) => typeof x === 'number' && x >= 0 && x <= 1;

@@ -7,10 +7,11 @@ import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import type { Reconstructor } from '../src/nla/ar.js';
 import { Verbalizer, type Explained } from '../src/nla/av.js';
-import { fieldsChance, type CutTruth } from '../src/nla/corpus.js';
+import { FIELDS, fieldsChance, parseFields, type CutTruth } from '../src/nla/corpus.js';
 import { heldOutRows } from '../src/nla/dataset.js';
 import { otherStoryRows, scoreFacts } from '../src/nla/evaluate.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
+import { unsupportedClaims } from '../src/nla/quotes.js';
 import { scoreRollouts, UNPARSEABLE_REWARD } from '../src/nla/rl.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
@@ -45,27 +46,41 @@ test('a rollout cut off by the token cap is unparseable even with its tag closed
   model.w.dispose();
 });
 
-test('the name cost: a rollout naming a character its row\'s summary does not loses nameCost; rows without a summary are not charged', async () => {
-  const d = 2, G = 3;
+test('the claim cost: a rollout stating a fact its row\'s summary does not loses claimCost, on the fields charged; rows without a summary are not charged', async () => {
+  const d = 2, G = 4;
   const h = Float32Array.from([1, 0, 0, 1]); // two activations
   const ar = { d, predictHost: async (texts: string[]) => Float32Array.from(texts.flatMap(() => [1, 0])) } as unknown as Reconstructor;
   const ex = (explanation: string | undefined) => ({ explanation, tokens: [1, 2], text: explanation ?? '' }) as unknown as Explained;
   const rollouts = [
-    ex('"day". Lily. Then "she". Text: ... day'), // Lily is in the summary: no cost
+    ex('"day". Lily in the parks. Then "she". Text: ... day'), // Lily and the park (another form) are in the summary: no cost
     ex('"day". Tom. Then "she". Text: ... day'), // Tom is not: cost
+    ex('"day". Lily in the forest. Text: ... day'), // the forest is not: cost only when place is charged
     ex(undefined), // unparseable: -2 and nothing else
-    ex('"ran". Tom. Text: ... ran'), // second row has no summary: never charged
+    ex('"ran". Tom in the beach. Text: ... ran'), // second row has no summary: never charged
     ex('"ran". Then "Tom". Text: ... ran'),
     ex('"ran". Text: ... ran'),
+    ex('"ran". Lily. Text: ... ran'),
   ];
-  const refs = ['"day". Lily and Ben. Then "Tom". Text: ... day', undefined]; // a name only in Then is not a supported claim
+  const refs = ['"day". Lily and Ben in the park. Then "Tom". Text: ... day', undefined]; // a name only in Then is not a supported claim
   const base = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse' }, () => 0, refs);
-  const cost = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', nameCost: 0.5 }, () => 0, refs);
-  assert.deepEqual(cost.unsupported, [false, true, undefined, undefined, undefined, undefined]);
-  assert.deepEqual(cost.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.5, 0, 0, 0, 0]);
-  assert.equal(base.rewards[2], UNPARSEABLE_REWARD);
+  const names = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', claimCost: 0.5 }, () => 0, refs);
+  assert.deepEqual(names.unsupported, [false, true, false, undefined, undefined, undefined, undefined, undefined], 'default fields: names only');
+  assert.deepEqual(names.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.5, 0, 0, 0, 0, 0, 0]);
+  const places = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', claimCost: 0.25, claimFields: ['name', 'place'] }, () => 0, refs);
+  assert.deepEqual(places.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.25, -0.25, 0, 0, 0, 0, 0]);
+  assert.equal(base.rewards[3], UNPARSEABLE_REWARD);
   // Not charged without references, whatever the cost.
-  assert.deepEqual((await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', nameCost: 0.5 }, () => 0)).rewards, base.rewards);
+  assert.deepEqual((await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', claimCost: 0.5 }, () => 0)).rewards, base.rewards);
+  // The claims themselves: field=value, names with their capital, next-word clauses ignored on both sides.
+  assert.deepEqual(unsupportedClaims('"x". Tom and lily lost the kites in a park. Then "Ben".', '"x". Ben in the garden. Then "Tom".', ['name', 'place', 'object', 'event']), ['name=Tom', 'place=park', 'object=kite', 'event=lost'], 'lowercase lily is not a name');
+  assert.deepEqual(unsupportedClaims('"x". Ben.', '"x". Lily.', []), []);
+});
+
+test('parseFields: all, a comma list, and an error that names the flag', () => {
+  assert.deepEqual(parseFields('all', '--f'), [...FIELDS]);
+  assert.deepEqual(parseFields(' name, place,name ', '--f'), ['name', 'place']);
+  assert.throws(() => parseFields('name,places', '--claim-fields'), /--claim-fields: expected all or a comma-separated list of name, place.*got "name,places"/);
+  assert.throws(() => parseFields('', '--claim-fields'), /--claim-fields/);
 });
 
 const row = (doc: number, split: string) => ({ doc, split });

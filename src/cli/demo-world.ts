@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { findModelFile } from '../io/model-files.js';
 import { runWorldDemo, SUMMARY_WORDS, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
 import { printFaithfulness } from './faithfulness.js';
+import type { Field } from '../nla/corpus.js';
 
 export interface WorldDemoFlags {
   out: string;
@@ -13,6 +14,8 @@ export interface WorldDemoFlags {
   seed?: number;
   quick?: boolean;
   rlSteps?: number;
+  claimCost?: number;
+  claimFields?: Field[];
   arSteps?: number;
   avSteps?: number;
   stories?: number;
@@ -39,7 +42,8 @@ const EXPLAIN: [keyof WorldDemoResult, string][] = [
   ['no_false_claim_sft', 'share of explanations with no false claim on any fact, after the warm start'],
   ['no_false_claim_rl', 'the same after RL (does RL raise confabulation?)'],
   ['fact_weight', 'AV warm start: weight of the summary tokens that state a fact (1 = plain mean over tokens)'],
-  ['name_cost', 'RL: reward lost by a rollout naming a character its row\'s summary does not (0 = off)'],
+  ['claim_cost', 'RL: reward lost by a rollout stating a fact (of claim_fields) its row\'s summary does not (0 = off)'],
+  ['claim_fields', 'RL: the fields the claim cost charges'],
   ['minutes', 'wall-clock minutes (world-M training included when it was trained)'],
 ];
 
@@ -73,7 +77,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
     summary: f.summary ?? cfg.summary,
     heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
-    rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps },
+    rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps, claimCost: f.claimCost ?? cfg.rl.claimCost, claimFields: f.claimFields ?? cfg.rl.claimFields },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),
   });

@@ -4,6 +4,8 @@ import { SUMMARY_FLAGS, parseSummaryFlags } from './summary-flags.js';
 import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
 import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
+import { WORLD_DEMO_DEFAULTS } from '../nla/demo-world.js';
+import { FIELDS, parseFields } from '../nla/corpus.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
@@ -70,7 +72,8 @@ export function registerDemo(program: Command): void {
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
-    .option('--name-cost <x>', 'RL: subtracted from the reward of a rollout naming a character its row\'s true summary does not (0: off)', String(DEMO_DEFAULTS.rl.nameCost ?? 0))
+    .option('--claim-cost <x>', `RL: subtracted from the reward of a rollout stating a fact (of --claim-fields) its row's true summary does not (0: off; default ${DEMO_DEFAULTS.rl.claimCost}, --world ${WORLD_DEMO_DEFAULTS.rl.claimCost})`)
+    .option('--claim-fields <list>', `RL: the fields the claim cost charges: all, or a comma-separated list of ${FIELDS.join(', ')} (default ${DEMO_DEFAULTS.rl.claimFields!.join(',')}, --world ${WORLD_DEMO_DEFAULTS.rl.claimFields!.join(',')})`)
     .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--world-summary <kind>', 'with --world: what a cue cut\'s warm-start summary states: cued (the fact recalled next) or held (that fact and every other fact read that a linear probe on h reads at --held-precision, judged out of fold) (default: held)')
@@ -78,7 +81,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; nameCost: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -115,6 +118,8 @@ export function registerDemo(program: Command): void {
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
           summary: o.worldSummary === undefined ? undefined : oneOfSummary(o.worldSummary),
           heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
+          claimCost: o.claimCost === undefined ? undefined : nonNegative('--claim-cost', o.claimCost),
+          claimFields: o.claimFields === undefined ? undefined : parseFields(o.claimFields, '--claim-fields'),
         });
       }
       const D = DEMO_DEFAULTS;
@@ -124,7 +129,7 @@ export function registerDemo(program: Command): void {
         arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1) },
         avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
-        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), nameCost: nonNegative('--name-cost', o.nameCost) },
+        rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), claimCost: o.claimCost === undefined ? D.rl.claimCost : nonNegative('--claim-cost', o.claimCost), claimFields: o.claimFields === undefined ? D.rl.claimFields : parseFields(o.claimFields, '--claim-fields') },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
         summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,

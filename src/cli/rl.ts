@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { Llama } from '../nn/llama.js';
+import { parseFields } from '../nla/corpus.js';
 import { Verbalizer } from '../nla/av.js';
 import { loadNLA, streamWeights } from '../nla/nla.js';
 import { writeReferencePair } from '../nla/reference-export.js';
@@ -34,8 +35,9 @@ export function registerRl(program: Command): void {
     .option('--iterations <n>', 'GRPO updates of the AV per batch of rollouts (mu; the clip binds from the second)', '1')
     .option('--reward <kind>', 'mse (-MSE), logmse (-log MSE) or contrastive (-MSE + MSE against another activation)', 'mse')
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
-    .option('--name-cost-rows <which>', 'rows the name cost charges: all (every row with a summary) or text (rows of documents the known-answer generator did not write: samples of M, a corpus)', 'all')
-    .option('--name-cost <x>', 'subtracted from the reward of a rollout naming a character (one of the generator\'s names) that its row\'s true summary does not name; rows without a summary are not charged (0 = off)', '0')
+    .option('--claim-cost <x>', 'subtracted from the reward of a rollout stating a fact (a value of a --claim-fields field: a character\'s name, a place, ...) that its row\'s true summary does not state; rows without a summary are not charged (0 = off)', '0')
+    .option('--claim-fields <list>', 'the fields the claim cost charges: all, or a comma-separated list of name, place, object, colour, emotion, event', 'name')
+    .option('--claim-cost-rows <which>', 'rows the claim cost charges: all (every row with a summary) or text (rows of documents the known-answer generator did not write: samples of M, a corpus)', 'all')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
     .option('--logit-scale-lr <x>', 'learn a scalar inverse temperature on the AV logits at this rate (0 = off); folded into the final norm gain when RL ends', '1e-2')
@@ -57,8 +59,8 @@ steps on the AV (and on the learned logit scale) and one MSE step on the AR.
 Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the warm-start AV as
 av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes the updated
 av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
-{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,logitScale,seconds,
-phases:{generate,score,ar,av}}.
+{"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,logitScale,
+unsupportedClaims,seconds,phases:{generate,score,ar,av}}.
 A reference pair (--nla PAIR or --av/--ar): the KL reference is the pair's own AV as given, Var
 (for the sampled FVE) comes from the store's training rows (the sidecars carry none), and the
 result is written to --out as a new reference pair (av/ + ar/ with sidecars, as nla export
@@ -109,7 +111,7 @@ ${CHAIN_HELP}`,
     console.error(`nla: rl on ${rows.meta.length} activations of ${store.dir} (split ${o.str('split')}), ${steps} steps x ${o.str('activationsPerStep')} activations x ${o.str('groupSize')} samples${resume ? `; resuming at step ${start}` : ''}`);
     const bar = progressBar('rl', Math.max(0, steps - start));
     const curves: RlMetrics[] = [];
-    const costRows = o.oneOf('nameCostRows', ['all', 'text'] as const);
+    const costRows = o.oneOf('claimCostRows', ['all', 'text'] as const);
     const summaries = rows.meta.map((m) => (costRows === 'text' && rowSource(m) === 'known-answer' ? undefined : m.summary));
     await trainRl(nla.av, ref, nla.ar, { h: rows.h, summaries }, {
       steps,
@@ -123,7 +125,8 @@ ${CHAIN_HELP}`,
       advantageScale: o.oneOf('advantageScale', ['std', 'none'] as const),
       reward,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
-      nameCost: o.num('nameCost', { min: 0 }),
+      claimCost: o.num('claimCost', { min: 0 }),
+      claimFields: parseFields(o.str('claimFields') ?? 'name', '--claim-fields'),
       av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }), onNonFinite },
       ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined, onNonFinite },
       freezeAr: o.bool('freezeAr'),
@@ -135,7 +138,7 @@ ${CHAIN_HELP}`,
       onLog: (m) => {
         curves.push(m);
         metrics.write('rl', m);
-        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}${Number.isNaN(m.unsupportedNames) ? '' : ` names ${m.unsupportedNames.toFixed(2)}`}`);
+        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}${Number.isNaN(m.unsupportedClaims) ? '' : ` unsupported ${m.unsupportedClaims.toFixed(2)}`}`);
       },
     });
     bar.done();

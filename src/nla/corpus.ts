@@ -23,6 +23,14 @@ export const FIELD_VALUES = {
 
 export type Field = keyof typeof FIELD_VALUES;
 export const FIELDS = Object.keys(FIELD_VALUES) as Field[];
+/** A list of fields from a flag's value: `all`, or names separated by commas ("name,place"). */
+export function parseFields(value: string, flag: string): Field[] {
+  if (value.trim() === 'all') return [...FIELDS];
+  const out = value.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const bad = out.filter((x) => !(FIELDS as string[]).includes(x));
+  if (!out.length || bad.length) throw new Error(`${flag}: expected all or a comma-separated list of ${FIELDS.join(', ')}; got "${value}"`);
+  return [...new Set(out)] as Field[];
+}
 export type Latents = Record<Field, string>;
 export interface Span { field: Field; start: number; end: number }
 export interface Story { text: string; latents: Latents; spans: Span[] }

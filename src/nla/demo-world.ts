@@ -78,7 +78,7 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   // name precision 0.923 / 0.840 without it, 1.000 / 0.977 with it, recall 0.186 / 0.186 vs
   // 0.179 / 0.186, FVE 0.940 / 0.932 vs 0.937 / 0.938. Without it RL sometimes states a name the
   // held summary leaves out ("Tom" where h does not show one); the MSE alone does not stop it.
-  rl: { ...DEMO_DEFAULTS.rl, steps: 30, beta: 0.1, nameCost: 0.5 },
+  rl: { ...DEMO_DEFAULTS.rl, steps: 30, beta: 0.1, claimCost: 0.5, claimFields: ['name'] },
   evalRows: 200,
   evalPart: 'test',
   maxTokens: DEMO_DEFAULTS.maxTokens,
@@ -141,8 +141,9 @@ export interface WorldDemoResult {
   confusion_cost: FaithfulnessReport['confusion_cost'];
   /** The AV warm start's weight on the summary tokens that state a fact (1 = plain mean). */
   fact_weight: number;
-  /** RL's name cost (rl.ts nameCost). */
-  name_cost: number;
+  /** RL's claim cost (rl.ts claimCost) and the fields it charges. */
+  claim_cost: number;
+  claim_fields: string[];
   minutes: number;
 }
 
@@ -277,7 +278,8 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     ablations_rl: faith.rl.ablations,
     confusion_cost: faith.rl.confusion_cost,
     fact_weight: o.avSft.factWeight ?? 1,
-    name_cost: o.rl.nameCost ?? 0,
+    claim_cost: o.rl.claimCost ?? 0,
+    claim_fields: [...(o.rl.claimFields ?? ['name'])],
     minutes: (performance.now() - t0) / 60000,
   };
 }

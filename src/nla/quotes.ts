@@ -30,7 +30,7 @@
 //    capitalised whole word, in order of first appearance in the explanation. The next-word
 //    clause (`Then "Lily"`) is left out: it predicts the word after the cut, which the context
 //    cannot contain yet (opts.countNextWord counts it too).
-import { FIELD_VALUES, mentions } from './corpus.js';
+import { FIELD_VALUES, forms, mentions, type Field } from './corpus.js';
 import { parseQuoteParts } from './quote-format.js';
 
 /** Whitespace runs as one space, trimmed. */
@@ -123,17 +123,24 @@ export function quoteRow(explanation: string | undefined, context: string, opts:
 }
 
 /**
- * The generator's names an explanation states (outside its next-word clause) that a reference
- * (the row's true summary, also outside its next-word clause) does not: RL's name cost counts
- * these on training rows, where the summary is the truth, as inventedNames counts names the text
- * lacks on held-out rows. A summary states the names the text shows near the cut (model text:
- * the last --facts-window word units; stories: the story's characters), so this is the
- * stricter of the two.
+ * The facts an explanation states (outside its next-word clause) that a reference (the row's true
+ * summary, also outside its next-word clause) does not, as `field=value`, over `fields` (default:
+ * the characters' names). RL's claim cost counts these on training rows, where the summary is the
+ * truth, as inventedNames counts names the text lacks on held-out rows. A summary states the
+ * names the text shows near the cut (model text: the last --facts-window word units; stories:
+ * the story's characters; world-M: the facts its activation holds), so this is the stricter of
+ * the two. Names match with their capital (corpus.ts mentions), other fields in any of their
+ * forms (corpus.ts forms: "parks", "lost").
  */
-export function unsupportedNames(explanation: string, reference: string, names: readonly string[] = FIELD_VALUES.name): string[] {
+export function unsupportedClaims(explanation: string, reference: string, fields: readonly Field[] = ['name']): string[] {
   const said = explanation.replace(NEXT_CLAUSE, '');
   const ref = reference.replace(NEXT_CLAUSE, '');
-  return names.filter((name) => mentions(said, name, true) && !mentions(ref, name, true));
+  const out: string[] = [];
+  for (const f of fields) {
+    const states = (text: string, v: string) => forms(f, v).some((w) => mentions(text, w, f === 'name'));
+    for (const v of FIELD_VALUES[f]) if (states(said, v) && !states(ref, v)) out.push(`${f}=${v}`);
+  }
+  return out;
 }
 
 /** Quote accuracy of explanations against their contexts (same length). */

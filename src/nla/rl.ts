@@ -11,7 +11,8 @@ import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { normalizedMseHost } from './loss.js';
-import { unsupportedNames } from './quotes.js';
+import { unsupportedClaims } from './quotes.js';
+import type { Field } from './corpus.js';
 import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { rowsOf } from './sft.js';
 import { checkpointDue, restoreTrainState, saveTrainState, type CheckpointSpec, type TrainParts } from './train-state.js';
@@ -46,12 +47,16 @@ export interface RlOptions {
   /** Subtracted per generated token. */
   lengthPenalty?: number;
   /**
-   * Subtracted from the reward of a rollout that names a character its row's true summary does
-   * not (quotes.ts unsupportedNames; rows without a summary are not charged). The AR, trained on
-   * stories that always name someone, scores a stated name well wherever it stands, so without
-   * a cost RL adds names to text that has none (issue 10). 0 or unset: off.
+   * Subtracted from the reward of a rollout that states a fact of `claimFields` its row's true
+   * summary does not (quotes.ts unsupportedClaims; rows without a summary are not charged). The
+   * AR, trained on stories that always name someone, scores a stated name well wherever it
+   * stands, so without a cost RL adds names to text that has none (issue 10); on world-M the
+   * summary states only the facts the activation holds, so the cost charges a stated fact it
+   * does not hold (issue 11). 0 or unset: off.
    */
-  nameCost?: number;
+  claimCost?: number;
+  /** The fields claimCost charges (default: name). */
+  claimFields?: readonly Field[];
   seed: number;
   /** Variance of normalised h (for the FVE of the rollouts). */
   variance: number;
@@ -81,8 +86,8 @@ export interface RlMetrics {
   arLoss: number;
   /** The learned logit scale after this step (1 when not learned). */
   logitScale: number;
-  /** Share of this step's rollouts naming a character their row's summary does not (NaN: no row has a summary). */
-  unsupportedNames: number;
+  /** Share of this step's rollouts stating a fact of claimFields their row's summary does not (NaN: no row has a summary). */
+  unsupportedClaims: number;
   seconds: number;
   /** Wall seconds of the step's phases: sampling, AR scoring, AR update, AV update (each ends at a readback). */
   phases: { generate: number; score: number; ar: number; av: number };
@@ -92,10 +97,10 @@ export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 
 
 /**
  * Rewards of rollouts (activation-major, G per activation). `references` (one per activation,
- * optional) are the rows' true summaries, for the name cost. Returns rewards, per-rollout MSE and
- * whether each parseable rollout names a character its reference does not.
+ * optional) are the rows' true summaries, for the claim cost. Returns rewards, per-rollout MSE and
+ * whether each parseable rollout states a fact (of o.claimFields) its reference does not.
  */
-export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'nameCost'>, rand: () => number, references?: readonly (string | undefined)[]) {
+export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields'>, rand: () => number, references?: readonly (string | undefined)[]) {
   const d = ar.d;
   const ok = rollouts.map((r, i) => (r.explanation !== undefined ? i : -1)).filter((i) => i >= 0);
   const preds = await ar.predictHost(ok.map((i) => rollouts[i].explanation!));
@@ -114,17 +119,17 @@ export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts
       r = -mse[i] + normalizedMseHost(preds, h, d, k, other);
     }
     const ref = references?.[a];
-    if (ref !== undefined) unsupported[i] = unsupportedNames(rollouts[i].explanation!, ref).length > 0;
-    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - (unsupported[i] ? (o.nameCost ?? 0) : 0);
+    if (ref !== undefined) unsupported[i] = unsupportedClaims(rollouts[i].explanation!, ref, o.claimFields).length > 0;
+    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - (unsupported[i] ? (o.claimCost ?? 0) : 0);
   });
   return { rewards, mse, ok, unsupported };
 }
 
-/** `data.summaries`: each row's true summary (for the name cost; undefined where a row has none). */
+/** `data.summaries`: each row's true summary (for the claim cost; undefined where a row has none). */
 export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array; summaries?: readonly (string | undefined)[] }, o: RlOptions): Promise<RlMetrics[]> {
   const d = av.d, n = data.h.length / d, G = o.groupSize;
   if (data.summaries && data.summaries.length !== n) throw new Error(`trainRl: ${data.summaries.length} summaries for ${n} rows`);
-  if (o.nameCost && !data.summaries) throw new Error('trainRl: a name cost needs the rows\' summaries (data.summaries)');
+  if (o.claimCost && !data.summaries) throw new Error('trainRl: a claim cost needs the rows\' summaries (data.summaries)');
   const optAv = makeOptimizer(av.params(), o.av, 'rl (AV)');
   const optAr = makeOptimizer(ar.params(), o.ar, 'rl (AR)');
   const r = new SeededRng(o.seed);
@@ -228,7 +233,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
         loss,
         arLoss,
         logitScale,
-        unsupportedNames: shareTrue(unsupported),
+        unsupportedClaims: shareTrue(unsupported),
         seconds: (performance.now() - t0) / 1000,
         phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
       };
