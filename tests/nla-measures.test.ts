@@ -68,6 +68,12 @@ test('the claim cost: a rollout stating a fact its row\'s summary does not loses
   assert.deepEqual(names.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.5, 0, 0, 0, 0, 0, 0]);
   const places = await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', claimCost: 0.25, claimFields: ['name', 'place'] }, () => 0, refs);
   assert.deepEqual(places.rewards.map((r, i) => +(r - base.rewards[i]!).toFixed(9)), [0, -0.25, -0.25, 0, 0, 0, 0, 0]);
+  // Per claim: Tom and the forest together cost twice; per rollout (the default), once.
+  const two = [ex('"day". Tom in the forest. Text: ... day'), ex('"day". Tom. Text: ... day'), ex('"day". Lily. Text: ... day'), ex('"day". Lily. Text: ... day')];
+  const twoBase = await scoreRollouts(ar, h.subarray(0, 2), two, G, { reward: 'mse' }, () => 0, refs);
+  const diff = async (per?: 'rollout' | 'claim') => (await scoreRollouts(ar, h.subarray(0, 2), two, G, { reward: 'mse', claimCost: 0.25, claimFields: ['name', 'place'], claimCostPer: per }, () => 0, refs)).rewards.map((r, i) => +(r - twoBase.rewards[i]!).toFixed(9));
+  assert.deepEqual(await diff(), [-0.25, -0.25, 0, 0]);
+  assert.deepEqual(await diff('claim'), [-0.5, -0.25, 0, 0]);
   assert.equal(base.rewards[3], UNPARSEABLE_REWARD);
   // Not charged without references, whatever the cost.
   assert.deepEqual((await scoreRollouts(ar, h, rollouts, G, { reward: 'mse', claimCost: 0.5 }, () => 0)).rewards, base.rewards);

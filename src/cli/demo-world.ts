@@ -84,7 +84,8 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
   const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ').padStart(7);
   console.log(`\nworld-M ${r.world_model} (${r.world_trained ? 'trained now' : 'reused'}), layer ${r.layer}, ${r.at} cuts, summaries state ${SUMMARY_WORDS[r.summary]}; ${r.eval_rows} rows of the ${r.eval_split} stories`);
   console.log('metric'.padEnd(28) + '  value  meaning');
-  for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(28)}${v(r[k] as number)}  ${what}`);
+  const cell = (x: unknown) => (Array.isArray(x) ? x.join(',').padStart(7) : v(x as number));
+  for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(28)}${cell(r[k])}  ${what}`);
   console.log('\nper fact (greedy explanations; a claim = a value named outside quotations)');
   console.log('field     ' + ['P sft', 'P rl', 'R sft', 'R rl', 'conf sft', 'conf rl', 'chance', 'chanceR', 'probe', 'probe@P.9', 'probe cue', 'Rcue sft', 'Rcue rl'].map((h) => h.padStart(10)).join('') + '  cue rows');
   for (const [k, x] of Object.entries(r.fields)) {

@@ -37,6 +37,7 @@ export function registerRl(program: Command): void {
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
     .option('--claim-cost <x>', 'subtracted from the reward of a rollout stating a fact (a value of a --claim-fields field: a character\'s name, a place, ...) that its row\'s true summary does not state; rows without a summary are not charged (0 = off)', '0')
     .option('--claim-fields <list>', 'the fields the claim cost charges: all, or a comma-separated list of name, place, object, colour, emotion, event', 'name')
+    .option('--claim-cost-per <unit>', 'rollout (the cost once per rollout with any unsupported claim) or claim (once per unsupported claim)', 'rollout')
     .option('--claim-cost-rows <which>', 'rows the claim cost charges: all (every row with a summary) or text (rows of documents the known-answer generator did not write: samples of M, a corpus)', 'all')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
     .option('--lr-ar <x>', 'AR learning rate (its step on noisy rollouts at 3e-4 cost greedy FVE)', '3e-5')
@@ -127,6 +128,7 @@ ${CHAIN_HELP}`,
       lengthPenalty: o.num('lengthPenalty', { min: 0 }),
       claimCost: o.num('claimCost', { min: 0 }),
       claimFields: parseFields(o.str('claimFields') ?? 'name', '--claim-fields'),
+      claimCostPer: o.oneOf('claimCostPer', ['rollout', 'claim'] as const),
       av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }), onNonFinite },
       ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined, onNonFinite },
       freezeAr: o.bool('freezeAr'),

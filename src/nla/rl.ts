@@ -57,6 +57,12 @@ export interface RlOptions {
   claimCost?: number;
   /** The fields claimCost charges (default: name). */
   claimFields?: readonly Field[];
+  /**
+   * 'rollout' (default): claimCost once per rollout with any unsupported claim; 'claim': once per
+   * unsupported claim, so that over many fields a second false fact still costs (a rollout already
+   * charged for a colour is otherwise free to add a name).
+   */
+  claimCostPer?: 'rollout' | 'claim';
   seed: number;
   /** Variance of normalised h (for the FVE of the rollouts). */
   variance: number;
@@ -100,7 +106,7 @@ export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 
  * optional) are the rows' true summaries, for the claim cost. Returns rewards, per-rollout MSE and
  * whether each parseable rollout states a fact (of o.claimFields) its reference does not.
  */
-export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields'>, rand: () => number, references?: readonly (string | undefined)[]) {
+export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer'>, rand: () => number, references?: readonly (string | undefined)[]) {
   const d = ar.d;
   const ok = rollouts.map((r, i) => (r.explanation !== undefined ? i : -1)).filter((i) => i >= 0);
   const preds = await ar.predictHost(ok.map((i) => rollouts[i].explanation!));
@@ -119,8 +125,10 @@ export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts
       r = -mse[i] + normalizedMseHost(preds, h, d, k, other);
     }
     const ref = references?.[a];
-    if (ref !== undefined) unsupported[i] = unsupportedClaims(rollouts[i].explanation!, ref, o.claimFields).length > 0;
-    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - (unsupported[i] ? (o.claimCost ?? 0) : 0);
+    const claims = ref === undefined ? 0 : unsupportedClaims(rollouts[i].explanation!, ref, o.claimFields).length;
+    if (ref !== undefined) unsupported[i] = claims > 0;
+    const charged = o.claimCostPer === 'claim' ? claims : Math.min(claims, 1);
+    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - charged * (o.claimCost ?? 0);
   });
   return { rewards, mse, ok, unsupported };
 }
