@@ -88,6 +88,26 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
 
   assert.match(r.stderr, /world-M: training 2 blocks, d 32/);
 
+  // nla faithfulness --explanations: one line per scored row, whose claims add up to the report's per-field counts.
+  const rowsFile = path.join(tmp, 'rows.jsonl');
+  const fr = await okCli(['faithfulness', '--nla', path.join(out, 'nla'), '--store', path.join(out, 'activations'), '--split', 'test', '--rows', '8', '--json', '--explanations', rowsFile], 120_000);
+  const rep = lastJson(fr.stdout) as { rows: number; fields: Record<string, { stated: number; confab: number | null }> };
+  const lines = fs.readFileSync(rowsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { row: number; truth: Record<string, string>; explanation: string | null; claims: { field: string; said: string[]; truth: string | null; ok: boolean }[] });
+  assert.equal(lines.length, rep.rows);
+  assert.deepEqual(lines.map((l) => l.row), [...Array(rep.rows).keys()]);
+  for (const l of lines) {
+    for (const c of l.claims) {
+      assert.equal(c.truth, l.truth[c.field] ?? null, `row ${l.row}: the claim's truth is the row's`);
+      assert.equal(c.ok, c.said.length === 1 && c.said[0] === c.truth, `row ${l.row}: ${c.field} ${c.said} vs ${c.truth}`);
+    }
+    if (l.explanation === null) assert.deepEqual(l.claims, []);
+  }
+  for (const f of FIELDS) {
+    const mine = lines.flatMap((l) => l.claims.filter((c) => c.field === f));
+    assert.equal(mine.length, rep.fields[f]!.stated, `${f}: stated claims`);
+    if (mine.length) assert.ok(Math.abs(mine.filter((c) => !c.ok).length / mine.length - rep.fields[f]!.confab!) < 1e-9, `${f}: false claims`);
+  }
+
   // Reuse: the same directory is loaded, not retrained (checked in-process; the chain after it is the one above).
   const logs: string[] = [];
   const dir = path.join(out, 'world-M-quick');

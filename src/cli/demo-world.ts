@@ -102,7 +102,7 @@ there, target >= 0.9), "Rcue" the explanations' recall on those rows.`);
   for (const [f, c] of Object.entries(r.confusion_cost)) console.log(`  ${f.padEnd(8)} closest pair ${c.pair.join('/')} ${v(c.min).trim()}, mean over pairs ${v(c.mean).trim()}`);
   for (const [stage, ab] of [['after the warm start', r.ablations_sft], ['after RL', r.ablations_rl]] as const) {
     console.log(`\ncontent ablations ${stage}:`);
-    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [], confusion_cost: {} }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
+    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [], explanations_per_row: [], confusion_cost: {} }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
   }
   console.log(`Read: if the AR reads the facts, a swap keeps FVE but the probe on the reconstruction reads the swapped
 value (target >= 0.7); an explanation in a private code loses little to a swap and much to a shuffle;

@@ -2,12 +2,13 @@
 // the activation provably holds (a linear probe's ceiling), on held-out rows of a known-answer
 // or world store (issue 11).
 import type { Command } from 'commander';
-import { falseClaimPairs } from '../nla/claims.js';
+import { falseClaimPairs, markClaims } from '../nla/claims.js';
 import type { Field } from '../nla/corpus.js';
 import { faithfulnessReport, type FaithfulnessReport } from '../nla/faithfulness.js';
 import { loadNLA } from '../nla/nla.js';
 import { rowsOf } from '../nla/sft.js';
-import { ActivationStore } from '../nla/store.js';
+import { ActivationStore, type RowMeta } from '../nla/store.js';
+import { writeFileAtomic } from '../io/atomic-write.js';
 import { CHAIN_HELP, requireComplete, storeRows } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 
@@ -21,6 +22,7 @@ export function registerFaithfulness(program: Command): void {
     .option('--rows <n>', 'score at most N rows (0 = all)', '200')
     .option('--batch-size <n>', 'rows per generation batch', '32')
     .option('--json', 'print only the JSON line')
+    .option('--explanations <file>', 'also write each scored row as a JSON line: row, doc, pos, its summary, the truth, the greedy explanation and its claims marked true or false (to compare two NLAs row by row)')
     .addHelpText(
       'after',
       `
@@ -64,7 +66,9 @@ ${CHAIN_HELP}`,
     const bar = progressBar('explain', n);
     const r = await faithfulnessReport(nla, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
     bar.done();
-    const { ablations: ab, claims_per_row: perRow, ...out } = r;
+    const { ablations: ab, claims_per_row: perRow, explanations_per_row: explained, ...out } = r;
+    const rowsFile = o.str('explanations');
+    if (rowsFile) writeExplanationRows(rowsFile, explained, meta);
     // Which values are mixed up (e.g. object cake said as cat): the rows' false claims by truth > said.
     const false_claims = falseClaimPairs(perRow, meta.map((m) => (m.truth?.known ?? {}) as Partial<Record<Field, string>>));
     if (!o.bool('json')) {
@@ -96,4 +100,15 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
   print(`  content (${ab.rows} parseable explanations): FVE ${v(ab.fve)}; sentences shuffled ${v(ab.fve_shuffled_sentences)}; quotations dropped ${v(ab.fve_no_quotes)}`);
   for (const [f, x] of Object.entries(ab.swap)) print(`  swap ${f.padEnd(8)} FVE ${v(x.fve)}, probe on the reconstruction reads the swapped value ${v(x.follows)} (probe from ${x.probe_rows} rows; every-read-row probe ${v(x.follows_known)}; ${x.rows} rows)`);
   for (const [k, x] of Object.entries(ab.removed)) print(`  one ${k} sentence removed: FVE falls ${v(x.fve_drop)} on average (${x.sentences} removals)`);
+}
+
+/** One JSON line per scored row: what it says, and each claim marked against the truth. */
+function writeExplanationRows(file: string, explanations: readonly (string | undefined)[], meta: readonly RowMeta[]): void {
+  const lines = explanations.map((e, i) => {
+    const m = meta[i]!;
+    const known = (m.truth?.known ?? {}) as Partial<Record<Field, string>>;
+    const claims = e === undefined ? [] : markClaims(e, known).map((c) => ({ field: c.field, said: c.said, truth: c.truth ?? null, ok: c.ok }));
+    return JSON.stringify({ row: i, doc: m.doc, pos: m.pos, summary: m.summary ?? null, truth: known, explanation: e ?? null, claims }) + '\n';
+  });
+  writeFileAtomic(file, [new TextEncoder().encode(lines.join(''))]);
 }

@@ -95,10 +95,14 @@ function summaryStates(m: RowMeta, f: Field): boolean {
   return said.length === 1 && said[0] === m.truth?.known[f];
 }
 
-/** claims_per_row: per scored row, the values each field's claim names (extractClaims; {} when unparseable). */
+/**
+ * claims_per_row: per scored row, the values each field's claim names (extractClaims; {} when
+ * unparseable); explanations_per_row: the greedy explanations themselves (undefined: unparseable).
+ */
 export type FaithfulnessReport = Faithfulness & {
   ablations: AblationReport;
   claims_per_row: Record<string, string[]>[];
+  explanations_per_row: (string | undefined)[];
   /** Per field, on the rows the swap probe is fitted on: the FVE lost by naming another value (confusion-cost.ts). */
   confusion_cost: Record<string, ConfusionCost>;
 };
@@ -160,5 +164,5 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
   for (const [f, p] of Object.entries(sp.p90)) if (r.fields[f]) r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p.recall, probe_precision_p90: p.precision };
   const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, sp.swap, rng(1));
   const { claims: _claims, examplesAll: _all, ...out } = r;
-  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), confusion_cost: sp.costs };
+  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), explanations_per_row: r.examplesAll, confusion_cost: sp.costs };
 }
