@@ -52,9 +52,20 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   const logitScale = JSON.parse(fs.readFileSync(path.join(dir, 'nla.json'), 'utf8')).training.rl.logitScale;
   assert.equal(logitScale, rlm[1].logitScale, 'nla.json records the learned logit scale of the last step');
 
-  const ev = await okCli(['eval', '--nla', dir, '--store', store, '--rows', '4', '--no-sampled', '--json']);
+  const rowsFile = path.join(run, 'eval-rows.jsonl');
+  const ev = await okCli(['eval', '--nla', dir, '--store', store, '--rows', '4', '--no-sampled', '--json', '--model-text', '2', '--model-text-cuts', '2', '--model-text-tokens', '48', '--explanations', rowsFile]);
   const e = JSON.parse(ev.stdout);
   assert.equal(e.rows, 4);
+  // --explanations: every scored row, whose per-row figures average to the reported ones.
+  const rowsOut = fs.readFileSync(rowsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; row: number; fve: number; explanation: string | null; context?: string; quote_exact?: boolean });
+  const kind = (k: string) => rowsOut.filter((l) => l.kind === k);
+  const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
+  assert.deepEqual(kind('store').map((l) => l.row), [0, 1, 2, 3]);
+  assert.ok(Math.abs(mean(kind('store').map((l) => l.fve)) - e.fve_greedy) < 1e-9, 'store rows: mean row FVE = fve_greedy');
+  assert.equal(kind('model_text').length, e.model_text_rows);
+  assert.ok(Math.abs(mean(kind('model_text').map((l) => l.fve)) - e.fve_model_text) < 1e-9, 'model-text rows: mean row FVE = fve_model_text');
+  assert.equal(kind('model_text').filter((l) => l.quote_exact).length / e.model_text_rows, e.quote_exact);
+  assert.ok(kind('model_text').every((l) => typeof l.context === 'string' && l.context.length > 0));
   for (const k of ['fve_greedy', 'fve_shuffled', 'fve_shuffled_other_story', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'facts', 'facts_chance', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
   assert.equal(e.facts_fields.currentWord.n, 4, 'every row has a current word');
   for (const [f, v] of Object.entries(e.facts_fields as Record<string, { stated: number; chance: number; n: number }>)) assert.ok(v.stated >= 0 && v.stated <= 1 && v.chance > 0 && v.chance <= 1 && v.n > 0, `${f}: ${JSON.stringify(v)}`);

@@ -14,6 +14,7 @@ import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
 import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, storeRows, trainingStats } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
+import { writeFileAtomic } from '../io/atomic-write.js';
 
 const MEANING: Record<string, string> = {
   fve_greedy: 'FVE of greedy explanations (temperature 0)',
@@ -67,6 +68,7 @@ export function registerEval(program: Command): void {
     .option('--model <path>', 'where M is, for --model-text (default: the path in nla.json; its sha256 must match)')
     .option('--metrics <file>', 'append one {"stage":"eval",...} line to this JSONL file')
     .option('--json', 'print one JSON object')
+    .option('--explanations <file>', 'also write every scored row as a JSON line: the store\'s rows (greedy explanation, FVE) and the --model-text rows (their text read, explanation, FVE, quote exact / loose, invented names); rows to read by a rule of your own, not the ten in the JSON')
     .addHelpText(
       'after',
       `
@@ -155,6 +157,8 @@ ${CHAIN_HELP}`,
     }
     const modelTextDocs = o.int('modelText', 0);
     let modelTextExamples: { explanation: string | null; context: string; mse: number }[] | undefined;
+    const fve = (mse: number) => 1 - mse / meta.variance;
+    const rowLines = res.greedy.examples.map((e, i) => ({ kind: 'store', row: i, doc: evMeta[i]!.doc, pos: evMeta[i]!.pos, explanation: e.explanation ?? null, fve: fve(e.mse) }) as Record<string, unknown>);
     if (modelTextDocs > 0) {
       const M = await loadModelOf(nla.meta, o.str('model'));
       const src = store.manifest.sources;
@@ -192,8 +196,11 @@ ${CHAIN_HELP}`,
         model_text_probe_prev_token: mt.tokenProbes?.prevToken,
         model_text_probe_both: mt.tokenProbes?.both,
       });
+      mt.greedy.examples.forEach((e, i) => rowLines.push({ kind: 'model_text', row: i, seed: mt.meta[i]!.seed, pos: mt.meta[i]!.pos, context: mt.contexts[i], explanation: e.explanation ?? null, fve: fve(e.mse), quote_exact: q.rows[i]!.exact, quote_loose: q.rows[i]!.ignoringCutWord, invented: q.rows[i]!.inventedNames }));
       modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
     }
+    const rowsFile = o.str('explanations');
+    if (rowsFile) writeFileAtomic(rowsFile, [new TextEncoder().encode(rowLines.map((l) => JSON.stringify(l) + '\n').join(''))]);
     const mf = o.str('metrics');
     if (mf) fs.appendFileSync(mf, JSON.stringify({ stage: 'eval', ...result }) + '\n');
     if (o.bool('json')) {
