@@ -64,6 +64,12 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
   assert.ok(examples.length >= 1 && examples.every((e) => e.row % 19 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 19th held-out row, seeds not trained on');
   assert.match(r.stdout, /held-out samples of M, every 19th row/, 'the examples are on stdout');
+  // The failures, by rule: every 7th of the rows with a wrong quote or an invented name, and only those.
+  const wrong = metrics.find((m) => m.stage === 'model-text-examples-wrong') as { of: number; rows: { quote_exact: boolean; invented: string[] }[] };
+  assert.equal(wrong.rows.length, Math.ceil(wrong.of / 7));
+  assert.ok(wrong.rows.every((x) => !x.quote_exact || x.invented.length > 0), 'only failures are shown');
+  const nonExact = Math.round((1 - n.quote_exact) * n.model_text_rows), invented = Math.round(n.invented_name_rate * n.model_text_rows);
+  assert.ok(wrong.of >= nonExact && wrong.of <= nonExact + invented, `failures ${wrong.of}: ${nonExact} wrong quotes, ${invented} with invented names`);
   assert.ok(Math.abs(n.gain_sampled - (n.fve_sampled_rl - n.fve_sampled_sft)) < 1e-12 && Math.abs(n.gain_sampled_same_t - (n.fve_sampled_rl_same_t - n.fve_sampled_sft)) < 1e-12, 'gains are differences of the reported FVEs');
   assert.notEqual(n.fve_sampled_rl_same_t, n.fve_sampled_rl, 'dividing the learned scale out changes the samples');
   // Chance of the facts: between the rarest field's 1/8 and emotion's 1/4, the facts' own values only.

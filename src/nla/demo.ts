@@ -394,16 +394,21 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // Chosen by rule, not by hand: every 19th held-out model-text row (rows 0, 19, 38, ...). The
     // rows run document by document, cuts in order; an odd step shows early and late cuts alike
     // (every 20th showed only first cuts).
-    const picks = mtRl.r.greedy.examples.map((e, i) => ({ e, i })).filter(({ i }) => i % EXAMPLE_STEP === 0);
-    report(`\nheld-out samples of M, every ${EXAMPLE_STEP}th row (after RL; context tail -> greedy explanation, row FVE):`);
-    const shown = picks.map(({ e, i }) => {
+    // And the failures, by rule too: every WRONG_STEPth row whose quote is not exact or that
+    // names a character the text lacks (an every-19th sample can miss them all).
+    const all = mtRl.r.greedy.examples.map((e, i) => ({ e, i }));
+    const wrong = all.filter(({ i }) => !mtRl.q.rows[i].exact || mtRl.q.rows[i].inventedNames.length > 0);
+    const show = (picks: typeof all) => picks.map(({ e, i }) => {
       const tail = normTail(mtRl.r.contexts[i], 70);
       const q = mtRl.q.rows[i];
       const row = { row: i, seed: mtRl.r.meta[i].seed, pos: mtRl.r.meta[i].pos, context_tail: tail, explanation: e.explanation ?? null, fve: 1 - e.mse / variance, quote_exact: q.exact, invented: q.inventedNames };
       report(`  [${i}] ...${JSON.stringify(tail)}\n       -> ${e.explanation ?? '(unparseable)'}  (FVE ${row.fve.toFixed(3)}${q.exact ? '' : ', quote not exact'}${q.inventedNames.length ? `, invented ${q.inventedNames.join(', ')}` : ''})`);
       return row;
     });
-    record('model-text-examples', { rule: `every ${EXAMPLE_STEP}th row`, rows: shown });
+    report(`\nheld-out samples of M, every ${EXAMPLE_STEP}th row (after RL; context tail -> greedy explanation, row FVE):`);
+    record('model-text-examples', { rule: `every ${EXAMPLE_STEP}th row`, rows: show(all.filter(({ i }) => i % EXAMPLE_STEP === 0)) });
+    report(`\n... and every ${WRONG_STEP}th of the ${wrong.length} rows whose quote is not exact or that name a character the text lacks:`);
+    record('model-text-examples-wrong', { rule: `every ${WRONG_STEP}th row whose quote is not exact or that invents a name`, of: wrong.length, rows: show(wrong.filter((_, k) => k % WRONG_STEP === 0)) });
   }
   const field = (f: string, chance: number): FieldReport => {
     const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
@@ -466,6 +471,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
 /** Model-text examples shown: rows 0, EXAMPLE_STEP, 2 EXAMPLE_STEP, ... */
 const EXAMPLE_STEP = 19;
+const WRONG_STEP = 7;
 
 /** The last n characters of a text, whitespace runs as one space. */
 function normTail(s: string, n: number): string {
