@@ -11,7 +11,7 @@ import { FIELDS, fieldsChance, parseFields, type CutTruth } from '../src/nla/cor
 import { heldOutRows } from '../src/nla/dataset.js';
 import { otherStoryRows, scoreFacts } from '../src/nla/evaluate.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
-import { unsupportedClaims } from '../src/nla/quotes.js';
+import { misquotes, unsupportedClaims } from '../src/nla/quotes.js';
 import { scoreRollouts, UNPARSEABLE_REWARD } from '../src/nla/rl.js';
 import { modelFile, SKIP_NO_MODEL } from './helpers.js';
 
@@ -80,6 +80,17 @@ test('the claim cost: a rollout stating a fact its row\'s summary does not loses
   // The claims themselves: field=value, names with their capital, next-word clauses ignored on both sides.
   assert.deepEqual(unsupportedClaims('"x". Tom and lily lost the kites in a park. Then "Ben".', '"x". Ben in the garden. Then "Tom".', ['name', 'place', 'object', 'event']), ['name=Tom', 'place=park', 'object=kite', 'event=lost'], 'lowercase lily is not a name');
   assert.deepEqual(unsupportedClaims('"x". Ben.', '"x". Lily.', []), []);
+  // The quote cost: a rollout whose opening or closing quotation differs from its row's summary.
+  const ref = '"He liked". Ben. Then "blue". Text: ... He liked';
+  assert.equal(misquotes('"He  liked". Tom. Then "red". Text: ...  He liked', ref), false, 'facts and the next word are not quotations; spaces normalised');
+  assert.equal(misquotes('"Everyone liked". Then "Tom". Text: ... Everyone liked', ref), true);
+  assert.equal(misquotes('"He liked". Ben. Text: ... Everyone liked', ref), true, 'the closing words alone');
+  assert.equal(misquotes('Ben. Text: ... He liked', ref), true, 'no opening quote');
+  const q = [ex('"day". Lily. Text: ... day'), ex('"dog". Lily. Text: ... dog'), ex(undefined), ex('"day". Text: ... day')];
+  const qBase = await scoreRollouts(ar, h.subarray(0, 2), q, G, { reward: 'mse' }, () => 0, refs);
+  const qCost = await scoreRollouts(ar, h.subarray(0, 2), q, G, { reward: 'mse', quoteCost: 0.3 }, () => 0, refs);
+  assert.deepEqual(qCost.misquoted, [false, true, undefined, false]);
+  assert.deepEqual(qCost.rewards.map((r, i) => +(r - qBase.rewards[i]!).toFixed(9)), [0, -0.3, 0, 0]);
 });
 
 test('parseFields: all, a comma list, and an error that names the flag', () => {

@@ -37,6 +37,7 @@ export function registerRl(program: Command): void {
     .option('--length-penalty <x>', 'subtracted from the reward per generated token', '0')
     .option('--claim-cost <x>', 'subtracted from the reward of a rollout stating a fact (a value of a --claim-fields field: a character\'s name, a place, ...) that its row\'s true summary does not state; rows without a summary are not charged (0 = off)', '0')
     .option('--claim-fields <list>', 'the fields the claim cost charges: all, or a comma-separated list of name, place, object, colour, emotion, event', 'name')
+    .option('--quote-cost <x>', 'subtracted from the reward of a rollout whose quotations of the words read (the opening quote and the closing Text: words) differ from its row\'s true summary; rows without a summary are not charged (0 = off)', '0')
     .option('--claim-cost-per <unit>', 'rollout (the cost once per rollout with any unsupported claim) or claim (once per unsupported claim)', 'rollout')
     .option('--claim-cost-rows <which>', 'rows the claim cost charges: all (every row with a summary) or text (rows of documents the known-answer generator did not write: samples of M, a corpus)', 'all')
     .option('--lr-av <x>', 'AV learning rate (1e-4 suits stories260K; 3e-4 degraded it)', '1e-4')
@@ -61,7 +62,7 @@ Reads --nla (nla.json, av/ar.safetensors) and --store. The first run keeps the w
 av-ref.safetensors (the KL reference, reused by later runs and resumes). Writes the updated
 av.safetensors, ar.safetensors and nla.json to --out, rl-curves.svg, and metrics lines
 {"stage":"rl",step,reward,fveSampled,parseRate,length,kl,clipFrac,loss,arLoss,logitScale,
-unsupportedClaims,seconds,phases:{generate,score,ar,av}}.
+unsupportedClaims,misquoted,seconds,phases:{generate,score,ar,av}}.
 A reference pair (--nla PAIR or --av/--ar): the KL reference is the pair's own AV as given, Var
 (for the sampled FVE) comes from the store's training rows (the sidecars carry none), and the
 result is written to --out as a new reference pair (av/ + ar/ with sidecars, as nla export
@@ -129,6 +130,7 @@ ${CHAIN_HELP}`,
       claimCost: o.num('claimCost', { min: 0 }),
       claimFields: parseFields(o.str('claimFields') ?? 'name', '--claim-fields'),
       claimCostPer: o.oneOf('claimCostPer', ['rollout', 'claim'] as const),
+      quoteCost: o.num('quoteCost', { min: 0 }),
       av: { lr: o.num('lrAv', { min: 0 }), warmup: o.int('warmup', 0), clip: clip > 0 ? clip : undefined, gainLrScale: o.num('gainLrScale', { min: 0 }), onNonFinite },
       ar: { lr: o.num('lrAr', { min: 0 }), clip: clip > 0 ? clip : undefined, onNonFinite },
       freezeAr: o.bool('freezeAr'),
@@ -140,7 +142,7 @@ ${CHAIN_HELP}`,
       onLog: (m) => {
         curves.push(m);
         metrics.write('rl', m);
-        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}${Number.isNaN(m.unsupportedClaims) ? '' : ` unsupported ${m.unsupportedClaims.toFixed(2)}`}`);
+        bar.update(m.step + 1 - start, `reward ${m.reward.toFixed(3)} fve ${m.fveSampled.toFixed(3)} kl ${m.kl.toFixed(4)} len ${m.length.toFixed(1)}${m.logitScale !== 1 ? ` scale ${m.logitScale.toFixed(3)}` : ''}${Number.isNaN(m.unsupportedClaims) ? '' : ` unsupported ${m.unsupportedClaims.toFixed(2)} misquoted ${m.misquoted.toFixed(2)}`}`);
       },
     });
     bar.done();

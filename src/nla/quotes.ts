@@ -143,6 +143,19 @@ export function unsupportedClaims(explanation: string, reference: string, fields
   return out;
 }
 
+/**
+ * Whether an explanation's quotations of the words read (the opening `"..."` and the closing
+ * `Text: ...` words, whitespace-normalised) differ from a reference's (the row's true summary).
+ * RL's quote cost counts these on training rows: a rollout that misreads the words read tends
+ * to write a template's facts around the misreading (issue 11).
+ */
+export function misquotes(explanation: string, reference: string): boolean {
+  const opening = (t: string) => /^\s*"(.*?)"\./.exec(t)?.[1];
+  const closing = (t: string) => parseQuoteParts(t)?.quote;
+  const same = (a: string | undefined, b: string | undefined) => (a === undefined ? b === undefined : b !== undefined && normSpace(a) === normSpace(b));
+  return !same(opening(explanation), opening(reference)) || !same(closing(explanation), closing(reference));
+}
+
 /** Quote accuracy of explanations against their contexts (same length). */
 export function quoteAccuracy(explanations: (string | undefined)[], contexts: string[], opts: QuoteOptions = {}): QuoteAccuracy {
   if (explanations.length !== contexts.length) {

@@ -11,7 +11,7 @@ import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
 import { groupAdvantages, grpoLoss } from './grpo.js';
 import { normalizedMseHost } from './loss.js';
-import { unsupportedClaims } from './quotes.js';
+import { misquotes, unsupportedClaims } from './quotes.js';
 import type { Field } from './corpus.js';
 import { assertFiniteParams, makeOptimizer, type TrainSchedule } from './optim.js';
 import { rowsOf } from './sft.js';
@@ -63,6 +63,8 @@ export interface RlOptions {
    * charged for a colour is otherwise free to add a name).
    */
   claimCostPer?: 'rollout' | 'claim';
+  /** Subtracted from the reward of a rollout whose quotations of the words read differ from its row's summary (quotes.ts misquotes; rows without a summary are not charged). 0 or unset: off. */
+  quoteCost?: number;
   seed: number;
   /** Variance of normalised h (for the FVE of the rollouts). */
   variance: number;
@@ -94,6 +96,8 @@ export interface RlMetrics {
   logitScale: number;
   /** Share of this step's rollouts stating a fact of claimFields their row's summary does not (NaN: no row has a summary). */
   unsupportedClaims: number;
+  /** Share of this step's rollouts whose quotations of the words read differ from their row's summary (NaN: no row has a summary). */
+  misquoted: number;
   seconds: number;
   /** Wall seconds of the step's phases: sampling, AR scoring, AR update, AV update (each ends at a readback). */
   phases: { generate: number; score: number; ar: number; av: number };
@@ -106,13 +110,14 @@ export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 
  * optional) are the rows' true summaries, for the claim cost. Returns rewards, per-rollout MSE and
  * whether each parseable rollout states a fact (of o.claimFields) its reference does not.
  */
-export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer'>, rand: () => number, references?: readonly (string | undefined)[]) {
+export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer' | 'quoteCost'>, rand: () => number, references?: readonly (string | undefined)[]) {
   const d = ar.d;
   const ok = rollouts.map((r, i) => (r.explanation !== undefined ? i : -1)).filter((i) => i >= 0);
   const preds = await ar.predictHost(ok.map((i) => rollouts[i].explanation!));
   const mse = rollouts.map(() => 2);
   const rewards = rollouts.map(() => UNPARSEABLE_REWARD);
   const unsupported: (boolean | undefined)[] = rollouts.map(() => undefined);
+  const misquoted: (boolean | undefined)[] = rollouts.map(() => undefined);
   const nAct = rollouts.length / G;
   ok.forEach((i, k) => {
     const a = Math.floor(i / G);
@@ -126,18 +131,21 @@ export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts
     }
     const ref = references?.[a];
     const claims = ref === undefined ? 0 : unsupportedClaims(rollouts[i].explanation!, ref, o.claimFields).length;
-    if (ref !== undefined) unsupported[i] = claims > 0;
+    if (ref !== undefined) {
+      unsupported[i] = claims > 0;
+      misquoted[i] = misquotes(rollouts[i].explanation!, ref);
+    }
     const charged = o.claimCostPer === 'claim' ? claims : Math.min(claims, 1);
-    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - charged * (o.claimCost ?? 0);
+    rewards[i] = r - (o.lengthPenalty ?? 0) * rollouts[i].tokens.length - charged * (o.claimCost ?? 0) - (misquoted[i] ? (o.quoteCost ?? 0) : 0);
   });
-  return { rewards, mse, ok, unsupported };
+  return { rewards, mse, ok, unsupported, misquoted };
 }
 
 /** `data.summaries`: each row's true summary (for the claim cost; undefined where a row has none). */
 export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstructor, data: { h: Float32Array; summaries?: readonly (string | undefined)[] }, o: RlOptions): Promise<RlMetrics[]> {
   const d = av.d, n = data.h.length / d, G = o.groupSize;
   if (data.summaries && data.summaries.length !== n) throw new Error(`trainRl: ${data.summaries.length} summaries for ${n} rows`);
-  if (o.claimCost && !data.summaries) throw new Error('trainRl: a claim cost needs the rows\' summaries (data.summaries)');
+  if ((o.claimCost || o.quoteCost) && !data.summaries) throw new Error('trainRl: a claim or quote cost needs the rows\' summaries (data.summaries)');
   const optAv = makeOptimizer(av.params(), o.av, 'rl (AV)');
   const optAr = makeOptimizer(ar.params(), o.ar, 'rl (AR)');
   const r = new SeededRng(o.seed);
@@ -181,7 +189,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
         : await av.explain(h, { samples: G, temperature: 1, maxTokens: o.maxTokens, seed });
       if (rollouts.length !== idx.length * G) throw new Error(`trainRl: ${rollouts.length} rollouts for ${idx.length} activations x ${G} samples`);
       const tGen = tick();
-      const { rewards, mse, ok, unsupported } = await scoreRollouts(ar, h, rollouts, G, o, r.fn(), data.summaries && idx.map((i) => data.summaries![i]));
+      const { rewards, mse, ok, unsupported, misquoted } = await scoreRollouts(ar, h, rollouts, G, o, r.fn(), data.summaries && idx.map((i) => data.summaries![i]));
       const tScore = tick();
       const adv = groupAdvantages(rewards, G, o.advantageScale ?? 'std');
       const hRep = rowsOf(h, d, rollouts.map((_, i) => Math.floor(i / G)));
@@ -242,6 +250,7 @@ export async function trainRl(av: Verbalizer, avRef: Verbalizer, ar: Reconstruct
         arLoss,
         logitScale,
         unsupportedClaims: shareTrue(unsupported),
+        misquoted: shareTrue(misquoted),
         seconds: (performance.now() - t0) / 1000,
         phases: { generate: tGen, score: tScore, ar: tAr, av: tAv },
       };
