@@ -107,8 +107,9 @@ export const UNPARSEABLE_REWARD = -2; // the reward of an orthogonal guess (MSE 
 
 /**
  * Rewards of rollouts (activation-major, G per activation). `references` (one per activation,
- * optional) are the rows' true summaries, for the claim cost. Returns rewards, per-rollout MSE and
- * whether each parseable rollout states a fact (of o.claimFields) its reference does not.
+ * optional) are the rows' true summaries, for the claim and quote costs. Returns rewards,
+ * per-rollout MSE, and for each parseable rollout with a reference whether it states a fact (of
+ * o.claimFields) the reference does not and whether it misquotes the words read.
  */
 export async function scoreRollouts(ar: Reconstructor, h: Float32Array, rollouts: Explained[], G: number, o: Pick<RlOptions, 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer' | 'quoteCost'>, rand: () => number, references?: readonly (string | undefined)[]) {
   const d = ar.d;
