@@ -63,10 +63,19 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
       if (p === null) assert.equal(c, null, `${f}: confab_${s} null with precision`);
       else assert.ok(share(p) && share(c) && Math.abs(p! + c! - 1) < 1e-9, `${f}: precision_${s} ${p} + confab_${s} ${c} = 1`);
     }
+    // Intervals hold their figure; the paired change is RL minus SFT on the same rows.
+    const within = (y: number | null, ci: [number | null, number | null]) => y === null || (ci[0] !== null && ci[1] !== null && ci[0] <= y + 1e-12 && y <= ci[1] + 1e-12);
+    const xi = x as unknown as Record<string, [number | null, number | null]> & { confab_change: { diff: number | null; ci: [number | null, number | null] } };
+    assert.ok(within(x.precision_rl, xi.precision_rl_ci) && within(x.precision_sft, xi.precision_sft_ci) && within(x.confab_rl, xi.confab_rl_ci), `${f}: intervals ${JSON.stringify([xi.precision_sft_ci, xi.precision_rl_ci, xi.confab_rl_ci])}`);
+    if (x.confab_rl !== null && x.confab_sft !== null) assert.ok(Math.abs(xi.confab_change.diff! - (x.confab_rl - x.confab_sft)) < 1e-9, `${f}: confab_change = confab_rl - confab_sft`);
     assert.ok(Number.isInteger(x.rows_cued) && x.rows_cued! >= 0);
     for (const k of ['probe_cued', 'recall_cued_sft', 'recall_cued_rl']) assert.ok(x.rows_cued === 0 ? x[k] === null : share(x[k]), `${f}.${k} = ${x[k]} (${x.rows_cued} cued rows)`);
   }
   assert.ok(FIELDS.reduce((a, f) => a + fields[f]!.rows_cued!, 0) > 0, 'some scored rows are cue cuts');
+  assert.ok(Number.isInteger(n.eval_docs) && n.eval_docs >= 1 && n.eval_docs <= 8, `eval_docs ${n.eval_docs}`);
+  const nfc = res.no_false_claim_change as { diff: number; ci: [number, number] };
+  assert.ok(Math.abs(nfc.diff - (n.no_false_claim_rl - n.no_false_claim_sft)) < 1e-9, 'no_false_claim_change = rl - sft');
+  assert.match(r.stdout, /95% intervals \(bootstrap over the \d+ scored stories/);
   assert.equal(fields.emotion!.rows_cued, 0, 'the emotion is never recalled, so never cued');
   for (const s of ['sft', 'rl']) {
     const ab = res[`ablations_${s}`] as { rows: number; swap: object; removed: object };
@@ -90,8 +99,11 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
 
   // nla faithfulness --explanations: one line per scored row, whose claims add up to the report's per-field counts.
   const rowsFile = path.join(tmp, 'rows.jsonl');
-  const fr = await okCli(['faithfulness', '--nla', path.join(out, 'nla'), '--store', path.join(out, 'activations'), '--split', 'test', '--rows', '8', '--json', '--explanations', rowsFile], 120_000);
-  const rep = lastJson(fr.stdout) as { rows: number; fields: Record<string, { stated: number; confab: number | null }> };
+  // --against the warm start: the same paired changes as the demo's (the same rows, greedy explanations).
+  const fr = await okCli(['faithfulness', '--nla', path.join(out, 'nla'), '--against', path.join(out, 'nla-sft'), '--store', path.join(out, 'activations'), '--split', 'test', '--rows', '8', '--json', '--explanations', rowsFile], 180_000);
+  const rep = lastJson(fr.stdout) as { rows: number; fields: Record<string, { stated: number; confab: number | null }>; changes: { fields: Record<string, { confab: { diff: number | null } }>; no_false_claim: { diff: number } } };
+  for (const f of FIELDS) assert.equal(rep.changes.fields[f]!.confab.diff, (fields[f] as unknown as { confab_change: { diff: number | null } }).confab_change.diff, `${f}: --against gives the demo's change`);
+  assert.equal(rep.changes.no_false_claim.diff, nfc.diff);
   const lines = fs.readFileSync(rowsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { row: number; truth: Record<string, string>; explanation: string | null; claims: { field: string; said: string[]; truth: string | null; ok: boolean }[] });
   assert.equal(lines.length, rep.rows);
   assert.deepEqual(lines.map((l) => l.row), [...Array(rep.rows).keys()]);

@@ -3,7 +3,8 @@
 import * as path from 'node:path';
 import { findModelFile } from '../io/model-files.js';
 import { runWorldDemo, SUMMARY_WORDS, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
-import { printFaithfulness } from './faithfulness.js';
+import { printAblations } from './faithfulness.js';
+import { formatInterval } from '../nla/claim-intervals.js';
 import type { Field } from '../nla/corpus.js';
 
 export interface WorldDemoFlags {
@@ -91,6 +92,9 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
   for (const [k, x] of Object.entries(r.fields)) {
     console.log(k.padEnd(10) + [x.precision_sft, x.precision_rl, x.recall_sft, x.recall_rl, x.confab_sft, x.confab_rl, x.chance, x.chance_recall, x.probe, x.probe_recall_p90, x.probe_cued, x.recall_cued_sft, x.recall_cued_rl].map((y) => v(y).padStart(10)).join('') + String(x.rows_cued).padStart(10));
   }
+  console.log(`\n95% intervals (bootstrap over the ${r.eval_docs} scored stories: a story's rows move together); the change is RL minus SFT on the same resample:`);
+  for (const [k, x] of Object.entries(r.fields)) console.log(`  ${k.padEnd(8)} P rl ${formatInterval(x.precision_rl, x.precision_rl_ci)}  conf rl - sft ${formatInterval(x.confab_change.diff, x.confab_change.ci, true)}  R rl - sft ${formatInterval(x.recall_change.diff, x.recall_change.ci, true)}`);
+  console.log(`  no false claim rl - sft ${formatInterval(r.no_false_claim_change.diff, r.no_false_claim_change.ci, true)}`);
   console.log(`Read: P = stated and true / stated (target >= 0.9 on name, place, object; chance = a random value);
 R = stated and true / rows where the fact was read (target: within 0.1 of the probe ceiling; "probe" is
 the held-out accuracy of a linear probe on h itself, guesses included; "probe@P.9" the recall of that
@@ -102,7 +106,7 @@ there, target >= 0.9), "Rcue" the explanations' recall on those rows.`);
   for (const [f, c] of Object.entries(r.confusion_cost)) console.log(`  ${f.padEnd(8)} closest pair ${c.pair.join('/')} ${v(c.min).trim()}, mean over pairs ${v(c.mean).trim()}`);
   for (const [stage, ab] of [['after the warm start', r.ablations_sft], ['after RL', r.ablations_rl]] as const) {
     console.log(`\ncontent ablations ${stage}:`);
-    printFaithfulness({ rows: r.eval_rows, fve: NaN, no_false_claim: NaN, any_claim: NaN, fields: {}, examples: [], ablations: ab, claims_per_row: [], explanations_per_row: [], confusion_cost: {} }, (s) => (s.startsWith('  content') || s.startsWith('  swap') || s.startsWith('  one') ? console.log(s) : undefined));
+    printAblations(ab, (s) => console.log(s));
   }
   console.log(`Read: if the AR reads the facts, a swap keeps FVE but the probe on the reconstruction reads the swapped
 value (target >= 0.7); an explanation in a private code loses little to a swap and much to a shuffle;

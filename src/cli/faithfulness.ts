@@ -4,8 +4,10 @@
 import type { Command } from 'commander';
 import { falseClaimPairs, markClaims } from '../nla/claims.js';
 import type { Field } from '../nla/corpus.js';
-import { faithfulnessReport, type FaithfulnessReport } from '../nla/faithfulness.js';
-import { loadNLA } from '../nla/nla.js';
+import { faithfulnessReport, storeProbes, type FaithfulnessReport } from '../nla/faithfulness.js';
+import { loadNLA, type NLA } from '../nla/nla.js';
+import { claimChanges, formatInterval } from '../nla/claim-intervals.js';
+import type { AblationReport } from '../nla/ablations.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
@@ -22,6 +24,7 @@ export function registerFaithfulness(program: Command): void {
     .option('--rows <n>', 'score at most N rows (0 = all)', '200')
     .option('--batch-size <n>', 'rows per generation batch', '32')
     .option('--json', 'print only the JSON line')
+    .option('--against <dir>', 'also score this NLA (e.g. the warm start, nla-sft/) on the same rows and print the change from it to --nla per field, with 95% intervals from a bootstrap over stories')
     .option('--explanations <file>', 'also write each scored row as a JSON line: row, doc, pos, its summary, the truth, the greedy explanation and its claims marked true or false (to compare two NLAs row by row)')
     .addHelpText(
       'after',
@@ -63,9 +66,24 @@ ${CHAIN_HELP}`,
     const limit = o.int('rows', 0);
     const n = limit ? Math.min(limit, rows.meta.length) : rows.meta.length;
     const h = rowsOf(rows.h, d, [...Array(n).keys()]), meta = rows.meta.slice(0, n);
-    const bar = progressBar('explain', n);
-    const r = await faithfulnessReport(nla, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x) });
-    bar.done();
+    const probes = await storeProbes(rows.all, h, meta, d, nla.meta.variance);
+    const score = async (which: NLA, label: string) => {
+      const bar = progressBar(label, n);
+      const out = await faithfulnessReport(which, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x), probes });
+      bar.done();
+      return out;
+    };
+    const r = await score(nla, 'explain');
+    const againstDir = o.str('against');
+    let changes: ReturnType<typeof claimChanges> | undefined;
+    if (againstDir) {
+      requireComplete(againstDir);
+      const base = await loadNLA(againstDir);
+      if (base.meta.layer !== nla.meta.layer || base.meta.model.sha256 !== nla.meta.model.sha256) throw new Error(`--against ${againstDir}: an NLA of ${base.meta.model.name} layer ${base.meta.layer}, but --nla ${dir} is of ${nla.meta.model.name} layer ${nla.meta.layer}`);
+      const b = await score(base, `explain (${againstDir})`);
+      base.dispose();
+      changes = claimChanges(b.claims_per_row, r.claims_per_row, { known: meta.map((m) => (m.truth?.known ?? {}) as Partial<Record<Field, string>>), docs: meta.map((m) => m.doc) });
+    }
     const { ablations: ab, claims_per_row: perRow, explanations_per_row: explained, ...out } = r;
     const rowsFile = o.str('explanations');
     if (rowsFile) writeExplanationRows(rowsFile, explained, meta);
@@ -75,15 +93,18 @@ ${CHAIN_HELP}`,
       console.log(`${dir}: layer ${nla.meta.layer}, ${n} rows of split ${split}`);
       printFaithfulness(r, (s) => console.log(s));
       for (const [f, pairs] of Object.entries(false_claims)) console.log(`  false ${f} claims (true>said): ${Object.entries(pairs).sort((a, b) => b[1] - a[1]).map(([k, c]) => `${k} ${c}`).join(', ')}`);
+      if (changes) {
+        console.log(`  change from ${againstDir} to ${dir} on the same rows (paired, 95% interval over stories; an interval above 0 = a change chance does not explain):`);
+        printChanges(changes, (s) => console.log(s));
+      }
     }
-    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, false_claims, ablations: ab }));
+    console.log(JSON.stringify({ faithfulness: dir, split, layer: nla.meta.layer, ...out, false_claims, ablations: ab, ...(changes ? { against: againstDir, changes } : {}) }));
     nla.dispose();
   });
 }
 
 /** The faithfulness table: claims per field beside chance and the probe ceiling, then the content ablations. */
 export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => void): void {
-  const ab = r.ablations;
   const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
   print(`  FVE ${v(r.fve)} (${r.rows} rows)`);
   print('  field      precision  recall  confab  | chance P  chance R  probe  probe@P0.9 (its P) | known stated');
@@ -91,15 +112,29 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
     const p90 = `${v(x.probe_recall_p90 ?? NaN)} (${v(x.probe_precision_p90 ?? NaN)})`;
     print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  ${p90.padStart(18)} | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
   }
-  print(`  explanations with no false claim: ${v(r.no_false_claim)}; with any claim: ${v(r.any_claim)}`);
+  print(`  explanations with no false claim: ${formatInterval(r.no_false_claim, r.no_false_claim_ci)}; with any claim: ${v(r.any_claim)}`);
+  print(`  95% intervals (bootstrap over the ${r.docs} scored stories; the rows of a story move together):`);
+  for (const [f, x] of Object.entries(r.fields)) print(`    ${f.padEnd(8)} precision ${formatInterval(x.precision, x.precision_ci)}  recall ${formatInterval(x.recall, x.recall_ci)}  confab ${formatInterval(x.confab, x.confab_ci)}`);
   const costs = Object.entries(r.confusion_cost);
   if (costs.length) {
     print('  FVE lost by naming another value (class means of the activations; near 0 = invisible to the MSE and the RL reward):');
     for (const [f, c] of costs) print(`    ${f.padEnd(8)} closest pair ${c.pair.join('/')} ${v(c.min)}, mean over pairs ${v(c.mean)}`);
   }
+  printAblations(r.ablations, print);
+}
+
+/** The content ablations: shuffled sentences, dropped quotations, swapped values, removed sentences. */
+export function printAblations(ab: AblationReport, print: (s: string) => void): void {
+  const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
   print(`  content (${ab.rows} parseable explanations): FVE ${v(ab.fve)}; sentences shuffled ${v(ab.fve_shuffled_sentences)}; quotations dropped ${v(ab.fve_no_quotes)}`);
   for (const [f, x] of Object.entries(ab.swap)) print(`  swap ${f.padEnd(8)} FVE ${v(x.fve)}, probe on the reconstruction reads the swapped value ${v(x.follows)} (probe from ${x.probe_rows} rows; every-read-row probe ${v(x.follows_known)}; ${x.rows} rows)`);
   for (const [k, x] of Object.entries(ab.removed)) print(`  one ${k} sentence removed: FVE falls ${v(x.fve_drop)} on average (${x.sentences} removals)`);
+}
+
+/** Paired changes of one NLA's claims against another's on the same rows (`--against`). */
+export function printChanges(c: ReturnType<typeof claimChanges>, print: (s: string) => void): void {
+  for (const [f, x] of Object.entries(c.fields)) print(`    ${f.padEnd(8)} confab ${formatInterval(x.confab.diff, x.confab.ci, true)}  recall ${formatInterval(x.recall.diff, x.recall.ci, true)}`);
+  print(`    no false claim ${formatInterval(c.no_false_claim.diff, c.no_false_claim.ci, true)}`);
 }
 
 /** One JSON line per scored row: what it says, and each claim marked against the truth. */

@@ -12,6 +12,7 @@ import { Progress } from '../util/progress.js';
 import { FIELD_VALUES, FIELDS, type Field } from './corpus.js';
 import { heldOutRows } from './dataset.js';
 import { DEMO_DEFAULTS, runDemo, type DemoOptions, type DemoResult } from './demo.js';
+import { claimChanges, type Change, type Interval } from './claim-intervals.js';
 import { faithfulnessReport, storeProbes, type FaithfulnessReport, type StoreProbes } from './faithfulness.js';
 import { loadNLA } from './nla.js';
 import { probeValues } from './probe-gpu.js';
@@ -109,6 +110,13 @@ export interface WorldField {
   recall_cued_sft: number;
   recall_cued_rl: number;
   rows_cued: number;
+  /** 95% intervals (bootstrap over the scored stories, claim-intervals.ts). */
+  precision_sft_ci: Interval;
+  precision_rl_ci: Interval;
+  confab_rl_ci: Interval;
+  /** RL minus SFT on the same rows, with a paired interval: above 0 = a rise chance cannot explain. */
+  confab_change: Change;
+  recall_change: Change;
 }
 
 export const SUMMARY_WORDS: Record<WorldSummary, string> = { all: 'every fact read', cued: 'the cued fact only', held: 'the cued fact and the facts a confident probe reads' };
@@ -129,6 +137,8 @@ export interface WorldDemoResult {
   held_precision?: number;
   eval_split: string;
   eval_rows: number;
+  /** Stories the scored rows come from (the unit of the intervals' bootstrap). */
+  eval_docs: number;
   fve_sft: number;
   fve_rl: number;
   fve_token: number;
@@ -139,6 +149,7 @@ export interface WorldDemoResult {
   fields: Record<string, WorldField>;
   no_false_claim_sft: number;
   no_false_claim_rl: number;
+  no_false_claim_change: Change;
   ablations_sft: FaithfulnessReport['ablations'];
   ablations_rl: FaithfulnessReport['ablations'];
   /** Per field: the FVE lost by naming another value (confusion-cost.ts), on the store's training rows. */
@@ -246,6 +257,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     const rows = meta.map((m, i) => (cued.get(cueKey(m.doc, m.pos)) === f ? i : -1)).filter((i) => i >= 0);
     return rows.length ? rows.filter((i) => r.claims_per_row[i]![f]?.length === 1 && r.claims_per_row[i]![f]![0] === meta[i]!.truth!.known[f]).length / rows.length : NaN;
   };
+  const changes = claimChanges(faith.sft.claims_per_row, faith.rl.claims_per_row, { known: meta.map((m) => m.truth!.known), docs: meta.map((m) => m.doc) });
   const fields: Record<string, WorldField> = {};
   for (const f of FIELDS) {
     const s = faith.sft.fields[f]!, r = faith.rl.fields[f]!;
@@ -253,6 +265,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
       precision_sft: s.precision, precision_rl: r.precision, recall_sft: s.recall, recall_rl: r.recall, confab_sft: s.confab, confab_rl: r.confab,
       chance: s.chance_precision, chance_recall: s.chance_recall, probe: s.probe, probe_recall_p90: s.probe_recall_p90 ?? NaN, probe_precision_p90: s.probe_precision_p90 ?? NaN,
       probe_cued: cuedProbe[f]?.acc ?? NaN, recall_cued_sft: cuedRecall(faith.sft, f), recall_cued_rl: cuedRecall(faith.rl, f), rows_cued: cuedProbe[f]?.n ?? 0,
+      precision_sft_ci: s.precision_ci, precision_rl_ci: r.precision_ci, confab_rl_ci: r.confab_ci, confab_change: changes.fields[f]!.confab, recall_change: changes.fields[f]!.recall,
     };
   }
   return {
@@ -268,6 +281,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     ...(heldShare ? { held_share: heldShare, held_precision: o.heldPrecision } : {}),
     eval_split: o.evalPart,
     eval_rows: meta.length,
+    eval_docs: faith.rl.docs,
     fve_sft: demo.fve_sft,
     fve_rl: demo.fve_rl,
     fve_token: demo.fve_token,
@@ -278,6 +292,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     fields,
     no_false_claim_sft: faith.sft.no_false_claim,
     no_false_claim_rl: faith.rl.no_false_claim,
+    no_false_claim_change: changes.no_false_claim,
     ablations_sft: faith.sft.ablations,
     ablations_rl: faith.rl.ablations,
     confusion_cost: faith.rl.confusion_cost,

@@ -4,6 +4,7 @@
 // reaches (trained on the store's training rows, tested on the scored rows).
 import type { NLA } from './nla.js';
 import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
+import { claimIntervals, type Interval } from './claim-intervals.js';
 import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
 import { probeRecallAtPrecision, type RecallAtPrecision } from './probe-precision.js';
@@ -33,13 +34,20 @@ export interface FieldFaithfulness {
   /** Rows where the fact has been read; rows where the explanation claims a value. */
   known: number;
   stated: number;
+  /** 95% intervals by a bootstrap over the scored documents (claim-intervals.ts). */
+  precision_ci: Interval;
+  recall_ci: Interval;
+  confab_ci: Interval;
 }
 
 export interface Faithfulness {
   rows: number;
+  /** Documents (stories) the rows come from: the unit the intervals resample. */
+  docs: number;
   fve: number;
   /** Share of explanations with no false claim on any field; share with any claim. */
   no_false_claim: number;
+  no_false_claim_ci: Interval;
   any_claim: number;
   fields: Record<string, FieldFaithfulness>;
   examples: { explanation: string | null; truth: Partial<Record<Field, string>> }[];
@@ -63,15 +71,18 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
   const explanations = ev.examples.map((e) => e.explanation);
   const claims = scoreClaims(explanations, truths);
   const chance = chanceClaims(truths);
+  const ci = claimIntervals({ claims: explanations.map((e) => (e === undefined ? {} : extractClaims(e))), known: truths.map((t) => t.known), docs: meta.map((m) => m.doc) });
   const fields: Record<string, FieldFaithfulness> = {};
   for (const f of FIELDS) {
-    const c = claims.fields[f]!;
-    fields[f] = { precision: c.precision, recall: c.recall, confab: c.confab, chance_precision: chance[f]!.precision, chance_recall: chance[f]!.recall, probe: probe[f] ?? NaN, known: c.known, stated: c.stated };
+    const c = claims.fields[f]!, iv = ci.fields[f]!;
+    fields[f] = { precision: c.precision, recall: c.recall, confab: c.confab, chance_precision: chance[f]!.precision, chance_recall: chance[f]!.recall, probe: probe[f] ?? NaN, known: c.known, stated: c.stated, precision_ci: iv.precision, recall_ci: iv.recall, confab_ci: iv.confab };
   }
   return {
     rows: meta.length,
+    docs: new Set(meta.map((m) => m.doc)).size,
     fve: ev.fve,
     no_false_claim: claims.noFalseClaim,
+    no_false_claim_ci: ci.no_false_claim,
     any_claim: claims.anyClaim,
     fields,
     examples: ev.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, truth: (e.truth?.known ?? {}) as Partial<Record<Field, string>> })),
