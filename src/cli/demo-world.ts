@@ -95,6 +95,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
   console.log(`\n95% intervals (bootstrap over the ${r.eval_docs} scored stories: a story's rows move together); the change is RL minus SFT on the same resample:`);
   for (const [k, x] of Object.entries(r.fields)) console.log(`  ${k.padEnd(8)} P rl ${formatInterval(x.precision_rl, x.precision_rl_ci)}  conf rl - sft ${formatInterval(x.confab_change.diff, x.confab_change.ci, true)}  R rl - sft ${formatInterval(x.recall_change.diff, x.recall_change.ci, true)}`);
   console.log(`  no false claim rl - sft ${formatInterval(r.no_false_claim_change.diff, r.no_false_claim_change.ci, true)}`);
+  console.log(`only the claims the AV wrote with confidence >= 0.9 (its probability of the value's tokens): ${Object.entries(r.fields).map(([k, x]) => `${k} P sft ${v(x.precision_sft_confident).trim()} rl ${v(x.precision_rl_confident).trim()} R rl ${v(x.recall_rl_confident).trim()}`).join('; ')}`);
   console.log(`Read: P = stated and true / stated (target >= 0.9 on name, place, object; chance = a random value);
 R = stated and true / rows where the fact was read (target: within 0.1 of the probe ceiling; "probe" is
 the held-out accuracy of a linear probe on h itself, guesses included; "probe@P.9" the recall of that

@@ -7,6 +7,7 @@ import type { Field } from '../nla/corpus.js';
 import { faithfulnessReport, storeProbes, type FaithfulnessReport } from '../nla/faithfulness.js';
 import { loadNLA, type NLA } from '../nla/nla.js';
 import { claimChanges, formatInterval } from '../nla/claim-intervals.js';
+import { CONFIDENT } from '../nla/claim-confidence.js';
 import type { AblationReport } from '../nla/ablations.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
@@ -25,7 +26,7 @@ export function registerFaithfulness(program: Command): void {
     .option('--batch-size <n>', 'rows per generation batch', '32')
     .option('--json', 'print only the JSON line')
     .option('--against <dir>', 'also score this NLA (e.g. the warm start, nla-sft/) on the same rows and print the change from it to --nla per field, with 95% intervals from a bootstrap over stories')
-    .option('--explanations <file>', 'also write each scored row as a JSON line: row, doc, pos, its summary, the truth, the greedy explanation and its claims marked true or false (to compare two NLAs row by row)')
+    .option('--explanations <file>', 'also write each scored row as a JSON line: row, doc, pos, its summary, the truth, the greedy explanation and its claims marked true or false, each with the AV\'s confidence in it (to compare two NLAs row by row)')
     .addHelpText(
       'after',
       `
@@ -42,7 +43,10 @@ Per field, over the scored rows:
   probe@P0.9     recall of that probe when it states a value only above a confidence chosen
                  (on training rows) to be right 9 times in 10: the ceiling for an explainer held
                  to the precision target (plain accuracy also counts the probe's lucky guesses)
-and, over whole explanations, the share with no false claim; the false claims per field by
+  confident      the same over only the claims the AV wrote with confidence >= 0.9 (the
+                 probability it gave the value's own tokens): what its sure claims are worth
+and, over whole explanations, the share with no false claim (each figure with a 95% interval
+from a bootstrap over the scored stories); the false claims per field by
 true > said value (e.g. object ball>cat 7: which values the explainer mixes up). Then the content ablations: FVE
 with each explanation's sentences shuffled and with its quotations dropped, and per field, with
 the stated value swapped for another value of the field: FVE, and the share where a probe
@@ -84,9 +88,9 @@ ${CHAIN_HELP}`,
       base.dispose();
       changes = claimChanges(b.claims_per_row, r.claims_per_row, { known: meta.map((m) => (m.truth?.known ?? {}) as Partial<Record<Field, string>>), docs: meta.map((m) => m.doc) });
     }
-    const { ablations: ab, claims_per_row: perRow, explanations_per_row: explained, ...out } = r;
+    const { ablations: ab, claims_per_row: perRow, explanations_per_row: explained, confidences_per_row: sure, ...out } = r;
     const rowsFile = o.str('explanations');
-    if (rowsFile) writeExplanationRows(rowsFile, explained, meta);
+    if (rowsFile) writeExplanationRows(rowsFile, explained, sure, meta);
     // Which values are mixed up (e.g. object cake said as cat): the rows' false claims by truth > said.
     const false_claims = falseClaimPairs(perRow, meta.map((m) => (m.truth?.known ?? {}) as Partial<Record<Field, string>>));
     if (!o.bool('json')) {
@@ -113,6 +117,8 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
     print(`  ${f.padEnd(9)}  ${v(x.precision).padStart(9)}  ${v(x.recall).padStart(6)}  ${v(x.confab).padStart(6)}  | ${v(x.chance_precision).padStart(8)}  ${v(x.chance_recall).padStart(8)}  ${v(x.probe).padStart(5)}  ${p90.padStart(18)} | ${String(x.known).padStart(5)} ${String(x.stated).padStart(6)}`);
   }
   print(`  explanations with no false claim: ${formatInterval(r.no_false_claim, r.no_false_claim_ci)}; with any claim: ${v(r.any_claim)}`);
+  print(`  only the claims the AV wrote with confidence >= ${CONFIDENT} (its probability of the value's tokens; a fixed threshold):`);
+  for (const [f, x] of Object.entries(r.fields)) print(`    ${f.padEnd(8)} stated ${String(x.stated_confident).padStart(4)} of ${String(x.stated).padStart(4)}  precision ${v(x.precision_confident)}  recall ${v(x.recall_confident)}`);
   print(`  95% intervals (bootstrap over the ${r.docs} scored stories; the rows of a story move together):`);
   for (const [f, x] of Object.entries(r.fields)) print(`    ${f.padEnd(8)} precision ${formatInterval(x.precision, x.precision_ci)}  recall ${formatInterval(x.recall, x.recall_ci)}  confab ${formatInterval(x.confab, x.confab_ci)}`);
   const costs = Object.entries(r.confusion_cost);
@@ -138,11 +144,11 @@ export function printChanges(c: ReturnType<typeof claimChanges>, print: (s: stri
 }
 
 /** One JSON line per scored row: what it says, and each claim marked against the truth. */
-function writeExplanationRows(file: string, explanations: readonly (string | undefined)[], meta: readonly RowMeta[]): void {
+function writeExplanationRows(file: string, explanations: readonly (string | undefined)[], confidences: readonly Partial<Record<Field, number>>[], meta: readonly RowMeta[]): void {
   const lines = explanations.map((e, i) => {
     const m = meta[i]!;
     const known = (m.truth?.known ?? {}) as Partial<Record<Field, string>>;
-    const claims = e === undefined ? [] : markClaims(e, known).map((c) => ({ field: c.field, said: c.said, truth: c.truth ?? null, ok: c.ok }));
+    const claims = e === undefined ? [] : markClaims(e, known).map((c) => ({ field: c.field, said: c.said, truth: c.truth ?? null, ok: c.ok, confidence: confidences[i]![c.field] ?? null }));
     return JSON.stringify({ row: i, doc: m.doc, pos: m.pos, summary: m.summary ?? null, truth: known, explanation: e ?? null, claims }) + '\n';
   });
   writeFileAtomic(file, [new TextEncoder().encode(lines.join(''))]);

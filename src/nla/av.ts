@@ -16,6 +16,8 @@ export interface Explained {
   /** The parsed explanation, or undefined (unparseable) when the output never closed or never stopped. */
   explanation: string | undefined;
   tokens: number[];
+  /** log p of each token under the AV's unmodified distribution (temperature 1), as generate() reports it. */
+  logprobs: number[];
   stopped: boolean;
 }
 
@@ -97,7 +99,7 @@ export class Verbalizer {
     } finally {
       vectors.dispose();
     }
-    return gen.tokens.map((tokens, i) => this.toExplained(tokens, gen.stopped[i]));
+    return gen.tokens.map((tokens, i) => this.toExplained(tokens, gen.stopped[i], gen.logprobs[i]));
   }
 
   /**
@@ -105,23 +107,30 @@ export class Verbalizer {
    * closed its tag (the reference implementation's rule): counted as parsed, rambling on after
    * the tag costs nothing, and RL then drifts towards ever longer outputs.
    */
-  toExplained(tokens: number[], stopped: boolean): Explained {
+  toExplained(tokens: number[], stopped: boolean, logprobs: number[] = []): Explained {
     const body = this.stopIds.includes(tokens[tokens.length - 1]) ? tokens.slice(0, -1) : tokens;
     const text = this.decode(body);
     const parse = this.style ? (t: string) => this.style!.parse(t) : (t: string) => parseExplanation(t, this.prompts);
-    return { text, explanation: stopped ? parse(text) : undefined, tokens, stopped };
+    return { text, explanation: stopped ? parse(text) : undefined, tokens, logprobs, stopped };
   }
 
   decode(ids: number[]): string {
+    return this.decodeWithStarts(ids).text;
+  }
+
+  /** The text of generated ids and the character offset where each id's text starts. */
+  decodeWithStarts(ids: number[]): { text: string; starts: number[] } {
     let prev = this.prompt.ids[this.prompt.ids.length - 1];
-    let s = '';
+    let text = '';
+    const starts: number[] = [];
     for (const id of ids) {
+      starts.push(text.length);
       // A model's embedding is often wider than its tokenizer (Qwen2.5: 152064 rows, 151665
       // tokens); an id past the tokenizer reads as a visible marker instead of failing the batch.
-      s += id < this.tok.vocabSize ? this.tok.decodeToken(prev, id) : `<id ${id}>`;
+      text += id < this.tok.vocabSize ? this.tok.decodeToken(prev, id) : `<id ${id}>`;
       prev = id;
     }
-    return s;
+    return { text, starts };
   }
 
   /**

@@ -29,6 +29,40 @@ export function extractClaims(explanation: string, fields: readonly Field[] = FI
   return out;
 }
 
+/**
+ * Where each claim's value stands in the explanation: the same values extractClaims finds (one
+ * span per value, its first mention outside quotations), with character offsets into the
+ * explanation, so a claim can be tied to the tokens that wrote it (claim-confidence.ts).
+ */
+export function claimSpans(explanation: string, fields: readonly Field[] = FIELDS): { field: Field; value: string; start: number; end: number }[] {
+  // Characters inside a quotation, as withoutQuotes removes them: "..." pairs (an unclosed one runs to the end), and everything from QUOTE_MARK on.
+  const quoted = new Uint8Array(explanation.length);
+  let open = false;
+  const mark = explanation.indexOf(QUOTE_MARK);
+  for (let i = 0; i < explanation.length; i++) {
+    if (mark >= 0 && i >= mark) quoted[i] = 1;
+    else if (explanation[i] === '"') { quoted[i] = 1; open = !open; }
+    else if (open) quoted[i] = 1;
+  }
+  const out: { field: Field; value: string; start: number; end: number }[] = [];
+  for (const f of fields) {
+    for (const v of FIELD_VALUES[f]) {
+      let best: { start: number; end: number } | undefined;
+      for (const w of forms(f, v)) {
+        const esc = w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        for (const m of explanation.matchAll(new RegExp(`(^|[^a-zA-Z])(${esc})(?=$|[^a-zA-Z])`, f === 'name' ? 'g' : 'gi'))) {
+          const start = m.index! + m[1]!.length, end = start + w.length;
+          if (quoted.subarray(start, end).some((q) => q === 1)) continue;
+          if (!best || start < best.start) best = { start, end };
+          break;
+        }
+      }
+      if (best) out.push({ field: f, value: v, ...best });
+    }
+  }
+  return out;
+}
+
 /** One field's claim in one explanation, judged against the facts read at its cut. */
 export interface ClaimMark {
   field: Field;

@@ -110,6 +110,10 @@ export interface WorldField {
   recall_cued_sft: number;
   recall_cued_rl: number;
   rows_cued: number;
+  /** Over only the claims the AV wrote with confidence >= 0.9 (claim-confidence.ts). */
+  precision_sft_confident: number;
+  precision_rl_confident: number;
+  recall_rl_confident: number;
   /** 95% intervals (bootstrap over the scored stories, claim-intervals.ts). */
   precision_sft_ci: Interval;
   precision_rl_ci: Interval;
@@ -265,6 +269,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
       precision_sft: s.precision, precision_rl: r.precision, recall_sft: s.recall, recall_rl: r.recall, confab_sft: s.confab, confab_rl: r.confab,
       chance: s.chance_precision, chance_recall: s.chance_recall, probe: s.probe, probe_recall_p90: s.probe_recall_p90 ?? NaN, probe_precision_p90: s.probe_precision_p90 ?? NaN,
       probe_cued: cuedProbe[f]?.acc ?? NaN, recall_cued_sft: cuedRecall(faith.sft, f), recall_cued_rl: cuedRecall(faith.rl, f), rows_cued: cuedProbe[f]?.n ?? 0,
+      precision_sft_confident: s.precision_confident, precision_rl_confident: r.precision_confident, recall_rl_confident: r.recall_confident,
       precision_sft_ci: s.precision_ci, precision_rl_ci: r.precision_ci, confab_rl_ci: r.confab_ci, confab_change: changes.fields[f]!.confab, recall_change: changes.fields[f]!.recall,
     };
   }

@@ -24,7 +24,8 @@ export interface EvalResult {
   facts?: number;
   /** Per field (each of SCORED_FIELDS, and 'currentWord'): rows where it is known, and how many were stated correctly. */
   fieldCounts?: Record<string, FieldCount>;
-  examples: { explanation: string | undefined; mse: number; truth?: CutTruth }[];
+  /** Per row: the (first) explanation, its MSE, the truth, and the tokens and log-probs that wrote it. */
+  examples: { explanation: string | undefined; mse: number; truth?: CutTruth; tokens: number[]; logprobs: number[] }[];
 }
 
 export interface EvalOptions {
@@ -116,7 +117,7 @@ export async function evaluate(av: Verbalizer, ar: Reconstructor, h: Float32Arra
     fields: facts?.fields,
     facts: facts?.facts,
     fieldCounts: facts?.fieldCounts,
-    examples: chosen.map((c, i) => ({ explanation: c.explanation, mse: o.bestOf || k === 1 ? mses[i] : mses[i * k], truth: meta[i].truth as CutTruth | undefined })),
+    examples: chosen.map((c, i) => ({ explanation: c.explanation, mse: o.bestOf || k === 1 ? mses[i] : mses[i * k], truth: meta[i].truth as CutTruth | undefined, tokens: c.tokens, logprobs: c.logprobs })),
   };
 }
 

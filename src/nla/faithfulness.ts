@@ -5,6 +5,7 @@
 import type { NLA } from './nla.js';
 import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
 import { claimIntervals, type Interval } from './claim-intervals.js';
+import { claimConfidences, confidentCounts } from './claim-confidence.js';
 import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';
 import { probeRecallAtPrecision, type RecallAtPrecision } from './probe-precision.js';
@@ -34,6 +35,13 @@ export interface FieldFaithfulness {
   /** Rows where the fact has been read; rows where the explanation claims a value. */
   known: number;
   stated: number;
+  /**
+   * Only the claims the AV wrote with confidence >= CONFIDENT (0.9; claim-confidence.ts): what a
+   * reader who takes the AV's sure claims alone would be told. Precision NaN when none.
+   */
+  stated_confident: number;
+  precision_confident: number;
+  recall_confident: number;
   /** 95% intervals by a bootstrap over the scored documents (claim-intervals.ts). */
   precision_ci: Interval;
   recall_ci: Interval;
@@ -64,18 +72,30 @@ export async function probeCeilings(trainH: Float32Array, trainMeta: readonly Ro
 }
 
 /** Claims of the NLA's greedy explanations of (h, meta) beside chance and the probe ceilings. */
-export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[] }> {
+export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[]; confidences: Partial<Record<Field, number>>[] }> {
   if (!meta.every((m) => m.truth)) throw new Error('faithfulness: every row needs its truth (a known-answer or world store)');
   const truths = meta.map((m) => m.truth as CutTruth);
   const ev = await evaluate(nla.av, nla.ar, h, meta, nla.meta.variance, { temperature: 0, maxTokens: o.maxTokens ?? nla.meta.maxExplanationTokens, batchSize: o.batchSize, onProgress: o.onProgress });
   const explanations = ev.examples.map((e) => e.explanation);
   const claims = scoreClaims(explanations, truths);
   const chance = chanceClaims(truths);
-  const ci = claimIntervals({ claims: explanations.map((e) => (e === undefined ? {} : extractClaims(e))), known: truths.map((t) => t.known), docs: meta.map((m) => m.doc) });
+  const perRow = explanations.map((e) => (e === undefined ? {} : extractClaims(e)));
+  const known = truths.map((t) => t.known);
+  const ci = claimIntervals({ claims: perRow, known, docs: meta.map((m) => m.doc) });
+  const confidences = ev.examples.map((e) => {
+    if (e.explanation === undefined) return {};
+    const body = nla.av.stopIds.includes(e.tokens.at(-1)!) ? e.tokens.slice(0, -1) : e.tokens;
+    const { text, starts } = nla.av.decodeWithStarts(body);
+    return claimConfidences(e.explanation, text, starts, e.logprobs);
+  });
   const fields: Record<string, FieldFaithfulness> = {};
   for (const f of FIELDS) {
-    const c = claims.fields[f]!, iv = ci.fields[f]!;
-    fields[f] = { precision: c.precision, recall: c.recall, confab: c.confab, chance_precision: chance[f]!.precision, chance_recall: chance[f]!.recall, probe: probe[f] ?? NaN, known: c.known, stated: c.stated, precision_ci: iv.precision, recall_ci: iv.recall, confab_ci: iv.confab };
+    const c = claims.fields[f]!, iv = ci.fields[f]!, sure = confidentCounts(perRow, confidences, known, f);
+    fields[f] = {
+      precision: c.precision, recall: c.recall, confab: c.confab, chance_precision: chance[f]!.precision, chance_recall: chance[f]!.recall, probe: probe[f] ?? NaN, known: c.known, stated: c.stated,
+      stated_confident: sure.stated, precision_confident: sure.right / sure.stated, recall_confident: sure.right / sure.known,
+      precision_ci: iv.precision, recall_ci: iv.recall, confab_ci: iv.confab,
+    };
   }
   return {
     rows: meta.length,
@@ -88,6 +108,7 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
     examples: ev.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, truth: (e.truth?.known ?? {}) as Partial<Record<Field, string>> })),
     claims,
     examplesAll: explanations,
+    confidences,
   };
 }
 
@@ -114,6 +135,8 @@ export type FaithfulnessReport = Faithfulness & {
   ablations: AblationReport;
   claims_per_row: Record<string, string[]>[];
   explanations_per_row: (string | undefined)[];
+  /** Per scored row, per stated field: the AV's confidence in the value it wrote (claim-confidence.ts). */
+  confidences_per_row: Partial<Record<Field, number>>[];
   /** Per field, on the rows the swap probe is fitted on: the FVE lost by naming another value (confusion-cost.ts). */
   confusion_cost: Record<string, ConfusionCost>;
 };
@@ -174,6 +197,6 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
   const r = await faithfulness(nla, h, meta, sp.ceilings, o);
   for (const [f, p] of Object.entries(sp.p90)) if (r.fields[f]) r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p.recall, probe_precision_p90: p.precision };
   const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, sp.swap, rng(1));
-  const { claims: _claims, examplesAll: _all, ...out } = r;
-  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), explanations_per_row: r.examplesAll, confusion_cost: sp.costs };
+  const { claims: _claims, examplesAll: _all, confidences, ...out } = r;
+  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), explanations_per_row: r.examplesAll, confidences_per_row: confidences, confusion_cost: sp.costs };
 }
