@@ -53,8 +53,10 @@ the stated value swapped for another value of the field: FVE, and the share wher
 (trained on real activations) reads the swapped value from the AR's reconstruction. Run it on the NLA after the warm
 start and after RL (the demo saves nla-sft/ and nla/) to see whether RL raises confabulation.
 
-Example:
+Examples:
   nla faithfulness --nla runs/w/nla --store runs/w/activations --split test
+  nla faithfulness --nla runs/w/nla --against runs/w/nla-sft --store runs/w/activations --split test
+      (did RL raise confabulation? the paired change per field, with its 95% interval)
 ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
