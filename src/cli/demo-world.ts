@@ -24,6 +24,7 @@ export interface WorldDemoFlags {
   factWeight?: number;
   summary?: 'cued' | 'held';
   heldPrecision?: number;
+  quoteWords?: number;
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -78,6 +79,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
     summary: f.summary ?? cfg.summary,
     heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
+    quoteWords: f.quoteWords ?? cfg.quoteWords,
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps, claimCost: f.claimCost ?? cfg.rl.claimCost, claimFields: f.claimFields ?? cfg.rl.claimFields },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),

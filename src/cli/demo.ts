@@ -74,7 +74,7 @@ export function registerDemo(program: Command): void {
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--claim-cost <x>', `RL: subtracted from the reward of a rollout stating a fact (of --claim-fields) its row's true summary does not (0: off; default ${DEMO_DEFAULTS.rl.claimCost}, --world ${WORLD_DEMO_DEFAULTS.rl.claimCost})`)
     .option('--claim-fields <list>', `RL: the fields the claim cost charges: all, or a comma-separated list of ${FIELDS.join(', ')} (default ${DEMO_DEFAULTS.rl.claimFields!.join(',')}, --world ${WORLD_DEMO_DEFAULTS.rl.claimFields!.join(',')})`)
-    .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations')
+    .option('--world', 'run the chain on world-M (issue 11): train or reuse world-M, cue cuts, warm starts, RL, FVE, claims per fact and ablations (of the summary flags only --quote-words applies: default 3 word units there)')
     .option('--world-model <dir>', `with --world: world-M's directory, reused when it holds world-M.bin, else trained and saved there (default ${WORLD_MODEL_CACHE}; --quick: OUT/world-M-quick)`)
     .option('--world-summary <kind>', 'with --world: what a cue cut\'s warm-start summary states: cued (the fact recalled next) or held (that fact and every other fact read that a linear probe on h reads at --held-precision, judged out of fold) (default: held)')
     .option('--held-precision <p>', 'with --world-summary held: the precision (0-1) at which the probe must read a fact for a summary to state it (default: 0.9)')
@@ -118,6 +118,7 @@ export function registerDemo(program: Command): void {
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
           summary: o.worldSummary === undefined ? undefined : oneOfSummary(o.worldSummary),
           heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
+          quoteWords: opt('quoteWords', '--quote-words', o.quoteWords, 1),
           claimCost: o.claimCost === undefined ? undefined : nonNegative('--claim-cost', o.claimCost),
           claimFields: o.claimFields === undefined ? undefined : parseFields(o.claimFields, '--claim-fields'),
         });

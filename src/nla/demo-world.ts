@@ -39,6 +39,8 @@ export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerSto
   summary: WorldSummary;
   /** summary 'held': the precision at which the gating probe (world-held.ts) must read a fact for the summary to state it. */
   heldPrecision: number;
+  /** Word units a summary quotes of the words just read (default 3). */
+  quoteWords: number;
   /** World stories cut (split by story av/ar/rl/eval 35/35/15/15%), from a seed world-M never trained on. */
   stories: number;
   out: string;
@@ -58,6 +60,8 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   // piece, since removed: Jack for Max).
   at: 'cue',
   summary: 'held',
+  // Word units the summaries quote of the text just read (corpus.ts describeCut).
+  quoteWords: 3,
   heldPrecision: 0.9,
   stories: 1500,
   cutsPerStory: 4,
@@ -136,6 +140,7 @@ export interface WorldDemoResult {
   layer: number;
   at: CutRule;
   summary: WorldSummary;
+  quote_words: number;
   /** summary 'held': per field, the share of rows whose summary states it besides the cued fact. */
   held_share?: Partial<Record<Field, number>>;
   held_precision?: number;
@@ -201,7 +206,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
   const cfgLayers = hfConfig.num_hidden_layers;
   const layer = o.layer ?? cfgLayers - 1;
   const cued = new Map<string, Field>();
-  const items = worldItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, world: worldOptionsOf(wm.bin), at: o.at, summary: o.summary, cued });
+  const items = worldItems(tok, { stories: o.stories, cutsPerStory: o.cutsPerStory, minTokens: o.minTokens, seed: o.seed, world: worldOptionsOf(wm.bin), at: o.at, summary: o.summary, cued, lastWordCount: o.quoteWords });
   log(`world stories: ${o.stories} (seed ${o.seed}), ${items.reduce((a, it) => a + it.positions.length, 0)} ${o.at} cuts, summaries state ${SUMMARY_WORDS[o.summary]}`);
   let heldShare: Partial<Record<Field, number>> | undefined;
   if (o.summary === 'held') {
@@ -212,7 +217,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     const rows = items.flatMap((it) => it.meta.map((m) => ({ doc: m.doc, train: m.split !== 'eval', known: (m.truth?.known ?? {}) as Partial<Record<Field, string>> })));
     const { held } = await heldFacts(h0, hfConfig.hidden_size, rows, o.heldPrecision);
     const cuedOf = items.flatMap((it) => it.positions.map((p) => cued.get(cueKey(it.meta[0]!.doc, p))!));
-    restateSummaries(tok, items, { seed: o.seed, world: worldOptionsOf(wm.bin) }, (r) => new Set([...held[r]!, cuedOf[r]!]));
+    restateSummaries(tok, items, { seed: o.seed, world: worldOptionsOf(wm.bin), lastWordCount: o.quoteWords }, (r) => new Set([...held[r]!, cuedOf[r]!]));
     heldShare = Object.fromEntries(FIELDS.map((f) => [f, held.filter((s, r) => s.has(f) && cuedOf[r] !== f).length / held.length]));
     log(`held summaries: besides the cued fact, the share of rows stating ${FIELDS.map((f) => `${f} ${heldShare![f]!.toFixed(3)}`).join(', ')} (a probe on h reads it at precision ${o.heldPrecision})`);
   }
@@ -283,6 +288,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     layer,
     at: o.at,
     summary: o.summary,
+    quote_words: o.quoteWords,
     ...(heldShare ? { held_share: heldShare, held_precision: o.heldPrecision } : {}),
     eval_split: o.evalPart,
     eval_rows: meta.length,

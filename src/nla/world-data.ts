@@ -42,8 +42,9 @@ export function worldItems(tok: Tokenizer, opts: KnownAnswerOptions & { world?: 
       const cued = (c as { cued?: Field }).cued;
       if (cued === undefined) continue;
       opts.cued?.set(cueKey(doc, c.tokenIndex), cued);
-      // Only the recalled fact: the summary is rewritten as if the story had mentioned no other.
-      if (opts.summary === 'cued' || opts.summary === 'held') c.summary = describeCut({ ...story, spans: story.spans.filter((sp) => sp.field === cued) }, c.endChar, { lastWordCount: opts.lastWordCount }).summary;
+      // 'cued' and 'held' (restated later): only the recalled fact, as if the story had mentioned no other.
+      const spans = opts.summary === 'cued' || opts.summary === 'held' ? story.spans.filter((sp) => sp.field === cued) : story.spans;
+      c.summary = describeCut({ ...story, spans }, c.endChar, { lastWordCount: opts.lastWordCount }).summary;
     }
     items.push({
       ids: tok.encode(story.text, { bos: true }),
