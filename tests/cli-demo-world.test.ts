@@ -48,6 +48,7 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   assert.equal(n.fact_weight, WORLD_DEMO_DEFAULTS.avSft.factWeight ?? 1, 'the AV warm start\'s fact weight is reported');
   assert.equal(n.claim_cost, WORLD_DEMO_DEFAULTS.rl.claimCost, 'RL\'s claim cost is reported');
   assert.deepEqual(n.claim_fields, WORLD_DEMO_DEFAULTS.rl.claimFields, 'and the fields it charges');
+  assert.equal(n.quote_words, WORLD_DEMO_DEFAULTS.quoteWords, 'the quoted word units are reported');
   const fields = res.fields as Record<string, Record<string, number | null>>;
   assert.deepEqual(Object.keys(fields), FIELDS);
   const share = (x: number | null | undefined) => typeof x === 'number' && x >= 0 && x <= 1;

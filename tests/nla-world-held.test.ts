@@ -71,3 +71,22 @@ test('restateSummaries: each cue cut states exactly the fields asked, the quoted
     assert.equal(summary.split('"')[1], before[row]!.split('"')[1]);
   });
 });
+
+test('worldItems and restateSummaries quote lastWordCount word units of the words just read', () => {
+  const tok = loadTokenizer(findModelFile('tok512.bin'));
+  const quotes = (n: number | undefined) => {
+    const items = worldItems(tok, { stories: 8, cutsPerStory: 3, minTokens: 10, seed: 7, at: 'cue', summary: 'held', lastWordCount: n });
+    const first = items.flatMap((it) => it.meta.map((m) => m.summary!.split('"')[1]!));
+    restateSummaries(tok, items, { seed: 7, lastWordCount: n }, () => new Set<Field>(['name']));
+    return { first, restated: items.flatMap((it) => it.meta.map((m) => m.summary!.split('"')[1]!)) };
+  };
+  const three = quotes(undefined), one = quotes(1);
+  assert.ok(one.first.length > 10);
+  assert.deepEqual(one.restated, one.first, 'restated summaries keep the quotation');
+  assert.deepEqual(three.restated, three.first);
+  one.first.forEach((q, i) => {
+    // One unit: a word or a punctuation mark, and the last unit of the three-unit quote.
+    assert.ok(/^([A-Za-z']+|[^A-Za-z\s])$/.test(q), `one unit: "${q}"`);
+    assert.ok(three.first[i]!.endsWith(q) && three.first[i]!.length > q.length, `"${q}" ends "${three.first[i]}"`);
+  });
+});
