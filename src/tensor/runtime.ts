@@ -12,6 +12,7 @@ import { bindGroupFor, bindGroupStats, cachedBindGroups } from './bind-groups.js
 import { collectStats, countNative } from './collect.js';
 import { acquireStaging, releaseStaging, stagingStats } from './staging.js';
 import { activeProfiler } from './profile.js';
+import { noteDispatch, waitForGpu } from './gpu-wait.js';
 
 export interface KernelSpec {
   /** Cache key: everything that changes the WGSL text. */
@@ -127,6 +128,7 @@ export function dispatch(spec: KernelSpec): void {
   const [x, y = 1, z = 1] = spec.workgroups;
   if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
   stats.dispatches++;
+  noteDispatch();
   cover(spec);
   if (profiler) { pass.end(); pass = undefined; }
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
@@ -182,7 +184,7 @@ export function upload(dst: GPUBuffer, offsetBytes: number, data: ArrayBufferVie
   } else gpu().device.queue.writeBuffer(dst, offsetBytes, bytes);
 }
 
-/** Read bytes back. Yields to the event loop before awaiting: Dawn's await spins a core otherwise. */
+/** Read bytes back. Sleeps through most of the outstanding work before awaiting (gpu-wait.ts). */
 export async function readback(src: GPUBuffer, offsetBytes: number, bytes: number): Promise<ArrayBuffer> {
   assertDeviceAlive();
   const device = gpu().device;
@@ -195,9 +197,8 @@ export async function readback(src: GPUBuffer, offsetBytes: number, bytes: numbe
   cover(`readback of ${bytes} B at offset ${offsetBytes} from a buffer of ${src.size} B`);
   flush();
   stats.readbacks++;
-  await new Promise((r) => setTimeout(r, 0));
   try {
-    await unlessLost(staging.mapAsync(GPUMapMode.READ, 0, span));
+    await waitForGpu(() => unlessLost(staging.mapAsync(GPUMapMode.READ, 0, span)));
   } catch (e) {
     staging.destroy();
     throw e;
@@ -216,8 +217,7 @@ export async function sync(): Promise<void> {
   assertDeviceAlive();
   flush();
   closeBatch(gpu().device); // uploads since the last submit are watched too
-  await new Promise((r) => setTimeout(r, 0));
-  await unlessLost(gpu().device.queue.onSubmittedWorkDone());
+  await waitForGpu(() => unlessLost(gpu().device.queue.onSubmittedWorkDone()));
   await throwGpuErrors();
   if (CHECK_KERNELS) await throwFirstBadOutput();
 }

@@ -1,0 +1,62 @@
+// Waiting for the GPU without taking a core from it. While a mapAsync or onSubmittedWorkDone is
+// pending, Dawn's Node bindings poll for it from the main thread on every event-loop turn, which
+// keeps one core busy until the promise settles. On lavapipe the "GPU" is the CPU's other
+// threads, so that loop slows the work it waits for. So a wait first sleeps on a timer (no CPU)
+// for most of the time the outstanding work is expected to take, and only then starts the
+// awaited call, polling for the rest. The expectation is learned from past waits, per
+// outstanding dispatch, in buckets by how many dispatches are outstanding (a training step's
+// readback, a generation step's and a weight read differ by orders of magnitude).
+// NLA_GPU_WAIT=spin turns the sleep off (the bench compares the two).
+
+/** Sleep this share of the expected time; the rest is polled, so a slow step is never overslept by much. */
+const SLEEP_SHARE = 0.8;
+/** Below this expectation a timer costs more than it saves. */
+const MIN_SLEEP_MS = 2;
+/**
+ * Under this much polling, the work had (most likely) finished during the sleep: the estimate
+ * was high, by an amount the wait cannot see, so it shrinks by OVERSLEPT_SHRINK. A wait that
+ * polls longer gives its true length, and the estimate moves toward it.
+ */
+const OVERSLEPT_MS = 2;
+const OVERSLEPT_SHRINK = 0.75;
+
+let outstanding = 0;
+const msPerDispatch = new Map<number, number>();
+let mode: 'sleep' | 'spin' = process.env.NLA_GPU_WAIT === 'spin' ? 'spin' : 'sleep';
+
+/** Count a dispatch recorded since the last completed wait. */
+export function noteDispatch(): void {
+  outstanding++;
+}
+
+/** 'sleep' (default) or 'spin' (await at once, as Dawn alone would). Returns the previous mode. */
+export function setGpuWait(m: 'sleep' | 'spin'): 'sleep' | 'spin' {
+  const was = mode;
+  mode = m;
+  return was;
+}
+
+const bucketOf = (n: number) => (n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Run `start` (which begins the GPU wait and returns its promise) after sleeping for most of the
+ * expected time of the dispatches outstanding, then learn from how long it took. Always yields to
+ * the event loop first (Dawn's await spins a core otherwise).
+ */
+export async function waitForGpu<T>(start: () => Promise<T>): Promise<T> {
+  const n = outstanding, bucket = bucketOf(n);
+  outstanding = 0;
+  const rate = msPerDispatch.get(bucket);
+  const expect = mode === 'sleep' && rate !== undefined ? rate * n * SLEEP_SHARE : 0;
+  const t0 = performance.now();
+  await sleep(expect >= MIN_SLEEP_MS ? expect : 0);
+  const t1 = performance.now();
+  const out = await start();
+  const t2 = performance.now();
+  if (n > 0) {
+    if (expect >= MIN_SLEEP_MS && t2 - t1 < OVERSLEPT_MS) msPerDispatch.set(bucket, rate! * OVERSLEPT_SHRINK);
+    else msPerDispatch.set(bucket, rate === undefined ? (t2 - t0) / n : 0.7 * rate + 0.3 * ((t2 - t0) / n));
+  }
+  return out;
+}
