@@ -13,6 +13,12 @@ const SLEEP_SHARE = 0.8;
 /** Below this expectation a timer costs more than it saves. */
 const MIN_SLEEP_MS = 2;
 /**
+ * Waits on fewer outstanding dispatches are never slept: their cost varies most from one wait to
+ * the next (a fast-check loop of single kernels of random sizes, a weight read), where a learned
+ * estimate would oversleep; a training step's readback waits on hundreds.
+ */
+const MIN_DISPATCHES = 64;
+/**
  * Under this much polling, the work had (most likely) finished during the sleep: the estimate
  * was high, by an amount the wait cannot see, so it shrinks by OVERSLEPT_SHRINK. A wait that
  * polls longer gives its true length, and the estimate moves toward it.
@@ -48,7 +54,7 @@ export async function waitForGpu<T>(start: () => Promise<T>): Promise<T> {
   const n = outstanding, bucket = bucketOf(n);
   outstanding = 0;
   const rate = msPerDispatch.get(bucket);
-  const expect = mode === 'sleep' && rate !== undefined ? rate * n * SLEEP_SHARE : 0;
+  const expect = mode === 'sleep' && rate !== undefined && n >= MIN_DISPATCHES ? rate * n * SLEEP_SHARE : 0;
   const t0 = performance.now();
   await sleep(expect >= MIN_SLEEP_MS ? expect : 0);
   const t1 = performance.now();
