@@ -109,9 +109,11 @@ ${CHAIN_HELP}`,
   });
 }
 
+/** A figure to 3 places; NaN (nothing to count) as a dash. */
+const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
+
 /** The faithfulness table: claims per field beside chance and the probe ceiling, then the content ablations. */
 export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => void): void {
-  const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
   print(`  FVE ${v(r.fve)} (${r.rows} rows)`);
   print('  field      precision  recall  confab  | chance P  chance R  probe  probe@P0.9 (its P) | known stated');
   for (const [f, x] of Object.entries(r.fields)) {
@@ -133,7 +135,6 @@ export function printFaithfulness(r: FaithfulnessReport, print: (s: string) => v
 
 /** The content ablations: shuffled sentences, dropped quotations, swapped values, removed sentences. */
 export function printAblations(ab: AblationReport, print: (s: string) => void): void {
-  const v = (y: number) => (Number.isFinite(y) ? y.toFixed(3) : '  -  ');
   print(`  content (${ab.rows} parseable explanations): FVE ${v(ab.fve)}; sentences shuffled ${v(ab.fve_shuffled_sentences)}; quotations dropped ${v(ab.fve_no_quotes)}`);
   for (const [f, x] of Object.entries(ab.swap)) print(`  swap ${f.padEnd(8)} FVE ${v(x.fve)}, probe on the reconstruction reads the swapped value ${v(x.follows)} (probe from ${x.probe_rows} rows; every-read-row probe ${v(x.follows_known)}; ${x.rows} rows)`);
   for (const [k, x] of Object.entries(ab.removed)) print(`  one ${k} sentence removed: FVE falls ${v(x.fve_drop)} on average (${x.sentences} removals)`);

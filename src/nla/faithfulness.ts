@@ -72,7 +72,7 @@ export async function probeCeilings(trainH: Float32Array, trainMeta: readonly Ro
 }
 
 /** Claims of the NLA's greedy explanations of (h, meta) beside chance and the probe ceilings. */
-export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[]; confidences: Partial<Record<Field, number>>[] }> {
+export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], probe: Record<string, number>, o: { maxTokens?: number; batchSize?: number; onProgress?: (done: number) => void } = {}): Promise<Faithfulness & { claims: ClaimReport; examplesAll: (string | undefined)[]; claimsPerRow: Record<string, string[]>[]; confidences: Partial<Record<Field, number>>[] }> {
   if (!meta.every((m) => m.truth)) throw new Error('faithfulness: every row needs its truth (a known-answer or world store)');
   const truths = meta.map((m) => m.truth as CutTruth);
   const ev = await evaluate(nla.av, nla.ar, h, meta, nla.meta.variance, { temperature: 0, maxTokens: o.maxTokens ?? nla.meta.maxExplanationTokens, batchSize: o.batchSize, onProgress: o.onProgress });
@@ -108,6 +108,7 @@ export async function faithfulness(nla: NLA, h: Float32Array, meta: RowMeta[], p
     examples: ev.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, truth: (e.truth?.known ?? {}) as Partial<Record<Field, string>> })),
     claims,
     examplesAll: explanations,
+    claimsPerRow: perRow,
     confidences,
   };
 }
@@ -197,6 +198,6 @@ export async function faithfulnessReport(nla: NLA, all: { h: Float32Array; meta:
   const r = await faithfulness(nla, h, meta, sp.ceilings, o);
   for (const [f, p] of Object.entries(sp.p90)) if (r.fields[f]) r.fields[f] = { ...r.fields[f]!, probe_recall_p90: p.recall, probe_precision_p90: p.precision };
   const ab = await ablations((t) => nla.ar.predictHost(t), h, r.examplesAll, d, nla.meta.variance, sp.swap, rng(1));
-  const { claims: _claims, examplesAll: _all, confidences, ...out } = r;
-  return { ...out, ablations: ab, claims_per_row: r.examplesAll.map((e) => (e === undefined ? {} : extractClaims(e))), explanations_per_row: r.examplesAll, confidences_per_row: confidences, confusion_cost: sp.costs };
+  const { claims: _claims, examplesAll: _all, claimsPerRow, confidences, ...out } = r;
+  return { ...out, ablations: ab, claims_per_row: claimsPerRow, explanations_per_row: r.examplesAll, confidences_per_row: confidences, confusion_cost: sp.costs };
 }
