@@ -6,6 +6,7 @@ import { runWorldDemo, SUMMARY_WORDS, WORLD_DEMO_DEFAULTS, type WorldDemoOptions
 import { printAblations } from './faithfulness.js';
 import { formatInterval } from '../nla/claim-intervals.js';
 import type { Field } from '../nla/corpus.js';
+import type { PromptSpec } from '../nla/prompts.js';
 
 export interface WorldDemoFlags {
   out: string;
@@ -25,6 +26,7 @@ export interface WorldDemoFlags {
   summary?: 'cued' | 'held';
   heldPrecision?: number;
   quoteWords?: number;
+  prompts?: PromptSpec;
 }
 
 /** Where world-M is cached when --world-model is not given. */
@@ -80,6 +82,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     summary: f.summary ?? cfg.summary,
     heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
     quoteWords: f.quoteWords ?? cfg.quoteWords,
+    prompts: f.prompts ?? cfg.prompts,
     rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps, claimCost: f.claimCost ?? cfg.rl.claimCost, claimFields: f.claimFields ?? cfg.rl.claimFields },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),

@@ -6,6 +6,7 @@ import { findModelFile } from '../io/model-files.js';
 import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
 import { WORLD_DEMO_DEFAULTS } from '../nla/demo-world.js';
 import { FIELDS, parseFields } from '../nla/corpus.js';
+import { COMPACT_PROMPTS, DEFAULT_PROMPTS } from '../nla/prompts.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
@@ -71,6 +72,7 @@ export function registerDemo(program: Command): void {
     .option(...SUMMARY_FLAGS[0])
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
+    .option('--prompts <style>', 'the AV\'s and AR\'s prompts: compact (22 and 9 tokens under tok512) or tagged (nla\'s DEFAULT_PROMPTS, 44 and 20) (default: compact; --world: tagged)')
     .option('--max-tokens <n>', 'explanation length cap of the evaluation and the RL rollouts', String(DEMO_DEFAULTS.maxTokens))
     .option('--claim-cost <x>', `RL: subtracted from the reward of a rollout stating a fact (of --claim-fields) its row's true summary does not (0: off; default ${DEMO_DEFAULTS.rl.claimCost}, --world ${WORLD_DEMO_DEFAULTS.rl.claimCost})`)
     .option('--claim-fields <list>', `RL: the fields the claim cost charges: all, or a comma-separated list of ${FIELDS.join(', ')} (default ${DEMO_DEFAULTS.rl.claimFields!.join(',')}, --world ${WORLD_DEMO_DEFAULTS.rl.claimFields!.join(',')})`)
@@ -81,7 +83,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -102,6 +104,11 @@ export function registerDemo(program: Command): void {
         if (!(x > 0 && x < 1)) throw new Error(`nla demo: ${flag} needs a number between 0 and 1, got ${v}`);
         return x;
       };
+      const promptsOf = (v: string | undefined) => {
+        if (v === undefined) return undefined;
+        if (v !== 'compact' && v !== 'tagged') throw new Error(`nla demo: --prompts must be compact or tagged, got "${v}"`);
+        return v === 'compact' ? COMPACT_PROMPTS : DEFAULT_PROMPTS;
+      };
       const oneOfSummary = (v: string) => {
         if (v !== 'cued' && v !== 'held') throw new Error(`nla demo: --world-summary must be cued or held, got "${v}"`);
         return v;
@@ -121,6 +128,7 @@ export function registerDemo(program: Command): void {
           quoteWords: opt('quoteWords', '--quote-words', o.quoteWords, 1),
           claimCost: o.claimCost === undefined ? undefined : nonNegative('--claim-cost', o.claimCost),
           claimFields: o.claimFields === undefined ? undefined : parseFields(o.claimFields, '--claim-fields'),
+          prompts: promptsOf(o.prompts),
         });
       }
       const D = DEMO_DEFAULTS;
@@ -134,6 +142,7 @@ export function registerDemo(program: Command): void {
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
         summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
+        prompts: promptsOf(o.prompts) ?? D.prompts,
       };
       const cfg = o.quick
         ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
@@ -145,6 +154,7 @@ export function registerDemo(program: Command): void {
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
         console.log(f.padEnd(14) + [v.sft, v.rl, v.chance, v.probe].map((x) => x.toFixed(3).padStart(8)).join('') + String(v.n).padStart(8));
       }
+      console.log(`\nminutes by stage: ${Object.entries(r.stage_minutes).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
       console.log(`\nRead: FVE above fve_token means the explanations carry more than the current token; a fact's rl above its chance means the explanations state it, and near its probe that they state what h holds. Saved: ${o.out}/nla, ${o.out}/metrics.jsonl, ${o.out}/rl-curves.svg`);
       console.log(JSON.stringify(r));
     });

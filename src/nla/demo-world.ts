@@ -11,6 +11,7 @@ import { readHfConfig } from '../io/config.js';
 import { Progress } from '../util/progress.js';
 import { FIELD_VALUES, FIELDS, type Field } from './corpus.js';
 import { heldOutRows } from './dataset.js';
+import { DEFAULT_PROMPTS } from './prompts.js';
 import { DEMO_DEFAULTS, runDemo, type DemoOptions, type DemoResult } from './demo.js';
 import { claimChanges, type Change, type Interval } from './claim-intervals.js';
 import { faithfulnessReport, storeProbes, type FaithfulnessReport, type StoreProbes } from './faithfulness.js';
@@ -25,7 +26,7 @@ import type { Llama } from '../nn/llama.js';
 import { HELD_OUT_SEED_OFFSET, readWorldReport, recallReport, saveWorldModel, trainWorldModel, WORLD_DEFAULTS, WORLD_FILES, worldOptionsOf, type WorldTrainOptions } from './world-model.js';
 import type { CutRule } from './world-probe.js';
 
-export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerStory' | 'minTokens' | 'arSft' | 'avSft' | 'rl' | 'evalRows' | 'evalPart' | 'maxTokens' | 'log' | 'report'> {
+export interface WorldDemoOptions extends Pick<DemoOptions, 'seed' | 'cutsPerStory' | 'minTokens' | 'arSft' | 'avSft' | 'rl' | 'evalRows' | 'evalPart' | 'maxTokens' | 'prompts' | 'log' | 'report'> {
   /** world-M's directory: reused when DIR/world-M.bin exists, else trained with `train` and saved there. */
   worldModel: string;
   /** The tokenizer world-M is trained with when it is trained here (tok512.bin). */
@@ -91,6 +92,9 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   evalRows: 200,
   evalPart: 'test',
   maxTokens: DEMO_DEFAULTS.maxTokens,
+  // The prompts every world figure in the README was measured with; the stories demo's compact
+  // ones were chosen on its own dev rows and not yet measured here.
+  prompts: DEFAULT_PROMPTS,
 };
 
 /** One fact field after the warm start and after RL, beside chance and the probe ceilings. */
@@ -238,6 +242,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     evalRows: o.evalRows,
     evalPart: o.evalPart,
     maxTokens: o.maxTokens,
+    prompts: o.prompts,
     items,
     modelSamples: { ...DEMO_DEFAULTS.modelSamples, docs: 0 },
     modelTextEval: { ...DEMO_DEFAULTS.modelTextEval, docs: 0 },

@@ -18,7 +18,7 @@ import { extractToStore, type ExtractItem } from './extract.js';
 import { varianceNormalized, meanRow, mseNormalized, normalizeRows } from './fve.js';
 import { NLA, type NlaMeta } from './nla.js';
 import { probeValues } from './probe-gpu.js';
-import { DEFAULT_PROMPTS } from './prompts.js';
+import { COMPACT_PROMPTS, type PromptSpec } from './prompts.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
 import { ActivationStore, rowSource, type RowMeta, type SourceMix } from './store.js';
@@ -60,6 +60,8 @@ export interface DemoOptions {
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
+  /** The AV's and AR's prompts (prompts.ts), stored with the NLA. */
+  prompts: PromptSpec;
   /** The data in place of the built-in known-answer stories (demo-world.ts: world-M's stories); `stories` still numbers the model samples after them. */
   items?: ExtractItem[];
   log?: (s: string) => void;
@@ -116,6 +118,9 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // (median 62, max 91): at 64 only 46-53% of greedy explanations closed and the warm start's
   // greedy FVE was -0.41 on dev; the same AV read at 96 closed 100% and scored 0.54.
   maxTokens: 96,
+  // COMPACT_PROMPTS over DEFAULT_PROMPTS: the same tags in half the tokens (prompts.ts), chosen on
+  // dev (README, "Shorter prompts, on dev"); the warm starts' steps 20% and 16% faster.
+  prompts: COMPACT_PROMPTS,
 };
 
 /** One field on the test rows: share stated correctly (greedy) before/after RL, chance, probe ceiling, rows. */
@@ -198,11 +203,21 @@ export interface DemoResult {
   train_model_seeds: { base: number; count: number };
   model_text_seeds: { base: number; count: number };
   minutes: number;
+  /** Wall-clock minutes of each stage, in order (where `minutes` goes). */
+  stage_minutes: Record<string, number>;
 }
 
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
+  // Each stage's minutes: the time since the previous mark.
+  const stage_minutes: Record<string, number> = {};
+  let lastMark = t0;
+  const mark = (stage: string) => {
+    const now = performance.now();
+    stage_minutes[stage] = (stage_minutes[stage] ?? 0) + (now - lastMark) / 60000;
+    lastMark = now;
+  };
   fs.mkdirSync(o.out, { recursive: true });
   const metricsFile = path.join(o.out, 'metrics.jsonl');
   fs.writeFileSync(metricsFile, '');
@@ -227,6 +242,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // the text does not depend on the batch.
     const docs = await sampleModelText(M, tok, { docs: ms.docs, seed: ms.seedBase, maxTokens: ms.docTokens, batchSize: 512, onProgress: (a) => sbar.update(a) });
     sbar.done();
+    mark('sample_model');
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
       cuts: ms.cuts, minTokens: o.minTokens, rand: rng(o.seed + 11), docBase: o.stories, splits: splitByDoc(docs.length, [0.35, 0.35, 0.15, 0.15], o.seed + 12),
       lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow,
@@ -249,6 +265,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const bar = new Progress('extract', items.length);
   await extractToStore(M, o.layer, items, storeDir, { modelName: loaded.name, sha256: loaded.sha256, sources, ...(o.items ? {} : { summary: o.summary }) }, (d) => bar.update(d));
   bar.done();
+  mark('extract');
   const store = ActivationStore.open(storeDir, { layer: o.layer, d: M.cfg.dim });
   const all = store.readAll();
   const d = M.cfg.dim;
@@ -280,11 +297,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const facts_chance = fieldsChance(truths, SCORED_FIELDS, false).rate;
   // Pooled like facts_rl: each field weighted by the rows where it is known.
   const facts_probe = pooled(SCORED_FIELDS.map((f) => probes[f]).filter((p) => p !== undefined));
+  mark('baselines');
   log(`baselines: token ${fve_token.toFixed(3)}, bigram ${fve_bigram.toFixed(3)}, floor ${fve_floor.toFixed(3)}; probe facts ${facts_probe.toFixed(3)}, chance ${facts_chance.toFixed(3)}`);
 
   // 3. Warm start.
-  const AR = await Reconstructor.fromModel(M, o.layer, tok, DEFAULT_PROMPTS);
-  const AV = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, alpha);
+  const AR = await Reconstructor.fromModel(M, o.layer, tok, o.prompts);
+  const AV = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, o.prompts, alpha);
   const sftLog = (stage: string, total: number) => {
     const b = new Progress(stage, total);
     return (m: { step: number; loss: number; lr: number }) => {
@@ -293,7 +311,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     };
   };
   await trainArSft(AR, { h: ar.h, texts: ar.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
+  mark('sft_ar');
   await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!), known: av.meta.map((m) => m.truth?.known) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
+  mark('sft_av');
 
   const evalBoth = async (stage: string, temperature = 1): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
     const greedy = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 0, maxTokens: o.maxTokens });
@@ -305,6 +325,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   const sampledAt = (temperature: number) => evaluate(AV, AR, ev.h, ev.meta, variance, { temperature, samples: 4, maxTokens: o.maxTokens, seed: o.seed + 7 });
   const sft = await evalBoth('eval-sft');
+  mark('eval_sft');
 
   // Held-out samples of M (fresh seeds, asserted disjoint from the store's by evaluateModelText).
   const storeAll = { h: all.h, meta: all.meta, dir: storeDir, sources: store.manifest.sources };
@@ -320,6 +341,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   // The token probes need only the rows, the same before and after RL: fitted once.
   const mtSft = o.modelTextEval.docs > 0 ? await modelText('model-text-sft', true) : undefined;
+  mark('model_text_sft');
   if (mtSft?.r.tokenProbes) {
     const p = mtSft.r.tokenProbes;
     log(`model-text probes on h: current token ${p.token.toFixed(3)}, previous token ${p.prevToken.toFixed(3)}, both ${p.both.toFixed(3)}`);
@@ -334,7 +356,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     alpha,
     variance,
     mean: Array.from(meanRow(normalizeRows(trainH, d), d)),
-    prompts: DEFAULT_PROMPTS,
+    prompts: o.prompts,
     placeholderId: AV.prompt.placeholderId,
     maxExplanationTokens: o.maxTokens,
     created: new Date().toISOString(),
@@ -346,7 +368,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // 4. Joint RL against the frozen warm-start AV.
   async function runRl() {
-    const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, DEFAULT_PROMPTS, alpha);
+    const ref = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await AV.model.w.clone()), tok, o.prompts, alpha);
     const rlBar = new Progress('rl', o.rl.steps);
     const curves = await trainRl(AV, ref, AR, { h: rl.h, summaries: rl.meta.map((m) => m.summary) }, {
       ...o.rl,
@@ -360,6 +382,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       },
     });
     ref.model.w.dispose();
+    mark('rl');
     writeCurvesSvg(path.join(o.out, 'rl-curves.svg'), 'RL on held-in activations', curves.map((c) => c.step), {
       'sampled FVE': curves.map((c) => c.fveSampled),
       reward: curves.map((c) => c.reward),
@@ -373,7 +396,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const sameT = rl_logit_scale === 1 ? rlEval.sampled : await sampledAt(rl_logit_scale);
     record('eval-rl-same-t', { temperature: rl_logit_scale, fveSampled: sameT.fve });
     log(`eval-rl at temperature ${rl_logit_scale.toFixed(3)} (learned scale divided out): sampled ${sameT.fve.toFixed(3)}`);
+    mark('eval_rl');
     const mtRl = o.modelTextEval.docs > 0 ? await modelText('model-text-rl') : undefined;
+    mark('model_text_rl');
     return { rlEval, rl_logit_scale, sameT, mtRl };
   }
   // With no RL steps (choosing warm-start settings on dev) the after-RL figures repeat the warm start's.
@@ -414,6 +439,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
     return { sft: share(sft.greedy.fieldCounts?.[f]), rl: share(rlEval.greedy.fieldCounts?.[f]), chance, probe: probes[f]?.acc ?? NaN, n: rlEval.greedy.fieldCounts?.[f]?.total ?? 0 };
   };
+  mark('report');
   const result: DemoResult = {
     demo: 'nla',
     eval_split: o.evalPart,
@@ -464,6 +490,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     train_model_seeds: { base: o.modelSamples.seedBase, count: o.modelSamples.docs },
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },
     minutes: (performance.now() - t0) / 60000,
+    stage_minutes,
   };
   record('result', result);
   return result;
