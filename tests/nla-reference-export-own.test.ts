@@ -18,7 +18,7 @@ import { AR_HEAD, Reconstructor } from '../src/nla/ar.js';
 import { Verbalizer } from '../src/nla/av.js';
 import { extractActivations } from '../src/nla/extract.js';
 import { loadNLA, NLA, type NlaMeta } from '../src/nla/nla.js';
-import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
+import { COMPACT_PROMPTS, DEFAULT_PROMPTS, type PromptSpec } from '../src/nla/prompts.js';
 import { writeReferencePair } from '../src/nla/reference-export.js';
 import { readModelSidecar } from '../src/nla/reference-sidecar.js';
 import { trainArSft, trainAvSft } from '../src/nla/sft.js';
@@ -32,16 +32,16 @@ const LAYER = 3;
 const TEXTS = ['Lily went to the park.', 'Tom had a red ball.', 'Mia was very happy.', 'Ben saw a big dog.'];
 
 /** A small NLA as nla trains one: the AV taught to write short explanations, the AR a few steps. */
-async function buildOwnNla(dir: string): Promise<void> {
+async function buildOwnNla(dir: string, prompts: PromptSpec = DEFAULT_PROMPTS): Promise<void> {
   const loaded = await loadModel(modelFile('stories260K.bin'));
   const M = loaded.model as Llama;
   const tok = loadTokenizerFor(modelFile('stories260K.bin'));
   const ids = TEXTS.map((t) => tok.encode(t, { bos: true }));
   const h = await extractActivations(M, LAYER, ids.map((x) => ({ ids: x, positions: [x.length - 1], meta: [] })));
   const data = { h, texts: TEXTS };
-  const av = new Verbalizer(new Llama(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, 10);
+  const av = new Verbalizer(new Llama(M.cfg, await M.w.clone()), tok, prompts, 10);
   await trainAvSft(av, data, { steps: 30, batchSize: 4, lr: 3e-3, warmup: 2, seed: 1 });
-  const ar = await Reconstructor.fromModel(M, LAYER, tok, DEFAULT_PROMPTS);
+  const ar = await Reconstructor.fromModel(M, LAYER, tok, prompts);
   await trainArSft(ar, data, { steps: 3, batchSize: 4, lr: 1e-3, warmup: 1, seed: 2 });
   // The value head travels as bf16 (the reference's dtype): make it bf16-exact here.
   const head = ar.model.w.get(AR_HEAD);
@@ -56,7 +56,7 @@ async function buildOwnNla(dir: string): Promise<void> {
     alpha: 10,
     variance: 0.77,
     mean: new Array(M.cfg.dim).fill(0),
-    prompts: DEFAULT_PROMPTS,
+    prompts,
     placeholderId: av.prompt.placeholderId,
     maxExplanationTokens: 24,
     created: new Date().toISOString(),
@@ -147,6 +147,27 @@ test('an nla-trained NLA exported as a reference pair opens with the same prompt
   assert.deepEqual(c.av.prompt, a2.av.prompt);
   c.dispose();
   a2.dispose();
+});
+
+test('the stories demo\'s compact prompts export too: the same prompt ids, greedy tokens and reconstructions', { skip: SKIP_NO_MODEL, timeout: 900_000 }, async () => {
+  const own = path.join(tmp, 'own-compact');
+  await buildOwnNla(own, COMPACT_PROMPTS);
+  const a = await loadNLA(own);
+  assert.equal(a.av.prompt.ids.length, 22, 'BOS + "Thought: " + marker + newline + "<explanation>" + newline under tok512');
+  const out = path.join(tmp, 'pair-compact');
+  await writeReferencePair(a, out, { source: own });
+  const b = await loadNLA(out, { model: a.meta.model.path });
+  assert.deepEqual(b.av.prompt, a.av.prompt);
+  const { h } = await a.activations(TEXTS[1]);
+  const [ea, eb] = [await a.av.explain(h, { temperature: 0, maxTokens: 24 }), await b.av.explain(h, { temperature: 0, maxTokens: 24 })];
+  assert.deepEqual(eb.map((e) => e.tokens), ea.map((e) => e.tokens));
+  assert.ok(ea.some((e) => e.explanation !== undefined), `some greedy output parses: ${JSON.stringify(ea.map((e) => e.text))}`);
+  const [pa, pb] = [await a.ar.predictHost(TEXTS), await b.ar.predictHost(TEXTS)];
+  const scale = Math.max(...Array.from(pa, Math.abs));
+  assert.ok(maxAbsDiff(pa, pb) <= 1e-5 * scale, `reconstructions differ by ${maxAbsDiff(pa, pb)}`);
+  assert.equal(readModelSidecar(path.join(out, 'ar')).templates.ar, COMPACT_PROMPTS.ar);
+  a.dispose();
+  b.dispose();
 });
 
 test('an nla NLA whose prompts the reference cannot read is refused, naming the field', { skip: SKIP_NO_MODEL }, async () => {

@@ -59,7 +59,7 @@ export function registerEval(program: Command): void {
     .option('--samples <k>', 'temperature-1 samples per row averaged into fve_sampled (one is noisy: ~0.07 between seeds on 200 rows)', '4')
     .option('--temperature <t>', 'temperature of the sampled and best-of passes; an RL\'d AV with a learned logit scale s (nla.json training.rl.logitScale) samples as its warm start did at t = s', '1')
     .option('--max-tokens <n>', 'explanation length cap (default: nla.json)')
-    .option('--batch-size <n>', 'rows per generation batch', '32')
+    .option('--batch-size <n>', 'activations per generation batch (default: as many as keep one decode step\'s logits under 8 MiB, 32 to 1,024 rows over the samples per row)')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--model-text <n>', 'also sample N fresh documents from M and score greedy explanations at their cuts (held-out model text; 0 = skip)', '0')
     .option('--model-text-seed <s>', 'base seed of --model-text (document i: S + i); must be disjoint from every seed in the store (default: above them all)')
@@ -108,7 +108,7 @@ ${CHAIN_HELP}`,
     const idx = [...Array(n).keys()];
     const h = rowsOf(rows.h, d, idx), evMeta = rows.meta.slice(0, n);
     const maxTokens = o.optNum('maxTokens', { int: true, min: 1 }) ?? meta.maxExplanationTokens;
-    const bs = o.int('batchSize', 1), seed = o.int('seed'), bestOf = o.int('bestOf', 0), samples = o.int('samples', 1);
+    const bs = o.optNum('batchSize', { int: true, min: 1 }), seed = o.int('seed'), bestOf = o.int('bestOf', 0), samples = o.int('samples', 1);
     const temperature = o.num('temperature', { min: 0 });
     const passes: [string, { temperature: number; samples?: number; bestOf?: boolean }][] = [['greedy', { temperature: 0 }]];
     if (o.raw('sampled') !== false) passes.push(['sampled', { temperature, samples }]);

@@ -23,7 +23,7 @@ export function registerFaithfulness(program: Command): void {
     .option('--store <dir>', 'its activation store, with truths (built-in stories or `nla world extract`) (required)')
     .option('--split <name>', 'rows to score: dev, test, eval or all', 'test')
     .option('--rows <n>', 'score at most N rows (0 = all)', '200')
-    .option('--batch-size <n>', 'rows per generation batch', '32')
+    .option('--batch-size <n>', 'rows per generation batch (default: as many as keep one decode step\'s logits under 8 MiB, 32 to 1,024)')
     .option('--json', 'print only the JSON line')
     .option('--against <dir>', 'also score this NLA (e.g. the warm start, nla-sft/) on the same rows and print the change from it to --nla per field, with 95% intervals from a bootstrap over stories')
     .option('--explanations <file>', 'also write each scored row as a JSON line: row, doc, pos, its summary, the truth, the greedy explanation and its claims marked true or false, each with the AV\'s confidence in it (to compare two NLAs row by row)')
@@ -75,7 +75,7 @@ ${CHAIN_HELP}`,
     const probes = await storeProbes(rows.all, h, meta, d, nla.meta.variance);
     const score = async (which: NLA, label: string) => {
       const bar = progressBar(label, n);
-      const out = await faithfulnessReport(which, rows.all, h, meta, { batchSize: o.int('batchSize', 1), onProgress: (x) => bar.update(x), probes });
+      const out = await faithfulnessReport(which, rows.all, h, meta, { batchSize: o.optNum('batchSize', { int: true, min: 1 }), onProgress: (x) => bar.update(x), probes });
       bar.done();
       return out;
     };

@@ -1,5 +1,6 @@
 // Evaluation on held-out activations: FVE of greedy and sampled explanations, the shuffled
 // controls, and how many latent facts the explanations state correctly.
+import { generationRows } from '../nn/generate.js';
 import type { Reconstructor } from './ar.js';
 import type { Explained, Verbalizer } from './av.js';
 import { SCORED_FIELDS, scoreFields, type CutTruth } from './corpus.js';
@@ -36,6 +37,7 @@ export interface EvalOptions {
   bestOf?: boolean;
   maxTokens: number;
   seed?: number;
+  /** Activations per generate() call (default: generationRows of the vocabulary over the samples per row). */
   batchSize?: number;
   /** Called after each batch with the rows done. */
   onProgress?: (done: number) => void;
@@ -79,7 +81,7 @@ export function scoreFacts(explanations: readonly (string | undefined)[], truths
 }
 
 export async function evaluate(av: Verbalizer, ar: Reconstructor, h: Float32Array, meta: RowMeta[], variance: number, o: EvalOptions): Promise<EvalResult> {
-  const d = av.d, n = h.length / d, k = o.samples ?? 1, bs = o.batchSize ?? 32;
+  const d = av.d, n = h.length / d, k = o.samples ?? 1, bs = o.batchSize ?? Math.max(1, Math.floor(generationRows(av.model.cfg.vocabSize) / k));
   const chosen: Explained[] = [];
   const mses: number[] = [];
   const shuffledMses: number[] = [];

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import type { Tokenizer } from '../io/tokenizer.js';
 import { StreamDecoder } from '../io/tokenizer.js';
-import { generate } from '../nn/generate.js';
+import { generate, generationRows } from '../nn/generate.js';
 import type { LanguageModel } from '../nn/model.js';
 import { rng, shuffled, type Rng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
@@ -55,7 +55,8 @@ export async function sampleModelText(M: LanguageModel, tok: Tokenizer, o: Sampl
   const maxTokens = o.maxTokens ?? Math.min(256, M.cfg.maxSeqLen - 1);
   if (maxTokens < 1 || maxTokens > M.cfg.maxSeqLen - 1) throw new Error(`sampleModelText: maxTokens ${maxTokens} must be 1..${M.cfg.maxSeqLen - 1} (the model's context minus BOS)`);
   const stops = [tok.bosId, tok.eosId].filter((t) => t >= 0);
-  const bs = o.batchSize ?? 16;
+  // Each document has its own seed: its text does not depend on the batch.
+  const bs = o.batchSize ?? generationRows(M.cfg.vocabSize);
   const out: ModelDoc[] = [];
   for (let s = 0; s < o.docs; s += bs) {
     const seeds = [...Array(Math.min(bs, o.docs - s)).keys()].map((k) => docSeed(o.seed, s + k));

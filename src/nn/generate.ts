@@ -37,6 +37,20 @@ export interface Generation {
   stopped: boolean[];
 }
 
+/** Logit bytes of one decode step that generationRows stays under. */
+export const GENERATION_LOGIT_BYTES = 8 * 2 ** 20;
+
+/**
+ * Rows per generate() call when a caller does not say: as many as keep one step's logits
+ * [rows, V] under GENERATION_LOGIT_BYTES, between 32 and 1,024. A decode step of a small model
+ * costs about the same whatever its batch (stories260K's AV explaining 200 rows greedily: 11-13 s
+ * in batches of 32, 3.8-4.2 s in one), so a small vocabulary takes big batches; a large one
+ * (Qwen2.5's 151,936) stays at 32.
+ */
+export function generationRows(vocabSize: number): number {
+  return Math.max(32, Math.min(1024, Math.floor(GENERATION_LOGIT_BYTES / (4 * vocabSize))));
+}
+
 /** Sample continuations of equal-length prompts. */
 export async function generate(model: LanguageModel, prompts: number[][], opts: GenerateOptions): Promise<Generation> {
   const B = prompts.length;
