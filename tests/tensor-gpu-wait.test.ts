@@ -1,42 +1,64 @@
-// The GPU wait (gpu-wait.ts) against a fake GPU whose work ends a fixed time after it is
-// submitted: 'spin' starts the awaited call at once; 'sleep' learns the time per outstanding
-// dispatch and starts the call late, near the end of the work, without ever finishing after it by
-// more than the polled share; when the work gets shorter it stops oversleeping within a few waits.
+// The GPU wait (gpu-wait.ts) on a virtual clock against a fake GPU whose work ends a fixed time
+// after it is submitted: every figure is exact. 'spin' starts the awaited call at once; 'sleep'
+// learns the time per outstanding dispatch and starts the call at 0.8 of the expected time,
+// never ending after the work; when the work gets shorter each oversleep shrinks the estimate by
+// a quarter until the call starts before the work ends again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { noteDispatch, setGpuWait, waitForGpu } from '../src/tensor/gpu-wait.js';
+import { noteDispatch, setGpuWait, setGpuWaitClock, waitForGpu, type GpuWaitClock } from '../src/tensor/gpu-wait.js';
 
-/** Submit `dispatches` of fake work lasting `ms`; wait for it; when the awaited call started and when it all ended, after submission. */
+let now = 0;
+/** What the awaited call costs when the work is already done (one poll). */
+const POLL_MS = 0.5;
+const virtual: GpuWaitClock = { now: () => now, sleep: async (ms) => void (now += ms) };
+
+/** Submit `dispatches` of fake work lasting `ms`; wait for it; when the awaited call started and when the wait ended, after submission. */
 async function fakeWait(dispatches: number, ms: number): Promise<{ startedAt: number; endedAt: number }> {
-  const t0 = performance.now(), done = t0 + ms;
+  const t0 = now, done = t0 + ms;
   for (let i = 0; i < dispatches; i++) noteDispatch();
   let startedAt = NaN;
-  await waitForGpu(() => {
-    startedAt = performance.now() - t0;
-    return new Promise<void>((r) => setTimeout(r, Math.max(0, done - performance.now())));
+  await waitForGpu(async () => {
+    startedAt = now - t0;
+    now = now < done ? done : now + POLL_MS;
   });
-  return { startedAt, endedAt: performance.now() - t0 };
+  return { startedAt, endedAt: now - t0 };
 }
 
-test('spin starts the wait at once; sleep learns to start it late in the work, and never ends much after it', async () => {
-  setGpuWait('spin');
-  for (let i = 0; i < 3; i++) assert.ok((await fakeWait(200, 60)).startedAt < 15, 'spin: the awaited call starts right away');
-  setGpuWait('sleep');
-  const waits = [];
-  for (let i = 0; i < 6; i++) waits.push(await fakeWait(200, 60));
-  const last = waits.at(-1)!;
-  // Learned: about 0.8 of 60 ms slept before the call (timers are coarse; wide bounds).
-  assert.ok(last.startedAt > 30 && last.startedAt < 75, `started at ${last.startedAt.toFixed(1)} ms of 60`);
-  for (const w of waits) assert.ok(w.endedAt < 60 + 30, `ended at ${w.endedAt.toFixed(1)} ms: the work took 60`);
-  // The work gets 6x shorter: the first waits oversleep (by the old estimate), then each oversleep
-  // shrinks it by a quarter (measured: 49, 36, 28, 22, 17, 13, 10, 10 ... ms); a moving average
-  // alone would still be near 26 ms at the tenth wait.
-  const short = [];
-  for (let i = 0; i < 10; i++) short.push(await fakeWait(200, 10));
-  assert.ok(short[0]!.endedAt > 30, `the first short wait oversleeps (${short[0]!.endedAt.toFixed(1)} ms)`);
-  assert.ok(short[9]!.endedAt < 18, `after re-learning, a 10 ms wait ends at ${short[9]!.endedAt.toFixed(1)} ms`);
-  // Another bucket (a few dispatches, as in a weight read) is learned apart: nothing slept for it at first.
-  assert.ok((await fakeWait(100, 5)).startedAt < 4, 'a new bucket starts without an estimate');
-  // Few outstanding dispatches are never slept, however long they took before.
-  for (let i = 0; i < 3; i++) assert.ok((await fakeWait(20, 40)).startedAt < 15, 'a wait on 20 dispatches starts at once');
+const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) < 1e-9, `${what}: ${a}, expected ${b}`);
+
+test('spin starts the wait at once; sleep starts it at 0.8 of the learned time and never ends after the work', async () => {
+  const was = setGpuWaitClock(virtual);
+  try {
+    setGpuWait('spin');
+    for (let i = 0; i < 3; i++) assert.deepEqual(await fakeWait(200, 60), { startedAt: 0, endedAt: 60 });
+    setGpuWait('sleep');
+    setGpuWaitClock(virtual); // forget what spin learned
+    // Nothing learned yet: the first wait starts at once; then 0.3 ms per dispatch x 200 x 0.8.
+    assert.deepEqual(await fakeWait(200, 60), { startedAt: 0, endedAt: 60 });
+    for (let i = 0; i < 5; i++) {
+      const w = await fakeWait(200, 60);
+      close(w.startedAt, 48, `wait ${i + 2} starts`);
+      close(w.endedAt, 60, `wait ${i + 2} ends`);
+    }
+    // The work gets 6x shorter: each wait that finds it done shrinks the estimate by a quarter
+    // (48, 36, 27, 20.25, 15.1875, 11.390625 ms: each of these ends one poll after it starts)...
+    const short = [];
+    for (let i = 0; i < 10; i++) short.push(await fakeWait(200, 10));
+    [48, 36, 27, 20.25, 15.1875, 11.390625].forEach((s, i) => {
+      close(short[i]!.startedAt, s, `short wait ${i + 1} starts`);
+      close(short[i]!.endedAt, s + POLL_MS, `short wait ${i + 1} ends`);
+    });
+    // ... until the call starts before the work ends, and the wait ends with it.
+    for (const w of short.slice(6)) {
+      assert.ok(w.startedAt > 5 && w.startedAt < 10, `started at ${w.startedAt}`);
+      close(w.endedAt, 10, 'ends with the work');
+    }
+    // Another bucket (100 dispatches) is learned apart: nothing slept for it at first.
+    assert.equal((await fakeWait(100, 5)).startedAt, 0);
+    // Few outstanding dispatches are never slept, however long they took before.
+    for (let i = 0; i < 3; i++) assert.equal((await fakeWait(20, 40)).startedAt, 0);
+  } finally {
+    setGpuWait('sleep');
+    setGpuWaitClock(was === virtual ? undefined : was);
+  }
 });

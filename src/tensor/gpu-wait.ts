@@ -42,8 +42,24 @@ export function setGpuWait(m: 'sleep' | 'spin'): 'sleep' | 'spin' {
   return was;
 }
 
+/** What the wait reads time from and sleeps on: real timers, or a test's virtual clock. */
+export interface GpuWaitClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+const REAL_CLOCK: GpuWaitClock = { now: () => performance.now(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)) };
+let clock = REAL_CLOCK;
+
+/** Replace the clock (undefined: real timers) and forget what was learned. Returns the previous clock. */
+export function setGpuWaitClock(c?: GpuWaitClock): GpuWaitClock {
+  const was = clock;
+  clock = c ?? REAL_CLOCK;
+  msPerDispatch.clear();
+  outstanding = 0;
+  return was;
+}
+
 const bucketOf = (n: number) => (n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Run `start` (which begins the GPU wait and returns its promise) after sleeping for most of the
@@ -55,11 +71,11 @@ export async function waitForGpu<T>(start: () => Promise<T>): Promise<T> {
   outstanding = 0;
   const rate = msPerDispatch.get(bucket);
   const expect = mode === 'sleep' && rate !== undefined && n >= MIN_DISPATCHES ? rate * n * SLEEP_SHARE : 0;
-  const t0 = performance.now();
-  await sleep(expect >= MIN_SLEEP_MS ? expect : 0);
-  const t1 = performance.now();
+  const t0 = clock.now();
+  await clock.sleep(expect >= MIN_SLEEP_MS ? expect : 0);
+  const t1 = clock.now();
   const out = await start();
-  const t2 = performance.now();
+  const t2 = clock.now();
   if (n > 0) {
     if (expect >= MIN_SLEEP_MS && t2 - t1 < OVERSLEPT_MS) msPerDispatch.set(bucket, rate! * OVERSLEPT_SHRINK);
     else msPerDispatch.set(bucket, rate === undefined ? (t2 - t0) / n : 0.7 * rate + 0.3 * ((t2 - t0) / n));
