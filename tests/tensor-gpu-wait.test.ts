@@ -42,7 +42,7 @@ test('spin starts the wait at once; sleep starts it at 0.8 of the learned time a
     }
     // The work gets 6x shorter: each wait that finds it done shrinks the estimate by a quarter
     // (48, 36, 27, 20.25, 15.1875, 11.390625 ms: each of these ends one poll after it starts)...
-    const short = [];
+    const short: { startedAt: number; endedAt: number }[] = [];
     for (let i = 0; i < 10; i++) short.push(await fakeWait(200, 10));
     [48, 36, 27, 20.25, 15.1875, 11.390625].forEach((s, i) => {
       close(short[i]!.startedAt, s, `short wait ${i + 1} starts`);

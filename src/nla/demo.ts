@@ -236,11 +236,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   let sources: SourceMix | undefined;
   if (ms.docs > 0) {
     const sbar = new Progress('sample M', ms.docs);
-    // Batches of 512: each decode step's fixed cost is shared by more documents (on the 2-core
-    // lavapipe machine, alternating, 512 documents of 200 tokens: 1,893 / 1,951 tokens/s against
-    // 1,018 / 1,337 at 128, and ~1,100 at the default 16). Each document keeps its own seed, so
-    // the text does not depend on the batch.
-    const docs = await sampleModelText(M, tok, { docs: ms.docs, seed: ms.seedBase, maxTokens: ms.docTokens, batchSize: 512, onProgress: (a) => sbar.update(a) });
+    // Batches of generationRows (1,024 for tok512): each decode step's fixed cost is shared by
+    // more documents (this machine, alternating, 1,024 documents of 200 tokens: 26.3 / 24.3 s in
+    // batches of 512, 20.4 / 19.6 s in one; 512 had been ~1.7x faster than 128). Each document
+    // keeps its own seed, so the text does not depend on the batch (the same 1,024 texts).
+    const docs = await sampleModelText(M, tok, { docs: ms.docs, seed: ms.seedBase, maxTokens: ms.docTokens, onProgress: (a) => sbar.update(a) });
     sbar.done();
     mark('sample_model');
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
