@@ -44,9 +44,14 @@ export class Reconstructor {
     return this.model.cfg.dim;
   }
 
+  /** The token ids the AR reads for an explanation (its prompt around it). */
+  ids(explanation: string): number[] {
+    return this.encodeExplanation ? this.encodeExplanation(explanation) : arIds(this.tok, this.prompts, explanation);
+  }
+
   /** Predicted activations [B, d] for explanation texts. */
   predict(explanations: string[]): Tensor {
-    const batch = padRight(explanations.map((e) => (this.encodeExplanation ? this.encodeExplanation(e) : arIds(this.tok, this.prompts, e))), 0);
+    const batch = padRight(explanations.map((e) => this.ids(e)), 0);
     const x = T.Tensor.from(batch.ids, [batch.B, batch.T], 'i32');
     const { hidden } = this.model.forward(x, { untilLayer: this.layer });
     const last = T.sum(T.mul(hidden, T.Tensor.from(lastTokenMask(batch), [batch.B, batch.T, 1])), 1); // [B, d]

@@ -36,6 +36,13 @@ export interface SftOptions extends TrainSchedule {
    * (fact-weights.ts), the loss a weighted mean over target tokens; 1 or undefined = the plain mean.
    */
   factWeight?: number;
+  /**
+   * Length pools: each epoch's shuffled rows are cut into pools of `lengthPool` batches, each
+   * pool sorted by sequence length and dealt into batches whose order is then shuffled. A batch
+   * is padded to its longest row, so rows of like length waste less (the stories demo's AV
+   * batches: ~24% fewer tokens); every row still comes once per epoch. 0 or undefined: off.
+   */
+  lengthPool?: number;
 }
 
 export interface SftData {
@@ -45,8 +52,13 @@ export interface SftData {
   known?: (Partial<Record<Field, string>> | undefined)[];
 }
 
-async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor, controlOf?: (idx: number[]) => Tensor): Promise<number[]> {
+async function loop(kind: string, group: string, w: Weights, n: number, o: SftOptions, lossOf: (idx: number[]) => Tensor, controlOf?: (idx: number[]) => Tensor, lengthOf?: (i: number) => number): Promise<number[]> {
   const opt = makeOptimizer(w.params(), o, kind);
+  let lens: number[] | undefined;
+  const lengths = () => {
+    if (!lengthOf) throw new Error(`${kind}: lengthPool needs the rows' lengths`);
+    return (lens ??= [...Array(n).keys()].map(lengthOf));
+  };
   const r = new SeededRng(o.seed);
   const parts: TrainParts = { kind, weights: { [group]: w }, optimizers: { [group]: opt }, rng: r, identity: { rows: n, batchSize: o.batchSize } };
   const history: number[] = [];
@@ -60,7 +72,7 @@ async function loop(kind: string, group: string, w: Weights, n: number, o: SftOp
       if (!Array.isArray(order)) throw new Error('checkpoint: no data order saved');
     }
     for (let step = start; step < o.steps; step++) {
-      if (order.length < o.batchSize) order = order.concat(shuffle([...Array(n).keys()], r));
+      if (order.length < o.batchSize) order = order.concat(epochOrder(n, o.batchSize, r, o.lengthPool ? { pool: o.lengthPool, lengths: lengths() } : undefined));
       const idx = order.splice(0, o.batchSize);
       const log = step % (o.logEvery ?? 10) === 0 || step === o.steps - 1;
       const lossT = T.tidy(() => {
@@ -103,14 +115,14 @@ export function rowsOf(h: Float32Array, d: number, idx: number[]): Float32Array 
 }
 
 export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Promise<number[]> {
-  return loop('sft-ar', 'ar', ar.model.w, data.texts.length, o, (idx) => ar.loss(idx.map((i) => data.texts[i]), rowsOf(data.h, ar.d, idx)));
+  return loop('sft-ar', 'ar', ar.model.w, data.texts.length, o, (idx) => ar.loss(idx.map((i) => data.texts[i]), rowsOf(data.h, ar.d, idx)), undefined, (i) => ar.ids(data.texts[i]).length);
 }
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
   const texts = (idx: number[]) => idx.map((i) => data.texts[i]);
   const weights = avFactWeights(av, data, o.factWeight);
   const w = weights ? (idx: number[]) => idx.map((i) => weights[i]) : () => undefined;
-  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx), w(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx), w(idx)));
+  return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx), w(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx), w(idx)), (i) => av.targetIds(data.texts[i]).length);
 }
 
 /** Each row's target-token weights for factWeight W, or undefined for the plain mean (W 1 or unset). */
@@ -124,6 +136,26 @@ export function avFactWeights(av: Verbalizer, data: SftData, factWeight: number 
 /** Each row's activation replaced by the next row's (a derangement of the batch, without randomness). */
 export function rotated(idx: number[]): number[] {
   return idx.map((_, k) => idx[(k + 1) % idx.length]);
+}
+
+/**
+ * One epoch's row order: a shuffle, or with `lengths` a shuffle cut into pools of `pool`
+ * batches, each sorted by length (ties by the shuffle), dealt into batches, the pool's batches
+ * in shuffled order. Batches of `batchSize` then come off the front as before.
+ */
+export function epochOrder(n: number, batchSize: number, r: SeededRng, lengths?: { pool: number; lengths: readonly number[] }): number[] {
+  const rows = shuffle([...Array(n).keys()], r);
+  if (!lengths || lengths.pool <= 1) return rows;
+  const L = lengths.lengths, size = lengths.pool * batchSize, out: number[] = [];
+  for (let s = 0; s < n; s += size) {
+    const pool = rows.slice(s, s + size).sort((a, b) => L[a]! - L[b]!);
+    const batches: number[][] = [];
+    for (let k = 0; k < pool.length; k += batchSize) batches.push(pool.slice(k, k + batchSize));
+    // A short batch (the epoch's last rows) stays last, or every batch after it would straddle two.
+    const full = batches.filter((b) => b.length === batchSize), short = batches.filter((b) => b.length < batchSize);
+    for (const b of [...shuffle(full, r), ...short]) out.push(...b);
+  }
+  return out;
 }
 
 function shuffle<T>(a: T[], r: SeededRng): T[] {
