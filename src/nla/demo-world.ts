@@ -69,15 +69,14 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   minTokens: 30,
   seed: 3 * HELD_OUT_SEED_OFFSET,
   // The stories260K demo's warm starts and RL, shorter: world rows are shorter and repetitive.
-  // Batches as drawn when the world figures were measured (no length pools).
-  arSft: { ...DEMO_DEFAULTS.arSft, steps: 400, lengthPool: 0 },
+  arSft: { ...DEMO_DEFAULTS.arSft, steps: 400 },
   // AV: 800 steps at lr 2e-3, chosen on dev rows from the 400-step run's store (README, "Choices
   // on dev"): object precision 0.684 (400 steps) -> 0.842 (800) -> 0.702 (800 at 4e-3).
   // Fact weight 10 (fact-weights.ts), chosen on the same dev rows at 800 steps: object precision
   // 0.842 -> 0.860 (7 of its 8 errors still cake said as cat), name 0.943 -> 0.972, colour 0.656 ->
   // 0.750, no false claim 0.885 -> 0.915, FVE 0.918 -> 0.924. (Since then no two object values
   // share a first piece: fish and ring replaced cake and box; corpus.ts.)
-  avSft: { ...DEMO_DEFAULTS.avSft, steps: 800, lr: 2e-3, factWeight: 10, lengthPool: 0 },
+  avSft: { ...DEMO_DEFAULTS.avSft, steps: 800, lr: 2e-3, factWeight: 10 },
   // RL's KL weight 0.1 (not the stories demo's 0.01), chosen on the same dev rows: at 0.01, 30 steps
   // after the 800-step warm start lowered name precision 0.943 -> 0.914 and object 0.842 -> 0.825;
   // at 0.1 both stay (0.944, 0.842) and no false claim rises 0.885 -> 0.895.
