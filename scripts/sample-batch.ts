@@ -1,6 +1,6 @@
 // Tokens/s of sampling documents of M (model-text.ts sampleModelText) at several batch sizes,
 // alternating, on the same seeds (the documents are the same whatever the batch). Chose the
-// demo's batch of 512 (BENCHMARKS.md, "generate").
+// demo's batch of 512, then generationRows' 1,024 (BENCHMARKS.md, "generate").
 //   node --import tsx scripts/sample-batch.ts [--docs 512] [--tokens 200] [--batches 128,512,128,512]
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import { findModelFile } from '../src/io/model-files.js';
