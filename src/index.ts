@@ -55,7 +55,7 @@ export type { NlaMeta, TokenExplanation } from './nla/nla.js';
 export { Verbalizer } from './nla/av.js';
 export type { AvStyle } from './nla/av.js';
 export { Reconstructor } from './nla/ar.js';
-export { DEFAULT_PROMPTS, avPrompt, arIds, parseExplanation } from './nla/prompts.js';
+export { COMPACT_PROMPTS, DEFAULT_PROMPTS, avPrompt, arIds, parseExplanation } from './nla/prompts.js';
 export type { PromptSpec } from './nla/prompts.js';
 export { normalizedMse, normalizedMseHost, normalizeToSqrtD } from './nla/loss.js';
 export { fve, mseNormalized, varianceNormalized, normalizeRows } from './nla/fve.js';
