@@ -49,7 +49,9 @@ test('tiny seeded NLA: after RL a frozen warm-start AR scores the AV\'s samples 
   // fact known here; under a cap of 48 nearly every warm-start sample ran into it). The demo's
   // cap is 96: its 3-word quotes make 39% of its story summaries 64 tokens or longer.
   const cap = 64;
-  const score = (): Promise<EvalResult> => evaluate(AV, frozenAr, hHeld, metaHeld, variance, { temperature: 1, samples: 4, maxTokens: cap, seed: 11 });
+  // Batches of 32 rows, as when the bounds below were set: the samples' random stream depends on
+  // the batch (evaluate's default is now all 36 rows in one, another draw of the same distribution).
+  const score = (): Promise<EvalResult> => evaluate(AV, frozenAr, hHeld, metaHeld, variance, { temperature: 1, samples: 4, maxTokens: cap, seed: 11, batchSize: 32 });
   const parsedFve = (r: EvalResult) => 1 - (r.mse - 2 * (1 - r.parseRate)) / r.parseRate / variance; // unparseable rows score MSE 2
   const before = await score();
 
