@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import * as T from '../src/tensor/index.js';
 import * as nn from '../src/tensor/reference/nn.js';
+import * as ref from '../src/tensor/reference/core.js';
 import { checkOp, property, randomInts, randomNd } from '../src/testing/property.js';
 
 const arbCase = fc.tuple(fc.integer({ min: 1, max: 9 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 1e6 }));
@@ -61,6 +62,37 @@ test('crossEntropy on a wide vocab with large logits stays finite and exact', as
     name: 'crossEntropy wide', inputs: [randomNd([3, 1500], 9, -40, 40), randomInts([3], 10, 0, 1500)], dtypes: ['f32', 'i32'],
     gpu: ([x, t]) => T.crossEntropy(x, t), ref: ([x, t]) => nn.crossEntropy(x, t), atol: 1e-4, rtol: 1e-5, grad: [0], gradAtol: 1e-4,
   });
+});
+
+test('crossEntropy with a bias = crossEntropy of the biased logits (values and both gradients), any reduction, ignore and mask', async () => {
+  // The reference adds the [V] bias to every row itself (broadcast add), then takes the plain loss.
+  const biased = (x: ReturnType<typeof randomNd>, b: ReturnType<typeof randomNd>) => ref.binary('add', x, b);
+  await property(fc.tuple(fc.integer({ min: 1, max: 3 }), arbCase), async ([B, [N, V, seed]]) => {
+    const x = randomNd([B, N, V], seed, -3, 3), b = randomNd([V], seed + 2, -2, 2);
+    const t = randomInts([B, N], seed + 1, -1, V); // -1 = ignore
+    for (const reduction of ['mean', 'sum', 'none'] as const) {
+      await checkOp({
+        name: `crossEntropy bias ${reduction}`, inputs: [x, t, b], dtypes: ['f32', 'i32', 'f32'],
+        gpu: ([xx, tt, bb]) => T.crossEntropy(xx, tt, { bias: bb, reduction, ignoreIndex: -1 }),
+        ref: ([xx, tt, bb]) => nn.crossEntropy(biased(xx, bb), tt, { reduction, ignoreIndex: -1 }),
+        atol: 1e-5, rtol: 1e-5, grad: [0, 2],
+      });
+    }
+    const mask = randomInts([B, N], seed + 3, 0, 2);
+    await checkOp({
+      name: 'crossEntropy bias mask', inputs: [x, randomInts([B, N], seed + 1, 0, V), b, mask], dtypes: ['f32', 'i32', 'f32', 'f32'],
+      gpu: ([xx, tt, bb, m]) => T.crossEntropy(xx, tt, { bias: bb, mask: m }),
+      ref: ([xx, tt, bb, m]) => nn.crossEntropy(biased(xx, bb), tt, { mask: m }),
+      atol: 1e-5, rtol: 1e-5, grad: [0, 2],
+    });
+  }, { numRuns: 6 });
+});
+
+test('crossEntropy bias errors name the shapes', async () => {
+  await T.initGpu();
+  const x = T.Tensor.from(new Float32Array(12), [3, 4]), t = T.Tensor.from(new Int32Array([0, 1, 2]));
+  assert.throws(() => T.crossEntropy(x, t, { bias: T.zeros([3]) }), /crossEntropy: bias \[3\] must be \[4\], the vocab axis of logits \[3,4\]/);
+  assert.throws(() => T.crossEntropy(x, t, { bias: T.Tensor.from(new Int32Array(4)) }), /crossEntropy: bias \[4\] must be floating point, got i32/);
 });
 
 test('tokenLogProbs = log-softmax gathered at the targets, with gradient', async () => {

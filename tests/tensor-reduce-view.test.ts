@@ -82,6 +82,15 @@ test('reductions over long rows (more than one workgroup stride) and many rows',
   await checkOp({ name: 'column sum', inputs: [randomNd([513, 5], 3)], gpu: ([x]) => T.sum(x, 0), ref: ([x]) => ref.sum(x, [0]), atol: 1e-4 });
 });
 
+test('column sums of tall blocks (in chunks of rows, then the chunks) match the reference, with gradient', async () => {
+  // Around both thresholds (one pass up to 512 rows or 2^18 elements), past a partial last chunk,
+  // and widths across a workgroup of columns.
+  const check = (n: number, cols: number, seed: number) =>
+    checkOp({ name: `sum(0) of [${n},${cols}]`, inputs: [randomNd([n, cols], seed)], gpu: ([x]) => T.sum(x, 0), ref: ([x]) => ref.sum(x, [0]), atol: 1e-3, grad: true });
+  for (const [n, cols] of [[512, 3], [513, 64], [4097, 64], [4096, 65], [600, 437], [5000, 130]]) await check(n!, cols!, n!);
+  await property(fc.tuple(fc.integer({ min: 1, max: 6000 }), fc.integer({ min: 1, max: 140 }), fc.integer({ min: 1, max: 1e6 })), ([n, cols, seed]) => check(n, cols, seed), { numRuns: 10 });
+});
+
 test('views: permute, transpose, slice, expand, reshape of a view, with gradients', async () => {
   await property(fc.tuple(arbShape({ minRank: 2, maxRank: 4, maxDim: 6 }), fc.integer({ min: 1, max: 1e6 })), async ([shape, seed]) => {
     const perm = shape.map((_, i) => i).reverse();

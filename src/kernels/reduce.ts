@@ -1,6 +1,6 @@
 // Reductions of a dense [rows, n] block along n (one workgroup per row, tree in shared
-// memory) and of a dense [n, cols] block along n (one thread per column; used for bias and
-// broadcast gradients, where n is large and cols small).
+// memory) and of a dense [n, cols] block along n (one thread per column and chunk of rows; used
+// for bias and broadcast gradients, where n is large and cols small).
 import type { DType } from '../tensor/dtype.js';
 import { storage, uniformBlock } from './uniforms.js';
 
@@ -58,7 +58,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nw: vec3u, @b
   return { key, source };
 }
 
-/** Sum over the leading axis of a dense [n, cols] block. Uniforms: [0]=n, [1]=cols, [2]=offset. */
+/**
+ * Sum over the leading axis of a dense [n, cols] block, in chunks of `chunk` rows: workgroup
+ * (x, y) sums columns 64x.. of rows y*chunk.. into out[y, c], so a tall block ([20,400, 513]
+ * logits of a probe) keeps every core busy; the [chunks, cols] partials are summed by a second
+ * call with one chunk. Uniforms: [0]=n, [1]=cols, [2]=offset, [3]=chunk.
+ */
 export function colSumKernel(dtype: DType) {
   const key = `reduce_cols|sum|${dtype}`;
   const source = () =>
@@ -67,13 +72,15 @@ export function colSumKernel(dtype: DType) {
     storage(1, 'a', dtype, false) +
     storage(2, 'out', 'f32', true) +
     `@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) g: vec3u) {
-  let c = g.x; let n = u(0u); let cols = u(1u);
+fn main(@builtin(global_invocation_id) g: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let c = g.x; let n = u(0u); let cols = u(1u); let chunk = u(3u);
   if (c >= cols) { return; }
+  let lo = wg.y * chunk;
+  let hi = min(n, lo + chunk);
   var acc = 0.0;
-  var o = u(2u) + c;
-  for (var i = 0u; i < n; i++) { acc += f32(a[o]); o += cols; }
-  out[c] = acc;
+  var o = u(2u) + lo * cols + c;
+  for (var i = lo; i < hi; i++) { acc += f32(a[o]); o += cols; }
+  out[wg.y * cols + c] = acc;
 }
 `;
   return { key, source };

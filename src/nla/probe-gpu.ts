@@ -56,7 +56,8 @@ export async function trainProbeGpu(x: ArrayLike<number>, y: ArrayLike<number>, 
   const ys = T.keep(T.Tensor.from(Int32Array.from(y), [n], 'i32'));
   try {
     for (let t = 0; t < iters; t++) {
-      T.tidy(() => T.crossEntropy(xs.matmul(W).add(b), ys).backward());
+      // The bias inside the loss: the [n, classes] biased logits are never written.
+      T.tidy(() => T.crossEntropy(xs.matmul(W), ys, { bias: b }).backward());
       opt.step();
       opt.zeroGrad();
     }

@@ -99,7 +99,7 @@ function paramGrads(kind: NormKind, xDtype: DType, bindings: Binding[], offsets:
   if (nb === 1) return [pw, pb ?? null];
   const colSum = (p: Tensor): Tensor => {
     const out = Tensor.empty([D], 'f32');
-    const uc = new Uniforms(4).set(0, nb).set(1, D).set(2, 0);
+    const uc = new Uniforms(4).set(0, nb).set(1, D).set(2, 0).set(3, nb);
     dispatch({ ...colSumKernel('f32'), buffers: [p.buffer, out.buffer], uniforms: uc.u32, workgroups: [Math.ceil(D / 64)] });
     p.dispose();
     return out;
