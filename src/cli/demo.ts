@@ -65,6 +65,7 @@ export function registerDemo(program: Command): void {
     .option('--quick', 'a tiny configuration (about 30 s) that checks the pipeline; its numbers mean nothing')
     .option('--rl-steps <n>', 'RL steps', String(DEMO_DEFAULTS.rl.steps))
     .option('--model-samples <n>', 'documents sampled from the model and mixed into training beside the stories (0: stories only)', String(DEMO_DEFAULTS.modelSamples.docs))
+    .option('--model-cuts <n>', 'cut points per sampled document (rows per document; the sampling costs the same)', String(DEMO_DEFAULTS.modelSamples.cuts))
     .option('--stories <n>', 'known-answer stories generated', String(DEMO_DEFAULTS.stories))
     .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
@@ -84,7 +85,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -140,7 +141,7 @@ export function registerDemo(program: Command): void {
         avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr), lengthPool: whole('--length-pool', o.lengthPool, 0) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), claimCost: o.claimCost === undefined ? D.rl.claimCost : nonNegative('--claim-cost', o.claimCost), claimFields: o.claimFields === undefined ? D.rl.claimFields : parseFields(o.claimFields, '--claim-fields') },
-        modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0) },
+        modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0), cuts: whole('--model-cuts', o.modelCuts, 1) },
         summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
         prompts: promptsOf(o.prompts) ?? D.prompts,

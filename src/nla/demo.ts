@@ -259,6 +259,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       rows: { 'known-answer': kaRows, model: mRows },
       model: { seedBase: ms.seedBase, count: ms.docs, temperature: 1, maxTokens: ms.docTokens },
       cuts: o.cutsPerStory,
+      ...(ms.cuts !== o.cutsPerStory ? { modelCuts: ms.cuts } : {}),
       minTokens: o.minTokens,
     };
     log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);

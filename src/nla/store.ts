@@ -45,7 +45,9 @@ export interface SourceMix {
   /** Sampling of M: base seed (document i has seed base + i), count, temperature, tokens cap. */
   model?: { seedBase: number; count: number; temperature: number; maxTokens: number };
   files?: Partial<Record<'text' | 'jsonl', string>>;
+  /** Cut points per document (per known-answer story where the mix has both and they differ; `modelCuts` then gives the sampled documents'). */
   cuts: number;
+  modelCuts?: number;
   minTokens: number;
 }
 
