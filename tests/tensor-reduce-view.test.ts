@@ -5,6 +5,7 @@ import * as T from '../src/tensor/index.js';
 import * as ref from '../src/tensor/reference/core.js';
 import { Nd, unravel } from '../src/tensor/reference/nd.js';
 import { contiguousStrides, numel, viewStrides } from '../src/tensor/shape.js';
+import { colSumChunks } from '../src/tensor/ops/reduce.js';
 import { rng } from '../src/testing/property.js';
 import { arbShape, checkOp, fcRuns, property, randomNd } from '../src/testing/property.js';
 
@@ -89,6 +90,14 @@ test('column sums of tall blocks (in chunks of rows, then the chunks) match the 
     checkOp({ name: `sum(0) of [${n},${cols}]`, inputs: [randomNd([n, cols], seed)], gpu: ([x]) => T.sum(x, 0), ref: ([x]) => ref.sum(x, [0]), atol: 1e-3, grad: true });
   for (const [n, cols] of [[512, 3], [513, 64], [4097, 64], [4096, 65], [600, 437], [5000, 130]]) await check(n!, cols!, n!);
   await property(fc.tuple(fc.integer({ min: 1, max: 6000 }), fc.integer({ min: 1, max: 140 }), fc.integer({ min: 1, max: 1e6 })), ([n, cols, seed]) => check(n, cols, seed), { numRuns: 10 });
+});
+
+test('tall column sums stay within the dispatch limit of 65,535 workgroup rows', () => {
+  assert.deepEqual(colSumChunks(5000), { chunk: 256, k: 20 });
+  for (const n of [65535 * 256, 65535 * 256 + 1, 50_000_000]) {
+    const { chunk, k } = colSumChunks(n);
+    assert.ok(k <= 65535 && chunk * k >= n && chunk * (k - 1) < n, `n ${n}: chunk ${chunk}, k ${k}`);
+  }
 });
 
 test('views: permute, transpose, slice, expand, reshape of a view, with gradients', async () => {

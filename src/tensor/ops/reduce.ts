@@ -32,6 +32,12 @@ function keptShape(x: Tensor, axes: number[]): number[] {
 const COL_CHUNK = 256;
 const CHUNKED_FROM = 1 << 18;
 
+/** Rows per chunk and chunks of a tall column sum: 256 rows, more when 65,535 workgroup rows (the dispatch limit) would not cover n. */
+export function colSumChunks(n: number): { chunk: number; k: number } {
+  const chunk = Math.max(COL_CHUNK, Math.ceil(n / 65535));
+  return { chunk, k: Math.ceil(n / chunk) };
+}
+
 /** out[cols] = the column sums of the dense [n, cols] block at `offset` of `buf` (two passes when n is tall). */
 function colSums(dtype: Tensor['dtype'], buf: Binding, offset: number, n: number, cols: number, out: Tensor): void {
   const groups = Math.ceil(cols / 64);
@@ -40,9 +46,9 @@ function colSums(dtype: Tensor['dtype'], buf: Binding, offset: number, n: number
     dispatch({ ...colSumKernel(dtype), buffers: [buf, out.buffer], uniforms: u.u32, workgroups: [groups] });
     return;
   }
-  const k = Math.ceil(n / COL_CHUNK);
+  const { chunk, k } = colSumChunks(n);
   const part = Tensor.empty([k, cols], 'f32');
-  const u = new Uniforms(4).set(0, n).set(1, cols).set(2, offset).set(3, COL_CHUNK);
+  const u = new Uniforms(4).set(0, n).set(1, cols).set(2, offset).set(3, chunk);
   dispatch({ ...colSumKernel(dtype), buffers: [buf, part.buffer], uniforms: u.u32, workgroups: [groups, k] });
   const u2 = new Uniforms(4).set(0, k).set(1, cols).set(2, 0).set(3, k);
   dispatch({ ...colSumKernel('f32'), buffers: [part.buffer, out.buffer], uniforms: u2.u32, workgroups: [groups] });
