@@ -71,6 +71,7 @@ export function registerDemo(program: Command): void {
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--length-pool <n>', 'warm starts: batches dealt from pools of N batches sorted by length, so a batch pads less (0: plain shuffled batches, the default: pools of 8 were 17-20% faster and worse on dev; not with --world)', String(DEMO_DEFAULTS.avSft.lengthPool))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
+    .option('--quote-weight <w>', 'AV warm start: weight of the opening quotation\'s tokens (the words read, which the AV reads off h) in its loss, a weighted mean (1 = plain mean)', String(DEMO_DEFAULTS.avSft.quoteWeight ?? 1))
     .option(...SUMMARY_FLAGS[0])
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
@@ -85,7 +86,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -138,7 +139,7 @@ export function registerDemo(program: Command): void {
         ...D,
         stories: whole('--stories', o.stories, 1),
         arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1), lengthPool: whole('--length-pool', o.lengthPool, 0) },
-        avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr), lengthPool: whole('--length-pool', o.lengthPool, 0) },
+        avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr), quoteWeight: positive('--quote-weight', o.quoteWeight), lengthPool: whole('--length-pool', o.lengthPool, 0) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), claimCost: o.claimCost === undefined ? D.rl.claimCost : nonNegative('--claim-cost', o.claimCost), claimFields: o.claimFields === undefined ? D.rl.claimFields : parseFields(o.claimFields, '--claim-fields') },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0), cuts: whole('--model-cuts', o.modelCuts, 1) },

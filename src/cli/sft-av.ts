@@ -20,14 +20,16 @@ export function registerSftAv(program: Command): void {
     .description('supervised warm start of the AV (activation -> explanation text) on the store\'s summaries (step 3 of the chain)')
     .option('--alpha <x>', 'norm of the injected vector (default: the store\'s 75th percentile of |h|, or the value already in nla.json)')
     .option('--max-tokens <n>', 'explanation length cap used by rl, eval and explain (recorded in nla.json)', '64')
-    .option('--fact-weight <w>', 'weight of the summary tokens that state a known fact\'s value (outside quotations; stores with truths) in the loss, a weighted mean over target tokens (1 = plain mean)', '1');
+    .option('--fact-weight <w>', 'weight of the summary tokens that state a known fact\'s value (outside quotations; stores with truths) in the loss, a weighted mean over target tokens (1 = plain mean)', '1')
+    .option('--quote-weight <w>', 'weight of the tokens of the summary\'s opening quotation (the words read, which the AV reads off h) in the same weighted mean (1 = plain mean)', '1');
   sftFlags(cmd, { split: 'av', steps: 800, batchSize: 32, lr: 2e-3, evalRows: 64 }).addHelpText(
     'after',
     `
 The AV is a full copy of M; h is normalised, scaled to --alpha and written over the input
 embedding of the placeholder in "Explain the thought. <concept>X</concept> <explanation>";
 loss = NLL of the summary tokens (and "</explanation>", EOS) only; --fact-weight W weighs the
-tokens naming a known fact's value W times (a weighted mean; issue 11).
+tokens naming a known fact's value W times (a weighted mean; issue 11), --quote-weight Q the
+tokens of the opening quotation (the words read) Q times.
 Reads --store (rows of --split with summaries) and --model. Writes --out/av.safetensors,
 --out/nla.json (created if missing), the tokenizer, metrics lines {"stage":"sft-av",step,loss,lr};
 if --out already has an AR (from \`nla sft-ar\`), scores greedy explanations of held-out rows with
@@ -48,8 +50,10 @@ ${CHAIN_HELP}`,
     console.error(`nla: alpha ${alpha.toFixed(3)}`);
     const log = sftLogger(s, 'sft-av');
     const factWeight = s.o.num('factWeight', { min: 0 });
+    const quoteWeight = s.o.num('quoteWeight', { min: 0 });
     if (factWeight !== 1) console.error(`nla: fact-token weight ${factWeight}`);
-    await trainAvSft(av, s.train, { ...s.schedule, factWeight, onLog: log.onLog, onCheckpoint: log.onCheckpoint, onSkip: log.onSkip });
+    if (quoteWeight !== 1) console.error(`nla: quote-token weight ${quoteWeight}`);
+    await trainAvSft(av, s.train, { ...s.schedule, factWeight, quoteWeight, onLog: log.onLog, onCheckpoint: log.onCheckpoint, onSkip: log.onSkip });
     log.done();
     await saveWeights(path.join(s.out, AV_FILE), av.model.w);
     // A new warm start: an older RL reference (av-ref.safetensors) no longer applies.

@@ -8,7 +8,7 @@ import * as T from '../tensor/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { padRight, targetMask } from './batch.js';
 import type { Field } from './corpus.js';
-import { factSpans, factTokenWeights } from './fact-weights.js';
+import { factSpans, factTokenWeights, quoteSpan, type WeightSpan } from './fact-weights.js';
 import { avPrompt, continuationIds, parseExplanation, type AvPrompt, type PromptSpec } from './prompts.js';
 
 export interface Explained {
@@ -171,13 +171,17 @@ export class Verbalizer {
 
   /**
    * Per target id of an explanation: `w` on the tokens that state a known fact's value outside
-   * quotations (fact-weights.ts), 1 elsewhere. Only for nla's own prompt layout.
+   * quotations (fact-weights.ts), `quoteWeight` on the tokens of the opening quotation (the words
+   * read), 1 elsewhere. Only for nla's own prompt layout.
    */
-  targetWeights(explanation: string, known: Partial<Record<Field, string>>, w: number): number[] {
+  targetWeights(explanation: string, known: Partial<Record<Field, string>>, w: number, quoteWeight = 1): number[] {
     if (this.style) throw new Error('fact weights: only for nla\'s own AV prompt layout, not a reference AV\'s');
     const ids = this.targetIds(explanation);
     const text = explanation + this.prompts.explanationEnd;
-    return factTokenWeights(this.tok, this.prompt.ids[this.prompt.ids.length - 1], ids, text, factSpans(explanation, known), w);
+    const spans: WeightSpan[] = w === 1 ? [] : factSpans(explanation, known);
+    const q = quoteWeight === 1 ? undefined : quoteSpan(explanation);
+    if (q) spans.push({ ...q, weight: quoteWeight });
+    return factTokenWeights(this.tok, this.prompt.ids[this.prompt.ids.length - 1], ids, text, spans, w);
   }
 
   params(): Tensor[] {

@@ -36,7 +36,7 @@ export interface DemoOptions {
   /** lengthPool: sft.ts SftOptions.lengthPool (batches of rows of like length). */
   arSft: { steps: number; batchSize: number; lr: number; lengthPool?: number };
   /** factWeight: sft.ts SftOptions.factWeight (world demo; needs rows with truths). */
-  avSft: { steps: number; batchSize: number; lr: number; factWeight?: number; lengthPool?: number };
+  avSft: { steps: number; batchSize: number; lr: number; factWeight?: number; quoteWeight?: number; lengthPool?: number };
   rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer'> & { lrAv: number; lrAr: number };
   /** Rows of the held-out stories that every reported number is measured on. */
   evalRows: number;

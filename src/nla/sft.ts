@@ -37,6 +37,12 @@ export interface SftOptions extends TrainSchedule {
    */
   factWeight?: number;
   /**
+   * AV only: weight W on the cross-entropy of the tokens of the summary's opening quotation (the
+   * words read, fact-weights.ts quoteSpan), with factWeight in the same weighted mean; 1 or
+   * undefined = unweighted.
+   */
+  quoteWeight?: number;
+  /**
    * Length pools: each epoch's shuffled rows are cut into pools of `lengthPool` batches, each
    * pool sorted by sequence length and dealt into batches whose order is then shuffled. A batch
    * is padded to its longest row, so rows of like length waste less (the stories demo's AV
@@ -120,17 +126,18 @@ export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Pro
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
   const texts = (idx: number[]) => idx.map((i) => data.texts[i]);
-  const weights = avFactWeights(av, data, o.factWeight);
+  const weights = avFactWeights(av, data, o.factWeight, o.quoteWeight);
   const w = weights ? (idx: number[]) => idx.map((i) => weights[i]) : () => undefined;
   return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx), w(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx), w(idx)), (i) => av.targetIds(data.texts[i]).length);
 }
 
-/** Each row's target-token weights for factWeight W, or undefined for the plain mean (W 1 or unset). */
-export function avFactWeights(av: Verbalizer, data: SftData, factWeight: number | undefined): number[][] | undefined {
-  if (factWeight === undefined || factWeight === 1) return undefined;
-  if (!(factWeight > 0) || !Number.isFinite(factWeight)) throw new Error(`factWeight: ${factWeight} is not a positive number`);
-  if (!data.known) throw new Error('factWeight: the training rows carry no facts (a known-answer or world store is needed: rows with truth.known)');
-  return data.texts.map((t, i) => av.targetWeights(t, data.known![i] ?? {}, factWeight));
+/** Each row's target-token weights for factWeight W and quoteWeight Q, or undefined for the plain mean (both 1 or unset). */
+export function avFactWeights(av: Verbalizer, data: SftData, factWeight: number | undefined, quoteWeight?: number): number[][] | undefined {
+  const f = factWeight ?? 1, q = quoteWeight ?? 1;
+  if (f === 1 && q === 1) return undefined;
+  for (const [name, x] of [['factWeight', f], ['quoteWeight', q]] as const) if (!(x > 0) || !Number.isFinite(x)) throw new Error(`${name}: ${x} is not a positive number`);
+  if (f !== 1 && !data.known) throw new Error('factWeight: the training rows carry no facts (a known-answer or world store is needed: rows with truth.known)');
+  return data.texts.map((t, i) => av.targetWeights(t, data.known?.[i] ?? {}, f, q));
 }
 
 /** Each row's activation replaced by the next row's (a derangement of the batch, without randomness). */
