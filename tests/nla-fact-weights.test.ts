@@ -10,7 +10,7 @@ import { initLlama } from '../src/nn/init.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
 import { extractClaims } from '../src/nla/claims.js';
 import { describeCut, FIELD_VALUES, FIELDS, type Field } from '../src/nla/corpus.js';
-import { blankQuotes, factSpans, factTokenWeights } from '../src/nla/fact-weights.js';
+import { blankQuotes, factSpans, factTokenWeights, quoteSpan } from '../src/nla/fact-weights.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { avFactWeights, rowsOf } from '../src/nla/sft.js';
 import { generateWorldStories } from '../src/nla/world.js';
@@ -91,6 +91,31 @@ test('factTokenWeights (one token per character): W on exactly the characters of
   });
 });
 
+test('quoteSpan: the words of the opening quotation, a fragment\'s dots and a quoted quote mark included; none without one', () => {
+  const words = (e: string) => {
+    const q = quoteSpan(e);
+    return q && e.slice(q.start, q.end);
+  };
+  assert.equal(words('"very happy bec". Lily. Then "because". Text: ... very happy bec'), 'very happy bec');
+  assert.equal(words('"...ck". Then "pocket". Text: ...ck'), '...ck');
+  assert.equal(words('""". Then "Let\'s". Text: ... "'), '"');
+  assert.equal(words('".". Then "She". Text: ... .'), '.');
+  assert.equal(words('"day"'), undefined); // no full stop after it: not the summary format
+  assert.equal(words('Lily. Then "ball". Text: ... a'), undefined);
+  assert.equal(words('"". Then "a".'), undefined);
+});
+
+test('factTokenWeights with the quotation weighted (one token per character): Q on its words, W on facts, 1 elsewhere', async () => {
+  await property(fc.tuple(fc.constantFrom('the red', 'bec', '.', '...ck'), fc.constantFrom(...FIELD_VALUES.object), fc.double({ min: 1.5, max: 20, noNaN: true }), fc.double({ min: 1.5, max: 20, noNaN: true })), async ([q, obj, W, Q]) => {
+    const text = `"${q}". with a ${obj}. Then "${obj}". Text: ... ${q}`;
+    const spans = [...factSpans(text, { object: obj }), { ...quoteSpan(text)!, weight: Q }];
+    const w = factTokenWeights(charTok, 1, charTok.encode(text), text, spans, W);
+    const objAt = text.indexOf(` ${obj}.`) + 1;
+    const want = [...text].map((_, i) => (i >= 1 && i < 1 + q.length ? Q : i >= objAt && i < objAt + obj.length ? W : 1));
+    assert.deepEqual(w, want, text);
+  });
+});
+
 test('factTokenWeights refuses ids that do not decode to the summary (offsets would be wrong)', () => {
   assert.throws(() => factTokenWeights(charTok, 1, charTok.encode('a cat'), 'a dog', [], 3), /decode to "a cat", not the summary "a dog"/);
 });
@@ -118,6 +143,38 @@ test('targetWeights on tok512: W on the pieces of " ball" / " Mia" / " Lily", " 
   assert.equal(pieces(summaries[0], known[0]), ' b:5|all:5');
   assert.equal(pieces(summaries[1], known[1]), ' M:5|i:5|a:5');
   assert.equal(pieces(summaries[2], known[2]), ' Lily:5| p:5|ar:5|k:5');
+  av.model.w.dispose();
+});
+
+test('targetWeights with a quote weight on tok512: Q on exactly the pieces of the opening quotation, not on the closing one', async () => {
+  const av = await tinyAv();
+  const pieces = (e: string, k: Partial<Record<Field, string>>, W: number, Q: number) => {
+    const ids = av.targetIds(e), w = av.targetWeights(e, k, W, Q);
+    let prev = av.prompt.ids[av.prompt.ids.length - 1];
+    return ids.map((id, i) => {
+      const s = av.tok.decodeToken(prev, id);
+      prev = id;
+      return [s, w[i]] as const;
+    }).filter(([, x]) => x !== 1).map(([s, x]) => `${s}:${x}`).join('|');
+  };
+  const quoted = (e: string) => {
+    const ids = av.targetIds(e), w = av.targetWeights(e, {}, 1, 3);
+    let prev = av.prompt.ids[av.prompt.ids.length - 1], text = '';
+    ids.forEach((id, i) => {
+      if (w[i] === 3) text += av.tok.decodeToken(prev, id);
+      prev = id;
+    });
+    return text;
+  };
+  // The weighted pieces spell the quotation (tok512 may merge the opening mark into its first piece).
+  assert.match(quoted(summaries[0]), /^"?He held the"?$/);
+  assert.match(quoted(summaries[2]), /^"?in the"?$/);
+  // With both weights: facts at W, the quotation at Q, and the same text's plain weights without Q.
+  const both = pieces(summaries[0], known[0], 5, 3);
+  assert.ok(both.endsWith(' b:5|all:5') && /:3/.test(both), both);
+  assert.equal(pieces(summaries[0], known[0], 5, 1), ' b:5|all:5');
+  assert.equal(avFactWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, 3)!.length, 3, 'a quote weight needs no facts');
+  assert.throws(() => avFactWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, -1), /quoteWeight: -1 is not a positive number/);
   av.model.w.dispose();
 });
 
