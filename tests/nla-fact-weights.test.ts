@@ -129,17 +129,20 @@ async function tinyAv(): Promise<Verbalizer> {
 const summaries = ['"He held the". with a ball. Then "ball". Text: ... He held the', '". Everyone liked". Mia. Then "Mia". Text: ... . Everyone liked', '"in the". Lily in the park. Then "park". Text: ... in the'];
 const known = [{ object: 'ball', name: 'Tom' }, { name: 'Mia' }, { name: 'Lily', place: 'park' }];
 
+/** The target pieces of an explanation whose weight is not 1, as "piece:weight" joined by "|". */
+function weightedPieces(av: Verbalizer, e: string, k: Partial<Record<Field, string>>, W: number, Q = 1): string {
+  const ids = av.targetIds(e), w = av.targetWeights(e, k, W, Q);
+  let prev = av.prompt.ids[av.prompt.ids.length - 1];
+  return ids.map((id, i) => {
+    const s = av.tok.decodeToken(prev, id);
+    prev = id;
+    return [s, w[i]] as const;
+  }).filter(([, x]) => x !== 1).map(([s, x]) => `${s}:${x}`).join('|');
+}
+
 test('targetWeights on tok512: W on the pieces of " ball" / " Mia" / " Lily", " park" outside the quotations only', async () => {
   const av = await tinyAv();
-  const pieces = (e: string, k: Partial<Record<Field, string>>) => {
-    const ids = av.targetIds(e), w = av.targetWeights(e, k, 5);
-    let prev = av.prompt.ids[av.prompt.ids.length - 1];
-    return ids.map((id, i) => {
-      const s = av.tok.decodeToken(prev, id);
-      prev = id;
-      return [s, w[i]] as const;
-    }).filter(([, x]) => x !== 1).map(([s, x]) => `${s}:${x}`).join('|');
-  };
+  const pieces = (e: string, k: Partial<Record<Field, string>>) => weightedPieces(av, e, k, 5);
   assert.equal(pieces(summaries[0], known[0]), ' b:5|all:5');
   assert.equal(pieces(summaries[1], known[1]), ' M:5|i:5|a:5');
   assert.equal(pieces(summaries[2], known[2]), ' Lily:5| p:5|ar:5|k:5');
@@ -148,15 +151,7 @@ test('targetWeights on tok512: W on the pieces of " ball" / " Mia" / " Lily", " 
 
 test('targetWeights with a quote weight on tok512: Q on exactly the pieces of the opening quotation, not on the closing one', async () => {
   const av = await tinyAv();
-  const pieces = (e: string, k: Partial<Record<Field, string>>, W: number, Q: number) => {
-    const ids = av.targetIds(e), w = av.targetWeights(e, k, W, Q);
-    let prev = av.prompt.ids[av.prompt.ids.length - 1];
-    return ids.map((id, i) => {
-      const s = av.tok.decodeToken(prev, id);
-      prev = id;
-      return [s, w[i]] as const;
-    }).filter(([, x]) => x !== 1).map(([s, x]) => `${s}:${x}`).join('|');
-  };
+  const pieces = (e: string, k: Partial<Record<Field, string>>, W: number, Q: number) => weightedPieces(av, e, k, W, Q);
   const quoted = (e: string) => {
     const ids = av.targetIds(e), w = av.targetWeights(e, {}, 1, 3);
     let prev = av.prompt.ids[av.prompt.ids.length - 1], text = '';
