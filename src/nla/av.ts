@@ -175,7 +175,7 @@ export class Verbalizer {
    * read), 1 elsewhere. Only for nla's own prompt layout.
    */
   targetWeights(explanation: string, known: Partial<Record<Field, string>>, w: number, quoteWeight = 1): number[] {
-    if (this.style) throw new Error('fact weights: only for nla\'s own AV prompt layout, not a reference AV\'s');
+    if (this.style) throw new Error('fact and quote weights: only for nla\'s own AV prompt layout, not a reference AV\'s');
     const ids = this.targetIds(explanation);
     const text = explanation + this.prompts.explanationEnd;
     const spans: WeightSpan[] = w === 1 ? [] : factSpans(explanation, known);
