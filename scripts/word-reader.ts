@@ -10,6 +10,7 @@
 //   node --import tsx scripts/word-reader.ts --store DIR [--source model] [--epochs 24] [--hidden 512] [--seed 0] [--vocab 512]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { probePredictGpu } from '../src/nla/probe-gpu.js';
+import { quoteSpan } from '../src/nla/fact-weights.js';
 import { rowsOf } from '../src/nla/sft.js';
 import { rng } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
@@ -33,7 +34,10 @@ const held = pick((i) => all.meta[i]!.split === 'eval' && rowSource(all.meta[i]!
 if (!tr.length || !held.length) throw new Error(`word-reader: ${store.dir} has ${tr.length} training rows and ${held.length} held-out rows of source ${source}`);
 const dev = held.filter((_, k) => k % 2 === 0), test = held.filter((_, k) => k % 2 === 1);
 
-const quotation = (i: number) => /^"(.*?)"\.(?= |$)/s.exec(all.meta[i]!.summary!)?.[1] ?? '';
+const quotation = (i: number) => {
+  const e = all.meta[i]!.summary!, q = quoteSpan(e);
+  return q ? e.slice(q.start, q.end) : '';
+};
 const words = [...new Set(tr.map(quotation))];
 const wordIndex = new Map(words.map((w, k) => [w, k]));
 const tokenClass = (t: number) => (t < 0 ? V : t); // no previous token: class V

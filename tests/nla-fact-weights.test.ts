@@ -12,7 +12,7 @@ import { extractClaims } from '../src/nla/claims.js';
 import { describeCut, FIELD_VALUES, FIELDS, type Field } from '../src/nla/corpus.js';
 import { blankQuotes, factSpans, factTokenWeights, quoteSpan } from '../src/nla/fact-weights.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
-import { avFactWeights, rowsOf } from '../src/nla/sft.js';
+import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { generateWorldStories } from '../src/nla/world.js';
 import { checkOp, Nd, property, randomNd } from '../src/testing/property.js';
 import * as T from '../src/tensor/index.js';
@@ -168,8 +168,8 @@ test('targetWeights with a quote weight on tok512: Q on exactly the pieces of th
   const both = pieces(summaries[0], known[0], 5, 3);
   assert.ok(both.endsWith(' b:5|all:5') && /:3/.test(both), both);
   assert.equal(pieces(summaries[0], known[0], 5, 1), ' b:5|all:5');
-  assert.equal(avFactWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, 3)!.length, 3, 'a quote weight needs no facts');
-  assert.throws(() => avFactWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, -1), /quoteWeight: -1 is not a positive number/);
+  assert.equal(avTokenWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, 3)!.length, 3, 'a quote weight needs no facts');
+  assert.throws(() => avTokenWeights(av, { h: new Float32Array(0), texts: summaries }, undefined, -1), /quoteWeight: -1 is not a positive number/);
   av.model.w.dispose();
 });
 
@@ -187,8 +187,8 @@ test('sftLoss: weights of 1 give the plain loss exactly; weights W give sum(w * 
   const ones = (await read(() => av.sftLoss(h, summaries, summaries.map((e) => av.targetIds(e).map(() => 1)))))[0];
   assert.equal(ones, plain, 'W = 1 is the old loss, bit for bit');
   // W = 1 through the training path: no weights at all.
-  assert.equal(avFactWeights(av, { h, texts: summaries, known }, 1), undefined);
-  const weights = avFactWeights(av, { h, texts: summaries, known }, 4)!;
+  assert.equal(avTokenWeights(av, { h, texts: summaries, known }, 1), undefined);
+  const weights = avTokenWeights(av, { h, texts: summaries, known }, 4)!;
   assert.ok(weights.every((w) => w.some((x) => x === 4)), 'every summary has a weighted token');
   const got = (await read(() => av.sftLoss(rowsOf(h, d, [0, 1, 2]), summaries, weights)))[0];
   // Independently: the per-token log-probs, weighted on the host in float64.
@@ -202,8 +202,8 @@ test('sftLoss: weights of 1 give the plain loss exactly; weights W give sum(w * 
   }));
   assert.ok(Math.abs(got - num / den) < 1e-5 * Math.max(1, Math.abs(num / den)), `weighted loss ${got}, host ${num / den}`);
   assert.ok(Math.abs(got - plain) > 1e-3, 'the weights change the loss');
-  assert.throws(() => avFactWeights(av, { h, texts: summaries }, 3), /carry no facts/);
-  assert.throws(() => avFactWeights(av, { h, texts: summaries, known }, 0), /not a positive number/);
+  assert.throws(() => avTokenWeights(av, { h, texts: summaries }, 3), /carry no facts/);
+  assert.throws(() => avTokenWeights(av, { h, texts: summaries, known }, 0), /not a positive number/);
   av.model.w.dispose();
 });
 

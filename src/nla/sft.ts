@@ -126,13 +126,13 @@ export function trainArSft(ar: Reconstructor, data: SftData, o: SftOptions): Pro
 
 export function trainAvSft(av: Verbalizer, data: SftData, o: SftOptions): Promise<number[]> {
   const texts = (idx: number[]) => idx.map((i) => data.texts[i]);
-  const weights = avFactWeights(av, data, o.factWeight, o.quoteWeight);
+  const weights = avTokenWeights(av, data, o.factWeight, o.quoteWeight);
   const w = weights ? (idx: number[]) => idx.map((i) => weights[i]) : () => undefined;
   return loop('sft-av', 'av', av.model.w, data.texts.length, o, (idx) => av.sftLoss(rowsOf(data.h, av.d, idx), texts(idx), w(idx)), (idx) => av.sftLoss(rowsOf(data.h, av.d, rotated(idx)), texts(idx), w(idx)), (i) => av.targetIds(data.texts[i]).length);
 }
 
 /** Each row's target-token weights for factWeight W and quoteWeight Q, or undefined for the plain mean (both 1 or unset). */
-export function avFactWeights(av: Verbalizer, data: SftData, factWeight: number | undefined, quoteWeight?: number): number[][] | undefined {
+export function avTokenWeights(av: Verbalizer, data: SftData, factWeight: number | undefined, quoteWeight?: number): number[][] | undefined {
   const f = factWeight ?? 1, q = quoteWeight ?? 1;
   if (f === 1 && q === 1) return undefined;
   for (const [name, x] of [['factWeight', f], ['quoteWeight', q]] as const) if (!(x > 0) || !Number.isFinite(x)) throw new Error(`${name}: ${x} is not a positive number`);
