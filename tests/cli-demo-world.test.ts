@@ -138,3 +138,9 @@ test('nla demo --world refuses --model (world-M is the model) and names the flag
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /--world-model/);
 });
+
+test('nla demo --world refuses --alpha-scale (a stories-demo setting) and names it', async () => {
+  const r = await runCli(['demo', '--world', '--alpha-scale', '2', '--out', path.join(tmp, 'bad-alpha')], 60_000);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /--alpha-scale applies to the stories demo only/);
+});

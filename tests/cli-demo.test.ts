@@ -18,7 +18,8 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-step RL metrics', { skip: SKIP_NO_MODEL, timeout: 600_000 }, async () => {
   requireModels(); // the CLI finds them by the same lookup; missing ones fail here, with how to provide them
   const out = path.join(tmp, 'demo');
-  const r = await okCli(['demo', '--quick', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
+  // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|.
+  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
@@ -37,7 +38,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.equal(res.eval_rows, 24, 'the quick demo reports 24 test rows');
   const n = res as Record<string, number>;
   // Unit vectors are at most 2 apart (MSE <= 4), so FVE = 1 - MSE / Var lies in [1 - 4 / Var, 1].
-  const variance = (JSON.parse(fs.readFileSync(path.join(out, 'nla', 'nla.json'), 'utf8')) as { variance: number }).variance;
+  const { variance, alpha } = JSON.parse(fs.readFileSync(path.join(out, 'nla', 'nla.json'), 'utf8')) as { variance: number; alpha: number };
   assert.ok(variance > 0 && variance < 2, `Var ${variance}`);
   for (const k of [...fves, ...mtFves]) assert.ok(n[k] <= 1 && n[k] >= 1 - 4 / variance, `${k} = ${n[k]} is an FVE of unit vectors`);
   for (const k of [...shares, ...mtShares]) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
@@ -53,6 +54,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.ok(heldSeeds.base > trainSeeds.base + trainSeeds.count - 1 || heldSeeds.base + heldSeeds.count - 1 < trainSeeds.base, 'held-out seed range disjoint from the training range');
   // The store really mixes the sources, and no held-out seed is one a stored row came from.
   const store = ActivationStore.open(path.join(out, 'activations'));
+  assert.ok(Math.abs(alpha - 1.5 * store.manifest.norms.q75) < 1e-9 * alpha, `alpha ${alpha} = 1.5 x q75 ${store.manifest.norms.q75}`);
   assert.deepEqual(store.manifest.sources?.asked, { 'known-answer': 120, model: 16 });
   const stored = store.readAll().meta;
   const storedSeeds = new Set(stored.filter((m) => m.source === 'model').map((m) => m.seed!));

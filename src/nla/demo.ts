@@ -61,6 +61,11 @@ export interface DemoOptions {
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
+  /**
+   * The injection norm alpha as a multiple of the store's 75th percentile of |h| (the paper's
+   * rule of thumb; 1 = that percentile). Recorded in nla.json as alpha itself.
+   */
+  alphaScale?: number;
   /** The AV's and AR's prompts (prompts.ts), stored with the NLA. */
   prompts: PromptSpec;
   /** The data in place of the built-in known-answer stories (demo-world.ts: world-M's stories); `stories` still numbers the model samples after them. */
@@ -294,8 +299,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const trainH = concatRows([av.h, ar.h, rl.h]);
   const trainMeta = [...av.meta, ...ar.meta, ...rl.meta];
   const variance = varianceNormalized(trainH, d);
-  const alpha = store.manifest.norms.q75;
-  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, reported: ${ev.meta.length} of ${o.evalPart}); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}`);
+  const alphaScale = o.alphaScale ?? 1;
+  if (!(alphaScale > 0)) throw new Error(`demo: alphaScale must be a positive number (got ${alphaScale})`);
+  const alpha = store.manifest.norms.q75 * alphaScale;
+  log(`activations: ${all.meta.length} (av ${av.meta.length}, ar ${ar.meta.length}, rl ${rl.meta.length}, reported: ${ev.meta.length} of ${o.evalPart}); Var ${variance.toFixed(3)}, alpha ${alpha.toFixed(2)}${alphaScale === 1 ? ' (75th percentile of |h|)' : ` (${alphaScale} x the 75th percentile of |h|)`}`);
 
   // 2. Baselines fitted on the training activations, measured on the held-out ones.
   const rows = (h: Float32Array, meta: RowMeta[]): TokenRows => ({ h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) });
