@@ -73,6 +73,7 @@ export function registerDemo(program: Command): void {
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
     .option('--quote-weight <w>', 'AV warm start: weight of the opening quotation\'s tokens (the words read, which the AV reads off h) in its loss, a weighted mean (1 = plain mean)', String(DEMO_DEFAULTS.avSft.quoteWeight ?? 1))
     .option('--alpha-scale <x>', 'the AV\'s injection norm alpha as a multiple of the 75th percentile of |h| over the store (1 = the paper\'s rule of thumb; recorded in nla.json as alpha)', '1')
+    .option('--warm-start-rows <how>', 'split: the AV and AR warm starts read different documents (the paper\'s); shared: both read the av and ar documents together (twice the rows each, the same steps)', 'split')
     .option(...SUMMARY_FLAGS[0])
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
@@ -87,7 +88,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; alphaScale: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; alphaScale: string; warmStartRows: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -108,6 +109,10 @@ export function registerDemo(program: Command): void {
         if (!(x > 0 && x < 1)) throw new Error(`nla demo: ${flag} needs a number between 0 and 1, got ${v}`);
         return x;
       };
+      const oneOf = <T extends string>(flag: string, v: string, allowed: readonly T[]): T => {
+        if (!(allowed as readonly string[]).includes(v)) throw new Error(`nla demo: ${flag} must be ${allowed.join(' or ')}, got "${v}"`);
+        return v as T;
+      };
       const promptsOf = (v: string | undefined) => {
         if (v === undefined) return undefined;
         if (v !== 'compact' && v !== 'tagged') throw new Error(`nla demo: --prompts must be compact or tagged, got "${v}"`);
@@ -122,7 +127,9 @@ export function registerDemo(program: Command): void {
         // Only flags given on the command line: the stories260K defaults are not world-M's.
         const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
         const opt = (k: string, flag: string, v: string, min: number) => (given(k) ? whole(flag, v, min) : undefined);
-        if (given('alphaScale')) throw new Error('nla demo --world: --alpha-scale applies to the stories demo only (the world demo injects at the 75th percentile of |h|)');
+        for (const [k, flag] of [['alphaScale', '--alpha-scale'], ['warmStartRows', '--warm-start-rows']] as const) {
+          if (given(k)) throw new Error(`nla demo --world: ${flag} applies to the stories demo only`);
+        }
         return demoWorld({
           out: given('out') ? o.out : 'runs/demo-world', worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
           layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
@@ -144,6 +151,7 @@ export function registerDemo(program: Command): void {
         avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr), quoteWeight: positive('--quote-weight', o.quoteWeight), lengthPool: whole('--length-pool', o.lengthPool, 0) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         alphaScale: positive('--alpha-scale', o.alphaScale),
+        warmStartRows: oneOf('--warm-start-rows', o.warmStartRows, ['split', 'shared'] as const),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), claimCost: o.claimCost === undefined ? D.rl.claimCost : nonNegative('--claim-cost', o.claimCost), claimFields: o.claimFields === undefined ? D.rl.claimFields : parseFields(o.claimFields, '--claim-fields') },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0), cuts: whole('--model-cuts', o.modelCuts, 1) },
         summary: parseSummaryFlags(o, 'nla demo'),

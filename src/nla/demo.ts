@@ -66,6 +66,12 @@ export interface DemoOptions {
    * rule of thumb; 1 = that percentile). Recorded in nla.json as alpha itself.
    */
   alphaScale?: number;
+  /**
+   * Which rows each warm start reads: 'split' (the paper's: the AV its own documents, the AR
+   * others) or 'shared' (both read the av and ar documents together: twice the rows each, at the
+   * same steps; RL's and the held-out documents stay apart).
+   */
+  warmStartRows?: 'split' | 'shared';
   /** The AV's and AR's prompts (prompts.ts), stored with the NLA. */
   prompts: PromptSpec;
   /** The data in place of the built-in known-answer stories (demo-world.ts: world-M's stories); `stories` still numbers the model samples after them. */
@@ -329,10 +335,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       b.update(m.step + 1, `loss ${m.loss.toFixed(4)}`);
     };
   };
-  await trainArSft(AR, { h: ar.h, texts: ar.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
+  // 'shared': each warm start reads the av and ar documents both (the AV memorised the words of the
+  // fewer rows it had: README, "More cuts of M's text, on dev").
+  const shared = o.warmStartRows === 'shared';
+  const avRows = shared ? { h: concatRows([av.h, ar.h]), meta: [...av.meta, ...ar.meta] } : av;
+  const arRows = shared ? avRows : ar;
+  if (shared) log(`warm starts: both on the av and ar documents (${avRows.meta.length} rows each)`);
+  await trainArSft(AR, { h: arRows.h, texts: arRows.meta.map((m) => m.summary!) }, { ...o.arSft, seed: o.seed, warmup: 20, decaySteps: o.arSft.steps, clip: 1, onLog: sftLog('sft-ar', o.arSft.steps) });
   mark('sft_ar');
   log(`sft-av: ${o.avSft.steps} steps of ${o.avSft.batchSize}, peak lr ${o.avSft.lr}${o.avSft.quoteWeight && o.avSft.quoteWeight !== 1 ? `, the opening quotation's tokens weighted ${o.avSft.quoteWeight}` : ''}${o.avSft.factWeight && o.avSft.factWeight !== 1 ? `, fact tokens weighted ${o.avSft.factWeight}` : ''}`);
-  await trainAvSft(AV, { h: av.h, texts: av.meta.map((m) => m.summary!), known: av.meta.map((m) => m.truth?.known) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
+  await trainAvSft(AV, { h: avRows.h, texts: avRows.meta.map((m) => m.summary!), known: avRows.meta.map((m) => m.truth?.known) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
   mark('sft_av');
 
   const evalBoth = async (stage: string, temperature = 1): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
