@@ -139,8 +139,10 @@ test('nla demo --world refuses --model (world-M is the model) and names the flag
   assert.match(r.stderr, /--world-model/);
 });
 
-test('nla demo --world refuses --alpha-scale (a stories-demo setting) and names it', async () => {
-  const r = await runCli(['demo', '--world', '--alpha-scale', '2', '--out', path.join(tmp, 'bad-alpha')], 60_000);
-  assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /--alpha-scale applies to the stories demo only/);
+test('nla demo --world refuses the stories demo\'s --alpha-scale and --warm-start-rows, naming each', async () => {
+  for (const args of [['--alpha-scale', '2'], ['--warm-start-rows', 'shared']]) {
+    const r = await runCli(['demo', '--world', ...args, '--out', path.join(tmp, 'bad-flag')], 60_000);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`${args[0]} applies to the stories demo only`));
+  }
 });

@@ -18,8 +18,9 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-step RL metrics', { skip: SKIP_NO_MODEL, timeout: 600_000 }, async () => {
   requireModels(); // the CLI finds them by the same lookup; missing ones fail here, with how to provide them
   const out = path.join(tmp, 'demo');
-  // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|.
-  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
+  // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|;
+  // --warm-start-rows shared: both warm starts read the av and ar rows (the world demo runs the split path).
+  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
@@ -57,6 +58,8 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.ok(Math.abs(alpha - 1.5 * store.manifest.norms.q75) < 1e-9 * alpha, `alpha ${alpha} = 1.5 x q75 ${store.manifest.norms.q75}`);
   assert.deepEqual(store.manifest.sources?.asked, { 'known-answer': 120, model: 16 });
   const stored = store.readAll().meta;
+  const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;
+  assert.match(r.stderr, new RegExp(`warm starts: both on the av and ar documents \\(${warmRows} rows each\\)`));
   const storedSeeds = new Set(stored.filter((m) => m.source === 'model').map((m) => m.seed!));
   assert.ok(storedSeeds.size > 0 && [...storedSeeds].every((s) => s >= 0 && s < 16), 'stored samples carry seeds 0..15');
   assert.ok(['av', 'ar', 'rl'].every((sp) => stored.some((m) => m.source === 'model' && m.split === sp)), 'samples of M in every training split');
