@@ -19,7 +19,8 @@ const FIELDS = ['name', 'place', 'object', 'colour', 'emotion', 'event'];
 
 test('nla demo --world --quick: trains world-M, runs the chain, prints the table and the JSON line; then reuses world-M from its directory', { timeout: 300_000 }, async () => {
   const out = path.join(tmp, 'w');
-  const r = await okCli(['demo', '--world', '--quick', '--out', out], 280_000);
+  // --quote-weight reaches the world demo's AV warm start (its default is 1).
+  const r = await okCli(['demo', '--world', '--quick', '--quote-weight', '2', '--out', out], 280_000);
   const res = lastJson(r.stdout);
   assert.equal(res.demo, 'world');
   assert.equal(res.world_trained, true);
@@ -47,6 +48,8 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   assert.ok(n.minutes > 0 && n.minutes < 10, `minutes ${n.minutes}`);
   assert.equal(n.fact_weight, WORLD_DEMO_DEFAULTS.avSft.factWeight ?? 1, 'the AV warm start\'s fact weight is reported');
   assert.equal(n.claim_cost, WORLD_DEMO_DEFAULTS.rl.claimCost, 'RL\'s claim cost is reported');
+  assert.equal(n.quote_weight, 2, 'the AV warm start\'s quote weight, from --quote-weight');
+  assert.match(r.stderr, /the opening quotation's tokens weighted 2/);
   assert.deepEqual(n.claim_fields, WORLD_DEMO_DEFAULTS.rl.claimFields, 'and the fields it charges');
   assert.equal(n.quote_words, WORLD_DEMO_DEFAULTS.quoteWords, 'the quoted word units are reported');
   const fields = res.fields as Record<string, Record<string, number | null>>;

@@ -23,6 +23,7 @@ export interface WorldDemoFlags {
   stories?: number;
   dev?: boolean;
   factWeight?: number;
+  quoteWeight?: number;
   summary?: 'cued' | 'held';
   heldPrecision?: number;
   quoteWords?: number;
@@ -78,7 +79,7 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     seed: f.seed ?? cfg.seed,
     stories: f.stories ?? cfg.stories,
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
-    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight },
+    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight, quoteWeight: f.quoteWeight ?? cfg.avSft.quoteWeight },
     summary: f.summary ?? cfg.summary,
     heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
     quoteWords: f.quoteWords ?? cfg.quoteWords,

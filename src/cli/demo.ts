@@ -71,7 +71,7 @@ export function registerDemo(program: Command): void {
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
     .option('--length-pool <n>', 'warm starts: batches dealt from pools of N batches sorted by length, so a batch pads less (0: plain shuffled batches, the default: pools of 8 were 17-20% faster and worse on dev; not with --world)', String(DEMO_DEFAULTS.avSft.lengthPool))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
-    .option('--quote-weight <w>', 'AV warm start: weight of the opening quotation\'s tokens (the words read, which the AV reads off h) in its loss, a weighted mean (1 = plain mean)', String(DEMO_DEFAULTS.avSft.quoteWeight ?? 1))
+    .option('--quote-weight <w>', `AV warm start: weight of the opening quotation's tokens (the words read, which the AV reads off h) in its loss, a weighted mean (1 = plain mean; --world default ${WORLD_DEMO_DEFAULTS.avSft.quoteWeight ?? 1})`, String(DEMO_DEFAULTS.avSft.quoteWeight ?? 1))
     .option('--alpha-scale <x>', 'the AV\'s injection norm alpha as a multiple of the 75th percentile of |h| over the store (1 = the paper\'s rule of thumb; recorded in nla.json as alpha)', '1')
     .option('--warm-start-rows <how>', 'split: the AV and AR warm starts read different documents (the paper\'s); shared: both read the av and ar documents together (twice the rows each, the same steps)', 'split')
     .option(...SUMMARY_FLAGS[0])
@@ -135,6 +135,7 @@ export function registerDemo(program: Command): void {
           layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
           rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
+          quoteWeight: given('quoteWeight') ? positive('--quote-weight', o.quoteWeight) : undefined,
           summary: o.worldSummary === undefined ? undefined : oneOfSummary(o.worldSummary),
           heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
           quoteWords: opt('quoteWords', '--quote-words', o.quoteWords, 1),

@@ -171,6 +171,8 @@ export interface WorldDemoResult {
   confusion_cost: FaithfulnessReport['confusion_cost'];
   /** The AV warm start's weight on the summary tokens that state a fact (1 = plain mean). */
   fact_weight: number;
+  /** The AV warm start's weight on the tokens of the opening quotation (1 = plain mean). */
+  quote_weight: number;
   /** RL's claim cost (rl.ts claimCost) and the fields it charges. */
   claim_cost: number;
   claim_fields: string[];
@@ -315,6 +317,7 @@ export async function runWorldDemo(o: WorldDemoOptions): Promise<WorldDemoResult
     ablations_rl: faith.rl.ablations,
     confusion_cost: faith.rl.confusion_cost,
     fact_weight: o.avSft.factWeight ?? 1,
+    quote_weight: o.avSft.quoteWeight ?? 1,
     claim_cost: o.rl.claimCost ?? 0,
     claim_fields: [...(o.rl.claimFields ?? ['name'])],
     minutes: (performance.now() - t0) / 60000,
