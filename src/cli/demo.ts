@@ -118,10 +118,6 @@ export function registerDemo(program: Command): void {
         if (v !== 'compact' && v !== 'tagged') throw new Error(`nla demo: --prompts must be compact or tagged, got "${v}"`);
         return v === 'compact' ? COMPACT_PROMPTS : DEFAULT_PROMPTS;
       };
-      const oneOfSummary = (v: string) => {
-        if (v !== 'cued' && v !== 'held') throw new Error(`nla demo: --world-summary must be cued or held, got "${v}"`);
-        return v;
-      };
       if (o.world) {
         if (o.model) throw new Error('nla demo --world: world-M is the model; pass --world-model DIR, not --model');
         // Only flags given on the command line: the stories260K defaults are not world-M's.
@@ -136,7 +132,7 @@ export function registerDemo(program: Command): void {
           rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
           quoteWeight: given('quoteWeight') ? positive('--quote-weight', o.quoteWeight) : undefined,
-          summary: o.worldSummary === undefined ? undefined : oneOfSummary(o.worldSummary),
+          summary: o.worldSummary === undefined ? undefined : oneOf('--world-summary', o.worldSummary, ['cued', 'held'] as const),
           heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
           quoteWords: opt('quoteWords', '--quote-words', o.quoteWords, 1),
           claimCost: o.claimCost === undefined ? undefined : nonNegative('--claim-cost', o.claimCost),
