@@ -125,6 +125,22 @@ test('trainProbeGpu gives the CPU probe\'s class probabilities (thresholds on co
   await assert.rejects(trainProbeGpu(trainX, trainY, 3), /label \d+ at \d+ not in \[0, 3\)/);
 });
 
+test('trainProbeGpu in mini-batches: a batch of every row is the full-batch fit, smaller ones reach the CPU probe', async () => {
+  await initGpu();
+  const { trainX, trainY, testX, testY } = probeData(7, 2000, 16, 12, 0.4);
+  const full = await trainProbeGpu(trainX, trainY, 12);
+  const whole = await trainProbeGpu(trainX, trainY, 12, { batchSize: trainY.length + 5 });
+  assert.deepEqual(whole.w, full.w);
+  assert.deepEqual(whole.b, full.b);
+  const cpu = probeAccuracy(trainX, trainY, testX, testY, 12);
+  // 1,600 rows in batches of 200: 300 steps are 37 passes, each step an eighth of the work.
+  const mini = await probeAccuracyGpu(trainX, trainY, testX, testY, 12, { batchSize: 200 });
+  assert.ok(Math.abs(mini - cpu) < 0.03, `mini-batch ${mini} vs CPU full batch ${cpu}`);
+  const sep = probeData(5, 3000, 64, 8, 2);
+  assert.ok((await probeAccuracyGpu(sep.trainX, sep.trainY, sep.testX, sep.testY, 8, { batchSize: 256 })) > 0.97);
+  for (const bad of [0, 2.5, -1]) await assert.rejects(trainProbeGpu(trainX, trainY, 12, { batchSize: bad }), /batchSize .* is not a positive whole number/);
+});
+
 test('a probe is near chance on random labels', async () => {
   const { trainX, trainY, testX, testY } = probeData(6, 3000, 64, 8, 0);
   const acc = probeAccuracy(trainX, trainY, testX, testY, 8);

@@ -232,11 +232,18 @@ export interface ModelTextEvalResult {
   contexts: string[];
 }
 
+/**
+ * The token probes' fit: 300 Adam steps on mini-batches of 4,096 rows. Full batches over the
+ * demo's 30,600 training rows took about two minutes for the two probes; these take a sixth of
+ * that and read the tokens as well (README, "The token probes in mini-batches").
+ */
+export const TOKEN_PROBE_FIT = { iters: 300, batchSize: 4096 } as const;
+
 /** Linear probes of the current and previous token fitted on `train`, scored on `test` (alone and jointly). Rows with no previous token (h at the first token) use class `vocab` for it. */
 export async function tokenProbes(train: TokenRows, test: TokenRows, vocab: number): Promise<{ token: number; prevToken: number; both: number }> {
   const cls = (ids: ArrayLike<number> | undefined) => Int32Array.from(ids ?? [], (t) => (t < 0 ? vocab : t));
-  const cur = await probePredictGpu(train.h, train.ids, test.h, vocab);
-  const prev = await probePredictGpu(train.h, cls(train.prevIds), test.h, vocab + 1);
+  const cur = await probePredictGpu(train.h, train.ids, test.h, vocab, TOKEN_PROBE_FIT);
+  const prev = await probePredictGpu(train.h, cls(train.prevIds), test.h, vocab + 1, TOKEN_PROBE_FIT);
   const prevTest = cls(test.prevIds);
   let a = 0, b = 0, both = 0;
   for (let i = 0; i < cur.length; i++) {

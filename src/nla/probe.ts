@@ -5,7 +5,16 @@
 
 import type { Rows } from './fve.js';
 
-export interface ProbeOptions { iters?: number; lr?: number; l2?: number }
+export interface ProbeOptions {
+  iters?: number;
+  lr?: number;
+  l2?: number;
+  /**
+   * trainProbeGpu only: rows per Adam step, the rows dealt once into fixed mini-batches by a
+   * seeded shuffle and cycled through (default: every row, full batch, as trainProbe).
+   */
+  batchSize?: number;
+}
 /** A probe trainer: trainProbe here, or trainProbeGpu (probe-gpu.ts) where many are fitted. */
 export type ProbeFit = (x: Rows, y: ArrayLike<number>, nClasses: number, opts?: ProbeOptions) => Probe | Promise<Probe>;
 export interface Probe {
