@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { okCli, runCli } from './cli-helpers.js';
+import { misplacedFlag } from '../src/cli/demo.js';
 import { loadOrTrainWorldModel, WORLD_DEMO_DEFAULTS } from '../src/nla/demo-world.js';
 import { FIELD_VALUES } from '../src/nla/corpus.js';
 
@@ -19,8 +20,8 @@ const FIELDS = ['name', 'place', 'object', 'colour', 'emotion', 'event'];
 
 test('nla demo --world --quick: trains world-M, runs the chain, prints the table and the JSON line; then reuses world-M from its directory', { timeout: 300_000 }, async () => {
   const out = path.join(tmp, 'w');
-  // --quote-weight reaches the world demo's AV warm start (its default is 1).
-  const r = await okCli(['demo', '--world', '--quick', '--quote-weight', '2', '--out', out], 280_000);
+  // --quote-weight, --av-lr and --max-tokens reach the world demo (checked in nla.json below).
+  const r = await okCli(['demo', '--world', '--quick', '--quote-weight', '2', '--av-lr', '0.003', '--max-tokens', '20', '--out', out], 280_000);
   const res = lastJson(r.stdout);
   assert.equal(res.demo, 'world');
   assert.equal(res.world_trained, true);
@@ -49,6 +50,10 @@ test('nla demo --world --quick: trains world-M, runs the chain, prints the table
   assert.equal(n.fact_weight, WORLD_DEMO_DEFAULTS.avSft.factWeight ?? 1, 'the AV warm start\'s fact weight is reported');
   assert.equal(n.claim_cost, WORLD_DEMO_DEFAULTS.rl.claimCost, 'RL\'s claim cost is reported');
   assert.equal(n.quote_weight, 2, 'the AV warm start\'s quote weight, from --quote-weight');
+  const trained = (JSON.parse(fs.readFileSync(path.join(out, 'nla-sft', 'nla.json'), 'utf8')) as { training: { demo: { avSft: { lr: number }; maxTokens: number; rl: { maxTokens: number } } } }).training.demo;
+  assert.equal(trained.avSft.lr, 0.003, '--av-lr reached the AV warm start');
+  assert.equal(trained.maxTokens, 20, '--max-tokens reached the evaluation');
+  assert.equal(trained.rl.maxTokens, 20, '--max-tokens reached the RL rollouts');
   assert.match(r.stderr, /the opening quotation's tokens weighted 2/);
   assert.deepEqual(n.claim_fields, WORLD_DEMO_DEFAULTS.rl.claimFields, 'and the fields it charges');
   assert.equal(n.quote_words, WORLD_DEMO_DEFAULTS.quoteWords, 'the quoted word units are reported');
@@ -142,10 +147,30 @@ test('nla demo --world refuses --model (world-M is the model) and names the flag
   assert.match(r.stderr, /--world-model/);
 });
 
-test('nla demo --world refuses the stories demo\'s --alpha-scale and --warm-start-rows, naming each', async () => {
-  for (const args of [['--alpha-scale', '2'], ['--warm-start-rows', 'shared']]) {
-    const r = await runCli(['demo', '--world', ...args, '--out', path.join(tmp, 'bad-flag')], 60_000);
+test('nla demo refuses a flag of the other demo by name: --world with a stories flag, the stories demo with a world flag', async () => {
+  for (const args of [['--world', '--alpha-scale', '2'], ['--world', '--model-cuts', '4']]) {
+    const r = await runCli(['demo', ...args, '--out', path.join(tmp, 'bad-flag')], 60_000);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, new RegExp(`${args[0]} applies to the stories demo only`));
+    assert.match(r.stderr, new RegExp(`nla demo --world: ${args[1]} applies to the stories demo only`));
+  }
+  const r = await runCli(['demo', '--world-summary', 'cued', '--out', path.join(tmp, 'bad-flag')], 60_000);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /nla demo: --world-summary applies to the world demo only \(add --world\)/);
+  assert.ok(!fs.existsSync(path.join(tmp, 'bad-flag')), 'refused before any work');
+});
+
+test('misplacedFlag: each demo\'s own flags pass, every flag of the other is named', () => {
+  const only = (key: string) => (k: string) => k === key;
+  for (const k of ['modelSamples', 'modelCuts', 'lengthPool', 'alphaScale', 'warmStartRows', 'quote', 'factsWindow']) {
+    assert.match(misplacedFlag(only(k), true) ?? '', /--world: --[a-z-]+ applies to the stories demo only/, k);
+    assert.equal(misplacedFlag(only(k), false), undefined, k);
+  }
+  for (const k of ['worldModel', 'worldSummary', 'heldPrecision', 'factWeight']) {
+    assert.match(misplacedFlag(only(k), false) ?? '', /--[a-z-]+ applies to the world demo only/, k);
+    assert.equal(misplacedFlag(only(k), true), undefined, k);
+  }
+  for (const k of ['seed', 'avSteps', 'avLr', 'quoteWeight', 'maxTokens', 'quoteWords', 'prompts', 'claimCost']) {
+    assert.equal(misplacedFlag(only(k), true), undefined, k);
+    assert.equal(misplacedFlag(only(k), false), undefined, k);
   }
 });

@@ -24,6 +24,9 @@ export interface WorldDemoFlags {
   dev?: boolean;
   factWeight?: number;
   quoteWeight?: number;
+  avLr?: number;
+  /** The explanation cap of the evaluation and of RL's rollouts. */
+  maxTokens?: number;
   summary?: 'cued' | 'held';
   heldPrecision?: number;
   quoteWords?: number;
@@ -79,12 +82,13 @@ export async function demoWorld(f: WorldDemoFlags): Promise<void> {
     seed: f.seed ?? cfg.seed,
     stories: f.stories ?? cfg.stories,
     arSft: { ...cfg.arSft, steps: f.arSteps ?? cfg.arSft.steps },
-    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, factWeight: f.factWeight ?? cfg.avSft.factWeight, quoteWeight: f.quoteWeight ?? cfg.avSft.quoteWeight },
+    avSft: { ...cfg.avSft, steps: f.avSteps ?? cfg.avSft.steps, lr: f.avLr ?? cfg.avSft.lr, factWeight: f.factWeight ?? cfg.avSft.factWeight, quoteWeight: f.quoteWeight ?? cfg.avSft.quoteWeight },
     summary: f.summary ?? cfg.summary,
     heldPrecision: f.heldPrecision ?? cfg.heldPrecision,
     quoteWords: f.quoteWords ?? cfg.quoteWords,
     prompts: f.prompts ?? cfg.prompts,
-    rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps, claimCost: f.claimCost ?? cfg.rl.claimCost, claimFields: f.claimFields ?? cfg.rl.claimFields },
+    maxTokens: f.maxTokens ?? cfg.maxTokens,
+    rl: { ...cfg.rl, steps: f.rlSteps ?? cfg.rl.steps, maxTokens: f.maxTokens ?? cfg.rl.maxTokens, claimCost: f.claimCost ?? cfg.rl.claimCost, claimFields: f.claimFields ?? cfg.rl.claimFields },
     evalPart: f.dev ? 'dev' : cfg.evalPart,
     report: (s) => console.log(s),
   });

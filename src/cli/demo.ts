@@ -53,6 +53,23 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['minutes', 'wall-clock minutes'],
 ];
 
+// Flags of one demo that the other has no use for: given to the wrong one, they are refused by
+// name instead of silently ignored. Keys are commander's option names.
+const STORIES_ONLY: [key: string, flag: string][] = [
+  ['modelSamples', '--model-samples'], ['modelCuts', '--model-cuts'], ['lengthPool', '--length-pool'], ['alphaScale', '--alpha-scale'],
+  ['warmStartRows', '--warm-start-rows'], ['quote', '--quote'], ['factsWindow', '--facts-window'],
+];
+const WORLD_ONLY: [key: string, flag: string][] = [
+  ['worldModel', '--world-model'], ['worldSummary', '--world-summary'], ['heldPrecision', '--held-precision'], ['factWeight', '--fact-weight'],
+];
+
+/** The error for the first flag given that the chosen demo (stories, or --world) does not use, or undefined. */
+export function misplacedFlag(given: (key: string) => boolean, world: boolean): string | undefined {
+  const hit = (world ? STORIES_ONLY : WORLD_ONLY).find(([k]) => given(k));
+  if (!hit) return undefined;
+  return world ? `nla demo --world: ${hit[1]} applies to the stories demo only` : `nla demo: ${hit[1]} applies to the world demo only (add --world)`;
+}
+
 export function registerDemo(program: Command): void {
   program
     .command('demo')
@@ -118,20 +135,21 @@ export function registerDemo(program: Command): void {
         if (v !== 'compact' && v !== 'tagged') throw new Error(`nla demo: --prompts must be compact or tagged, got "${v}"`);
         return v === 'compact' ? COMPACT_PROMPTS : DEFAULT_PROMPTS;
       };
+      // Only flags given on the command line: the stories260K defaults are not world-M's.
+      const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
+      const misplaced = misplacedFlag(given, !!o.world);
+      if (misplaced) throw new Error(misplaced);
       if (o.world) {
         if (o.model) throw new Error('nla demo --world: world-M is the model; pass --world-model DIR, not --model');
-        // Only flags given on the command line: the stories260K defaults are not world-M's.
-        const given = (k: string) => cmd.getOptionValueSource(k) === 'cli';
         const opt = (k: string, flag: string, v: string, min: number) => (given(k) ? whole(flag, v, min) : undefined);
-        for (const [k, flag] of [['alphaScale', '--alpha-scale'], ['warmStartRows', '--warm-start-rows']] as const) {
-          if (given(k)) throw new Error(`nla demo --world: ${flag} applies to the stories demo only`);
-        }
         return demoWorld({
           out: given('out') ? o.out : 'runs/demo-world', worldModel: o.worldModel, tokenizer: o.tokenizer, quick: o.quick, dev: o.dev,
           layer: opt('layer', '--layer', o.layer, 0), seed: opt('seed', '--seed', o.seed, 0),
           rlSteps: opt('rlSteps', '--rl-steps', o.rlSteps, 0), arSteps: opt('arSteps', '--ar-steps', o.arSteps, 1), avSteps: opt('avSteps', '--av-steps', o.avSteps, 1), stories: opt('stories', '--stories', o.stories, 1),
           factWeight: o.factWeight === undefined ? undefined : positive('--fact-weight', o.factWeight),
           quoteWeight: given('quoteWeight') ? positive('--quote-weight', o.quoteWeight) : undefined,
+          avLr: given('avLr') ? positive('--av-lr', o.avLr) : undefined,
+          maxTokens: opt('maxTokens', '--max-tokens', o.maxTokens, 1),
           summary: o.worldSummary === undefined ? undefined : oneOf('--world-summary', o.worldSummary, ['cued', 'held'] as const),
           heldPrecision: o.heldPrecision === undefined ? undefined : share('--held-precision', o.heldPrecision),
           quoteWords: opt('quoteWords', '--quote-words', o.quoteWords, 1),
