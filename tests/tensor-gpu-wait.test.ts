@@ -1,6 +1,6 @@
 // The GPU wait (gpu-wait.ts) on a virtual clock against a fake GPU whose work ends a fixed time
 // after it is submitted: every figure is exact. 'spin' starts the awaited call at once; 'sleep'
-// learns the time per outstanding dispatch and starts the call at 0.8 of the expected time,
+// learns the time per outstanding workgroup and starts the call at 0.8 of the expected time,
 // never ending after the work; when the work gets shorter each oversleep shrinks the estimate by
 // a quarter until the call starts before the work ends again.
 import { test } from 'node:test';
@@ -13,9 +13,9 @@ const POLL_MS = 0.5;
 const virtual: GpuWaitClock = { now: () => now, sleep: async (ms) => void (now += ms) };
 
 /** Submit `dispatches` of fake work lasting `ms`; wait for it; when the awaited call started and when the wait ended, after submission. */
-async function fakeWait(dispatches: number, ms: number): Promise<{ startedAt: number; endedAt: number }> {
+async function fakeWait(dispatches: number, ms: number, workgroups = 1): Promise<{ startedAt: number; endedAt: number }> {
   const t0 = now, done = t0 + ms;
-  for (let i = 0; i < dispatches; i++) noteDispatch();
+  for (let i = 0; i < dispatches; i++) noteDispatch(workgroups);
   let startedAt = NaN;
   await waitForGpu(async () => {
     startedAt = now - t0;
@@ -59,6 +59,23 @@ test('spin starts the wait at once; sleep starts it at 0.8 of the learned time a
     for (let i = 0; i < 3; i++) assert.equal((await fakeWait(20, 40)).startedAt, 0);
   } finally {
     setGpuWait('sleep');
+    setGpuWaitClock(was === virtual ? undefined : was);
+  }
+});
+
+test('the estimate scales with the workgroups outstanding: the same kernels on 8 times fewer rows sleep 8 times less', async () => {
+  const was = setGpuWaitClock(virtual);
+  try {
+    setGpuWait('sleep');
+    // A full-batch fit: 3,000 dispatches of 80 workgroups, 40 s, one wait at its end.
+    for (let i = 0; i < 3; i++) await fakeWait(3000, 40_000, 80);
+    close((await fakeWait(3000, 40_000, 80)).startedAt, 32_000, 'full batches start at 0.8 of 40 s');
+    // The same kernels in mini-batches of an eighth: 10 workgroups each, 5 s. A rate per dispatch
+    // slept 32 s here; per workgroup it sleeps 4 s and ends with the work.
+    const mini = await fakeWait(3000, 5_000, 10);
+    close(mini.startedAt, 4_000, 'mini-batches start at 0.8 of 5 s');
+    close(mini.endedAt, 5_000, 'and end with the work');
+  } finally {
     setGpuWaitClock(was === virtual ? undefined : was);
   }
 });

@@ -4,8 +4,11 @@
 // threads, so that loop slows the work it waits for. So a wait first sleeps on a timer (no CPU)
 // for most of the time the outstanding work is expected to take, and only then starts the
 // awaited call, polling for the rest. The expectation is learned from past waits, per
-// outstanding dispatch, in buckets by how many dispatches are outstanding (a training step's
-// readback, a generation step's and a weight read differ by orders of magnitude).
+// outstanding workgroup, in buckets by how many dispatches are outstanding (a training step's
+// readback, a generation step's and a weight read differ by orders of magnitude). Per workgroup,
+// not per dispatch: the same kernels on 8 times fewer rows (a probe fitted in mini-batches after
+// one fitted in full batches, one wait at the end of each) are 8 times fewer workgroups, where a
+// rate per dispatch slept through the full batches' time (BENCHMARKS.md, "gpu-wait").
 // NLA_GPU_WAIT=spin turns the sleep off (the bench compares the two).
 
 /** Sleep this share of the expected time; the rest is polled, so a slow step is never overslept by much. */
@@ -27,12 +30,15 @@ const OVERSLEPT_MS = 2;
 const OVERSLEPT_SHRINK = 0.75;
 
 let outstanding = 0;
-const msPerDispatch = new Map<number, number>();
+let outstandingWork = 0;
+/** Learned milliseconds per outstanding workgroup, by bucket of outstanding dispatches. */
+const msPerWorkgroup = new Map<number, number>();
 let mode: 'sleep' | 'spin' = process.env.NLA_GPU_WAIT === 'spin' ? 'spin' : 'sleep';
 
-/** Count a dispatch recorded since the last completed wait. */
-export function noteDispatch(): void {
+/** Count a dispatch of `workgroups` workgroups (at least 1 is counted) recorded since the last completed wait. */
+export function noteDispatch(workgroups = 1): void {
   outstanding++;
+  outstandingWork += Math.max(1, workgroups);
 }
 
 /** 'sleep' (default) or 'spin' (await at once, as Dawn alone would). Returns the previous mode. */
@@ -54,8 +60,9 @@ let clock = REAL_CLOCK;
 export function setGpuWaitClock(c?: GpuWaitClock): GpuWaitClock {
   const was = clock;
   clock = c ?? REAL_CLOCK;
-  msPerDispatch.clear();
+  msPerWorkgroup.clear();
   outstanding = 0;
+  outstandingWork = 0;
   return was;
 }
 
@@ -67,18 +74,19 @@ const bucketOf = (n: number) => (n <= 0 ? 0 : Math.floor(Math.log2(n)) + 1);
  * the event loop first (Dawn's await spins a core otherwise).
  */
 export async function waitForGpu<T>(start: () => Promise<T>): Promise<T> {
-  const n = outstanding, bucket = bucketOf(n);
+  const n = outstanding, work = outstandingWork, bucket = bucketOf(n);
   outstanding = 0;
-  const rate = msPerDispatch.get(bucket);
-  const expect = mode === 'sleep' && rate !== undefined && n >= MIN_DISPATCHES ? rate * n * SLEEP_SHARE : 0;
+  outstandingWork = 0;
+  const rate = msPerWorkgroup.get(bucket);
+  const expect = mode === 'sleep' && rate !== undefined && n >= MIN_DISPATCHES ? rate * work * SLEEP_SHARE : 0;
   const t0 = clock.now();
   await clock.sleep(expect >= MIN_SLEEP_MS ? expect : 0);
   const t1 = clock.now();
   const out = await start();
   const t2 = clock.now();
   if (n > 0) {
-    if (expect >= MIN_SLEEP_MS && t2 - t1 < OVERSLEPT_MS) msPerDispatch.set(bucket, rate! * OVERSLEPT_SHRINK);
-    else msPerDispatch.set(bucket, rate === undefined ? (t2 - t0) / n : 0.7 * rate + 0.3 * ((t2 - t0) / n));
+    if (expect >= MIN_SLEEP_MS && t2 - t1 < OVERSLEPT_MS) msPerWorkgroup.set(bucket, rate! * OVERSLEPT_SHRINK);
+    else msPerWorkgroup.set(bucket, rate === undefined ? (t2 - t0) / work : 0.7 * rate + 0.3 * ((t2 - t0) / work));
   }
   return out;
 }

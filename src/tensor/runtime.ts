@@ -128,7 +128,7 @@ export function dispatch(spec: KernelSpec): void {
   const [x, y = 1, z = 1] = spec.workgroups;
   if (x > 0 && y > 0 && z > 0) pass.dispatchWorkgroups(x, y, z);
   stats.dispatches++;
-  noteDispatch();
+  noteDispatch(x * y * z);
   cover(spec);
   if (profiler) { pass.end(); pass = undefined; }
   if (++pendingDispatches >= MAX_PENDING || profiler?.full()) flush();
