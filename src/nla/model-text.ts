@@ -234,8 +234,8 @@ export interface ModelTextEvalResult {
 
 /**
  * The token probes' fit: 300 Adam steps on mini-batches of 4,096 rows. Full batches over the
- * demo's 30,600 training rows took about two minutes for the two probes; these take a sixth of
- * that and read the tokens as well (README, "The token probes in mini-batches").
+ * demo's 30,600 training rows took about two minutes for the two probes; these take an eighth
+ * of that and read the tokens as well (BENCHMARKS.md, "probe fits").
  */
 export const TOKEN_PROBE_FIT = { iters: 300, batchSize: 4096 } as const;
 
