@@ -78,8 +78,8 @@ export function copyFileAtomic(src: string, target: string): void {
 }
 
 /**
- * Temp files of `prefix` left by a writer that was killed mid-write (its pid no longer runs):
- * partial by nature, never renamed into place, so they are only litter; removed best effort.
+ * Temp files of `prefix` left by a writer that was killed mid-write (its pid no longer runs,
+ * or is a zombie): partial by nature, never renamed into place, so they are only litter; removed best effort.
  */
 function removeStaleTemps(dir: string, prefix: string): void {
   let names: string[];
@@ -98,9 +98,16 @@ function removeStaleTemps(dir: string, prefix: string): void {
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // A zombie answers kill(pid, 0) but writes nothing more. A writer killed with its parent is
+  // orphaned, and under an init that does not reap (a container's) it stays a zombie for good.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return process.platform !== 'linux'; // no /proc to ask: trust kill(pid, 0)
   }
 }
 
