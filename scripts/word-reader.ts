@@ -6,7 +6,7 @@
 // even-numbered rows ("dev") and reported on the odd ones ("test"). Beside it, the linear probe
 // the demo reports (probe-gpu.ts) on the same rows for the two tokens. The word's ceiling is the
 // share of held-out rows whose quotation occurs in training at all (README, "Reading the word
-// off h").
+// off h"), and the word by its tok512 pieces.
 //   node --import tsx scripts/word-reader.ts --store DIR [--source model] [--epochs 24] [--hidden 512] [--seed 0] [--vocab 512]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { probePredictGpu } from '../src/nla/probe-gpu.js';
@@ -14,6 +14,8 @@ import { quoteSpan } from '../src/nla/fact-weights.js';
 import { rowsOf } from '../src/nla/sft.js';
 import { rng } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
+import { findModelFile } from '../src/io/model-files.js';
+import { loadTokenizerFor } from '../src/nn/load.js';
 
 const arg = (k: string, d?: string) => {
   const i = process.argv.indexOf(`--${k}`);
@@ -22,6 +24,7 @@ const arg = (k: string, d?: string) => {
   return d;
 };
 await T.initGpu();
+const tok = loadTokenizerFor(findModelFile('stories260K.bin'));
 const store = ActivationStore.open(arg('store'));
 const source = arg('source', 'model');
 const EPOCHS = Number(arg('epochs', '24')), H = Number(arg('hidden', '512')), B = 1024, LR = 2e-3, WD = 0.01;
@@ -61,7 +64,7 @@ const ztr = z(tr), zdev = z(dev), ztest = z(test);
 const gauss = (n: number, s: number) => Float32Array.from({ length: n }, () => s * Math.sqrt(-2 * Math.log(rand() || 1e-12)) * Math.cos(2 * Math.PI * rand()));
 const accuracy = (pred: ArrayLike<number>, idx: number[], of: (i: number) => number) => idx.reduce((a, i, k) => a + +(pred[k] === of(i)), 0) / idx.length;
 
-async function mlp(classes: number, of: (i: number) => number): Promise<{ epoch: number; dev: number; test: number }> {
+async function mlp(classes: number, of: (i: number) => number): Promise<{ epoch: number; dev: number; test: number; testPred: Int32Array }> {
   const y = Int32Array.from(tr, of);
   const W1 = T.param(T.Tensor.from(gauss(d * H, Math.sqrt(2 / d)), [d, H]), 'w1'), b1 = T.param(T.zeros([H]), 'b1');
   const W2 = T.param(T.Tensor.from(gauss(H * H, Math.sqrt(2 / H)), [H, H]), 'w2'), b2 = T.param(T.zeros([H]), 'b2');
@@ -83,7 +86,7 @@ async function mlp(classes: number, of: (i: number) => number): Promise<{ epoch:
     }
     return out;
   };
-  let best = { epoch: 0, dev: -1, test: 0 };
+  let best = { epoch: 0, dev: -1, test: 0, testPred: new Int32Array(0) };
   try {
     for (let ep = 1; ep <= EPOCHS; ep++) {
       const order = [...tr.keys()];
@@ -103,7 +106,10 @@ async function mlp(classes: number, of: (i: number) => number): Promise<{ epoch:
       }
       if (ep % 3 === 0 || ep === EPOCHS) {
         const a = accuracy(await predict(zdev), dev, of);
-        if (a > best.dev) best = { epoch: ep, dev: a, test: accuracy(await predict(ztest), test, of) };
+        if (a > best.dev) {
+          const testPred = await predict(ztest);
+          best = { epoch: ep, dev: a, test: accuracy(testPred, test, of), testPred };
+        }
         process.stderr.write(`  epoch ${ep}: dev ${a.toFixed(3)}\n`);
       }
     }
@@ -122,6 +128,19 @@ for (const [name, l] of Object.entries(labels)) {
   const m = await mlp(l.classes, l.of);
   console.log(`${name.padEnd(11)} MLP (epoch ${m.epoch} on dev) test ${m.test.toFixed(3)}${linear === undefined ? '' : `, linear probe test ${linear.toFixed(3)}`}`);
   out[name] = { mlp: m.test, mlp_dev: m.dev, epoch: m.epoch, linear: linear ?? null };
+  if (name === 'word') {
+    // By the word's tok512 pieces (encoded on its own), as scripts/av-steps.ts counts them.
+    const by = new Map<string, { rows: number; right: number }>();
+    test.forEach((i, k) => {
+      const n = tok.encode(quotation(i)).length, key = n >= 3 ? '3+' : String(n);
+      const g = by.get(key) ?? { rows: 0, right: 0 };
+      g.rows++;
+      g.right += +(m.testPred[k] === l.of(i));
+      by.set(key, g);
+    });
+    out.word_by_pieces = Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, mlp: +(g.right / g.rows).toFixed(3) }]));
+    console.log(`word by pieces: ${JSON.stringify(out.word_by_pieces)}`);
+  }
 }
 console.log(JSON.stringify(out));
 process.exit(0);

@@ -1,0 +1,120 @@
+// How fast does the AV learn to read the word off h? The AV warm start alone, as the stories demo
+// runs it (batch 32, peak lr 4e-3 after 20 warm-up steps, cosine decay to 10%, clip 1, the
+// opening quotation weighted 4, the compact prompts, alpha = the store's q75 of |h|), on a demo
+// store's av rows, then greedy explanations of the store's held-out rows of M's text (split
+// eval, source model; documents no training row came from), scored by whether the opening
+// quotation equals the row's summary's, overall and by the word's tok512 pieces (encoded on its
+// own). Prints minutes and the scores as one JSON line.
+//
+// `--quote-only Q` follows every full step with a step on Q rows cut after their opening
+// quotation (loss on the quotation's tokens alone): a short sequence that trains the same
+// conditionals as the start of a full summary, at less cost per row (README, "The AV's
+// learning curve").
+// `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
+// different stores; its held-out documents must be none of the training ones, checked by seed).
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--rows 600] [--seed 1] [--eval-store DIR]
+import { ActivationStore, rowSource } from '../src/nla/store.js';
+import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
+import { Verbalizer, weightedNll } from '../src/nla/av.js';
+import { makeOptimizer } from '../src/nla/optim.js';
+import { COMPACT_PROMPTS } from '../src/nla/prompts.js';
+import { findModelFile } from '../src/io/model-files.js';
+import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
+import type { Llama } from '../src/nn/llama.js';
+import { SeededRng } from '../src/util/rng.js';
+import * as T from '../src/tensor/index.js';
+
+const arg = (k: string, d?: string) => {
+  const i = process.argv.indexOf(`--${k}`);
+  if (i > 0) return process.argv[i + 1]!;
+  if (d === undefined) throw new Error(`av-steps: --${k} is required`);
+  return d;
+};
+const STEPS = Number(arg('steps')), Q = Number(arg('quote-only', '0')), QW = 4, BATCH = 32;
+await T.initGpu();
+const file = findModelFile('stories260K.bin');
+const M = (await loadModel(file)).model as Llama;
+const tok = loadTokenizerFor(file);
+const store = ActivationStore.open(arg('store'), { layer: 3, d: M.cfg.dim });
+const all = store.readAll(), d = store.manifest.d;
+const pick = (f: (i: number) => boolean) => all.meta.map((_, i) => (f(i) ? i : -1)).filter((i) => i >= 0);
+const train = pick((i) => all.meta[i]!.split === 'av' && !!all.meta[i]!.summary);
+const evalStore = ActivationStore.open(arg('eval-store', store.dir), { layer: 3, d: M.cfg.dim });
+const evalAll = evalStore.dir === store.dir ? all : evalStore.readAll();
+const held = evalAll.meta.map((m, i) => (m.split === 'eval' && rowSource(m) === 'model' && m.summary ? i : -1)).filter((i) => i >= 0).slice(0, Number(arg('rows', '600')));
+if (!train.length || !held.length) throw new Error(`av-steps: ${store.dir} has ${train.length} av rows, ${evalStore.dir} ${held.length} held-out rows of M's text`);
+const trainSeeds = new Set(train.flatMap((i) => (all.meta[i]!.seed === undefined ? [] : [all.meta[i]!.seed!])));
+const shared = held.filter((i) => trainSeeds.has(evalAll.meta[i]!.seed ?? -1));
+if (shared.length) throw new Error(`av-steps: ${shared.length} held-out rows of ${evalStore.dir} come from documents the AV trains on (seed ${evalAll.meta[shared[0]!]!.seed})`);
+const data = { h: rowsOf(all.h, d, train), texts: train.map((i) => all.meta[i]!.summary!), known: train.map((i) => all.meta[i]!.truth?.known) };
+
+const av = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, COMPACT_PROMPTS, store.manifest.norms.q75!);
+const full = data.texts.map((t) => av.targetIds(t));
+const fullW = avTokenWeights(av, data, 1, QW)!;
+// Cut after the last token of the opening quotation (the tokens weighted QW); weight 1 there, 0 on the rest.
+const quoteIds = full.map((ids, r) => ids.slice(0, fullW[r]!.lastIndexOf(QW) + 1));
+const quoteW = fullW.map((w, r) => w.slice(0, quoteIds[r]!.length).map((x) => (x === QW ? 1 : 0)));
+const quoteRows = [...quoteIds.keys()].filter((r) => quoteW[r]!.includes(1));
+
+const P = av.prompt.ids.length;
+function loss(rows: number[], ids: number[][], ws: number[][]): T.Tensor {
+  const { logp, mask } = av.completionLogProbs(rowsOf(data.h, d, rows), rows.map((r) => ids[r]!));
+  const [B, Tm] = mask.shape;
+  mask.dispose();
+  const w = new Float32Array(B * Tm);
+  rows.forEach((r, b) => ws[r]!.forEach((x, k) => (w[b * Tm + P - 1 + k] = x)));
+  return weightedNll(logp, T.Tensor.from(w, [B, Tm]));
+}
+const rng = new SeededRng(Number(arg('seed', '1')));
+const shuffled = (rows: number[]) => {
+  const a = [...rows];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+};
+const opt = makeOptimizer(av.params(), { lr: 4e-3, warmup: 20, decaySteps: STEPS, clip: 1 }, 'av-steps');
+const update = async (step: number, rows: number[], ids: number[][], ws: number[][]) => {
+  const l = T.tidy(() => {
+    const x = loss(rows, ids, ws);
+    x.backward();
+    return x.detach();
+  });
+  try {
+    await opt.step(step, l);
+  } finally {
+    l.dispose();
+  }
+};
+const everyRow = [...full.keys()];
+let order: number[] = [], qOrder: number[] = [];
+const t0 = performance.now();
+for (let s = 0; s < STEPS; s++) {
+  if (order.length < BATCH) order = order.concat(shuffled(everyRow));
+  await update(s, order.splice(0, BATCH), full, fullW);
+  if (Q > 0) {
+    if (qOrder.length < Q) qOrder = qOrder.concat(shuffled(quoteRows));
+    await update(s, qOrder.splice(0, Q), quoteIds, quoteW);
+  }
+  if (s % 200 === 199) process.stderr.write(`step ${s + 1}/${STEPS}, ${((performance.now() - t0) / 60000).toFixed(1)} min\n`);
+}
+const minutes = (performance.now() - t0) / 60000;
+
+const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
+const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTokens: 40 });
+const by = new Map<string, { rows: number; exact: number }>();
+out.forEach((e, k) => {
+  const truth = quotation(evalAll.meta[held[k]!]!.summary)!;
+  const n = tok.encode(truth).length, key = n >= 3 ? '3+' : String(n);
+  const g = by.get(key) ?? { rows: 0, exact: 0 };
+  g.rows++;
+  g.exact += +(quotation(e.explanation) === truth);
+  by.set(key, g);
+});
+const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
+console.log(JSON.stringify({
+  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
+}));
+av.model.w.dispose();
