@@ -79,7 +79,8 @@ export function copyFileAtomic(src: string, target: string): void {
 
 /**
  * Temp files of `prefix` left by a writer that was killed mid-write (its pid no longer runs,
- * or is a zombie): partial by nature, never renamed into place, so they are only litter; removed best effort.
+ * or is a zombie): partial by nature, never renamed into place, so they are only litter;
+ * removed best effort.
  */
 function removeStaleTemps(dir: string, prefix: string): void {
   let names: string[];
@@ -104,8 +105,8 @@ function alive(pid: number): boolean {
   // A zombie answers kill(pid, 0) but writes nothing more. A writer killed with its parent is
   // orphaned, and under an init that does not reap (a container's) it stays a zombie for good.
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); // "pid (comm) S ...": comm may hold ')'
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
   } catch {
     return process.platform !== 'linux'; // no /proc to ask: trust kill(pid, 0)
   }
