@@ -13,6 +13,7 @@ import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { Reconstructor } from '../src/nla/ar.js';
 import { Verbalizer } from '../src/nla/av.js';
+import { evaluate } from '../src/nla/evaluate.js';
 import { assertSeedsDisjoint, evaluateModelText, readJsonlDocs, readTextDocs, sampleModelText, summaryOptionsOf } from '../src/nla/model-text.js';
 import { DEFAULT_PROMPTS } from '../src/nla/prompts.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
@@ -77,7 +78,7 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   const AV = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, DEFAULT_PROMPTS, 10);
   const nla = { av: AV, ar: AR, tok, layer: 3, variance: store.manifest.variance };
   const st = { ...all, dir: out, sources: src };
-  const r = await evaluateModelText(nla, M, st, { docs: 3, maxTokens: 6, docTokens: 60, minTokens: 10, cuts: 2, tokenProbes: true });
+  const r = await evaluateModelText(nla, M, st, { docs: 3, maxTokens: 6, docTokens: 60, minTokens: 10, cuts: 2, tokenProbes: true, bestOf: { samples: 3, temperature: 1 } });
   assert.equal(r.seeds.base, 106, 'the default base seed is above every seed of the store');
   const heldSeeds = new Set(r.meta.map((m) => m.seed!));
   assert.ok([...heldSeeds].every((s) => s >= 106 && !seedOf.has(s) && ![...seedOf.values()].includes(s)), 'held-out seeds disjoint from training seeds');
@@ -87,6 +88,14 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   const p = r.tokenProbes!;
   assert.ok(p.token >= 0 && p.token <= 1 && p.prevToken >= 0 && p.prevToken <= 1 && p.both <= Math.min(p.token, p.prevToken), JSON.stringify(p));
   assert.ok(Number.isFinite(r.greedy.fve) && r.greedy.parseRate >= 0);
+  // Best of 3: one pick per row, the AR's closest of the same 3 samples that a plain sampled pass
+  // (same seed) averages, so its mean MSE is at most theirs.
+  const b = r.bestOf!;
+  assert.equal(b.examples.length, r.rows);
+  const all3 = await evaluate(AV, AR, r.h, r.meta, nla.variance, { temperature: 1, samples: 3, maxTokens: 6, seed: 0 });
+  assert.ok(b.mse <= all3.mse + 1e-9, `best of 3 ${b.mse} vs the mean of the 3 samples ${all3.mse}`);
+  const plain = await evaluateModelText(nla, M, st, { docs: 3, maxTokens: 6, docTokens: 60, minTokens: 10, cuts: 2 });
+  assert.equal(plain.bestOf, undefined, 'no best-of pass unless asked');
   await assert.rejects(evaluateModelText(nla, M, st, { docs: 3, seed: 104, maxTokens: 6 }), /seeds 104\.\.106 overlap 2 seed\(s\) of the store/);
   // The manifest's range counts even where a sample left no row.
   assert.throws(() => assertSeedsDisjoint(5, 2, new Set([6]), 'x'), /overlap 1 seed/);

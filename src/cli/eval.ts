@@ -39,6 +39,9 @@ const MEANING: Record<string, string> = {
   quote_exact: 'model text: share of explanations whose quote is exactly the text before the cut',
   quote_loose: 'the same, allowing the cut last word to differ',
   invented_name_rate: 'model text: share of explanations naming a character the text does not contain',
+  fve_model_text_best_of: 'model text: FVE of the AR\'s best of --best-of k samples (a decoder that checks its answer against h through the AR)',
+  quote_exact_best_of: 'model text: quote_exact of those best-of-k explanations',
+  invented_name_rate_best_of: 'model text: invented_name_rate of those best-of-k explanations',
   model_text_probe_token: 'model text: a linear probe of h (fitted on the training rows) reads the current token',
   model_text_probe_prev_token: 'model text: the same for the previous token',
   model_text_probe_both: 'model text: both right (the reference for quoting the last words)',
@@ -54,7 +57,7 @@ export function registerEval(program: Command): void {
     .option('--store <dir>', 'activation store of the same model and layer (required)')
     .option('--split <name>', 'split to evaluate on: dev (tune on it), test (report it), eval (both), or all', 'dev')
     .option('--rows <n>', 'evaluate at most N rows (0 = all)', '200')
-    .option('--best-of <k>', 'also sample k explanations per row and keep the AR\'s best (0 = skip)', '0')
+    .option('--best-of <k>', 'also sample k explanations per row and keep the AR\'s best, on the store\'s rows and (with --model-text) on the model-text rows; reported beside greedy, since it checks against h through the AR (0 = skip)', '0')
     .option('--no-sampled', 'skip the temperature-1 evaluation')
     .option('--samples <k>', 'temperature-1 samples per row averaged into fve_sampled (one is noisy: ~0.07 between seeds on 200 rows)', '4')
     .option('--temperature <t>', 'temperature of the sampled and best-of passes; an RL\'d AV with a learned logit scale s (nla.json training.rl.logitScale) samples as its warm start did at t = s', '1')
@@ -173,12 +176,14 @@ ${CHAIN_HELP}`,
         batchSize: bs,
         evalSeed: seed,
         tokenProbes: true,
+        ...(bestOf > 0 ? { bestOf: { samples: bestOf, temperature } } : {}),
         summary: summaryOptionsOf(store.manifest.summary),
-        onProgress: (stage, done, total) => bar.update(stage === 'sample' ? done : modelTextDocs, stage === 'explain' ? `explained ${done}/${total}` : undefined),
+        onProgress: (stage, done, total) => bar.update(stage === 'sample' ? done : modelTextDocs, stage === 'explain' ? `explained ${done}/${total}` : stage === 'best-of' ? `best of ${bestOf}: ${done}/${total}` : undefined),
       });
       bar.done();
       M.w.dispose();
       const q = quoteAccuracy(mt.greedy.examples.map((e) => e.explanation), mt.contexts);
+      const qb = mt.bestOf && quoteAccuracy(mt.bestOf.examples.map((e) => e.explanation), mt.contexts);
       Object.assign(result, {
         fve_model_text: mt.greedy.fve,
         fve_model_text_token: mt.token,
@@ -192,6 +197,9 @@ ${CHAIN_HELP}`,
         quote_exact: q.quoteExact,
         quote_loose: q.quoteLoose,
         invented_name_rate: q.inventedNameRate,
+        fve_model_text_best_of: mt.bestOf?.fve,
+        quote_exact_best_of: qb ? qb.quoteExact : undefined,
+        invented_name_rate_best_of: qb ? qb.inventedNameRate : undefined,
         model_text_probe_token: mt.tokenProbes?.token,
         model_text_probe_prev_token: mt.tokenProbes?.prevToken,
         model_text_probe_both: mt.tokenProbes?.both,

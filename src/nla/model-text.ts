@@ -206,6 +206,8 @@ export interface ModelTextEvalOptions {
   summary?: { lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number };
   /** Also fit linear probes of the current and the previous token on the store's training rows (tokenProbes in the result). */
   tokenProbes?: boolean;
+  /** Also the AR's best of `samples` explanations per row sampled at `temperature` (bestOf in the result). */
+  bestOf?: { samples: number; temperature: number };
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -214,6 +216,12 @@ export interface ModelTextEvalResult {
   docs: number;
   rows: number;
   greedy: EvalResult;
+  /**
+   * The AR's pick of k samples per row (options.bestOf): the explanation that rebuilds this h best.
+   * It reads h through the AR, so it is a decoder that uses the answer's own check, reported
+   * beside greedy, never in its place.
+   */
+  bestOf?: EvalResult;
   token?: number;
   bigram?: number;
   floor?: number;
@@ -226,8 +234,9 @@ export interface ModelTextEvalResult {
   tokenProbes?: { token: number; prevToken: number; both: number };
   /** FVE of the AR reading each row's true summary (describeTextCut): the AR's ceiling, apart from the AV. */
   arTrueSummary: number;
-  /** The held-out rows (for quote checks and examples). */
+  /** The held-out rows (for quote checks and examples), and their activations ([rows*d], host). */
   meta: RowMeta[];
+  h: Float32Array;
   /** Decoded context (BOS .. cut token) of each row, as describeTextCut reads it. */
   contexts: string[];
 }
@@ -286,11 +295,12 @@ export async function evaluateModelText(
     return it.positions.map((p) => pieces.slice(0, p + 1).join(''));
   });
   const greedy = await evaluate(nla.av, nla.ar, h, meta, nla.variance, { temperature: 0, maxTokens: o.maxTokens, seed: o.evalSeed ?? 0, batchSize: o.batchSize, onProgress: (n) => o.onProgress?.('explain', n, meta.length) });
+  const bestOf = o.bestOf && (await evaluate(nla.av, nla.ar, h, meta, nla.variance, { temperature: o.bestOf.temperature, samples: o.bestOf.samples, bestOf: true, maxTokens: o.maxTokens, seed: o.evalSeed ?? 0, batchSize: o.batchSize, onProgress: (n) => o.onProgress?.('best-of', n, meta.length) }));
   const truePred = await nla.ar.predictHost(meta.map((m) => m.summary!));
   const trueMse = mseNormalized(truePred, h, d);
   const arTrueSummary = 1 - trueMse.reduce((a, v) => a + v, 0) / Math.max(trueMse.length, 1) / nla.variance;
   const trainIdx = store.meta.map((m, i) => (m.split === 'av' || m.split === 'ar' || m.split === 'rl' ? i : -1)).filter((i) => i >= 0);
-  const res: ModelTextEvalResult = { seeds: { base, count: o.docs }, docs: items.length, rows: meta.length, greedy, arTrueSummary, meta, contexts };
+  const res: ModelTextEvalResult = { seeds: { base, count: o.docs }, docs: items.length, rows: meta.length, greedy, ...(bestOf ? { bestOf } : {}), arTrueSummary, meta, h, contexts };
   if (trainIdx.length) {
     const train: TokenRows = { h: rowsOf(store.h, d, trainIdx), ids: Int32Array.from(trainIdx.map((i) => store.meta[i].token)), prevIds: Int32Array.from(trainIdx.map((i) => store.meta[i].prevToken)) };
     const test: TokenRows = { h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) };
