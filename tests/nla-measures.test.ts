@@ -114,6 +114,18 @@ test('dev and test split the eval rows by story: disjoint, together all of eval,
   assert.deepEqual(heldOutRows([row(1, 'av')], 'test'), []);
 });
 
+test('dev and test halve each source\'s eval documents apart: a mixed store has stories and samples of M in both', () => {
+  // The stories' doc ids come before the samples' (as extract numbers them): halving all eval
+  // documents at once would put stories 4, 6 in dev and samples 10, 11 in test.
+  const ka = (doc: number) => ({ doc, split: 'eval' }), m = (doc: number) => ({ doc, split: 'eval', source: 'model' as const });
+  const meta = [ka(4), m(10), ka(6), m(11), ka(4), { doc: 5, split: 'av' }, m(10)];
+  assert.deepEqual(heldOutRows(meta, 'dev'), [0, 1, 4, 6]); // story 4, sample 10
+  assert.deepEqual(heldOutRows(meta, 'test'), [2, 3]); // story 6, sample 11
+  // The same doc id in two sources is two documents.
+  assert.deepEqual(heldOutRows([ka(1), m(1)], 'dev'), [0, 1]);
+  assert.deepEqual(heldOutRows([ka(1), m(1)], 'test'), []);
+});
+
 test('the shuffled control pairs every row with a row of another story, each story serving as a partner once', () => {
   const docs = [5, 5, 5, 8, 8, 2, 2, 2, 2, 9];
   const meta = docs.map((doc) => ({ doc }));

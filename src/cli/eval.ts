@@ -12,7 +12,7 @@ import type { Llama } from '../nn/llama.js';
 import { loadModel, resolveModelPath } from '../nn/load.js';
 import { rowsOf } from '../nla/sft.js';
 import { ActivationStore, type RowMeta } from '../nla/store.js';
-import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, storeRows, trainingStats } from './nla-dir.js';
+import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, parseSource, storeRows, trainingStats } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
 
@@ -56,6 +56,7 @@ export function registerEval(program: Command): void {
     .option(...PAIR_OPTIONS[1])
     .option('--store <dir>', 'activation store of the same model and layer (required)')
     .option('--split <name>', 'split to evaluate on: dev (tune on it), test (report it), eval (both), or all', 'dev')
+    .option('--source <s>', 'which of the store\'s rows to score: known-answer, model, text, jsonl, all, or auto (the known-answer stories when the split has some, as the demo reports, else all); each source\'s held-out documents halve into dev and test apart', 'auto')
     .option('--rows <n>', 'evaluate at most N rows (0 = all)', '200')
     .option('--best-of <k>', 'also sample k explanations per row and keep the AR\'s best, on the store\'s rows and (with --model-text) on the model-text rows; reported beside greedy, since it checks against h through the AR (0 = skip)', '0')
     .option('--no-sampled', 'skip the temperature-1 evaluation')
@@ -102,7 +103,7 @@ ${CHAIN_HELP}`,
     // (A reference pair records no hash of M, only its Hub id: nothing to compare.)
     if (store.manifest.model.sha256 && meta.model.sha256 && store.manifest.model.sha256 !== meta.model.sha256) throw new Error(`${store.dir}: activations are from model "${store.manifest.model.name}", the NLA is for "${meta.model.name}"`);
     const split = o.need('split');
-    const rows = storeRows(store, split);
+    const rows = storeRows(store, split, parseSource(o.str('source') ?? 'auto'));
     // A reference pair carries no FVE denominator: take Var over the store's training rows, as
     // the reference computes its baselines from training rows.
     if (meta.reference && !Number.isFinite(meta.variance)) meta.variance = trainingStats(rows.all, d).variance;
@@ -129,6 +130,7 @@ ${CHAIN_HELP}`,
     const result: Record<string, number | string | undefined> = {
       nla: dir,
       layer: meta.layer,
+      source: rows.source,
       rows: n,
       fve_greedy: res.greedy.fve,
       fve_sampled: res.sampled?.fve,
@@ -214,7 +216,7 @@ ${CHAIN_HELP}`,
     if (o.bool('json')) {
       console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
     } else {
-      console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split}, Var ${meta.variance.toFixed(3)}\n`);
+      console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split} (source ${rows.source}), Var ${meta.variance.toFixed(3)}\n`);
       console.log('metric'.padEnd(24) + '  value  meaning');
       for (const [k, what] of Object.entries(MEANING)) {
         const v = result[k];

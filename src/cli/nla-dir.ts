@@ -21,7 +21,7 @@ import type { NlaMeta } from '../nla/nla.js';
 import { avPrompt, DEFAULT_PROMPTS } from '../nla/prompts.js';
 import { referencePairIn, type ReferencePair } from '../nla/reference.js';
 import { rowsOf } from '../nla/sft.js';
-import { ActivationStore, type RowMeta } from '../nla/store.js';
+import { ActivationStore, ROW_SOURCES, rowSource, type RowMeta, type RowSource } from '../nla/store.js';
 
 export const META = 'nla.json';
 export const AV_FILE = 'av.safetensors';
@@ -87,17 +87,30 @@ export function nlaSource(o: { str(k: string): string | undefined; need(k: strin
 }
 
 /** Rows of the given split (or every row for "all"; "dev"/"test": the halves of "eval") from a store. */
-export function storeRows(store: ActivationStore, split: string): { h: Float32Array; meta: RowMeta[]; all: { h: Float32Array; meta: RowMeta[] } } {
+export function storeRows(store: ActivationStore, split: string, want: RowSource | 'all' | 'auto' = 'all'): { h: Float32Array; meta: RowMeta[]; all: { h: Float32Array; meta: RowMeta[] }; source: RowSource | 'all' } {
   const all = store.readAll();
   const d = store.manifest.d;
-  const idx = (HELD_OUT_PARTS as readonly string[]).includes(split)
+  const inSplit = (HELD_OUT_PARTS as readonly string[]).includes(split)
     ? heldOutRows(all.meta, split as HeldOutPart)
     : all.meta.map((m, i) => (split === 'all' || m.split === split ? i : -1)).filter((i) => i >= 0);
+  // auto: the known-answer stories when the split has some (the rows the demo reports), else every source.
+  const source = want === 'auto' ? (inSplit.some((i) => rowSource(all.meta[i]) === 'known-answer') ? 'known-answer' : 'all') : want;
+  const idx = source === 'all' ? inSplit : inSplit.filter((i) => rowSource(all.meta[i]) === source);
+  if (inSplit.length && !idx.length) {
+    const have = [...new Set(inSplit.map((i) => rowSource(all.meta[i])))].join(', ');
+    throw new Error(`${store.dir}: no rows of source "${source}" in split "${split}" (its rows are of: ${have}; or use --source all)`);
+  }
   if (!idx.length) {
     const have = [...new Set(all.meta.map((m) => m.split ?? '(none)'))].join(', ');
     throw new Error(`${store.dir}: no rows in split "${split}" (the store has: ${have}${have.includes('eval') ? ', whose eval rows halve into dev and test' : ''}; or use --split all)`);
   }
-  return { h: rowsOf(all.h, d, idx), meta: idx.map((i) => all.meta[i]), all };
+  return { h: rowsOf(all.h, d, idx), meta: idx.map((i) => all.meta[i]), all, source };
+}
+
+/** `--source`: one of ROW_SOURCES, "all", or "auto" (storeRows). */
+export function parseSource(flag: string): RowSource | 'all' | 'auto' {
+  if (flag !== 'all' && flag !== 'auto' && !(ROW_SOURCES as readonly string[]).includes(flag)) throw new Error(`--source: expected one of ${ROW_SOURCES.join(', ')}, all or auto, got "${flag}"`);
+  return flag as RowSource | 'all' | 'auto';
 }
 
 /** Var and mean of normalised h over the store's training rows (every split but eval). */

@@ -6,7 +6,7 @@
 import type { Tokenizer } from '../io/tokenizer.js';
 import { cutPoints, generateStories, type QuoteUnit } from './corpus.js';
 import { tokenizeWithOffsets, type ExtractItem } from './extract.js';
-import type { RowMeta } from './store.js';
+import { rowSource, type RowMeta, type RowSource } from './store.js';
 import { rng } from '../util/rng.js';
 
 export const SPLITS = ['av', 'ar', 'rl', 'eval'] as const;
@@ -50,13 +50,22 @@ export const HELD_OUT_PARTS = ['dev', 'test'] as const;
 export type HeldOutPart = (typeof HELD_OUT_PARTS)[number];
 
 /**
- * Indices (into `meta`) of the eval rows in one half, split by story: the eval stories sorted by
- * doc id, the first half (rounded up) dev, the rest test. By order rather than by a fresh seed
- * because the built-in stories are already independent seeded draws, and because every demo
- * setting so far was chosen on the first eval rows, which this keeps in dev.
+ * Indices (into `meta`) of the eval rows in one half, split by document and halved within each
+ * source: a source's eval documents sorted by doc id, the first half (rounded up) dev, the rest
+ * test. Per source because a mixed store numbers the known-answer stories before the samples of
+ * M, so halving all eval documents at once put every story in dev and every sample in test. By
+ * order rather than by a fresh seed because the built-in stories are already independent seeded
+ * draws, and because every demo setting so far was chosen on the first eval rows, which this
+ * keeps in dev.
  */
-export function heldOutRows(meta: readonly Pick<RowMeta, 'doc' | 'split'>[], part: HeldOutPart): number[] {
-  const docs = [...new Set(meta.filter((m) => m.split === 'eval').map((m) => m.doc))].sort((a, b) => a - b);
-  const dev = new Set(docs.slice(0, Math.ceil(docs.length / 2)));
-  return meta.map((m, i) => (m.split === 'eval' && dev.has(m.doc) === (part === 'dev') ? i : -1)).filter((i) => i >= 0);
+export function heldOutRows(meta: readonly Pick<RowMeta, 'doc' | 'split' | 'source'>[], part: HeldOutPart): number[] {
+  const key = (m: Pick<RowMeta, 'doc' | 'source'>) => `${rowSource(m)}:${m.doc}`;
+  const bySource = new Map<RowSource, Set<number>>();
+  for (const m of meta) if (m.split === 'eval') (bySource.get(rowSource(m)) ?? bySource.set(rowSource(m), new Set()).get(rowSource(m))!).add(m.doc);
+  const dev = new Set<string>();
+  for (const [src, docs] of bySource) {
+    const sorted = [...docs].sort((a, b) => a - b);
+    for (const doc of sorted.slice(0, Math.ceil(sorted.length / 2))) dev.add(`${src}:${doc}`);
+  }
+  return meta.map((m, i) => (m.split === 'eval' && dev.has(key(m)) === (part === 'dev') ? i : -1)).filter((i) => i >= 0);
 }
