@@ -12,7 +12,7 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--rows 600] [--seed 1] [--eval-store DIR]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--rows 600] [--seed 1] [--eval-store DIR]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
@@ -57,8 +57,23 @@ const quoteW = fullW.map((w, r) => w.slice(0, quoteIds[r]!.length).map((x) => (x
 const quoteRows = [...quoteIds.keys()].filter((r) => quoteW[r]!.includes(1));
 
 const P = av.prompt.ids.length;
+// `--noise S`: each training h gets Gaussian noise of S times its per-coordinate RMS (a regulariser
+// against memorising the rows' words; the injection then rescales to alpha as always).
+const NOISE = Number(arg('noise', '0'));
+const noiseRng = new SeededRng(Number(arg('seed', '1')) + 1000);
+const gauss = () => Math.sqrt(-2 * Math.log(1 - noiseRng.next())) * Math.cos(2 * Math.PI * noiseRng.next());
+function noisy(h: Float32Array): Float32Array {
+  if (!NOISE) return h;
+  for (let r = 0; r < h.length / d; r++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss += h[r * d + j]! ** 2;
+    const s = NOISE * Math.sqrt(ss / d);
+    for (let j = 0; j < d; j++) h[r * d + j]! += s * gauss();
+  }
+  return h;
+}
 function loss(rows: number[], ids: number[][], ws: number[][]): T.Tensor {
-  const { logp, mask } = av.completionLogProbs(rowsOf(data.h, d, rows), rows.map((r) => ids[r]!));
+  const { logp, mask } = av.completionLogProbs(noisy(rowsOf(data.h, d, rows)), rows.map((r) => ids[r]!));
   const [B, Tm] = mask.shape;
   mask.dispose();
   const w = new Float32Array(B * Tm);
@@ -88,10 +103,25 @@ const update = async (step: number, rows: number[], ids: number[][], ws: number[
   }
 };
 const everyRow = [...full.keys()];
+// `--by-kind`: every batch holds rows of one source (M's text or the stories), the batches of an
+// epoch in shuffled order; M's text's summaries are short (29 tokens against 47), so its batches
+// pad to less.
+const BY_KIND = process.argv.includes('--by-kind');
+const kindOf = train.map((i) => rowSource(all.meta[i]!) === 'model');
+function epoch(): number[] {
+  if (!BY_KIND) return shuffled(everyRow);
+  const batches: number[][] = [];
+  for (const k of [true, false]) {
+    const rows = shuffled(everyRow.filter((r) => kindOf[r] === k));
+    for (let i = 0; i + BATCH <= rows.length; i += BATCH) batches.push(rows.slice(i, i + BATCH));
+  }
+  const ix = shuffled([...batches.keys()]);
+  return ix.flatMap((b) => batches[b]!);
+}
 let order: number[] = [], qOrder: number[] = [];
 const t0 = performance.now();
 for (let s = 0; s < STEPS; s++) {
-  if (order.length < BATCH) order = order.concat(shuffled(everyRow));
+  if (order.length < BATCH) order = order.concat(epoch());
   await update(s, order.splice(0, BATCH), full, fullW);
   if (Q > 0) {
     if (qOrder.length < Q) qOrder = qOrder.concat(shuffled(quoteRows));
@@ -114,7 +144,7 @@ out.forEach((e, k) => {
 });
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
-  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
 av.model.w.dispose();

@@ -7,7 +7,8 @@
 // the demo reports (probe-gpu.ts) on the same rows for the two tokens. The word's ceiling is the
 // share of held-out rows whose quotation occurs in training at all (README, "Reading the word
 // off h"), and the word by its tok512 pieces.
-//   node --import tsx scripts/word-reader.ts --store DIR [--source model] [--epochs 24] [--hidden 512] [--seed 0] [--vocab 512]
+// `--splits av` fits on the AV warm start's rows alone (the rows the AV learns the words from).
+//   node --import tsx scripts/word-reader.ts --store DIR [--splits av,ar,rl] [--source model] [--epochs 24] [--hidden 512] [--seed 0] [--vocab 512]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { probePredictGpu } from '../src/nla/probe-gpu.js';
 import { quoteSpan } from '../src/nla/fact-weights.js';
@@ -32,7 +33,8 @@ const rand = rng(Number(arg('seed', '0')));
 const all = store.readAll();
 const d = store.manifest.d, V = Number(arg('vocab', '512')); // the studied model's vocabulary (tok512)
 const pick = (f: (i: number) => boolean) => all.meta.map((_, i) => (f(i) ? i : -1)).filter((i) => i >= 0);
-const tr = pick((i) => ['av', 'ar', 'rl'].includes(all.meta[i]!.split ?? '') && !!all.meta[i]!.summary);
+const splits = arg('splits', 'av,ar,rl').split(',');
+const tr = pick((i) => splits.includes(all.meta[i]!.split ?? '') && !!all.meta[i]!.summary);
 const held = pick((i) => all.meta[i]!.split === 'eval' && rowSource(all.meta[i]!) === source && !!all.meta[i]!.summary);
 if (!tr.length || !held.length) throw new Error(`word-reader: ${store.dir} has ${tr.length} training rows and ${held.length} held-out rows of source ${source}`);
 const dev = held.filter((_, k) => k % 2 === 0), test = held.filter((_, k) => k % 2 === 1);

@@ -57,7 +57,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
 // name instead of silently ignored. Keys are commander's option names.
 const STORIES_ONLY: [key: string, flag: string][] = [
   ['modelSamples', '--model-samples'], ['modelCuts', '--model-cuts'], ['lengthPool', '--length-pool'], ['alphaScale', '--alpha-scale'],
-  ['warmStartRows', '--warm-start-rows'], ['quote', '--quote'], ['factsWindow', '--facts-window'],
+  ['warmStartRows', '--warm-start-rows'], ['quote', '--quote'], ['factsWindow', '--facts-window'], ['arRefitSteps', '--ar-refit-steps'], ['arRefitRows', '--ar-refit-rows'],
 ];
 const WORLD_ONLY: [key: string, flag: string][] = [
   ['worldModel', '--world-model'], ['worldSummary', '--world-summary'], ['heldPrecision', '--held-precision'], ['factWeight', '--fact-weight'],
@@ -86,6 +86,8 @@ export function registerDemo(program: Command): void {
     .option('--stories <n>', 'known-answer stories generated', String(DEMO_DEFAULTS.stories))
     .option('--ar-steps <n>', 'AR warm-start steps', String(DEMO_DEFAULTS.arSft.steps))
     .option('--av-steps <n>', 'AV warm-start steps', String(DEMO_DEFAULTS.avSft.steps))
+    .option('--ar-refit-steps <n>', 'after both warm starts, refit the AR this many steps on the AV\'s greedy explanations of the AR\'s documents beside their true summaries, so it learns what the AV\'s words are worth (0: off)', String(DEMO_DEFAULTS.arRefit.steps))
+    .option('--ar-refit-rows <n>', 'rows the AV explains for --ar-refit-steps (an even spread over the AR\'s documents; 0: all)', String(DEMO_DEFAULTS.arRefit.rows))
     .option('--length-pool <n>', 'warm starts: batches dealt from pools of N batches sorted by length, so a batch pads less (0: plain shuffled batches, the default: pools of 8 were 17-20% faster and worse on dev; not with --world)', String(DEMO_DEFAULTS.avSft.lengthPool))
     .option('--av-lr <x>', 'AV warm-start peak learning rate', String(DEMO_DEFAULTS.avSft.lr))
     .option('--quote-weight <w>', `AV warm start: weight of the opening quotation's tokens (the words read, which the AV reads off h) in its loss, a weighted mean (1 = plain mean; --world default ${WORLD_DEMO_DEFAULTS.avSft.quoteWeight ?? 1})`, String(DEMO_DEFAULTS.avSft.quoteWeight ?? 1))
@@ -105,7 +107,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; lengthPool: string; avLr: string; alphaScale: string; warmStartRows: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; stories: string; arSteps: string; avSteps: string; arRefitSteps: string; arRefitRows: string; lengthPool: string; avLr: string; alphaScale: string; warmStartRows: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -164,6 +166,7 @@ export function registerDemo(program: Command): void {
         stories: whole('--stories', o.stories, 1),
         arSft: { ...D.arSft, steps: whole('--ar-steps', o.arSteps, 1), lengthPool: whole('--length-pool', o.lengthPool, 0) },
         avSft: { ...D.avSft, steps: whole('--av-steps', o.avSteps, 1), lr: positive('--av-lr', o.avLr), quoteWeight: positive('--quote-weight', o.quoteWeight), lengthPool: whole('--length-pool', o.lengthPool, 0) },
+        arRefit: { ...D.arRefit, steps: whole('--ar-refit-steps', o.arRefitSteps, 0), rows: whole('--ar-refit-rows', o.arRefitRows, 0) },
         maxTokens: whole('--max-tokens', o.maxTokens, 1),
         alphaScale: positive('--alpha-scale', o.alphaScale),
         warmStartRows: oneOf('--warm-start-rows', o.warmStartRows, ['split', 'shared'] as const),
@@ -174,7 +177,7 @@ export function registerDemo(program: Command): void {
         prompts: promptsOf(o.prompts) ?? D.prompts,
       };
       const cfg = o.quick
-        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
+        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { docs: 16, seedBase: 0, docTokens: 80, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: 80 }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, arRefit: { ...base.arRefit, rows: Math.min(base.arRefit.rows, 60), steps: Math.min(base.arRefit.steps, 10) }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
       console.log(`\n${r.eval_rows} rows of the ${r.eval_split} stories (${r.eval_split === 'test' ? 'no setting was chosen on them' : 'for choosing settings; report test'}); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(32) + 'value    meaning');

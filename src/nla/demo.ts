@@ -21,6 +21,7 @@ import { probeValues } from './probe-gpu.js';
 import { COMPACT_PROMPTS, type PromptSpec } from './prompts.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
+import { refitArOnAv } from './ar-refit.js';
 import { ActivationStore, rowSource, type RowMeta, type SourceMix } from './store.js';
 import { writeCurvesSvg } from './plot.js';
 
@@ -37,6 +38,12 @@ export interface DemoOptions {
   arSft: { steps: number; batchSize: number; lr: number; lengthPool?: number };
   /** factWeight: sft.ts SftOptions.factWeight (world demo; needs rows with truths). */
   avSft: { steps: number; batchSize: number; lr: number; factWeight?: number; quoteWeight?: number; lengthPool?: number };
+  /**
+   * After both warm starts, the AR refitted on the AV's greedy explanations of `rows` of the AR's
+   * documents (which the AV never read; RL's with warmStartRows 'shared') beside their true
+   * summaries, `steps` steps (0 = off): ar-refit.ts.
+   */
+  arRefit: { rows: number; steps: number; batchSize: number; lr: number };
   rl: Pick<RlOptions, 'steps' | 'activationsPerStep' | 'groupSize' | 'maxTokens' | 'beta' | 'epsilon' | 'iterations' | 'advantageScale' | 'logitScaleLr' | 'reward' | 'lengthPenalty' | 'claimCost' | 'claimFields' | 'claimCostPer'> & { lrAv: number; lrAr: number };
   /** Rows of the held-out stories that every reported number is measured on. */
   evalRows: number;
@@ -107,6 +114,7 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // quotes 0.730 -> 0.790, M's text 0.568 -> 0.567, the stories 0.857 -> 0.857; 10 was worse on
   // all three (0.750, 0.484, 0.832).
   avSft: { steps: 1600, batchSize: 32, lr: 4e-3, quoteWeight: 4, lengthPool: 0 },
+  arRefit: { rows: 0, steps: 0, batchSize: 32, lr: 1e-3 },
   // Chosen by runs of `nla rl` from the demo's nla-sft (60 steps, then `nla eval` on the first
   // 200 held-out rows, which are in dev; the demo reports test, on which nothing was chosen):
   // lrAv 3e-5 left the AV where it was (KL 0.002); 1e-4 with a frozen AR gave greedy +0.02,
@@ -346,6 +354,17 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   log(`sft-av: ${o.avSft.steps} steps of ${o.avSft.batchSize}, peak lr ${o.avSft.lr}${o.avSft.quoteWeight && o.avSft.quoteWeight !== 1 ? `, the opening quotation's tokens weighted ${o.avSft.quoteWeight}` : ''}${o.avSft.factWeight && o.avSft.factWeight !== 1 ? `, fact tokens weighted ${o.avSft.factWeight}` : ''}`);
   await trainAvSft(AV, { h: avRows.h, texts: avRows.meta.map((m) => m.summary!), known: avRows.meta.map((m) => m.truth?.known) }, { ...o.avSft, seed: o.seed + 1, warmup: 20, decaySteps: o.avSft.steps, clip: 1, onLog: sftLog('sft-av', o.avSft.steps) });
   mark('sft_av');
+  if (o.arRefit.steps > 0) {
+    const src = shared ? rl : ar;
+    const bar = new Progress('ar-refit: explain', Math.min(o.arRefit.rows || src.meta.length, src.meta.length));
+    const r = await refitArOnAv(AV, AR, { h: src.h, summaries: src.meta.map((m) => m.summary!) }, {
+      ...o.arRefit, seed: o.seed + 3, warmup: 20, decaySteps: o.arRefit.steps, clip: 1, maxTokens: o.maxTokens,
+      onExplain: (done) => bar.update(done),
+      onLog: sftLog('ar-refit', o.arRefit.steps),
+    });
+    log(`ar-refit: the AR refitted on the AV's explanations of ${r.explained} rows of the ${shared ? 'rl' : 'ar'} documents (${r.parsed} parsed) and their true summaries, ${o.arRefit.steps} steps of ${o.arRefit.batchSize}, peak lr ${o.arRefit.lr}`);
+    mark('ar_refit');
+  }
 
   const evalBoth = async (stage: string, temperature = 1): Promise<{ greedy: EvalResult; sampled: EvalResult }> => {
     const greedy = await evaluate(AV, AR, ev.h, ev.meta, variance, { temperature: 0, maxTokens: o.maxTokens });
