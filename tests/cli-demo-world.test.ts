@@ -161,7 +161,7 @@ test('nla demo refuses a flag of the other demo by name: --world with a stories 
 
 test('misplacedFlag: each demo\'s own flags pass, every flag of the other is named', () => {
   const only = (key: string) => (k: string) => k === key;
-  for (const k of ['modelSamples', 'modelCuts', 'lengthPool', 'alphaScale', 'warmStartRows', 'quote', 'factsWindow']) {
+  for (const k of ['modelSamples', 'modelCuts', 'lengthPool', 'alphaScale', 'warmStartRows', 'quote', 'factsWindow', 'arRefitSteps', 'arRefitRows']) {
     assert.match(misplacedFlag(only(k), true) ?? '', /--world: --[a-z-]+ applies to the stories demo only/, k);
     assert.equal(misplacedFlag(only(k), false), undefined, k);
   }
