@@ -12,7 +12,7 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--rows 600] [--seed 1] [--eval-store DIR]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
@@ -108,7 +108,31 @@ const everyRow = [...full.keys()];
 // pad to less.
 const BY_KIND = process.argv.includes('--by-kind');
 const kindOf = train.map((i) => rowSource(all.meta[i]!) === 'model');
+// `--temper G`: an "epoch" is everyRow.length draws (with replacement) at probability proportional
+// to n^-G, n the number of training rows quoting the row's word: rare words get more of the steps.
+const TEMPER = Number(arg('temper', '0'));
+const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
+const wordCount = new Map<string | undefined, number>();
+for (const t of data.texts) wordCount.set(quotation(t), (wordCount.get(quotation(t)) ?? 0) + 1);
+const cumulative = (() => {
+  let acc = 0;
+  return data.texts.map((t) => (acc += wordCount.get(quotation(t))! ** -TEMPER));
+})();
+function tempered(): number[] {
+  const total = cumulative[cumulative.length - 1]!;
+  return everyRow.map(() => {
+    const x = rng.next() * total;
+    let lo = 0, hi = cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid]! > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  });
+}
 function epoch(): number[] {
+  if (TEMPER) return tempered();
   if (!BY_KIND) return shuffled(everyRow);
   const batches: number[][] = [];
   for (const k of [true, false]) {
@@ -131,7 +155,6 @@ for (let s = 0; s < STEPS; s++) {
 }
 const minutes = (performance.now() - t0) / 60000;
 
-const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
 const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTokens: 40 });
 const by = new Map<string, { rows: number; exact: number }>();
 out.forEach((e, k) => {
@@ -144,7 +167,7 @@ out.forEach((e, k) => {
 });
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
-  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
 av.model.w.dispose();
