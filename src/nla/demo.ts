@@ -306,7 +306,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   const av = split('av'), ar = split('ar'), rl = split('rl');
   // Reported rows: the test half of the held-out known-answer stories (settings were chosen on
-  // dev). Their split into dev and test is the one without samples (doc ids of stories come first).
+  // dev), as `nla eval --split test` scores them (heldOutRows halves each source apart).
   const kaIdx = all.meta.map((m, i) => (rowSource(m) === 'known-answer' ? i : -1)).filter((i) => i >= 0);
   const testIdx = heldOutRows(kaIdx.map((i) => all.meta[i]), o.evalPart).map((j) => kaIdx[j]).slice(0, o.evalRows);
   const ev = { h: rowsOf(all.h, d, testIdx), meta: testIdx.map((i) => all.meta[i]) };
