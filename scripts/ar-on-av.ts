@@ -8,7 +8,8 @@
 //   node --import tsx scripts/ar-on-av.ts --nla DIR(warm start) --store DIR [--steps 400] [--lr 3e-4] [--rows 400] [--train-rows N] [--true-too]
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
-import { rowsOf, trainArSft } from '../src/nla/sft.js';
+import { rowsOf } from '../src/nla/sft.js';
+import { refitArOnAv } from '../src/nla/ar-refit.js';
 import { mseNormalized } from '../src/nla/fve.js';
 import * as T from '../src/tensor/index.js';
 
@@ -25,9 +26,8 @@ const store = ActivationStore.open(arg('store'), { layer: nla.meta.layer, d });
 const all = store.readAll();
 const N = Number(arg('rows', '400'));
 const pick = (f: (i: number) => boolean) => all.meta.map((_, i) => (f(i) ? i : -1)).filter((i) => i >= 0);
+// --train-rows N: an even spread over the split (its rows are in source order).
 const arRows = pick((i) => all.meta[i]!.split === 'ar' && !!all.meta[i]!.summary);
-const TR = Number(arg('train-rows', '0')) || arRows.length; // an even spread over the split (its rows are in source order)
-const train = [...Array(Math.min(TR, arRows.length)).keys()].map((k) => arRows[Math.floor((k * arRows.length) / Math.min(TR, arRows.length))]!);
 const held = {
   model: pick((i) => all.meta[i]!.split === 'eval' && rowSource(all.meta[i]!) === 'model').slice(0, N),
   stories: pick((i) => all.meta[i]!.split === 'eval' && rowSource(all.meta[i]!) === 'known-answer').slice(0, N),
@@ -64,16 +64,9 @@ async function scores() {
 const before = await scores();
 process.stderr.write(`before: ${JSON.stringify(before)}\n`);
 const t0 = performance.now();
-const trainText = await greedy(train);
-const ok = train.map((_, k) => k).filter((k) => trainText[k] !== undefined);
-const texts = ok.map((k) => trainText[k]!), hs = rowsOf(all.h, d, ok.map((k) => train[k]!));
-const trueToo = process.argv.includes('--true-too');
-const data = trueToo
-  ? { h: (() => { const h = new Float32Array(hs.length * 2); h.set(hs); h.set(hs, hs.length); return h; })(), texts: [...texts, ...ok.map((k) => all.meta[train[k]!]!.summary!)] }
-  : { h: hs, texts };
-const explainMin = (performance.now() - t0) / 60000;
-const STEPS = Number(arg('steps', '400'));
-await trainArSft(nla.ar, data, { steps: STEPS, batchSize: 32, lr: Number(arg('lr', '3e-4')), warmup: 20, decaySteps: STEPS, clip: 1, seed: 5 });
+const STEPS = Number(arg('steps', '400')), LR = Number(arg('lr', '3e-4')), trueToo = process.argv.includes('--true-too');
+const src = { h: rowsOf(all.h, d, arRows), summaries: arRows.map((i) => all.meta[i]!.summary!) };
+const r = await refitArOnAv(nla.av, nla.ar, src, { rows: Number(arg('train-rows', '0')), steps: STEPS, batchSize: 32, lr: LR, warmup: 20, decaySteps: STEPS, clip: 1, seed: 5, maxTokens: nla.meta.maxExplanationTokens, withTrueSummaries: trueToo });
 const after = await scores();
-console.log(JSON.stringify({ nla: arg('nla'), store: store.dir, train_rows: ok.length, unparseable: train.length - ok.length, true_too: trueToo, steps: STEPS, lr: Number(arg('lr', '3e-4')), explain_minutes: +explainMin.toFixed(2), minutes: +((performance.now() - t0) / 60000).toFixed(2), before, after }));
+console.log(JSON.stringify({ nla: arg('nla'), store: store.dir, train_rows: r.explained, unparseable: r.explained - r.parsed, true_too: trueToo, steps: STEPS, lr: LR, minutes: +((performance.now() - t0) / 60000).toFixed(2), before, after }));
 nla.dispose();

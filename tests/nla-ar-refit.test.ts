@@ -52,6 +52,11 @@ test('refitArOnAv: the AR learns the mean h of the rows where the AV writes a wo
   const six = await refitArOnAv(av, AR, { h, summaries }, { rows: 6, steps: 1, batchSize: 4, lr: 1e-4, seed: 1, maxTokens: 16 });
   assert.deepEqual(seen.flat(), [0, 4, 8, 12, 16, 20]);
   assert.deepEqual(six, { explained: 6, parsed: 6 });
+  // The AV's explanations alone, when none of them parses, leave nothing to fit.
+  const odd = [1, 3, 5].map((k) => h.subarray(k * d, (k + 1) * d));
+  const oddH = new Float32Array(3 * d);
+  odd.forEach((x, j) => oddH.set(x, j * d));
+  await assert.rejects(refitArOnAv(av, AR, { h: oddH, summaries: ['a', 'b', 'c'] }, { rows: 0, steps: 1, batchSize: 2, lr: 1e-4, seed: 1, maxTokens: 16, withTrueSummaries: false }), /none of the AV's 3 explanations parsed/);
   AR.model.w.dispose();
   M.w.dispose();
 });

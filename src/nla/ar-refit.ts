@@ -19,6 +19,8 @@ export interface ArRefitOptions extends Omit<SftOptions, 'lengthPool'> {
   explainBatch?: number;
   /** Called after each generation call with the rows explained so far. */
   onExplain?: (done: number, total: number) => void;
+  /** Also the rows' true summaries, in the same batches (default true; false: the AV's explanations alone). */
+  withTrueSummaries?: boolean;
 }
 
 /** `k` indices spread evenly over 0..n-1 (all of them when k is 0 or at least n). */
@@ -45,10 +47,12 @@ export async function refitArOnAv(av: Verbalizer, ar: Reconstructor, data: { h: 
     o.onExplain?.(written.length, pick.length);
   }
   const parsed = written.flatMap((e, k) => (e === undefined ? [] : [k]));
-  const texts = [...parsed.map((k) => written[k]!), ...pick.map((i) => data.summaries[i]!)];
+  const withTrue = o.withTrueSummaries ?? true;
+  if (!parsed.length && !withTrue) throw new Error(`ar refit: none of the AV's ${pick.length} explanations parsed`);
+  const texts = [...parsed.map((k) => written[k]!), ...(withTrue ? pick.map((i) => data.summaries[i]!) : [])];
   const targets = new Float32Array(texts.length * d);
   targets.set(rowsOf(h, d, parsed));
-  targets.set(h, parsed.length * d);
+  if (withTrue) targets.set(h, parsed.length * d);
   await trainArSft(ar, { h: targets, texts }, o);
   return { explained: pick.length, parsed: parsed.length };
 }
