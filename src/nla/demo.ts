@@ -10,7 +10,7 @@ import { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
 import { FIELD_VALUES, fieldsChance, SCORED_FIELDS, type CutTruth, DEFAULT_SUMMARY, type SummaryFormat } from './corpus.js';
 import { heldOutRows, knownAnswerItems, type HeldOutPart } from './dataset.js';
-import { docSeed, evaluateModelText, sampleModelText, splitByDoc, summaryOptionsOf, textCutItems, type ModelTextEvalResult } from './model-text.js';
+import { docSeed, evaluateModelText, sampleModelText, splitByDoc, summaryOptionsOf, textCutItems, type CutRule, type ModelTextEvalResult } from './model-text.js';
 import { quoteAccuracy } from './quotes.js';
 import { rng } from '../util/rng.js';
 import { evaluate, type EvalResult, type FieldCount } from './evaluate.js';
@@ -62,9 +62,10 @@ export interface DemoOptions {
    * Documents sampled from M itself (BOS, temperature 1, until EOS or docTokens tokens), document
    * i with seed seedBase + i, cut `cuts` times at token index >= minTokens and mixed with the
    * known-answer stories: each source's documents are split av/ar/rl/eval in the same shares,
-   * so every warm start and the RL draw from the mix.
+   * so every warm start and the RL draw from the mix. `cutRule` places the training documents'
+   * cuts (model-text.ts CutRule; held-out documents are cut at random whatever it is).
    */
-  modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number };
+  modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number; cutRule?: CutRule };
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
@@ -275,7 +276,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     mark('sample_model');
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
       cuts: ms.cuts, minTokens: o.minTokens, rand: rng(o.seed + 11), docBase: o.stories, splits: splitByDoc(docs.length, [0.35, 0.35, 0.15, 0.15], o.seed + 12),
-      lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow,
+      lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow, cutRule: ms.cutRule,
     });
     const kaRows = items.reduce((a, it) => a + it.positions.length, 0), mRows = sampled.reduce((a, it) => a + it.positions.length, 0);
     const total = o.stories + ms.docs;
@@ -287,6 +288,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       model: { seedBase: ms.seedBase, count: ms.docs, temperature: 1, maxTokens: ms.docTokens },
       cuts: o.cutsPerStory,
       ...(ms.cuts !== o.cutsPerStory ? { modelCuts: ms.cuts } : {}),
+      ...(ms.cutRule && ms.cutRule !== 'random' ? { cutRule: ms.cutRule } : {}),
       minTokens: o.minTokens,
     };
     log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);

@@ -139,23 +139,65 @@ export function splitByDoc(n: number, shares: readonly number[], seed: number): 
 }
 
 /**
- * Extraction items at random cut points (token index >= minTokens) of documents, each row with
- * the summary of the text up to and including the cut token. Doc ids start at docBase;
- * splits[i] is document i's split (undefined: none).
+ * Where the training cuts of a document fall. 'random': uniform over token indices >= minTokens.
+ * 'balanced': each cut drawn with probability proportional to 1 / (1 + n), n the rows of the same
+ * split so far whose summary quotes the word this cut would quote, so the rows cover more of the
+ * words the text reads instead of repeating its commonest ones (an AV quotes a word only after
+ * about four rows of it: README, "Which words the AV misses"). Held-out documents (split 'eval',
+ * or none) are always cut at random: they measure the text as it comes.
  */
-export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number }): ExtractItem[] {
+export const CUT_RULES = ['random', 'balanced'] as const;
+export type CutRule = (typeof CUT_RULES)[number];
+
+/**
+ * `count` distinct indices into `words` (the word each candidate cut would quote), ascending,
+ * drawn one at a time with probability proportional to 1 / (1 + counts[word]); counts gains each
+ * pick, so a later draw (in this document or the next) sees it.
+ */
+export function balancedCuts(words: readonly string[], counts: Map<string, number>, count: number, rand: Rng): number[] {
+  const chosen = new Set<number>();
+  const weight = words.map((w) => 1 / (1 + (counts.get(w) ?? 0)));
+  while (chosen.size < Math.min(count, words.length)) {
+    let r = rand() * weight.reduce((a, b) => a + b, 0);
+    let k = 0;
+    // The last candidate with weight absorbs rounding at the top of the range.
+    while (k < words.length - 1 && (weight[k] === 0 || (r -= weight[k]!) >= 0)) k++;
+    while (weight[k] === 0) k--;
+    chosen.add(k);
+    const w = words[k]!;
+    counts.set(w, (counts.get(w) ?? 0) + 1);
+    weight[k] = 0;
+    for (let j = 0; j < words.length; j++) if (weight[j] && words[j] === w) weight[j] = 1 / (1 + counts.get(w)!);
+  }
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/**
+ * Extraction items at cut points (token index >= minTokens; `cutRule`, default random) of
+ * documents, each row with the summary of the text up to and including the cut token. Doc ids
+ * start at docBase; splits[i] is document i's split (undefined: none).
+ */
+export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number; cutRule?: CutRule }): ExtractItem[] {
   const items: ExtractItem[] = [];
+  const quoted = new Map<string, Map<string, number>>();
   docs.forEach((d, i) => {
-    const positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
-    if (!positions.length) return;
     const split = o.splits?.[i];
     const pieces = decodePieces(tok, d.ids);
+    const describe = (p: number) => describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, quote: o.quote, factsWindow: o.factsWindow, pieces });
+    let positions: number[];
+    if (o.cutRule === 'balanced' && split && split !== 'eval') {
+      const counts = quoted.get(split) ?? new Map<string, number>();
+      quoted.set(split, counts);
+      const words = [...Array(Math.max(0, d.ids.length - o.minTokens)).keys()].map((k) => describe(o.minTokens + k).lastWords);
+      positions = balancedCuts(words, counts, o.cuts, o.rand).map((k) => o.minTokens + k);
+    } else positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
+    if (!positions.length) return;
     items.push({
       ids: d.ids,
       positions,
       meta: positions.map((p) => ({
         doc: o.docBase + i,
-        summary: describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, quote: o.quote, factsWindow: o.factsWindow, pieces }).summary,
+        summary: describe(p).summary,
         ...(split ? { split } : {}),
         source: d.source,
         ...(d.seed !== undefined ? { seed: d.seed } : {}),

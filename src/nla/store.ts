@@ -48,6 +48,8 @@ export interface SourceMix {
   /** Cut points per document (per known-answer story where the mix has both and they differ; `modelCuts` then gives the sampled documents'). */
   cuts: number;
   modelCuts?: number;
+  /** How the training documents of text sources were cut (model-text.ts CutRule; absent: random). */
+  cutRule?: 'balanced';
   minTokens: number;
 }
 
