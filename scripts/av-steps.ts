@@ -12,7 +12,7 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
@@ -30,7 +30,7 @@ const arg = (k: string, d?: string) => {
   if (d === undefined) throw new Error(`av-steps: --${k} is required`);
   return d;
 };
-const STEPS = Number(arg('steps')), Q = Number(arg('quote-only', '0')), QW = 4, BATCH = 32;
+const STEPS = Number(arg('steps')), Q = Number(arg('quote-only', '0')), QW = 4, BATCH = Number(arg('batch', '32'));
 await T.initGpu();
 const file = findModelFile('stories260K.bin');
 const M = (await loadModel(file)).model as Llama;
@@ -167,7 +167,7 @@ out.forEach((e, k) => {
 });
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
-  store: store.dir, eval_store: evalStore.dir, steps: STEPS, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  store: store.dir, eval_store: evalStore.dir, steps: STEPS, batch: BATCH, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
 av.model.w.dispose();

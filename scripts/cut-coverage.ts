@@ -4,7 +4,9 @@
 // same av documents (resampled with their seeds). The held-out rows are the store's eval rows of
 // M's text; the stories' av rows count for every rule. Predicted quotes use the eighteenth
 // session's accuracy by training count (0, 1, 2-3, 4-10, 11-50, 51+).
-//   node --import tsx scripts/cut-coverage.ts --store DIR [--model FILE] [--cuts 8]
+// --extra N adds N more av documents (seeds from 100,000; none is a held-out document) and
+// --cuts sets the cuts of every av document, to ask what more documents at fewer cuts would cover.
+//   node --import tsx scripts/cut-coverage.ts --store DIR [--model FILE] [--cuts 8] [--extra 0]
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
@@ -42,6 +44,8 @@ const n = src.model!.count;
 const splits = splitByDoc(n, [0.35, 0.35, 0.15, 0.15], 12);
 const t0 = Date.now();
 const docs = (await sampleModelText(M, tok, { docs: n, seed: src.model!.seedBase, maxTokens: src.model!.maxTokens })).filter((_, i) => splits[i] === 'av');
+const extra = Number(arg('extra', '0'));
+if (extra) docs.push(...(await sampleModelText(M, tok, { docs: extra, seed: 100_000, maxTokens: src.model!.maxTokens })));
 console.error(`sampled ${docs.length} av documents in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 // Each candidate cut's word unit (the summary's quotation).
 const cand = docs.map((d) => {

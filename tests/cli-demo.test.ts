@@ -20,7 +20,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const out = path.join(tmp, 'demo');
   // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|;
   // --warm-start-rows shared: both warm starts read the av and ar rows (the world demo runs the split path).
-  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
+  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--model-cut-rule', 'balanced', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
@@ -57,6 +57,8 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const store = ActivationStore.open(path.join(out, 'activations'));
   assert.ok(Math.abs(alpha - 1.5 * store.manifest.norms.q75) < 1e-9 * alpha, `alpha ${alpha} = 1.5 x q75 ${store.manifest.norms.q75}`);
   assert.deepEqual(store.manifest.sources?.asked, { 'known-answer': 120, model: 16 });
+  assert.equal(store.manifest.sources?.cutRule, 'balanced', 'the cut rule is recorded');
+  assert.equal(res.model_cut_rule, 'balanced');
   const stored = store.readAll().meta;
   const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;
   assert.match(r.stderr, new RegExp(`warm starts: both on the av and ar documents \\(${warmRows} rows each\\)`));

@@ -232,6 +232,8 @@ export interface DemoResult {
   model_text_probe_both: number;
   /** Sampling seeds of the training samples of M and of the held-out ones (first, count). */
   train_model_seeds: { base: number; count: number };
+  /** Where the training samples of M were cut (modelSamples.cutRule). */
+  model_cut_rule: CutRule;
   model_text_seeds: { base: number; count: number };
   minutes: number;
   /** Wall-clock minutes of each stage, in order (where `minutes` goes). */
@@ -291,7 +293,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       ...(ms.cutRule && ms.cutRule !== 'random' ? { cutRule: ms.cutRule } : {}),
       minTokens: o.minTokens,
     };
-    log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);
+    log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens${ms.cutRule === 'balanced' ? '; training cuts balanced over the words they quote' : ''}); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);
     items.push(...sampled);
   }
   const storeDir = path.join(o.out, 'activations');
@@ -541,6 +543,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     model_text_probe_both: mtSft?.r.tokenProbes?.both ?? NaN,
     invented_name_rate_sft: mtSft?.q.inventedNameRate ?? NaN,
     train_model_seeds: { base: o.modelSamples.seedBase, count: o.modelSamples.docs },
+    model_cut_rule: o.modelSamples.cutRule ?? 'random',
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },
     minutes: (performance.now() - t0) / 60000,
     stage_minutes,
