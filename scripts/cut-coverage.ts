@@ -11,7 +11,7 @@ import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { sampleModelText, splitByDoc } from '../src/nla/model-text.js';
-import { decodePieces, describeTextCut } from '../src/nla/text-summary.js';
+import { decodeDoc, describeTextCut } from '../src/nla/text-summary.js';
 import { rng, randInt } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
 
@@ -49,9 +49,9 @@ if (extra) docs.push(...(await sampleModelText(M, tok, { docs: extra, seed: 100_
 console.error(`sampled ${docs.length} av documents in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 // Each candidate cut's word unit (the summary's quotation).
 const cand = docs.map((d) => {
-  const pieces = decodePieces(tok, d.ids);
+  const doc = decodeDoc(tok, d.ids);
   const out: string[] = [];
-  for (let p = minTokens; p < d.ids.length; p++) out.push(describeTextCut(tok, d.ids, p, { lastWordCount: 1, pieces, factsWindow: 8 }).lastWords);
+  for (let p = minTokens; p < d.ids.length; p++) out.push(describeTextCut(tok, d.ids, p, { lastWordCount: 1, doc, factsWindow: 8 }).lastWords);
   return out;
 });
 console.error(`described ${cand.reduce((a, c) => a + c.length, 0)} candidate cuts`);

@@ -8,7 +8,7 @@ import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer.js';
 import { FIELD_VALUES, cutPoints, describeCut, generateStories, wordUnits, type Latents } from '../src/nla/corpus.js';
 import { rng } from '../src/util/rng.js';
 import { tokenizeWithOffsets } from '../src/nla/extract.js';
-import { decodePieces, describeTextCut, parseTextSummary, renderFacts, textFacts } from '../src/nla/text-summary.js';
+import { decodeDoc, decodePieces, describeTextCut, parseTextSummary, renderFacts, textFacts } from '../src/nla/text-summary.js';
 import { quoteRow } from '../src/nla/quotes.js';
 import { parseQuote } from '../src/nla/quote-format.js';
 import { fcRuns } from '../src/testing/runs.js';
@@ -174,17 +174,17 @@ test('describeTextCut: random texts and cuts, the quote is always the context\'s
   );
 });
 
-test('describeTextCut: latent facts only where they exist; a shared pieces cache; non-ASCII text', { skip: SKIP_NO_MODEL }, () => {
+test('describeTextCut: latent facts only where they exist; a shared decoded document; non-ASCII text', { skip: SKIP_NO_MODEL }, () => {
   const t = tok();
   const story = generateStories(1, 3)[0]!;
   const { ids, offsets } = tokenizeWithOffsets(t, story.text);
-  const pieces = decodePieces(t, ids);
+  const doc = decodeDoc(t, ids);
   for (let i = 1; i < ids.length; i += 5) {
     const endChar = offsets[i + 1] ?? story.text.length;
     const ref = describeCut(story, endChar);
     const plain = describeTextCut(t, ids, i);
-    assert.deepEqual(describeTextCut(t, ids, i, { pieces }), plain, 'the pieces cache changes nothing');
-    const withLatents = describeTextCut(t, ids, i, { pieces, known: ref.known, latentName: story.latents.name });
+    assert.deepEqual(describeTextCut(t, ids, i, { doc }), plain, 'the decoded document changes nothing');
+    const withLatents = describeTextCut(t, ids, i, { doc, known: ref.known, latentName: story.latents.name });
     const k: Partial<Latents> = ref.known;
     const extra = [k.colour, k.emotion, k.event && (k.event === 'broke' ? 'it broke' : `${['Lily', 'Mia', 'Sue', 'Anna'].includes(story.latents.name) ? 'she' : 'he'} ${k.event} it`)].filter(Boolean);
     const facts = [renderFacts(plain.facts), ...extra].filter(Boolean).join(', ');
@@ -192,7 +192,7 @@ test('describeTextCut: latent facts only where they exist; a shared pieces cache
     // The parser still reads the quote, the text's facts and the next word.
     assert.deepEqual(parseTextSummary(withLatents.summary), { lastWords: plain.lastWords, facts: plain.facts, nextWord: plain.nextWord });
   }
-  assert.throws(() => describeTextCut(t, ids, 1, { pieces: pieces.slice(1) }), /pieces/);
+  assert.throws(() => describeTextCut(t, ids, 1, { doc: decodeDoc(t, ids.slice(1)) }), /pieces/);
 
   // Curly quotes and an accent are byte-fallback pieces in tok512: the context is the per-token
   // decoding (as extract.ts's offsets count it), and the quote is still its suffix.
@@ -200,12 +200,12 @@ test('describeTextCut: latent facts only where they exist; a shared pieces cache
   const enc = t.encode(text, { bos: true });
   const ps = decodePieces(t, enc);
   for (let i = 0; i < enc.length; i++) {
-    const cut = describeTextCut(t, enc, i, { pieces: ps });
+    const cut = describeTextCut(t, enc, i, { doc: decodeDoc(t, enc) });
     assert.equal(cut.context, ps.slice(0, i + 1).join(''));
     assert.ok(norm(cut.context!).endsWith(cut.lastWords));
     assert.equal(parseQuote(cut.summary), cut.lastWords);
   }
-  const last = describeTextCut(t, enc, enc.length - 1, { pieces: ps });
+  const last = describeTextCut(t, enc, enc.length - 1, { doc: decodeDoc(t, enc) });
   assert.deepEqual(last.facts, { names: ['Lily', 'Tom'], places: [], objects: ['fish', 'dog'] });
 });
 
@@ -271,6 +271,38 @@ test('describeTextCut quote "token": the last token read, "...ck" inside a word,
       assert.equal(c.lastWords, mine.lastWords);
       assert.equal(parseQuote(c.summary), mine.lastWords);
       assert.equal(c.summary.endsWith(`Text: ...${mine.lastWords}`), mine.fragment);
+    }
+  }
+});
+
+test('describeTextCut at every cut against a plain reading of the documented rules (the units read filtered per cut)', { skip: SKIP_NO_MODEL }, () => {
+  const t = tok();
+  for (const text of texts()) {
+    const ids = t.encode(text, { bos: true });
+    const pieces = decodePieces(t, ids);
+    const doc = decodeDoc(t, ids);
+    for (let i = 0; i < ids.length; i++) {
+      // The reference: the context is the pieces up to i; the units read are those of the whole
+      // decoded text that start before its end; the quote is the last n of them cut at the end.
+      const context = pieces.slice(0, i + 1).join('');
+      const whole = pieces.join('');
+      const units = wordUnits(whole);
+      const read = units.filter((u) => u.start < context.length);
+      for (const n of [1, 3]) {
+        const tail = read.slice(-n);
+        const want = tail.length ? whole.slice(tail[0]!.start, context.length).replace(/\s+/g, ' ').trim() : '';
+        const got = describeTextCut(t, ids, i, { lastWordCount: n, doc, factsWindow: 2 });
+        assert.equal(got.lastWords, want, `cut ${i}, ${n} units`);
+        assert.equal(got.context, context);
+        const alpha = [...read].reverse().find((u) => u.alpha);
+        assert.equal(got.currentWord, alpha ? whole.slice(alpha.start, Math.min(alpha.end, context.length)) : '');
+        const last = read.at(-1);
+        const next = last && last.end > context.length ? last : units.find((u) => u.start >= context.length);
+        assert.equal(got.nextWord, next ? whole.slice(next.start, next.end) : '');
+        // factsWindow 2: the facts of the last two units read, complete words only.
+        const win = context.slice(read.at(-2)?.start ?? 0);
+        assert.deepEqual(got.facts, textFacts(/[A-Za-z]/.test(whole[context.length] ?? '') ? win.replace(/[A-Za-z]+$/, '') : win));
+      }
     }
   }
 });

@@ -21,7 +21,7 @@ import { mseNormalized } from './fve.js';
 import { probePredictGpu } from './probe-gpu.js';
 import { rowsOf } from './sft.js';
 import type { RowMeta, RowSource, SourceMix } from './store.js';
-import { decodePieces, describeTextCut } from './text-summary.js';
+import { decodeDoc, decodePieces, describeTextCut } from './text-summary.js';
 
 export interface ModelDoc {
   /** BOS, then the sampled tokens (the stop token dropped). */
@@ -182,8 +182,8 @@ export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number;
   const quoted = new Map<string, Map<string, number>>();
   docs.forEach((d, i) => {
     const split = o.splits?.[i];
-    const pieces = decodePieces(tok, d.ids);
-    const describe = (p: number) => describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, quote: o.quote, factsWindow: o.factsWindow, pieces });
+    const doc = decodeDoc(tok, d.ids);
+    const describe = (p: number) => describeTextCut(tok, d.ids, p, { lastWordCount: o.lastWordCount, quote: o.quote, factsWindow: o.factsWindow, doc });
     let positions: number[];
     if (o.cutRule === 'balanced' && split && split !== 'eval') {
       const counts = quoted.get(split) ?? new Map<string, number>();

@@ -33,7 +33,7 @@
 // Words are ASCII letters as in wordUnits (so "café" is the word "caf" and the mark "é"), which
 // is all the generator and stories260K's TinyStories text use.
 import type { Tokenizer } from '../io/tokenizer.js';
-import { FIELD_VALUES, type Latents, type QuoteUnit, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
+import { FIELD_VALUES, type Latents, type QuoteUnit, type Unit, eventPhrase, forms, mentions, wordUnits } from './corpus.js';
 import { middleOf, parseQuote, renderSummary, tokenQuote } from './quote-format.js';
 
 export interface TextCutSummary {
@@ -65,8 +65,11 @@ export interface TextCutOptions {
    * time), and a summary that states what h cannot hold trains the AV to guess.
    */
   factsWindow?: number;
-  /** decodePieces(tok, ids), when the caller describes many cuts of one document (else decoded per call). */
-  pieces?: string[];
+  /**
+   * decodeDoc(tok, ids), when the caller describes many cuts of one document (else decoded per
+   * call): a cut then costs what its own words cost, not the document's length.
+   */
+  doc?: DecodedDoc;
   /**
    * Latent facts, where the text has them (a generator story: corpus.ts Story latents known at
    * the cut, as describeCut's `known`). Those the text cannot show are added after the text's
@@ -81,6 +84,22 @@ export interface TextCutOptions {
 /** Per-token decoded pieces of a document (BOS first; a document without BOS decodes as if after BOS). */
 export function decodePieces(tok: Tokenizer, ids: number[]): string[] {
   return ids.map((id, i) => (i === 0 ? (id === tok.bosId ? '' : tok.decodeToken(tok.bosId, id)) : tok.decodeToken(ids[i - 1]!, id)));
+}
+
+/** A document decoded once: its pieces, its text, where each token ends in it, and its word units. */
+export interface DecodedDoc {
+  pieces: string[];
+  text: string;
+  /** ends[i]: the text's length up to and including token i. */
+  ends: number[];
+  units: Unit[];
+}
+
+export function decodeDoc(tok: Tokenizer, ids: number[]): DecodedDoc {
+  const pieces = decodePieces(tok, ids);
+  const text = pieces.join('');
+  let at = 0;
+  return { pieces, text, ends: pieces.map((p) => (at += p.length)), units: wordUnits(text) };
 }
 
 /** Vocabulary values of `values` stated as whole words in `text`, in order of first occurrence. */
@@ -121,33 +140,39 @@ export function describeTextCut(tok: Tokenizer, ids: number[], tokenIndex: numbe
   if (!Number.isInteger(tokenIndex) || tokenIndex < 0 || tokenIndex >= ids.length) {
     throw new RangeError(`describeTextCut: tokenIndex ${tokenIndex} outside the document's ${ids.length} tokens`);
   }
-  const pieces = opts.pieces ?? decodePieces(tok, ids);
-  if (pieces.length !== ids.length) throw new Error(`describeTextCut: ${pieces.length} pieces for ${ids.length} ids`);
-  const context = pieces.slice(0, tokenIndex + 1).join('');
-  const text = context + pieces.slice(tokenIndex + 1).join('');
-  const endChar = context.length;
+  const doc = opts.doc ?? decodeDoc(tok, ids);
+  if (doc.pieces.length !== ids.length) throw new Error(`describeTextCut: ${doc.pieces.length} pieces for ${ids.length} ids`);
+  const { text, units } = doc;
+  const endChar = doc.ends[tokenIndex]!;
+  const context = text.slice(0, endChar);
 
-  const units = wordUnits(text);
-  const read = units.filter((u) => u.start < endChar);
-  const tail = read.slice(-Math.max(1, lastWordCount));
+  // The units read are units[0..nRead): those that start before the cut (units are in order).
+  let nRead = 0;
+  for (let hi = units.length; nRead < hi; ) {
+    const mid = (nRead + hi) >> 1;
+    if (units[mid]!.start < endChar) nRead = mid + 1;
+    else hi = mid;
+  }
+  const tail = units.slice(Math.max(0, nRead - Math.max(1, lastWordCount)), nRead);
   let lastWords = tail.length ? text.slice(tail[0]!.start, endChar).replace(/\s+/g, ' ').trim() : '';
   let fragment = false;
   if (opts.quote === 'token') {
-    const t = tokenQuote(text, endChar - pieces[tokenIndex]!.length, endChar);
+    const t = tokenQuote(text, endChar - doc.pieces[tokenIndex]!.length, endChar);
     if (t.words) ({ words: lastWords, fragment } = t);
   }
 
-  const lastAlpha = [...read].reverse().find((u) => u.alpha);
+  let lastAlpha: Unit | undefined;
+  for (let k = nRead - 1; k >= 0 && !lastAlpha; k--) if (units[k]!.alpha) lastAlpha = units[k];
   const currentWord = lastAlpha ? text.slice(lastAlpha.start, Math.min(lastAlpha.end, endChar)) : '';
-  const last = read.at(-1);
+  const last = nRead ? units[nRead - 1] : undefined;
   const inside = last && last.end > endChar ? last : undefined;
-  const next = inside ?? units.find((u) => u.start >= endChar);
+  const next = inside ?? units[nRead];
   const nextWord = next ? text.slice(next.start, next.end) : '';
 
   // Facts from complete words only: the letters of a word the cut is inside are left out
   // ("Tim" of "Timmy"; "Lily" of "Lily's" is complete).
   const fw = opts.factsWindow;
-  const window = fw === undefined ? context : fw <= 0 ? '' : context.slice(read.at(-fw)?.start ?? 0);
+  const window = fw === undefined ? context : fw <= 0 ? '' : context.slice(nRead - fw >= 0 ? units[nRead - fw]!.start : 0);
   const facts = textFacts(/[A-Za-z]/.test(text[endChar] ?? '') ? window.replace(/[A-Za-z]+$/, '') : window);
   const latent: string[] = [];
   const known = opts.known ?? {};
