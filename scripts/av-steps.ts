@@ -12,7 +12,7 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32] [--fragments N]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
@@ -47,6 +47,25 @@ const trainSeeds = new Set(train.flatMap((i) => (all.meta[i]!.seed === undefined
 const shared = held.filter((i) => trainSeeds.has(evalAll.meta[i]!.seed ?? -1));
 if (shared.length) throw new Error(`av-steps: ${shared.length} held-out rows of ${evalStore.dir} come from documents the AV trains on (seed ${evalAll.meta[shared[0]!]!.seed})`);
 const data = { h: rowsOf(all.h, d, train), texts: train.map((i) => all.meta[i]!.summary!), known: train.map((i) => all.meta[i]!.truth?.known) };
+// `--fragments N`: rows of M's text whose word (the opening quotation) is quoted by fewer than N
+// of the AV's rows and whose current token starts inside it quote that token alone, as a
+// fragment (`"...hr". Then "bathroom". Text: ...hr`): does the AV learn to write the piece it
+// reads when the word is one it hardly knows, and keep whole words for the ones it does?
+const quotationOf = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
+const FRAG = Number(arg('fragments', '0'));
+const taughtCount = new Map<string | undefined, number>();
+for (const t of data.texts) taughtCount.set(quotationOf(t), (taughtCount.get(quotationOf(t)) ?? 0) + 1);
+let fragmented = 0;
+if (FRAG) {
+  data.texts = data.texts.map((t, k) => {
+    const m = all.meta[train[k]!]!, w = quotationOf(t);
+    if (rowSource(m) !== 'model' || !w || (taughtCount.get(w) ?? 0) >= FRAG || m.prevToken === undefined || m.prevToken < 0) return t;
+    const piece = tok.decodeToken(m.prevToken, m.token);
+    if (!piece || /^\s/.test(piece) || piece.length >= w.length || !w.endsWith(piece)) return t;
+    fragmented++;
+    return t.replace(`"${w}".`, `"...${piece}".`).replace(new RegExp(`Text: \\.\\.\\. ${w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`), `Text: ...${piece}`);
+  });
+}
 
 const av = new Verbalizer(new (M.constructor as typeof Llama)(M.cfg, await M.w.clone()), tok, COMPACT_PROMPTS, store.manifest.norms.q75!);
 const full = data.texts.map((t) => av.targetIds(t));
@@ -156,6 +175,21 @@ for (let s = 0; s < STEPS; s++) {
 const minutes = (performance.now() - t0) / 60000;
 
 const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTokens: 40 });
+// With --fragments: each held-out row's opening quotation as a whole word (exact or not) or a
+// fragment (right when the word read ends with it), by how often the AV's rows quote the word.
+const frag = { rows: 0, exact: 0, fragRight: 0, fragWrong: 0, wrongWord: 0, byCount: {} as Record<string, { rows: number; exact: number; fragRight: number; fragWrong: number }> };
+out.forEach((e, k) => {
+  const truth = quotationOf(evalAll.meta[held[k]!]!.summary)!, q = quotationOf(e.explanation) ?? '';
+  const c = taughtCount.get(truth) ?? 0, key = c === 0 ? '0' : c < 4 ? '1-3' : '4+';
+  const g = (frag.byCount[key] ??= { rows: 0, exact: 0, fragRight: 0, fragWrong: 0 });
+  frag.rows++, g.rows++;
+  if (q.startsWith('...')) {
+    const right = q.length > 3 && truth.endsWith(q.slice(3));
+    if (right) frag.fragRight++, g.fragRight++;
+    else frag.fragWrong++, g.fragWrong++;
+  } else if (q === truth) frag.exact++, g.exact++;
+  else frag.wrongWord++;
+});
 const by = new Map<string, { rows: number; exact: number }>();
 out.forEach((e, k) => {
   const truth = quotation(evalAll.meta[held[k]!]!.summary)!;
@@ -168,6 +202,7 @@ out.forEach((e, k) => {
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
   store: store.dir, eval_store: evalStore.dir, steps: STEPS, batch: BATCH, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  ...(FRAG ? { fragments_below: FRAG, fragmented_rows: fragmented, quotes: frag } : {}),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
 av.model.w.dispose();
