@@ -51,14 +51,14 @@ const data = { h: rowsOf(all.h, d, train), texts: train.map((i) => all.meta[i]!.
 // of the AV's rows and whose current token starts inside it quote that token alone, as a
 // fragment (`"...hr". Then "bathroom". Text: ...hr`): does the AV learn to write the piece it
 // reads when the word is one it hardly knows, and keep whole words for the ones it does?
-const quotationOf = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
+const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
 const FRAG = Number(arg('fragments', '0'));
 const taughtCount = new Map<string | undefined, number>();
-for (const t of data.texts) taughtCount.set(quotationOf(t), (taughtCount.get(quotationOf(t)) ?? 0) + 1);
+for (const t of data.texts) taughtCount.set(quotation(t), (taughtCount.get(quotation(t)) ?? 0) + 1);
 let fragmented = 0;
 if (FRAG) {
   data.texts = data.texts.map((t, k) => {
-    const m = all.meta[train[k]!]!, w = quotationOf(t);
+    const m = all.meta[train[k]!]!, w = quotation(t);
     if (rowSource(m) !== 'model' || !w || (taughtCount.get(w) ?? 0) >= FRAG || m.prevToken === undefined || m.prevToken < 0) return t;
     const piece = tok.decodeToken(m.prevToken, m.token);
     if (!piece || /^\s/.test(piece) || piece.length >= w.length || !w.endsWith(piece)) return t;
@@ -130,7 +130,6 @@ const kindOf = train.map((i) => rowSource(all.meta[i]!) === 'model');
 // `--temper G`: an "epoch" is everyRow.length draws (with replacement) at probability proportional
 // to n^-G, n the number of training rows quoting the row's word: rare words get more of the steps.
 const TEMPER = Number(arg('temper', '0'));
-const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
 const wordCount = new Map<string | undefined, number>();
 for (const t of data.texts) wordCount.set(quotation(t), (wordCount.get(quotation(t)) ?? 0) + 1);
 const cumulative = (() => {
@@ -179,7 +178,7 @@ const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTo
 // fragment (right when the word read ends with it), by how often the AV's rows quote the word.
 const frag = { rows: 0, exact: 0, fragRight: 0, fragWrong: 0, wrongWord: 0, byCount: {} as Record<string, { rows: number; exact: number; fragRight: number; fragWrong: number }> };
 out.forEach((e, k) => {
-  const truth = quotationOf(evalAll.meta[held[k]!]!.summary)!, q = quotationOf(e.explanation) ?? '';
+  const truth = quotation(evalAll.meta[held[k]!]!.summary)!, q = quotation(e.explanation) ?? '';
   const c = taughtCount.get(truth) ?? 0, key = c === 0 ? '0' : c < 4 ? '1-3' : '4+';
   const g = (frag.byCount[key] ??= { rows: 0, exact: 0, fragRight: 0, fragWrong: 0 });
   frag.rows++, g.rows++;
