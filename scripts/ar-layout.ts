@@ -1,5 +1,5 @@
 // Where the AR should read the words of a summary: an AR-only experiment on a demo's activation
-// store (README, "The words read, first and last"). Layout A: the summary as stored, read in the
+// store (docs/experiments.md, "The words read, first and last"). Layout A: the summary as stored, read in the
 // previous AR prompt at `<summary>` (the words read came first); layout B: the same summary with
 // its words moved to the end, read at its last token. Prints the AR's FVE on the store's held-out
 // rows of each source, untrained and after training on the ar split's true summaries.

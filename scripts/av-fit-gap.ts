@@ -2,7 +2,7 @@
 // training rows (split av) against the store's held-out rows (split eval), per source (samples
 // of M, known-answer stories): per summary token, and on the first four tokens (the opening
 // quote of the word read). A large gap on one source says the warm start memorised those rows
-// (README, "More cuts of M's text, on dev").
+// (docs/experiments.md, "More cuts of M's text, on dev").
 //   node --import tsx scripts/av-fit-gap.ts --nla DIR --store DIR [--rows 480]
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';

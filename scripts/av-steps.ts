@@ -8,7 +8,7 @@
 //
 // `--quote-only Q` follows every full step with a step on Q rows cut after their opening
 // quotation (loss on the quotation's tokens alone): a short sequence that trains the same
-// conditionals as the start of a full summary, at less cost per row (README, "The AV's
+// conditionals as the start of a full summary, at less cost per row (docs/experiments.md, "The AV's
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).

@@ -5,7 +5,7 @@
 // Scored on the store's held-out rows of one source (split eval): the epoch is chosen on the
 // even-numbered rows ("dev") and reported on the odd ones ("test"). Beside it, the linear probe
 // the demo reports (probe-gpu.ts) on the same rows for the two tokens. The word's ceiling is the
-// share of held-out rows whose quotation occurs in training at all (README, "Reading the word
+// share of held-out rows whose quotation occurs in training at all (docs/experiments.md, "Reading the word
 // off h"), and the word by its tok512 pieces.
 // `--splits av` fits on the AV warm start's rows alone (the rows the AV learns the words from).
 //   node --import tsx scripts/word-reader.ts --store DIR [--splits av,ar,rl] [--source model] [--epochs 24] [--hidden 512] [--seed 0] [--vocab 512]

@@ -4,7 +4,7 @@
 // the warm-started AV's greedy explanations of rows the AV never trained on, each paired with its
 // h, the AR learns what the AV's words are worth (the mean h of the rows where the AV writes
 // them); the true summaries of the same rows, in the same batches, keep it reading stated content
-// literally (README, "The AR refitted to the AV's explanations"). This is the AR's half of the
+// literally (docs/experiments.md, "The AR refitted to the AV's explanations"). This is the AR's half of the
 // joint RL (the AR trains on the AV's rollouts) done once, on many rows, before RL.
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';

@@ -218,7 +218,7 @@ export interface SummaryFormat { quote: QuoteUnit; quoteWords: number; factsWind
 
 /**
  * The summaries `nla demo` and `nla extract` write. One quoted word unit (a word, or one
- * punctuation mark), and model-text facts from the last 8 only. Chosen on dev (README, "One word
+ * punctuation mark), and model-text facts from the last 8 only. Chosen on dev (docs/experiments.md, "One word
  * read, on dev"): against two units, the warm start's exact quotes of M's text 0.155 -> 0.615,
  * its greedy FVE there 0.242 -> 0.367 (token lookup 0.358): a layer-3 activation holds the
  * current token (probe 0.90), the one before it much less (0.56), and a misquoted earlier word

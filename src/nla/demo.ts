@@ -102,15 +102,15 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // (0.716 in one build, 0.652 after a change of summation order in the backward, which left the
   // gradients equal to 3e-7); 1,200 steps from the same warm-start AV gave 0.725.
   // No length pools (sft.ts): pools of 8 made the warm starts 17-20% faster but their NLA worse
-  // on dev (README, "Batches of like length, on dev"); `--length-pool 8` runs them.
+  // on dev (docs/experiments.md, "Batches of like length, on dev"); `--length-pool 8` runs them.
   arSft: { steps: 1200, batchSize: 32, lr: 1e-3, lengthPool: 0 },
-  // AV lr 4e-3 over 2e-3, chosen on dev (README, "The AV's learning rate, on dev"): greedy FVE on
+  // AV lr 4e-3 over 2e-3, chosen on dev (docs/experiments.md, "The AV's learning rate, on dev"): greedy FVE on
   // M's text 0.072 -> 0.217, on the stories 0.281 -> 0.460, the current word 0.61 -> 0.725.
-  // 1,600 steps over 800, chosen on dev (README, "One word read, on dev"): M's text 0.367 -> 0.456
+  // 1,600 steps over 800, chosen on dev (docs/experiments.md, "One word read, on dev"): M's text 0.367 -> 0.456
   // at the warm start, 0.396 -> 0.492 after RL (token lookup 0.358), the stories 0.791 -> 0.900;
   // against it, names the text lacks 2% -> 11% (15.5% after RL) on dev, and ~6 more minutes.
   // Quote weight 4 (sft.ts quoteWeight: the opening quotation's tokens count 4 times in the loss),
-  // chosen on dev (README, "Reading the word off h, on dev"): an MLP on h reads the word read in
+  // chosen on dev (docs/experiments.md, "Reading the word off h, on dev"): an MLP on h reads the word read in
   // 0.91 of held-out rows of M's text where the AV quoted it in 0.73-0.79. Against 1, after RL:
   // quotes 0.730 -> 0.790, M's text 0.568 -> 0.567, the stories 0.857 -> 0.857; 10 was worse on
   // all three (0.750, 0.484, 0.832).
@@ -125,15 +125,15 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // learned logit scale (an inverse temperature, lr 1e-2) is what raises the sampled FVE: the
   // warm-start AV samples too flat, and spread over every weight that direction is mostly noise.
   // Rollouts are capped like the evaluation (maxTokens below).
-  // Name cost 0.5 (rl.ts), chosen on dev from this demo's warm start (nla rl, seed 2; README,
+  // Name cost 0.5 (rl.ts), chosen on dev from this demo's warm start (nla rl, seed 2; docs/experiments.md,
   // "A cost for names"): M's text 0.485 -> 0.504, names the text lacks 0.135 -> 0.000, the
   // stories 0.903 -> 0.877 (the AV stops stating story facts it reads at chance).
   rl: { steps: 60, activationsPerStep: 8, groupSize: 8, maxTokens: 96, beta: 0.01, epsilon: 0.2, reward: 'mse', advantageScale: 'none', logitScaleLr: 1e-2, lrAv: 1e-4, lrAr: 3e-5, claimCost: 0.5, claimFields: ['name'] },
   evalRows: 200,
   // Samples of M mixed into training (issue 10): 3,000 documents of 200 tokens, 8 cuts each,
-  // beside the 3,000 stories. Chosen on dev (README, "The words read, first and last"): trained on
+  // beside the 3,000 stories. Chosen on dev (docs/experiments.md, "The words read, first and last"): trained on
   // the stories alone the AV names a character the text lacks in 81-92% of M's text; with the
-  // samples 2-9%. 8 cuts, not 4 (README, "More cuts of M's text, on dev"): with 4,200 rows of M's
+  // samples 2-9%. 8 cuts, not 4 (docs/experiments.md, "More cuts of M's text, on dev"): with 4,200 rows of M's
   // text the AV memorised them (loss on its opening quote 0.20 on them, 0.69 on held-out ones);
   // twice the rows cost no sampling and raised M's text 0.494 -> 0.551 on dev. Seeds 0..2,999; the
   // held-out samples use seeds from 1,000,000 (test) and 2,000,000 (dev). `--model-samples 0`
@@ -150,7 +150,7 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // greedy FVE was -0.41 on dev; the same AV read at 96 closed 100% and scored 0.54.
   maxTokens: 96,
   // COMPACT_PROMPTS over DEFAULT_PROMPTS: the same tags in half the tokens (prompts.ts), chosen on
-  // dev (README, "Shorter prompts, on dev"); the warm starts' steps 20% and 16% faster.
+  // dev (docs/experiments.md, "Shorter prompts, on dev"); the warm starts' steps 20% and 16% faster.
   prompts: COMPACT_PROMPTS,
 };
 
@@ -348,7 +348,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     };
   };
   // 'shared': each warm start reads the av and ar documents both (the AV memorised the words of the
-  // fewer rows it had: README, "More cuts of M's text, on dev").
+  // fewer rows it had: docs/experiments.md, "More cuts of M's text, on dev").
   const shared = o.warmStartRows === 'shared';
   const avRows = shared ? { h: concatRows([av.h, ar.h]), meta: [...av.meta, ...ar.meta] } : av;
   const arRows = shared ? avRows : ar;

@@ -8,7 +8,7 @@
 // words repeat the text and are not facts) gets weight W, every other token 1.
 // The same mechanism weighs the opening quotation (quoteSpan): the words read, which the AV must
 // read off h itself (on M's own text a 2-layer MLP on h reads the word read in 0.91 of held-out
-// rows, the warm-started AV quotes it in 0.79; README, "Reading the word off h").
+// rows, the warm-started AV quotes it in 0.79; docs/experiments.md, "Reading the word off h").
 import type { Tokenizer } from '../io/tokenizer.js';
 import { FIELDS, type Field, forms } from './corpus.js';
 import { QUOTE_MARK } from './quote-format.js';

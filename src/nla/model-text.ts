@@ -143,10 +143,10 @@ export function splitByDoc(n: number, shares: readonly number[], seed: number): 
  * 'balanced': each cut drawn with probability proportional to 1 / (1 + n), n the rows of the same
  * split so far whose summary quotes the word this cut would quote, so the rows cover more of the
  * words the text reads instead of repeating its commonest ones (an AV quotes a word only after
- * about four rows of it: README, "Which words the AV misses"). Held-out documents (split 'eval',
+ * about four rows of it: docs/experiments.md, "Which words the AV misses"). Held-out documents (split 'eval',
  * or none) are always cut at random: they measure the text as it comes. Not the demo's default:
  * the AV's prior over words flattens with its rows and its quotes did not rise on two dev seeds
- * (README, "Cuts spread over the words").
+ * (docs/experiments.md, "Cuts spread over the words").
  */
 export const CUT_RULES = ['random', 'balanced'] as const;
 export type CutRule = (typeof CUT_RULES)[number];
