@@ -2,7 +2,7 @@
 // gave the value's own tokens while writing it (the product over the tokens that overlap the
 // value's characters, at temperature 1): p("Tom" | the prompt, h, the explanation so far). On
 // world-M's test rows a stated name the AV is right about has p >= 0.98 in 9 of 10 cases, while
-// its false names sit at 0.44-0.78 (README, "How sure"), so the AV often knows when it guesses.
+// its false names sit at 0.44-0.78 (docs/world-experiments.md, "How sure are these figures"), so the AV often knows when it guesses.
 // It is a conditional: a misread quotation that makes the value near-certain ("at the" ->
 // "beach") gives a confident false claim, which no threshold on it catches.
 import { claimSpans } from './claims.js';

@@ -55,7 +55,7 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   // can only measure the guessing; right before a recalled word layer 2 holds that fact (name,
   // place, event 1.0, object 0.94), so stating it is possible. Summaries 'held' (world-held.ts)
   // also state the other facts read that a probe on h reads at precision 0.9, chosen on dev rows
-  // over 'cued' (the same world-M and store; README): FVE 0.846 -> 0.904, recall of name, place,
+  // over 'cued' (the same world-M and store; docs/world-experiments.md): FVE 0.846 -> 0.904, recall of name, place,
   // object 0.17 / 0.15 / 0.28 -> 0.24 / 0.32 / 0.42 against 0.25 / 0.34 / 0.54 for the probe held
   // to precision 0.9; name precision 0.92 -> 0.81, its errors Max said as Mia (a shared first
   // piece, since removed: Jack for Max).
@@ -70,14 +70,14 @@ export const WORLD_DEMO_DEFAULTS: Omit<WorldDemoOptions, 'worldModel' | 'tokeniz
   seed: 3 * HELD_OUT_SEED_OFFSET,
   // The stories260K demo's warm starts and RL, shorter: world rows are shorter and repetitive.
   arSft: { ...DEMO_DEFAULTS.arSft, steps: 400 },
-  // AV: 800 steps at lr 2e-3, chosen on dev rows from the 400-step run's store (README, "Choices
+  // AV: 800 steps at lr 2e-3, chosen on dev rows from the 400-step run's store (docs/world-experiments.md, "Choices
   // on dev"): object precision 0.684 (400 steps) -> 0.842 (800) -> 0.702 (800 at 4e-3).
   // Fact weight 10 (fact-weights.ts), chosen on the same dev rows at 800 steps: object precision
   // 0.842 -> 0.860 (7 of its 8 errors still cake said as cat), name 0.943 -> 0.972, colour 0.656 ->
   // 0.750, no false claim 0.885 -> 0.915, FVE 0.918 -> 0.924. (Since then no two object values
   // share a first piece: fish and ring replaced cake and box; corpus.ts.)
   // Quote weight 4 (the stories demo's), chosen on all 452 dev rows against the tenth session's
-  // default (README, "The quotation weighted, on world dev"): RL's new false claims on test were
+  // default (docs/world-experiments.md, "The quotation weighted, on world dev"): RL's new false claims on test were
   // misread quotations carrying a template's facts. After RL: no false claim 0.934 -> 0.958, name
   // precision 0.988 -> 1.000, colour 0.779 -> 0.871, place and object equal, confabulation after RL
   // no higher than after the warm start on every field, FVE 0.935 -> 0.951.
