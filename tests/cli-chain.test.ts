@@ -66,6 +66,12 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   assert.ok(Math.abs(mean(kind('model_text').map((l) => l.fve)) - e.fve_model_text) < 1e-9, 'model-text rows: mean row FVE = fve_model_text');
   assert.equal(kind('model_text').filter((l) => l.quote_exact).length / e.model_text_rows, e.quote_exact);
   assert.ok(kind('model_text').every((l) => typeof l.context === 'string' && l.context.length > 0));
+  // Intervals over the held-out documents, each around its figure (model-text-intervals.ts).
+  const ci = e.model_text_ci as Record<string, [number, number]>;
+  for (const [k, x] of [['fve', e.fve_model_text], ['quote_exact', e.quote_exact], ['invented_name_rate', e.invented_name_rate], ['fve_minus_token', e.fve_model_text - e.fve_model_text_token], ['gap', e.fve_gap]] as const) {
+    assert.ok(ci[k]![0] <= x + 1e-9 && x <= ci[k]![1] + 1e-9, `${k} ${x} in [${ci[k]}]`);
+  }
+  assert.equal(ci.rl_minus_sft, undefined, 'eval scores one NLA: no paired RL change');
   for (const k of ['fve_greedy', 'fve_shuffled', 'fve_shuffled_other_story', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'facts', 'facts_chance', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
   assert.equal(e.facts_fields.currentWord.n, 4, 'every row has a current word');
   for (const [f, v] of Object.entries(e.facts_fields as Record<string, { stated: number; chance: number; n: number }>)) assert.ok(v.stated >= 0 && v.stated <= 1 && v.chance > 0 && v.chance <= 1 && v.n > 0, `${f}: ${JSON.stringify(v)}`);

@@ -45,6 +45,12 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   for (const k of [...shares, ...mtShares]) assert.ok(n[k] >= 0 && n[k] <= 1, `${k} = ${n[k]} is a share`);
   for (const k of ['quote_exact', 'quote_exact_sft'] as const) assert.ok(n[k] <= n[k.replace('exact', 'loose')], `${k} <= its loose form`);
   assert.ok(Math.abs(n.fve_model_text_gap - (n.fve_rl - n.fve_model_text)) < 1e-12, 'the gap is fve_rl - fve_model_text');
+  // 95% intervals over the held-out documents, each around its figure, and printed against the targets.
+  const ci = res.model_text_ci as Record<string, [number, number]>;
+  for (const [k, x] of [['fve', n.fve_model_text], ['quote_exact', n.quote_exact], ['invented_name_rate', n.invented_name_rate], ['fve_minus_token', n.fve_model_text - n.fve_model_text_token], ['rl_minus_sft', n.fve_model_text - n.fve_model_text_sft], ['gap', n.fve_model_text_gap]] as const) {
+    assert.ok(ci[k]![0] <= ci[k]![1] && ci[k]![0] <= x + 1e-9 && x <= ci[k]![1] + 1e-9, `${k} ${x} in [${ci[k]}]`);
+  }
+  assert.match(r.stdout, /M's text against issue 10's targets, 95% intervals over its held-out documents/);
   assert.ok(n.fve_model_text_floor < 0 && n.fve_model_text_bigram >= n.fve_model_text_token - 0.05, `model-text baselines: floor ${n.fve_model_text_floor}, token ${n.fve_model_text_token}, bigram ${n.fve_model_text_bigram}`);
   // Quick mode samples 16 training documents of M (seeds 0..15) and 6 held-out ones x 2 cuts.
   assert.ok(Number.isInteger(n.model_text_rows) && n.model_text_rows > 0 && n.model_text_rows <= 12, `model_text_rows ${n.model_text_rows}`);

@@ -4,7 +4,8 @@
 // and paired changes that are exactly zero or come from one known row.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { claimChanges, claimIntervals, docBootstrap, formatInterval } from '../src/nla/claim-intervals.js';
+import { claimChanges, claimIntervals } from '../src/nla/claim-intervals.js';
+import { docBootstrap, formatInterval } from '../src/nla/doc-bootstrap.js';
 
 const mean = (xs: readonly number[], rows: readonly number[]) => rows.reduce((a, i) => a + xs[i]!, 0) / rows.length;
 

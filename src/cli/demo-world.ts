@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { findModelFile } from '../io/model-files.js';
 import { runWorldDemo, SUMMARY_WORDS, WORLD_DEMO_DEFAULTS, type WorldDemoOptions, type WorldDemoResult } from '../nla/demo-world.js';
 import { printAblations } from './faithfulness.js';
-import { formatInterval } from '../nla/claim-intervals.js';
+import { formatInterval } from '../nla/doc-bootstrap.js';
 import type { Field } from '../nla/corpus.js';
 import type { PromptSpec } from '../nla/prompts.js';
 

@@ -8,6 +8,7 @@ import { WORLD_DEMO_DEFAULTS } from '../nla/demo-world.js';
 import { FIELDS, parseFields } from '../nla/corpus.js';
 import { COMPACT_PROMPTS, DEFAULT_PROMPTS } from '../nla/prompts.js';
 import { CUT_RULES } from '../nla/model-text.js';
+import { formatInterval, type Interval } from '../nla/doc-bootstrap.js';
 
 const EXPLAIN: [keyof DemoResult, string][] = [
   ['fve_sft', 'FVE of greedy explanations after the warm start (test rows)'],
@@ -187,6 +188,16 @@ export function registerDemo(program: Command): void {
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {
         console.log(f.padEnd(14) + [v.sft, v.rl, v.chance, v.probe].map((x) => x.toFixed(3).padStart(8)).join('') + String(v.n).padStart(8));
+      }
+      const ci = r.model_text_ci;
+      if (ci) {
+        const row = (what: string, x: number, iv: Interval | undefined, target: string, signed = false) => console.log(`  ${what.padEnd(30)}${iv ? formatInterval(x, iv, signed) : '-'}  ${target}`);
+        console.log(`\nM's text against issue 10's targets, 95% intervals over its held-out documents (a bootstrap; paired where both sides score the same rows):`);
+        row('FVE minus the token lookup', r.fve_model_text - r.fve_model_text_token, ci.fve_minus_token, 'target > 0', true);
+        row('gap, stories minus M\'s text', r.fve_model_text_gap, ci.gap, 'target < 0.1');
+        row('quotes exact', r.quote_exact, ci.quote_exact, 'target >= 0.9');
+        row('names not in the text', r.invented_name_rate, ci.invented_name_rate, 'target < 0.05');
+        row('RL minus the warm start', r.fve_model_text - r.fve_model_text_sft, ci.rl_minus_sft, 'target: not below 0', true);
       }
       console.log(`\nminutes by stage: ${Object.entries(r.stage_minutes).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
       console.log(`\nRead: FVE above fve_token means the explanations carry more than the current token; a fact's rl above its chance means the explanations state it, and near its probe that they state what h holds. Saved: ${o.out}/nla, ${o.out}/metrics.jsonl, ${o.out}/rl-curves.svg`);

@@ -15,6 +15,8 @@ import { ActivationStore, type RowMeta } from '../nla/store.js';
 import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, parseSource, storeRows, trainingStats } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
+import { formatInterval, type Interval } from '../nla/doc-bootstrap.js';
+import { modelTextIntervals, type TextIntervals } from '../nla/model-text-intervals.js';
 
 const MEANING: Record<string, string> = {
   fve_greedy: 'FVE of greedy explanations (temperature 0)',
@@ -162,6 +164,7 @@ ${CHAIN_HELP}`,
     }
     const modelTextDocs = o.int('modelText', 0);
     let modelTextExamples: { explanation: string | null; context: string; mse: number }[] | undefined;
+    let modelTextCi: TextIntervals | undefined;
     const fve = (mse: number) => 1 - mse / meta.variance;
     const rowLines = res.greedy.examples.map((e, i) => ({ kind: 'store', row: i, doc: evMeta[i]!.doc, pos: evMeta[i]!.pos, explanation: e.explanation ?? null, fve: fve(e.mse) }) as Record<string, unknown>);
     if (modelTextDocs > 0) {
@@ -206,6 +209,12 @@ ${CHAIN_HELP}`,
         model_text_probe_prev_token: mt.tokenProbes?.prevToken,
         model_text_probe_both: mt.tokenProbes?.both,
       });
+      modelTextCi = modelTextIntervals({
+        docs: mt.meta.map((m) => m.doc), mse: mt.greedy.examples.map((e) => e.mse), variance: meta.variance,
+        exact: q.rows.map((r) => r.exact), invented: q.rows.map((r) => r.inventedNames.length > 0),
+        token: mt.tokenRows,
+        stories: { docs: evMeta.map((m) => m.doc), mse: res.greedy.examples.map((e) => e.mse) },
+      }, { seed: seed + 11 });
       mt.greedy.examples.forEach((e, i) => rowLines.push({ kind: 'model_text', row: i, seed: mt.meta[i]!.seed, pos: mt.meta[i]!.pos, context: mt.contexts[i], explanation: e.explanation ?? null, fve: fve(e.mse), quote_exact: q.rows[i]!.exact, quote_loose: q.rows[i]!.ignoringCutWord, invented: q.rows[i]!.inventedNames }));
       modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
     }
@@ -214,13 +223,23 @@ ${CHAIN_HELP}`,
     const mf = o.str('metrics');
     if (mf) fs.appendFileSync(mf, JSON.stringify({ stage: 'eval', ...result }) + '\n');
     if (o.bool('json')) {
-      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
+      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextCi ? { model_text_ci: modelTextCi } : {}), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
     } else {
       console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split} (source ${rows.source}), Var ${meta.variance.toFixed(3)}\n`);
       console.log('metric'.padEnd(24) + '  value  meaning');
       for (const [k, what] of Object.entries(MEANING)) {
         const v = result[k];
         if (typeof v === 'number') console.log(`${k.padEnd(24)}${v.toFixed(3).padStart(7)}  ${what}`);
+      }
+      if (modelTextCi) {
+        const n = (k: string) => Number(result[k]);
+        const line = (what: string, x: number, iv: Interval | undefined, signed = false) => console.log(`  ${what.padEnd(28)}${iv ? formatInterval(x, iv, signed) : '-'}`);
+        console.log(`\nmodel text, 95% intervals over its ${result.model_text_docs} documents (a bootstrap; paired against the token lookup; the gap resamples each kind of text apart)`);
+        line('fve_model_text', n('fve_model_text'), modelTextCi.fve);
+        line('minus the token lookup', n('fve_model_text') - n('fve_model_text_token'), modelTextCi.fve_minus_token, true);
+        line('fve_gap', n('fve_gap'), modelTextCi.gap, true);
+        line('quote_exact', n('quote_exact'), modelTextCi.quote_exact);
+        line('invented_name_rate', n('invented_name_rate'), modelTextCi.invented_name_rate);
       }
       if (perField) {
         console.log('\nper field (greedy): stated / chance (rows)');

@@ -13,7 +13,13 @@ export interface TokenRows {
   prevIds?: ArrayLike<number>;
 }
 
-export interface BaselineResult { fve: number; mse: number; variance: number }
+export interface BaselineResult {
+  fve: number;
+  mse: number;
+  variance: number;
+  /** Per test row, the normalised MSE (for intervals over documents). */
+  rowMse: Float64Array;
+}
 
 function checkRows(x: TokenRows, d: number, what: string): number {
   const n = x.h.length / d;
@@ -50,7 +56,7 @@ function score(pred: Float64Array, test: TokenRows, d: number, variance: number)
   let mse = 0;
   for (const e of per) mse += e;
   mse /= per.length;
-  return { fve: fve(mse, variance), mse, variance };
+  return { fve: fve(mse, variance), mse, variance, rowMse: per };
 }
 
 function predict(test: TokenRows, d: number, n: number, lookup: (i: number) => Float64Array): Float64Array {

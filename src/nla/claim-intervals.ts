@@ -1,59 +1,9 @@
 // How sure are the claim figures? At 50-70 claims per field on a demo's 200 rows, one claim moves
 // precision by ~0.02, so "confabulation after RL no higher than after SFT" can turn on one row.
-// Intervals come from a bootstrap over documents, not rows: the rows of one story share its facts
-// and often its words (two cue cuts can show the same window), so they are not independent draws.
-// Each resample draws the scored documents with replacement, keeps all their rows, and recomputes
-// the figure; a change between two NLAs is recomputed on the same resample (a paired bootstrap).
+// The intervals come from a bootstrap over documents (doc-bootstrap.ts): the rows of one story
+// share its facts, so they are not independent draws.
 import { FIELDS, type Field } from './corpus.js';
-import { randInt, rng } from '../util/rng.js';
-
-/** A two-sided percentile interval; NaN ends when too few resamples give a finite figure. */
-export type Interval = [lo: number, hi: number];
-
-export interface BootstrapOptions {
-  /** Resamples (default 2,000). */
-  resamples?: number;
-  seed?: number;
-  /** Coverage (default 0.95). */
-  level?: number;
-}
-
-/**
- * Percentile intervals of the figures `stat` returns, over resamples of the documents `docs`
- * (one per row) drawn with replacement. `stat` gets the row indices of one resample (a row
- * appears once per time its document was drawn) and returns one number per figure; NaN (an
- * empty denominator) is left out of that figure's percentiles, and a figure finite in under
- * half of the resamples gets [NaN, NaN].
- */
-export function docBootstrap(docs: readonly number[], stat: (rows: readonly number[]) => number[], o: BootstrapOptions = {}): Interval[] {
-  const B = o.resamples ?? 2000, level = o.level ?? 0.95;
-  if (!(level > 0 && level < 1)) throw new Error(`docBootstrap: level must be in (0, 1), got ${level}`);
-  const byDoc = new Map<number, number[]>();
-  docs.forEach((d, i) => byDoc.set(d, [...(byDoc.get(d) ?? []), i]));
-  const groups = [...byDoc.values()];
-  if (!groups.length) return [];
-  const rand = rng(o.seed ?? 1);
-  const draws: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const rows: number[] = [];
-    for (let k = 0; k < groups.length; k++) rows.push(...groups[randInt(rand, groups.length)]!);
-    stat(rows).forEach((x, j) => {
-      if (Number.isFinite(x)) (draws[j] ??= []).push(x);
-    });
-  }
-  const width = stat([...docs.keys()]).length;
-  return Array.from({ length: width }, (_, j) => {
-    const xs = (draws[j] ?? []).sort((a, b) => a - b);
-    if (xs.length < B / 2) return [NaN, NaN] as Interval;
-    return [quantile(xs, (1 - level) / 2), quantile(xs, 1 - (1 - level) / 2)] as Interval;
-  });
-}
-
-/** Linear-interpolated quantile of sorted values. */
-function quantile(sorted: readonly number[], q: number): number {
-  const at = q * (sorted.length - 1), i = Math.floor(at), f = at - i;
-  return i + 1 < sorted.length ? sorted[i]! * (1 - f) + sorted[i + 1]! * f : sorted[i]!;
-}
+import { docBootstrap, type BootstrapOptions, type Change, type Interval } from './doc-bootstrap.js';
 
 /** Per row: the values each field's claim names (extractClaims), and the facts read so far. */
 export interface ClaimRows {
@@ -103,9 +53,6 @@ export function claimIntervals(r: ClaimRows, o: BootstrapOptions & { fields?: re
   };
 }
 
-/** A change between two NLAs scored on the same rows (`after` minus `before`), with its paired interval. */
-export interface Change { diff: number; ci: Interval }
-
 /**
  * Paired changes from `before` to `after` (the same rows, the same truths): per field the
  * confabulation and the recall, and the share with no false claim. An interval whose high end is
@@ -132,10 +79,4 @@ export function claimChanges(before: ClaimRows['claims'], after: ClaimRows['clai
 
 function checkRows(r: ClaimRows, who: string): void {
   if (r.claims.length !== r.known.length || r.claims.length !== r.docs.length) throw new Error(`${who}: ${r.claims.length} rows of claims, ${r.known.length} truths, ${r.docs.length} documents`);
-}
-
-/** "0.104 [0.040, 0.180]" (NaN as "-"). */
-export function formatInterval(x: number, ci: Interval, signed = false): string {
-  const v = (y: number) => (Number.isFinite(y) ? (signed && y > 0 ? '+' : '') + y.toFixed(3) : '-');
-  return `${v(x)} [${v(ci[0])}, ${v(ci[1])}]`;
 }

@@ -19,6 +19,8 @@ import { varianceNormalized, meanRow, mseNormalized, normalizeRows } from './fve
 import { NLA, type NlaMeta } from './nla.js';
 import { probeValues } from './probe-gpu.js';
 import { COMPACT_PROMPTS, type PromptSpec } from './prompts.js';
+import { formatInterval } from './doc-bootstrap.js';
+import { modelTextIntervals, type TextIntervals } from './model-text-intervals.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
 import { refitArOnAv } from './ar-refit.js';
@@ -209,6 +211,12 @@ export interface DemoResult {
   fve_model_text_ar_true_summary: number;
   /** fve_rl - fve_model_text: how much worse the NLA explains M's own text than the generator's. */
   fve_model_text_gap: number;
+  /**
+   * 95% intervals over the held-out documents (model-text-intervals.ts): fve, quote_exact,
+   * invented_name_rate, fve_minus_token and rl_minus_sft (paired, the same rows) and gap (the
+   * stories' and M's documents each resampled apart). Absent without held-out samples of M.
+   */
+  model_text_ci?: TextIntervals;
   /** Share of model-text explanations (after RL) whose quote is exactly the text before the cut. */
   quote_exact: number;
   /** The same, allowing the cut last word to be completed or shortened. */
@@ -459,6 +467,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   // With no RL steps (choosing warm-start settings on dev) the after-RL figures repeat the warm start's.
   const afterRl = o.rl.steps > 0 ? await runRl() : { rlEval: sft, rl_logit_scale: 1, sameT: sft.sampled, mtRl: mtSft };
   const { rlEval, rl_logit_scale, sameT, mtRl } = afterRl;
+  const model_text_ci = mtRl && modelTextIntervals({
+    docs: mtRl.r.meta.map((m) => m.doc), mse: mtRl.r.greedy.examples.map((e) => e.mse), variance,
+    exact: mtRl.q.rows.map((r) => r.exact), invented: mtRl.q.rows.map((r) => r.inventedNames.length > 0),
+    token: mtRl.r.tokenRows,
+    // The same held-out documents and cuts before and after RL (the same seeds): a paired change.
+    sftMse: mtSft && mtSft !== mtRl && sameRows(mtSft.r.meta, mtRl.r.meta) ? mtSft.r.greedy.examples.map((e) => e.mse) : undefined,
+    stories: { docs: ev.meta.map((m) => m.doc), mse: rlEval.greedy.examples.map((e) => e.mse) },
+  }, { seed: o.seed + 11 });
+  if (model_text_ci) {
+    const c = model_text_ci, f = (x: number, ci: [number, number] | undefined, signed = false) => (ci ? formatInterval(x, ci, signed) : '-');
+    log(`M's text, 95% intervals over its ${new Set(mtRl!.r.meta.map((m) => m.doc)).size} held-out documents: FVE ${f(mtRl!.r.greedy.fve, c.fve)}, minus the token lookup ${f(mtRl!.r.greedy.fve - (mtRl!.r.token ?? NaN), c.fve_minus_token, true)}, RL minus the warm start ${f(mtRl!.r.greedy.fve - (mtSft?.r.greedy.fve ?? NaN), c.rl_minus_sft, true)}, gap to the stories ${f(rlEval.greedy.fve - mtRl!.r.greedy.fve, c.gap, true)}, quotes exact ${f(mtRl!.q.quoteExact, c.quote_exact)}, names not in the text ${f(mtRl!.q.inventedNameRate, c.invented_name_rate)}`);
+  }
   const trueMse = mseNormalized(await AR.predictHost(ev.meta.map((m) => m.summary!)), ev.h, d);
   const fve_ar_true_summary = 1 - mean(Array.from(trueMse)) / variance;
   log(`AR on the held-out rows' true summaries: FVE ${fve_ar_true_summary.toFixed(3)}`);
@@ -531,6 +551,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     fve_model_text_floor: mtRl?.r.floor ?? NaN,
     fve_model_text_ar_true_summary: mtRl?.r.arTrueSummary ?? NaN,
     fve_model_text_gap: rlEval.greedy.fve - (mtRl?.r.greedy.fve ?? NaN),
+    ...(model_text_ci ? { model_text_ci } : {}),
     quote_exact: mtRl?.q.quoteExact ?? NaN,
     quote_loose: mtRl?.q.quoteLoose ?? NaN,
     invented_name_rate: mtRl?.q.inventedNameRate ?? NaN,
@@ -550,6 +571,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   };
   record('result', result);
   return result;
+}
+
+/** Two evaluations scored the same held-out rows (document, cut and seed, row by row). */
+function sameRows(a: readonly RowMeta[], b: readonly RowMeta[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.doc === b[i]!.doc && m.pos === b[i]!.pos && m.seed === b[i]!.seed);
 }
 
 /** Model-text examples shown: rows 0, EXAMPLE_STEP, 2 EXAMPLE_STEP, ... */

@@ -4,7 +4,8 @@
 // reaches (trained on the store's training rows, tested on the scored rows).
 import type { NLA } from './nla.js';
 import { chanceClaims, extractClaims, scoreClaims, type ClaimReport } from './claims.js';
-import { claimIntervals, type Interval } from './claim-intervals.js';
+import { claimIntervals } from './claim-intervals.js';
+import type { Interval } from './doc-bootstrap.js';
 import { claimConfidences, confidentCounts } from './claim-confidence.js';
 import { ablations, fieldLabels, type AblationReport, type SwapProbes } from './ablations.js';
 import { FIELD_VALUES, FIELDS, type CutTruth, type Field } from './corpus.js';

@@ -267,6 +267,8 @@ export interface ModelTextEvalResult {
    */
   bestOf?: EvalResult;
   token?: number;
+  /** The token lookup per row (normalised MSE) and the variance its FVE divides by: for paired intervals. */
+  tokenRows?: { mse: Float64Array; variance: number };
   bigram?: number;
   floor?: number;
   /**
@@ -348,7 +350,9 @@ export async function evaluateModelText(
   if (trainIdx.length) {
     const train: TokenRows = { h: rowsOf(store.h, d, trainIdx), ids: Int32Array.from(trainIdx.map((i) => store.meta[i].token)), prevIds: Int32Array.from(trainIdx.map((i) => store.meta[i].prevToken)) };
     const test: TokenRows = { h, ids: Int32Array.from(meta.map((m) => m.token)), prevIds: Int32Array.from(meta.map((m) => m.prevToken)) };
-    res.token = fveToken(train, test, d).fve;
+    const token = fveToken(train, test, d);
+    res.token = token.fve;
+    res.tokenRows = { mse: token.rowMse, variance: token.variance };
     res.bigram = fveBigram(train, test, d).fve;
     res.floor = fveFloor(train, test, d).fve;
     if (o.tokenProbes) res.tokenProbes = await tokenProbes(train, test, tok.vocabSize);
