@@ -1,4 +1,4 @@
-// Intervals for the claim figures (claim-intervals.ts): a bootstrap over documents. Checked on
+// Intervals for the claim figures (claim-intervals.ts): a bootstrap over documents (doc-bootstrap.ts). Checked on
 // cases whose answer is known without a bootstrap: a constant figure, a binomial share (the normal
 // approximation's interval), rows cloned within documents (the interval widens by sqrt(cluster)),
 // and paired changes that are exactly zero or come from one known row.
