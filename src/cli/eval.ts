@@ -71,6 +71,7 @@ export function registerEval(program: Command): void {
     .option('--model-text-seed <s>', 'base seed of --model-text (document i: S + i); must be disjoint from every seed in the store (default: above them all)')
     .option('--model-text-cuts <n>', 'cut positions per --model-text document (default: the store\'s --cuts, else 4)')
     .option('--model-text-tokens <n>', 'length cap of a --model-text document (default: the store\'s sampling cap, else min(256, context - 1))')
+    .option('--model-text-min-tokens <n>', 'the first token index a --model-text cut may fall on (default: the store\'s, as its samples of M were cut; 30 for stores that record none)')
     .option('--model <path>', 'where M is, for --model-text (default: the path in nla.json; its sha256 must match)')
     .option('--metrics <file>', 'append one {"stage":"eval",...} line to this JSONL file')
     .option('--json', 'print one JSON object')
@@ -175,7 +176,7 @@ ${CHAIN_HELP}`,
         docs: modelTextDocs,
         seed: o.optNum('modelTextSeed', { int: true, min: 0 }),
         cuts: o.optNum('modelTextCuts', { int: true, min: 1 }) ?? src?.cuts ?? 4,
-        minTokens: src?.minTokens ?? 30,
+        minTokens: o.optNum('modelTextMinTokens', { int: true, min: 1 }) ?? src?.modelMinTokens ?? src?.minTokens ?? 30,
         docTokens: o.optNum('modelTextTokens', { int: true, min: 1 }) ?? src?.model?.maxTokens,
         maxTokens,
         batchSize: bs,

@@ -50,7 +50,9 @@ export interface SourceMix {
   modelCuts?: number;
   /** How the training documents of text sources were cut (model-text.ts CutRule; absent: random). */
   cutRule?: 'balanced';
+  /** The first token index a cut may fall on; `modelMinTokens` that of the samples of M when it differs. */
   minTokens: number;
+  modelMinTokens?: number;
 }
 
 export interface StoreManifest {
