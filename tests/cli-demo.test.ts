@@ -65,12 +65,18 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.deepEqual(store.manifest.sources?.asked, { 'known-answer': 120, model: 16 });
   assert.equal(store.manifest.sources?.cutRule, 'balanced', 'the cut rule is recorded');
   assert.equal(res.model_cut_rule, 'balanced');
+  // M's text is cut from its first token on (the stories from 30), and the store says so.
+  assert.equal(res.model_min_tokens, 1);
+  assert.equal(store.manifest.sources?.modelMinTokens, 1);
+  assert.equal(store.manifest.sources?.minTokens, 30);
   const stored = store.readAll().meta;
   const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;
   assert.match(r.stderr, new RegExp(`warm starts: both on the av and ar documents \\(${warmRows} rows each\\)`));
   const storedSeeds = new Set(stored.filter((m) => m.source === 'model').map((m) => m.seed!));
   assert.ok(storedSeeds.size > 0 && [...storedSeeds].every((s) => s >= 0 && s < 16), 'stored samples carry seeds 0..15');
   assert.ok(['av', 'ar', 'rl'].every((sp) => stored.some((m) => m.source === 'model' && m.split === sp)), 'samples of M in every training split');
+  assert.ok(stored.some((m) => m.source === 'model' && m.pos < 30), 'samples of M cut before token 30');
+  assert.ok(stored.every((m) => (m.source === 'model' ? m.pos >= 1 : m.pos >= 30)), 'no cut at BOS; the stories from 30');
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const mt = metrics.find((m) => m.stage === 'model-text-rl');
   assert.deepEqual(mt.seeds, heldSeeds);
