@@ -67,7 +67,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.equal(res.model_cut_rule, 'balanced');
   // M's text is cut from its first token on (the stories from 30), and the store says so.
   assert.equal(res.model_min_tokens, 1);
-  assert.equal(store.manifest.sources?.modelMinTokens, 1);
+  assert.equal(store.manifest.sources?.textMinTokens, 1);
   assert.equal(store.manifest.sources?.minTokens, 30);
   const stored = store.readAll().meta;
   const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;

@@ -38,6 +38,9 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
   assert.deepEqual(src.asked, { 'known-answer': 6, model: 6, text: 2 });
   assert.deepEqual(src.model, { seedBase: 100, count: 6, temperature: 1, maxTokens: 80 });
   assert.equal(src.proportions.model, 6 / 14);
+  // --min-tokens cuts the stories; the text sources are cut from their first token (--text-min-tokens, default 1).
+  assert.equal(src.minTokens, 10);
+  assert.equal(src.textMinTokens, 1);
   const all = store.readAll();
   // Doc ids: stories 0..5, samples 6..11, text documents 12..13.
   for (const m of all.meta) {
@@ -46,6 +49,7 @@ test('nla extract mixes samples of M, known-answer stories and a text file; eval
     assert.equal(m.seed !== undefined, want === 'model', `doc ${m.doc}: a seed exactly on sampled rows`);
     assert.equal(!!m.truth, want === 'known-answer', `doc ${m.doc}: truth only on known-answer rows`);
     assert.ok(m.summary && m.split, `doc ${m.doc}: summary and split`);
+    assert.ok(m.pos >= (want === 'known-answer' ? 10 : 1), `doc ${m.doc}: cut at ${m.pos}`);
   }
   assert.equal(rowSource({}), 'known-answer', 'rows of old stores read as known-answer');
   const sampled = all.meta.filter((m) => m.source === 'model');

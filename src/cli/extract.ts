@@ -42,11 +42,12 @@ export function registerExtract(program: Command): void {
     .option('--jsonl <file>', 'also cut documents of a JSONL file, one object per line with the text in --jsonl-field')
     .option('--jsonl-field <name>', 'field of --jsonl holding the document', 'text')
     .option('--cuts <n>', 'cut positions per story / document', '4')
-    .option('--cut-rule <rule>', 'where the training cuts of --sample, --text and --jsonl documents fall: random (uniform over tokens >= --min-tokens) or balanced (each cut drawn in proportion to 1/(1+n), n the rows of its split so far quoting the word it would quote: the rows cover more words); eval documents are cut at random either way', 'random')
+    .option('--cut-rule <rule>', 'where the training cuts of --sample, --text and --jsonl documents fall: random (uniform over tokens >= --text-min-tokens) or balanced (each cut drawn in proportion to 1/(1+n), n the rows of its split so far quoting the word it would quote: the rows cover more words); eval documents are cut at random either way', 'random')
     .option(...SUMMARY_FLAGS[0])
     .option(...SUMMARY_FLAGS[1])
     .option(...SUMMARY_FLAGS[2])
-    .option('--min-tokens <n>', 'cut only at token index >= this', '30')
+    .option('--min-tokens <n>', 'cut the known-answer stories and --corpus documents only at token index >= this', '30')
+    .option('--text-min-tokens <n>', 'cut --sample, --text and --jsonl documents only at token index >= this (1: from the first token after BOS, so explanations of a text\'s first words are trained too)', '1')
     .option('--shares <list>', 'shares of documents for the splits av,ar,rl,eval', '0.35,0.35,0.15,0.15')
     .option('--seed <n>', 'seed of the corpus, cuts and splits', '0')
     .option('--dtype <type>', 'storage type of the rows: f32 or f16', 'f32')
@@ -66,7 +67,7 @@ Mixing sources: --sample N (text M writes itself), --text FILE and --jsonl FILE 
 beside the known-answer stories (--stories N; 0 unless given when one of them is). The mix is
 stated in document counts per source (e.g. --stories 600 --sample 600 is half and half); each
 source's documents are split av/ar/rl/eval by the --shares and cut --cuts times at random tokens
-(index >= --min-tokens; --cut-rule balanced spreads the training documents' cuts over more words). Rows of these sources carry a summary of the text before the cut (the
+(index >= --text-min-tokens, the stories >= --min-tokens; --cut-rule balanced spreads the training documents' cuts over more words). Rows of these sources carry a summary of the text before the cut (the
 last words read, the word coming next, names/places/objects seen), their source, and for
 samples of M the sampling seed, which \`nla eval --model-text\` keeps disjoint. The manifest's
 "sources" records documents asked / used, rows and proportions per source.
@@ -100,7 +101,7 @@ ${CHAIN_HELP}`,
     const { loaded, M, tok } = await loadStudied(o.need('model'), o.str('tokenizer'), { dtype: weightsDtype(o) });
     const layer = o.int('layer');
     checkLayer(layer, M.cfg.nLayers, loaded.name);
-    const seed = o.int('seed'), cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0);
+    const seed = o.int('seed'), cuts = o.int('cuts', 1), minTokens = o.int('minTokens', 0), textMinTokens = o.int('textMinTokens', 1);
     const cutRule = o.oneOf('cutRule', CUT_RULES);
     if (cutRule !== 'random' && !mixing) throw new Error(`--cut-rule ${cutRule} places the cuts of --sample, --text and --jsonl documents; give one of them (the known-answer stories and --corpus are cut at random)`);
     const summary = parseSummaryFlags({ quote: o.str('quote'), quoteWords: o.str('quoteWords'), factsWindow: o.str('factsWindow') }, 'nla extract');
@@ -110,7 +111,7 @@ ${CHAIN_HELP}`,
     if (mixing) {
       const stories = o.optNum('stories', { int: true, min: 0 }) ?? 0;
       const mixed = await mixedItems(M, tok, {
-        stories, sample, textDocs, jsonlDocs, cuts, cutRule, minTokens, seed, shares, summary,
+        stories, sample, textDocs, jsonlDocs, cuts, cutRule, minTokens, textMinTokens, seed, shares, summary,
         sampleSeed: o.int('sampleSeed', 0), sampleTokens: o.optNum('sampleTokens', { int: true, min: 1 }), temperature: o.num('sampleTemperature', { min: 0 }),
         files: { ...(textFile ? { text: textFile } : {}), ...(jsonlFile ? { jsonl: jsonlFile } : {}) },
       });
@@ -154,7 +155,7 @@ ${CHAIN_HELP}`,
 async function mixedItems(
   M: Llama,
   tok: Tokenizer,
-  o: { stories: number; sample: number; textDocs: string[]; jsonlDocs: string[]; cuts: number; cutRule: CutRule; minTokens: number; seed: number; shares: number[]; summary: SummaryFormat; sampleSeed: number; sampleTokens?: number; temperature: number; files: SourceMix['files'] },
+  o: { stories: number; sample: number; textDocs: string[]; jsonlDocs: string[]; cuts: number; cutRule: CutRule; minTokens: number; textMinTokens: number; seed: number; shares: number[]; summary: SummaryFormat; sampleSeed: number; sampleTokens?: number; temperature: number; files: SourceMix['files'] },
 ): Promise<{ items: ExtractItem[]; sources: SourceMix }> {
   const asked: SourceMix['asked'] = {};
   const all: ExtractItem[] = [];
@@ -167,7 +168,7 @@ async function mixedItems(
     docBase = o.stories;
   }
   const add = (docs: TextDoc[], salt: number) => {
-    all.push(...textCutItems(tok, docs, { cuts: o.cuts, minTokens: o.minTokens, rand: rng(o.seed + salt), docBase, splits: splitByDoc(docs.length, o.shares, o.seed + salt + 1), lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow, cutRule: o.cutRule }));
+    all.push(...textCutItems(tok, docs, { cuts: o.cuts, minTokens: o.textMinTokens, rand: rng(o.seed + salt), docBase, splits: splitByDoc(docs.length, o.shares, o.seed + salt + 1), lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow, cutRule: o.cutRule }));
     docBase += docs.length;
   };
   let model: SourceMix['model'];
@@ -197,7 +198,7 @@ async function mixedItems(
     docs[s] = (docs[s] ?? 0) + 1;
     rows[s] = (rows[s] ?? 0) + it.positions.length;
   }
-  return { items: all, sources: { asked, proportions, docs, rows, ...(model ? { model } : {}), ...(o.files && Object.keys(o.files).length ? { files: o.files } : {}), cuts: o.cuts, ...(o.cutRule !== 'random' ? { cutRule: o.cutRule } : {}), minTokens: o.minTokens } };
+  return { items: all, sources: { asked, proportions, docs, rows, ...(model ? { model } : {}), ...(o.files && Object.keys(o.files).length ? { files: o.files } : {}), cuts: o.cuts, ...(o.cutRule !== 'random' ? { cutRule: o.cutRule } : {}), minTokens: o.minTokens, ...(o.textMinTokens !== o.minTokens ? { textMinTokens: o.textMinTokens } : {}) } };
 }
 
 /**

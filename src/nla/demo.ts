@@ -307,7 +307,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       ...(ms.cuts !== o.cutsPerStory ? { modelCuts: ms.cuts } : {}),
       ...(ms.cutRule && ms.cutRule !== 'random' ? { cutRule: ms.cutRule } : {}),
       minTokens: o.minTokens,
-      ...(ms.minTokens !== o.minTokens ? { modelMinTokens: ms.minTokens } : {}),
+      ...(ms.minTokens !== o.minTokens ? { textMinTokens: ms.minTokens } : {}),
     };
     log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens${ms.cutRule === 'balanced' ? '; training cuts balanced over the words they quote' : ''}); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);
     items.push(...sampled);

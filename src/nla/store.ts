@@ -50,9 +50,12 @@ export interface SourceMix {
   modelCuts?: number;
   /** How the training documents of text sources were cut (model-text.ts CutRule; absent: random). */
   cutRule?: 'balanced';
-  /** The first token index a cut may fall on; `modelMinTokens` that of the samples of M when it differs. */
+  /**
+   * The first token index a cut may fall on; `textMinTokens` that of the text sources (samples of
+   * M, --text, --jsonl) when it differs (the known-answer stories start later: their facts come first).
+   */
   minTokens: number;
-  modelMinTokens?: number;
+  textMinTokens?: number;
 }
 
 export interface StoreManifest {
