@@ -75,6 +75,12 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   for (const k of ['fve_greedy', 'fve_shuffled', 'fve_shuffled_other_story', 'parse_rate', 'fve_token', 'fve_bigram', 'fve_floor', 'facts', 'facts_chance', 'fields', 'fields_chance']) assert.equal(typeof e[k], 'number', k);
   assert.equal(e.facts_fields.currentWord.n, 4, 'every row has a current word');
   for (const [f, v] of Object.entries(e.facts_fields as Record<string, { stated: number; chance: number; n: number }>)) assert.ok(v.stated >= 0 && v.stated <= 1 && v.chance > 0 && v.chance <= 1 && v.n > 0, `${f}: ${JSON.stringify(v)}`);
+  // --against: an NLA against itself changes by exactly 0 on every figure, with zero-width intervals.
+  const self = JSON.parse((await okCli(['eval', '--nla', dir, '--against', dir, '--store', store, '--rows', '4', '--no-sampled', '--json', '--model-text', '2', '--model-text-cuts', '2', '--model-text-tokens', '48'])).stdout);
+  assert.equal(self.against, dir);
+  assert.equal(self.fve_greedy_against, self.fve_greedy);
+  assert.deepEqual(Object.keys(self.changes).sort(), ['fve_greedy', 'fve_model_text', 'quote_exact']);
+  for (const [k, ch] of Object.entries(self.changes as Record<string, { diff: number; ci: [number, number] }>)) assert.deepEqual(ch, { diff: 0, ci: [0, 0] }, k);
   const evTest = JSON.parse((await okCli(['eval', '--nla', dir, '--store', store, '--split', 'test', '--rows', '2', '--no-sampled', '--json'])).stdout);
   assert.equal(evTest.rows, 2, 'the test half of the held-out stories is evaluable');
 

@@ -5,7 +5,7 @@
 // that keep their document counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { docBootstrap } from '../src/nla/doc-bootstrap.js';
+import { docBootstrap, pairedMeanChange } from '../src/nla/doc-bootstrap.js';
 import { modelTextIntervals } from '../src/nla/model-text-intervals.js';
 
 test('docBootstrap with strata: every resample keeps each stratum\'s count of documents', () => {
@@ -58,4 +58,15 @@ test('modelTextIntervals: the gap to constant stories mirrors M\'s text\'s inter
   assert.ok(iv.gap![0] < s - f && s - f < iv.gap![1]);
   assert.throws(() => modelTextIntervals({ docs, mse: mse.slice(1), variance, exact, invented }), /100 rows of M's text but 99 of mse/);
   assert.throws(() => modelTextIntervals({ docs, mse, variance, exact, invented, token: { mse: [1], variance } }), /but 1 of token mse/);
+});
+
+test('pairedMeanChange: the same scores change by 0 exactly; one row changed moves the mean by its share', () => {
+  const a = mse.map((x) => 1 - x / variance);
+  assert.deepEqual(pairedMeanChange(docs, a, a), { diff: 0, ci: [0, 0] });
+  const b = a.map((x, i) => (i === 7 ? x + 0.5 : x));
+  const ch = pairedMeanChange(docs, a, b, { seed: 3 });
+  assert.ok(Math.abs(ch.diff - 0.5 / n) < 1e-12, `diff ${ch.diff}`);
+  // Row 7's document is drawn 0, 1, 2... times: the interval runs from 0 up, and never below.
+  assert.ok(ch.ci[0] >= 0 && ch.ci[1] > ch.diff, `[${ch.ci}]`);
+  assert.throws(() => pairedMeanChange(docs, a, b.slice(1)), /100 rows, 100 and 99 values/);
 });

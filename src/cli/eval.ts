@@ -15,7 +15,7 @@ import { ActivationStore, type RowMeta } from '../nla/store.js';
 import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, parseSource, storeRows, trainingStats } from './nla-dir.js';
 import { Opts, progressBar, withConfig } from './options.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
-import { formatInterval, type Interval } from '../nla/doc-bootstrap.js';
+import { formatInterval, pairedMeanChange, type Change, type Interval } from '../nla/doc-bootstrap.js';
 import { modelTextIntervals, type TextIntervals } from '../nla/model-text-intervals.js';
 
 const MEANING: Record<string, string> = {
@@ -73,6 +73,7 @@ export function registerEval(program: Command): void {
     .option('--model-text-tokens <n>', 'length cap of a --model-text document (default: the store\'s sampling cap, else min(256, context - 1))')
     .option('--model-text-min-tokens <n>', 'the first token index a --model-text cut may fall on (default: the store\'s, as its samples of M were cut; 30 for stores that record none)')
     .option('--model <path>', 'where M is, for --model-text (default: the path in nla.json; its sha256 must match)')
+    .option('--against <dir>', 'another NLA of the same model and layer (nla\'s own directory), scored greedily on the same rows (the store\'s and the --model-text ones): its figures, and this NLA\'s minus its with 95% paired intervals over the documents')
     .option('--metrics <file>', 'append one {"stage":"eval",...} line to this JSONL file')
     .option('--json', 'print one JSON object')
     .option('--explanations <file>', 'also write every scored row as a JSON line: the store\'s rows (greedy explanation, FVE) and the --model-text rows (their text read, explanation, FVE, quote exact / loose, invented names); rows to read by a rule of your own, not the ten in the JSON')
@@ -90,11 +91,16 @@ error otherwise; the default S is above them all), cuts them as \`nla extract --
 and scores greedy explanations there. Beside it: the token / bigram / floor baselines fitted on
 the store's training rows (av, ar, rl) and measured on those rows, the gap to fve_greedy on the
 store's rows, and quote accuracy (does the explanation quote the text before the cut?).
+Comparing two NLAs (--against DIR): both explain the same rows greedily; the changes (this NLA
+minus DIR's: fve_greedy, fve_model_text, quote_exact) come with 95% intervals from a bootstrap
+over the documents, each resample scoring both NLAs on the same rows. They measure what other
+held-out documents would show, not what another training seed would. Both FVEs use this NLA's Var.
 Reads --nla and --store; writes the table (or --json) to stdout, progress to stderr.
 
 Example:
   nla eval --nla runs/x/nla --store runs/x/activations --rows 200 --best-of 4 --json
   nla eval --nla runs/x/nla --store runs/x/activations --split test --model-text 50
+  nla eval --nla runs/x/nla --against runs/x/nla-sft --store runs/x/activations --model-text 100 --no-sampled
 ${CHAIN_HELP}`,
     );
   withConfig(cmd).action(async (_: unknown, c: Command) => {
@@ -126,6 +132,22 @@ ${CHAIN_HELP}`,
       res[name] = await evaluate(nla.av, nla.ar, h, evMeta, meta.variance, { ...p, maxTokens, seed, batchSize: bs, onProgress: (done) => bar.update(done) });
       bar.done();
     }
+    // --against: another NLA of the same model and layer, greedy on the same rows.
+    const againstDir = o.str('against');
+    const other = againstDir ? await loadNLA(againstDir, { model: o.str('model') }) : undefined;
+    if (other && (other.meta.layer !== meta.layer || (other.meta.model.sha256 && meta.model.sha256 && other.meta.model.sha256 !== meta.model.sha256))) {
+      throw new Error(`--against ${againstDir}: an NLA of ${other.meta.model.name} at layer ${other.meta.layer}; this one reads ${meta.model.name} at layer ${meta.layer}`);
+    }
+    const greedyOf = async (x: typeof nla, hh: Float32Array, mm: RowMeta[], what: string) => {
+      const bar = progressBar(what, mm.length);
+      const r = await evaluate(x.av, x.ar, hh, mm, meta.variance, { temperature: 0, maxTokens, seed, batchSize: bs, onProgress: (done) => bar.update(done) });
+      bar.done();
+      return r;
+    };
+    const otherStore = other && (await greedyOf(other, h, evMeta, 'eval --against'));
+    const rowFve = (r: EvalResult) => r.examples.map((e) => 1 - e.mse / meta.variance);
+    const changes: Record<string, Change> = {};
+    if (otherStore) changes.fve_greedy = pairedMeanChange(evMeta.map((m) => m.doc), rowFve(otherStore), rowFve(res.greedy), { seed: seed + 13 });
     // Baselines: fitted on the rows outside eval (dev and test are its halves) and outside --split.
     const trainIdx = rows.all.meta.map((m, i) => (split !== 'all' && m.split !== 'eval' && m.split !== split ? i : -1)).filter((i) => i >= 0);
     const tr = (ix: number[], hh: Float32Array, mm: RowMeta[]): TokenRows => ({ h: rowsOf(hh, d, ix), ids: Int32Array.from(ix.map((i) => mm[i].token)), prevIds: Int32Array.from(ix.map((i) => mm[i].prevToken)) });
@@ -136,6 +158,7 @@ ${CHAIN_HELP}`,
       source: rows.source,
       rows: n,
       fve_greedy: res.greedy.fve,
+      ...(otherStore ? { against: againstDir, fve_greedy_against: otherStore.fve } : {}),
       fve_sampled: res.sampled?.fve,
       fve_best_of: res['best-of']?.fve,
       fve_shuffled_other_story: res.greedy.fveOtherStory,
@@ -216,6 +239,14 @@ ${CHAIN_HELP}`,
         token: mt.tokenRows,
         stories: { docs: evMeta.map((m) => m.doc), mse: res.greedy.examples.map((e) => e.mse) },
       }, { seed: seed + 11 });
+      if (other) {
+        const otherMt = await greedyOf(other, mt.h, mt.meta, 'model text --against');
+        const q2 = quoteAccuracy(otherMt.examples.map((e) => e.explanation), mt.contexts);
+        const mtDocs = mt.meta.map((m) => m.doc);
+        Object.assign(result, { fve_model_text_against: otherMt.fve, quote_exact_against: q2.quoteExact });
+        changes.fve_model_text = pairedMeanChange(mtDocs, rowFve(otherMt), rowFve(mt.greedy), { seed: seed + 14 });
+        changes.quote_exact = pairedMeanChange(mtDocs, q2.rows.map((r) => +r.exact), q.rows.map((r) => +r.exact), { seed: seed + 15 });
+      }
       mt.greedy.examples.forEach((e, i) => rowLines.push({ kind: 'model_text', row: i, seed: mt.meta[i]!.seed, pos: mt.meta[i]!.pos, context: mt.contexts[i], explanation: e.explanation ?? null, fve: fve(e.mse), quote_exact: q.rows[i]!.exact, quote_loose: q.rows[i]!.ignoringCutWord, invented: q.rows[i]!.inventedNames }));
       modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
     }
@@ -224,7 +255,7 @@ ${CHAIN_HELP}`,
     const mf = o.str('metrics');
     if (mf) fs.appendFileSync(mf, JSON.stringify({ stage: 'eval', ...result }) + '\n');
     if (o.bool('json')) {
-      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextCi ? { model_text_ci: modelTextCi } : {}), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
+      console.log(JSON.stringify({ ...result, facts_fields: perField, examples: res.greedy.examples.slice(0, 10).map((e) => ({ explanation: e.explanation ?? null, mse: e.mse })), ...(modelTextCi ? { model_text_ci: modelTextCi } : {}), ...(other ? { changes } : {}), ...(modelTextExamples ? { model_text_examples: modelTextExamples } : {}) }));
     } else {
       console.log(`${dir}: layer ${meta.layer}, ${n} rows of split ${split} (source ${rows.source}), Var ${meta.variance.toFixed(3)}\n`);
       console.log('metric'.padEnd(24) + '  value  meaning');
@@ -242,6 +273,10 @@ ${CHAIN_HELP}`,
         line('quote_exact', n('quote_exact'), modelTextCi.quote_exact);
         line('invented_name_rate', n('invented_name_rate'), modelTextCi.invented_name_rate);
       }
+      if (other) {
+        console.log(`\nthis NLA minus ${againstDir} (greedy, the same rows; 95% paired intervals over the documents):`);
+        for (const [k, ch] of Object.entries(changes)) console.log(`  ${k.padEnd(28)}${formatInterval(ch.diff, ch.ci, true)}  (${Number(result[k === 'quote_exact' ? 'quote_exact_against' : `${k}_against`]).toFixed(3)} -> ${Number(result[k]).toFixed(3)})`);
+      }
       if (perField) {
         console.log('\nper field (greedy): stated / chance (rows)');
         for (const [f, v] of Object.entries(perField)) console.log(`  ${f.padEnd(12)}${v.stated.toFixed(3).padStart(7)} / ${v.chance.toFixed(3)} (${v.n})`);
@@ -254,6 +289,7 @@ ${CHAIN_HELP}`,
       }
     }
     nla.dispose();
+    other?.dispose();
   });
 }
 

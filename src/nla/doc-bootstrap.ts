@@ -75,3 +75,18 @@ export function formatInterval(x: number, ci: Interval, signed = false): string 
   const v = (y: number) => (Number.isFinite(y) ? (signed && y > 0 ? '+' : '') + y.toFixed(3) : '-');
   return `${v(x)} [${v(ci[0])}, ${v(ci[1])}]`;
 }
+
+/**
+ * The mean of b - a over rows scored by two NLAs (the same rows, the same order), with its paired
+ * interval: each resample of the documents recomputes both means. Per-row FVE (1 - mse / Var)
+ * averages to the FVE, and a 0/1 per row to a share, so both go through here.
+ */
+export function pairedMeanChange(docs: readonly number[], a: ArrayLike<number>, b: ArrayLike<number>, o: BootstrapOptions = {}): Change {
+  if (a.length !== docs.length || b.length !== docs.length) throw new Error(`pairedMeanChange: ${docs.length} rows, ${a.length} and ${b.length} values`);
+  const diff = (rows: readonly number[]) => {
+    let s = 0;
+    for (const i of rows) s += b[i]! - a[i]!;
+    return rows.length ? s / rows.length : NaN;
+  };
+  return { diff: diff([...docs.keys()]), ci: docBootstrap(docs, (rows) => [diff(rows)], o)[0] ?? [NaN, NaN] };
+}
