@@ -4,7 +4,7 @@
 // never trained on nor scored. This scores an NLA's greedy explanations on held-out samples of M
 // cut anywhere from position 1, by position band: FVE, quotes exact, and the token lookup on the
 // same rows (fitted on the store's training rows). Prints one JSON line.
-//   node --import tsx scripts/early-positions.ts --nla DIR --store DIR [--docs 100] [--cuts 20] [--seed 2000000]
+//   node --import tsx scripts/early-positions.ts --nla DIR --store DIR [--docs 100] [--cuts 20] [--seed 2000000] [--doc-tokens N]
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore } from '../src/nla/store.js';
 import { evaluateModelText, summaryOptionsOf } from '../src/nla/model-text.js';
@@ -27,14 +27,17 @@ const all = store.readAll();
 const M = (await loadModel(findModelFile('stories260K.bin'))).model as Llama;
 const r = await evaluateModelText({ av: nla.av, ar: nla.ar, tok: nla.tok, layer: nla.meta.layer, variance: nla.meta.variance }, M, { h: all.h, meta: all.meta, dir: store.dir, sources: store.manifest.sources }, {
   docs: Number(arg('docs', '100')), seed: Number(arg('seed', '2000000')), cuts: Number(arg('cuts', '20')), minTokens: 1,
-  docTokens: store.manifest.sources?.model?.maxTokens, maxTokens: nla.meta.maxExplanationTokens, summary: summaryOptionsOf(store.manifest.summary),
+  docTokens: process.argv.includes('--doc-tokens') ? Number(arg('doc-tokens')) : store.manifest.sources?.model?.maxTokens, maxTokens: nla.meta.maxExplanationTokens, summary: summaryOptionsOf(store.manifest.summary),
 });
 const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
-const bands: [string, (p: number) => boolean][] = [['1-9', (p) => p < 10], ['10-29', (p) => p >= 10 && p < 30], ['30+', (p) => p >= 30]];
+// `--doc-tokens N` samples longer documents than the store's; then positions past the store's cap get a band of their own.
+const cap = store.manifest.sources?.model?.maxTokens ?? Infinity;
+const bands: [string, (p: number) => boolean][] = [['1-9', (p) => p < 10], ['10-29', (p) => p >= 10 && p < 30], ['30+', (p) => p >= 30 && p <= cap], [`past ${cap}`, (p) => p > cap]];
 const v = nla.meta.variance;
 const out: Record<string, unknown> = { nla: arg('nla'), rows: r.rows, docs: r.docs };
 for (const [name, f] of bands) {
   const rows = r.meta.map((m, i) => (f(m.pos) ? i : -1)).filter((i) => i >= 0);
+  if (!rows.length) continue;
   const mean = (x: (i: number) => number) => rows.reduce((a, i) => a + x(i), 0) / rows.length;
   out[name] = {
     rows: rows.length,
