@@ -16,7 +16,7 @@ import { CHAIN_HELP, nlaSource, PAIR_OPTIONS, parseSource, storeRows, trainingSt
 import { Opts, progressBar, withConfig } from './options.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { formatInterval, pairedMeanChange, type Change, type Interval } from '../nla/doc-bootstrap.js';
-import { modelTextIntervals, type TextIntervals } from '../nla/model-text-intervals.js';
+import { modelTextIntervals, textScores, type TextIntervals } from '../nla/model-text-intervals.js';
 
 const MEANING: Record<string, string> = {
   fve_greedy: 'FVE of greedy explanations (temperature 0)',
@@ -234,9 +234,7 @@ ${CHAIN_HELP}`,
         model_text_probe_both: mt.tokenProbes?.both,
       });
       modelTextCi = modelTextIntervals({
-        docs: mt.meta.map((m) => m.doc), mse: mt.greedy.examples.map((e) => e.mse), variance: meta.variance,
-        exact: q.rows.map((r) => r.exact), invented: q.rows.map((r) => r.inventedNames.length > 0),
-        token: mt.tokenRows,
+        ...textScores(mt, q, meta.variance),
         stories: { docs: evMeta.map((m) => m.doc), mse: res.greedy.examples.map((e) => e.mse) },
       }, { seed: seed + 11 });
       if (other) {

@@ -20,7 +20,7 @@ import { NLA, type NlaMeta } from './nla.js';
 import { probeValues } from './probe-gpu.js';
 import { COMPACT_PROMPTS, type PromptSpec } from './prompts.js';
 import { formatInterval } from './doc-bootstrap.js';
-import { modelTextIntervals, type TextIntervals } from './model-text-intervals.js';
+import { modelTextIntervals, textScores, type TextIntervals } from './model-text-intervals.js';
 import { trainRl, type RlOptions } from './rl.js';
 import { trainArSft, trainAvSft, rowsOf } from './sft.js';
 import { refitArOnAv } from './ar-refit.js';
@@ -476,9 +476,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const afterRl = o.rl.steps > 0 ? await runRl() : { rlEval: sft, rl_logit_scale: 1, sameT: sft.sampled, mtRl: mtSft };
   const { rlEval, rl_logit_scale, sameT, mtRl } = afterRl;
   const model_text_ci = mtRl && modelTextIntervals({
-    docs: mtRl.r.meta.map((m) => m.doc), mse: mtRl.r.greedy.examples.map((e) => e.mse), variance,
-    exact: mtRl.q.rows.map((r) => r.exact), invented: mtRl.q.rows.map((r) => r.inventedNames.length > 0),
-    token: mtRl.r.tokenRows,
+    ...textScores(mtRl.r, mtRl.q, variance),
     // The same held-out documents and cuts before and after RL (the same seeds): a paired change.
     sftMse: mtSft && mtSft !== mtRl && sameRows(mtSft.r.meta, mtRl.r.meta) ? mtSft.r.greedy.examples.map((e) => e.mse) : undefined,
     stories: { docs: ev.meta.map((m) => m.doc), mse: rlEval.greedy.examples.map((e) => e.mse) },

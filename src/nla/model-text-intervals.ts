@@ -23,6 +23,22 @@ export interface TextScores {
   stories?: { docs: readonly number[]; mse: ArrayLike<number> };
 }
 
+/**
+ * The per-row scores of one greedy evaluation of M's text (evaluateModelText) and its quote
+ * check (quoteAccuracy), FVE over `variance`; the demo and `nla eval` add the comparisons.
+ */
+export function textScores(
+  r: { meta: readonly { doc: number }[]; greedy: { examples: readonly { mse: number }[] }; tokenRows?: TextScores['token'] },
+  q: { rows: readonly { exact: boolean; inventedNames: readonly string[] }[] },
+  variance: number,
+): TextScores {
+  return {
+    docs: r.meta.map((m) => m.doc), mse: r.greedy.examples.map((e) => e.mse), variance,
+    exact: q.rows.map((x) => x.exact), invented: q.rows.map((x) => x.inventedNames.length > 0),
+    ...(r.tokenRows ? { token: r.tokenRows } : {}),
+  };
+}
+
 /** 95% intervals (JSON keys as the demo's figures). */
 export interface TextIntervals {
   fve: Interval;
