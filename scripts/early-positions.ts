@@ -4,7 +4,7 @@
 // never trained on nor scored. This scores an NLA's greedy explanations on held-out samples of M
 // cut anywhere from position 1, by position band: FVE, quotes exact, and the token lookup on the
 // same rows (fitted on the store's training rows). Prints one JSON line.
-//   node --import tsx scripts/early-positions.ts --nla DIR --store DIR [--docs 100] [--cuts 20] [--seed 2000000] [--doc-tokens N]
+//   node --import tsx scripts/early-positions.ts --nla DIR --store DIR [--docs 100] [--cuts 20] [--seed 2000000] [--doc-tokens N] [--split-at S]
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore } from '../src/nla/store.js';
 import { evaluateModelText, summaryOptionsOf } from '../src/nla/model-text.js';
@@ -31,7 +31,8 @@ const r = await evaluateModelText({ av: nla.av, ar: nla.ar, tok: nla.tok, layer:
 });
 const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
 // `--doc-tokens N` samples longer documents than the store's; then positions past the store's cap get a band of their own.
-const cap = store.manifest.sources?.model?.maxTokens ?? Infinity;
+// `--split-at S` puts that boundary at S instead (to compare NLAs trained on documents of different caps on the same bands).
+const cap = process.argv.includes('--split-at') ? Number(arg('split-at')) : store.manifest.sources?.model?.maxTokens ?? Infinity;
 const bands: [string, (p: number) => boolean][] = [['1-9', (p) => p < 10], ['10-29', (p) => p >= 10 && p < 30], ['30+', (p) => p >= 30 && p <= cap], [`past ${cap}`, (p) => p > cap]];
 const v = nla.meta.variance;
 const out: Record<string, unknown> = { nla: arg('nla'), rows: r.rows, docs: r.docs };

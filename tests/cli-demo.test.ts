@@ -20,7 +20,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const out = path.join(tmp, 'demo');
   // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|;
   // --warm-start-rows shared: both warm starts read the av and ar rows (the world demo runs the split path).
-  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--model-cut-rule', 'balanced', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
+  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--model-cut-rule', 'balanced', '--model-doc-tokens', '60', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
@@ -69,6 +69,9 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.equal(res.model_min_tokens, 1);
   assert.equal(store.manifest.sources?.textMinTokens, 1);
   assert.equal(store.manifest.sources?.minTokens, 30);
+  // --model-doc-tokens caps the samples of M, training and held-out alike, and the store says so.
+  assert.equal(res.model_doc_tokens, 60);
+  assert.equal(store.manifest.sources?.model?.maxTokens, 60);
   const stored = store.readAll().meta;
   const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;
   assert.match(r.stderr, new RegExp(`warm starts: both on the av and ar documents \\(${warmRows} rows each\\)`));
@@ -76,10 +79,11 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.ok(storedSeeds.size > 0 && [...storedSeeds].every((s) => s >= 0 && s < 16), 'stored samples carry seeds 0..15');
   assert.ok(['av', 'ar', 'rl'].every((sp) => stored.some((m) => m.source === 'model' && m.split === sp)), 'samples of M in every training split');
   assert.ok(stored.some((m) => m.source === 'model' && m.pos < 30), 'samples of M cut before token 30');
-  assert.ok(stored.every((m) => (m.source === 'model' ? m.pos >= 1 : m.pos >= 30)), 'no cut at BOS; the stories from 30');
+  assert.ok(stored.every((m) => (m.source === 'model' ? m.pos >= 1 && m.pos <= 60 : m.pos >= 30)), 'no cut at BOS nor past the cap; the stories from 30');
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const mt = metrics.find((m) => m.stage === 'model-text-rl');
   assert.deepEqual(mt.seeds, heldSeeds);
+  assert.equal(mt.docTokens, 60, 'the held-out samples have the training samples\' cap');
   const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
   assert.ok(examples.length >= 1 && examples.every((e) => e.row % 19 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 19th held-out row, seeds not trained on');
   assert.match(r.stdout, /held-out samples of M, every 19th row/, 'the examples are on stdout');

@@ -249,6 +249,8 @@ export interface DemoResult {
   model_cut_rule: CutRule;
   /** The first token index M's text (training and held-out) was cut at (modelSamples.minTokens). */
   model_min_tokens: number;
+  /** The length cap of the samples of M, training and held-out (sampling stops earlier at EOS/BOS). */
+  model_doc_tokens: number;
   model_text_seeds: { base: number; count: number };
   minutes: number;
   /** Wall-clock minutes of each stage, in order (where `minutes` goes). */
@@ -406,7 +408,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: summaryOptionsOf(o.summary), minTokens: o.modelSamples.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
     });
     const q = quoteAccuracy(r.greedy.examples.map((e) => e.explanation), r.contexts);
-    record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
+    record(stage, { fve: r.greedy.fve, arTrueSummary: r.arTrueSummary, token: r.token, bigram: r.bigram, floor: r.floor, rows: r.rows, seeds: r.seeds, docTokens: me.docTokens, quoteExact: q.quoteExact, quoteLoose: q.quoteLoose, inventedNameRate: q.inventedNameRate, parse: r.greedy.parseRate });
     log(`${stage}: ${r.rows} rows of ${o.modelTextEval.docs} held-out samples of M (seeds ${r.seeds.base}..${r.seeds.base + r.seeds.count - 1}): FVE greedy ${r.greedy.fve.toFixed(3)} (token ${r.token?.toFixed(3)}, bigram ${r.bigram?.toFixed(3)}; AR on true summaries ${r.arTrueSummary.toFixed(3)}), quotes exact ${q.quoteExact.toFixed(3)}, loose ${q.quoteLoose.toFixed(3)}, invented names ${q.inventedNameRate.toFixed(3)}`);
     return { r, q };
   };
@@ -572,6 +574,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     train_model_seeds: { base: o.modelSamples.seedBase, count: o.modelSamples.docs },
     model_cut_rule: o.modelSamples.cutRule ?? 'random',
     model_min_tokens: o.modelSamples.minTokens,
+    model_doc_tokens: o.modelSamples.docTokens,
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },
     minutes: (performance.now() - t0) / 60000,
     stage_minutes,
