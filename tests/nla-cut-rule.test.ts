@@ -1,6 +1,7 @@
 // Where the training cuts of text fall (src/nla/model-text.ts): the balanced rule draws each cut in
-// proportion to 1 / (1 + n), n the split's rows so far quoting its word, and never touches the
-// held-out documents, which are cut at random as before.
+// proportion to 1 / (1 + n), n the split's rows so far quoting its word; opening cuts draw some of
+// a document's random cuts from its first tokens; neither touches the held-out documents, which
+// are cut at random as before.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { ActivationStore } from '../src/nla/store.js';
 import { okCli, runCli } from './cli-helpers.js';
 import { loadTokenizer, type Tokenizer } from '../src/io/tokenizer.js';
-import { balancedCuts, textCutItems, type CutRule } from '../src/nla/model-text.js';
+import { balancedCuts, openingCuts, textCutItems, type CutRule } from '../src/nla/model-text.js';
 import { describeTextCut } from '../src/nla/text-summary.js';
 import { rng } from '../src/util/rng.js';
 import { fcRuns } from '../src/testing/runs.js';
@@ -122,4 +123,45 @@ test('nla extract --cut-rule: balanced is recorded in the manifest; without a te
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--cut-rule/);
   fs.rmSync(run, { recursive: true, force: true });
+});
+
+test('openingCuts: distinct ascending cuts, min(count, length - minTokens) of them, at least the opening\'s share before `below`', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 600 }), fc.integer({ min: 1, max: 40 }), fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 60 }), fc.integer({ min: 0, max: 1e6 }), (length, minTokens, count, k, below, seed) => {
+      const got = openingCuts(length, minTokens, count, { cuts: k, below }, rng(seed));
+      assert.equal(got.length, Math.max(0, Math.min(count, length - minTokens)));
+      got.forEach((p, i) => {
+        assert.ok(Number.isInteger(p) && p >= minTokens && p < length, `cut ${p} of a ${length}-token document from ${minTokens}`);
+        if (i) assert.ok(p > got[i - 1]!);
+      });
+      // The opening holds min(k, count, its own candidates) of them, or more by chance.
+      const openingCandidates = Math.max(0, Math.min(length, below) - minTokens);
+      assert.ok(got.filter((p) => p < below).length >= Math.min(k, count, openingCandidates));
+    }),
+    { numRuns: fcRuns(300) },
+  );
+});
+
+test('openingCuts: the rest are uniform over the document, so the opening gets its cut and then its share', () => {
+  // 400 tokens from 1, 4 cuts, 1 in the opening (below 30): P(a given cut index < 30) is about
+  // (1 + 3 x 29/399) / 4 = 0.305 per cut, against 29/399 = 0.073 uniformly.
+  let early = 0, all = 0;
+  for (let seed = 0; seed < 2000; seed++) {
+    const got = openingCuts(400, 1, 4, { cuts: 1, below: 30 }, rng(seed));
+    early += got.filter((p) => p < 30).length;
+    all += got.length;
+  }
+  assert.ok(Math.abs(early / all - 0.305) < 0.02, `share before 30: ${early / all}`);
+});
+
+test('textCutItems: opening cuts move the training documents\' cuts only', { skip: SKIP_NO_MODEL }, () => {
+  const ids = tok().encode(DOC, { bos: true });
+  const cut = (splits: string[] | undefined, opening: { cuts: number; below: number } | undefined, seed: number) =>
+    textCutItems(tok(), [0, 1, 2, 3].map(() => ({ ids, source: 'text' as const })), { cuts: 3, minTokens: 1, rand: rng(seed), docBase: 0, splits, lastWordCount: 1, ...(opening ? { opening } : {}) }).map((it) => it.positions);
+  for (const seed of [0, 1, 2]) {
+    assert.deepEqual(cut(['eval', 'eval', 'eval', 'eval'], { cuts: 2, below: 6 }, seed), cut(['eval', 'eval', 'eval', 'eval'], undefined, seed));
+    assert.deepEqual(cut(undefined, { cuts: 2, below: 6 }, seed), cut(undefined, undefined, seed));
+    for (const pos of cut(['av', 'ar', 'rl', 'av'], { cuts: 2, below: 6 }, seed)) assert.ok(pos.filter((p) => p < 6).length >= 2, `training cuts ${pos}: two before 6`);
+  }
+  assert.throws(() => textCutItems(tok(), [{ ids, source: 'text' }], { cuts: 3, minTokens: 1, rand: rng(0), docBase: 0, splits: ['av'], cutRule: 'balanced', opening: { cuts: 1, below: 6 } }), /do not combine with the balanced cut rule/);
 });

@@ -69,7 +69,7 @@ export interface DemoOptions {
    * `minTokens`: the first token index a cut of M's text may fall on, in training and in the
    * held-out evaluation alike (the stories keep the option's own `minTokens`).
    */
-  modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number; cutRule?: CutRule; minTokens: number };
+  modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number; cutRule?: CutRule; minTokens: number; openingCuts?: number };
   /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
@@ -93,6 +93,9 @@ export interface DemoOptions {
    *  table: its stderr reaches the terminal through a filtering pipe and could arrive late. */
   report?: (s: string) => void;
 }
+
+/** The opening of a sampled document, for modelSamples.openingCuts: token indices below this (the stories' cuts start here). */
+export const OPENING_BELOW = 30;
 
 export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   layer: 3,
@@ -251,6 +254,8 @@ export interface DemoResult {
   model_min_tokens: number;
   /** The length cap of the samples of M, training and held-out (sampling stops earlier at EOS/BOS). */
   model_doc_tokens: number;
+  /** Of each training sample's cuts, how many fall in its first OPENING_BELOW - 1 tokens (modelSamples.openingCuts). */
+  model_opening_cuts: number;
   model_text_seeds: { base: number; count: number };
   minutes: number;
   /** Wall-clock minutes of each stage, in order (where `minutes` goes). */
@@ -296,6 +301,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const sampled = textCutItems(tok, docs.map((x) => ({ ids: x.ids, source: 'model' as const, seed: x.seed })), {
       cuts: ms.cuts, minTokens: ms.minTokens, rand: rng(o.seed + 11), docBase: o.stories, splits: splitByDoc(docs.length, [0.35, 0.35, 0.15, 0.15], o.seed + 12),
       lastWordCount: o.summary.quoteWords, quote: o.summary.quote, factsWindow: o.summary.factsWindow, cutRule: ms.cutRule,
+      ...(ms.openingCuts ? { opening: { cuts: ms.openingCuts, below: OPENING_BELOW } } : {}),
     });
     const kaRows = items.reduce((a, it) => a + it.positions.length, 0), mRows = sampled.reduce((a, it) => a + it.positions.length, 0);
     const total = o.stories + ms.docs;
@@ -308,10 +314,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       cuts: o.cutsPerStory,
       ...(ms.cuts !== o.cutsPerStory ? { modelCuts: ms.cuts } : {}),
       ...(ms.cutRule && ms.cutRule !== 'random' ? { cutRule: ms.cutRule } : {}),
+      ...(ms.openingCuts ? { openingCuts: { cuts: ms.openingCuts, below: OPENING_BELOW } } : {}),
       minTokens: o.minTokens,
       ...(ms.minTokens !== o.minTokens ? { textMinTokens: ms.minTokens } : {}),
     };
-    log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens${ms.cutRule === 'balanced' ? '; training cuts balanced over the words they quote' : ''}); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);
+    log(`mix: ${o.stories} known-answer stories (${kaRows} rows) and ${ms.docs} samples of M (seeds ${ms.seedBase}..${docSeed(ms.seedBase, ms.docs - 1)}, ${sampled.length} long enough to cut, ${mRows} rows, mean ${(docs.reduce((a, x) => a + x.ids.length - 1, 0) / docs.length).toFixed(0)} tokens${ms.cutRule === 'balanced' ? '; training cuts balanced over the words they quote' : ''}${ms.openingCuts ? `; ${ms.openingCuts} of each training document's cuts before token ${OPENING_BELOW}` : ''}); ${(100 * ms.docs / total).toFixed(0)}% of documents sampled`);
     items.push(...sampled);
   }
   const storeDir = path.join(o.out, 'activations');
@@ -573,6 +580,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     invented_name_rate_sft: mtSft?.q.inventedNameRate ?? NaN,
     train_model_seeds: { base: o.modelSamples.seedBase, count: o.modelSamples.docs },
     model_cut_rule: o.modelSamples.cutRule ?? 'random',
+    model_opening_cuts: o.modelSamples.openingCuts ?? 0,
     model_min_tokens: o.modelSamples.minTokens,
     model_doc_tokens: o.modelSamples.docTokens,
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },

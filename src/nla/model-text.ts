@@ -9,7 +9,7 @@ import type { Tokenizer } from '../io/tokenizer.js';
 import { StreamDecoder } from '../io/tokenizer.js';
 import { generate, generationRows } from '../nn/generate.js';
 import type { LanguageModel } from '../nn/model.js';
-import { rng, shuffled, type Rng } from '../util/rng.js';
+import { randInt, rng, shuffled, type Rng } from '../util/rng.js';
 import type { Reconstructor } from './ar.js';
 import type { Verbalizer } from './av.js';
 import { fveBigram, fveFloor, fveToken, type TokenRows } from './baselines.js';
@@ -175,11 +175,28 @@ export function balancedCuts(words: readonly string[], counts: Map<string, numbe
 }
 
 /**
+ * `count` distinct cut positions of a document of `length` tokens (indices >= minTokens),
+ * ascending: `opening` of them drawn uniformly from the opening (indices below `below`), the rest
+ * uniformly over the whole document. Whole documents of M run to a median of about 350 tokens, so
+ * cuts uniform over them leave the opening few rows, and every text's first tokens, where M's h
+ * differs most from the rest, were then explained worst (docs/experiments.md, "Whole documents of M").
+ */
+export function openingCuts(length: number, minTokens: number, count: number, opening: { cuts: number; below: number }, rand: Rng): number[] {
+  const chosen = new Set(randomCuts(Math.min(length, opening.below), minTokens, Math.min(opening.cuts, count), rand));
+  const candidates = length - minTokens;
+  while (chosen.size < Math.min(count, candidates)) chosen.add(minTokens + randInt(rand, candidates));
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/**
  * Extraction items at cut points (token index >= minTokens; `cutRule`, default random) of
  * documents, each row with the summary of the text up to and including the cut token. Doc ids
- * start at docBase; splits[i] is document i's split (undefined: none).
+ * start at docBase; splits[i] is document i's split (undefined: none). `opening`: that many of
+ * each training document's random cuts fall in its opening (openingCuts); held-out documents
+ * (split 'eval', or none) are cut uniformly either way.
  */
-export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number; cutRule?: CutRule }): ExtractItem[] {
+export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number; minTokens: number; rand: Rng; docBase: number; splits?: (string | undefined)[]; lastWordCount?: number; quote?: QuoteUnit; factsWindow?: number; cutRule?: CutRule; opening?: { cuts: number; below: number } }): ExtractItem[] {
+  if (o.opening?.cuts && o.cutRule === 'balanced') throw new Error('textCutItems: opening cuts place random cuts; they do not combine with the balanced cut rule');
   const items: ExtractItem[] = [];
   const quoted = new Map<string, Map<string, number>>();
   docs.forEach((d, i) => {
@@ -192,7 +209,8 @@ export function textCutItems(tok: Tokenizer, docs: TextDoc[], o: { cuts: number;
       quoted.set(split, counts);
       const words = [...Array(Math.max(0, d.ids.length - o.minTokens)).keys()].map((k) => describe(o.minTokens + k).lastWords);
       positions = balancedCuts(words, counts, o.cuts, o.rand).map((k) => o.minTokens + k);
-    } else positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
+    } else if (o.opening?.cuts && split && split !== 'eval') positions = openingCuts(d.ids.length, o.minTokens, o.cuts, o.opening, o.rand);
+    else positions = randomCuts(d.ids.length, o.minTokens, o.cuts, o.rand);
     if (!positions.length) return;
     items.push({
       ids: d.ids,

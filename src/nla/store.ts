@@ -50,6 +50,8 @@ export interface SourceMix {
   modelCuts?: number;
   /** How the training documents of text sources were cut (model-text.ts CutRule; absent: random). */
   cutRule?: 'balanced';
+  /** Of each training document's random cuts, `cuts` fall below token index `below` (model-text.ts openingCuts; absent: none). */
+  openingCuts?: { cuts: number; below: number };
   /**
    * The first token index a cut may fall on; `textMinTokens` that of the text sources (samples of
    * M, --text, --jsonl) when it differs (the known-answer stories start later: their facts come first).
