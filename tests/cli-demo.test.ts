@@ -20,7 +20,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const out = path.join(tmp, 'demo');
   // --alpha-scale 1.5: the injection norm in nla.json is 1.5 x the store's 75th percentile of |h|;
   // --warm-start-rows shared: both warm starts read the av and ar rows (the world demo runs the split path).
-  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--model-cut-rule', 'balanced', '--model-doc-tokens', '60', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
+  const r = await okCli(['demo', '--quick', '--alpha-scale', '1.5', '--warm-start-rows', 'shared', '--model-cut-rule', 'balanced', '--model-doc-tokens', '60', '--model-text-tokens', '70', '--out', out], 540_000); // a hang guard, not a speed bound: 224-280 s on a loaded 2-core machine
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines[lines.length - 1]) as Record<string, unknown>;
   assert.equal(res.demo, 'nla');
@@ -69,8 +69,9 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   assert.equal(res.model_min_tokens, 1);
   assert.equal(store.manifest.sources?.textMinTokens, 1);
   assert.equal(store.manifest.sources?.minTokens, 30);
-  // --model-doc-tokens caps the samples of M, training and held-out alike, and the store says so.
+  // --model-doc-tokens caps the training samples of M, and the store says so; --model-text-tokens the held-out ones.
   assert.equal(res.model_doc_tokens, 60);
+  assert.equal(res.model_text_doc_tokens, 70);
   assert.equal(store.manifest.sources?.model?.maxTokens, 60);
   const stored = store.readAll().meta;
   const warmRows = stored.filter((m) => m.split === 'av' || m.split === 'ar').length;
@@ -83,7 +84,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const mt = metrics.find((m) => m.stage === 'model-text-rl');
   assert.deepEqual(mt.seeds, heldSeeds);
-  assert.equal(mt.docTokens, 60, 'the held-out samples have the training samples\' cap');
+  assert.equal(mt.docTokens, 70, 'the held-out samples have their own cap');
   const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
   assert.ok(examples.length >= 1 && examples.every((e) => e.row % 19 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 19th held-out row, seeds not trained on');
   assert.match(r.stdout, /held-out samples of M, every 19th row/, 'the examples are on stdout');

@@ -58,7 +58,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
 // Flags of one demo that the other has no use for: given to the wrong one, they are refused by
 // name instead of silently ignored. Keys are commander's option names.
 const STORIES_ONLY: [key: string, flag: string][] = [
-  ['modelSamples', '--model-samples'], ['modelCuts', '--model-cuts'], ['modelDocTokens', '--model-doc-tokens'], ['modelOpeningCuts', '--model-opening-cuts'], ['modelCutRule', '--model-cut-rule'], ['modelMinTokens', '--model-min-tokens'], ['lengthPool', '--length-pool'], ['alphaScale', '--alpha-scale'],
+  ['modelSamples', '--model-samples'], ['modelCuts', '--model-cuts'], ['modelDocTokens', '--model-doc-tokens'], ['modelTextTokens', '--model-text-tokens'], ['modelOpeningCuts', '--model-opening-cuts'], ['modelCutRule', '--model-cut-rule'], ['modelMinTokens', '--model-min-tokens'], ['lengthPool', '--length-pool'], ['alphaScale', '--alpha-scale'],
   ['warmStartRows', '--warm-start-rows'], ['quote', '--quote'], ['factsWindow', '--facts-window'], ['arRefitSteps', '--ar-refit-steps'], ['arRefitRows', '--ar-refit-rows'],
 ];
 const WORLD_ONLY: [key: string, flag: string][] = [
@@ -85,7 +85,8 @@ export function registerDemo(program: Command): void {
     .option('--rl-steps <n>', 'RL steps', String(DEMO_DEFAULTS.rl.steps))
     .option('--model-samples <n>', 'documents sampled from the model and mixed into training beside the stories (0: stories only)', String(DEMO_DEFAULTS.modelSamples.docs))
     .option('--model-cuts <n>', 'cut points per sampled document (rows per document; the sampling costs the same)', String(DEMO_DEFAULTS.modelSamples.cuts))
-    .option('--model-doc-tokens <n>', 'length cap in tokens after BOS of each document sampled from the model, for training and for the held-out evaluation alike (sampling stops earlier at EOS/BOS)', String(DEMO_DEFAULTS.modelSamples.docTokens))
+    .option('--model-doc-tokens <n>', 'length cap in tokens after BOS of each training document sampled from the model (sampling stops earlier at EOS/BOS)', String(DEMO_DEFAULTS.modelSamples.docTokens))
+    .option('--model-text-tokens <n>', 'length cap of each held-out sample of the model scored as M\'s text (default: its context minus BOS, 511 for stories260K: whole documents)', String(DEMO_DEFAULTS.modelTextEval.docTokens))
     .option('--model-opening-cuts <n>', 'of each training sample\'s --model-cuts, how many are drawn from its opening (tokens before 30) rather than uniformly over it, so every text\'s first tokens keep their share of the rows in long documents (random cut rule only; held-out documents are cut uniformly)', String(DEMO_DEFAULTS.modelSamples.openingCuts ?? 0))
     .option('--model-min-tokens <n>', 'the first token index a cut of a sampled document may fall on, in training and in the held-out evaluation (the stories are cut from 30)', String(DEMO_DEFAULTS.modelSamples.minTokens))
     .option('--model-cut-rule <rule>', 'where the training cuts of the sampled documents fall: random (uniform over tokens) or balanced (each cut drawn in proportion to 1/(1+n), n the rows of its split so far quoting the word it would quote, so the rows teach more of the words M writes); held-out documents are cut at random either way', DEMO_DEFAULTS.modelSamples.cutRule ?? 'random')
@@ -113,7 +114,7 @@ export function registerDemo(program: Command): void {
     .option('--fact-weight <w>', 'with --world: weight of the summary tokens that state a fact\'s value in the AV warm start\'s loss (1 = plain mean; default the world demo\'s)')
     .option('--dev', 'score the dev half of the held-out stories and dev samples of M (for choosing settings; the default scores test)')
     .addHelpText('after', '\nPrints a table of every number with a line on how to read it; its last line is JSON.\nFVE = 1 - MSE/Var on L2-normalised activations; compare it with the token/bigram baselines, not with 0.')
-    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; modelDocTokens: string; modelOpeningCuts: string; modelCutRule: string; modelMinTokens: string; stories: string; arSteps: string; avSteps: string; arRefitSteps: string; arRefitRows: string; lengthPool: string; avLr: string; alphaScale: string; warmStartRows: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
+    .action(async (o: { world?: boolean; worldModel?: string; model?: string; tokenizer?: string; out: string; layer: string; seed: string; quick?: boolean; rlSteps: string; modelSamples: string; modelCuts: string; modelDocTokens: string; modelTextTokens: string; modelOpeningCuts: string; modelCutRule: string; modelMinTokens: string; stories: string; arSteps: string; avSteps: string; arRefitSteps: string; arRefitRows: string; lengthPool: string; avLr: string; alphaScale: string; warmStartRows: string; quoteWeight: string; quote: string; quoteWords: string; factsWindow?: string; maxTokens: string; prompts?: string; claimCost?: string; claimFields?: string; dev?: boolean; factWeight?: string; worldSummary?: string; heldPrecision?: string }, cmd: Command) => {
       const whole = (flag: string, v: string, min: number) => {
         const n = Number(v);
         if (!Number.isInteger(n) || n < min) throw new Error(`nla demo: ${flag} needs a whole number >= ${min}, got ${v}`);
@@ -178,18 +179,18 @@ export function registerDemo(program: Command): void {
         warmStartRows: oneOf('--warm-start-rows', o.warmStartRows, ['split', 'shared'] as const),
         rl: { ...D.rl, steps: whole('--rl-steps', o.rlSteps, 0), maxTokens: whole('--max-tokens', o.maxTokens, 1), claimCost: o.claimCost === undefined ? D.rl.claimCost : nonNegative('--claim-cost', o.claimCost), claimFields: o.claimFields === undefined ? D.rl.claimFields : parseFields(o.claimFields, '--claim-fields') },
         modelSamples: { ...D.modelSamples, docs: whole('--model-samples', o.modelSamples, 0), cuts: whole('--model-cuts', o.modelCuts, 1), cutRule: oneOf('--model-cut-rule', o.modelCutRule, CUT_RULES), minTokens: whole('--model-min-tokens', o.modelMinTokens, 1), docTokens: whole('--model-doc-tokens', o.modelDocTokens, 1), openingCuts: whole('--model-opening-cuts', o.modelOpeningCuts, 0) },
-        modelTextEval: { ...D.modelTextEval, docTokens: whole('--model-doc-tokens', o.modelDocTokens, 1) },
+        modelTextEval: { ...D.modelTextEval, docTokens: whole('--model-text-tokens', o.modelTextTokens, 1) },
         summary: parseSummaryFlags(o, 'nla demo'),
         evalPart: o.dev ? ('dev' as const) : D.evalPart,
         prompts: promptsOf(o.prompts) ?? D.prompts,
       };
       if (base.modelSamples.openingCuts && base.modelSamples.cutRule === 'balanced') throw new Error('nla demo: --model-opening-cuts places random cuts; it does not combine with --model-cut-rule balanced');
-      const quickDocTokens = given('modelDocTokens') ? base.modelSamples.docTokens : 80;
+      const quick = (k: string, v: number) => (given(k) ? v : 80);
       const cfg = o.quick
-        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { ...base.modelSamples, docs: 16, seedBase: 0, docTokens: quickDocTokens, cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: quickDocTokens }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, arRefit: { ...base.arRefit, rows: Math.min(base.arRefit.rows, 60), steps: Math.min(base.arRefit.steps, 10) }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
+        ? { ...base, stories: 120, cutsPerStory: 3, modelSamples: { ...base.modelSamples, docs: 16, seedBase: 0, docTokens: quick('modelDocTokens', base.modelSamples.docTokens), cuts: 3 }, modelTextEval: { ...base.modelTextEval, docs: 6, cuts: 2, docTokens: quick('modelTextTokens', base.modelTextEval.docTokens) }, arSft: { ...base.arSft, steps: 30 }, avSft: { ...base.avSft, steps: 60 }, arRefit: { ...base.arRefit, rows: Math.min(base.arRefit.rows, 60), steps: Math.min(base.arRefit.steps, 10) }, rl: { ...base.rl, steps: 4 }, evalRows: 24 }
         : base;
       const r = await runDemo({ ...cfg, model: o.model ?? findModelFile('stories260K.bin'), tokenizer: o.tokenizer, out: o.out, layer: Number(o.layer), seed: Number(o.seed), report: (s) => console.log(s) });
-      console.log(`\n${r.eval_rows} rows of the ${r.eval_split} stories (${r.eval_split === 'test' ? 'no setting was chosen on them' : 'for choosing settings; report test'}); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(32) + 'value    meaning');
+      console.log(`\n${r.eval_rows} rows of the ${r.eval_split} stories (${r.eval_split === 'test' ? 'no setting was chosen on them' : 'for choosing settings; report test'}); model_text_* on ${r.model_text_rows} rows of held-out samples of M (seeds ${r.model_text_seeds.base}..${r.model_text_seeds.base + r.model_text_seeds.count - 1}, each until EOS or ${r.model_text_doc_tokens} tokens; ${r.train_model_seeds.count ? `training samples ${r.train_model_seeds.base}..${r.train_model_seeds.base + r.train_model_seeds.count - 1}` : 'no samples of M in training'})\n` + 'metric'.padEnd(32) + 'value    meaning');
       for (const [k, what] of EXPLAIN) console.log(`${k.padEnd(32)}${Number(r[k]).toFixed(3).padStart(7)}  ${what}`);
       console.log('\nper field (greedy, share stated correctly)\n' + 'field'.padEnd(14) + ['sft', 'rl', 'chance', 'probe'].map((h) => h.padStart(8)).join('') + '    rows');
       for (const [f, v] of [...Object.entries(r.facts_fields), ['current word', r.current_word] as const]) {

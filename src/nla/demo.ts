@@ -70,7 +70,12 @@ export interface DemoOptions {
    * held-out evaluation alike (the stories keep the option's own `minTokens`).
    */
   modelSamples: { docs: number; seedBase: number; docTokens: number; cuts: number; cutRule?: CutRule; minTokens: number; openingCuts?: number };
-  /** Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted disjoint from the store's). */
+  /**
+   * Fresh held-out samples of M for the model-text numbers (seeds seed..seed+docs-1, asserted
+   * disjoint from the store's), each sampled until EOS or docTokens (at most the model's context
+   * minus BOS): by default whole documents, since nearly half of what M writes lies past the
+   * training documents' 200 tokens and the figures are of M's text as it comes.
+   */
   modelTextEval: { docs: number; seed: number; devSeed: number; cuts: number; docTokens: number };
   maxTokens: number;
   /**
@@ -150,7 +155,7 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // -0.19, under the token lookup's 0.21 (docs/experiments.md, "The first tokens of a text").
   modelSamples: { docs: 3000, seedBase: 0, docTokens: 200, cuts: 8, minTokens: 1 },
   // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones.
-  modelTextEval: { docs: 100, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 200 },
+  modelTextEval: { docs: 100, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 511 },
   evalPart: 'test',
   // How summaries quote and which facts they state: corpus.ts DEFAULT_SUMMARY (why there).
   summary: DEFAULT_SUMMARY,
@@ -254,6 +259,8 @@ export interface DemoResult {
   model_min_tokens: number;
   /** The length cap of the samples of M, training and held-out (sampling stops earlier at EOS/BOS). */
   model_doc_tokens: number;
+  /** The length cap of the held-out samples of M (modelTextEval.docTokens, at most the model's context minus BOS). */
+  model_text_doc_tokens: number;
   /** Of each training sample's cuts, how many fall in its first OPENING_BELOW - 1 tokens (modelSamples.openingCuts). */
   model_opening_cuts: number;
   model_text_seeds: { base: number; count: number };
@@ -409,8 +416,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
   // Held-out samples of M (fresh seeds, asserted disjoint from the store's by evaluateModelText).
   const storeAll = { h: all.h, meta: all.meta, dir: storeDir, sources: store.manifest.sources };
+  const heldOutCap = Math.min(o.modelTextEval.docTokens, M.cfg.maxSeqLen - 1);
   const modelText = async (stage: string, tokenProbes = false): Promise<{ r: ModelTextEvalResult; q: ReturnType<typeof quoteAccuracy> }> => {
-    const me = o.modelTextEval;
+    const me = { ...o.modelTextEval, docTokens: heldOutCap };
     const r = await evaluateModelText({ av: AV, ar: AR, tok, layer: o.layer, variance }, M, storeAll, {
       docs: me.docs, seed: o.evalPart === 'dev' ? me.devSeed : me.seed, cuts: me.cuts, summary: summaryOptionsOf(o.summary), minTokens: o.modelSamples.minTokens, docTokens: me.docTokens, maxTokens: o.maxTokens, evalSeed: o.seed + 7, tokenProbes,
     });
@@ -583,6 +591,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     model_opening_cuts: o.modelSamples.openingCuts ?? 0,
     model_min_tokens: o.modelSamples.minTokens,
     model_doc_tokens: o.modelSamples.docTokens,
+    model_text_doc_tokens: heldOutCap,
     model_text_seeds: mtRl?.r.seeds ?? { base: o.modelTextEval.seed, count: 0 },
     minutes: (performance.now() - t0) / 60000,
     stage_minutes,
