@@ -5,6 +5,7 @@
 // cut anywhere from position 1, by position band: FVE, quotes exact, and the token lookup on the
 // same rows (fitted on the store's training rows). Prints one JSON line.
 //   node --import tsx scripts/early-positions.ts --nla DIR --store DIR [--docs 100] [--cuts 20] [--seed 2000000] [--doc-tokens N] [--split-at S]
+import { docBootstrap, pairedMeanChange } from '../src/nla/doc-bootstrap.js';
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore } from '../src/nla/store.js';
 import { evaluateModelText, summaryOptionsOf } from '../src/nla/model-text.js';
@@ -48,5 +49,20 @@ for (const [name, f] of bands) {
     examples: rows.slice(0, 4).map((i) => `${JSON.stringify(r.contexts[i]!.slice(-30))} -> ${r.greedy.examples[i]!.explanation}`),
   };
 }
+// All rows together, with 95% intervals over the documents (a bootstrap, paired for the difference with the lookup).
+const docs = r.meta.map((m) => m.seed ?? m.doc);
+const fveRows = r.greedy.examples.map((e) => 1 - e.mse / v);
+const [fveCi] = docBootstrap(docs, (rows) => [rows.reduce((a, i) => a + fveRows[i]!, 0) / rows.length]);
+out.all = {
+  rows: r.rows,
+  fve: +(fveRows.reduce((a, x) => a + x, 0) / r.rows).toFixed(3),
+  fve_ci: fveCi!.map((x) => +x.toFixed(3)),
+  quote_exact: +(q.rows.reduce((a, x) => a + +x.exact, 0) / r.rows).toFixed(3),
+  ...(r.tokenRows ? (() => {
+    const tokRows = r.tokenRows.mse.map((m) => 1 - m / r.tokenRows!.variance);
+    const c = pairedMeanChange(docs, tokRows, fveRows);
+    return { token: +(tokRows.reduce((a, x) => a + x, 0) / r.rows).toFixed(3), fve_minus_token: +c.diff.toFixed(3), fve_minus_token_ci: c.ci.map((x) => +x.toFixed(3)) };
+  })() : {}),
+};
 console.log(JSON.stringify(out));
 process.exit(0);
