@@ -1,7 +1,7 @@
 // `nla demo`: the whole NLA pipeline on stories260K with the built-in known-answer corpus.
 import type { Command } from 'commander';
 import { SUMMARY_FLAGS, parseSummaryFlags } from './summary-flags.js';
-import { DEMO_DEFAULTS, runDemo, type DemoResult } from '../nla/demo.js';
+import { DEMO_DEFAULTS, OPENING_BELOW, runDemo, type DemoResult } from '../nla/demo.js';
 import { findModelFile } from '../io/model-files.js';
 import { demoWorld, WORLD_MODEL_CACHE } from './demo-world.js';
 import { WORLD_DEMO_DEFAULTS } from '../nla/demo-world.js';
@@ -87,7 +87,7 @@ export function registerDemo(program: Command): void {
     .option('--model-cuts <n>', 'cut points per sampled document (rows per document; the sampling costs the same)', String(DEMO_DEFAULTS.modelSamples.cuts))
     .option('--model-doc-tokens <n>', 'length cap in tokens after BOS of each training document sampled from the model (sampling stops earlier at EOS/BOS)', String(DEMO_DEFAULTS.modelSamples.docTokens))
     .option('--model-text-tokens <n>', 'length cap of each held-out sample of the model scored as M\'s text (default: its context minus BOS, 511 for stories260K: whole documents)', String(DEMO_DEFAULTS.modelTextEval.docTokens))
-    .option('--model-opening-cuts <n>', 'of each training sample\'s --model-cuts, how many are drawn from its opening (tokens before 30) rather than uniformly over it, so every text\'s first tokens keep their share of the rows in long documents (random cut rule only; held-out documents are cut uniformly)', String(DEMO_DEFAULTS.modelSamples.openingCuts ?? 0))
+    .option('--model-opening-cuts <n>', `of each training sample's --model-cuts, how many are drawn from its opening (tokens before ${OPENING_BELOW}) rather than uniformly over it, so every text's first tokens keep their share of the rows in long documents (random cut rule only; held-out documents are cut uniformly)`, String(DEMO_DEFAULTS.modelSamples.openingCuts ?? 0))
     .option('--model-min-tokens <n>', 'the first token index a cut of a sampled document may fall on, in training and in the held-out evaluation (the stories are cut from 30)', String(DEMO_DEFAULTS.modelSamples.minTokens))
     .option('--model-cut-rule <rule>', 'where the training cuts of the sampled documents fall: random (uniform over tokens) or balanced (each cut drawn in proportion to 1/(1+n), n the rows of its split so far quoting the word it would quote, so the rows teach more of the words M writes); held-out documents are cut at random either way', DEMO_DEFAULTS.modelSamples.cutRule ?? 'random')
     .option('--stories <n>', 'known-answer stories generated', String(DEMO_DEFAULTS.stories))

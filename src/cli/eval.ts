@@ -70,7 +70,7 @@ export function registerEval(program: Command): void {
     .option('--model-text <n>', 'also sample N fresh documents from M and score greedy explanations at their cuts (held-out model text; 0 = skip)', '0')
     .option('--model-text-seed <s>', 'base seed of --model-text (document i: S + i); must be disjoint from every seed in the store (default: above them all)')
     .option('--model-text-cuts <n>', 'cut positions per --model-text document (default: the store\'s --cuts, else 4)')
-    .option('--model-text-tokens <n>', 'length cap of a --model-text document (default: the store\'s sampling cap, else min(256, context - 1))')
+    .option('--model-text-tokens <n>', 'length cap of a --model-text document (default: the store\'s sampling cap, else min(256, context - 1); `nla demo` scores whole documents, to the context: 511 for stories260K)')
     .option('--model-text-min-tokens <n>', 'the first token index a --model-text cut may fall on (default: the store\'s, as its samples of M were cut; 30 for stores that record none)')
     .option('--model <path>', 'where M is, for --model-text (default: the path in nla.json; its sha256 must match)')
     .option('--against <dir>', 'another NLA of the same model and layer (nla\'s own directory), scored greedily on the same rows (the store\'s and the --model-text ones): its figures, and this NLA\'s minus its with 95% paired intervals over the documents')

@@ -153,8 +153,12 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // M's text is cut from its first token on (the stories from 30): at 30, the positions every
   // text starts with were never trained on nor scored, and a dev NLA explained tokens 1-9 at FVE
   // -0.19, under the token lookup's 0.21 (docs/experiments.md, "The first tokens of a text").
+  // Training documents stop at 200 tokens: whole ones (to EOS or 511) raised M's text on whole
+  // held-out documents by 0.03 but lowered the stories by 0.006-0.013, and no way tried passed its
+  // rule (docs/experiments.md, "Whole documents of M").
   modelSamples: { docs: 3000, seedBase: 0, docTokens: 200, cuts: 8, minTokens: 1 },
-  // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones.
+  // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones; whole documents
+  // (M's stories run to a median of 352 tokens; 45% of what M writes lies past token 200).
   modelTextEval: { docs: 100, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 511 },
   evalPart: 'test',
   // How summaries quote and which facts they state: corpus.ts DEFAULT_SUMMARY (why there).
@@ -257,7 +261,7 @@ export interface DemoResult {
   model_cut_rule: CutRule;
   /** The first token index M's text (training and held-out) was cut at (modelSamples.minTokens). */
   model_min_tokens: number;
-  /** The length cap of the samples of M, training and held-out (sampling stops earlier at EOS/BOS). */
+  /** The length cap of the training samples of M (modelSamples.docTokens; sampling stops earlier at EOS/BOS). */
   model_doc_tokens: number;
   /** The length cap of the held-out samples of M (modelTextEval.docTokens, at most the model's context minus BOS). */
   model_text_doc_tokens: number;
