@@ -72,13 +72,23 @@ test('a temp file left by a killed writer (its pid gone) is removed by the next 
 test('a temp file of a writer that is now a zombie (dead, never reaped) is removed too', async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'zombie-'));
   const target = path.join(dir, 'run.ckpt');
-  // `true` exits at once; its parent exec's into sleep, which never reaps it: a zombie for 20 s.
+  // The background `sleep 1` exits after its parent has exec'd into `sleep 20`, which never reaps
+  // it: a zombie until the end. (A child that exits at once can be reaped by the shell itself
+  // before the exec, on a loaded machine: then its pid is simply gone.)
   const { spawn } = await import('node:child_process');
-  const sh = spawn('sh', ['-c', 'true & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const sh = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     const pid = Number(await new Promise<string>((r) => sh.stdout.once('data', (b: Buffer) => r(b.toString()))));
-    const state = () => { const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); return s[s.lastIndexOf(')') + 2]; };
-    for (let i = 0; i < 200 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+    const state = () => {
+      let s: string;
+      try {
+        s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        return 'gone (reaped)';
+      }
+      return s[s.lastIndexOf(')') + 2];
+    };
+    for (let i = 0; i < 1000 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(state(), 'Z', `pid ${pid} is a zombie`);
     assert.doesNotThrow(() => process.kill(pid, 0), 'a zombie answers kill(pid, 0)');
     fs.writeFileSync(path.join(dir, `.run.ckpt.tmp-${pid}-abc`), 'partial');
