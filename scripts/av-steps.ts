@@ -12,11 +12,12 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32] [--fragments N]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32] [--fragments N] [--aux-pieces W]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
 import { makeOptimizer } from '../src/nla/optim.js';
+import { padRight } from '../src/nla/batch.js';
 import { COMPACT_PROMPTS } from '../src/nla/prompts.js';
 import { findModelFile } from '../src/io/model-files.js';
 import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
@@ -91,7 +92,32 @@ function noisy(h: Float32Array): Float32Array {
   }
   return h;
 }
+// `--aux-pieces W`: the prompt's positions from the placeholder on (teacher-forced, their loss
+// otherwise masked) are also trained, with weight W, to predict the opening quotation's tokens one
+// by one: the AV's states at the injected vector must spell the word out, which the later
+// positions, where it writes the quote, read by attention. Costs nothing: those logits are
+// computed anyway.
+const AUX = Number(arg('aux-pieces', '0'));
+function auxLoss(rows: number[], ids: number[][], ws: number[][]): T.Tensor {
+  const p = av.prompt.position, batch = padRight(rows.map((r) => [...av.prompt.ids, ...ids[r]!]), 0);
+  const { B, T: Tn } = batch, V = M.cfg.vocabSize;
+  const targets = new Int32Array(B * (Tn - 1)), w = new Float32Array(B * (Tn - 1));
+  for (let b = 0; b < B; b++) for (let t = 0; t < Tn - 1; t++) targets[b * (Tn - 1) + t] = batch.ids[b * Tn + t + 1]!;
+  rows.forEach((r, b) => {
+    ws[r]!.forEach((x, k) => (w[b * (Tn - 1) + P - 1 + k] = x));
+    const quoted = ids[r]!.filter((_, k) => fullW[r]![k] === QW).slice(0, P - 1 - p);
+    quoted.forEach((id, j) => {
+      targets[b * (Tn - 1) + p + j] = id;
+      w[b * (Tn - 1) + p + j] = AUX;
+    });
+  });
+  const vectors = av.injection(noisy(rowsOf(data.h, d, rows)));
+  const { logits } = av.model.forward(T.Tensor.from(batch.ids, [B, Tn], 'i32'), { inject: { positions: new Array(B).fill(p), vectors } });
+  const logp = T.tokenLogProbs(logits!.slice(1, 0, Tn - 1).reshape([B * (Tn - 1), V]), T.Tensor.from(targets, [B * (Tn - 1)], 'i32')).reshape([B, Tn - 1]);
+  return weightedNll(logp, T.Tensor.from(w, [B, Tn - 1]));
+}
 function loss(rows: number[], ids: number[][], ws: number[][]): T.Tensor {
+  if (AUX && ids === full) return auxLoss(rows, ids, ws);
   const { logp, mask } = av.completionLogProbs(noisy(rowsOf(data.h, d, rows)), rows.map((r) => ids[r]!));
   const [B, Tm] = mask.shape;
   mask.dispose();
@@ -200,7 +226,7 @@ out.forEach((e, k) => {
 });
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
-  store: store.dir, eval_store: evalStore.dir, steps: STEPS, batch: BATCH, quote_only_rows: Q, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
+  store: store.dir, eval_store: evalStore.dir, steps: STEPS, batch: BATCH, quote_only_rows: Q, aux_pieces: AUX, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
   ...(FRAG ? { fragments_below: FRAG, fragmented_rows: fragmented, quotes: frag } : {}),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
