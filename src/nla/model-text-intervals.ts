@@ -1,4 +1,4 @@
-// How sure are the figures on M's own text? The demo scores 200 rows of 100 held-out documents
+// How sure are the figures on M's own text? The demo scores 800 rows of 400 held-out documents
 // (two cuts each), and issue 10's targets compare those figures with a baseline, a threshold or
 // the stories' FVE, so each comes with a 95% interval from a bootstrap over documents
 // (doc-bootstrap.ts). Comparisons on the same rows are paired (the NLA against the token lookup;
