@@ -85,12 +85,19 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const mt = metrics.find((m) => m.stage === 'model-text-rl');
   assert.deepEqual(mt.seeds, heldSeeds);
   assert.equal(mt.docTokens, 70, 'the held-out samples have their own cap');
-  const examples = metrics.find((m) => m.stage === 'model-text-examples').rows as { row: number; seed: number }[];
-  assert.ok(examples.length >= 1 && examples.every((e) => e.row % 19 === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), 'examples: every 19th held-out row, seeds not trained on');
-  assert.match(r.stdout, /held-out samples of M, every 19th row/, 'the examples are on stdout');
-  // The failures, by rule: every 7th of the rows with a wrong quote or an invented name, and only those.
-  const wrong = metrics.find((m) => m.stage === 'model-text-examples-wrong') as { of: number; rows: { quote_exact: boolean; invented: string[] }[] };
-  assert.equal(wrong.rows.length, Math.ceil(wrong.of / 7));
+  // The examples, by rule: every kth held-out row, k the smallest odd step that shows at most 11.
+  const ex = metrics.find((m) => m.stage === 'model-text-examples') as { rule: string; of: number; rows: { row: number; seed: number }[] };
+  const k = Number(/^every (\d+)th row$/.exec(ex.rule)?.[1]);
+  assert.equal(ex.of, n.model_text_rows);
+  assert.ok(k % 2 === 1 && Math.ceil(ex.of / k) <= 11 && (k === 1 || Math.ceil(ex.of / (k - 2)) > 11), `step ${k} for ${ex.of} rows`);
+  assert.equal(ex.rows.length, Math.ceil(ex.of / k));
+  assert.ok(ex.rows.every((e) => e.row % k === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), `examples: every ${k}th held-out row, seeds not trained on`);
+  assert.match(r.stdout, new RegExp(`held-out samples of M, every ${k}th row of ${ex.of}`), 'the examples are on stdout');
+  // The failures, by rule: every kth of the rows with a wrong quote or an invented name (at most 7), and only those.
+  const wrong = metrics.find((m) => m.stage === 'model-text-examples-wrong') as { rule: string; of: number; rows: { quote_exact: boolean; invented: string[] }[] };
+  const wk = Number(/^every (\d+)th row/.exec(wrong.rule)?.[1]);
+  assert.ok(wk % 2 === 1 && wrong.rows.length <= 7);
+  assert.equal(wrong.rows.length, Math.ceil(wrong.of / wk));
   assert.ok(wrong.rows.every((x) => !x.quote_exact || x.invented.length > 0), 'only failures are shown');
   const nonExact = Math.round((1 - n.quote_exact) * n.model_text_rows), invented = Math.round(n.invented_name_rate * n.model_text_rows);
   assert.ok(wrong.of >= nonExact && wrong.of <= nonExact + invented, `failures ${wrong.of}: ${nonExact} wrong quotes, ${invented} with invented names`);

@@ -519,13 +519,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   report('\nexamples (the first 5 test rows):');
   rlEval.greedy.examples.slice(0, 5).forEach((e, i) => report(`  [${ev.meta[i].truth?.currentWord}] ${e.explanation ?? '(unparseable)'}  (mse ${e.mse.toFixed(3)})`));
   if (mtRl) {
-    // Chosen by rule, not by hand: every 19th held-out model-text row (rows 0, 19, 38, ...). The
-    // rows run document by document, cuts in order; an odd step shows early and late cuts alike
-    // (every 20th showed only first cuts).
-    // And the failures, by rule too: every WRONG_STEPth row whose quote is not exact or that
+    // Chosen by rule, not by hand: every kth held-out model-text row (rows 0, k, 2k, ...), k the
+    // smallest odd step giving at most EXAMPLES rows (19 for 200 rows). The rows run document by
+    // document, cuts in order; an odd step shows early and late cuts alike (every 20th showed only
+    // first cuts). And the failures, by rule too: every kth row whose quote is not exact or that
     // names a character the text lacks (an every-19th sample can miss them all).
     const all = mtRl.r.greedy.examples.map((e, i) => ({ e, i }));
     const wrong = all.filter(({ i }) => !mtRl.q.rows[i].exact || mtRl.q.rows[i].inventedNames.length > 0);
+    const step = exampleStep(all.length, EXAMPLES), wrongStep = exampleStep(wrong.length, WRONG_EXAMPLES);
     const show = (picks: typeof all) => picks.map(({ e, i }) => {
       const tail = normTail(mtRl.r.contexts[i], 70);
       const q = mtRl.q.rows[i];
@@ -533,10 +534,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       report(`  [${i}] ...${JSON.stringify(tail)}\n       -> ${e.explanation ?? '(unparseable)'}  (FVE ${row.fve.toFixed(3)}${q.exact ? '' : ', quote not exact'}${q.inventedNames.length ? `, invented ${q.inventedNames.join(', ')}` : ''})`);
       return row;
     });
-    report(`\nheld-out samples of M, every ${EXAMPLE_STEP}th row (after RL; context tail -> greedy explanation, row FVE):`);
-    record('model-text-examples', { rule: `every ${EXAMPLE_STEP}th row`, rows: show(all.filter(({ i }) => i % EXAMPLE_STEP === 0)) });
-    report(`\n... and every ${WRONG_STEP}th of the ${wrong.length} rows whose quote is not exact or that name a character the text lacks:`);
-    record('model-text-examples-wrong', { rule: `every ${WRONG_STEP}th row whose quote is not exact or that invents a name`, of: wrong.length, rows: show(wrong.filter((_, k) => k % WRONG_STEP === 0)) });
+    report(`\nheld-out samples of M, every ${step}th row of ${all.length} (after RL; context tail -> greedy explanation, row FVE):`);
+    record('model-text-examples', { rule: `every ${step}th row`, of: all.length, rows: show(all.filter(({ i }) => i % step === 0)) });
+    report(`\n... and every ${wrongStep}th of the ${wrong.length} rows whose quote is not exact or that name a character the text lacks:`);
+    record('model-text-examples-wrong', { rule: `every ${wrongStep}th row whose quote is not exact or that invents a name`, of: wrong.length, rows: show(wrong.filter((_, k) => k % wrongStep === 0)) });
   }
   const field = (f: string, chance: number): FieldReport => {
     const share = (c: FieldCount | undefined) => (c ? c.correct / c.total : NaN);
@@ -610,9 +611,15 @@ function sameRows(a: readonly RowMeta[], b: readonly RowMeta[]): boolean {
   return a.length === b.length && a.every((m, i) => m.doc === b[i]!.doc && m.pos === b[i]!.pos && m.seed === b[i]!.seed);
 }
 
-/** Model-text examples shown: rows 0, EXAMPLE_STEP, 2 EXAMPLE_STEP, ... */
-const EXAMPLE_STEP = 19;
-const WRONG_STEP = 7;
+/** Model-text examples shown: at most this many rows of all, and of the failures. */
+const EXAMPLES = 11;
+const WRONG_EXAMPLES = 7;
+/** The smallest odd step k with ceil(n / k) <= want: rows 0, k, 2k, ... number at most want. */
+export const exampleStep = (n: number, want: number): number => {
+  let k = Math.max(1, Math.ceil(n / want));
+  if (k % 2 === 0) k++;
+  return k;
+};
 
 /** The last n characters of a text, whitespace runs as one space. */
 function normTail(s: string, n: number): string {
