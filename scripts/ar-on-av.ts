@@ -12,13 +12,9 @@ import { rowsOf } from '../src/nla/sft.js';
 import { refitArOnAv } from '../src/nla/ar-refit.js';
 import { mseNormalized } from '../src/nla/fve.js';
 import * as T from '../src/tensor/index.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`ar-on-av: --${k} is required`);
-  return d;
-};
+const arg = argReader('ar-on-av');
 await T.initGpu();
 const nla = await loadNLA(arg('nla'));
 const d = nla.ar.d, V = nla.meta.variance;

@@ -8,13 +8,9 @@ import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { rowsOf } from '../src/nla/sft.js';
 import * as T from '../src/tensor/index.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`av-fit-gap: --${k} is required`);
-  return d;
-};
+const arg = argReader('av-fit-gap');
 const nla = await loadNLA(arg('nla'));
 const store = ActivationStore.open(arg('store'));
 const rows = Number(arg('rows', '480'));

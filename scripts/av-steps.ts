@@ -24,13 +24,9 @@ import { loadModel, loadTokenizerFor } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import { SeededRng } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`av-steps: --${k} is required`);
-  return d;
-};
+const arg = argReader('av-steps');
 const STEPS = Number(arg('steps')), Q = Number(arg('quote-only', '0')), QW = 4, BATCH = Number(arg('batch', '32'));
 await T.initGpu();
 const file = findModelFile('stories260K.bin');

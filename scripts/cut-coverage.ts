@@ -14,13 +14,9 @@ import { sampleModelText, splitByDoc } from '../src/nla/model-text.js';
 import { decodeDoc, describeTextCut } from '../src/nla/text-summary.js';
 import { rng, randInt } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`cut-coverage: --${k} is required`);
-  return d;
-};
+const arg = argReader('cut-coverage');
 await T.initGpu();
 const file = arg('model', '../shared/models/stories260K.bin');
 const M = (await loadModel(file)).model as Llama;

@@ -14,13 +14,9 @@ import { findModelFile } from '../src/io/model-files.js';
 import { loadModel } from '../src/nn/load.js';
 import type { Llama } from '../src/nn/llama.js';
 import * as T from '../src/tensor/index.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`early-positions: --${k} is required`);
-  return d;
-};
+const arg = argReader('early-positions');
 await T.initGpu();
 const nla = await loadNLA(arg('nla'));
 const store = ActivationStore.open(arg('store'), { layer: nla.meta.layer, d: nla.ar.d });

@@ -6,13 +6,9 @@ import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore } from '../src/nla/store.js';
 import { evaluate } from '../src/nla/evaluate.js';
 import { rowsOf } from '../src/nla/sft.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`eval-batch: --${k} is required`);
-  return d;
-};
+const arg = argReader('eval-batch');
 const nla = await loadNLA(arg('nla'));
 const store = ActivationStore.open(arg('store'));
 const rows = Number(arg('rows', '200')), k = Number(arg('samples', '1'));

@@ -8,9 +8,8 @@
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { quoteSpan } from '../src/nla/fact-weights.js';
 import { fve, meanRow, mseNormalized, normalizeRows, varianceNormalized } from '../src/nla/fve.js';
-const at = process.argv.indexOf('--store');
-if (at < 0 || !process.argv[at + 1]) throw new Error('lookup-keys: --store DIR is required');
-const store = ActivationStore.open(process.argv[at + 1]!);
+import { argReader } from './args.js';
+const store = ActivationStore.open(argReader('lookup-keys')('store'));
 const all = store.readAll(); const d = store.manifest.d;
 const M = all.meta;
 const idx = (f: (i: number) => boolean) => M.map((_, i) => (f(i) ? i : -1)).filter((i) => i >= 0);

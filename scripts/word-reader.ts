@@ -17,13 +17,9 @@ import { rng } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
 import { findModelFile } from '../src/io/model-files.js';
 import { loadTokenizerFor } from '../src/nn/load.js';
+import { argReader } from './args.js';
 
-const arg = (k: string, d?: string) => {
-  const i = process.argv.indexOf(`--${k}`);
-  if (i > 0) return process.argv[i + 1]!;
-  if (d === undefined) throw new Error(`word-reader: --${k} is required`);
-  return d;
-};
+const arg = argReader('word-reader');
 await T.initGpu();
 const tok = loadTokenizerFor(findModelFile('stories260K.bin'));
 const store = ActivationStore.open(arg('store'));
