@@ -157,9 +157,9 @@ export const DEMO_DEFAULTS: Omit<DemoOptions, 'model' | 'out'> = {
   // held-out documents by 0.03 but lowered the stories by 0.006-0.013, and no way tried passed its
   // rule (docs/experiments.md, "Whole documents of M").
   modelSamples: { docs: 3000, seedBase: 0, docTokens: 200, cuts: 8, minTokens: 1 },
-  // 100 fresh documents x 2 cuts = 200 rows, seeds far above the training ones; whole documents
-  // (M's stories run to a median of 352 tokens; 45% of what M writes lies past token 200).
-  // 400 documents, not 100: the first target's paired interval on 100 was +-0.08, too wide to judge it.
+  // 400 fresh documents x 2 cuts = 800 rows, seeds far above the training ones (100 gave the first
+  // target's paired interval +-0.08, too wide to judge it); whole documents (M's stories run to a
+  // median of 352 tokens; 45% of what M writes lies past token 200).
   modelTextEval: { docs: 400, seed: 1_000_000, devSeed: 2_000_000, cuts: 2, docTokens: 511 },
   evalPart: 'test',
   // How summaries quote and which facts they state: corpus.ts DEFAULT_SUMMARY (why there).
