@@ -194,10 +194,12 @@ test('sftLoss: weights of 1 give the plain loss exactly; weights W give sum(w * 
   // Independently: the per-token log-probs, weighted on the host in float64.
   const targets = summaries.map((e) => av.targetIds(e));
   const lp = await read(() => av.completionLogProbs(h, targets).logp);
-  const Tm = lp.length / B, P = av.prompt.ids.length;
+  // completionLogProbs: logp[b, k] scores target token k of row b (the head skips the prompt).
+  const Tm = lp.length / B;
+  assert.equal(Tm, Math.max(...targets.map((t) => t.length)));
   let num = 0, den = 0;
   targets.forEach((ids, b) => ids.forEach((_, k) => {
-    num -= weights[b][k] * lp[b * Tm + P - 1 + k];
+    num -= weights[b][k] * lp[b * Tm + k];
     den += weights[b][k];
   }));
   assert.ok(Math.abs(got - num / den) < 1e-5 * Math.max(1, Math.abs(num / den)), `weighted loss ${got}, host ${num / den}`);

@@ -55,3 +55,32 @@ test('lmLoss with ignored targets: head in vocabulary chunks equals the fused cr
   close(chunked.value, whole.value, 1e-5, 'loss');
   close(chunked.grad, whole.grad, 1e-3, 'q_proj gradient');
 });
+
+test('sequenceLogProbs from a position: the head skips the positions before it, values and gradients as the whole sequence gives them', async () => {
+  // Reference: the model's own logits, log-softmax in float64 on the host.
+  const logits = T.noGrad(() => model.forward(T.Tensor.from(ids, [B, Tn], 'i32')).logits!);
+  const z = (await logits.data()) as Float32Array;
+  logits.dispose();
+  const ref = (b: number, t: number) => {
+    const row = z.subarray((b * Tn + t) * V, (b * Tn + t + 1) * V);
+    let m = -Infinity;
+    for (const v of row) m = Math.max(m, v);
+    let s = 0;
+    for (const v of row) s += Math.exp(v - m);
+    return row[ids[b * Tn + t + 1]] - m - Math.log(s);
+  };
+  const from = 4, n = Tn - 1 - from;
+  const keep = new Float32Array(B * (Tn - 1));
+  for (let b = 0; b < B; b++) for (let t = from; t < Tn - 1; t++) keep[b * (Tn - 1) + t] = 1;
+  for (const chunked of [false, true]) {
+    const part = await run(() => sequenceLogProbs(model, ids, B, Tn, undefined, chunked, from));
+    assert.equal(part.value.length, B * n);
+    const want = Float32Array.from({ length: B * n }, (_, i) => ref(Math.floor(i / n), from + (i % n)));
+    close(part.value, want, 1e-4, `log-probs from ${from} (chunked ${chunked})`);
+    // The gradient of their sum: the whole sequence's log-probs with the positions before `from` masked out.
+    const masked = await run(() => T.mul(sequenceLogProbs(model, ids, B, Tn, undefined, chunked), T.Tensor.from(keep, [B, Tn - 1])));
+    close(part.grad, masked.grad, 1e-3, `q_proj gradient from ${from} (chunked ${chunked})`);
+    assert.ok(part.grad.some((v) => v !== 0));
+  }
+  assert.throws(() => sequenceLogProbs(model, ids, B, Tn, undefined, false, Tn - 1), /from 8 outside 0..7/);
+});

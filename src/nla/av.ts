@@ -134,16 +134,19 @@ export class Verbalizer {
   }
 
   /**
-   * Teacher-forced log-probs of completions after the injected prompt: logp [B, T-1] with
-   * gradient, and the host mask of completion positions. B = activations (host [B*d]).
+   * Teacher-forced log-probs of completions after the injected prompt: logp [B, T-P] with
+   * gradient (logp[b, k] scores completion token k of row b; the head skips the prompt), and the
+   * host mask of real completion tokens. B = activations (host [B*d]).
    */
   completionLogProbs(h: Float32Array, completions: number[][]): { logp: Tensor; mask: Tensor } {
     const P = this.prompt.ids.length;
     const batch = padRight(completions.map((c) => [...this.prompt.ids, ...c]), 0);
     const vectors = this.injection(h);
-    const logp = sequenceLogProbs(this.model, batch.ids, batch.B, batch.T, { positions: new Array(batch.B).fill(this.prompt.position), vectors });
-    const mask = T.Tensor.from(targetMask(batch, new Array(batch.B).fill(P)), [batch.B, batch.T - 1]);
-    return { logp, mask };
+    const logp = sequenceLogProbs(this.model, batch.ids, batch.B, batch.T, { positions: new Array(batch.B).fill(this.prompt.position), vectors }, undefined, P - 1);
+    const full = targetMask(batch, new Array(batch.B).fill(P)), Tm = batch.T - 1, n = batch.T - P;
+    const mask = new Float32Array(batch.B * n);
+    for (let b = 0; b < batch.B; b++) mask.set(full.subarray(b * Tm + P - 1, (b + 1) * Tm), b * n);
+    return { logp, mask: T.Tensor.from(mask, [batch.B, n]) };
   }
 
   /**
@@ -159,12 +162,12 @@ export class Verbalizer {
     }
     if (weights.length !== targets.length) throw new Error(`sftLoss: ${weights.length} weight rows for ${targets.length} explanations`);
     const { logp, mask } = this.completionLogProbs(h, targets);
-    // logp[b, t] scores token t+1: target token k of row b sits at t = P - 1 + k.
-    const [B, Tm] = mask.shape, P = this.prompt.ids.length;
+    // logp[b, k] scores target token k of row b.
+    const [B, Tm] = mask.shape;
     const wm = new Float32Array(B * Tm);
     targets.forEach((ids, b) => {
       if (weights[b].length !== ids.length) throw new Error(`sftLoss: row ${b} has ${weights[b].length} weights for ${ids.length} target tokens`);
-      ids.forEach((_, k) => (wm[b * Tm + P - 1 + k] = weights[b][k]));
+      ids.forEach((_, k) => (wm[b * Tm + k] = weights[b][k]));
     });
     return weightedNll(logp, T.Tensor.from(wm, [B, Tm]));
   }

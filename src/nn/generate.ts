@@ -175,23 +175,22 @@ function finalSoftcap(model: LanguageModel): number | undefined {
 }
 
 /**
- * Teacher-forced log p(ids[b, t+1] | ids[b, ..t]) for a right-padded batch: [B, T-1], with
- * gradient. Positions where `mask` (host [B, T-1], 1 = counted) is 0 still hold values; the
- * caller masks them. Uses the fused log-softmax + gather: no [B, T, V] probabilities; for a big
- * vocabulary (or `chunkedHead`) not even the logits.
+ * Teacher-forced log p(ids[b, t+1] | ids[b, ..t]) for a right-padded batch: [B, T-1-from], with
+ * gradient, for t = from .. T-2. Positions the caller's mask leaves out still hold values. The
+ * head runs only on the positions asked for: a caller that scores completions after a shared
+ * prompt of P tokens passes from = P-1 and skips the head on the prompt (an AV's prompt is about
+ * a third of its rows' tokens). Uses the fused log-softmax + gather: no [B, T, V] probabilities;
+ * for a big vocabulary (or `chunkedHead`) not even the logits.
  */
-export function sequenceLogProbs(model: LanguageModel, ids: Int32Array, B: number, Tn: number, inject?: GenerateOptions['inject'], chunkedHead?: boolean): Tensor {
+export function sequenceLogProbs(model: LanguageModel, ids: Int32Array, B: number, Tn: number, inject?: GenerateOptions['inject'], chunkedHead?: boolean, from = 0): Tensor {
+  if (!Number.isInteger(from) || from < 0 || from > Tn - 2) throw new Error(`sequenceLogProbs: from ${from} outside 0..${Tn - 2} for sequences of ${Tn} tokens`);
   const x = T.Tensor.from(ids, [B, Tn], 'i32');
-  const V = model.cfg.vocabSize;
-  const targets = new Int32Array(B * (Tn - 1));
-  for (let b = 0; b < B; b++) for (let t = 0; t < Tn - 1; t++) targets[b * (Tn - 1) + t] = ids[b * Tn + t + 1];
-  const tt = T.Tensor.from(targets, [B * (Tn - 1)], 'i32');
-  if (headInChunks(model, B * (Tn - 1), chunkedHead)) {
-    const { head } = model.forward(x, { inject, headless: true });
-    const h = head!.input.slice(1, 0, Tn - 1).contiguous().reshape([B * (Tn - 1), model.cfg.dim]);
-    return T.headLogProbs(h, head!.weight, tt).reshape([B, Tn - 1]);
-  }
-  const { logits } = model.forward(x, { inject });
-  const flat = logits!.slice(1, 0, Tn - 1).reshape([B * (Tn - 1), V]);
-  return T.tokenLogProbs(flat, tt).reshape([B, Tn - 1]);
+  const n = Tn - 1 - from;
+  const targets = new Int32Array(B * n);
+  for (let b = 0; b < B; b++) for (let t = 0; t < n; t++) targets[b * n + t] = ids[b * Tn + from + t + 1];
+  const tt = T.Tensor.from(targets, [B * n], 'i32');
+  const { head } = model.forward(x, { inject, headless: true });
+  const h = head!.input.slice(1, from, Tn - 1).contiguous().reshape([B * n, model.cfg.dim]);
+  if (headInChunks(model, B * n, chunkedHead)) return T.headLogProbs(h, head!.weight, tt).reshape([B, n]);
+  return T.tokenLogProbs(capLogits(T.linear(h, head!.weight), head!.softcap), tt).reshape([B, n]);
 }
