@@ -118,7 +118,7 @@ function loss(rows: number[], ids: number[][], ws: number[][]): T.Tensor {
   const [B, Tm] = mask.shape;
   mask.dispose();
   const w = new Float32Array(B * Tm);
-  rows.forEach((r, b) => ws[r]!.forEach((x, k) => (w[b * Tm + P - 1 + k] = x)));
+  rows.forEach((r, b) => ws[r]!.forEach((x, k) => (w[b * Tm + k] = x))); // logp[b, k]: completion token k
   return weightedNll(logp, T.Tensor.from(w, [B, Tm]));
 }
 const rng = new SeededRng(Number(arg('seed', '1')));

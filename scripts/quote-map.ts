@@ -32,14 +32,13 @@ async function quoteLogP(hh: Float32Array, quotes: string[]): Promise<number[]> 
     return t.slice(0, L);
   });
   const out: number[] = [];
-  const P = av.prompt.ids.length;
   for (let b0 = 0; b0 < ids.length; b0 += 64) {
     const part = ids.slice(b0, b0 + 64);
     const lp = T.noGrad(() => av.completionLogProbs(hh.subarray(b0 * d, (b0 + part.length) * d), part).logp);
     const a = (await lp.data()) as Float32Array;
-    const Tm1 = lp.shape[1]!;
+    const Tn = lp.shape[1]!; // logp[r, t] scores completion token t of row r
     lp.dispose();
-    part.forEach((c, r) => { let s = 0; for (let t = 0; t < c.length; t++) s += a[r * Tm1 + P - 1 + t]!; out.push(s); });
+    part.forEach((c, r) => { let s = 0; for (let t = 0; t < c.length; t++) s += a[r * Tn + t]!; out.push(s); });
   }
   return out;
 }
