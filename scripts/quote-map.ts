@@ -3,7 +3,8 @@
 // true one (the row's summary's): the AV's teacher-forced log-probability of each as the
 // explanation's opening `"..."` (nothing of h through the AR). Where greedy is wrong and the true
 // quote is more likely under the AV, a decoder that found the AV's most likely quotation (a beam
-// search) would turn the row right; the count bounds what such a decoder could gain.
+// search) would turn the row right; the count bounds what such a decoder could gain. And whether
+// the AV's confidence in its quotation tells its right rows from its wrong ones.
 //   node --import tsx scripts/quote-map.ts --nla DIR --store DIR [--rows 600]
 import { loadNLA } from '../src/nla/nla.js';
 import { ActivationStore, rowSource } from '../src/nla/store.js';
@@ -56,6 +57,17 @@ truth.forEach((t, r) => {
   if (lpTrue[r]! > lpGreedy[r]!) { fixable++; b[1]++; }
 });
 const n = truth.length;
+// Does the AV know when it misreads? The AUC of its log-probability of its own quotation, right
+// rows against wrong ones (1: every right quote more probable than every wrong one; 0.5: blind),
+// and the share of rows it gets right above and below the median.
+const isRight = truth.map((t, r) => greedy[r] === t);
+const pos = lpGreedy.filter((_, r) => isRight[r]), neg = lpGreedy.filter((_, r) => !isRight[r]);
+let auc = 0;
+for (const a of pos) for (const b of neg) auc += a > b ? 1 : a === b ? 0.5 : 0;
+auc /= Math.max(1, pos.length * neg.length);
+const median = [...lpGreedy].sort((a, b) => a - b)[Math.floor(n / 2)]!;
+const half = (above: boolean) => { const rs = isRight.filter((_, r) => (lpGreedy[r]! >= median) === above); return rs.filter(Boolean).length / Math.max(1, rs.length); };
 console.log(JSON.stringify({ rows: n, greedy_exact: right / n, wrong, unparsed, true_more_likely_than_greedy: fixable, map_bound: (right + fixable) / n,
+  confidence_auc: +auc.toFixed(3), exact_above_median_logp: +half(true).toFixed(3), exact_below_median_logp: +half(false).toFixed(3),
   by_pieces: Object.fromEntries(Object.entries(by).map(([p, [a, f, c]]) => [p === '3' ? '3+' : p, { rows: c, greedy: +(a / c).toFixed(3), bound: +((a + f) / c).toFixed(3) }])) }));
 nla.dispose();
