@@ -12,7 +12,7 @@
 // learning curve").
 // `--eval-store DIR` scores another store's held-out rows instead (the same rows for AVs trained on
 // different stores; its held-out documents must be none of the training ones, checked by seed).
-//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32] [--fragments N] [--aux-pieces W]
+//   node --import tsx scripts/av-steps.ts --store DIR --steps 1600 [--quote-only 64] [--noise S] [--by-kind] [--temper G] [--rows 600] [--seed 1] [--eval-store DIR] [--batch 32] [--fragments N | --fragment-share F] [--gate] [--aux-pieces W]
 import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { avTokenWeights, rowsOf } from '../src/nla/sft.js';
 import { Verbalizer, weightedNll } from '../src/nla/av.js';
@@ -50,13 +50,19 @@ const data = { h: rowsOf(all.h, d, train), texts: train.map((i) => all.meta[i]!.
 // reads when the word is one it hardly knows, and keep whole words for the ones it does?
 const quotation = (t: string | undefined) => (t ? /^"(.*?)"\./s.exec(t)?.[1] : undefined);
 const FRAG = Number(arg('fragments', '0'));
+// `--fragment-share F`: instead, a share F of all the rows of M's text whose current token starts
+// inside the word (drawn by seed, whatever the word) quote that token as a fragment, so the AV
+// learns the hedge for any word; `--gate` then decodes with it where the AV is unsure (below).
+const FRAG_SHARE = Number(arg('fragment-share', '0'));
+const fragRng = new SeededRng(Number(arg('seed', '1')) + 2000);
 const taughtCount = new Map<string | undefined, number>();
 for (const t of data.texts) taughtCount.set(quotation(t), (taughtCount.get(quotation(t)) ?? 0) + 1);
 let fragmented = 0;
-if (FRAG) {
+if (FRAG || FRAG_SHARE) {
   data.texts = data.texts.map((t, k) => {
     const m = all.meta[train[k]!]!, w = quotation(t);
-    if (rowSource(m) !== 'model' || !w || (taughtCount.get(w) ?? 0) >= FRAG || m.prevToken === undefined || m.prevToken < 0) return t;
+    if (rowSource(m) !== 'model' || !w || m.prevToken === undefined || m.prevToken < 0) return t;
+    if (FRAG ? (taughtCount.get(w) ?? 0) >= FRAG : fragRng.next() >= FRAG_SHARE) return t;
     const piece = tok.decodeToken(m.prevToken, m.token);
     if (!piece || /^\s/.test(piece) || piece.length >= w.length || !w.endsWith(piece)) return t;
     fragmented++;
@@ -196,6 +202,55 @@ for (let s = 0; s < STEPS; s++) {
 const minutes = (performance.now() - t0) / 60000;
 
 const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTokens: 40 });
+
+// `--gate`: does the AV know when it misreads, and does hedging there pay? Each greedy word
+// quotation's log-probability (the AV's own, from generation: nothing of h through the AR); the
+// rows under a threshold are decoded again with the opening `"...` forced, so the AV writes the
+// piece it reads as a fragment. Per share of rows gated (the least confident first): exact words,
+// right fragments, wrong quotes, and the FVE they would give at the rates measured on dev (an
+// exact quote 0.76, a right fragment 0.385, a wrong quote -0.11: docs/experiments.md).
+const GATE = process.argv.includes('--gate');
+let gate: Record<string, unknown> | undefined;
+if (GATE) {
+  const quoteLogP = out.map((e) => {
+    const { text, starts } = av.decodeWithStarts(e.tokens);
+    const q = /^"(.*?)"\./s.exec(text);
+    if (!q) return -Infinity;
+    const end = q[1]!.length + 1; // the closing mark
+    let s = 0;
+    starts.forEach((st, i) => { if (st <= end) s += e.logprobs[i] ?? 0; });
+    return s;
+  });
+  // The ids of the opening `"...` as training summaries tokenise it: the shortest prefix of a fragment quotation's ids.
+  const forced = av.targetIds('"...x". y');
+  const heldH = rowsOf(evalAll.h, d, held);
+  const vectors = av.injection(heldH);
+  const { generate } = await import('../src/nn/generate.js');
+  const prefix = forced.slice(0, [...forced.keys()].find((i) => av.decode(forced.slice(0, i + 1)).startsWith('"...'))! + 1);
+  if (av.decode(prefix) !== '"...') throw new Error(`av-steps --gate: the forced prefix decodes as ${JSON.stringify(av.decode(prefix))}`);
+  const gen = await generate(av.model, held.map(() => [...av.prompt.ids, ...prefix]), { maxNewTokens: 40, temperature: 0, stopTokens: [tok.eosId], inject: { positions: held.map(() => av.prompt.position), vectors } });
+  vectors.dispose();
+  const hedged = gen.tokens.map((t) => av.decode([...prefix, ...t]));
+  const truthOf = (k: number) => quotation(evalAll.meta[held[k]!]!.summary)!;
+  const kind = (q: string, truth: string) => (q.startsWith('...') ? (q.length > 3 && truth.endsWith(q.slice(3)) ? 'frag' : 'wrong') : q === truth ? 'exact' : 'wrong');
+  const order = [...out.keys()].sort((a, b) => quoteLogP[a]! - quoteLogP[b]!);
+  const rank = new Map(order.map((k, i) => [k, i]));
+  const curve: Record<string, unknown>[] = [];
+  for (const share of [0, 0.1, 0.2, 0.3, 0.4, 0.5, 1]) {
+    const cut = Math.round(share * out.length);
+    const c = { exact: 0, frag: 0, wrong: 0 };
+    out.forEach((e, k) => {
+      const q = rank.get(k)! < cut ? quotation(hedged[k]) ?? '' : quotation(e.explanation) ?? '';
+      c[kind(q, truthOf(k)) as keyof typeof c]++;
+    });
+    const n = out.length;
+    curve.push({ gated: share, exact_words: +(c.exact / n).toFixed(3), right_fragments: +(c.frag / n).toFixed(3), wrong: +(c.wrong / n).toFixed(3), fve_at_rates: +((0.76 * c.exact + 0.385 * c.frag - 0.11 * c.wrong) / n).toFixed(3) });
+  }
+  const right = out.map((e, k) => quotation(e.explanation) === truthOf(k));
+  let auc = 0, np = 0;
+  out.forEach((_, a) => { if (right[a]) out.forEach((__, b) => { if (!right[b]) { auc += quoteLogP[a]! > quoteLogP[b]! ? 1 : quoteLogP[a] === quoteLogP[b] ? 0.5 : 0; np++; } }); });
+  gate = { confidence_auc: +(auc / Math.max(1, np)).toFixed(3), greedy_fragments: out.filter((e) => (quotation(e.explanation) ?? '').startsWith('...')).length, curve };
+}
 // With --fragments: each held-out row's opening quotation as a whole word (exact or not) or a
 // fragment (right when the word read ends with it), by how often the AV's rows quote the word.
 const frag = { rows: 0, exact: 0, fragRight: 0, fragWrong: 0, wrongWord: 0, byCount: {} as Record<string, { rows: number; exact: number; fragRight: number; fragWrong: number }> };
@@ -223,7 +278,8 @@ out.forEach((e, k) => {
 const exact = [...by.values()].reduce((a, g) => a + g.exact, 0) / out.length;
 console.log(JSON.stringify({
   store: store.dir, eval_store: evalStore.dir, steps: STEPS, batch: BATCH, quote_only_rows: Q, aux_pieces: AUX, noise: NOISE, by_kind: BY_KIND, temper: TEMPER, train_rows: train.length, held_rows: out.length, minutes: +minutes.toFixed(2), quote_exact: +exact.toFixed(3),
-  ...(FRAG ? { fragments_below: FRAG, fragmented_rows: fragmented, quotes: frag } : {}),
+  ...(FRAG || FRAG_SHARE ? { fragments_below: FRAG, fragment_share: FRAG_SHARE, fragmented_rows: fragmented, quotes: frag } : {}),
+  ...(gate ? { gate } : {}),
   by_pieces: Object.fromEntries([...by].sort().map(([k, g]) => [k, { rows: g.rows, quote_exact: +(g.exact / g.rows).toFixed(3) }])),
 }));
 av.model.w.dispose();
