@@ -66,6 +66,12 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   assert.ok(Math.abs(mean(kind('model_text').map((l) => l.fve)) - e.fve_model_text) < 1e-9, 'model-text rows: mean row FVE = fve_model_text');
   assert.equal(kind('model_text').filter((l) => l.quote_exact).length / e.model_text_rows, e.quote_exact);
   assert.ok(kind('model_text').every((l) => typeof l.context === 'string' && l.context.length > 0));
+  // quote_p: the AV's own probability of an explanation's opening quotation, there exactly when it has one.
+  const opens = (t: string | null) => t !== null && /^"(.*?)"\./s.test(t);
+  for (const l of rowsOut as { explanation: string | null; quote_p?: number | null }[]) {
+    assert.ok(opens(l.explanation) ? typeof l.quote_p === 'number' && l.quote_p > 0 && l.quote_p <= 1 : l.quote_p === null, `quote_p ${l.quote_p} for ${JSON.stringify(l.explanation)}`);
+  }
+  assert.ok(e.quote_confidence_auc === null || (e.quote_confidence_auc >= 0 && e.quote_confidence_auc <= 1), `quote_confidence_auc ${e.quote_confidence_auc}`);
   // Intervals over the held-out documents, each around its figure (model-text-intervals.ts).
   const ci = e.model_text_ci as Record<string, [number, number]>;
   for (const [k, x] of [['fve', e.fve_model_text], ['quote_exact', e.quote_exact], ['invented_name_rate', e.invented_name_rate], ['fve_minus_token', e.fve_model_text - e.fve_model_text_token], ['gap', e.fve_gap]] as const) {
@@ -88,5 +94,8 @@ test('extract -> sft-ar (+ resume) -> sft-av -> rl -> eval -> explain', { skip: 
   const x = JSON.parse(ex.stdout);
   assert.deepEqual(x.tokens.map((t: { position: number }) => t.position), [1, 3]);
   assert.equal(typeof x.tokens[0].explanations[0].fve, 'number');
+  for (const t of x.tokens as { explanations: { text: string; quoteP?: number }[] }[]) for (const y of t.explanations) {
+    assert.ok(opens(y.text) ? typeof y.quoteP === 'number' && y.quoteP > 0 && y.quoteP <= 1 : y.quoteP === undefined, `quoteP ${y.quoteP} for ${JSON.stringify(y.text)}`);
+  }
   fs.rmSync(run, { recursive: true, force: true });
 });

@@ -89,6 +89,7 @@ test('nla demo --quick: the final JSON line, the table, a loadable NLA and per-s
   const ex = metrics.find((m) => m.stage === 'model-text-examples') as { rule: string; of: number; rows: { row: number; seed: number }[] };
   const k = Number(/^every (\d+)th row$/.exec(ex.rule)?.[1]);
   assert.equal(ex.of, n.model_text_rows);
+  assert.ok(n.quote_confidence_auc === null || (n.quote_confidence_auc >= 0 && n.quote_confidence_auc <= 1), `quote_confidence_auc ${n.quote_confidence_auc}`);
   assert.ok(k % 2 === 1 && Math.ceil(ex.of / k) <= 11 && (k === 1 || Math.ceil(ex.of / (k - 2)) > 11), `step ${k} for ${ex.of} rows`);
   assert.equal(ex.rows.length, Math.ceil(ex.of / k));
   assert.ok(ex.rows.every((e) => e.row % k === 0 && !storedSeeds.has(e.seed) && e.seed >= heldSeeds.base && e.seed < heldSeeds.base + heldSeeds.count), `examples: every ${k}th held-out row, seeds not trained on`);

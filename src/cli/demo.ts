@@ -45,6 +45,7 @@ const EXPLAIN: [keyof DemoResult, string][] = [
   ['quote_loose', 'the same, the cut last word allowed to be completed or shortened'],
   ['invented_name_rate', 'share naming a character (the generator\'s names) not in the text (target < 0.05)'],
   ['quote_fragment_rate', 'share of those quotes that are the end of a word ("...ck", --quote token), exact or not'],
+  ['quote_confidence_auc', 'the AV\'s own probability of each quote tells the exact ones from the rest (AUC, 0.5 = blind): how far a quote can be trusted'],
   ['quote_exact_sft', 'quote_exact after the warm start'],
   ['quote_loose_sft', 'quote_loose after the warm start'],
   ['invented_name_rate_sft', 'invented_name_rate after the warm start'],

@@ -17,6 +17,7 @@ import { Opts, progressBar, withConfig } from './options.js';
 import { writeFileAtomic } from '../io/atomic-write.js';
 import { formatInterval, pairedMeanChange, type Change, type Interval } from '../nla/doc-bootstrap.js';
 import { modelTextIntervals, textScores, type TextIntervals } from '../nla/model-text-intervals.js';
+import { quoteConfidenceAuc, quoteLogProb } from '../nla/quote-confidence.js';
 
 const MEANING: Record<string, string> = {
   fve_greedy: 'FVE of greedy explanations (temperature 0)',
@@ -41,6 +42,7 @@ const MEANING: Record<string, string> = {
   quote_exact: 'model text: share of explanations whose quote is exactly the text before the cut',
   quote_loose: 'the same, allowing the cut last word to differ',
   invented_name_rate: 'model text: share of explanations naming a character the text does not contain',
+  quote_confidence_auc: 'model text: the AV\'s own probability of each quote tells the exact ones from the rest (AUC, 0.5 = blind)',
   fve_model_text_best_of: 'model text: FVE of the AR\'s best of --best-of k samples (a decoder that checks its answer against h through the AR)',
   quote_exact_best_of: 'model text: quote_exact of those best-of-k explanations',
   invented_name_rate_best_of: 'model text: invented_name_rate of those best-of-k explanations',
@@ -76,7 +78,7 @@ export function registerEval(program: Command): void {
     .option('--against <dir>', 'another NLA of the same model and layer (nla\'s own directory), scored greedily on the same rows (the store\'s and the --model-text ones): its figures, and this NLA\'s minus its with 95% paired intervals over the documents')
     .option('--metrics <file>', 'append one {"stage":"eval",...} line to this JSONL file')
     .option('--json', 'print one JSON object')
-    .option('--explanations <file>', 'also write every scored row as a JSON line: the store\'s rows (greedy explanation, FVE) and the --model-text rows (their text read, explanation, FVE, quote exact / loose, invented names); rows to read by a rule of your own, not the ten in the JSON')
+    .option('--explanations <file>', 'also write every scored row as a JSON line: the store\'s rows (greedy explanation, FVE, quote_p: the AV\'s own probability of its opening quotation) and the --model-text rows (their text read, explanation, FVE, quote exact / loose, invented names, quote_p); rows to read by a rule of your own, not the ten in the JSON')
     .addHelpText(
       'after',
       `
@@ -190,7 +192,12 @@ ${CHAIN_HELP}`,
     let modelTextExamples: { explanation: string | null; context: string; mse: number }[] | undefined;
     let modelTextCi: TextIntervals | undefined;
     const fve = (mse: number) => 1 - mse / meta.variance;
-    const rowLines = res.greedy.examples.map((e, i) => ({ kind: 'store', row: i, doc: evMeta[i]!.doc, pos: evMeta[i]!.pos, explanation: e.explanation ?? null, fve: fve(e.mse) }) as Record<string, unknown>);
+    // The AV's own probability of an explanation's opening quotation (null without one): how far to trust the quote.
+    const quoteP = (e: { tokens: number[]; logprobs: number[] }) => {
+      const l = quoteLogProb(nla.av, e.tokens, e.logprobs);
+      return l === undefined ? null : Math.exp(l);
+    };
+    const rowLines = res.greedy.examples.map((e, i) => ({ kind: 'store', row: i, doc: evMeta[i]!.doc, pos: evMeta[i]!.pos, explanation: e.explanation ?? null, fve: fve(e.mse), quote_p: quoteP(e) }) as Record<string, unknown>);
     if (modelTextDocs > 0) {
       const M = await loadModelOf(nla.meta, o.str('model'));
       const src = store.manifest.sources;
@@ -225,6 +232,7 @@ ${CHAIN_HELP}`,
         model_text_seeds: `${mt.seeds.base}..${mt.seeds.base + mt.seeds.count - 1}`,
         quote_exact: q.quoteExact,
         quote_loose: q.quoteLoose,
+        quote_confidence_auc: quoteConfidenceAuc(nla.av, mt.greedy.examples, q.rows.map((r) => r.exact)),
         invented_name_rate: q.inventedNameRate,
         fve_model_text_best_of: mt.bestOf?.fve,
         quote_exact_best_of: qb ? qb.quoteExact : undefined,
@@ -245,7 +253,7 @@ ${CHAIN_HELP}`,
         changes.fve_model_text = pairedMeanChange(mtDocs, rowFve(otherMt), rowFve(mt.greedy), { seed: seed + 14 });
         changes.quote_exact = pairedMeanChange(mtDocs, q2.rows.map((r) => +r.exact), q.rows.map((r) => +r.exact), { seed: seed + 15 });
       }
-      mt.greedy.examples.forEach((e, i) => rowLines.push({ kind: 'model_text', row: i, seed: mt.meta[i]!.seed, pos: mt.meta[i]!.pos, context: mt.contexts[i], explanation: e.explanation ?? null, fve: fve(e.mse), quote_exact: q.rows[i]!.exact, quote_loose: q.rows[i]!.ignoringCutWord, invented: q.rows[i]!.inventedNames }));
+      mt.greedy.examples.forEach((e, i) => rowLines.push({ kind: 'model_text', row: i, seed: mt.meta[i]!.seed, pos: mt.meta[i]!.pos, context: mt.contexts[i], explanation: e.explanation ?? null, fve: fve(e.mse), quote_exact: q.rows[i]!.exact, quote_loose: q.rows[i]!.ignoringCutWord, invented: q.rows[i]!.inventedNames, quote_p: quoteP(e) }));
       modelTextExamples = mt.greedy.examples.slice(0, 10).map((e, i) => ({ explanation: e.explanation ?? null, context: mt.contexts[i], mse: e.mse }));
     }
     const rowsFile = o.str('explanations');

@@ -24,7 +24,7 @@ export function registerExplain(program: Command): void {
     .option('--model <path>', 'the studied model, if it moved since training (its sha256 must match nla.json); for a reference pair, the base model\'s HF directory')
     .option('--batch <n>', 'positions explained per generation batch', '32')
     .option('--seed <n>', 'sampling seed', '0')
-    .option('--json', 'print {"nla","layer","variance","tokens":[{"position","token","explanations":[{"text","mse","fve"}]}]}; with --vectors, "vectors":[{"index","label","explanations":[...]}]. For a reference pair (its sidecars carry no Var) Var is computed over the evaluated data (every token of --text, or the vectors) and "variance_note" says so; fve null for a single vector')
+    .option('--json', 'print {"nla","layer","variance","tokens":[{"position","token","explanations":[{"text","mse","fve","quoteP"}]}]} (quoteP: the AV\'s own probability of the explanation\'s opening quotation, where it has one: on held-out text of stories260K it tells right quotes from wrong ones at an AUC of 0.98); with --vectors, "vectors":[{"index","label","explanations":[...]}]. For a reference pair (its sidecars carry no Var) Var is computed over the evaluated data (every token of --text, or the vectors) and "variance_note" says so; fve null for a single vector')
     .addHelpText(
       'after',
       `
@@ -53,7 +53,7 @@ ${CHAIN_HELP}`,
       const bs = Math.max(1, Math.floor(o.int('batch', 1) / samples));
       const varNote = nla.useEvaluatedVariance(vecs.data, `the ${vecs.n} vector(s) of ${vectorsFile}`);
       if (varNote) console.error(`${dir}: ${varNote}`);
-      const res: { index: number; label: string; explanations: { text: string; mse: number; fve: number }[] }[] = [];
+      const res: { index: number; label: string; explanations: { text: string; mse: number; fve: number; quoteP?: number }[] }[] = [];
       for (let i = 0; i < vecs.n; i += bs) {
         const rows = vecs.data.subarray(i * vecs.d, Math.min(vecs.n, i + bs) * vecs.d);
         (await nla.explainActivations(rows, { samples, temperature, seed: seed + i })).forEach((ex, k) => res.push({ index: i + k, label: vecs.labels[i + k], explanations: ex }));
@@ -61,7 +61,7 @@ ${CHAIN_HELP}`,
       if (o.bool('json')) console.log(JSON.stringify({ nla: dir, layer: nla.meta.layer, variance: nla.meta.variance, ...(varNote ? { variance_note: varNote } : {}), vectors: res }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v)));
       else for (const r of res) {
         console.log(`\n[${r.index}] ${r.label}`);
-        for (const e of r.explanations) console.log(`  mse ${e.mse.toFixed(3).padStart(6)}${Number.isFinite(e.fve) ? `  fve ${e.fve.toFixed(3).padStart(7)}` : ''}  ${e.text}`);
+        for (const e of r.explanations) console.log(`  mse ${e.mse.toFixed(3).padStart(6)}${Number.isFinite(e.fve) ? `  fve ${e.fve.toFixed(3).padStart(7)}` : ''}${quoteCol(e)}  ${e.text}`);
       }
       nla.dispose();
       return;
@@ -92,9 +92,12 @@ ${CHAIN_HELP}`,
       console.log(`${dir}: layer ${nla.meta.layer}; ` + (Number.isFinite(v) ? `fve = 1 - MSE/Var of the AR's reconstruction (Var ${v.toFixed(3)}${varNote ? '; ' + varNote : ''})` : `mse = normalised MSE of the AR's reconstruction (${varNote ?? 'no FVE: the sidecars carry no Var'})`));
       for (const t of out) {
         console.log(`\n[${t.position}] ${JSON.stringify(t.token)}`);
-        for (const e of t.explanations) console.log(Number.isFinite(v) ? `  fve ${e.fve.toFixed(3).padStart(7)}  ${e.text}` : `  mse ${e.mse.toFixed(3).padStart(6)}  ${e.text}`);
+        for (const e of t.explanations) console.log((Number.isFinite(v) ? `  fve ${e.fve.toFixed(3).padStart(7)}` : `  mse ${e.mse.toFixed(3).padStart(6)}`) + `${quoteCol(e)}  ${e.text}`);
       }
     }
     nla.dispose();
   });
 }
+
+/** The AV's probability of its own opening quotation, where the explanation has one: how far to trust the quote. */
+const quoteCol = (e: { quoteP?: number }) => (e.quoteP === undefined ? '' : `  quote p ${e.quoteP.toFixed(2)}`);

@@ -26,6 +26,7 @@ import { trainArSft, trainAvSft, rowsOf } from './sft.js';
 import { refitArOnAv } from './ar-refit.js';
 import { ActivationStore, rowSource, type RowMeta, type SourceMix } from './store.js';
 import { writeCurvesSvg } from './plot.js';
+import { quoteConfidenceAuc } from './quote-confidence.js';
 
 export interface DemoOptions {
   model: string;
@@ -243,6 +244,8 @@ export interface DemoResult {
   invented_name_rate: number;
   /** Share of those quotes written as a fragment, the end of a word (quote unit 'token'): easier to get exact than a whole word. */
   quote_fragment_rate: number;
+  /** How well the AV's own probability of each quote tells the exact ones from the rest (AUC; 0.5 = blind): quote-confidence.ts. */
+  quote_confidence_auc: number;
   /** The same four after the warm start. */
   quote_fragment_rate_sft: number;
   quote_exact_sft: number;
@@ -585,6 +588,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     quote_loose: mtRl?.q.quoteLoose ?? NaN,
     invented_name_rate: mtRl?.q.inventedNameRate ?? NaN,
     quote_fragment_rate: mtRl?.q.fragmentRate ?? NaN,
+    quote_confidence_auc: mtRl ? quoteConfidenceAuc(AV, mtRl.r.greedy.examples, mtRl.q.rows.map((r) => r.exact)) : NaN,
     quote_fragment_rate_sft: mtSft?.q.fragmentRate ?? NaN,
     quote_exact_sft: mtSft?.q.quoteExact ?? NaN,
     quote_loose_sft: mtSft?.q.quoteLoose ?? NaN,

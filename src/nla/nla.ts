@@ -23,6 +23,7 @@ import { meanRow, normalizeRows, varianceNormalized } from './fve.js';
 import { normalizedMseHost } from './loss.js';
 import type { PromptSpec } from './prompts.js';
 import { loadReferenceNLA, referencePairIn, type ReferenceInfo, type ReferencePair } from './reference.js';
+import { quoteLogProb } from './quote-confidence.js';
 
 export interface NlaMeta {
   format: 'nla/1';
@@ -46,7 +47,8 @@ export interface NlaMeta {
 export interface TokenExplanation {
   position: number;
   token: string;
-  explanations: { text: string; mse: number; fve: number }[];
+  /** quoteP: the AV's own probability of the explanation's opening quotation (quote-confidence.ts). */
+  explanations: { text: string; mse: number; fve: number; quoteP?: number }[];
 }
 
 export class NLA {
@@ -149,8 +151,11 @@ export class NLA {
   /** Set once Var comes from evaluated data (it is then recomputed for each new evaluation). */
   private evaluatedVariance = false;
 
-  /** Explain h rows: `samples` per row, reranked best-first by the AR. */
-  async explainActivations(h: Float32Array, opts: { samples?: number; temperature?: number; seed?: number } = {}): Promise<{ text: string; mse: number; fve: number }[][]> {
+  /**
+   * Explain h rows: `samples` per row, reranked best-first by the AR. `quoteP`: the AV's own
+   * probability of the explanation's opening quotation (quote-confidence.ts), where it has one.
+   */
+  async explainActivations(h: Float32Array, opts: { samples?: number; temperature?: number; seed?: number } = {}): Promise<{ text: string; mse: number; fve: number; quoteP?: number }[][]> {
     const k = opts.samples ?? 1, d = this.ar.d, n = h.length / d;
     const outs: Explained[] = await this.av.explain(h, { samples: k, temperature: opts.temperature ?? (k > 1 ? 1 : 0), maxTokens: this.meta.maxExplanationTokens, seed: opts.seed });
     const preds = await this.ar.predictHost(outs.map((o) => o.explanation ?? ''));
@@ -159,7 +164,8 @@ export class NLA {
         .map((j) => {
           const i = a * k + j, o = outs[i];
           const mse = o.explanation === undefined ? 2 : this.mse(preds, h, i, a);
-          return { text: o.explanation ?? `(unparseable) ${o.text}`, mse, fve: 1 - mse / this.meta.variance };
+          const lq = o.explanation === undefined ? undefined : quoteLogProb(this.av, o.tokens, o.logprobs);
+          return { text: o.explanation ?? `(unparseable) ${o.text}`, mse, fve: 1 - mse / this.meta.variance, ...(lq === undefined ? {} : { quoteP: Math.exp(lq) }) };
         })
         .sort((x, y) => x.mse - y.mse),
     );
