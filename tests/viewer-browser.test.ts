@@ -49,16 +49,17 @@ after(async () => {
 });
 
 /** What the library says at a position: the best explanation (greedy, one sample) and its FVE. */
-async function libraryAt(text: string, p: number): Promise<{ text: string; fve: string }> {
+async function libraryAt(text: string, p: number): Promise<{ text: string; fve: string; quoteP: string }> {
   const [t] = await nla.explain(text, [p]);
   assert.equal(t.position, p);
   assert.doesNotMatch(t.explanations[0].text, /^\(unparseable\)/, 'a parsed explanation, so its FVE is a real score');
-  return { text: t.explanations[0].text, fve: t.explanations[0].fve.toFixed(3) };
+  const q = t.explanations[0].quoteP;
+  return { text: t.explanations[0].text, fve: t.explanations[0].fve.toFixed(3), quoteP: q === undefined ? '\u2014' : q.toFixed(2) };
 }
 
-async function panelBest(page: Page): Promise<{ text: string; fve: string; rank: string }> {
+async function panelBest(page: Page): Promise<{ text: string; fve: string; quoteP: string; rank: string }> {
   const row = page.locator('#panel-body tr.expl').first();
-  return { text: (await row.locator('td.text .expl-text').textContent())!, fve: (await row.locator('td.fve').textContent())!, rank: (await row.locator('td.rank').textContent())! };
+  return { text: (await row.locator('td.text .expl-text').textContent())!, fve: (await row.locator('td.fve').textContent())!, quoteP: (await row.locator('td.quote-p').textContent())!, rank: (await row.locator('td.rank').textContent())! };
 }
 
 function startServe(nlaDir: string): Promise<{ url: string; child: ChildProcess; stderr: () => string }> {

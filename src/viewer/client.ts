@@ -98,12 +98,16 @@ export const PAGE_JS = String.raw`
 
   function explanationTable(list) {
     var tb = el('table', 'expls');
-    var hr = el('tr'); ['#', 'FVE', 'MSE', 'explanation'].forEach(function (c, i) { hr.appendChild(el('th', i < 3 ? 'num' : null, c)); }); tb.appendChild(hr);
+    var hr = el('tr'); ['#', 'FVE', 'MSE', 'quote p', 'explanation'].forEach(function (c, i) { hr.appendChild(el('th', i < 4 ? 'num' : null, c)); }); tb.appendChild(hr);
     list.forEach(function (e, i) {
       var r = el('tr', 'expl');
       r.appendChild(el('td', 'num rank', String(i + 1)));
       r.appendChild(el('td', 'num fve', f3(e.fve)));
       r.appendChild(el('td', 'num mse', f3(e.mse)));
+      // The AV's own probability of the words it quotes: low says not to trust the quote.
+      var qp = el('td', 'num quote-p', typeof e.quoteP === 'number' ? e.quoteP.toFixed(2) : '\u2014');
+      qp.title = 'the AV\u2019s own probability of its opening quotation (low: do not trust the quote)';
+      r.appendChild(qp);
       var td = el('td', 'text');
       td.appendChild(el('span', 'expl-text', e.text));
       if (e.claims) {

@@ -25,7 +25,7 @@ export interface ViewToken {
    * Best first (lowest MSE); an unparseable AV output scores MSE 2. With known facts, `claims`
    * marks each fact the explanation states true or false (none for an unparseable output).
    */
-  explanations: { text: string; mse: number; fve: number; claims?: ClaimMark[] }[];
+  explanations: { text: string; mse: number; fve: number; quoteP?: number; claims?: ClaimMark[] }[];
   baselines: PositionBaselines;
   /** With known facts: those read once this token has been read. */
   known?: Facts;
@@ -73,7 +73,7 @@ export interface ViewVector {
   index: number;
   /** Where the row came from (file:line, tensor[i], a parquet row's doc_id). */
   label: string;
-  explanations: { text: string; mse: number; fve: number }[];
+  explanations: { text: string; mse: number; fve: number; quoteP?: number }[];
 }
 
 /** An input the page can show as a message (HTTP 400), as opposed to a failure of the server. */
