@@ -25,6 +25,7 @@ import type { Llama } from '../src/nn/llama.js';
 import { SeededRng } from '../src/util/rng.js';
 import * as T from '../src/tensor/index.js';
 import { argReader } from './args.js';
+import { confidenceAuc, quoteLogProb } from '../src/nla/quote-confidence.js';
 
 const arg = argReader('av-steps');
 const STEPS = Number(arg('steps')), Q = Number(arg('quote-only', '0')), QW = 4, BATCH = Number(arg('batch', '32'));
@@ -212,15 +213,7 @@ const out = await av.explain(rowsOf(evalAll.h, d, held), { temperature: 0, maxTo
 const GATE = process.argv.includes('--gate');
 let gate: Record<string, unknown> | undefined;
 if (GATE) {
-  const quoteLogP = out.map((e) => {
-    const { text, starts } = av.decodeWithStarts(e.tokens);
-    const q = /^"(.*?)"\./s.exec(text);
-    if (!q) return -Infinity;
-    const end = q[1]!.length + 1; // the closing mark
-    let s = 0;
-    starts.forEach((st, i) => { if (st <= end) s += e.logprobs[i] ?? 0; });
-    return s;
-  });
+  const quoteLogP = out.map((e) => quoteLogProb(av, e.tokens, e.logprobs) ?? -Infinity);
   // The ids of the opening `"...` as training summaries tokenise it: the shortest prefix of a fragment quotation's ids.
   const forced = av.targetIds('"...x". y');
   const heldH = rowsOf(evalAll.h, d, held);
@@ -233,7 +226,7 @@ if (GATE) {
   const hedged = gen.tokens.map((t) => av.decode([...prefix, ...t]));
   const truthOf = (k: number) => quotation(evalAll.meta[held[k]!]!.summary)!;
   const kind = (q: string, truth: string) => (q.startsWith('...') ? (q.length > 3 && truth.endsWith(q.slice(3)) ? 'frag' : 'wrong') : q === truth ? 'exact' : 'wrong');
-  const order = [...out.keys()].sort((a, b) => quoteLogP[a]! - quoteLogP[b]!);
+  const order = [...out.keys()].sort((a, b) => (quoteLogP[a]! < quoteLogP[b]! ? -1 : quoteLogP[a]! > quoteLogP[b]! ? 1 : 0)); // -Infinity (no quotation) first
   const rank = new Map(order.map((k, i) => [k, i]));
   const curve: Record<string, unknown>[] = [];
   for (const share of [0, 0.1, 0.2, 0.3, 0.4, 0.5, 1]) {
@@ -246,10 +239,8 @@ if (GATE) {
     const n = out.length;
     curve.push({ gated: share, exact_words: +(c.exact / n).toFixed(3), right_fragments: +(c.frag / n).toFixed(3), wrong: +(c.wrong / n).toFixed(3), fve_at_rates: +((0.76 * c.exact + 0.385 * c.frag - 0.11 * c.wrong) / n).toFixed(3) });
   }
-  const right = out.map((e, k) => quotation(e.explanation) === truthOf(k));
-  let auc = 0, np = 0;
-  out.forEach((_, a) => { if (right[a]) out.forEach((__, b) => { if (!right[b]) { auc += quoteLogP[a]! > quoteLogP[b]! ? 1 : quoteLogP[a] === quoteLogP[b] ? 0.5 : 0; np++; } }); });
-  gate = { confidence_auc: +(auc / Math.max(1, np)).toFixed(3), greedy_fragments: out.filter((e) => (quotation(e.explanation) ?? '').startsWith('...')).length, curve };
+  const auc = confidenceAuc(quoteLogP, out.map((e, k) => quotation(e.explanation) === truthOf(k)));
+  gate = { confidence_auc: +auc.toFixed(3), greedy_fragments: out.filter((e) => (quotation(e.explanation) ?? '').startsWith('...')).length, curve };
 }
 // With --fragments: each held-out row's opening quotation as a whole word (exact or not) or a
 // fragment (right when the word read ends with it), by how often the AV's rows quote the word.

@@ -11,6 +11,7 @@ import { ActivationStore, rowSource } from '../src/nla/store.js';
 import { rowsOf } from '../src/nla/sft.js';
 import * as T from '../src/tensor/index.js';
 import { argReader } from './args.js';
+import { confidenceAuc } from '../src/nla/quote-confidence.js';
 
 const arg = argReader('quote-map');
 await T.initGpu();
@@ -61,10 +62,7 @@ const n = truth.length;
 // rows against wrong ones (1: every right quote more probable than every wrong one; 0.5: blind),
 // and the share of rows it gets right above and below the median.
 const isRight = truth.map((t, r) => greedy[r] === t);
-const pos = lpGreedy.filter((_, r) => isRight[r]), neg = lpGreedy.filter((_, r) => !isRight[r]);
-let auc = 0;
-for (const a of pos) for (const b of neg) auc += a > b ? 1 : a === b ? 0.5 : 0;
-auc /= Math.max(1, pos.length * neg.length);
+const auc = confidenceAuc(lpGreedy, isRight);
 const median = [...lpGreedy].sort((a, b) => a - b)[Math.floor(n / 2)]!;
 const half = (above: boolean) => { const rs = isRight.filter((_, r) => (lpGreedy[r]! >= median) === above); return rs.filter(Boolean).length / Math.max(1, rs.length); };
 console.log(JSON.stringify({ rows: n, greedy_exact: right / n, wrong, unparsed, true_more_likely_than_greedy: fixable, map_bound: (right + fixable) / n,
